@@ -1,0 +1,337 @@
+//! Frames between `mes` (or any local client) and the daemon, over a Unix socket (mode 0600).
+//!
+//! The client sends [`ApiRequest`]s, each naming the space it acts on (one daemon serves
+//! many spaces); the daemon answers each with an [`ApiFrame::Response`] of the same id, and
+//! to clients that subscribed also sends [`ApiFrame::Event`]s. Frames are length-prefixed
+//! and at most [`crate::codec::MAX_API_FRAME`] bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BlobId, DeviceId, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind};
+use crate::membership::Role;
+
+/// A request from a local client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ApiRequest {
+    /// Chosen by the client; echoed in the response.
+    pub id: u64,
+    /// The space acted on; `None` for daemon-wide calls (status, identity, spaces, pairing).
+    pub space: Option<SpaceId>,
+    /// What to do.
+    pub call: ApiCall,
+}
+
+/// Calls.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ApiCall {
+    /// Sync state of every space and volume.
+    Status,
+    /// This device and its principal.
+    Identity,
+    /// Creates a space owned by this device's principal.
+    CreateSpace {
+        /// A label for the person ("Inaya", "Mathis").
+        label: String,
+    },
+    /// Spaces this daemon holds.
+    ListSpaces,
+    /// Sets a key in the space's notes volume.
+    NoteSet {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Reads a key; conflicting concurrent values are all returned.
+    NoteGet {
+        /// Key.
+        key: String,
+    },
+    /// Every note.
+    NoteList,
+    /// Deletes a key.
+    NoteDelete {
+        /// Key.
+        key: String,
+    },
+    /// Appends an entry to the space's chained log volume.
+    LogAppend {
+        /// Entry text.
+        text: String,
+    },
+    /// Reads and verifies the chained log.
+    LogRead,
+    /// Drops a message into a space's inbox, sealed to its inbox recipient: the caller
+    /// needs only the append role (F7.6).
+    InboxDrop {
+        /// Text.
+        text: String,
+    },
+    /// Files the inbox drops the daemon can open (owner side).
+    InboxRead,
+    /// Stores a file as an encrypted blob; returns its id.
+    BlobPut {
+        /// Absolute path of the file to read.
+        path: String,
+    },
+    /// Fetches, checks and decrypts a blob into a file.
+    BlobGet {
+        /// Blob.
+        blob: BlobId,
+        /// Absolute path to write.
+        out: String,
+    },
+    /// Stores a snapshot of a volume at the relay and prunes the log behind it.
+    Snapshot {
+        /// Volume label ("notes").
+        volume: String,
+    },
+    /// Starts a new generation of a volume: fresh document, new epoch key.
+    Compact {
+        /// Volume label.
+        volume: String,
+    },
+    /// Shows a pairing code on this (existing) device and waits for the new one.
+    PairStart,
+    /// Joins the principal of the device that shows `code`.
+    PairJoin {
+        /// The code shown on the existing device.
+        code: String,
+        /// Name of this device.
+        device_name: String,
+    },
+    /// Devices of this principal.
+    ListDevices,
+    /// Revokes a device: the relay refuses it and new epochs exclude it.
+    RevokeDevice {
+        /// Device.
+        device: DeviceId,
+    },
+    /// Gives another principal a role on the space.
+    Grant {
+        /// Principal.
+        principal: PrincipalId,
+        /// Role; `None` removes.
+        role: Option<Role>,
+    },
+    /// Subscribes this connection to events.
+    Subscribe,
+    /// Asks the sync engine to connect now (skipping the backoff).
+    SyncNow,
+}
+
+/// A frame from the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ApiFrame {
+    /// The answer to a request.
+    Response {
+        /// The request id.
+        id: u64,
+        /// Result.
+        result: Result<ApiReply, ApiError>,
+    },
+    /// An event, for subscribed clients.
+    Event(ApiEvent),
+}
+
+/// Answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ApiReply {
+    /// Done, durable.
+    Done,
+    /// Sync state.
+    Status(StatusReport),
+    /// Identity.
+    Identity {
+        /// Principal.
+        principal: PrincipalId,
+        /// Device.
+        device: DeviceId,
+        /// Device name.
+        name: String,
+    },
+    /// A space was created.
+    SpaceCreated {
+        /// Its id.
+        space: SpaceId,
+    },
+    /// Spaces.
+    Spaces(Vec<SpaceSummary>),
+    /// Values of one key: one when settled, several when concurrent edits conflict.
+    Values(Vec<String>),
+    /// Key/value pairs (first value of each key; conflicts flagged).
+    Notes(Vec<NoteEntry>),
+    /// Log entries, verified.
+    Log(Vec<String>),
+    /// Inbox messages filed.
+    Inbox(Vec<String>),
+    /// A blob stored.
+    Blob {
+        /// Its id.
+        blob: BlobId,
+        /// Plaintext size.
+        size: u64,
+    },
+    /// A file written.
+    Written {
+        /// Absolute path.
+        path: String,
+        /// Bytes.
+        size: u64,
+    },
+    /// A pairing code to show.
+    PairingCode(String),
+    /// Devices.
+    Devices(Vec<DeviceSummary>),
+}
+
+/// An error from the daemon: a code and a message naming what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[error("{message}")]
+pub struct ApiError {
+    /// Kind.
+    pub code: ApiErrorCode,
+    /// Message for people and logs.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Builds an error.
+    pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Error kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ApiErrorCode {
+    /// The request is malformed or its arguments are invalid.
+    BadRequest,
+    /// No such space, key, blob or device.
+    NotFound,
+    /// Not allowed.
+    Forbidden,
+    /// Needs the relay and it cannot be reached.
+    Offline,
+    /// Writing to the local store failed; nothing was acknowledged.
+    Storage,
+    /// Pairing failed.
+    Pairing,
+    /// Anything else.
+    Internal,
+}
+
+/// Pushed to subscribed clients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ApiEvent {
+    /// A volume changed (local edit or remote bundles applied).
+    VolumeChanged {
+        /// Space.
+        space: SpaceId,
+        /// Volume.
+        volume: VolumeId,
+    },
+    /// Connection to the relay went up or down.
+    Connection {
+        /// Online.
+        online: bool,
+    },
+}
+
+/// Sync state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct StatusReport {
+    /// Connected and authenticated to the relay.
+    pub online: bool,
+    /// Relay address.
+    pub relay: String,
+    /// Per volume.
+    pub volumes: Vec<VolumeStatus>,
+}
+
+/// Sync state of one volume.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct VolumeStatus {
+    /// Space.
+    pub space: SpaceId,
+    /// Volume.
+    pub volume: VolumeId,
+    /// Label.
+    pub label: String,
+    /// Kind.
+    pub kind: VolumeKind,
+    /// Generation.
+    pub generation: u32,
+    /// Epoch.
+    pub epoch: u32,
+    /// Last relay seq applied.
+    pub cursor: Seq,
+    /// Relay head last heard of.
+    pub head: Seq,
+    /// Local bundles not yet acknowledged by the relay.
+    pub pending_uploads: u64,
+}
+
+/// A space held by the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct SpaceSummary {
+    /// Id.
+    pub space: SpaceId,
+    /// Label.
+    pub label: String,
+    /// Owner.
+    pub owner: PrincipalId,
+}
+
+/// One note.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct NoteEntry {
+    /// Key.
+    pub key: String,
+    /// Values (several when concurrent edits conflict).
+    pub values: Vec<String>,
+}
+
+/// A device of the principal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DeviceSummary {
+    /// Id.
+    pub device: DeviceId,
+    /// Name.
+    pub name: String,
+    /// This device.
+    pub this_device: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode, MAX_API_FRAME};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn requests_round_trip(r in any::<ApiRequest>()) {
+            prop_assert_eq!(decode::<ApiRequest>(&encode(&r), MAX_API_FRAME).unwrap(), r);
+        }
+        #[test]
+        fn frames_round_trip(f in any::<ApiFrame>()) {
+            prop_assert_eq!(decode::<ApiFrame>(&encode(&f), MAX_API_FRAME).unwrap(), f);
+        }
+    }
+}

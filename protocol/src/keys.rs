@@ -1,0 +1,315 @@
+//! Keys and certificates of principals and devices.
+//!
+//! Each principal and each device has an Ed25519 signing key ([`SigningSecret`]) and an
+//! X25519 age identity ([`AgeSecret`]). A device is vouched for by a [`DeviceCert`] signed
+//! by its principal. Secret types derive nothing: no `Clone`, no `Serialize`, a redacted
+//! `Debug`, and their bytes are zeroized on drop; exporting them is an explicit call.
+
+use ed25519_dalek::{Signer, Verifier};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use zeroize::Zeroizing;
+
+use crate::codec;
+use crate::ids::{DeviceId, PrincipalId};
+use crate::time::UnixMillis;
+
+/// A signature could not be checked or did not match.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    /// The public key bytes are not a valid Ed25519 point.
+    #[error("invalid public key for {what}")]
+    BadKey {
+        /// What was being verified.
+        what: &'static str,
+    },
+    /// The signature does not verify.
+    #[error("bad signature on {what}")]
+    Mismatch {
+        /// What was being verified.
+        what: &'static str,
+    },
+}
+
+/// An Ed25519 signature, serialised as 64 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "serde_bytes_64")] pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({}..)", hex::encode(&self.0[..4]))
+    }
+}
+
+mod serde_bytes_64 {
+    use serde::{Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+        let v: &[u8] = serde_bytes::Deserialize::deserialize(d)?;
+        v.try_into()
+            .map_err(|_| serde::de::Error::invalid_length(v.len(), &"64 bytes"))
+    }
+}
+
+/// An Ed25519 signing key. Not `Clone`, not `Serialize`; zeroized on drop.
+pub struct SigningSecret(ed25519_dalek::SigningKey);
+
+impl SigningSecret {
+    /// A fresh key from the given random source.
+    pub fn generate(rng: &mut (impl rand::RngCore + rand::CryptoRng)) -> Self {
+        SigningSecret(ed25519_dalek::SigningKey::generate(rng))
+    }
+    /// Rebuilds a key from its 32 secret bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        SigningSecret(ed25519_dalek::SigningKey::from_bytes(bytes))
+    }
+    /// The 32 secret bytes, for sealed storage only.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.0.to_bytes())
+    }
+    /// The public half.
+    pub fn public(&self) -> [u8; 32] {
+        self.0.verifying_key().to_bytes()
+    }
+    /// Signs `message` under a domain-separation `context`.
+    pub fn sign(&self, context: &[u8], message: &[u8]) -> Signature {
+        Signature(self.0.sign(&domain(context, message)).to_bytes())
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SigningSecret(public {}, secret redacted)",
+            hex::encode(&self.public()[..4])
+        )
+    }
+}
+
+fn domain(context: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(context.len() + 1 + message.len());
+    m.extend_from_slice(context);
+    m.push(0);
+    m.extend_from_slice(message);
+    m
+}
+
+/// Verifies a signature made by [`SigningSecret::sign`] with the same context.
+pub fn verify(
+    public: &[u8; 32],
+    context: &[u8],
+    message: &[u8],
+    signature: &Signature,
+    what: &'static str,
+) -> Result<(), SignatureError> {
+    let key = ed25519_dalek::VerifyingKey::from_bytes(public)
+        .map_err(|_| SignatureError::BadKey { what })?;
+    let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
+    key.verify(&domain(context, message), &sig)
+        .map_err(|_| SignatureError::Mismatch { what })
+}
+
+/// An age X25519 identity (secret). Not `Clone`, not `Serialize`.
+pub struct AgeSecret(age::x25519::Identity);
+
+impl AgeSecret {
+    /// A fresh identity.
+    pub fn generate() -> Self {
+        AgeSecret(age::x25519::Identity::generate())
+    }
+    /// The public recipient.
+    pub fn recipient(&self) -> AgeRecipient {
+        AgeRecipient(self.0.to_public().to_string())
+    }
+    /// The `AGE-SECRET-KEY-1...` string, for sealed storage or an identity file.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        use age::secrecy::ExposeSecret;
+        Zeroizing::new(self.0.to_string().expose_secret().to_string())
+    }
+    /// Parses an `AGE-SECRET-KEY-1...` string.
+    pub fn parse(s: &str) -> Result<Self, KeyParseError> {
+        age::x25519::Identity::from_str(s.trim())
+            .map(AgeSecret)
+            .map_err(|_| KeyParseError {
+                what: "age identity",
+            })
+    }
+    /// The inner age identity, to decrypt.
+    pub fn identity(&self) -> &age::x25519::Identity {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AgeSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "AgeSecret(recipient {}, secret redacted)",
+            self.recipient().0
+        )
+    }
+}
+
+/// A key string could not be parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed {what}")]
+pub struct KeyParseError {
+    /// What was being parsed.
+    pub what: &'static str,
+}
+
+/// An age X25519 recipient (`age1...`), public.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AgeRecipient(pub String);
+
+impl AgeRecipient {
+    /// Parses into age's recipient type.
+    pub fn parse(&self) -> Result<age::x25519::Recipient, KeyParseError> {
+        age::x25519::Recipient::from_str(&self.0).map_err(|_| KeyParseError {
+            what: "age recipient",
+        })
+    }
+}
+
+/// The key pair of a principal or a device: signing and age.
+#[derive(Debug)]
+pub struct KeyPair {
+    /// Ed25519 signing key.
+    pub signing: SigningSecret,
+    /// X25519 age identity.
+    pub age: AgeSecret,
+}
+
+impl KeyPair {
+    /// Fresh keys.
+    pub fn generate(rng: &mut (impl rand::RngCore + rand::CryptoRng)) -> Self {
+        KeyPair {
+            signing: SigningSecret::generate(rng),
+            age: AgeSecret::generate(),
+        }
+    }
+    /// This key pair as a principal id.
+    pub fn principal_id(&self) -> PrincipalId {
+        PrincipalId(self.signing.public())
+    }
+    /// This key pair as a device id.
+    pub fn device_id(&self) -> DeviceId {
+        DeviceId(self.signing.public())
+    }
+    /// The secret material, for sealed storage.
+    pub fn export(&self) -> ExportedKeyPair {
+        ExportedKeyPair {
+            signing: *self.signing.to_bytes(),
+            age: self.age.to_secret_string().to_string(),
+        }
+    }
+}
+
+/// Secret key material in transit to sealed storage or through a pairing channel.
+/// Zeroized on drop; never logged.
+#[derive(Serialize, Deserialize, zeroize::ZeroizeOnDrop)]
+pub struct ExportedKeyPair {
+    signing: [u8; 32],
+    age: String,
+}
+
+impl ExportedKeyPair {
+    /// Rebuilds the key pair.
+    pub fn import(&self) -> Result<KeyPair, KeyParseError> {
+        Ok(KeyPair {
+            signing: SigningSecret::from_bytes(&self.signing),
+            age: AgeSecret::parse(&self.age)?,
+        })
+    }
+}
+
+impl fmt::Debug for ExportedKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ExportedKeyPair(redacted)")
+    }
+}
+
+const CERT_CONTEXT: &[u8] = b"mes/device-cert/v1";
+
+/// What a principal states about one of its devices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCertBody {
+    /// The principal vouching for the device.
+    pub principal: PrincipalId,
+    /// The device's signing key.
+    pub device: DeviceId,
+    /// The device's age recipient, to which key envelopes are wrapped.
+    pub recipient: AgeRecipient,
+    /// A name the person chose ("laptop", "phone").
+    pub name: String,
+    /// When the certificate was issued.
+    pub issued_at: UnixMillis,
+}
+
+/// A device certificate: the body signed by the principal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCert {
+    /// What is certified.
+    pub body: DeviceCertBody,
+    /// The principal's signature over the body.
+    pub signature: Signature,
+}
+
+impl DeviceCert {
+    /// Issues a certificate for a device.
+    pub fn issue(principal: &SigningSecret, body: DeviceCertBody) -> Self {
+        let signature = principal.sign(CERT_CONTEXT, &codec::to_bytes(&body));
+        DeviceCert { body, signature }
+    }
+    /// Checks the principal's signature.
+    pub fn verify(&self) -> Result<(), SignatureError> {
+        verify(
+            &self.body.principal.0,
+            CERT_CONTEXT,
+            &codec::to_bytes(&self.body),
+            &self.signature,
+            "device certificate",
+        )
+    }
+}
+
+/// Context of the signature a device makes over the relay's challenge.
+pub const CHALLENGE_CONTEXT: &[u8] = b"mes/relay-challenge/v1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cert_verifies_and_tampering_fails() {
+        let mut rng = rand::thread_rng();
+        let principal = KeyPair::generate(&mut rng);
+        let device = KeyPair::generate(&mut rng);
+        let cert = DeviceCert::issue(
+            &principal.signing,
+            DeviceCertBody {
+                principal: principal.principal_id(),
+                device: device.device_id(),
+                recipient: device.age.recipient(),
+                name: "laptop".into(),
+                issued_at: UnixMillis(1),
+            },
+        );
+        cert.verify().unwrap();
+        let mut forged = cert.clone();
+        forged.body.name = "evil".into();
+        assert_eq!(
+            forged.verify(),
+            Err(SignatureError::Mismatch {
+                what: "device certificate"
+            })
+        );
+        let back = principal.export().import().unwrap();
+        assert_eq!(back.principal_id(), principal.principal_id());
+        assert!(!format!("{:?}", principal).contains(&*principal.age.to_secret_string()));
+    }
+}

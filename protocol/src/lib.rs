@@ -1,0 +1,43 @@
+//! # mes-protocol
+//!
+//! Everything that crosses a process boundary in Mon espace santé local-first, and
+//! nothing that does IO:
+//!
+//! - [`ids`]: typed identifiers (spaces, volumes, principals, devices, blobs, sequence numbers);
+//! - [`codec`]: the versioned compact binary codec (postcard) with explicit size limits;
+//! - [`keys`]: Ed25519 signing keys, X25519 (age) recipients, device certificates;
+//! - [`seal`]: change bundles sealed with XChaCha20-Poly1305 and signed by their author;
+//! - [`envelope`]: epoch keys wrapped to members with age;
+//! - [`membership`]: owner-signed membership records and roles;
+//! - [`blob`]: encrypted, chunked, content-addressed document files;
+//! - [`pairing`]: the SPAKE2 exchange that adds a device to a person (sans-IO);
+//! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
+//! - [`api`]: frames between `mes` and the daemon (over a Unix socket).
+//!
+//! ```
+//! use mes_protocol::{codec, wire::ClientFrame};
+//! let frame = ClientFrame::Ping { nonce: 7 };
+//! let bytes = codec::encode(&frame);
+//! let back: ClientFrame = codec::decode(&bytes, codec::MAX_WIRE_FRAME).unwrap();
+//! assert_eq!(back, frame);
+//! ```
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod blob;
+pub mod codec;
+pub mod envelope;
+pub mod ids;
+pub mod keys;
+pub mod membership;
+pub mod pairing;
+pub mod seal;
+pub mod time;
+pub mod wire;
+
+/// Version of the wire and API protocols; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
+/// different versions fail the TLS handshake with a clear reason instead of garbling frames.
+pub const ALPN: &[u8] = b"mes-sync/1";

@@ -1,0 +1,558 @@
+//! Frames between a daemon and the relay, over one bidirectional QUIC stream per connection.
+//!
+//! Flow: the relay sends [`RelayFrame::Challenge`]; the device answers
+//! [`ClientFrame::Hello`] with its certificate and a signature over the challenge and the
+//! relay's certificate fingerprint; the relay answers [`RelayFrame::Welcome`] or
+//! [`RelayFrame::Fatal`]. Then the device sends [`ClientFrame::Request`]s, each answered by
+//! a [`RelayFrame::Response`] with the same id, while the relay also sends
+//! [`RelayFrame::Push`]es: volume heads (coalesced per volume, never dropped) and pairing
+//! messages. Frames are length-prefixed ([`crate::codec::length_prefixed`]) and at most
+//! [`crate::codec::MAX_WIRE_FRAME`] bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::KeyEnvelope;
+use crate::ids::{BlobId, DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
+use crate::keys::{DeviceCert, Signature};
+use crate::membership::{DeviceRevocation, Grant, Membership, Signed, SpaceGenesis, VolumeDecl};
+use crate::seal::SealedBundle;
+use crate::time::UnixMillis;
+
+/// Most bundles a relay returns to one fetch.
+pub const MAX_FETCH: u32 = 4096;
+
+/// A frame from a device to the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ClientFrame {
+    /// Authenticates: the certificate and the signature over the challenge.
+    Hello {
+        /// The device certificate, signed by its principal.
+        #[cfg_attr(test, proptest(strategy = "crate::wire::arb::cert()"))]
+        cert: DeviceCert,
+        /// Signature by the device key over challenge || relay fingerprint.
+        #[cfg_attr(test, proptest(strategy = "crate::wire::arb::signature()"))]
+        signature: Signature,
+    },
+    /// Liveness.
+    Ping {
+        /// Echoed in the pong.
+        nonce: u64,
+    },
+    /// A request, answered by a response with the same id.
+    Request {
+        /// Request id, chosen by the device.
+        id: u64,
+        /// What is asked.
+        #[cfg_attr(test, proptest(strategy = "crate::wire::arb::request()"))]
+        body: Request,
+    },
+}
+
+/// What a device asks of the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Creates a space (first come; the genesis names the owner).
+    RegisterSpace {
+        /// Owner-signed genesis.
+        genesis: Signed<SpaceGenesis>,
+    },
+    /// Declares a volume or a new generation of one.
+    DeclareVolume {
+        /// Admin-signed declaration.
+        decl: Signed<VolumeDecl>,
+    },
+    /// Gives or removes a role.
+    PutGrant {
+        /// Admin-signed grant.
+        grant: Signed<Grant>,
+    },
+    /// Disowns a device of the caller's principal.
+    RevokeDevice {
+        /// Principal-signed revocation.
+        revocation: Signed<DeviceRevocation>,
+    },
+    /// The membership of a space and the certificates of its readers' devices.
+    GetMembership {
+        /// Space.
+        space: SpaceId,
+    },
+    /// Spaces in which the caller's principal has a role.
+    ListSpaces,
+    /// Appends sealed bundles to a volume's log; answered once durable.
+    Append {
+        /// Space.
+        space: SpaceId,
+        /// Volume.
+        volume: VolumeId,
+        /// Bundles, in order.
+        bundles: Vec<SealedBundle>,
+    },
+    /// Bundles past a cursor.
+    Fetch {
+        /// Space.
+        space: SpaceId,
+        /// Volume.
+        volume: VolumeId,
+        /// Return bundles with seq > after.
+        after: Seq,
+        /// At most this many (capped at [`MAX_FETCH`]).
+        max: u32,
+    },
+    /// Stores a snapshot covering the log up to `upto`, and optionally prunes the log
+    /// behind it.
+    PutSnapshot {
+        /// Space.
+        space: SpaceId,
+        /// Volume.
+        volume: VolumeId,
+        /// Last seq the snapshot includes.
+        upto: Seq,
+        /// The sealed full document.
+        snapshot: SealedBundle,
+        /// Drop log entries up to `upto`.
+        prune: bool,
+    },
+    /// The latest snapshot of a volume.
+    GetSnapshot {
+        /// Space.
+        space: SpaceId,
+        /// Volume.
+        volume: VolumeId,
+    },
+    /// Subscribes to head pushes for volumes of a space.
+    Subscribe {
+        /// Space.
+        space: SpaceId,
+        /// Volumes.
+        volumes: Vec<VolumeId>,
+    },
+    /// Stores key envelopes (for members' devices).
+    PutEnvelopes {
+        /// Envelopes.
+        envelopes: Vec<KeyEnvelope>,
+    },
+    /// The envelopes of a space addressed to the calling device.
+    GetEnvelopes {
+        /// Space.
+        space: SpaceId,
+    },
+    /// The live (unrevoked) device certificates of a principal.
+    ListDevices {
+        /// Principal.
+        principal: PrincipalId,
+    },
+    /// Uploads one chunk of a blob; the last chunk commits it if the hash matches.
+    PutBlobChunk {
+        /// Space the blob belongs to.
+        space: SpaceId,
+        /// Claimed id (hash of the whole ciphertext).
+        blob: BlobId,
+        /// Chunk index, from 0.
+        index: u32,
+        /// Whether this is the last chunk.
+        last: bool,
+        /// Ciphertext.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Downloads one chunk of a blob.
+    GetBlobChunk {
+        /// Space.
+        space: SpaceId,
+        /// Blob.
+        blob: BlobId,
+        /// Chunk index.
+        index: u32,
+    },
+    /// Joins a pairing rendezvous.
+    PairOpen {
+        /// Rendezvous id (from the code's nameplate).
+        rendezvous: [u8; 16],
+    },
+    /// Sends a pairing message to the other side of the rendezvous.
+    PairSend {
+        /// Rendezvous id.
+        rendezvous: [u8; 16],
+        /// Opaque message.
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
+    },
+}
+
+/// A frame from the relay to a device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum RelayFrame {
+    /// Sent first: what the device must sign.
+    Challenge {
+        /// Random challenge.
+        nonce: [u8; 32],
+        /// Relay time, for display of clock skew.
+        now: UnixMillis,
+    },
+    /// Authentication succeeded.
+    Welcome {
+        /// The device.
+        device: DeviceId,
+        /// Its principal.
+        principal: PrincipalId,
+    },
+    /// Liveness answer.
+    Pong {
+        /// The ping's nonce.
+        nonce: u64,
+    },
+    /// Answer to a request.
+    Response {
+        /// The request id.
+        id: u64,
+        /// Result.
+        #[cfg_attr(test, proptest(strategy = "crate::wire::arb::reply()"))]
+        result: Result<Reply, WireError>,
+    },
+    /// Unsolicited news.
+    Push(Push),
+    /// The connection is being closed, and why.
+    Fatal(WireError),
+}
+
+/// Answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Done, nothing to return.
+    Done,
+    /// A space's membership and the certificates of its readers' devices.
+    Membership {
+        /// Current membership.
+        membership: Box<Membership>,
+        /// Live device certificates of every principal with a role.
+        devices: Vec<DeviceCert>,
+    },
+    /// Spaces with a role for the caller.
+    Spaces {
+        /// Their genesis records.
+        spaces: Vec<Signed<SpaceGenesis>>,
+    },
+    /// Bundles appended with these seqs, durable.
+    Appended {
+        /// First seq assigned.
+        first: Seq,
+        /// Last seq assigned.
+        last: Seq,
+    },
+    /// Bundles past the cursor.
+    Bundles {
+        /// (seq, bundle), dense and ascending.
+        items: Vec<(Seq, SealedBundle)>,
+        /// The volume's head.
+        head: Seq,
+        /// Set when bundles after the cursor were pruned: fetch the snapshot first.
+        pruned_upto: Option<Seq>,
+    },
+    /// A snapshot.
+    Snapshot {
+        /// Last seq it includes.
+        upto: Seq,
+        /// The sealed document.
+        snapshot: SealedBundle,
+    },
+    /// No snapshot exists.
+    NoSnapshot,
+    /// Envelopes for the caller.
+    Envelopes {
+        /// Envelopes.
+        envelopes: Vec<KeyEnvelope>,
+    },
+    /// Device certificates.
+    Devices {
+        /// Certificates.
+        certs: Vec<DeviceCert>,
+    },
+    /// A blob chunk.
+    BlobChunk {
+        /// Ciphertext.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        /// Whether it is the last chunk.
+        last: bool,
+    },
+}
+
+/// Unsolicited news from the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum Push {
+    /// A volume's log reached `head` (coalesced: only the latest head is sent).
+    Head {
+        /// Space.
+        space: SpaceId,
+        /// Volume.
+        volume: VolumeId,
+        /// New head.
+        head: Seq,
+    },
+    /// A message from the other side of a pairing rendezvous.
+    Pair {
+        /// Rendezvous.
+        rendezvous: [u8; 16],
+        /// Opaque message.
+        body: Vec<u8>,
+    },
+    /// The membership of a space changed (grant, revocation, new generation).
+    MembershipChanged {
+        /// Space.
+        space: SpaceId,
+    },
+}
+
+/// An error the relay reports, with a code scripts can match on and a message people read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[error("{code:?}: {message}")]
+pub struct WireError {
+    /// Kind.
+    pub code: ErrorCode,
+    /// Explanation naming what is wrong.
+    pub message: String,
+}
+
+impl WireError {
+    /// Builds an error.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        WireError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Error kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ErrorCode {
+    /// The frame did not decode or was out of place.
+    BadFrame,
+    /// The frame exceeds the size limit.
+    TooLarge,
+    /// Authentication failed or has not happened.
+    Unauthenticated,
+    /// The device was revoked by its principal.
+    Revoked,
+    /// The caller is not a member of the space or volume.
+    NotMember,
+    /// The caller's role does not allow this.
+    Forbidden,
+    /// A signature does not verify or a record is not acceptable.
+    BadRecord,
+    /// No such space, volume, snapshot or blob.
+    NotFound,
+    /// Conflicts with existing state (space exists, stale version).
+    Conflict,
+    /// Too many requests or queue full; retry later.
+    Busy,
+    /// The relay failed internally; nothing was changed.
+    Internal,
+}
+
+#[cfg(test)]
+pub(crate) mod arb {
+    //! proptest strategies for frame fields that derive cannot build.
+    use super::*;
+    use crate::ids::{Epoch, Generation};
+    use crate::keys::{AgeRecipient, DeviceCertBody};
+    use crate::seal::{BundleHeader, CipherSuite};
+    use proptest::prelude::*;
+
+    pub fn signature() -> impl Strategy<Value = Signature> {
+        (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
+            let mut s = [0u8; 64];
+            s[..32].copy_from_slice(&a);
+            s[32..].copy_from_slice(&b);
+            Signature(s)
+        })
+    }
+
+    pub fn cert() -> impl Strategy<Value = DeviceCert> {
+        (
+            any::<[u8; 32]>(),
+            any::<[u8; 32]>(),
+            ".{0,20}",
+            any::<u64>(),
+            signature(),
+        )
+            .prop_map(|(p, d, name, t, signature)| DeviceCert {
+                body: DeviceCertBody {
+                    principal: PrincipalId(p),
+                    device: DeviceId(d),
+                    recipient: AgeRecipient(format!("age1{name}")),
+                    name,
+                    issued_at: UnixMillis(t),
+                },
+                signature,
+            })
+    }
+
+    pub fn bundle() -> impl Strategy<Value = SealedBundle> {
+        (
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            any::<u32>(),
+            any::<[u8; 32]>(),
+            any::<[u8; 24]>(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            signature(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(s, v, e, a, nonce, ciphertext, signature, null)| SealedBundle {
+                    header: BundleHeader {
+                        suite: if null {
+                            CipherSuite::Null
+                        } else {
+                            CipherSuite::XChaCha20Poly1305
+                        },
+                        space: SpaceId(s),
+                        volume: VolumeId(v),
+                        generation: Generation(e / 2),
+                        epoch: Epoch(e),
+                        author: DeviceId(a),
+                        nonce,
+                    },
+                    ciphertext,
+                    signature,
+                },
+            )
+    }
+
+    pub fn request() -> impl Strategy<Value = Request> {
+        let ids =
+            (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, v)| (SpaceId(s), VolumeId(v)));
+        prop_oneof![
+            Just(Request::ListSpaces),
+            any::<[u8; 16]>().prop_map(|s| Request::GetMembership { space: SpaceId(s) }),
+            (ids.clone(), proptest::collection::vec(bundle(), 0..4)).prop_map(
+                |((space, volume), bundles)| Request::Append {
+                    space,
+                    volume,
+                    bundles
+                }
+            ),
+            (ids.clone(), any::<u64>(), any::<u32>()).prop_map(|((space, volume), a, max)| {
+                Request::Fetch {
+                    space,
+                    volume,
+                    after: Seq(a),
+                    max,
+                }
+            }),
+            (ids.clone(), any::<u64>(), bundle(), any::<bool>()).prop_map(
+                |((space, volume), u, snapshot, prune)| {
+                    Request::PutSnapshot {
+                        space,
+                        volume,
+                        upto: Seq(u),
+                        snapshot,
+                        prune,
+                    }
+                }
+            ),
+            ids.clone()
+                .prop_map(|(space, volume)| Request::GetSnapshot { space, volume }),
+            (
+                ids.clone(),
+                proptest::collection::vec(any::<[u8; 16]>(), 0..4)
+            )
+                .prop_map(|((space, _), v)| Request::Subscribe {
+                    space,
+                    volumes: v.into_iter().map(VolumeId).collect()
+                }),
+            any::<[u8; 32]>().prop_map(|p| Request::ListDevices {
+                principal: PrincipalId(p)
+            }),
+            (
+                ids.clone(),
+                any::<[u8; 32]>(),
+                any::<u32>(),
+                any::<bool>(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|((space, _), b, index, last, data)| Request::PutBlobChunk {
+                    space,
+                    blob: BlobId(b),
+                    index,
+                    last,
+                    data
+                }),
+            (ids, any::<[u8; 32]>(), any::<u32>()).prop_map(|((space, _), b, index)| {
+                Request::GetBlobChunk {
+                    space,
+                    blob: BlobId(b),
+                    index,
+                }
+            }),
+            any::<[u8; 16]>().prop_map(|rendezvous| Request::PairOpen { rendezvous }),
+            (
+                any::<[u8; 16]>(),
+                proptest::collection::vec(any::<u8>(), 0..64)
+            )
+                .prop_map(|(rendezvous, body)| Request::PairSend { rendezvous, body }),
+        ]
+    }
+
+    pub fn reply() -> impl Strategy<Value = Result<Reply, WireError>> {
+        prop_oneof![
+            any::<WireError>().prop_map(Err),
+            Just(Ok(Reply::Done)),
+            Just(Ok(Reply::NoSnapshot)),
+            (any::<u64>(), any::<u64>()).prop_map(|(a, b)| Ok(Reply::Appended {
+                first: Seq(a),
+                last: Seq(b)
+            })),
+            (
+                proptest::collection::vec((any::<u64>(), bundle()), 0..4),
+                any::<u64>(),
+                any::<Option<u64>>()
+            )
+                .prop_map(|(items, head, p)| Ok(Reply::Bundles {
+                    items: items.into_iter().map(|(s, b)| (Seq(s), b)).collect(),
+                    head: Seq(head),
+                    pruned_upto: p.map(Seq),
+                })),
+            (any::<u64>(), bundle()).prop_map(|(u, snapshot)| Ok(Reply::Snapshot {
+                upto: Seq(u),
+                snapshot
+            })),
+            proptest::collection::vec(cert(), 0..3).prop_map(|certs| Ok(Reply::Devices { certs })),
+            (proptest::collection::vec(any::<u8>(), 0..64), any::<bool>())
+                .prop_map(|(data, last)| Ok(Reply::BlobChunk { data, last })),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{decode, encode, MAX_WIRE_FRAME};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn client_frames_round_trip(frame in any::<ClientFrame>()) {
+            let bytes = encode(&frame);
+            prop_assert_eq!(decode::<ClientFrame>(&bytes, MAX_WIRE_FRAME).unwrap(), frame);
+        }
+
+        #[test]
+        fn relay_frames_round_trip(frame in any::<RelayFrame>()) {
+            let bytes = encode(&frame);
+            prop_assert_eq!(decode::<RelayFrame>(&bytes, MAX_WIRE_FRAME).unwrap(), frame);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<ClientFrame>(&bytes, MAX_WIRE_FRAME);
+            let _ = decode::<RelayFrame>(&bytes, MAX_WIRE_FRAME);
+        }
+    }
+}
