@@ -27,6 +27,7 @@ pub mod api;
 pub mod blob;
 pub mod codec;
 pub mod envelope;
+pub mod framing;
 pub mod ids;
 pub mod keys;
 pub mod membership;

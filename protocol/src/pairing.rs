@@ -15,6 +15,26 @@ use crate::seal::SymmetricKey;
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const SPAKE_IDENTITY: &[u8] = b"mes/pairing/v1";
 
+/// What the two sides of a pairing send each other through the relay (postcard-encoded,
+/// opaque to the relay).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PairMessage {
+    /// The SPAKE2 message.
+    Spake(Vec<u8>),
+    /// Key confirmation from one side.
+    Confirm {
+        /// Who confirms.
+        role: PairingRole,
+        /// MAC from [`PairingKey::confirmation`].
+        mac: [u8; 32],
+    },
+    /// A payload sealed under [`PairingKey::channel_key`] (device keys one way, the
+    /// principal's keys and certificate the other).
+    Sealed(Vec<u8>),
+    /// The sender gives up, with a reason.
+    Abort(String),
+}
+
 /// A pairing code.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PairingCode {
@@ -81,7 +101,7 @@ impl PairingCode {
 
     /// The rendezvous at the relay, derived from the nameplate only.
     pub fn rendezvous(&self) -> [u8; 16] {
-        let h = blake3::derive_key("mes/pairing/rendezvous/v1", self.text[..4].as_bytes());
+        let h = blake3::derive_key("mes/pairing/rendezvous/v1", &self.text.as_bytes()[..4]);
         h[..16].try_into().expect("16 bytes")
     }
 }

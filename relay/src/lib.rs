@@ -1,1 +1,25 @@
-//! placeholder
+//! # mes-relay
+//!
+//! The relay that plays the national hub. It stores, per volume, an append-only log of
+//! sealed change bundles with dense sequence numbers, snapshots, key envelopes, blobs and
+//! membership records; it authenticates devices, enforces membership, and pushes volume
+//! heads to connected members. It never holds a key that opens health data.
+//!
+//! - [`server`]: QUIC endpoint, accept loop, graceful shutdown;
+//! - [`session`]: one task per connection (authentication, reader, writer);
+//! - [`relay`]: shared state and the request handler;
+//! - [`access`]: access decisions (pure);
+//! - [`hub`]: coalesced pushes and pairing rendezvous;
+//! - [`store`]: the storage trait and the sled backend;
+//! - [`tls`]: the certificate and its fingerprint.
+
+pub mod access;
+pub mod defaults;
+pub mod hub;
+pub mod relay;
+pub mod server;
+pub mod session;
+pub mod store;
+pub mod tls;
+
+pub use server::{start, RelayConfig, RelayReady, RunningRelay};

@@ -1,0 +1,178 @@
+//! Who hears what: per-connection push state, volume subscriptions and pairing rendezvous.
+//!
+//! Head pushes are coalesced per volume (a connection that is slow to read gets the latest
+//! head once, never a backlog) and never dropped: the pending map is only emptied by the
+//! connection's writer.
+
+use mes_protocol::ids::{Seq, SpaceId, VolumeId};
+use mes_protocol::wire::Push;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::Notify;
+
+/// What is waiting to be pushed to one connection.
+#[derive(Default)]
+pub struct Outbox {
+    heads: Mutex<BTreeMap<VolumeId, (SpaceId, Seq)>>,
+    others: Mutex<VecDeque<Push>>,
+    /// Woken when something is added.
+    pub notify: Notify,
+}
+
+impl Outbox {
+    /// Records a head, keeping only the highest per volume.
+    pub fn head(&self, space: SpaceId, volume: VolumeId, head: Seq) {
+        {
+            let mut h = self.heads.lock().expect("outbox lock");
+            let e = h.entry(volume).or_insert((space, head));
+            if head > e.1 {
+                e.1 = head;
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Queues another push (pairing messages, membership changes).
+    pub fn push(&self, p: Push) {
+        self.others.lock().expect("outbox lock").push_back(p);
+        self.notify.notify_one();
+    }
+
+    /// Takes everything pending.
+    pub fn drain(&self) -> Vec<Push> {
+        let mut out: Vec<Push> = self.others.lock().expect("outbox lock").drain(..).collect();
+        let heads = std::mem::take(&mut *self.heads.lock().expect("outbox lock"));
+        out.extend(heads.into_iter().map(|(volume, (space, head))| Push::Head {
+            space,
+            volume,
+            head,
+        }));
+        out
+    }
+}
+
+/// Weak handles to the outboxes of live connections.
+type Subscribers = Vec<Weak<Outbox>>;
+
+/// Subscriptions of all connections.
+#[derive(Default)]
+pub struct Hub {
+    volumes: Mutex<HashMap<VolumeId, (SpaceId, Subscribers)>>,
+    spaces: Mutex<HashMap<SpaceId, Vec<Weak<Outbox>>>>,
+    rendezvous: Mutex<HashMap<[u8; 16], Vec<Weak<Outbox>>>>,
+}
+
+impl Hub {
+    /// Subscribes a connection to a volume's heads and its space's membership changes.
+    pub fn subscribe(&self, space: SpaceId, volume: VolumeId, out: &Arc<Outbox>) {
+        let mut v = self.volumes.lock().expect("hub lock");
+        let e = v.entry(volume).or_insert_with(|| (space, Vec::new()));
+        e.1.retain(|w| w.strong_count() > 0);
+        if !e.1.iter().any(|w| w.as_ptr() == Arc::as_ptr(out)) {
+            e.1.push(Arc::downgrade(out));
+        }
+        drop(v);
+        let mut s = self.spaces.lock().expect("hub lock");
+        let e = s.entry(space).or_default();
+        e.retain(|w| w.strong_count() > 0);
+        if !e.iter().any(|w| w.as_ptr() == Arc::as_ptr(out)) {
+            e.push(Arc::downgrade(out));
+        }
+    }
+
+    /// A volume's visible head advanced: tell every subscriber.
+    pub fn publish_head(&self, volume: VolumeId, head: Seq) {
+        let targets: Vec<(SpaceId, Arc<Outbox>)> = {
+            let v = self.volumes.lock().expect("hub lock");
+            match v.get(&volume) {
+                Some((space, subs)) => subs
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .map(|o| (*space, o))
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        for (space, o) in targets {
+            o.head(space, volume, head);
+        }
+    }
+
+    /// The membership of a space changed.
+    pub fn publish_membership(&self, space: SpaceId) {
+        let targets: Vec<Arc<Outbox>> = self
+            .spaces
+            .lock()
+            .expect("hub lock")
+            .get(&space)
+            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for o in targets {
+            o.push(Push::MembershipChanged { space });
+        }
+    }
+
+    /// Joins a pairing rendezvous (at most two live parties).
+    pub fn join_rendezvous(&self, r: [u8; 16], out: &Arc<Outbox>) -> bool {
+        let mut m = self.rendezvous.lock().expect("hub lock");
+        let e = m.entry(r).or_default();
+        e.retain(|w| w.strong_count() > 0);
+        if e.iter().any(|w| w.as_ptr() == Arc::as_ptr(out)) {
+            return true;
+        }
+        if e.len() >= 2 {
+            return false;
+        }
+        e.push(Arc::downgrade(out));
+        true
+    }
+
+    /// Forwards a pairing message to the other parties of the rendezvous.
+    pub fn forward_pairing(&self, r: [u8; 16], from: &Arc<Outbox>, body: Vec<u8>) -> usize {
+        let targets: Vec<Arc<Outbox>> = self
+            .rendezvous
+            .lock()
+            .expect("hub lock")
+            .get(&r)
+            .map(|s| {
+                s.iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|o| !Arc::ptr_eq(o, from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for o in &targets {
+            o.push(Push::Pair {
+                rendezvous: r,
+                body: body.clone(),
+            });
+        }
+        targets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_coalesced_not_dropped() {
+        let hub = Hub::default();
+        let out = Arc::new(Outbox::default());
+        let (s, v) = (SpaceId([1; 16]), VolumeId([2; 16]));
+        hub.subscribe(s, v, &out);
+        for i in 1..=100 {
+            hub.publish_head(v, Seq(i));
+        }
+        hub.publish_head(VolumeId([3; 16]), Seq(5));
+        assert_eq!(
+            out.drain(),
+            vec![Push::Head {
+                space: s,
+                volume: v,
+                head: Seq(100)
+            }]
+        );
+        assert!(out.drain().is_empty());
+    }
+}

@@ -1,0 +1,607 @@
+//! The relay's shared state and its request handler: membership cache, store, hub.
+//!
+//! [`Relay::handle`] turns one authenticated request into a reply; it checks the caller's
+//! rights ([`crate::access`]), every record's signature, and every bundle's binding and
+//! author signature before anything is stored. A refused request changes nothing.
+
+use mes_protocol::codec;
+use mes_protocol::ids::{DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
+use mes_protocol::keys::DeviceCert;
+use mes_protocol::membership::{DeviceRevocation, Membership, Signed};
+use mes_protocol::pairing::{PairingCode, PairingExchange};
+use mes_protocol::seal::SealedBundle;
+use mes_protocol::wire::{ErrorCode, Reply, Request, WireError, MAX_FETCH};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::access::{authorize, Need};
+use crate::defaults::{MAX_APPEND_BUNDLES, MAX_BLOB_CHUNK};
+use crate::hub::{Hub, Outbox};
+use crate::store::{RecordKind, Store, StoreError};
+
+/// Switches that make a relay misbehave on purpose, for the tests' controls only.
+#[derive(Clone, Debug, Default)]
+pub struct Misbehaviour {
+    /// Replace each side's first pairing message with the relay's own SPAKE2 message
+    /// (a man in the middle): pairing must then fail.
+    pub tamper_pairing: bool,
+}
+
+/// An authenticated connection's identity.
+pub struct Caller {
+    /// The device.
+    pub device: DeviceId,
+    /// Its principal.
+    pub principal: PrincipalId,
+    /// Where pushes for it go.
+    pub outbox: Arc<Outbox>,
+}
+
+/// Relay state shared by all connections.
+pub struct Relay {
+    store: Arc<dyn Store>,
+    /// Subscriptions and rendezvous.
+    pub hub: Arc<Hub>,
+    memberships: RwLock<HashMap<SpaceId, Membership>>,
+    misbehaviour: Misbehaviour,
+}
+
+fn internal(e: StoreError) -> WireError {
+    WireError::new(ErrorCode::Internal, e.to_string())
+}
+
+fn bad_record(e: impl std::fmt::Display) -> WireError {
+    WireError::new(ErrorCode::BadRecord, e.to_string())
+}
+
+impl Relay {
+    /// Loads the membership cache and wires the store's notify hook to the hub.
+    pub fn new(store: Arc<dyn Store>, misbehaviour: Misbehaviour) -> Result<Arc<Self>, StoreError> {
+        let mut memberships = HashMap::new();
+        for (_, v) in store.scan_records(RecordKind::Membership, &[])? {
+            let m: Membership =
+                codec::from_bytes(&v).map_err(|e| StoreError(format!("stored membership: {e}")))?;
+            memberships.insert(m.space(), m);
+        }
+        let hub = Arc::new(Hub::default());
+        let h = hub.clone();
+        store.set_notify(Box::new(move |volume, head| h.publish_head(volume, head)));
+        Ok(Arc::new(Relay {
+            store,
+            hub,
+            memberships: RwLock::new(memberships),
+            misbehaviour,
+        }))
+    }
+
+    /// Records a device certificate seen at authentication; refuses revoked devices.
+    pub async fn admit(&self, cert: &DeviceCert) -> Result<(), WireError> {
+        if self
+            .store
+            .get_record(RecordKind::Revocation, &cert.body.device.0)
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(WireError::new(
+                ErrorCode::Revoked,
+                format!(
+                    "device {} was revoked by its principal",
+                    cert.body.device.short()
+                ),
+            ));
+        }
+        let key = [
+            cert.body.principal.0.as_slice(),
+            cert.body.device.0.as_slice(),
+        ]
+        .concat();
+        if self
+            .store
+            .get_record(RecordKind::Device, &key)
+            .map_err(internal)?
+            .is_none()
+        {
+            self.store
+                .put_record(RecordKind::Device, key, codec::to_bytes(cert))
+                .await
+                .map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    fn membership(&self, space: SpaceId) -> Result<Membership, WireError> {
+        self.memberships
+            .read()
+            .expect("membership lock")
+            .get(&space)
+            .cloned()
+            .ok_or_else(|| {
+                WireError::new(ErrorCode::NotFound, format!("no space {}", space.short()))
+            })
+    }
+
+    fn authorize(
+        &self,
+        space: SpaceId,
+        who: PrincipalId,
+        need: Need,
+    ) -> Result<Membership, WireError> {
+        let m = self.membership(space)?;
+        authorize(&m, who, need)?;
+        Ok(m)
+    }
+
+    async fn save_membership(&self, m: Membership) -> Result<(), WireError> {
+        let space = m.space();
+        self.store
+            .put_record(
+                RecordKind::Membership,
+                space.0.to_vec(),
+                codec::to_bytes(&m),
+            )
+            .await
+            .map_err(internal)?;
+        self.memberships
+            .write()
+            .expect("membership lock")
+            .insert(space, m);
+        self.hub.publish_membership(space);
+        Ok(())
+    }
+
+    fn is_revoked(&self, device: DeviceId) -> Result<bool, WireError> {
+        Ok(self
+            .store
+            .get_record(RecordKind::Revocation, &device.0)
+            .map_err(internal)?
+            .is_some())
+    }
+
+    /// Live device certificates of a principal.
+    pub fn devices_of(&self, principal: PrincipalId) -> Result<Vec<DeviceCert>, WireError> {
+        let mut out = Vec::new();
+        for (_, v) in self
+            .store
+            .scan_records(RecordKind::Device, &principal.0)
+            .map_err(internal)?
+        {
+            let cert: DeviceCert =
+                codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+            if !self.is_revoked(cert.body.device)? {
+                out.push(cert);
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_bundle(
+        &self,
+        b: &SealedBundle,
+        space: SpaceId,
+        volume: VolumeId,
+        caller: &Caller,
+        m: &Membership,
+    ) -> Result<(), WireError> {
+        let h = &b.header;
+        if h.space != space || h.volume != volume {
+            return Err(bad_record(format!(
+                "bundle is bound to {}/{}, not {}/{}",
+                h.space.short(),
+                h.volume.short(),
+                space.short(),
+                volume.short()
+            )));
+        }
+        if h.author != caller.device {
+            return Err(bad_record(format!(
+                "bundle author {} is not the connected device",
+                h.author.short()
+            )));
+        }
+        let current = m.volume(volume).map(|d| d.generation).unwrap_or_default();
+        if h.generation != current {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "volume {} is at generation {}, bundle is for {}",
+                    volume.short(),
+                    current.0,
+                    h.generation.0
+                ),
+            ));
+        }
+        b.verify_author().map_err(bad_record)
+    }
+
+    /// Handles one request from an authenticated caller.
+    pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
+        if self.is_revoked(caller.device)? {
+            return Err(WireError::new(
+                ErrorCode::Revoked,
+                "this device was revoked by its principal",
+            ));
+        }
+        match req {
+            Request::RegisterSpace { genesis } => {
+                if genesis.body.owner != caller.principal {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        "a space can only be registered by its owner",
+                    ));
+                }
+                let space = genesis.body.space;
+                if let Ok(existing) = self.membership(space) {
+                    return if existing.genesis == genesis {
+                        Ok(Reply::Done)
+                    } else {
+                        Err(WireError::new(
+                            ErrorCode::Conflict,
+                            format!("space {} already exists", space.short()),
+                        ))
+                    };
+                }
+                let m = Membership::new(genesis).map_err(bad_record)?;
+                self.save_membership(m).await?;
+                Ok(Reply::Done)
+            }
+            Request::DeclareVolume { decl } => {
+                let mut m = self.authorize(decl.body.space, caller.principal, Need::Admin)?;
+                if m.volumes.get(&decl.body.volume) == Some(&decl) {
+                    return Ok(Reply::Done);
+                }
+                m.declare(decl).map_err(bad_record)?;
+                self.save_membership(m).await?;
+                Ok(Reply::Done)
+            }
+            Request::PutGrant { grant } => {
+                let mut m = self.authorize(grant.body.space, caller.principal, Need::Admin)?;
+                m.grant(grant).map_err(bad_record)?;
+                self.save_membership(m).await?;
+                Ok(Reply::Done)
+            }
+            Request::RevokeDevice { revocation } => self.revoke(caller, revocation).await,
+            Request::GetMembership { space } => {
+                let m = self.authorize(space, caller.principal, Need::AnyRole)?;
+                let mut devices = self.devices_of(m.owner())?;
+                let mut seen = vec![m.owner()];
+                for (p, _) in m.grants.keys() {
+                    if !seen.contains(p) {
+                        seen.push(*p);
+                        devices.extend(self.devices_of(*p)?);
+                    }
+                }
+                Ok(Reply::Membership {
+                    membership: Box::new(m),
+                    devices,
+                })
+            }
+            Request::ListSpaces => {
+                let ms = self.memberships.read().expect("membership lock");
+                let mut spaces: Vec<_> = ms
+                    .values()
+                    .filter(|m| authorize(m, caller.principal, Need::AnyRole).is_ok())
+                    .map(|m| m.genesis.clone())
+                    .collect();
+                spaces.sort_by_key(|g| g.body.space);
+                Ok(Reply::Spaces { spaces })
+            }
+            Request::Append {
+                space,
+                volume,
+                bundles,
+            } => {
+                let m = self.authorize(space, caller.principal, Need::Write(volume))?;
+                if bundles.is_empty() || bundles.len() > MAX_APPEND_BUNDLES {
+                    return Err(WireError::new(
+                        ErrorCode::BadFrame,
+                        format!(
+                            "append carries {} bundles; 1 to {MAX_APPEND_BUNDLES} allowed",
+                            bundles.len()
+                        ),
+                    ));
+                }
+                for b in &bundles {
+                    self.check_bundle(b, space, volume, caller, &m)?;
+                }
+                let encoded = bundles.iter().map(codec::to_bytes).collect();
+                let (first, last) = self.store.append(volume, encoded).await.map_err(internal)?;
+                Ok(Reply::Appended { first, last })
+            }
+            Request::Fetch {
+                space,
+                volume,
+                after,
+                max,
+            } => {
+                self.authorize(space, caller.principal, Need::Read(volume))?;
+                let r = self
+                    .store
+                    .read(volume, after, max.clamp(1, MAX_FETCH) as usize)
+                    .map_err(internal)?;
+                let mut items = Vec::with_capacity(r.items.len());
+                for (seq, bytes) in r.items {
+                    let b: SealedBundle = codec::from_bytes(&bytes)
+                        .map_err(|e| internal(StoreError(e.to_string())))?;
+                    items.push((seq, b));
+                }
+                Ok(Reply::Bundles {
+                    items,
+                    head: r.head,
+                    pruned_upto: r.pruned_upto,
+                })
+            }
+            Request::PutSnapshot {
+                space,
+                volume,
+                upto,
+                snapshot,
+                prune,
+            } => {
+                let m = self.authorize(space, caller.principal, Need::Write(volume))?;
+                self.check_bundle(&snapshot, space, volume, caller, &m)?;
+                let head = self.store.head(volume).map_err(internal)?;
+                if upto > head {
+                    return Err(WireError::new(
+                        ErrorCode::Conflict,
+                        format!("snapshot claims seq {upto}, the log is at {head}"),
+                    ));
+                }
+                self.store
+                    .put_snapshot(volume, upto, codec::to_bytes(&snapshot), prune)
+                    .await
+                    .map_err(internal)?;
+                Ok(Reply::Done)
+            }
+            Request::GetSnapshot { space, volume } => {
+                self.authorize(space, caller.principal, Need::Read(volume))?;
+                match self.store.get_snapshot(volume).map_err(internal)? {
+                    Some((upto, bytes)) => {
+                        let snapshot = codec::from_bytes(&bytes)
+                            .map_err(|e| internal(StoreError(e.to_string())))?;
+                        Ok(Reply::Snapshot { upto, snapshot })
+                    }
+                    None => Ok(Reply::NoSnapshot),
+                }
+            }
+            Request::Subscribe { space, volumes } => {
+                for v in &volumes {
+                    self.authorize(space, caller.principal, Need::Read(*v))?;
+                }
+                for v in volumes {
+                    self.hub.subscribe(space, v, &caller.outbox);
+                    let head = self.store.head(v).map_err(internal)?;
+                    if head > Seq(0) {
+                        caller.outbox.head(space, v, head);
+                    }
+                }
+                Ok(Reply::Done)
+            }
+            Request::PutEnvelopes { envelopes } => {
+                for e in &envelopes {
+                    let m = self.authorize(e.slot.space, caller.principal, Need::Admin)?;
+                    let cert = self.live_cert(e.recipient)?;
+                    authorize(&m, cert.body.principal, Need::Read(e.slot.volume)).map_err(
+                        |err| {
+                            WireError::new(
+                                ErrorCode::Forbidden,
+                                format!(
+                                    "envelope recipient {} may not read: {}",
+                                    e.recipient.short(),
+                                    err.message
+                                ),
+                            )
+                        },
+                    )?;
+                }
+                for e in envelopes {
+                    let key = envelope_key(e.slot.space, e.recipient, &codec::to_bytes(&e.slot));
+                    self.store
+                        .put_record(RecordKind::Envelope, key, codec::to_bytes(&e))
+                        .await
+                        .map_err(internal)?;
+                }
+                Ok(Reply::Done)
+            }
+            Request::GetEnvelopes { space } => {
+                self.authorize(space, caller.principal, Need::AnyRole)?;
+                let prefix = envelope_key(space, caller.device, &[]);
+                let mut envelopes = Vec::new();
+                for (_, v) in self
+                    .store
+                    .scan_records(RecordKind::Envelope, &prefix)
+                    .map_err(internal)?
+                {
+                    envelopes.push(
+                        codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?,
+                    );
+                }
+                Ok(Reply::Envelopes { envelopes })
+            }
+            Request::ListDevices { principal } => {
+                if principal != caller.principal {
+                    let shares = self
+                        .memberships
+                        .read()
+                        .expect("membership lock")
+                        .values()
+                        .any(|m| {
+                            authorize(m, caller.principal, Need::Admin).is_ok()
+                                && authorize(m, principal, Need::AnyRole).is_ok()
+                        });
+                    if !shares {
+                        return Err(WireError::new(ErrorCode::Forbidden, "devices are listed only for yourself or members of a space you administer"));
+                    }
+                }
+                Ok(Reply::Devices {
+                    certs: self.devices_of(principal)?,
+                })
+            }
+            Request::PutBlobChunk {
+                space,
+                blob,
+                index,
+                last,
+                data,
+            } => {
+                self.authorize(space, caller.principal, Need::AnyRole)?;
+                if data.len() > MAX_BLOB_CHUNK {
+                    return Err(WireError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "blob chunk of {} bytes, the limit is {MAX_BLOB_CHUNK}",
+                            data.len()
+                        ),
+                    ));
+                }
+                self.store
+                    .put_blob_chunk(&blob.0, index, &data)
+                    .map_err(internal)?;
+                if last {
+                    if !self
+                        .store
+                        .commit_blob(blob.0, index + 1)
+                        .await
+                        .map_err(internal)?
+                    {
+                        return Err(bad_record(format!(
+                            "blob {} does not match its hash or misses chunks",
+                            blob.short()
+                        )));
+                    }
+                    let key = [space.0.as_slice(), blob.0.as_slice()].concat();
+                    self.store
+                        .put_record(RecordKind::BlobOwner, key, Vec::new())
+                        .await
+                        .map_err(internal)?;
+                }
+                Ok(Reply::Done)
+            }
+            Request::GetBlobChunk { space, blob, index } => {
+                self.authorize(space, caller.principal, Need::AnyRole)?;
+                let key = [space.0.as_slice(), blob.0.as_slice()].concat();
+                if self
+                    .store
+                    .get_record(RecordKind::BlobOwner, &key)
+                    .map_err(internal)?
+                    .is_none()
+                {
+                    return Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!("no blob {} in space {}", blob.short(), space.short()),
+                    ));
+                }
+                match self
+                    .store
+                    .get_blob_chunk(&blob.0, index)
+                    .map_err(internal)?
+                {
+                    Some((data, last)) => Ok(Reply::BlobChunk { data, last }),
+                    None => Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!("blob {} has no chunk {index}", blob.short()),
+                    )),
+                }
+            }
+            Request::PairOpen { rendezvous } => {
+                if self.hub.join_rendezvous(rendezvous, &caller.outbox) {
+                    Ok(Reply::Done)
+                } else {
+                    Err(WireError::new(
+                        ErrorCode::Conflict,
+                        "this pairing code is already in use by two devices",
+                    ))
+                }
+            }
+            Request::PairSend { rendezvous, body } => {
+                let body = if self.misbehaviour.tamper_pairing {
+                    self.tamper(body)
+                } else {
+                    body
+                };
+                self.hub.forward_pairing(rendezvous, &caller.outbox, body);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    fn live_cert(&self, device: DeviceId) -> Result<DeviceCert, WireError> {
+        if self.is_revoked(device)? {
+            return Err(WireError::new(
+                ErrorCode::Revoked,
+                format!("device {} is revoked", device.short()),
+            ));
+        }
+        let found = self
+            .store
+            .scan_records(RecordKind::Device, &[])
+            .map_err(internal)?
+            .into_iter()
+            .find(|(k, _)| k[32..] == device.0);
+        match found {
+            Some((_, v)) => codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))),
+            None => Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("unknown device {}", device.short()),
+            )),
+        }
+    }
+
+    async fn revoke(
+        &self,
+        caller: &Caller,
+        revocation: Signed<DeviceRevocation>,
+    ) -> Result<Reply, WireError> {
+        revocation.verify().map_err(bad_record)?;
+        if revocation.signer != caller.principal {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                "a device can only be revoked by its own principal",
+            ));
+        }
+        let cert = self.live_cert(revocation.body.device)?;
+        if cert.body.principal != caller.principal {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                "that device belongs to another principal",
+            ));
+        }
+        self.store
+            .put_record(
+                RecordKind::Revocation,
+                revocation.body.device.0.to_vec(),
+                codec::to_bytes(&revocation),
+            )
+            .await
+            .map_err(internal)?;
+        let spaces: Vec<SpaceId> = self
+            .memberships
+            .read()
+            .expect("membership lock")
+            .values()
+            .filter(|m| authorize(m, caller.principal, Need::AnyRole).is_ok())
+            .map(Membership::space)
+            .collect();
+        for s in spaces {
+            self.hub.publish_membership(s);
+        }
+        Ok(Reply::Done)
+    }
+
+    /// The man in the middle of the tests' control: answers each side with a SPAKE2
+    /// message of its own, for a code it had to guess.
+    fn tamper(&self, body: Vec<u8>) -> Vec<u8> {
+        let mut rng = rand::thread_rng();
+        match codec::from_bytes::<mes_protocol::pairing::PairMessage>(&body) {
+            Ok(mes_protocol::pairing::PairMessage::Spake(_)) => {
+                let guess = PairingCode::generate(&mut rng);
+                let (_, msg) = PairingExchange::start(&guess, &mut rng);
+                codec::to_bytes(&mes_protocol::pairing::PairMessage::Spake(msg))
+            }
+            _ => body,
+        }
+    }
+}
+
+fn envelope_key(space: SpaceId, device: DeviceId, slot: &[u8]) -> Vec<u8> {
+    [space.0.as_slice(), device.0.as_slice(), slot].concat()
+}

@@ -1,0 +1,105 @@
+//! The QUIC server: binds, accepts connections (one task each), and shuts down gracefully
+//! (stop accepting, close connections, wait for the endpoint to drain).
+
+use anyhow::Context;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+
+use crate::relay::{Misbehaviour, Relay};
+use crate::store::sled_store::SledStore;
+
+/// How to start a relay.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Data directory (store, certificate).
+    pub data_dir: PathBuf,
+    /// UDP address to listen on (`127.0.0.1:0` picks a port).
+    pub listen: SocketAddr,
+    /// Names in the self-signed certificate.
+    pub tls_names: Vec<String>,
+    /// Deliberate faults, for tests' controls only.
+    pub misbehaviour: Misbehaviour,
+}
+
+impl RelayConfig {
+    /// Defaults for a data directory, on loopback with a free port.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        RelayConfig {
+            data_dir: data_dir.into(),
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            tls_names: vec!["localhost".into(), "mes-relay".into()],
+            misbehaviour: Misbehaviour::default(),
+        }
+    }
+}
+
+/// The ready line a relay prints once serving.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RelayReady {
+    /// Always true.
+    pub ready: bool,
+    /// Listening address.
+    pub address: SocketAddr,
+    /// SHA-256 fingerprint of the certificate, to pin.
+    pub fingerprint: String,
+}
+
+/// A running relay.
+pub struct RunningRelay {
+    /// Where it listens and what to pin.
+    pub ready: RelayReady,
+    endpoint: quinn::Endpoint,
+    accept: JoinHandle<()>,
+    /// Shared state (tests inspect it).
+    pub relay: Arc<Relay>,
+}
+
+/// Starts a relay on the embedded sled store.
+pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = SledStore::open(&config.data_dir).context("opening the relay store")?;
+    let relay = Relay::new(Arc::new(store), config.misbehaviour.clone())?;
+    let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
+    let fingerprint: Arc<str> = id.fingerprint().into();
+    let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)
+        .with_context(|| format!("binding UDP {}", config.listen))?;
+    let address = endpoint.local_addr()?;
+    let ready = RelayReady {
+        ready: true,
+        address,
+        fingerprint: fingerprint.to_string(),
+    };
+    let ep = endpoint.clone();
+    let r = relay.clone();
+    let accept = tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            let r = r.clone();
+            let fp = fingerprint.clone();
+            tokio::spawn(async move {
+                if let Ok(conn) = incoming.await {
+                    crate::session::serve_connection(r, conn, fp).await;
+                }
+            });
+        }
+    });
+    Ok(RunningRelay {
+        ready,
+        endpoint,
+        accept,
+        relay,
+    })
+}
+
+impl RunningRelay {
+    /// Stops accepting, closes every connection and waits for the endpoint to drain.
+    pub async fn shutdown(self) {
+        self.endpoint.close(0u32.into(), b"relay shutting down");
+        self.accept.abort();
+        let _ =
+            tokio::time::timeout(crate::defaults::DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
+    }
+}

@@ -1,0 +1,114 @@
+//! Relay storage behind a trait, so the embedded sled store and a database backend serve
+//! the same relay code.
+//!
+//! Contract, for every backend:
+//! - [`Store::append`] assigns dense sequence numbers per volume, in call order, to a
+//!   batch of bundles, and returns once they are durable;
+//! - entries become visible to [`Store::read`] only once durable, and in order: a reader
+//!   at cursor N never sees N+2 before N+1;
+//! - the notify hook ([`Store::set_notify`]) is called with each volume's new visible head;
+//! - records (spaces, membership, certificates, envelopes) and blob chunks are keyed
+//!   byte strings.
+
+pub mod sled_store;
+
+use mes_protocol::ids::{Seq, VolumeId};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, for dyn-compatible async methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Storage failure; the operation changed nothing visible.
+#[derive(Debug, thiserror::Error)]
+#[error("relay storage failed: {0}")]
+pub struct StoreError(pub String);
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError(e.to_string())
+    }
+}
+
+/// Callback receiving (volume, new visible head).
+pub type NotifyHook = Box<dyn Fn(VolumeId, Seq) + Send + Sync>;
+
+/// A stored record: (key, value).
+pub type Record = (Vec<u8>, Vec<u8>);
+
+/// Kinds of records, each its own key space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordKind {
+    /// Space membership (genesis, volumes, grants), by space id.
+    Membership,
+    /// Device certificates, by device id.
+    Device,
+    /// Device revocations, by device id.
+    Revocation,
+    /// Key envelopes, by space || recipient device || slot.
+    Envelope,
+    /// Which space a blob was uploaded for, by space || blob.
+    BlobOwner,
+}
+
+/// What a read returns.
+#[derive(Debug, Default)]
+pub struct ReadResult {
+    /// Entries with seq > after, ascending and dense.
+    pub items: Vec<(Seq, Vec<u8>)>,
+    /// The visible head.
+    pub head: Seq,
+    /// Set when entries after the cursor were pruned up to this seq.
+    pub pruned_upto: Option<Seq>,
+}
+
+/// A relay storage backend.
+pub trait Store: Send + Sync + 'static {
+    /// Appends a batch durably; returns (first, last) seq.
+    fn append<'a>(
+        &'a self,
+        volume: VolumeId,
+        bundles: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>>;
+    /// Entries past `after`, at most `max`.
+    fn read(&self, volume: VolumeId, after: Seq, max: usize) -> Result<ReadResult, StoreError>;
+    /// The visible head.
+    fn head(&self, volume: VolumeId) -> Result<Seq, StoreError>;
+    /// Stores a snapshot covering up to `upto`; prunes the log behind it when asked.
+    fn put_snapshot<'a>(
+        &'a self,
+        volume: VolumeId,
+        upto: Seq,
+        snapshot: Vec<u8>,
+        prune: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// The latest snapshot.
+    fn get_snapshot(&self, volume: VolumeId) -> Result<Option<(Seq, Vec<u8>)>, StoreError>;
+    /// Writes a record durably.
+    fn put_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Reads a record.
+    fn get_record(&self, kind: RecordKind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Records whose key starts with `prefix`.
+    fn scan_records(&self, kind: RecordKind, prefix: &[u8]) -> Result<Vec<Record>, StoreError>;
+    /// Stores a blob chunk (not yet committed).
+    fn put_blob_chunk(&self, blob: &[u8; 32], index: u32, data: &[u8]) -> Result<(), StoreError>;
+    /// Commits a blob once all chunks are in and the hash matches; durable on return.
+    fn commit_blob<'a>(
+        &'a self,
+        blob: [u8; 32],
+        chunks: u32,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Reads a committed blob's chunk; `None` if missing. Returns (data, last).
+    fn get_blob_chunk(
+        &self,
+        blob: &[u8; 32],
+        index: u32,
+    ) -> Result<Option<(Vec<u8>, bool)>, StoreError>;
+    /// Installs the notify hook.
+    fn set_notify(&self, hook: NotifyHook);
+}

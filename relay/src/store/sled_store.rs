@@ -1,0 +1,300 @@
+//! The embedded default backend: one sled database in the relay's data directory.
+//!
+//! Keys: `log` volume‖seq(BE) → bundle; `heads` volume → last seq written; `pruned`
+//! volume → seq; `snapshots` volume → upto‖bytes; one tree per [`RecordKind`]; blob
+//! chunks under blob‖index and committed blobs under blob → chunk count.
+//! Sequence numbers are assigned under one lock, written in one batch, then flushed; the
+//! visible head advances only after the flush, so readers never see what could be lost.
+
+use mes_protocol::ids::{Seq, VolumeId};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+
+use super::{BoxFuture, NotifyHook, ReadResult, RecordKind, Store, StoreError};
+
+/// sled-backed relay store.
+pub struct SledStore {
+    db: sled::Db,
+    log: sled::Tree,
+    heads: sled::Tree,
+    pruned: sled::Tree,
+    snapshots: sled::Tree,
+    records: [sled::Tree; 5],
+    chunks: sled::Tree,
+    blobs: sled::Tree,
+    append_lock: Mutex<()>,
+    visible: Mutex<HashMap<VolumeId, Seq>>,
+    notify: OnceLock<NotifyHook>,
+}
+
+fn log_key(volume: VolumeId, seq: Seq) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(&volume.0);
+    k[16..].copy_from_slice(&seq.0.to_be_bytes());
+    k
+}
+
+fn read_u64(v: &[u8]) -> u64 {
+    u64::from_be_bytes(v[..8].try_into().expect("8-byte big-endian value"))
+}
+
+fn chunk_key(blob: &[u8; 32], index: u32) -> [u8; 36] {
+    let mut k = [0u8; 36];
+    k[..32].copy_from_slice(blob);
+    k[32..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new().path(dir.join("relay.sled")).open()?;
+        let t = |n: &str| db.open_tree(n);
+        Ok(SledStore {
+            log: t("log")?,
+            heads: t("heads")?,
+            pruned: t("pruned")?,
+            snapshots: t("snapshots")?,
+            records: [
+                t("membership")?,
+                t("devices")?,
+                t("revocations")?,
+                t("envelopes")?,
+                t("blob_owners")?,
+            ],
+            chunks: t("blob_chunks")?,
+            blobs: t("blobs")?,
+            db,
+            append_lock: Mutex::new(()),
+            visible: Mutex::new(HashMap::new()),
+            notify: OnceLock::new(),
+        })
+    }
+
+    fn tree(&self, kind: RecordKind) -> &sled::Tree {
+        &self.records[kind as usize]
+    }
+
+    fn stored_head(&self, volume: VolumeId) -> Result<Seq, StoreError> {
+        Ok(Seq(self
+            .heads
+            .get(volume.0)?
+            .map(|v| read_u64(&v))
+            .unwrap_or(0)))
+    }
+
+    fn pruned_upto(&self, volume: VolumeId) -> Result<Seq, StoreError> {
+        Ok(Seq(self
+            .pruned
+            .get(volume.0)?
+            .map(|v| read_u64(&v))
+            .unwrap_or(0)))
+    }
+
+    fn publish(&self, volume: VolumeId, last: Seq) {
+        let advanced = {
+            let mut vis = self.visible.lock().expect("visible heads lock");
+            let e = vis.entry(volume).or_default();
+            if last > *e {
+                *e = last;
+                true
+            } else {
+                false
+            }
+        };
+        if advanced {
+            if let Some(hook) = self.notify.get() {
+                hook(volume, last);
+            }
+        }
+    }
+}
+
+impl Store for SledStore {
+    fn append<'a>(
+        &'a self,
+        volume: VolumeId,
+        bundles: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>> {
+        Box::pin(async move {
+            let (first, last) = {
+                let _guard = self.append_lock.lock().expect("append lock");
+                let head = self.stored_head(volume)?;
+                let mut batch = sled::Batch::default();
+                let mut seq = head;
+                for b in &bundles {
+                    seq = seq.next();
+                    batch.insert(&log_key(volume, seq)[..], b.as_slice());
+                }
+                self.log.apply_batch(batch)?;
+                self.heads.insert(volume.0, &seq.0.to_be_bytes())?;
+                (head.next(), seq)
+            };
+            self.db.flush_async().await?;
+            self.publish(volume, last);
+            Ok((first, last))
+        })
+    }
+
+    fn read(&self, volume: VolumeId, after: Seq, max: usize) -> Result<ReadResult, StoreError> {
+        let head = self.head(volume)?;
+        let pruned = self.pruned_upto(volume)?;
+        if after < pruned {
+            return Ok(ReadResult {
+                items: Vec::new(),
+                head,
+                pruned_upto: Some(pruned),
+            });
+        }
+        let mut items = Vec::new();
+        if after < head {
+            let start = log_key(volume, after.next());
+            let end = log_key(volume, head);
+            for kv in self.log.range(start..=end).take(max) {
+                let (k, v) = kv?;
+                items.push((Seq(read_u64(&k[16..])), v.to_vec()));
+            }
+        }
+        Ok(ReadResult {
+            items,
+            head,
+            pruned_upto: None,
+        })
+    }
+
+    fn head(&self, volume: VolumeId) -> Result<Seq, StoreError> {
+        if let Some(s) = self
+            .visible
+            .lock()
+            .expect("visible heads lock")
+            .get(&volume)
+        {
+            return Ok(*s);
+        }
+        // Not yet seen since start: everything on disk survived a restart, so it is durable.
+        let stored = self.stored_head(volume)?;
+        let mut vis = self.visible.lock().expect("visible heads lock");
+        Ok(*vis.entry(volume).or_insert(stored))
+    }
+
+    fn put_snapshot<'a>(
+        &'a self,
+        volume: VolumeId,
+        upto: Seq,
+        snapshot: Vec<u8>,
+        prune: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut v = upto.0.to_be_bytes().to_vec();
+            v.extend_from_slice(&snapshot);
+            self.snapshots.insert(volume.0, v)?;
+            self.db.flush_async().await?;
+            if prune {
+                // The snapshot is durable before any entry behind it is dropped.
+                let start = log_key(volume, Seq(0));
+                let end = log_key(volume, upto);
+                let mut batch = sled::Batch::default();
+                for k in self.log.range(start..=end).keys() {
+                    batch.remove(k?);
+                }
+                self.log.apply_batch(batch)?;
+                self.pruned.insert(volume.0, &upto.0.to_be_bytes())?;
+                self.db.flush_async().await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn get_snapshot(&self, volume: VolumeId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+        Ok(self
+            .snapshots
+            .get(volume.0)?
+            .map(|v| (Seq(read_u64(&v)), v[8..].to_vec())))
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.tree(kind).insert(key, value)?;
+            self.db.flush_async().await?;
+            Ok(())
+        })
+    }
+
+    fn get_record(&self, kind: RecordKind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(kind).get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn scan_records(
+        &self,
+        kind: RecordKind,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        self.tree(kind)
+            .scan_prefix(prefix)
+            .map(|kv| {
+                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(StoreError::from)
+            })
+            .collect()
+    }
+
+    fn put_blob_chunk(&self, blob: &[u8; 32], index: u32, data: &[u8]) -> Result<(), StoreError> {
+        self.chunks.insert(chunk_key(blob, index), data)?;
+        Ok(())
+    }
+
+    fn commit_blob<'a>(
+        &'a self,
+        blob: [u8; 32],
+        chunks: u32,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut hasher = blake3::Hasher::new();
+            for i in 0..chunks {
+                match self.chunks.get(chunk_key(&blob, i))? {
+                    Some(c) => {
+                        hasher.update(&c);
+                    }
+                    None => return Ok(false),
+                }
+            }
+            if *hasher.finalize().as_bytes() != blob {
+                for i in 0..chunks {
+                    self.chunks.remove(chunk_key(&blob, i))?;
+                }
+                return Ok(false);
+            }
+            self.blobs.insert(blob, &chunks.to_be_bytes())?;
+            self.db.flush_async().await?;
+            Ok(true)
+        })
+    }
+
+    fn get_blob_chunk(
+        &self,
+        blob: &[u8; 32],
+        index: u32,
+    ) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
+        let Some(count) = self.blobs.get(blob)? else {
+            return Ok(None);
+        };
+        let count = u32::from_be_bytes(count[..4].try_into().expect("4-byte count"));
+        if index >= count {
+            return Ok(None);
+        }
+        Ok(self
+            .chunks
+            .get(chunk_key(blob, index))?
+            .map(|c| (c.to_vec(), index + 1 == count)))
+    }
+
+    fn set_notify(&self, hook: NotifyHook) {
+        let _ = self.notify.set(hook);
+    }
+}

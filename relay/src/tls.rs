@@ -1,0 +1,89 @@
+//! The relay's TLS identity: a self-signed certificate kept in the data directory (so its
+//! fingerprint survives restarts) and pinned by daemons; or a CA-signed one given by path.
+
+use anyhow::Context;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Certificate chain and key.
+pub struct TlsIdentity {
+    /// Chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// Private key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl TlsIdentity {
+    /// SHA-256 of the leaf certificate, lowercase hex: what daemons pin.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.chain[0])
+    }
+}
+
+/// SHA-256 fingerprint of a certificate, lowercase hex.
+pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
+    hex::encode(Sha256::digest(cert.as_ref()))
+}
+
+/// Loads `relay-cert.der`/`relay-key.der` from `dir`, creating a self-signed pair for
+/// `names` on first start (key file mode 0600).
+pub fn load_or_create(dir: &Path, names: &[String]) -> anyhow::Result<TlsIdentity> {
+    let cert_path = dir.join("relay-cert.der");
+    let key_path = dir.join("relay-key.der");
+    if cert_path.exists() && key_path.exists() {
+        let cert = std::fs::read(&cert_path)
+            .with_context(|| format!("reading {}", cert_path.display()))?;
+        let key =
+            std::fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+        return Ok(TlsIdentity {
+            chain: vec![CertificateDer::from(cert)],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+        });
+    }
+    let certified = rcgen::generate_simple_self_signed(names.to_vec())
+        .context("generating the relay certificate")?;
+    let cert = certified.cert.der().to_vec();
+    let key = certified.key_pair.serialize_der();
+    write_private(&key_path, &key)?;
+    std::fs::write(&cert_path, &cert)
+        .with_context(|| format!("writing {}", cert_path.display()))?;
+    Ok(TlsIdentity {
+        chain: vec![CertificateDer::from(cert)],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+    })
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// The QUIC server configuration: TLS 1.3, ring only, our ALPN, idle timeout.
+pub fn server_config(id: TlsIdentity) -> anyhow::Result<quinn::ServerConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(id.chain, id.key)
+        .context("installing the relay certificate")?;
+    tls.alpn_protocols = vec![mes_protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(crate::defaults::IDLE_TIMEOUT.try_into()?));
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.max_concurrent_bidi_streams(4u32.into());
+    cfg.transport_config(Arc::new(transport));
+    Ok(cfg)
+}
