@@ -1,1 +1,22 @@
-//! placeholder
+//! `mesd`: the per-device daemon. It holds an encrypted replica of the person's spaces in
+//! sled, serves a local API on a Unix socket, and syncs with the relay over QUIC.
+//!
+//! Layout: [`store`] (sealed sled), [`unlock`] (storage key), [`identity`], [`keyring`],
+//! [`volume`] (pure replicas), [`spaces`] (their storage), [`sync_core`] (sans-IO sync
+//! decisions), [`client`] (QUIC), [`daemon`] (operations), [`sync`] (async engine),
+//! [`pairing`], [`blobs`], [`api_server`], and [`run`] which wires them.
+
+pub mod api_server;
+pub mod blobs;
+pub mod client;
+pub mod daemon;
+pub mod identity;
+pub mod keyring;
+pub mod pairing;
+pub mod run;
+pub mod spaces;
+pub mod store;
+pub mod sync;
+pub mod sync_core;
+pub mod unlock;
+pub mod volume;

@@ -1,1 +1,91 @@
-fn main() {}
+//! `mesd serve`: runs a device daemon and prints one JSON ready line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mes_daemon::client::RelayTarget;
+use mes_daemon::run::{start, DaemonConfig};
+use mes_daemon::unlock::Unlock;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "mesd",
+    version,
+    about = "Mon espace santé device daemon / démon d'appareil"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the local API and sync with the relay.
+    Serve {
+        /// Data directory.
+        #[arg(long, env = "MES_DATA")]
+        data: PathBuf,
+        /// age identity file unlocking the replica (created if missing).
+        #[arg(long, conflicts_with = "passphrase_fd")]
+        identity: Option<PathBuf>,
+        /// File descriptor to read the passphrase from.
+        #[arg(long)]
+        passphrase_fd: Option<u32>,
+        /// Relay UDP address.
+        #[arg(long, env = "MES_RELAY", requires = "fingerprint")]
+        relay: Option<SocketAddr>,
+        /// Relay certificate SHA-256 fingerprint (hex) to pin.
+        #[arg(long, env = "MES_RELAY_FINGERPRINT")]
+        fingerprint: Option<String>,
+        /// This device's name.
+        #[arg(long, default_value = "device")]
+        name: String,
+        /// Control of the confidentiality tests only: store and send everything in clear.
+        #[arg(long, hide = true)]
+        null_cipher: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve {
+        data,
+        identity,
+        passphrase_fd,
+        relay,
+        fingerprint,
+        name,
+        null_cipher,
+    } = Cli::parse().command;
+    let unlock = match (identity, passphrase_fd) {
+        (Some(p), None) => Unlock::IdentityFile(p),
+        (None, Some(fd)) => Unlock::from_fd(fd)?,
+        _ => anyhow::bail!("give --identity FILE or --passphrase-fd N to unlock the replica"),
+    };
+    let relay = relay.map(|address| RelayTarget {
+        address,
+        fingerprint: fingerprint.unwrap_or_default(),
+    });
+    let running = start(DaemonConfig {
+        data_dir: data,
+        unlock,
+        relay,
+        name,
+        null_cipher,
+    })
+    .await
+    .context("starting mesd")?;
+    println!("{}", serde_json::to_string(&running.ready)?);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    running.shutdown().await;
+    Ok(())
+}

@@ -111,6 +111,20 @@ pub fn seal_chunk(key: &SymmetricKey, index: u64, last: bool, plaintext: &[u8]) 
     sealed[24..].to_vec()
 }
 
+/// Opens one chunk (authenticated with its index and whether it is the last); the caller
+/// checks the whole ciphertext's hash against the blob id.
+pub fn open_chunk(
+    key: &SymmetricKey,
+    index: u64,
+    last: bool,
+    chunk: &[u8],
+) -> Result<Vec<u8>, BlobError> {
+    let mut sealed = chunk_nonce(index).to_vec();
+    sealed.extend_from_slice(chunk);
+    key.open(&chunk_aad(index, last), &sealed)
+        .map_err(|source| BlobError::Chunk { index, source })
+}
+
 /// Checks the hash and decrypts a whole blob from its ciphertext chunks, in order.
 pub fn open_blob(r: &BlobRef, chunks: &[Vec<u8>]) -> Result<Vec<u8>, BlobError> {
     let mut hasher = blake3::Hasher::new();

@@ -16,8 +16,9 @@ use std::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::codec;
+use crate::envelope::EnvelopeError;
 use crate::ids::{DeviceId, Epoch, Generation, SpaceId, VolumeId};
-use crate::keys::{verify, Signature, SignatureError, SigningSecret};
+use crate::keys::{verify, AgeRecipient, AgeSecret, Signature, SignatureError, SigningSecret};
 
 const BUNDLE_CONTEXT: &[u8] = b"mes/bundle/v1";
 
@@ -29,6 +30,9 @@ pub enum CipherSuite {
     /// No encryption: exists only as the control of the confidentiality tests, and is
     /// refused unless the opener explicitly allows it.
     Null,
+    /// age (X25519) to the space's inbox recipient: inbox drops from principals who hold
+    /// no epoch key. The plaintext starts with the (space, volume) binding.
+    AgeInbox,
 }
 
 /// A symmetric key: a volume epoch key, a blob key, a storage key. Zeroized on drop.
@@ -122,6 +126,12 @@ pub enum OpenError {
     /// Sealed with the null cipher, which the opener does not allow.
     #[error("bundle uses the null cipher, which this daemon refuses")]
     NullRefused,
+    /// The bundle was sealed with another suite than this opener handles.
+    #[error("this is an {suite}; open it with the matching key")]
+    WrongSuite {
+        /// What the bundle is.
+        suite: &'static str,
+    },
     /// The header names another volume, generation or epoch than expected.
     #[error("bundle header names {found}, expected {expected}")]
     WrongBinding {
@@ -177,6 +187,9 @@ impl SealedBundle {
         let ciphertext = match header.suite {
             CipherSuite::XChaCha20Poly1305 => key.seal_with_nonce(&header.nonce, &aad, plaintext),
             CipherSuite::Null => plaintext.to_vec(),
+            CipherSuite::AgeInbox => {
+                panic!("inbox drops are sealed with SealedBundle::seal_drop, not with an epoch key")
+            }
         };
         let signature = author.sign(BUNDLE_CONTEXT, &signed_bytes(&aad, &ciphertext));
         SealedBundle {
@@ -231,6 +244,55 @@ impl SealedBundle {
             }
             CipherSuite::Null if allow_null => Ok(self.ciphertext.clone()),
             CipherSuite::Null => Err(OpenError::NullRefused),
+            CipherSuite::AgeInbox => Err(OpenError::WrongSuite {
+                suite: "age inbox drop",
+            }),
+        }
+    }
+
+    /// Seals an inbox drop to the space's inbox recipient and signs it.
+    pub fn seal_drop(
+        to: &AgeRecipient,
+        mut header: BundleHeader,
+        author: &SigningSecret,
+        plaintext: &[u8],
+    ) -> Result<Self, EnvelopeError> {
+        header.suite = CipherSuite::AgeInbox;
+        header.nonce = [0; 24];
+        let mut bound = codec::to_bytes(&(header.space, header.volume));
+        bound.extend_from_slice(plaintext);
+        let ciphertext = age::encrypt(&to.parse()?, &bound)
+            .map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+        let aad = codec::to_bytes(&header);
+        let signature = author.sign(BUNDLE_CONTEXT, &signed_bytes(&aad, &ciphertext));
+        Ok(SealedBundle {
+            header,
+            ciphertext,
+            signature,
+        })
+    }
+
+    /// Verifies and opens an inbox drop with the space's inbox identity.
+    pub fn open_drop(
+        &self,
+        identity: &AgeSecret,
+        expect: (SpaceId, VolumeId),
+    ) -> Result<Vec<u8>, OpenError> {
+        if self.header.suite != CipherSuite::AgeInbox {
+            return Err(OpenError::WrongSuite {
+                suite: "epoch-key bundle",
+            });
+        }
+        self.verify_author()?;
+        let plain =
+            age::decrypt(identity.identity(), &self.ciphertext).map_err(|_| OpenError::Decrypt)?;
+        let binding = codec::to_bytes(&expect);
+        match plain.strip_prefix(binding.as_slice()) {
+            Some(rest) => Ok(rest.to_vec()),
+            None => Err(OpenError::WrongBinding {
+                found: "another space or volume".into(),
+                expected: format!("{}/{}", expect.0.short(), expect.1.short()),
+            }),
         }
     }
 }
@@ -310,5 +372,44 @@ mod tests {
         let null = SealedBundle::seal(&key, h, &dev.signing, &mut rng, b"hello");
         assert_eq!(null.open(&key, expect, false), Err(OpenError::NullRefused));
         assert_eq!(null.open(&key, expect, true).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn inbox_drop_opens_only_with_the_inbox_identity_and_binding() {
+        let mut rng = rand::thread_rng();
+        let dropper = KeyPair::generate(&mut rng);
+        let inbox = crate::keys::AgeSecret::generate();
+        let other = crate::keys::AgeSecret::generate();
+        let h = header(dropper.device_id());
+        let b = SealedBundle::seal_drop(
+            &inbox.recipient(),
+            h.clone(),
+            &dropper.signing,
+            b"lab result",
+        )
+        .unwrap();
+        assert_eq!(
+            b.open_drop(&inbox, (h.space, h.volume)).unwrap(),
+            b"lab result"
+        );
+        assert_eq!(
+            b.open_drop(&other, (h.space, h.volume)),
+            Err(OpenError::Decrypt)
+        );
+        assert!(matches!(
+            b.open_drop(&inbox, (SpaceId([9; 16]), h.volume)),
+            Err(OpenError::WrongBinding { .. })
+        ));
+        let key = SymmetricKey::generate(&mut rng);
+        assert!(matches!(
+            b.open(&key, (h.space, h.volume, h.generation, h.epoch), false),
+            Err(OpenError::WrongSuite { .. })
+        ));
+        let mut forged = b.clone();
+        forged.ciphertext[40] ^= 1;
+        assert!(matches!(
+            forged.open_drop(&inbox, (h.space, h.volume)),
+            Err(OpenError::Signature(_))
+        ));
     }
 }

@@ -105,8 +105,23 @@ impl Relay {
                 .put_record(RecordKind::Device, key, codec::to_bytes(cert))
                 .await
                 .map_err(internal)?;
+            // A new device of a member: admins must wrap keys to it.
+            for s in self.spaces_of(cert.body.principal) {
+                self.hub.publish_membership(s);
+            }
         }
         Ok(())
+    }
+
+    /// Spaces where `principal` holds any role.
+    fn spaces_of(&self, principal: PrincipalId) -> Vec<SpaceId> {
+        self.memberships
+            .read()
+            .expect("membership lock")
+            .values()
+            .filter(|m| authorize(m, principal, Need::AnyRole).is_ok())
+            .map(Membership::space)
+            .collect()
     }
 
     fn membership(&self, space: SpaceId) -> Result<Membership, WireError> {
@@ -393,12 +408,20 @@ impl Relay {
                         },
                     )?;
                 }
+                let mut spaces = Vec::new();
                 for e in envelopes {
                     let key = envelope_key(e.slot.space, e.recipient, &codec::to_bytes(&e.slot));
                     self.store
                         .put_record(RecordKind::Envelope, key, codec::to_bytes(&e))
                         .await
                         .map_err(internal)?;
+                    if !spaces.contains(&e.slot.space) {
+                        spaces.push(e.slot.space);
+                    }
+                }
+                // Recipients learn that keys are waiting for them.
+                for s in spaces {
+                    self.hub.publish_membership(s);
                 }
                 Ok(Reply::Done)
             }
@@ -573,15 +596,7 @@ impl Relay {
             )
             .await
             .map_err(internal)?;
-        let spaces: Vec<SpaceId> = self
-            .memberships
-            .read()
-            .expect("membership lock")
-            .values()
-            .filter(|m| authorize(m, caller.principal, Need::AnyRole).is_ok())
-            .map(Membership::space)
-            .collect();
-        for s in spaces {
+        for s in self.spaces_of(caller.principal) {
             self.hub.publish_membership(s);
         }
         Ok(Reply::Done)

@@ -1,0 +1,177 @@
+//! The local API on a Unix socket (mode 0600, in a 0700 directory): length-prefixed
+//! [`ApiRequest`] frames in, [`ApiFrame`] responses and, after `Subscribe`, events out.
+//! Requests on one connection run concurrently; a malformed frame gets an error naming
+//! the problem and the connection is closed.
+
+use mes_protocol::api::{ApiCall, ApiError, ApiErrorCode, ApiFrame, ApiReply, ApiRequest};
+use mes_protocol::codec::MAX_API_FRAME;
+use mes_protocol::framing::{read_frame, write_frame, FrameError};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch};
+
+use crate::daemon::Daemon;
+
+/// Binds the socket with mode 0600.
+pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if path.exists() {
+        std::fs::remove_file(path)?;
+    }
+    let l = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// Serves clients until shutdown.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listener: UnixListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            a = listener.accept() => match a {
+                Ok((stream, _)) => { tokio::spawn(connection(daemon.clone(), stream)); }
+                Err(e) => tracing::warn!("local API accept failed: {e}"),
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<ApiFrame>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if write_frame(&mut wr, &f).await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let req = match read_frame::<ApiRequest, _>(&mut rd, MAX_API_FRAME).await {
+            Ok(Some(r)) => r,
+            Ok(None) | Err(FrameError::Io(_)) => break,
+            Err(e) => {
+                let _ = tx
+                    .send(ApiFrame::Response {
+                        id: 0,
+                        result: Err(ApiError::new(ApiErrorCode::BadRequest, e.to_string())),
+                    })
+                    .await;
+                break;
+            }
+        };
+        if matches!(req.call, ApiCall::Subscribe) {
+            let mut events = daemon.events();
+            let tx2 = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(e) => {
+                            if tx2.send(ApiFrame::Event(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    }
+                }
+            });
+            let _ = tx
+                .send(ApiFrame::Response {
+                    id: req.id,
+                    result: Ok(ApiReply::Done),
+                })
+                .await;
+            continue;
+        }
+        let d = daemon.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let result = handle(&d, req.space, req.call).await;
+            let _ = tx.send(ApiFrame::Response { id: req.id, result }).await;
+        });
+    }
+    drop(tx);
+    let _ = writer.await;
+}
+
+/// Runs one call.
+pub async fn handle(
+    d: &Arc<Daemon>,
+    space: Option<mes_protocol::ids::SpaceId>,
+    call: ApiCall,
+) -> Result<ApiReply, ApiError> {
+    use ApiCall::*;
+    Ok(match call {
+        Status => ApiReply::Status(d.status()),
+        Identity => {
+            let st = d.state();
+            ApiReply::Identity { principal: st.identity.principal.principal_id(), device: st.identity.device.device_id(), name: st.identity.name().to_string() }
+        }
+        CreateSpace { label } => ApiReply::SpaceCreated { space: d.create_space(&label).await? },
+        ListSpaces => ApiReply::Spaces(d.list_spaces()),
+        NoteSet { key, value } => {
+            let s = d.resolve_space(space).await?;
+            d.note_set(s, &key, &value).await?;
+            ApiReply::Done
+        }
+        NoteGet { key } => ApiReply::Values(d.note_get(d.resolve_space(space).await?, &key)?),
+        NoteList => ApiReply::Notes(d.note_list(d.resolve_space(space).await?)?),
+        NoteDelete { key } => {
+            d.note_delete(d.resolve_space(space).await?, &key).await?;
+            ApiReply::Done
+        }
+        LogAppend { text } => {
+            d.log_append(d.resolve_space(space).await?, &text).await?;
+            ApiReply::Done
+        }
+        LogRead => ApiReply::Log(d.log_read(d.resolve_space(space).await?)?),
+        InboxDrop { text } => {
+            d.inbox_drop(d.resolve_space(space).await?, &text).await?;
+            ApiReply::Done
+        }
+        InboxRead => ApiReply::Inbox(d.inbox_read(d.resolve_space(space).await?)?),
+        BlobPut { path } => {
+            let (blob, size) = crate::blobs::put(d, d.resolve_space(space).await?, Path::new(&path)).await?;
+            ApiReply::Blob { blob, size }
+        }
+        BlobGet { blob, out } => {
+            let size = crate::blobs::get(d, d.resolve_space(space).await?, blob, Path::new(&out)).await?;
+            ApiReply::Written { path: out, size }
+        }
+        Snapshot { volume } => {
+            d.put_snapshot(d.resolve_space(space).await?, &volume).await?;
+            ApiReply::Done
+        }
+        Compact { volume } => {
+            return Err(ApiError::new(
+                ApiErrorCode::BadRequest,
+                format!("compacting volume {volume:?} into a new generation is not available in this version"),
+            ))
+        }
+        PairStart => ApiReply::PairingCode(crate::pairing::start(d.clone()).await?),
+        PairJoin { code, device_name } => {
+            crate::pairing::join(d.clone(), &code, &device_name).await?;
+            ApiReply::Done
+        }
+        ListDevices => ApiReply::Devices(d.list_devices().await?),
+        RevokeDevice { device } => {
+            d.revoke_device(device).await?;
+            ApiReply::Done
+        }
+        Grant { principal, role } => {
+            d.grant(d.resolve_space(space).await?, principal, role).await?;
+            ApiReply::Done
+        }
+        Subscribe => ApiReply::Done,
+        SyncNow => {
+            d.wake.notify_one();
+            ApiReply::Done
+        }
+    })
+}

@@ -1,0 +1,250 @@
+//! The daemon's QUIC connection to the relay: the relay certificate pinned by SHA-256
+//! fingerprint, challenge-response authentication with the device key, then requests
+//! multiplexed by id on one stream, with pushes delivered on a channel.
+
+use mes_protocol::codec::MAX_WIRE_FRAME;
+use mes_protocol::framing::{read_frame, write_frame};
+use mes_protocol::keys::{DeviceCert, SigningSecret, CHALLENGE_CONTEXT};
+use mes_protocol::wire::{ClientFrame, Push, RelayFrame, Reply, Request, WireError};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where the relay is and which certificate to accept.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelayTarget {
+    /// UDP address.
+    pub address: SocketAddr,
+    /// SHA-256 fingerprint of its certificate, lowercase hex.
+    pub fingerprint: String,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The relay refused it.
+    #[error("relay refused: {0}")]
+    Refused(WireError),
+    /// The connection is gone.
+    #[error("relay connection lost: {0}")]
+    Closed(String),
+}
+
+/// Interval of QUIC keep-alives (the relay drops connections idle for 30 s).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, WireError>>>>>;
+
+/// An authenticated connection.
+pub struct RelayClient {
+    conn: quinn::Connection,
+    send: tokio::sync::Mutex<quinn::SendStream>,
+    waiters: Waiters,
+    next_id: AtomicU64,
+    closed: Arc<Mutex<Option<String>>>,
+}
+
+#[derive(Debug)]
+struct PinnedFingerprint(String, Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for PinnedFingerprint {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use sha2::Digest;
+        let got = hex::encode(sha2::Sha256::digest(end_entity.as_ref()));
+        if got == self.0 {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "relay certificate fingerprint {got} is not the pinned {}",
+                self.0
+            )))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("TLS 1.2 is not accepted".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client endpoint on an ephemeral port of the right address family.
+pub fn endpoint(for_target: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let bind: SocketAddr = if for_target.is_ipv6() {
+        "[::]:0".parse()?
+    } else {
+        "0.0.0.0:0".parse()?
+    };
+    Ok(quinn::Endpoint::client(bind)?)
+}
+
+fn client_config(fingerprint: &str) -> anyhow::Result<quinn::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedFingerprint(
+            fingerprint.to_ascii_lowercase(),
+            provider,
+        )))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![mes_protocol::ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.keep_alive_interval(Some(KEEP_ALIVE));
+    transport.max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
+    cfg.transport_config(Arc::new(transport));
+    Ok(cfg)
+}
+
+/// The bytes a device signs to answer a challenge (must match the relay's).
+pub fn challenge_message(nonce: &[u8; 32], fingerprint: &str) -> Vec<u8> {
+    [nonce.as_slice(), fingerprint.as_bytes()].concat()
+}
+
+impl RelayClient {
+    /// Connects, checks the pinned certificate, and authenticates the device.
+    pub async fn connect(
+        endpoint: &quinn::Endpoint,
+        target: &RelayTarget,
+        cert: &DeviceCert,
+        device_key: &SigningSecret,
+    ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
+        let conn = endpoint
+            .connect_with(
+                client_config(&target.fingerprint)?,
+                target.address,
+                "mes-relay",
+            )?
+            .await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let nonce = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
+            Some(RelayFrame::Challenge { nonce, .. }) => nonce,
+            other => anyhow::bail!("expected a challenge from the relay, got {other:?}"),
+        };
+        let signature = device_key.sign(
+            CHALLENGE_CONTEXT,
+            &challenge_message(&nonce, &target.fingerprint.to_ascii_lowercase()),
+        );
+        write_frame(
+            &mut send,
+            &ClientFrame::Hello {
+                cert: cert.clone(),
+                signature,
+            },
+        )
+        .await?;
+        match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
+            Some(RelayFrame::Welcome { .. }) => {}
+            Some(RelayFrame::Fatal(e)) => return Err(ClientError::Refused(e).into()),
+            other => anyhow::bail!("expected a welcome from the relay, got {other:?}"),
+        }
+        let waiters: Waiters = Arc::default();
+        let closed: Arc<Mutex<Option<String>>> = Arc::default();
+        let (push_tx, push_rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_loop(recv, waiters.clone(), closed.clone(), push_tx));
+        Ok((
+            RelayClient {
+                conn,
+                send: tokio::sync::Mutex::new(send),
+                waiters,
+                next_id: AtomicU64::new(1),
+                closed,
+            },
+            push_rx,
+        ))
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn request(&self, body: Request) -> Result<Reply, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().expect("waiters lock").insert(id, tx);
+        {
+            let mut send = self.send.lock().await;
+            if let Err(e) = write_frame(&mut *send, &ClientFrame::Request { id, body }).await {
+                self.waiters.lock().expect("waiters lock").remove(&id);
+                return Err(ClientError::Closed(e.to_string()));
+            }
+        }
+        match rx.await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(ClientError::Refused(e)),
+            Err(_) => Err(ClientError::Closed(
+                self.closed
+                    .lock()
+                    .expect("closed lock")
+                    .clone()
+                    .unwrap_or_else(|| "connection closed".into()),
+            )),
+        }
+    }
+
+    /// Resolves when the connection is gone.
+    pub async fn closed(&self) {
+        self.conn.closed().await;
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.conn.close(0u32.into(), b"bye");
+    }
+}
+
+async fn read_loop(
+    mut recv: quinn::RecvStream,
+    waiters: Waiters,
+    closed: Arc<Mutex<Option<String>>>,
+    pushes: mpsc::UnboundedSender<Push>,
+) {
+    let reason = loop {
+        match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await {
+            Ok(Some(RelayFrame::Response { id, result })) => {
+                if let Some(tx) = waiters.lock().expect("waiters lock").remove(&id) {
+                    let _ = tx.send(result);
+                }
+            }
+            Ok(Some(RelayFrame::Push(p))) => {
+                let _ = pushes.send(p);
+            }
+            Ok(Some(RelayFrame::Fatal(e))) => break format!("relay closed the connection: {e}"),
+            Ok(Some(other)) => break format!("unexpected frame from the relay: {other:?}"),
+            Ok(None) => break "relay closed the stream".to_string(),
+            Err(e) => break e.to_string(),
+        }
+    };
+    *closed.lock().expect("closed lock") = Some(reason);
+    waiters.lock().expect("waiters lock").clear();
+}

@@ -1,0 +1,1341 @@
+//! The daemon's state and operations: local calls from the API (acknowledged only once
+//! durable) and the sync operations the engine runs against the relay (upload, fetch,
+//! snapshot, membership and key refresh).
+//!
+//! Locking: one std mutex over the in-memory state, never held across an await; sled
+//! flushes and relay requests happen outside it.
+
+use mes_protocol::api::{
+    ApiError, ApiErrorCode, ApiEvent, DeviceSummary, NoteEntry, SpaceSummary, StatusReport,
+    VolumeStatus,
+};
+use mes_protocol::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::ids::{
+    DeviceId, Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind,
+};
+use mes_protocol::keys::DeviceCert;
+use mes_protocol::membership::{
+    DeviceRevocation, Grant, Membership, Role, Signed, SpaceGenesis, VolumeDecl,
+};
+use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
+use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::{Reply, Request, MAX_FETCH};
+use rand::rngs::OsRng;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{broadcast, mpsc, Notify};
+
+use crate::client::{ClientError, RelayClient};
+use crate::identity::Identity;
+use crate::keyring::Keyring;
+use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
+use crate::store::{SealedStore, StoreError};
+use crate::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
+
+/// Bundles per upload request.
+pub const MAX_UPLOAD: u64 = 1024;
+
+/// The in-memory state.
+pub struct State {
+    /// Keys of this daemon.
+    pub identity: Identity,
+    /// Spaces.
+    pub spaces: BTreeMap<SpaceId, Space>,
+    /// Volumes.
+    pub volumes: BTreeMap<VolumeId, Volume>,
+    /// Epoch keys.
+    pub keys: Keyring,
+    /// Connected to the relay.
+    pub online: bool,
+    /// (slot, device) pairs wrapped during this run.
+    wrapped: BTreeSet<(KeySlot, DeviceId)>,
+}
+
+/// The daemon.
+pub struct Daemon {
+    /// The sealed store.
+    pub store: SealedStore,
+    state: Mutex<State>,
+    events: broadcast::Sender<ApiEvent>,
+    /// Wakes the sync engine.
+    pub wake: Notify,
+    /// Restarts the sync session (identity changed through pairing).
+    pub reconnect: Notify,
+    client: Mutex<Option<Arc<RelayClient>>>,
+    suite: CipherSuite,
+    pub(crate) pairings: Mutex<HashMap<[u8; 16], mpsc::UnboundedSender<Vec<u8>>>>,
+    relay_label: String,
+}
+
+/// Errors of sync operations.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The relay refused or the connection dropped.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Local storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bundle or record was refused.
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
+    ApiError::new(code, m)
+}
+
+fn storage(e: StoreError) -> ApiError {
+    api(ApiErrorCode::Storage, e.to_string())
+}
+
+fn unexpected(r: Reply) -> SyncError {
+    SyncError::Refused(format!("unexpected reply from the relay: {r:?}"))
+}
+
+/// Labels of the volumes every space starts with.
+pub const NOTES: &str = "notes";
+/// Chained log.
+pub const JOURNAL: &str = "journal";
+/// Inbox.
+pub const INBOX: &str = "inbox";
+
+impl Daemon {
+    /// Opens the daemon state from its store, creating an identity on first start.
+    pub fn open(
+        store: SealedStore,
+        name: &str,
+        suite: CipherSuite,
+        relay_label: String,
+    ) -> Result<Arc<Self>, StoreError> {
+        let identity = match Identity::load(&store)? {
+            Some(i) => i,
+            None => {
+                let i = Identity::create(name);
+                let mut b = store.batch();
+                i.save(&mut b);
+                store.apply(b)?;
+                i
+            }
+        };
+        let actor = identity.device.device_id().0;
+        let (spaces, volumes) = load_all(&store, &actor)?;
+        let keys = Keyring::load(&store)?;
+        let state = State {
+            identity,
+            spaces: spaces.into_iter().map(|s| (s.id(), s)).collect(),
+            volumes: volumes.into_iter().map(|v| (v.meta.volume, v)).collect(),
+            keys,
+            online: false,
+            wrapped: BTreeSet::new(),
+        };
+        Ok(Arc::new(Daemon {
+            store,
+            state: Mutex::new(state),
+            events: broadcast::channel(1024).0,
+            wake: Notify::new(),
+            reconnect: Notify::new(),
+            client: Mutex::new(None),
+            suite,
+            pairings: Mutex::new(HashMap::new()),
+            relay_label,
+        }))
+    }
+
+    /// Locks the state.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("daemon state lock")
+    }
+
+    /// Subscribes to events.
+    pub fn events(&self) -> broadcast::Receiver<ApiEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, e: ApiEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// The live relay connection, if any.
+    pub fn client(&self) -> Option<Arc<RelayClient>> {
+        self.client.lock().expect("client lock").clone()
+    }
+
+    pub(crate) fn set_client(&self, c: Option<Arc<RelayClient>>) {
+        let online = c.is_some();
+        *self.client.lock().expect("client lock") = c;
+        let mut st = self.state();
+        for v in st.volumes.values_mut() {
+            v.progress.stalled = false;
+        }
+        if st.online != online {
+            st.online = online;
+            if !online {
+                for v in st.volumes.values_mut() {
+                    v.progress.on_disconnected();
+                }
+            }
+            drop(st);
+            self.emit(ApiEvent::Connection { online });
+        }
+    }
+
+    fn online_client(&self) -> Result<Arc<RelayClient>, ApiError> {
+        self.client().ok_or_else(|| {
+            api(
+                ApiErrorCode::Offline,
+                "this needs the relay, and the daemon is offline",
+            )
+        })
+    }
+
+    // ----- local operations -------------------------------------------------------------
+
+    /// Status of every volume.
+    pub fn status(&self) -> StatusReport {
+        let st = self.state();
+        StatusReport {
+            online: st.online,
+            relay: self.relay_label.clone(),
+            volumes: st
+                .volumes
+                .values()
+                .map(|v| VolumeStatus {
+                    space: v.meta.space,
+                    volume: v.meta.volume,
+                    label: v.meta.label.clone(),
+                    kind: v.meta.kind,
+                    generation: v.meta.generation.0,
+                    epoch: st
+                        .keys
+                        .current(v.meta.volume, v.meta.generation)
+                        .map(|(e, _)| e.0)
+                        .unwrap_or(0),
+                    cursor: v.progress.cursor,
+                    head: v.progress.head,
+                    pending_uploads: v.meta.last_local - v.progress.uploaded,
+                })
+                .collect(),
+        }
+    }
+
+    /// Creates a space with its three volumes; durable on return.
+    pub async fn create_space(&self, label: &str) -> Result<SpaceId, ApiError> {
+        if label.trim().is_empty() {
+            return Err(api(
+                ApiErrorCode::BadRequest,
+                "a space needs a non-empty label",
+            ));
+        }
+        let space = {
+            let mut st = self.state();
+            let mut rng = OsRng;
+            let space = SpaceId::random(&mut rng);
+            let principal = &st.identity.principal;
+            let genesis = Signed::sign(
+                SpaceGenesis {
+                    space,
+                    owner: principal.principal_id(),
+                    inbox_recipient: principal.age.recipient(),
+                    created_at: UnixMillis::now(),
+                },
+                &principal.signing,
+            );
+            let kinds = [
+                (VolumeKind::Automerge, NOTES),
+                (VolumeKind::ChainedLog, JOURNAL),
+                (VolumeKind::Inbox, INBOX),
+            ];
+            let decls: Vec<Signed<VolumeDecl>> = kinds
+                .iter()
+                .map(|(kind, vlabel)| {
+                    let d = VolumeDecl {
+                        space,
+                        volume: VolumeId::random(&mut rng),
+                        kind: *kind,
+                        generation: Generation(0),
+                        label: (*vlabel).into(),
+                    };
+                    Signed::sign(d, &principal.signing)
+                })
+                .collect();
+            let mut batch = self.store.batch();
+            for ((kind, vlabel), decl) in kinds.into_iter().zip(&decls) {
+                let volume = decl.body.volume;
+                let meta = VolumeMeta {
+                    space,
+                    volume,
+                    kind,
+                    label: vlabel.into(),
+                    generation: Generation(0),
+                    cursor: Seq(0),
+                    uploaded: 0,
+                    last_local: 0,
+                    pruned: Seq(0),
+                    log_counter: 0,
+                };
+                let mut v = Volume::create(meta, &st.identity.device.device_id().0);
+                v.save_meta(&mut batch);
+                if kind != VolumeKind::Inbox {
+                    let slot = KeySlot {
+                        space,
+                        volume,
+                        generation: Generation(0),
+                        epoch: Epoch(0),
+                    };
+                    st.keys
+                        .insert(slot, SymmetricKey::generate(&mut rng), &mut batch);
+                }
+                if kind == VolumeKind::Automerge {
+                    if let Replica::Doc(d) = &mut v.replica {
+                        let p = d
+                            .set(LABEL_KEY, label)
+                            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                        v.record_local(&p, &mut batch);
+                    }
+                }
+                st.volumes.insert(volume, v);
+            }
+            let s = Space {
+                record: SpaceRecord {
+                    genesis,
+                    label: label.into(),
+                    registered: false,
+                    decls,
+                },
+                membership: None,
+            };
+            s.save(&mut batch);
+            st.spaces.insert(space, s);
+            self.store.apply(batch).map_err(storage)?;
+            space
+        };
+        self.made_durable(space).await?;
+        Ok(space)
+    }
+
+    /// Flushes, then marks every local change written so far durable and wakes sync.
+    async fn made_durable(&self, space: SpaceId) -> Result<(), ApiError> {
+        self.store.flush().await.map_err(storage)?;
+        let mut st = self.state();
+        for v in st.volumes.values_mut().filter(|v| v.meta.space == space) {
+            v.progress.on_durable(v.meta.last_local);
+        }
+        drop(st);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The space a call acts on: the one named, or this person's first space (created as
+    /// "personal" if there is none yet).
+    pub async fn resolve_space(&self, space: Option<SpaceId>) -> Result<SpaceId, ApiError> {
+        if let Some(s) = space {
+            return if self.state().spaces.contains_key(&s) {
+                Ok(s)
+            } else {
+                Err(api(
+                    ApiErrorCode::NotFound,
+                    format!("this daemon holds no space {s}"),
+                ))
+            };
+        }
+        let found = {
+            let st = self.state();
+            let me = st.identity.principal.principal_id();
+            let mut own: Vec<_> = st
+                .spaces
+                .values()
+                .filter(|s| s.record.genesis.body.owner == me)
+                .map(|s| (s.record.genesis.body.created_at, s.id()))
+                .collect();
+            own.sort();
+            own.first().map(|(_, s)| *s)
+        };
+        match found {
+            Some(s) => Ok(s),
+            None => self.create_space("personal").await,
+        }
+    }
+
+    fn volume_of(st: &State, space: SpaceId, label: &str) -> Result<VolumeId, ApiError> {
+        st.volumes
+            .values()
+            .find(|v| v.meta.space == space && v.meta.label == label)
+            .map(|v| v.meta.volume)
+            .ok_or_else(|| {
+                api(
+                    ApiErrorCode::NotFound,
+                    format!(
+                        "space {} has no {label} volume here yet (not synced?)",
+                        space.short()
+                    ),
+                )
+            })
+    }
+
+    fn check_writable(st: &State, space: SpaceId, volume: VolumeId) -> Result<(), ApiError> {
+        let s = &st.spaces[&space];
+        let me = st.identity.principal.principal_id();
+        let kind = st.volumes[&volume].meta.kind;
+        let role = match &s.membership {
+            Some(m) => m.role(me, Some(volume)),
+            None if s.record.genesis.body.owner == me => Some(Role::Admin),
+            None => None,
+        };
+        match role {
+            Some(r) if r.can_write(kind) => Ok(()),
+            _ => Err(api(
+                ApiErrorCode::Forbidden,
+                format!(
+                    "you may not write to the {} volume of this space",
+                    st.volumes[&volume].meta.label
+                ),
+            )),
+        }
+    }
+
+    /// Applies a local change to a volume and acknowledges once durable.
+    async fn local_change(
+        &self,
+        space: SpaceId,
+        label: &str,
+        change: impl FnOnce(&mut Volume, DeviceId) -> Result<Option<Payload>, ApiError>,
+    ) -> Result<bool, ApiError> {
+        {
+            let mut st = self.state();
+            let volume = Self::volume_of(&st, space, label)?;
+            Self::check_writable(&st, space, volume)?;
+            let device = st.identity.device.device_id();
+            let v = st.volumes.get_mut(&volume).expect("volume exists");
+            let Some(payload) = change(v, device)? else {
+                return Ok(false);
+            };
+            let mut batch = self.store.batch();
+            v.record_local(&payload, &mut batch);
+            self.store.apply(batch).map_err(storage)?;
+            self.emit(ApiEvent::VolumeChanged { space, volume });
+        }
+        self.made_durable(space).await?;
+        Ok(true)
+    }
+
+    /// Sets a note.
+    pub async fn note_set(&self, space: SpaceId, key: &str, value: &str) -> Result<(), ApiError> {
+        check_key(key)?;
+        self.note_set_internal(space, key, value).await
+    }
+
+    /// Sets a note, reserved keys included (blob references, the space label).
+    pub(crate) async fn note_set_internal(
+        &self,
+        space: SpaceId,
+        key: &str,
+        value: &str,
+    ) -> Result<(), ApiError> {
+        self.local_change(space, NOTES, |v, _| match &mut v.replica {
+            Replica::Doc(d) => d
+                .set(key, value)
+                .map(Some)
+                .map_err(|e| api(ApiErrorCode::Internal, e.to_string())),
+            _ => Err(api(
+                ApiErrorCode::Internal,
+                "notes volume is not a document",
+            )),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes a note; NotFound if absent.
+    pub async fn note_delete(&self, space: SpaceId, key: &str) -> Result<(), ApiError> {
+        check_key(key)?;
+        let changed = self
+            .local_change(space, NOTES, |v, _| match &mut v.replica {
+                Replica::Doc(d) => d
+                    .delete(key)
+                    .map_err(|e| api(ApiErrorCode::Internal, e.to_string())),
+                _ => Err(api(
+                    ApiErrorCode::Internal,
+                    "notes volume is not a document",
+                )),
+            })
+            .await?;
+        if changed {
+            Ok(())
+        } else {
+            Err(api(ApiErrorCode::NotFound, format!("no note {key:?}")))
+        }
+    }
+
+    fn with_doc<T>(
+        &self,
+        space: SpaceId,
+        f: impl FnOnce(&mut volume::doc::DocReplica) -> T,
+    ) -> Result<T, ApiError> {
+        let mut st = self.state();
+        let volume = Self::volume_of(&st, space, NOTES)?;
+        match &mut st.volumes.get_mut(&volume).expect("volume exists").replica {
+            Replica::Doc(d) => Ok(f(d)),
+            _ => Err(api(
+                ApiErrorCode::Internal,
+                "notes volume is not a document",
+            )),
+        }
+    }
+
+    /// A note's values (several on conflict); NotFound if absent.
+    pub fn note_get(&self, space: SpaceId, key: &str) -> Result<Vec<String>, ApiError> {
+        let values = self.with_doc(space, |d| d.get(key))?;
+        if values.is_empty() {
+            Err(api(ApiErrorCode::NotFound, format!("no note {key:?}")))
+        } else {
+            Ok(values)
+        }
+    }
+
+    /// Every note.
+    pub fn note_list(&self, space: SpaceId) -> Result<Vec<NoteEntry>, ApiError> {
+        self.with_doc(space, |d| {
+            d.keys()
+                .into_iter()
+                .filter(|k| !k.starts_with('_'))
+                .map(|key| NoteEntry {
+                    values: d.get(&key),
+                    key,
+                })
+                .collect()
+        })
+    }
+
+    /// Appends to the journal.
+    pub async fn log_append(&self, space: SpaceId, text: &str) -> Result<(), ApiError> {
+        self.local_change(space, JOURNAL, |v, device| {
+            v.meta.log_counter += 1;
+            let e = LogEntry {
+                author: device,
+                counter: v.meta.log_counter,
+                at: UnixMillis::now().0,
+                text: text.into(),
+            };
+            match &mut v.replica {
+                Replica::Log(l) => Ok(Some(l.append(e))),
+                _ => Err(api(ApiErrorCode::Internal, "journal volume is not a log")),
+            }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The journal: applied entries, then pending ones marked.
+    pub fn log_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
+        let st = self.state();
+        let volume = Self::volume_of(&st, space, JOURNAL)?;
+        match &st.volumes[&volume].replica {
+            Replica::Log(l) => {
+                let (applied, pending) = l.entries();
+                let mut out: Vec<String> = applied
+                    .iter()
+                    .map(|(s, e)| format!("#{} {}", s.0, e.text))
+                    .collect();
+                out.extend(pending.iter().map(|e| format!("(pending) {}", e.text)));
+                Ok(out)
+            }
+            _ => Err(api(ApiErrorCode::Internal, "journal volume is not a log")),
+        }
+    }
+
+    /// Drops a message into the space's inbox.
+    pub async fn inbox_drop(&self, space: SpaceId, text: &str) -> Result<(), ApiError> {
+        self.local_change(space, INBOX, |_, device| {
+            Ok(Some(Payload::Changes(mes_protocol::codec::to_bytes(
+                &Drop {
+                    seq: Seq(0),
+                    from: device,
+                    text: text.into(),
+                },
+            ))))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The inbox (owner only).
+    pub fn inbox_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
+        let st = self.state();
+        let volume = Self::volume_of(&st, space, INBOX)?;
+        if st.spaces[&space].record.genesis.body.owner != st.identity.principal.principal_id() {
+            return Err(api(
+                ApiErrorCode::Forbidden,
+                "only the space's owner reads its inbox",
+            ));
+        }
+        match &st.volumes[&volume].replica {
+            Replica::Inbox(i) => Ok(i
+                .drops()
+                .iter()
+                .map(|d| format!("#{} from {}: {}", d.seq.0, d.from.short(), d.text))
+                .collect()),
+            _ => Err(api(ApiErrorCode::Internal, "inbox volume is not an inbox")),
+        }
+    }
+
+    /// Spaces held here.
+    pub fn list_spaces(&self) -> Vec<SpaceSummary> {
+        let st = self.state();
+        st.spaces
+            .values()
+            .map(|s| {
+                let label = st
+                    .volumes
+                    .values()
+                    .find(|v| v.meta.space == s.id() && v.meta.label == NOTES)
+                    .and_then(|v| match &v.replica {
+                        Replica::Doc(d) => d.get(LABEL_KEY).into_iter().next(),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| s.record.label.clone());
+                SpaceSummary {
+                    space: s.id(),
+                    label,
+                    owner: s.record.genesis.body.owner,
+                }
+            })
+            .collect()
+    }
+
+    /// A fingerprint of a volume's state (tests compare replicas with it).
+    pub fn digest(&self, volume: VolumeId) -> Option<String> {
+        self.state()
+            .volumes
+            .get_mut(&volume)
+            .map(|v| v.replica.digest())
+    }
+
+    // ----- membership and keys ----------------------------------------------------------
+
+    /// This person's devices, as the relay knows them.
+    pub async fn list_devices(&self) -> Result<Vec<DeviceSummary>, ApiError> {
+        let c = self.online_client()?;
+        let (me, this) = {
+            let st = self.state();
+            (
+                st.identity.principal.principal_id(),
+                st.identity.device.device_id(),
+            )
+        };
+        match c
+            .request(Request::ListDevices { principal: me })
+            .await
+            .map_err(client_api)?
+        {
+            Reply::Devices { certs } => Ok(certs
+                .into_iter()
+                .filter(|c| c.verify().is_ok() && c.body.principal == me)
+                .map(|c| DeviceSummary {
+                    device: c.body.device,
+                    name: c.body.name,
+                    this_device: c.body.device == this,
+                })
+                .collect()),
+            r => Err(api(
+                ApiErrorCode::Internal,
+                format!("unexpected reply {r:?}"),
+            )),
+        }
+    }
+
+    /// Revokes one of this person's devices and starts a new key epoch on every volume
+    /// this person administers, wrapped to the remaining devices only.
+    pub async fn revoke_device(&self, device: DeviceId) -> Result<(), ApiError> {
+        let c = self.online_client()?;
+        let revocation = {
+            let st = self.state();
+            if device == st.identity.device.device_id() {
+                return Err(api(
+                    ApiErrorCode::BadRequest,
+                    "a device cannot revoke itself; revoke it from another device",
+                ));
+            }
+            Signed::sign(
+                DeviceRevocation {
+                    device,
+                    revoked_at: UnixMillis::now(),
+                },
+                &st.identity.principal.signing,
+            )
+        };
+        c.request(Request::RevokeDevice { revocation })
+            .await
+            .map_err(client_api)?;
+        let spaces: Vec<SpaceId> = {
+            let mut st = self.state();
+            let me = st.identity.principal.principal_id();
+            let mut batch = self.store.batch();
+            let admin: Vec<(SpaceId, Vec<(VolumeId, Generation)>)> = st
+                .spaces
+                .values()
+                .filter(|s| {
+                    s.record.genesis.body.owner == me
+                        || s.membership
+                            .as_ref()
+                            .is_some_and(|m| m.role(me, None) == Some(Role::Admin))
+                })
+                .map(|s| {
+                    (
+                        s.id(),
+                        st.volumes
+                            .values()
+                            .filter(|v| v.meta.space == s.id() && v.meta.kind != VolumeKind::Inbox)
+                            .map(|v| (v.meta.volume, v.meta.generation))
+                            .collect(),
+                    )
+                })
+                .collect();
+            for (space, vols) in &admin {
+                for (volume, generation) in vols {
+                    let next = st
+                        .keys
+                        .current(*volume, *generation)
+                        .map(|(e, _)| Epoch(e.0 + 1))
+                        .unwrap_or(Epoch(0));
+                    let slot = KeySlot {
+                        space: *space,
+                        volume: *volume,
+                        generation: *generation,
+                        epoch: next,
+                    };
+                    st.keys
+                        .insert(slot, SymmetricKey::generate(&mut OsRng), &mut batch);
+                }
+            }
+            self.store.apply(batch).map_err(storage)?;
+            admin.into_iter().map(|(s, _)| s).collect()
+        };
+        self.store.flush().await.map_err(storage)?;
+        for s in spaces {
+            self.refresh_space(&c, s).await.map_err(sync_api)?;
+        }
+        Ok(())
+    }
+
+    /// Grants a role on a space to another principal (None removes it).
+    pub async fn grant(
+        &self,
+        space: SpaceId,
+        principal: PrincipalId,
+        role: Option<Role>,
+    ) -> Result<(), ApiError> {
+        let c = self.online_client()?;
+        let grant = {
+            let st = self.state();
+            let now = UnixMillis::now();
+            Signed::sign(
+                Grant {
+                    space,
+                    volume: None,
+                    principal,
+                    role,
+                    version: now.0,
+                    issued_at: now,
+                },
+                &st.identity.principal.signing,
+            )
+        };
+        c.request(Request::PutGrant { grant })
+            .await
+            .map_err(client_api)?;
+        self.refresh_space(&c, space).await.map_err(sync_api)
+    }
+
+    /// Uploads a snapshot of a volume at its cursor, letting the relay prune behind it.
+    pub async fn put_snapshot(&self, space: SpaceId, label: &str) -> Result<(), ApiError> {
+        let c = self.online_client()?;
+        let (volume, upto, bundle) = {
+            let mut st = self.state();
+            let volume = Self::volume_of(&st, space, label)?;
+            let device = &st.identity.device;
+            let header_author = device.device_id();
+            let v = &st.volumes[&volume];
+            let (generation, upto) = (v.meta.generation, v.progress.cursor);
+            let Some((epoch, key)) = st.keys.current(volume, generation) else {
+                return Err(api(ApiErrorCode::Forbidden, "no key for this volume yet"));
+            };
+            let key = key.duplicate();
+            let body = st
+                .volumes
+                .get_mut(&volume)
+                .expect("volume")
+                .replica
+                .snapshot();
+            let header = BundleHeader {
+                suite: self.suite,
+                space,
+                volume,
+                generation,
+                epoch,
+                author: header_author,
+                nonce: [0; 24],
+            };
+            let b = SealedBundle::seal(
+                &key,
+                header,
+                &st.identity.device.signing,
+                &mut OsRng,
+                &volume::encode(&Payload::Snapshot(body)),
+            );
+            (volume, upto, b)
+        };
+        if upto == Seq(0) {
+            return Err(api(
+                ApiErrorCode::BadRequest,
+                "nothing synced yet: the volume's cursor is 0",
+            ));
+        }
+        c.request(Request::PutSnapshot {
+            space,
+            volume,
+            upto,
+            snapshot: bundle,
+            prune: true,
+        })
+        .await
+        .map_err(client_api)?;
+        Ok(())
+    }
+
+    /// Registers local spaces the relay does not know, discovers the person's other spaces,
+    /// refreshes membership and keys, and subscribes to every volume.
+    pub async fn bootstrap(&self, c: &RelayClient) -> Result<(), SyncError> {
+        let unregistered: Vec<SpaceRecord> = self
+            .state()
+            .spaces
+            .values()
+            .filter(|s| !s.record.registered)
+            .map(|s| s.record.clone())
+            .collect();
+        for rec in unregistered {
+            c.request(Request::RegisterSpace {
+                genesis: rec.genesis.clone(),
+            })
+            .await?;
+            for decl in &rec.decls {
+                c.request(Request::DeclareVolume { decl: decl.clone() })
+                    .await?;
+            }
+            let mut st = self.state();
+            let mut batch = self.store.batch();
+            if let Some(s) = st.spaces.get_mut(&rec.genesis.body.space) {
+                s.record.registered = true;
+                s.save(&mut batch);
+            }
+            self.store.apply(batch)?;
+        }
+        let Reply::Spaces { spaces } = c.request(Request::ListSpaces).await? else {
+            return Err(SyncError::Refused(
+                "ListSpaces answered something else".into(),
+            ));
+        };
+        for genesis in spaces {
+            if genesis.verify().is_err() || genesis.signer != genesis.body.owner {
+                tracing::warn!(
+                    "ignoring space {} with a bad genesis signature",
+                    genesis.body.space.short()
+                );
+                continue;
+            }
+            let mut st = self.state();
+            if !st.spaces.contains_key(&genesis.body.space) {
+                let label = format!("space {}", genesis.body.space.short());
+                let s = Space {
+                    record: SpaceRecord {
+                        genesis,
+                        label,
+                        registered: true,
+                        decls: Vec::new(),
+                    },
+                    membership: None,
+                };
+                let mut batch = self.store.batch();
+                s.save(&mut batch);
+                st.spaces.insert(s.id(), s);
+                self.store.apply(batch)?;
+            }
+        }
+        let ids: Vec<SpaceId> = self.state().spaces.keys().copied().collect();
+        for s in ids {
+            self.refresh_space(c, s).await?;
+        }
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    /// Fetches and verifies a space's membership, learns new volumes, wraps keys for new
+    /// member devices (if admin), collects keys wrapped for this device, and subscribes.
+    pub async fn refresh_space(&self, c: &RelayClient, space: SpaceId) -> Result<(), SyncError> {
+        let (membership, devices) = match c.request(Request::GetMembership { space }).await? {
+            Reply::Membership {
+                membership,
+                devices,
+            } => (verify_membership(&membership)?, devices),
+            r => return Err(unexpected(r)),
+        };
+        let (envelopes, volumes) = {
+            let mut st = self.state();
+            let actor = st.identity.device.device_id().0;
+            let me = st.identity.principal.principal_id();
+            let mut batch = self.store.batch();
+            for decl in membership.volumes.values() {
+                let d = &decl.body;
+                match st.volumes.get_mut(&d.volume) {
+                    Some(v) => {
+                        if d.generation > v.meta.generation {
+                            tracing::warn!(
+                                "volume {} moved to generation {}",
+                                d.volume.short(),
+                                d.generation.0
+                            );
+                        }
+                    }
+                    None => {
+                        let meta = VolumeMeta {
+                            space,
+                            volume: d.volume,
+                            kind: d.kind,
+                            label: d.label.clone(),
+                            generation: d.generation,
+                            cursor: Seq(0),
+                            uploaded: 0,
+                            last_local: 0,
+                            pruned: Seq(0),
+                            log_counter: 0,
+                        };
+                        let mut v = Volume::create(meta, &actor);
+                        v.save_meta(&mut batch);
+                        st.volumes.insert(d.volume, v);
+                    }
+                }
+            }
+            let envelopes = if membership.role(me, None) == Some(Role::Admin) {
+                self.wrap_missing(&mut st, &membership, &devices)
+            } else {
+                Vec::new()
+            };
+            let volumes: Vec<VolumeId> = membership
+                .volumes
+                .values()
+                .filter(|d| {
+                    membership
+                        .role(me, Some(d.body.volume))
+                        .is_some_and(Role::can_read)
+                })
+                .map(|d| d.body.volume)
+                .collect();
+            if let Some(s) = st.spaces.get_mut(&space) {
+                s.record.decls = membership.volumes.values().cloned().collect();
+                s.membership = Some(membership);
+                s.save(&mut batch);
+            }
+            self.store.apply(batch)?;
+            (envelopes, volumes)
+        };
+        for chunk in envelopes.chunks(512) {
+            c.request(Request::PutEnvelopes {
+                envelopes: chunk.to_vec(),
+            })
+            .await?;
+        }
+        self.collect_envelopes(c, space).await?;
+        if !volumes.is_empty() {
+            match c.request(Request::Subscribe { space, volumes }).await? {
+                Reply::Done => {}
+                r => return Err(unexpected(r)),
+            }
+        }
+        Ok(())
+    }
+
+    fn wrap_missing(
+        &self,
+        st: &mut State,
+        m: &Membership,
+        devices: &[DeviceCert],
+    ) -> Vec<KeyEnvelope> {
+        let mut out = Vec::new();
+        let me = st.identity.device.device_id();
+        for decl in m.volumes.values() {
+            let d = &decl.body;
+            if d.kind == VolumeKind::Inbox {
+                continue;
+            }
+            let readers = m.readers(d.volume);
+            for cert in devices {
+                // Daemons verify what the relay says before wrapping keys to anyone.
+                if cert.body.device == me
+                    || !readers.contains(&cert.body.principal)
+                    || cert.verify().is_err()
+                {
+                    continue;
+                }
+                for (slot, key) in st.keys.slots(d.volume, d.generation) {
+                    if st.wrapped.contains(&(slot, cert.body.device)) {
+                        continue;
+                    }
+                    match KeyEnvelope::wrap(slot, key, cert.body.device, &cert.body.recipient) {
+                        Ok(e) => out.push(e),
+                        Err(e) => tracing::warn!(
+                            "cannot wrap to device {}: {e}",
+                            cert.body.device.short()
+                        ),
+                    }
+                }
+            }
+        }
+        for e in &out {
+            st.wrapped.insert((e.slot, e.recipient));
+        }
+        out
+    }
+
+    /// Opens the key envelopes the relay holds for this device.
+    pub async fn collect_envelopes(
+        &self,
+        c: &RelayClient,
+        space: SpaceId,
+    ) -> Result<usize, SyncError> {
+        let Reply::Envelopes { envelopes } = c.request(Request::GetEnvelopes { space }).await?
+        else {
+            return Err(SyncError::Refused(
+                "GetEnvelopes answered something else".into(),
+            ));
+        };
+        let added = {
+            let mut st = self.state();
+            let mut batch = self.store.batch();
+            let mut added = 0;
+            for e in envelopes {
+                if st
+                    .keys
+                    .get(e.slot.volume, e.slot.generation, e.slot.epoch)
+                    .is_some()
+                {
+                    continue;
+                }
+                match e.unwrap(&st.identity.device.age) {
+                    Ok(k) => {
+                        if st.keys.insert(e.slot, k, &mut batch) {
+                            added += 1;
+                        }
+                    }
+                    Err(err) => tracing::warn!("{err}"),
+                }
+            }
+            self.store.apply(batch)?;
+            if added > 0 {
+                for v in st.volumes.values_mut().filter(|v| v.meta.space == space) {
+                    v.progress.stalled = false;
+                }
+            }
+            added
+        };
+        if added > 0 {
+            self.store.flush().await?;
+            self.wake.notify_one();
+        }
+        Ok(added)
+    }
+
+    // ----- sync steps -------------------------------------------------------------------
+
+    /// Uploads local changes `from..=to` of a volume.
+    pub async fn upload(
+        &self,
+        c: &RelayClient,
+        volume: VolumeId,
+        from: u64,
+        to: u64,
+    ) -> Result<(), SyncError> {
+        let (space, bundles) = {
+            let st = self.state();
+            let v = &st.volumes[&volume];
+            let space = v.meta.space;
+            let author = st.identity.device.device_id();
+            let header = |epoch| BundleHeader {
+                suite: self.suite,
+                space,
+                volume,
+                generation: v.meta.generation,
+                epoch,
+                author,
+                nonce: [0; 24],
+            };
+            let mut bundles = Vec::with_capacity((to - from + 1) as usize);
+            for n in from..=to {
+                let plain = volume::encode(&v.local(&self.store, n)?);
+                let b = if v.meta.kind == VolumeKind::Inbox {
+                    let inbox = &st.spaces[&space].record.genesis.body.inbox_recipient;
+                    let body = match volume::decode(&plain) {
+                        Ok(Payload::Changes(b)) => b,
+                        _ => return Err(SyncError::Refused("inbox drop is not a change".into())),
+                    };
+                    SealedBundle::seal_drop(
+                        inbox,
+                        header(Epoch(0)),
+                        &st.identity.device.signing,
+                        &body,
+                    )
+                    .map_err(|e| SyncError::Refused(e.to_string()))?
+                } else {
+                    let Some((epoch, key)) = st.keys.current(volume, v.meta.generation) else {
+                        return Err(SyncError::Refused(format!(
+                            "no key yet for volume {}",
+                            volume.short()
+                        )));
+                    };
+                    SealedBundle::seal(
+                        key,
+                        header(epoch),
+                        &st.identity.device.signing,
+                        &mut OsRng,
+                        &plain,
+                    )
+                };
+                bundles.push(b);
+            }
+            (space, bundles)
+        };
+        let last = match c
+            .request(Request::Append {
+                space,
+                volume,
+                bundles,
+            })
+            .await?
+        {
+            Reply::Appended { last, .. } => last,
+            r => return Err(unexpected(r)),
+        };
+        let mut st = self.state();
+        let v = st.volumes.get_mut(&volume).expect("volume");
+        v.progress.on_uploaded(to, last);
+        let mut batch = self.store.batch();
+        v.save_meta(&mut batch);
+        self.store.apply(batch)?;
+        Ok(())
+    }
+
+    /// Opens bundles fetched for a volume; fetches keys once if some are missing.
+    async fn open_all(
+        &self,
+        c: &RelayClient,
+        volume: VolumeId,
+        items: Vec<(Seq, SealedBundle)>,
+    ) -> Result<Vec<(Seq, Payload)>, SyncError> {
+        for attempt in 0..2 {
+            let (space, generation, kind, keys, inbox) = {
+                let st = self.state();
+                let v = &st.volumes[&volume];
+                let mut keys = HashMap::new();
+                for (_, b) in &items {
+                    let h = &b.header;
+                    if let Some(k) = st.keys.get(volume, h.generation, h.epoch) {
+                        keys.entry((h.generation, h.epoch))
+                            .or_insert_with(|| k.duplicate());
+                    }
+                }
+                let inbox = (st.spaces[&v.meta.space].record.genesis.body.owner
+                    == st.identity.principal.principal_id())
+                .then(|| {
+                    mes_protocol::keys::AgeSecret::parse(
+                        &st.identity.principal.age.to_secret_string(),
+                    )
+                    .expect("own age key parses")
+                });
+                (v.meta.space, v.meta.generation, v.meta.kind, keys, inbox)
+            };
+            let missing = items.iter().any(|(_, b)| {
+                kind != VolumeKind::Inbox
+                    && b.header.generation == generation
+                    && !keys.contains_key(&(b.header.generation, b.header.epoch))
+            });
+            if missing && attempt == 0 {
+                self.collect_envelopes(c, space).await?;
+                continue;
+            }
+            let allow_null = self.suite == CipherSuite::Null;
+            let mut out = Vec::with_capacity(items.len());
+            for (seq, b) in &items {
+                let h = &b.header;
+                if h.generation < generation {
+                    continue;
+                }
+                let plain = if kind == VolumeKind::Inbox {
+                    match &inbox {
+                        Some(id) => b.open_drop(id, (space, volume)),
+                        None => continue,
+                    }
+                } else {
+                    let Some(key) = keys.get(&(h.generation, h.epoch)) else {
+                        return Err(SyncError::Refused(format!(
+                            "no key for volume {} generation {} epoch {}: not a reader any more?",
+                            volume.short(),
+                            h.generation.0,
+                            h.epoch.0
+                        )));
+                    };
+                    b.open(key, (space, volume, generation, h.epoch), allow_null)
+                }
+                .map_err(|e| {
+                    SyncError::Refused(format!(
+                        "bundle {} of volume {} refused: {e}",
+                        seq.0,
+                        volume.short()
+                    ))
+                })?;
+                let payload = volume::decode(&plain)
+                    .map_err(|e| SyncError::Refused(format!("bundle {}: {e}", seq.0)))?;
+                out.push((*seq, payload));
+            }
+            return Ok(out);
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// Fetches and applies bundles after `after`; durable before the cursor counts.
+    pub async fn fetch(
+        &self,
+        c: &RelayClient,
+        volume: VolumeId,
+        after: Seq,
+    ) -> Result<(), SyncError> {
+        let space = self.state().volumes[&volume].meta.space;
+        let (items, head, pruned) = match c
+            .request(Request::Fetch {
+                space,
+                volume,
+                after,
+                max: MAX_FETCH,
+            })
+            .await?
+        {
+            Reply::Bundles {
+                items,
+                head,
+                pruned_upto,
+            } => (items, head, pruned_upto),
+            r => return Err(unexpected(r)),
+        };
+        if let Some(p) = pruned.filter(|p| *p > after) {
+            let mut st = self.state();
+            let v = st.volumes.get_mut(&volume).expect("volume");
+            v.progress.on_fetched(after, head, p);
+            return Ok(());
+        }
+        let cursor = items.last().map(|(s, _)| *s).unwrap_or(after);
+        if let Some((first, _)) = items.first() {
+            if *first != after.next() {
+                return Err(SyncError::Refused(format!(
+                    "relay skipped from {} to {}",
+                    after.0, first.0
+                )));
+            }
+        }
+        let payloads = self.open_all(c, volume, items).await?;
+        self.apply_fetched(volume, payloads, cursor, head, Seq(0))
+            .await
+    }
+
+    /// Converges from the relay's snapshot when the log behind it was pruned.
+    pub async fn fetch_snapshot(&self, c: &RelayClient, volume: VolumeId) -> Result<(), SyncError> {
+        let space = self.state().volumes[&volume].meta.space;
+        let (upto, bundle) = match c.request(Request::GetSnapshot { space, volume }).await? {
+            Reply::Snapshot { upto, snapshot } => (upto, snapshot),
+            r => return Err(unexpected(r)),
+        };
+        let payloads = self.open_all(c, volume, vec![(upto, bundle)]).await?;
+        let pruned = self.state().volumes[&volume].progress.pruned;
+        self.apply_fetched(volume, payloads, upto, upto, pruned)
+            .await
+    }
+
+    async fn apply_fetched(
+        &self,
+        volume: VolumeId,
+        payloads: Vec<(Seq, Payload)>,
+        cursor: Seq,
+        head: Seq,
+        pruned: Seq,
+    ) -> Result<(), SyncError> {
+        let space = {
+            let mut st = self.state();
+            let v = st.volumes.get_mut(&volume).expect("volume");
+            v.replica
+                .apply_remote(&payloads)
+                .map_err(|e| SyncError::Refused(e.to_string()))?;
+            let mut batch = self.store.batch();
+            v.record_applied(&payloads, cursor, &mut batch);
+            self.store.apply(batch)?;
+            v.meta.space
+        };
+        self.store.flush().await?;
+        {
+            let mut st = self.state();
+            let v = st.volumes.get_mut(&volume).expect("volume");
+            v.progress.on_fetched(cursor, head, pruned);
+            v.compact_if_needed(&self.store)?;
+        }
+        if !payloads.is_empty() {
+            self.emit(ApiEvent::VolumeChanged { space, volume });
+        }
+        Ok(())
+    }
+}
+
+/// Key under which a space's label is kept in its notes document.
+pub const LABEL_KEY: &str = "_label";
+
+fn check_key(key: &str) -> Result<(), ApiError> {
+    if key.is_empty() || key.starts_with('_') || key.len() > 256 {
+        Err(api(
+            ApiErrorCode::BadRequest,
+            format!("note key {key:?} must be 1 to 256 bytes and not start with '_'"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn client_api(e: ClientError) -> ApiError {
+    match e {
+        ClientError::Closed(m) => api(ApiErrorCode::Offline, m),
+        ClientError::Refused(w) => api(ApiErrorCode::Forbidden, w.to_string()),
+    }
+}
+
+fn sync_api(e: SyncError) -> ApiError {
+    match e {
+        SyncError::Client(c) => client_api(c),
+        SyncError::Store(s) => storage(s),
+        SyncError::Refused(m) => api(ApiErrorCode::Internal, m),
+    }
+}
+
+/// Re-verifies every signature and admin right of a membership the relay sent.
+pub fn verify_membership(m: &Membership) -> Result<Membership, SyncError> {
+    let bad = |e: mes_protocol::membership::MembershipError| {
+        SyncError::Refused(format!(
+            "membership of space {} does not verify: {e}",
+            m.space().short()
+        ))
+    };
+    let mut out = Membership::new(m.genesis.clone()).map_err(bad)?;
+    let mut grants: Vec<_> = m.grants.values().cloned().collect();
+    // Grants by the owner first, so admins they appoint can be checked next.
+    grants.sort_by_key(|g| (g.signer != m.owner(), g.body.issued_at));
+    for g in grants {
+        out.grant(g).map_err(bad)?;
+    }
+    for d in m.volumes.values() {
+        out.declare(d.clone()).map_err(bad)?;
+    }
+    Ok(out)
+}

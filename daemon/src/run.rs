@@ -1,0 +1,118 @@
+//! Starting and stopping a daemon: unlock, open the store, serve the local API, run the
+//! sync engine. Used by `mesd`, by `mes demo`, and by tests that embed daemons.
+
+use mes_protocol::seal::CipherSuite;
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::RelayTarget;
+use crate::daemon::Daemon;
+use crate::store::SealedStore;
+use crate::unlock::{storage_key, Unlock};
+
+/// How to start a daemon.
+pub struct DaemonConfig {
+    /// Data directory (created 0700).
+    pub data_dir: PathBuf,
+    /// How to unlock the storage key.
+    pub unlock: Unlock,
+    /// The relay, if any (without one the daemon works offline only).
+    pub relay: Option<RelayTarget>,
+    /// This device's name.
+    pub name: String,
+    /// Null cipher: only for the confidentiality tests' control. Bundles and the local
+    /// store are then in clear.
+    pub null_cipher: bool,
+}
+
+/// The ready line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonReady {
+    /// Always true.
+    pub ready: bool,
+    /// Local API socket.
+    pub socket: PathBuf,
+    /// This device.
+    pub device: String,
+    /// Its principal.
+    pub principal: String,
+}
+
+/// A running daemon.
+pub struct RunningDaemon {
+    /// What the ready line says.
+    pub ready: DaemonReady,
+    /// The daemon (tests drive it directly too).
+    pub daemon: Arc<Daemon>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a daemon.
+pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+    let key = storage_key(&config.data_dir, &config.unlock)?;
+    let store = if config.null_cipher {
+        SealedStore::open_clear(&config.data_dir.join("replica.sled"))?
+    } else {
+        SealedStore::open(&config.data_dir.join("replica.sled"), &key)?
+    };
+    let suite = if config.null_cipher {
+        CipherSuite::Null
+    } else {
+        CipherSuite::XChaCha20Poly1305
+    };
+    let label = config
+        .relay
+        .as_ref()
+        .map(|r| r.address.to_string())
+        .unwrap_or_else(|| "none (offline only)".into());
+    let daemon = Daemon::open(store, &config.name, suite, label)?;
+    let socket = config.data_dir.join("mesd.sock");
+    let listener = crate::api_server::bind(&socket)?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = vec![tokio::spawn(crate::api_server::serve(
+        daemon.clone(),
+        listener,
+        stopped.clone(),
+    ))];
+    if let Some(target) = config.relay {
+        tasks.push(tokio::spawn(crate::sync::run(
+            daemon.clone(),
+            target,
+            stopped,
+        )));
+    }
+    let ready = {
+        let st = daemon.state();
+        DaemonReady {
+            ready: true,
+            socket,
+            device: st.identity.device.device_id().to_string(),
+            principal: st.identity.principal.principal_id().to_string(),
+        }
+    };
+    Ok(RunningDaemon {
+        ready,
+        daemon,
+        stop,
+        tasks,
+    })
+}
+
+impl RunningDaemon {
+    /// Stops serving and syncing, and flushes.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = self.daemon.store.flush().await;
+        let _ = std::fs::remove_file(&self.ready.socket);
+    }
+}

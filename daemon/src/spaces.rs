@@ -1,0 +1,243 @@
+//! Spaces and volumes as this device holds them, and how they are stored.
+//!
+//! Per volume the store keeps: its metadata (cursor, upload progress), a base state
+//! (compacted), the batches applied from the relay since the base, and the changes
+//! authored here (`local/n`, kept until folded into the base and acknowledged).
+//! Reopening rebuilds the replica from base + applied + local; everything is idempotent.
+
+use mes_protocol::ids::{Generation, Seq, SpaceId, VolumeId, VolumeKind};
+use mes_protocol::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{seq_suffix, suffix_seq, Batch, SealedStore, StoreError};
+use crate::sync_core::VolumeProgress;
+use crate::volume::{self, Payload, Replica};
+
+/// Applied batches kept before the volume is compacted into its base.
+pub const COMPACT_AFTER: usize = 64;
+
+/// A space as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpaceRecord {
+    /// The owner-signed genesis.
+    pub genesis: Signed<SpaceGenesis>,
+    /// Local label (never sent to the relay in clear).
+    pub label: String,
+    /// Known to the relay.
+    pub registered: bool,
+    /// Volume declarations.
+    pub decls: Vec<Signed<VolumeDecl>>,
+}
+
+/// A space in memory.
+pub struct Space {
+    /// What is stored.
+    pub record: SpaceRecord,
+    /// The verified membership, once fetched from the relay.
+    pub membership: Option<Membership>,
+}
+
+impl Space {
+    /// Id.
+    pub fn id(&self) -> SpaceId {
+        self.record.genesis.body.space
+    }
+    /// Persists the record.
+    pub fn save(&self, batch: &mut Batch<'_>) {
+        batch.put(
+            "spaces",
+            &self.id().0,
+            &mes_protocol::codec::to_bytes(&self.record),
+        );
+    }
+}
+
+/// A volume's stored metadata.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VolumeMeta {
+    /// Space.
+    pub space: SpaceId,
+    /// Volume.
+    pub volume: VolumeId,
+    /// Kind.
+    pub kind: VolumeKind,
+    /// Label ("notes", "journal", "inbox").
+    pub label: String,
+    /// Current generation.
+    pub generation: Generation,
+    /// Last relay seq applied and stored.
+    pub cursor: Seq,
+    /// Local changes acknowledged by the relay.
+    pub uploaded: u64,
+    /// Last local change number assigned.
+    pub last_local: u64,
+    /// Relay's pruned point last seen.
+    pub pruned: Seq,
+    /// Counter of the next chained-log entry authored here.
+    pub log_counter: u64,
+}
+
+/// A volume in memory.
+pub struct Volume {
+    /// Metadata.
+    pub meta: VolumeMeta,
+    /// State.
+    pub replica: Replica,
+    /// Sync progress.
+    pub progress: VolumeProgress,
+    applied_records: usize,
+}
+
+fn ns(volume: VolumeId, what: &str) -> String {
+    format!("v/{volume}/{what}")
+}
+
+impl Volume {
+    /// A new, empty volume.
+    pub fn create(meta: VolumeMeta, actor: &[u8]) -> Self {
+        let replica = Replica::new(meta.kind, actor);
+        Volume {
+            meta,
+            replica,
+            progress: VolumeProgress::default(),
+            applied_records: 0,
+        }
+    }
+
+    /// Rebuilds a volume from the store.
+    pub fn open(store: &SealedStore, meta: VolumeMeta, actor: &[u8]) -> Result<Self, StoreError> {
+        let bad =
+            |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
+        let mut replica = Replica::new(meta.kind, actor);
+        if let Some(base) = store.get(&ns(meta.volume, "base"), &[])? {
+            replica
+                .apply_remote(&[(Seq(0), Payload::Snapshot(base))])
+                .map_err(bad)?;
+        }
+        let applied = store.scan(&ns(meta.volume, "applied"))?;
+        for (_, v) in &applied {
+            let items: Vec<(Seq, Payload)> = mes_protocol::codec::from_bytes(v)
+                .map_err(|e| StoreError(format!("applied batch: {e}")))?;
+            replica.apply_remote(&items).map_err(bad)?;
+        }
+        for (_, v) in store.scan(&ns(meta.volume, "local"))? {
+            replica
+                .apply_local(&volume::decode(&v).map_err(bad)?)
+                .map_err(bad)?;
+        }
+        let progress = VolumeProgress {
+            cursor: meta.cursor,
+            head: meta.cursor,
+            uploaded: meta.uploaded,
+            durable: meta.last_local,
+            pruned: meta.pruned,
+            ..Default::default()
+        };
+        Ok(Volume {
+            meta,
+            replica,
+            progress,
+            applied_records: applied.len(),
+        })
+    }
+
+    /// Persists the metadata (with the live progress).
+    pub fn save_meta(&mut self, batch: &mut Batch<'_>) {
+        self.meta.cursor = self.progress.cursor;
+        self.meta.uploaded = self.progress.uploaded;
+        self.meta.pruned = self.progress.pruned;
+        batch.put(
+            "volumes",
+            &self.meta.volume.0,
+            &mes_protocol::codec::to_bytes(&self.meta),
+        );
+    }
+
+    /// Records a local change; returns its number.
+    pub fn record_local(&mut self, payload: &Payload, batch: &mut Batch<'_>) -> u64 {
+        self.meta.last_local += 1;
+        let n = self.meta.last_local;
+        batch.put(
+            &ns(self.meta.volume, "local"),
+            &seq_suffix(n),
+            &volume::encode(payload),
+        );
+        self.save_meta(batch);
+        n
+    }
+
+    /// A local change by number.
+    pub fn local(&self, store: &SealedStore, n: u64) -> Result<Payload, StoreError> {
+        let bytes = store
+            .get(&ns(self.meta.volume, "local"), &seq_suffix(n))?
+            .ok_or_else(|| {
+                StoreError(format!(
+                    "local change {n} of volume {} is missing",
+                    self.meta.volume.short()
+                ))
+            })?;
+        volume::decode(&bytes).map_err(|e| StoreError(e.to_string()))
+    }
+
+    /// Records a batch applied from the relay, moving the cursor.
+    pub fn record_applied(&mut self, items: &[(Seq, Payload)], cursor: Seq, batch: &mut Batch<'_>) {
+        if !items.is_empty() {
+            batch.put(
+                &ns(self.meta.volume, "applied"),
+                &seq_suffix(cursor.0),
+                &mes_protocol::codec::to_bytes(&items),
+            );
+            self.applied_records += 1;
+        }
+        self.progress.cursor = self.progress.cursor.max(cursor);
+        self.save_meta(batch);
+    }
+
+    /// Folds applied batches and acknowledged local changes into the base once there are
+    /// many (call after the previous writes are durable).
+    pub fn compact_if_needed(&mut self, store: &SealedStore) -> Result<bool, StoreError> {
+        if self.applied_records < COMPACT_AFTER {
+            return Ok(false);
+        }
+        let mut batch = store.batch();
+        batch.put(&ns(self.meta.volume, "base"), &[], &self.replica.snapshot());
+        for (k, _) in store.scan(&ns(self.meta.volume, "applied"))? {
+            batch.remove(&ns(self.meta.volume, "applied"), &k);
+        }
+        // Local changes already at the relay come back through the cursor if the base
+        // missed them; only automerge bases contain them for sure.
+        if matches!(self.replica, Replica::Doc(_)) {
+            for (k, _) in store.scan(&ns(self.meta.volume, "local"))? {
+                if suffix_seq(&k)? <= self.progress.uploaded {
+                    batch.remove(&ns(self.meta.volume, "local"), &k);
+                }
+            }
+        }
+        store.apply(batch)?;
+        self.applied_records = 0;
+        Ok(true)
+    }
+}
+
+/// Loads every space and volume.
+pub fn load_all(
+    store: &SealedStore,
+    actor: &[u8],
+) -> Result<(Vec<Space>, Vec<Volume>), StoreError> {
+    let mut spaces = Vec::new();
+    for (_, v) in store.scan("spaces")? {
+        let record: SpaceRecord = mes_protocol::codec::from_bytes(&v)
+            .map_err(|e| StoreError(format!("stored space: {e}")))?;
+        spaces.push(Space {
+            record,
+            membership: None,
+        });
+    }
+    let mut volumes = Vec::new();
+    for (_, v) in store.scan("volumes")? {
+        let meta: VolumeMeta = mes_protocol::codec::from_bytes(&v)
+            .map_err(|e| StoreError(format!("stored volume: {e}")))?;
+        volumes.push(Volume::open(store, meta, actor)?);
+    }
+    Ok((spaces, volumes))
+}

@@ -1,0 +1,155 @@
+//! The async shell of the sync engine: connect (pinned, authenticated), bootstrap, then
+//! execute the steps the sans-IO core asks for, woken by local changes and relay pushes;
+//! reconnect with jittered backoff when the connection drops. The daemon stays fully
+//! usable offline meanwhile.
+
+use mes_protocol::ids::VolumeId;
+use mes_protocol::wire::Push;
+use rand::Rng;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+use crate::client::{RelayClient, RelayTarget};
+use crate::daemon::{Daemon, SyncError, MAX_UPLOAD};
+use crate::sync_core::{Backoff, Step};
+
+/// Runs until `shutdown` turns true.
+pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::Receiver<bool>) {
+    let endpoint = match crate::client::endpoint(target.address) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("cannot open a UDP socket for the relay: {e}");
+            return;
+        }
+    };
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    loop {
+        let (cert, key) = {
+            let st = daemon.state();
+            (
+                st.identity.cert.clone(),
+                mes_protocol::keys::SigningSecret::from_bytes(
+                    &st.identity.device.signing.to_bytes(),
+                ),
+            )
+        };
+        let connected = tokio::select! {
+            r = RelayClient::connect(&endpoint, &target, &cert, &key) => r,
+            _ = shutdown.changed() => return,
+        };
+        match connected {
+            Ok((client, pushes)) => {
+                backoff.reset();
+                let client = Arc::new(client);
+                daemon.set_client(Some(client.clone()));
+                let outcome = session(&daemon, &client, pushes, &mut shutdown).await;
+                daemon.set_client(None);
+                client.close();
+                match outcome {
+                    Ok(Stop::Shutdown) => return,
+                    Ok(Stop::Reconnect) => continue,
+                    Err(e) => tracing::info!("sync session ended: {e}"),
+                }
+            }
+            Err(e) => tracing::debug!("cannot reach the relay at {}: {e}", target.address),
+        }
+        let delay = backoff.next_delay(rand::thread_rng().gen());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = daemon.wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+enum Stop {
+    Shutdown,
+    Reconnect,
+}
+
+async fn session(
+    daemon: &Arc<Daemon>,
+    client: &Arc<RelayClient>,
+    mut pushes: mpsc::UnboundedReceiver<Push>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Stop, SyncError> {
+    daemon.bootstrap(client).await?;
+    loop {
+        drive(daemon, client).await?;
+        tokio::select! {
+            p = pushes.recv() => match p {
+                Some(p) => handle_push(daemon, client, p).await?,
+                None => return Err(SyncError::Client(crate::client::ClientError::Closed("push channel closed".into()))),
+            },
+            _ = daemon.wake.notified() => {}
+            _ = daemon.reconnect.notified() => return Ok(Stop::Reconnect),
+            _ = client.closed() => return Err(SyncError::Client(crate::client::ClientError::Closed("connection closed".into()))),
+            _ = shutdown.changed() => return Ok(Stop::Shutdown),
+        }
+    }
+}
+
+async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Result<(), SyncError> {
+    match p {
+        Push::Head { volume, head, .. } => {
+            if let Some(v) = daemon.state().volumes.get_mut(&volume) {
+                v.progress.on_head(head);
+            }
+        }
+        Push::MembershipChanged { space } => {
+            if daemon.state().spaces.contains_key(&space) {
+                daemon.refresh_space(client, space).await?;
+            } else {
+                daemon.bootstrap(client).await?;
+            }
+        }
+        Push::Pair { rendezvous, body } => {
+            if let Some(tx) = daemon
+                .pairings
+                .lock()
+                .expect("pairings lock")
+                .get(&rendezvous)
+            {
+                let _ = tx.send(body);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Executes steps until every volume is idle.
+async fn drive(daemon: &Arc<Daemon>, client: &RelayClient) -> Result<(), SyncError> {
+    loop {
+        let steps: Vec<(VolumeId, Step)> = {
+            let mut st = daemon.state();
+            st.volumes
+                .iter_mut()
+                .filter_map(|(id, v)| v.progress.next_step(MAX_UPLOAD).map(|s| (*id, s)))
+                .collect()
+        };
+        if steps.is_empty() {
+            return Ok(());
+        }
+        for (volume, step) in steps {
+            let r = match step {
+                Step::Upload { from, to } => daemon.upload(client, volume, from, to).await,
+                Step::Fetch { after } => daemon.fetch(client, volume, after).await,
+                Step::Snapshot => daemon.fetch_snapshot(client, volume).await,
+            };
+            if let Err(e) = r {
+                if matches!(e, SyncError::Client(crate::client::ClientError::Closed(_))) {
+                    return Err(e);
+                }
+                // A refused step (no key yet, conflict) waits for the next push or wake
+                // instead of spinning.
+                tracing::warn!("sync of volume {} paused: {e}", volume.short());
+                let mut st = daemon.state();
+                if let Some(v) = st.volumes.get_mut(&volume) {
+                    v.progress.on_disconnected();
+                    v.progress.stalled = true;
+                }
+            }
+        }
+    }
+}
