@@ -149,7 +149,7 @@ impl RelayClient {
                 "mes-relay",
             )?
             .await?;
-        let (mut send, mut recv) = conn.open_bi().await?;
+        let (mut send, mut recv) = conn.accept_bi().await?;
         let nonce = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
             Some(RelayFrame::Challenge { nonce, .. }) => nonce,
             other => anyhow::bail!("expected a challenge from the relay, got {other:?}"),

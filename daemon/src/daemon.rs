@@ -803,9 +803,8 @@ impl Daemon {
         Ok(())
     }
 
-    /// Registers local spaces the relay does not know, discovers the person's other spaces,
-    /// refreshes membership and keys, and subscribes to every volume.
-    pub async fn bootstrap(&self, c: &RelayClient) -> Result<(), SyncError> {
+    /// Registers spaces created here that the relay does not know yet.
+    pub async fn register_pending(&self, c: &RelayClient) -> Result<(), SyncError> {
         let unregistered: Vec<SpaceRecord> = self
             .state()
             .spaces
@@ -822,14 +821,24 @@ impl Daemon {
                 c.request(Request::DeclareVolume { decl: decl.clone() })
                     .await?;
             }
-            let mut st = self.state();
-            let mut batch = self.store.batch();
-            if let Some(s) = st.spaces.get_mut(&rec.genesis.body.space) {
-                s.record.registered = true;
-                s.save(&mut batch);
+            {
+                let mut st = self.state();
+                let mut batch = self.store.batch();
+                if let Some(s) = st.spaces.get_mut(&rec.genesis.body.space) {
+                    s.record.registered = true;
+                    s.save(&mut batch);
+                }
+                self.store.apply(batch)?;
             }
-            self.store.apply(batch)?;
+            self.refresh_space(c, rec.genesis.body.space).await?;
         }
+        Ok(())
+    }
+
+    /// Registers local spaces the relay does not know, discovers the person's other spaces,
+    /// refreshes membership and keys, and subscribes to every volume.
+    pub async fn bootstrap(&self, c: &RelayClient) -> Result<(), SyncError> {
+        self.register_pending(c).await?;
         let Reply::Spaces { spaces } = c.request(Request::ListSpaces).await? else {
             return Err(SyncError::Refused(
                 "ListSpaces answered something else".into(),

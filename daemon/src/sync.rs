@@ -120,6 +120,7 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
 
 /// Executes steps until every volume is idle.
 async fn drive(daemon: &Arc<Daemon>, client: &RelayClient) -> Result<(), SyncError> {
+    daemon.register_pending(client).await?;
     loop {
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();

@@ -39,7 +39,7 @@ pub fn challenge_message(nonce: &[u8; 32], fingerprint: &str) -> Vec<u8> {
 }
 
 async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> anyhow::Result<()> {
-    let (mut send, mut recv) = conn.accept_bi().await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
     let mut nonce = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut nonce);
     write_frame(

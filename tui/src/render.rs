@@ -1,0 +1,83 @@
+//! How replies are shown: JSON for scripts, short bilingual text for people.
+
+use mes_protocol::api::ApiReply;
+
+/// Renders a reply.
+pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
+    if json {
+        return Ok(match r {
+            ApiReply::Done => serde_json::json!({ "ok": true }).to_string(),
+            ApiReply::Values(v) => serde_json::json!({ "values": v }).to_string(),
+            other => serde_json::to_string(other)?,
+        });
+    }
+    Ok(match r {
+        ApiReply::Done => "ok".into(),
+        ApiReply::Values(v) => v.join("\n"),
+        ApiReply::Status(s) => {
+            let mut out = format!(
+                "relais / relay: {} — {}\n{:<10} {:<8} {:>5} {:>8} {:>8} {:>8}\n",
+                s.relay,
+                if s.online {
+                    "en ligne / online"
+                } else {
+                    "hors ligne / offline"
+                },
+                "volume",
+                "espace",
+                "gen",
+                "curseur",
+                "tête",
+                "en att."
+            );
+            for v in &s.volumes {
+                out.push_str(&format!(
+                    "{:<10} {:<8} {:>5} {:>8} {:>8} {:>8}\n",
+                    v.label,
+                    v.space.short(),
+                    v.generation,
+                    v.cursor.0,
+                    v.head.0,
+                    v.pending_uploads
+                ));
+            }
+            out.trim_end().to_string()
+        }
+        ApiReply::Identity {
+            principal,
+            device,
+            name,
+        } => format!("personne / principal: {principal}\nappareil / device: {device} ({name})"),
+        ApiReply::SpaceCreated { space } => space.to_string(),
+        ApiReply::Spaces(s) => s
+            .iter()
+            .map(|s| format!("{}  {}", s.space, s.label))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ApiReply::Notes(n) => n
+            .iter()
+            .map(|n| format!("{} = {}", n.key, n.values.join(" | ")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ApiReply::Log(l) | ApiReply::Inbox(l) => l.join("\n"),
+        ApiReply::Blob { blob, size } => format!("{blob} ({size} octets / bytes)"),
+        ApiReply::Written { path, size } => format!("{path} ({size} octets / bytes)"),
+        ApiReply::PairingCode(c) => format!("code d'appairage / pairing code: {c}"),
+        ApiReply::Devices(d) => d
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {}{}",
+                    d.device,
+                    d.name,
+                    if d.this_device {
+                        " (cet appareil / this device)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    })
+}
