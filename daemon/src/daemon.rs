@@ -870,9 +870,19 @@ impl Daemon {
                 self.store.apply(batch)?;
             }
         }
-        let ids: Vec<SpaceId> = self.state().spaces.keys().copied().collect();
+        let ids: Vec<SpaceId> = self
+            .state()
+            .spaces
+            .values()
+            .filter(|s| s.record.registered)
+            .map(|s| s.id())
+            .collect();
         for s in ids {
-            self.refresh_space(c, s).await?;
+            match self.refresh_space(c, s).await {
+                Err(e @ SyncError::Client(ClientError::Closed(_))) => return Err(e),
+                Err(e) => tracing::warn!("space {} not refreshed: {e}", s.short()),
+                Ok(()) => {}
+            }
         }
         self.store.flush().await?;
         Ok(())
@@ -1082,15 +1092,11 @@ impl Daemon {
                 let plain = volume::encode(&v.local(&self.store, n)?);
                 let b = if v.meta.kind == VolumeKind::Inbox {
                     let inbox = &st.spaces[&space].record.genesis.body.inbox_recipient;
-                    let body = match volume::decode(&plain) {
-                        Ok(Payload::Changes(b)) => b,
-                        _ => return Err(SyncError::Refused("inbox drop is not a change".into())),
-                    };
                     SealedBundle::seal_drop(
                         inbox,
                         header(Epoch(0)),
                         &st.identity.device.signing,
-                        &body,
+                        &plain,
                     )
                     .map_err(|e| SyncError::Refused(e.to_string()))?
                 } else {

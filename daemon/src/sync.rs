@@ -74,12 +74,12 @@ async fn session(
     mut pushes: mpsc::UnboundedReceiver<Push>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, SyncError> {
-    daemon.bootstrap(client).await?;
+    tolerate(daemon.bootstrap(client).await)?;
     loop {
         drive(daemon, client).await?;
         tokio::select! {
             p = pushes.recv() => match p {
-                Some(p) => handle_push(daemon, client, p).await?,
+                Some(p) => tolerate(handle_push(daemon, client, p).await)?,
                 None => return Err(SyncError::Client(crate::client::ClientError::Closed("push channel closed".into()))),
             },
             _ = daemon.wake.notified() => {}
@@ -87,6 +87,30 @@ async fn session(
             _ = client.closed() => return Err(SyncError::Client(crate::client::ClientError::Closed("connection closed".into()))),
             _ = shutdown.changed() => return Ok(Stop::Shutdown),
         }
+    }
+}
+
+/// A lost connection, or this device being revoked, ends the session.
+fn ends_session(e: &SyncError) -> bool {
+    match e {
+        SyncError::Client(crate::client::ClientError::Closed(_)) => true,
+        SyncError::Client(crate::client::ClientError::Refused(w)) => {
+            w.code == mes_protocol::wire::ErrorCode::Revoked
+        }
+        _ => false,
+    }
+}
+
+/// Only a lost connection (or revocation) ends a session; a refused request is logged and sync goes on
+/// (the next push or wake retries).
+fn tolerate(r: Result<(), SyncError>) -> Result<(), SyncError> {
+    match r {
+        Err(e) if ends_session(&e) => Err(e),
+        Err(e) => {
+            tracing::warn!("sync step refused: {e}");
+            Ok(())
+        }
+        Ok(()) => Ok(()),
     }
 }
 
@@ -120,7 +144,7 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
 
 /// Executes steps until every volume is idle.
 async fn drive(daemon: &Arc<Daemon>, client: &RelayClient) -> Result<(), SyncError> {
-    daemon.register_pending(client).await?;
+    tolerate(daemon.register_pending(client).await)?;
     loop {
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();
@@ -139,7 +163,7 @@ async fn drive(daemon: &Arc<Daemon>, client: &RelayClient) -> Result<(), SyncErr
                 Step::Snapshot => daemon.fetch_snapshot(client, volume).await,
             };
             if let Err(e) = r {
-                if matches!(e, SyncError::Client(crate::client::ClientError::Closed(_))) {
+                if ends_session(&e) {
                     return Err(e);
                 }
                 // A refused step (no key yet, conflict) waits for the next push or wake

@@ -4,7 +4,7 @@
 //! head once, never a backlog) and never dropped: the pending map is only emptied by the
 //! connection's writer.
 
-use mes_protocol::ids::{Seq, SpaceId, VolumeId};
+use mes_protocol::ids::{PrincipalId, Seq, SpaceId, VolumeId};
 use mes_protocol::wire::Push;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -60,6 +60,7 @@ pub struct Hub {
     volumes: Mutex<HashMap<VolumeId, (SpaceId, Subscribers)>>,
     spaces: Mutex<HashMap<SpaceId, Vec<Weak<Outbox>>>>,
     rendezvous: Mutex<HashMap<[u8; 16], Vec<Weak<Outbox>>>>,
+    principals: Mutex<HashMap<PrincipalId, Subscribers>>,
 }
 
 impl Hub {
@@ -105,6 +106,29 @@ impl Hub {
             .lock()
             .expect("hub lock")
             .get(&space)
+            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for o in targets {
+            o.push(Push::MembershipChanged { space });
+        }
+    }
+
+    /// Registers a connection as one of `principal`'s devices.
+    pub fn join_principal(&self, principal: PrincipalId, out: &Arc<Outbox>) {
+        let mut m = self.principals.lock().expect("hub lock");
+        let e = m.entry(principal).or_default();
+        e.retain(|w| w.strong_count() > 0);
+        e.push(Arc::downgrade(out));
+    }
+
+    /// Tells every connected device of `principal` that a space's membership changed
+    /// (a space it was not subscribed to yet: newly created, or newly granted).
+    pub fn publish_to_principal(&self, principal: PrincipalId, space: SpaceId) {
+        let targets: Vec<Arc<Outbox>> = self
+            .principals
+            .lock()
+            .expect("hub lock")
+            .get(&principal)
             .map(|s| s.iter().filter_map(Weak::upgrade).collect())
             .unwrap_or_default();
         for o in targets {

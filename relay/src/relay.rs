@@ -256,7 +256,9 @@ impl Relay {
                     };
                 }
                 let m = Membership::new(genesis).map_err(bad_record)?;
+                let owner = m.owner();
                 self.save_membership(m).await?;
+                self.hub.publish_to_principal(owner, space);
                 Ok(Reply::Done)
             }
             Request::DeclareVolume { decl } => {
@@ -270,8 +272,10 @@ impl Relay {
             }
             Request::PutGrant { grant } => {
                 let mut m = self.authorize(grant.body.space, caller.principal, Need::Admin)?;
+                let (grantee, space) = (grant.body.principal, grant.body.space);
                 m.grant(grant).map_err(bad_record)?;
                 self.save_membership(m).await?;
+                self.hub.publish_to_principal(grantee, space);
                 Ok(Reply::Done)
             }
             Request::RevokeDevice { revocation } => self.revoke(caller, revocation).await,
@@ -554,14 +558,27 @@ impl Relay {
                 format!("device {} is revoked", device.short()),
             ));
         }
-        let found = self
+        // A device that joined a person through pairing has a newer certificate under that
+        // person's principal; the newest certificate is the device's current one.
+        let mut found: Option<DeviceCert> = None;
+        for (k, v) in self
             .store
             .scan_records(RecordKind::Device, &[])
             .map_err(internal)?
-            .into_iter()
-            .find(|(k, _)| k[32..] == device.0);
+        {
+            if k[32..] == device.0 {
+                let cert: DeviceCert =
+                    codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+                if found
+                    .as_ref()
+                    .is_none_or(|f| cert.body.issued_at > f.body.issued_at)
+                {
+                    found = Some(cert);
+                }
+            }
+        }
         match found {
-            Some((_, v)) => codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))),
+            Some(cert) => Ok(cert),
             None => Err(WireError::new(
                 ErrorCode::NotFound,
                 format!("unknown device {}", device.short()),

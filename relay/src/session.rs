@@ -57,11 +57,15 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
     )
     .await;
     let caller = match authenticate(&relay, hello, &nonce, fingerprint).await {
-        Ok((device, principal)) => Caller {
-            device,
-            principal,
-            outbox: Arc::new(Outbox::default()),
-        },
+        Ok((device, principal)) => {
+            let outbox = Arc::new(Outbox::default());
+            relay.hub.join_principal(principal, &outbox);
+            Caller {
+                device,
+                principal,
+                outbox,
+            }
+        }
         Err(e) => {
             write_frame(&mut send, &RelayFrame::Fatal(e.clone()))
                 .await

@@ -1,1 +1,190 @@
-//! tests
+//! Shared harness of the integration tests and benchmarks: a real relay (QUIC on
+//! loopback, sled in a temporary directory) and real daemons, in process or as processes,
+//! with waits driven by the daemons' events rather than sleeps.
+
+use anyhow::Context;
+use mes_daemon::client::RelayTarget;
+use mes_daemon::daemon::Daemon;
+use mes_daemon::run::{start, DaemonConfig, RunningDaemon};
+use mes_daemon::unlock::Unlock;
+use mes_protocol::ids::{SpaceId, VolumeId};
+use mes_relay::server::{RelayConfig, RunningRelay};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Starts a relay in `dir` (on `listen` if given, to restart on the same port).
+pub async fn relay(
+    dir: &Path,
+    listen: Option<std::net::SocketAddr>,
+    tamper_pairing: bool,
+) -> anyhow::Result<RunningRelay> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let mut cfg = RelayConfig::new(dir.join("relay"));
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    cfg.misbehaviour.tamper_pairing = tamper_pairing;
+    mes_relay::server::start(cfg).await
+}
+
+/// The target a daemon pins.
+pub fn target(r: &RunningRelay) -> RelayTarget {
+    RelayTarget {
+        address: r.ready.address,
+        fingerprint: r.ready.fingerprint.clone(),
+    }
+}
+
+/// Starts (or reopens) the device `name` in `dir`.
+pub async fn device(dir: &Path, name: &str, relay: &RelayTarget) -> anyhow::Result<RunningDaemon> {
+    device_with(dir, name, Some(relay.clone()), false).await
+}
+
+/// Starts a device with every option.
+pub async fn device_with(
+    dir: &Path,
+    name: &str,
+    relay: Option<RelayTarget>,
+    null_cipher: bool,
+) -> anyhow::Result<RunningDaemon> {
+    start(DaemonConfig {
+        data_dir: dir.join(name),
+        unlock: Unlock::IdentityFile(dir.join(format!("{name}.age"))),
+        relay,
+        name: name.into(),
+        null_cipher,
+    })
+    .await
+}
+
+/// Waits until `check` holds, re-checking on each daemon event (and every 50 ms, for
+/// state that changes without an event); fails after `within`.
+pub async fn until(
+    d: &Arc<Daemon>,
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut(&Daemon) -> bool,
+) -> anyhow::Result<()> {
+    let mut events = d.events();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check(d) {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = events.recv() => {}
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = tokio::time::sleep_until(deadline) => anyhow::bail!("timed out after {within:?} waiting for: {what}"),
+        }
+    }
+}
+
+/// Waits until the daemon is connected.
+pub async fn online(d: &Arc<Daemon>) -> anyhow::Result<()> {
+    until(d, Duration::from_secs(20), "online", |d| d.state().online).await
+}
+
+/// The daemon's first space (created if needed).
+pub async fn home(d: &Arc<Daemon>) -> anyhow::Result<SpaceId> {
+    d.resolve_space(None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The volume labelled `label` of a space.
+pub fn volume(d: &Daemon, space: SpaceId, label: &str) -> Option<VolumeId> {
+    d.state()
+        .volumes
+        .values()
+        .find(|v| v.meta.space == space && v.meta.label == label)
+        .map(|v| v.meta.volume)
+}
+
+/// Pairs fresh device `b` to `a`'s person; waits until `b` sees `a`'s first space synced.
+pub async fn pair(a: &Arc<Daemon>, b: &Arc<Daemon>) -> anyhow::Result<SpaceId> {
+    online(a).await?;
+    online(b).await?;
+    let space = home(a).await?;
+    let code = mes_daemon::pairing::start(a.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    mes_daemon::pairing::join(b.clone(), &code, "joined")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    converged(a, b, space, "notes").await?;
+    Ok(space)
+}
+
+/// Waits until two daemons hold the same state for a volume and have nothing pending.
+pub async fn converged(
+    a: &Arc<Daemon>,
+    b: &Arc<Daemon>,
+    space: SpaceId,
+    label: &str,
+) -> anyhow::Result<()> {
+    until(
+        b,
+        Duration::from_secs(60),
+        &format!("{label} converged"),
+        |b| {
+            let Some(v) = volume(a, space, label) else {
+                return false;
+            };
+            let idle = |d: &Daemon| {
+                d.state()
+                    .volumes
+                    .get(&v)
+                    .is_some_and(|v| v.progress.idle() && v.progress.cursor >= v.progress.head)
+            };
+            idle(a) && idle(b) && a.digest(v).is_some() && a.digest(v) == b.digest(v)
+        },
+    )
+    .await
+}
+
+/// A path of a freshly built binary of the workspace (the test command builds them first).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe
+        .parent()
+        .context("test executable has no directory")?
+        .to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    anyhow::ensure!(
+        p.exists(),
+        "{} is not built: run `cargo build --bins` first (the test script does)",
+        p.display()
+    );
+    Ok(p)
+}
+
+/// Every file under `dir`.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Files under `dir` containing `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    files(dir)
+        .into_iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)))
+        .collect()
+}

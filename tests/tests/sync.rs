@@ -1,0 +1,223 @@
+//! End-to-end sync over real QUIC on loopback with real sled directories (F-sync core,
+//! issue 2): convergence, offline merges, catch-up, relay restarts, snapshots, spaces,
+//! volume kinds and blobs.
+
+use mes_tests::{converged, device, home, online, pair, relay, target, until, volume};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_converge_after_pairing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let a = device(dir.path(), "a", &target(&r)).await?;
+    let b = device(dir.path(), "b", &target(&r)).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    a.daemon.note_set(space, "allergie", "pénicilline").await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    assert_eq!(b.daemon.note_get(space, "allergie")?, vec!["pénicilline"]);
+    b.daemon.note_set(space, "groupe", "O+").await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    assert_eq!(a.daemon.note_get(space, "groupe")?, vec!["O+"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_offline_edits_merge_and_relay_restarts() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let addr = r.ready.address;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    r.shutdown().await;
+    until(&a.daemon, Duration::from_secs(60), "a offline", |d| {
+        !d.state().online
+    })
+    .await?;
+    until(&b.daemon, Duration::from_secs(60), "b offline", |d| {
+        !d.state().online
+    })
+    .await?;
+    a.daemon
+        .note_set(space, "traitement", "A: metformine")
+        .await?;
+    b.daemon
+        .note_set(space, "traitement", "B: insuline")
+        .await?;
+    a.daemon.note_set(space, "taille", "172").await?;
+    b.daemon.note_set(space, "poids", "70").await?;
+    a.daemon.log_append(space, "hors ligne A").await?;
+    b.daemon.log_append(space, "hors ligne B").await?;
+    let r = relay(dir.path(), Some(addr), false).await?;
+    assert_eq!(
+        r.ready.fingerprint, t.fingerprint,
+        "the certificate survives restarts"
+    );
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    converged(&a.daemon, &b.daemon, space, "journal").await?;
+    for d in [&a.daemon, &b.daemon] {
+        assert_eq!(
+            d.note_get(space, "traitement")?,
+            vec!["A: metformine", "B: insuline"],
+            "conflict kept visible"
+        );
+        assert_eq!(d.note_get(space, "taille")?, vec!["172"]);
+        assert_eq!(d.note_get(space, "poids")?, vec!["70"]);
+        let log = d.log_read(space)?;
+        assert_eq!(log.len(), 2, "{log:?}");
+    }
+    assert_eq!(
+        a.daemon.log_read(space)?,
+        b.daemon.log_read(space)?,
+        "same order on both"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_device_catches_up_on_1000_changes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    b.shutdown().await;
+    for i in 0..1000 {
+        a.daemon
+            .note_set(space, &format!("mesure-{i:04}"), &format!("{i}"))
+            .await?;
+    }
+    let b = device(dir.path(), "b", &t).await?;
+    online(&b.daemon).await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    assert_eq!(b.daemon.note_list(space)?.len(), 1000);
+    assert_eq!(b.daemon.note_get(space, "mesure-0999")?, vec!["999"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_restarted_mid_sync_loses_nothing() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let addr = r.ready.address;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    let writer = {
+        let d = a.daemon.clone();
+        tokio::spawn(async move {
+            for i in 0..300 {
+                d.note_set(space, &format!("k{i}"), "v")
+                    .await
+                    .expect("acknowledged");
+            }
+        })
+    };
+    let r = {
+        until(
+            &b.daemon,
+            Duration::from_secs(30),
+            "some changes at b",
+            |d| d.note_list(space).is_ok_and(|n| n.len() > 20),
+        )
+        .await?;
+        r.shutdown().await;
+        relay(dir.path(), Some(addr), false).await?
+    };
+    writer.await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    assert_eq!(b.daemon.note_list(space)?.len(), 300);
+    drop(r);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_behind_a_pruned_log_converges_from_the_snapshot() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let space = home(&a.daemon).await?;
+    online(&a.daemon).await?;
+    for i in 0..50 {
+        a.daemon.note_set(space, &format!("n{i}"), "x").await?;
+    }
+    let notes = volume(&a.daemon, space, "notes").expect("notes volume");
+    until(&a.daemon, Duration::from_secs(30), "uploaded", |d| {
+        d.state().volumes[&notes].progress.idle()
+            && d.state().volumes[&notes].progress.cursor.0 >= 51
+    })
+    .await?;
+    a.daemon.put_snapshot(space, "notes").await?;
+    a.daemon.note_set(space, "after", "snapshot").await?;
+    let c = device(dir.path(), "c", &t).await?;
+    pair(&a.daemon, &c.daemon).await?;
+    converged(&a.daemon, &c.daemon, space, "notes").await?;
+    assert_eq!(c.daemon.note_get(space, "after")?, vec!["snapshot"]);
+    assert_eq!(c.daemon.note_list(space)?.len(), 51);
+    assert!(
+        c.daemon.state().volumes[&notes].progress.pruned.0 >= 51,
+        "c went through the snapshot"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_spaces_volume_kinds_and_blobs() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let home_space = pair(&a.daemon, &b.daemon).await?;
+    let family = a.daemon.create_space("famille").await?;
+    a.daemon.note_set(family, "vaccins", "à jour").await?;
+    a.daemon
+        .note_set(home_space, "vaccins", "rappel dû")
+        .await?;
+    a.daemon.log_append(family, "rendez-vous pédiatre").await?;
+    a.daemon
+        .inbox_drop(family, "résultat de laboratoire")
+        .await?;
+    until(
+        &b.daemon,
+        Duration::from_secs(30),
+        "b learns the new space",
+        |d| d.state().spaces.contains_key(&family),
+    )
+    .await?;
+    for label in ["notes", "journal", "inbox"] {
+        converged(&a.daemon, &b.daemon, family, label).await?;
+    }
+    converged(&a.daemon, &b.daemon, home_space, "notes").await?;
+    assert_eq!(b.daemon.note_get(family, "vaccins")?, vec!["à jour"]);
+    assert_eq!(b.daemon.note_get(home_space, "vaccins")?, vec!["rappel dû"]);
+    assert_eq!(b.daemon.log_read(family)?.len(), 1);
+    let inbox = b.daemon.inbox_read(family)?;
+    assert!(inbox[0].ends_with("résultat de laboratoire"), "{inbox:?}");
+    let spaces = b.daemon.list_spaces();
+    assert!(
+        spaces
+            .iter()
+            .any(|s| s.space == family && s.label == "famille"),
+        "{spaces:?}"
+    );
+
+    let file = dir.path().join("compte-rendu.bin");
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &content)?;
+    let (blob, size) = mes_daemon::blobs::put(&a.daemon, family, &file).await?;
+    assert_eq!(size, 200_000);
+    converged(&a.daemon, &b.daemon, family, "notes").await?;
+    let out = dir.path().join("copie.bin");
+    mes_daemon::blobs::get(&b.daemon, family, blob, &out).await?;
+    assert_eq!(std::fs::read(&out)?, content);
+    assert!(
+        mes_tests::files_containing(&dir.path().join("relay"), &content[1000..1064]).is_empty(),
+        "blob stored in clear"
+    );
+    Ok(())
+}
