@@ -109,7 +109,9 @@ pub fn endpoint(for_target: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
     Ok(quinn::Endpoint::client(bind)?)
 }
 
-fn client_config(fingerprint: &str) -> anyhow::Result<quinn::ClientConfig> {
+/// The QUIC client configuration: TLS 1.3 with the relay's certificate pinned, our ALPN,
+/// keep-alives.
+pub fn client_config(fingerprint: &str) -> anyhow::Result<quinn::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?

@@ -6,6 +6,7 @@
 //! decisions), [`client`] (QUIC), [`daemon`] (operations), [`sync`] (async engine),
 //! [`pairing`], [`blobs`], [`api_server`], and [`run`] which wires them.
 
+pub mod api_client;
 pub mod api_server;
 pub mod blobs;
 pub mod client;

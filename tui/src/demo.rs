@@ -9,7 +9,7 @@ use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::api_client::ApiClient;
+use mes_daemon::api_client::ApiClient;
 
 async fn device(dir: &Path, name: &str, relay: &RelayTarget) -> anyhow::Result<RunningDaemon> {
     start(DaemonConfig {

@@ -1,7 +1,6 @@
 //! `mes`: scriptable subcommands over the daemon's local API (`--json` for scripts), and
 //! `mes demo`, which runs a relay and two devices of one person in a temporary directory.
 
-mod api_client;
 mod demo;
 mod render;
 
@@ -11,7 +10,7 @@ use mes_protocol::api::ApiCall;
 use mes_protocol::ids::{BlobId, DeviceId, SpaceId};
 use std::path::PathBuf;
 
-use api_client::ApiClient;
+use mes_daemon::api_client::ApiClient;
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,193 @@
+//! The binaries as processes (issue 2, acceptance 3, 4, 8): `mesd` killed with SIGKILL
+//! during a write burst loses no acknowledged change and reopens cleanly; garbage and
+//! oversized frames from a raw QUIC client get an error naming the problem and do not
+//! disturb other connections.
+
+use mes_daemon::api_client::ApiClient;
+use mes_daemon::client::RelayTarget;
+use mes_protocol::api::{ApiCall, ApiReply};
+use mes_protocol::codec::MAX_WIRE_FRAME;
+use mes_protocol::framing::read_frame;
+use mes_protocol::wire::{ErrorCode, RelayFrame};
+use mes_tests::{binary, converged, device, pair, relay, target};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+
+fn spawn_mesd(
+    dir: &Path,
+    t: &RelayTarget,
+) -> anyhow::Result<(Child, mes_daemon::run::DaemonReady)> {
+    let mut child = Command::new(binary("mesd")?)
+        .args(["serve", "--data"])
+        .arg(dir.join("a"))
+        .arg("--identity")
+        .arg(dir.join("a.age"))
+        .args([
+            "--relay",
+            &t.address.to_string(),
+            "--fingerprint",
+            &t.fingerprint,
+            "--name",
+            "a",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+    let ready: mes_daemon::run::DaemonReady =
+        serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("ready line {line:?}: {e}"))?;
+    assert!(ready.ready);
+    Ok((child, ready))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_write_burst_loses_no_acknowledged_change() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let (mut child, ready) = spawn_mesd(dir.path(), &t)?;
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&ready.socket)?.permissions().mode() & 0o777,
+        0o600,
+        "API socket is private"
+    );
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let burst = {
+        let acked = acked.clone();
+        let socket = ready.socket.clone();
+        tokio::spawn(async move {
+            let mut c = ApiClient::connect(&socket).await.expect("connect");
+            for i in 0.. {
+                match c
+                    .call(
+                        None,
+                        ApiCall::NoteSet {
+                            key: format!("k{i:05}"),
+                            value: format!("v{i}"),
+                        },
+                    )
+                    .await
+                {
+                    Ok(Ok(ApiReply::Done)) => acked.lock().unwrap().push(i),
+                    _ => return,
+                }
+            }
+        })
+    };
+    while acked.lock().unwrap().len() < 300 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    burst.await?;
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 300);
+
+    let (mut child, ready) = spawn_mesd(dir.path(), &t)?;
+    let mut c = ApiClient::connect(&ready.socket).await?;
+    for i in &acked {
+        match c
+            .call(
+                None,
+                ApiCall::NoteGet {
+                    key: format!("k{i:05}"),
+                },
+            )
+            .await?
+        {
+            Ok(ApiReply::Values(v)) => assert_eq!(v, vec![format!("v{i}")]),
+            other => panic!("acknowledged change k{i:05} lost after SIGKILL: {other:?}"),
+        }
+    }
+    // It reopens cleanly and finishes uploading.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let Ok(ApiReply::Status(s)) = c.call(None, ApiCall::Status).await? else {
+            panic!("status")
+        };
+        if s.online && s.volumes.iter().all(|v| v.pending_uploads == 0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "uploads never finished: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}
+
+async fn raw_connection(
+    t: &RelayTarget,
+) -> anyhow::Result<(quinn::SendStream, quinn::RecvStream, quinn::Connection)> {
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let conn = endpoint
+        .connect_with(
+            mes_daemon::client::client_config(&t.fingerprint)?,
+            t.address,
+            "mes-relay",
+        )?
+        .await?;
+    let (send, mut recv) = conn.accept_bi().await?;
+    let first = read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await?;
+    assert!(matches!(first, Some(RelayFrame::Challenge { .. })));
+    Ok((send, recv, conn))
+}
+
+async fn fatal_after(
+    t: &RelayTarget,
+    bytes: &[u8],
+) -> anyhow::Result<mes_protocol::wire::WireError> {
+    let (mut send, mut recv, _conn) = raw_connection(t).await?;
+    send.write_all(bytes).await?;
+    loop {
+        match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
+            Some(RelayFrame::Fatal(e)) => return Ok(e),
+            Some(_) => continue,
+            None => anyhow::bail!("closed without an error frame"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_frames_get_an_error_and_disturb_no_one() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+
+    let mut garbage = 12u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(b"\x01not a frame");
+    let e = fatal_after(&t, &garbage).await?;
+    assert_eq!(e.code, ErrorCode::BadFrame, "{e}");
+    assert!(!e.message.is_empty());
+
+    let e = fatal_after(&t, &u32::MAX.to_be_bytes()).await?;
+    assert_eq!(e.code, ErrorCode::TooLarge, "{e}");
+    assert!(
+        e.message.contains("limit") || e.message.contains("large"),
+        "{e}"
+    );
+
+    let e = fatal_after(&t, &[0, 0, 0, 3, 1, 2, 3]).await?;
+    assert!(
+        matches!(e.code, ErrorCode::BadFrame | ErrorCode::Unauthenticated),
+        "{e}"
+    );
+
+    // Authenticated devices carry on.
+    a.daemon.note_set(space, "après", "les déchets").await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    assert_eq!(b.daemon.note_get(space, "après")?, vec!["les déchets"]);
+    assert!(a.daemon.state().online && b.daemon.state().online);
+    Ok(())
+}
