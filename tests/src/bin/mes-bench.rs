@@ -1,1 +1,47 @@
-fn main() {}
+//! `mes-bench`: runs the benchmark scenarios and prints one JSON object per metric
+//! (`scenario`, `metric`, `value`, `unit`) with `--json`, or a table without.
+//!
+//! `mes-bench --list`; `mes-bench SCENARIO... [--smoke] [--json]`; no scenario runs all.
+
+use clap::Parser;
+use mes_tests::bench::{self, Measure, Size};
+
+#[derive(Parser)]
+#[command(name = "mes-bench", about = "Mon espace santé benchmarks")]
+struct Cli {
+    /// Scenarios to run (all when none is given).
+    scenarios: Vec<String>,
+    /// List the scenarios.
+    #[arg(long)]
+    list: bool,
+    /// Tiny sizes, for CI.
+    #[arg(long)]
+    smoke: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.list {
+        for (name, what) in bench::SCENARIOS {
+            println!("{name:<16} {what}");
+        }
+        return Ok(());
+    }
+    let size = if cli.smoke { Size::Smoke } else { Size::Full };
+    let names: Vec<String> = if cli.scenarios.is_empty() { bench::SCENARIOS.iter().map(|(n, _)| n.to_string()).collect() } else { cli.scenarios };
+    for name in names {
+        let measures: Vec<Measure> = bench::run(&name, size).await?;
+        for m in measures {
+            if cli.json {
+                println!("{}", serde_json::to_string(&m)?);
+            } else {
+                println!("{:<16} {:<16} {:>14.3} {}", m.scenario, m.metric, m.value, m.unit);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! `sync-latency`: an edit through A's local API until B's API shows it (B subscribed to
+//! events), through the relay, on a volume already holding 10,000 changes, with 100
+//! other devices of the person connected, subscribed and idle.
+
+use super::{changes, percentile, Measure, Size};
+use crate::{converged, device, pair, relay, target, volume};
+use mes_daemon::api_client::ApiClient;
+use mes_daemon::client::RelayClient;
+use mes_daemon::identity::certify;
+use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
+use mes_protocol::ids::{Epoch, Generation};
+use mes_protocol::keys::{KeyPair, SigningSecret};
+use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
+use mes_protocol::wire::Request;
+use std::time::Instant;
+
+pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
+    let (prefill, idle, samples) = (size.pick(10_000, 200), size.pick(100, 5), size.pick(300, 20));
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    let (cert, signer, key, principal) = {
+        let st = a.daemon.state();
+        let (_, key) = st.keys.current(notes, Generation(0)).expect("key");
+        let p = KeyPair { signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()), age: mes_protocol::keys::AgeSecret::parse(&st.identity.principal.age.to_secret_string())? };
+        (st.identity.cert.clone(), SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()), key.duplicate(), p)
+    };
+    // Prefill: one-change bundles, as an interactive device would have uploaded them.
+    let (client, _p) = RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, &t, &cert, &signer).await?;
+    let header = BundleHeader { suite: CipherSuite::XChaCha20Poly1305, space, volume: notes, generation: Generation(0), epoch: Epoch(0), author: cert.body.device, nonce: [0; 24] };
+    for chunk in changes(prefill).chunks(1024) {
+        let bundles = chunk
+            .iter()
+            .map(|c| SealedBundle::seal(&key, header.clone(), &signer, &mut rand::rngs::OsRng, &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()))))
+            .collect();
+        client.request(Request::Append { space, volume: notes, bundles }).await?;
+    }
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    // Idle devices: real authenticated connections subscribed to the volume.
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let mut idle_devices = Vec::new();
+    for i in 0..idle {
+        let dev = KeyPair::generate(&mut rand::rngs::OsRng);
+        let cert = certify(&principal, &dev, &format!("idle-{i}"));
+        let (c, pushes) = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
+        c.request(Request::Subscribe { space, volumes: vec![notes] }).await?;
+        idle_devices.push((c, pushes));
+    }
+    let mut writer = ApiClient::connect(&a.ready.socket).await?;
+    let mut reader = ApiClient::connect(&b.ready.socket).await?;
+    let mut events = ApiClient::connect(&b.ready.socket).await?;
+    events.call(Some(space), ApiCall::Subscribe).await??;
+    let mut ms = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let value = format!("mesure {i}");
+        let start = Instant::now();
+        writer.call(Some(space), ApiCall::NoteSet { key: "tension".into(), value: value.clone() }).await??;
+        loop {
+            if let ApiEvent::VolumeChanged { volume, .. } = events.next_event().await? {
+                if volume != notes {
+                    continue;
+                }
+                if let Ok(ApiReply::Values(v)) = reader.call(Some(space), ApiCall::NoteGet { key: "tension".into() }).await? {
+                    if v == vec![value.clone()] {
+                        break;
+                    }
+                }
+            }
+        }
+        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        // Drain the idle devices' pushes so they stay idle readers.
+        for (_, p) in idle_devices.iter_mut() {
+            while p.try_recv().is_ok() {}
+        }
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(vec![
+        Measure { scenario: "sync-latency", metric: "p50_ms", value: percentile(&ms, 50.0), unit: "ms" },
+        Measure { scenario: "sync-latency", metric: "p99_ms", value: percentile(&ms, 99.0), unit: "ms" },
+    ])
+}

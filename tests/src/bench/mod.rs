@@ -1,0 +1,78 @@
+//! Benchmark scenarios of `mes-bench`. Each returns its measures; nothing here asserts on
+//! time. Sizes: `Full` as the issues specify, `Smoke` tiny for CI.
+
+mod catch_up;
+mod floor;
+mod latency;
+
+use serde::Serialize;
+
+/// One figure.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measure {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// Metric name.
+    pub metric: &'static str,
+    /// Value.
+    pub value: f64,
+    /// Unit.
+    pub unit: &'static str,
+}
+
+/// Run size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    /// What the scenario specifies.
+    Full,
+    /// Tiny, for CI.
+    Smoke,
+}
+
+impl Size {
+    /// `full` or `smoke` by size.
+    pub fn pick(self, full: usize, smoke: usize) -> usize {
+        match self {
+            Size::Full => full,
+            Size::Smoke => smoke,
+        }
+    }
+}
+
+/// Scenarios and what they measure.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    ("sync-latency", "edit on A until visible through B's API, via the relay, on a 10,000-change volume with 100 idle devices (p50_ms, p99_ms)"),
+    ("catch-up", "fresh device fetching, verifying, decrypting, applying, storing 100,000 one-change bundles (changes_per_s), and through a snapshot (snapshot_ms)"),
+    ("automerge-floor", "automerge alone applying the same 100,000 changes in memory in one call (changes_per_s)"),
+];
+
+/// Runs one scenario.
+pub async fn run(name: &str, size: Size) -> anyhow::Result<Vec<Measure>> {
+    match name {
+        "sync-latency" => latency::run(size).await,
+        "catch-up" => catch_up::run(size).await,
+        "automerge-floor" => floor::run(size),
+        other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
+    }
+}
+
+/// Percentile of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// `n` automerge changes, one key each, as one device typing them: the payloads of
+/// one-change bundles.
+pub fn changes(n: usize) -> Vec<Vec<u8>> {
+    let mut doc = mes_daemon::volume::doc::DocReplica::new(b"bench-author");
+    (0..n)
+        .map(|i| match doc.set(&format!("k{i:06}"), &format!("value {i}")).expect("set") {
+            mes_daemon::volume::Payload::Changes(b) => b,
+            mes_daemon::volume::Payload::Snapshot(b) => b,
+        })
+        .collect()
+}
