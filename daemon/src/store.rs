@@ -33,6 +33,9 @@ pub struct SealedStore {
     fail_flush: Arc<AtomicBool>,
 }
 
+/// A stored `(suffix, value)`.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Length of a hashed namespace prefix.
 const NAME_LEN: usize = 16;
 
@@ -145,7 +148,7 @@ impl SealedStore {
     }
 
     /// Every `(suffix, value)` of a namespace, in suffix order.
-    pub fn scan(&self, namespace: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, namespace: &str) -> Result<Vec<Entry>, StoreError> {
         let prefix = self.prefix(namespace);
         let mut out = Vec::new();
         for item in self.db.scan_prefix(&prefix) {

@@ -21,9 +21,31 @@ pub struct ParseIdError {
 macro_rules! byte_id {
     ($(#[$doc:meta])* $name:ident, $len:expr, $label:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
         pub struct $name(pub [u8; $len]);
+
+        /// Hex text in human-readable formats (JSON for scripts), raw bytes in postcard.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                if s.is_human_readable() {
+                    s.serialize_str(&self.to_string())
+                } else {
+                    self.0.serialize(s)
+                }
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                if d.is_human_readable() {
+                    let text = String::deserialize(d)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                } else {
+                    <[u8; $len]>::deserialize(d).map(Self)
+                }
+            }
+        }
 
         impl $name {
             /// The raw bytes.
@@ -144,5 +166,17 @@ mod tests {
         assert_eq!(id.to_string().parse::<SpaceId>().unwrap(), id);
         let err = "zz".parse::<VolumeId>().unwrap_err();
         assert!(err.to_string().contains("volume id"), "{err}");
+    }
+
+    #[test]
+    fn ids_are_hex_in_json_and_bytes_in_postcard() {
+        let id = DeviceId([0xab; 32]);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
+        assert_eq!(serde_json::from_str::<DeviceId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<DeviceId>("\"abc\"").is_err());
+        let bin = crate::codec::to_bytes(&id);
+        assert_eq!(bin.len(), 32);
+        assert_eq!(crate::codec::from_bytes::<DeviceId>(&bin).unwrap(), id);
     }
 }

@@ -10,7 +10,7 @@ use super::{ApplyError, Payload};
 
 /// An automerge replica.
 pub struct DocReplica {
-    doc: AutoCommit,
+    doc: Box<AutoCommit>,
 }
 
 fn err(e: automerge::AutomergeError) -> ApplyError {
@@ -21,7 +21,7 @@ impl DocReplica {
     /// An empty document written by `actor`.
     pub fn new(actor: &[u8]) -> Self {
         DocReplica {
-            doc: AutoCommit::new().with_actor(ActorId::from(actor)),
+            doc: Box::new(AutoCommit::new().with_actor(ActorId::from(actor))),
         }
     }
 

@@ -21,25 +21,69 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     online(&a.daemon).await?;
     let space = home(&a.daemon).await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
-    until(&a.daemon, Duration::from_secs(30), "a idle", |d| d.state().volumes[&notes].progress.idle()).await?;
+    until(&a.daemon, Duration::from_secs(30), "a idle", |d| {
+        d.state().volumes[&notes].progress.idle()
+    })
+    .await?;
     let (cert, signer, key) = {
         let st = a.daemon.state();
         let (epoch, key) = st.keys.current(notes, Generation(0)).expect("key");
         assert_eq!(epoch, Epoch(0));
-        (st.identity.cert.clone(), SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()), key.duplicate())
+        (
+            st.identity.cert.clone(),
+            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+            key.duplicate(),
+        )
     };
-    let header = BundleHeader { suite: CipherSuite::XChaCha20Poly1305, space, volume: notes, generation: Generation(0), epoch: Epoch(0), author: cert.body.device, nonce: [0; 24] };
-    let (client, _p) = RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, &t, &cert, &signer).await?;
+    let header = BundleHeader {
+        suite: CipherSuite::XChaCha20Poly1305,
+        space,
+        volume: notes,
+        generation: Generation(0),
+        epoch: Epoch(0),
+        author: cert.body.device,
+        nonce: [0; 24],
+    };
+    let (client, _p) = RelayClient::connect(
+        &mes_daemon::client::endpoint(t.address)?,
+        &t,
+        &cert,
+        &signer,
+    )
+    .await?;
     let mut rng = rand::rngs::OsRng;
     for chunk in changes(n).chunks(1024) {
         let bundles = chunk
             .iter()
-            .map(|c| SealedBundle::seal(&key, header.clone(), &signer, &mut rng, &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()))))
+            .map(|c| {
+                SealedBundle::seal(
+                    &key,
+                    header.clone(),
+                    &signer,
+                    &mut rng,
+                    &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone())),
+                )
+            })
             .collect();
-        client.request(Request::Append { space, volume: notes, bundles }).await?;
+        client
+            .request(Request::Append {
+                space,
+                volume: notes,
+                bundles,
+            })
+            .await?;
     }
     let expected = n + 1; // plus the space label
-    until(&a.daemon, Duration::from_secs(600), "a applied its log", |d| d.state().volumes[&notes].progress.idle() && d.note_list(space).map(|l| l.len() + 1).unwrap_or(0) == expected).await?;
+    until(
+        &a.daemon,
+        Duration::from_secs(600),
+        "a applied its log",
+        |d| {
+            d.state().volumes[&notes].progress.idle()
+                && d.note_list(space).map(|l| l.len() + 1).unwrap_or(0) == expected
+        },
+    )
+    .await?;
 
     let start = Instant::now();
     let b = device(dir.path(), "b", &t).await?;
@@ -48,11 +92,18 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     mes_daemon::pairing::join(b.daemon.clone(), &code, "b").await?;
     let paired = start.elapsed();
     until(&b.daemon, Duration::from_secs(600), "b caught up", |d| {
-        d.state().volumes.get(&notes).is_some_and(|v| v.progress.idle() && v.progress.cursor.0 as usize >= expected)
+        d.state()
+            .volumes
+            .get(&notes)
+            .is_some_and(|v| v.progress.idle() && v.progress.cursor.0 as usize >= expected)
     })
     .await?;
     let secs = (start.elapsed() - paired).as_secs_f64();
-    anyhow::ensure!(b.daemon.note_list(space)?.len() == n, "b holds {} notes", b.daemon.note_list(space)?.len());
+    anyhow::ensure!(
+        b.daemon.note_list(space)?.len() == n,
+        "b holds {} notes",
+        b.daemon.note_list(space)?.len()
+    );
 
     a.daemon.put_snapshot(space, "notes").await?;
     let start = Instant::now();
@@ -61,14 +112,36 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let code = mes_daemon::pairing::start(a.daemon.clone()).await?;
     mes_daemon::pairing::join(c.daemon.clone(), &code, "c").await?;
     let paired = start.elapsed();
-    until(&c.daemon, Duration::from_secs(600), "c converged from the snapshot", |d| {
-        d.state().volumes.get(&notes).is_some_and(|v| v.progress.idle() && v.progress.cursor.0 as usize >= expected)
-    })
+    until(
+        &c.daemon,
+        Duration::from_secs(600),
+        "c converged from the snapshot",
+        |d| {
+            d.state()
+                .volumes
+                .get(&notes)
+                .is_some_and(|v| v.progress.idle() && v.progress.cursor.0 as usize >= expected)
+        },
+    )
     .await?;
     let snapshot_ms = (start.elapsed() - paired).as_secs_f64() * 1000.0;
-    anyhow::ensure!(c.daemon.note_list(space)?.len() == n, "c holds {} notes", c.daemon.note_list(space)?.len());
+    anyhow::ensure!(
+        c.daemon.note_list(space)?.len() == n,
+        "c holds {} notes",
+        c.daemon.note_list(space)?.len()
+    );
     Ok(vec![
-        Measure { scenario: "catch-up", metric: "changes_per_s", value: n as f64 / secs, unit: "changes/s" },
-        Measure { scenario: "catch-up", metric: "snapshot_ms", value: snapshot_ms, unit: "ms" },
+        Measure {
+            scenario: "catch-up",
+            metric: "changes_per_s",
+            value: n as f64 / secs,
+            unit: "changes/s",
+        },
+        Measure {
+            scenario: "catch-up",
+            metric: "snapshot_ms",
+            value: snapshot_ms,
+            unit: "ms",
+        },
     ])
 }

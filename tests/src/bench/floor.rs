@@ -11,6 +11,15 @@ pub fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let mut doc = automerge::AutoCommit::new();
     doc.load_incremental(&all)?;
     let secs = start.elapsed().as_secs_f64();
-    anyhow::ensure!(automerge::ReadDoc::length(&doc, automerge::ROOT) == n, "floor applied {} of {n} changes", automerge::ReadDoc::length(&doc, automerge::ROOT));
-    Ok(vec![Measure { scenario: "automerge-floor", metric: "changes_per_s", value: n as f64 / secs, unit: "changes/s" }])
+    anyhow::ensure!(
+        automerge::ReadDoc::length(&doc, automerge::ROOT) == n,
+        "floor applied {} of {n} changes",
+        automerge::ReadDoc::length(&doc, automerge::ROOT)
+    );
+    Ok(vec![Measure {
+        scenario: "automerge-floor",
+        metric: "changes_per_s",
+        value: n as f64 / secs,
+        unit: "changes/s",
+    }])
 }

@@ -15,7 +15,11 @@ use mes_protocol::wire::Request;
 use std::time::Instant;
 
 pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
-    let (prefill, idle, samples) = (size.pick(10_000, 200), size.pick(100, 5), size.pick(300, 20));
+    let (prefill, idle, samples) = (
+        size.pick(10_000, 200),
+        size.pick(100, 5),
+        size.pick(300, 20),
+    );
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
@@ -26,18 +30,56 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let (cert, signer, key, principal) = {
         let st = a.daemon.state();
         let (_, key) = st.keys.current(notes, Generation(0)).expect("key");
-        let p = KeyPair { signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()), age: mes_protocol::keys::AgeSecret::parse(&st.identity.principal.age.to_secret_string())? };
-        (st.identity.cert.clone(), SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()), key.duplicate(), p)
+        let p = KeyPair {
+            signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
+            age: mes_protocol::keys::AgeSecret::parse(
+                &st.identity.principal.age.to_secret_string(),
+            )?,
+        };
+        (
+            st.identity.cert.clone(),
+            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+            key.duplicate(),
+            p,
+        )
     };
     // Prefill: one-change bundles, as an interactive device would have uploaded them.
-    let (client, _p) = RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, &t, &cert, &signer).await?;
-    let header = BundleHeader { suite: CipherSuite::XChaCha20Poly1305, space, volume: notes, generation: Generation(0), epoch: Epoch(0), author: cert.body.device, nonce: [0; 24] };
+    let (client, _p) = RelayClient::connect(
+        &mes_daemon::client::endpoint(t.address)?,
+        &t,
+        &cert,
+        &signer,
+    )
+    .await?;
+    let header = BundleHeader {
+        suite: CipherSuite::XChaCha20Poly1305,
+        space,
+        volume: notes,
+        generation: Generation(0),
+        epoch: Epoch(0),
+        author: cert.body.device,
+        nonce: [0; 24],
+    };
     for chunk in changes(prefill).chunks(1024) {
         let bundles = chunk
             .iter()
-            .map(|c| SealedBundle::seal(&key, header.clone(), &signer, &mut rand::rngs::OsRng, &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()))))
+            .map(|c| {
+                SealedBundle::seal(
+                    &key,
+                    header.clone(),
+                    &signer,
+                    &mut rand::rngs::OsRng,
+                    &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone())),
+                )
+            })
             .collect();
-        client.request(Request::Append { space, volume: notes, bundles }).await?;
+        client
+            .request(Request::Append {
+                space,
+                volume: notes,
+                bundles,
+            })
+            .await?;
     }
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     // Idle devices: real authenticated connections subscribed to the volume.
@@ -47,7 +89,11 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         let dev = KeyPair::generate(&mut rand::rngs::OsRng);
         let cert = certify(&principal, &dev, &format!("idle-{i}"));
         let (c, pushes) = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
-        c.request(Request::Subscribe { space, volumes: vec![notes] }).await?;
+        c.request(Request::Subscribe {
+            space,
+            volumes: vec![notes],
+        })
+        .await?;
         idle_devices.push((c, pushes));
     }
     let mut writer = ApiClient::connect(&a.ready.socket).await?;
@@ -58,13 +104,29 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     for i in 0..samples {
         let value = format!("mesure {i}");
         let start = Instant::now();
-        writer.call(Some(space), ApiCall::NoteSet { key: "tension".into(), value: value.clone() }).await??;
+        writer
+            .call(
+                Some(space),
+                ApiCall::NoteSet {
+                    key: "tension".into(),
+                    value: value.clone(),
+                },
+            )
+            .await??;
         loop {
             if let ApiEvent::VolumeChanged { volume, .. } = events.next_event().await? {
                 if volume != notes {
                     continue;
                 }
-                if let Ok(ApiReply::Values(v)) = reader.call(Some(space), ApiCall::NoteGet { key: "tension".into() }).await? {
+                if let Ok(ApiReply::Values(v)) = reader
+                    .call(
+                        Some(space),
+                        ApiCall::NoteGet {
+                            key: "tension".into(),
+                        },
+                    )
+                    .await?
+                {
                     if v == vec![value.clone()] {
                         break;
                     }
@@ -79,7 +141,17 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     }
     ms.sort_by(f64::total_cmp);
     Ok(vec![
-        Measure { scenario: "sync-latency", metric: "p50_ms", value: percentile(&ms, 50.0), unit: "ms" },
-        Measure { scenario: "sync-latency", metric: "p99_ms", value: percentile(&ms, 99.0), unit: "ms" },
+        Measure {
+            scenario: "sync-latency",
+            metric: "p50_ms",
+            value: percentile(&ms, 50.0),
+            unit: "ms",
+        },
+        Measure {
+            scenario: "sync-latency",
+            metric: "p99_ms",
+            value: percentile(&ms, 99.0),
+            unit: "ms",
+        },
     ])
 }

@@ -70,9 +70,14 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn changes(n: usize) -> Vec<Vec<u8>> {
     let mut doc = mes_daemon::volume::doc::DocReplica::new(b"bench-author");
     (0..n)
-        .map(|i| match doc.set(&format!("k{i:06}"), &format!("value {i}")).expect("set") {
-            mes_daemon::volume::Payload::Changes(b) => b,
-            mes_daemon::volume::Payload::Snapshot(b) => b,
+        .map(|i| {
+            match doc
+                .set(&format!("k{i:06}"), &format!("value {i}"))
+                .expect("set")
+            {
+                mes_daemon::volume::Payload::Changes(b) => b,
+                mes_daemon::volume::Payload::Snapshot(b) => b,
+            }
         })
         .collect()
 }

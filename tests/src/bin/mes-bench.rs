@@ -32,14 +32,24 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let size = if cli.smoke { Size::Smoke } else { Size::Full };
-    let names: Vec<String> = if cli.scenarios.is_empty() { bench::SCENARIOS.iter().map(|(n, _)| n.to_string()).collect() } else { cli.scenarios };
+    let names: Vec<String> = if cli.scenarios.is_empty() {
+        bench::SCENARIOS
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    } else {
+        cli.scenarios
+    };
     for name in names {
         let measures: Vec<Measure> = bench::run(&name, size).await?;
         for m in measures {
             if cli.json {
                 println!("{}", serde_json::to_string(&m)?);
             } else {
-                println!("{:<16} {:<16} {:>14.3} {}", m.scenario, m.metric, m.value, m.unit);
+                println!(
+                    "{:<16} {:<16} {:>14.3} {}",
+                    m.scenario, m.metric, m.value, m.unit
+                );
             }
         }
     }
