@@ -425,10 +425,133 @@ pub(crate) mod arb {
             )
     }
 
+    fn signed<T: std::fmt::Debug + Clone>(
+        body: impl Strategy<Value = T>,
+    ) -> impl Strategy<Value = Signed<T>> {
+        (body, any::<[u8; 32]>(), signature()).prop_map(|(body, p, signature)| Signed {
+            body,
+            signer: PrincipalId(p),
+            signature,
+        })
+    }
+
+    fn kind() -> impl Strategy<Value = crate::ids::VolumeKind> {
+        prop_oneof![
+            Just(crate::ids::VolumeKind::Automerge),
+            Just(crate::ids::VolumeKind::ChainedLog),
+            Just(crate::ids::VolumeKind::Inbox)
+        ]
+    }
+
+    pub fn genesis() -> impl Strategy<Value = Signed<SpaceGenesis>> {
+        signed(
+            (
+                any::<[u8; 16]>(),
+                any::<[u8; 32]>(),
+                "[a-z0-9]{0,8}",
+                any::<u64>(),
+            )
+                .prop_map(|(s, o, r, t)| SpaceGenesis {
+                    space: SpaceId(s),
+                    owner: PrincipalId(o),
+                    inbox_recipient: AgeRecipient(format!("age1{r}")),
+                    created_at: UnixMillis(t),
+                }),
+        )
+    }
+
+    pub fn decl() -> impl Strategy<Value = Signed<VolumeDecl>> {
+        signed(
+            (
+                any::<[u8; 16]>(),
+                any::<[u8; 16]>(),
+                kind(),
+                any::<u32>(),
+                ".{0,12}",
+            )
+                .prop_map(|(s, v, kind, g, label)| VolumeDecl {
+                    space: SpaceId(s),
+                    volume: VolumeId(v),
+                    kind,
+                    generation: Generation(g),
+                    label,
+                }),
+        )
+    }
+
+    pub fn grant() -> impl Strategy<Value = Signed<Grant>> {
+        signed(
+            (
+                any::<[u8; 16]>(),
+                any::<Option<[u8; 16]>>(),
+                any::<[u8; 32]>(),
+                any::<Option<crate::membership::Role>>(),
+                any::<u64>(),
+            )
+                .prop_map(|(s, v, p, role, version)| Grant {
+                    space: SpaceId(s),
+                    volume: v.map(VolumeId),
+                    principal: PrincipalId(p),
+                    role,
+                    version,
+                    issued_at: UnixMillis(version / 2),
+                }),
+        )
+    }
+
+    pub fn envelope() -> impl Strategy<Value = KeyEnvelope> {
+        (
+            any::<[u8; 16]>(),
+            any::<[u8; 16]>(),
+            any::<u32>(),
+            any::<[u8; 32]>(),
+            proptest::collection::vec(any::<u8>(), 0..48),
+        )
+            .prop_map(|(s, v, e, d, wrapped)| KeyEnvelope {
+                slot: crate::envelope::KeySlot {
+                    space: SpaceId(s),
+                    volume: VolumeId(v),
+                    generation: Generation(e / 3),
+                    epoch: Epoch(e),
+                },
+                recipient: DeviceId(d),
+                wrapped,
+            })
+    }
+
+    pub fn membership() -> impl Strategy<Value = Membership> {
+        (
+            genesis(),
+            proptest::collection::vec(decl(), 0..3),
+            proptest::collection::vec(grant(), 0..3),
+        )
+            .prop_map(|(genesis, decls, grants)| Membership {
+                genesis,
+                volumes: decls.into_iter().map(|d| (d.body.volume, d)).collect(),
+                grants: grants
+                    .into_iter()
+                    .map(|g| ((g.body.principal, g.body.volume), g))
+                    .collect(),
+            })
+    }
+
     pub fn request() -> impl Strategy<Value = Request> {
         let ids =
             (any::<[u8; 16]>(), any::<[u8; 16]>()).prop_map(|(s, v)| (SpaceId(s), VolumeId(v)));
         prop_oneof![
+            genesis().prop_map(|genesis| Request::RegisterSpace { genesis }),
+            decl().prop_map(|decl| Request::DeclareVolume { decl }),
+            grant().prop_map(|grant| Request::PutGrant { grant }),
+            signed(
+                (any::<[u8; 32]>(), any::<u64>()).prop_map(|(d, t)| DeviceRevocation {
+                    device: DeviceId(d),
+                    revoked_at: UnixMillis(t)
+                })
+            )
+            .prop_map(|revocation| Request::RevokeDevice { revocation }),
+            proptest::collection::vec(envelope(), 0..3)
+                .prop_map(|envelopes| Request::PutEnvelopes { envelopes }),
+            any::<[u8; 16]>().prop_map(|s| Request::GetEnvelopes { space: SpaceId(s) }),
             Just(Request::ListSpaces),
             any::<[u8; 16]>().prop_map(|s| Request::GetMembership { space: SpaceId(s) }),
             (ids.clone(), proptest::collection::vec(bundle(), 0..4)).prop_map(
@@ -505,6 +628,16 @@ pub(crate) mod arb {
             any::<WireError>().prop_map(Err),
             Just(Ok(Reply::Done)),
             Just(Ok(Reply::NoSnapshot)),
+            (membership(), proptest::collection::vec(cert(), 0..3)).prop_map(|(m, devices)| Ok(
+                Reply::Membership {
+                    membership: Box::new(m),
+                    devices
+                }
+            )),
+            proptest::collection::vec(genesis(), 0..3)
+                .prop_map(|spaces| Ok(Reply::Spaces { spaces })),
+            proptest::collection::vec(envelope(), 0..3)
+                .prop_map(|envelopes| Ok(Reply::Envelopes { envelopes })),
             (any::<u64>(), any::<u64>()).prop_map(|(a, b)| Ok(Reply::Appended {
                 first: Seq(a),
                 last: Seq(b)
