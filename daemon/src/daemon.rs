@@ -1177,39 +1177,74 @@ impl Daemon {
                 continue;
             }
             let allow_null = self.suite == CipherSuite::Null;
-            let mut out = Vec::with_capacity(items.len());
-            for (seq, b) in &items {
-                let h = &b.header;
-                if h.generation < generation {
-                    continue;
-                }
-                let plain = if kind == VolumeKind::Inbox {
-                    match &inbox {
-                        Some(id) => b.open_drop(id, (space, volume)),
-                        None => continue,
+            let open_one =
+                |seq: Seq, b: &SealedBundle| -> Result<Option<(Seq, Payload)>, SyncError> {
+                    let h = &b.header;
+                    if h.generation < generation {
+                        return Ok(None);
                     }
-                } else {
-                    let Some(key) = keys.get(&(h.generation, h.epoch)) else {
-                        return Err(SyncError::Refused(format!(
+                    let plain = if kind == VolumeKind::Inbox {
+                        match &inbox {
+                            Some(id) => b.open_drop(id, (space, volume)),
+                            None => return Ok(None),
+                        }
+                    } else {
+                        let Some(key) = keys.get(&(h.generation, h.epoch)) else {
+                            return Err(SyncError::Refused(format!(
                             "no key for volume {} generation {} epoch {}: not a reader any more?",
                             volume.short(),
                             h.generation.0,
                             h.epoch.0
                         )));
-                    };
-                    b.open(key, (space, volume, generation, h.epoch), allow_null)
-                }
-                .map_err(|e| {
-                    SyncError::Refused(format!(
-                        "bundle {} of volume {} refused: {e}",
-                        seq.0,
-                        volume.short()
-                    ))
-                })?;
-                let payload = volume::decode(&plain)
-                    .map_err(|e| SyncError::Refused(format!("bundle {}: {e}", seq.0)))?;
-                out.push((*seq, payload));
-            }
+                        };
+                        b.open_verified(key, (space, volume, generation, h.epoch), allow_null)
+                    }
+                    .map_err(|e| {
+                        SyncError::Refused(format!(
+                            "bundle {} of volume {} refused: {e}",
+                            seq.0,
+                            volume.short()
+                        ))
+                    })?;
+                    let payload = volume::decode(&plain)
+                        .map_err(|e| SyncError::Refused(format!("bundle {}: {e}", seq.0)))?;
+                    Ok(Some((seq, payload)))
+                };
+            // Verify signatures in batches and decrypt on every core: this is the hot path
+            // of catch-up.
+            let open_part =
+                |part: &[(Seq, SealedBundle)]| -> Result<Vec<(Seq, Payload)>, SyncError> {
+                    let bundles: Vec<SealedBundle> = part.iter().map(|(_, b)| b.clone()).collect();
+                    if let Err((i, e)) = SealedBundle::verify_authors(&bundles) {
+                        return Err(SyncError::Refused(format!(
+                            "bundle {} of volume {} refused: {e}",
+                            part[i].0 .0,
+                            volume.short()
+                        )));
+                    }
+                    let mut out = Vec::with_capacity(part.len());
+                    for (seq, b) in part {
+                        out.extend(open_one(*seq, b)?);
+                    }
+                    Ok(out)
+                };
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4);
+            let per = items.len().div_ceil(threads).max(256);
+            let out = tokio::task::block_in_place(|| {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = items
+                        .chunks(per)
+                        .map(|part| scope.spawn(move || open_part(part)))
+                        .collect();
+                    let mut out = Vec::with_capacity(items.len());
+                    for h in handles {
+                        out.extend(h.join().expect("bundle opening thread panicked")?);
+                    }
+                    Ok::<_, SyncError>(out)
+                })
+            })?;
             return Ok(out);
         }
         unreachable!("the loop returns on its second pass")
@@ -1218,45 +1253,60 @@ impl Daemon {
     /// Fetches and applies bundles after `after`; durable before the cursor counts.
     pub async fn fetch(
         &self,
-        c: &RelayClient,
+        c: &Arc<RelayClient>,
         volume: VolumeId,
-        after: Seq,
+        mut after: Seq,
     ) -> Result<(), SyncError> {
         let space = self.state().volumes[&volume].meta.space;
-        let (items, head, pruned) = match c
-            .request(Request::Fetch {
-                space,
-                volume,
-                after,
-                max: MAX_FETCH,
-            })
-            .await?
-        {
-            Reply::Bundles {
-                items,
-                head,
-                pruned_upto,
-            } => (items, head, pruned_upto),
-            r => return Err(unexpected(r)),
+        let request = move |after| Request::Fetch {
+            space,
+            volume,
+            after,
+            max: MAX_FETCH,
         };
-        if let Some(p) = pruned.filter(|p| *p > after) {
-            let mut st = self.state();
-            let v = st.volumes.get_mut(&volume).expect("volume");
-            v.progress.on_fetched(after, head, p);
-            return Ok(());
-        }
-        let cursor = items.last().map(|(s, _)| *s).unwrap_or(after);
-        if let Some((first, _)) = items.first() {
-            if *first != after.next() {
-                return Err(SyncError::Refused(format!(
-                    "relay skipped from {} to {}",
-                    after.0, first.0
-                )));
+        let mut reply = c.request(request(after)).await?;
+        loop {
+            let (items, head, pruned) = match reply {
+                Reply::Bundles {
+                    items,
+                    head,
+                    pruned_upto,
+                } => (items, head, pruned_upto),
+                r => return Err(unexpected(r)),
+            };
+            if let Some(p) = pruned.filter(|p| *p > after) {
+                let mut st = self.state();
+                let v = st.volumes.get_mut(&volume).expect("volume");
+                v.progress.on_fetched(after, head, p);
+                return Ok(());
+            }
+            let cursor = items.last().map(|(s, _)| *s).unwrap_or(after);
+            if let Some((first, _)) = items.first() {
+                if *first != after.next() {
+                    return Err(SyncError::Refused(format!(
+                        "relay skipped from {} to {}",
+                        after.0, first.0
+                    )));
+                }
+            }
+            // Ask for the next batch while this one is verified, decrypted and stored.
+            let next = (items.len() == MAX_FETCH as usize && cursor < head).then(|| {
+                let c = c.clone();
+                tokio::spawn(async move { c.request(request(cursor)).await })
+            });
+            let payloads = self.open_all(c, volume, items).await?;
+            self.apply_fetched(volume, payloads, cursor, head, Seq(0))
+                .await?;
+            match next {
+                Some(n) => {
+                    reply = n
+                        .await
+                        .map_err(|e| SyncError::Refused(format!("prefetch task: {e}")))??;
+                    after = cursor;
+                }
+                None => return Ok(()),
             }
         }
-        let payloads = self.open_all(c, volume, items).await?;
-        self.apply_fetched(volume, payloads, cursor, head, Seq(0))
-            .await
     }
 
     /// Converges from the relay's snapshot when the log behind it was pruned.

@@ -143,7 +143,7 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
 }
 
 /// Executes steps until every volume is idle.
-async fn drive(daemon: &Arc<Daemon>, client: &RelayClient) -> Result<(), SyncError> {
+async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), SyncError> {
     tolerate(daemon.register_pending(client).await)?;
     loop {
         let steps: Vec<(VolumeId, Step)> = {

@@ -113,6 +113,34 @@ pub fn verify(
         .map_err(|_| SignatureError::Mismatch { what })
 }
 
+/// Verifies many signatures at once (Ed25519 batch verification, about twice as fast);
+/// when the batch fails, checks one by one to name the first bad one by index.
+pub fn verify_batch(
+    items: &[(&[u8; 32], &[u8], &[u8], &Signature)],
+    what: &'static str,
+) -> Result<(), (usize, SignatureError)> {
+    let mut keys = Vec::with_capacity(items.len());
+    for (i, (public, ..)) in items.iter().enumerate() {
+        keys.push(
+            ed25519_dalek::VerifyingKey::from_bytes(public)
+                .map_err(|_| (i, SignatureError::BadKey { what }))?,
+        );
+    }
+    let messages: Vec<Vec<u8>> = items.iter().map(|(_, c, m, _)| domain(c, m)).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = items
+        .iter()
+        .map(|(.., s)| ed25519_dalek::Signature::from_bytes(&s.0))
+        .collect();
+    if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+        return Ok(());
+    }
+    for (i, (public, context, message, signature)) in items.iter().enumerate() {
+        verify(public, context, message, signature, what).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
 /// An age X25519 identity (secret). Not `Clone`, not `Serialize`.
 pub struct AgeSecret(age::x25519::Identity);
 

@@ -211,6 +211,31 @@ impl SealedBundle {
         )
     }
 
+    /// Verifies the author signatures of many bundles in one batch; on failure, the index
+    /// of the first bad bundle.
+    pub fn verify_authors<'a>(
+        bundles: impl IntoIterator<Item = &'a SealedBundle>,
+    ) -> Result<(), (usize, SignatureError)> {
+        let bundles: Vec<&SealedBundle> = bundles.into_iter().collect();
+        let signed: Vec<Vec<u8>> = bundles
+            .iter()
+            .map(|b| signed_bytes(&codec::to_bytes(&b.header), &b.ciphertext))
+            .collect();
+        let items: Vec<_> = bundles
+            .iter()
+            .zip(&signed)
+            .map(|(b, m)| {
+                (
+                    &b.header.author.0,
+                    BUNDLE_CONTEXT,
+                    m.as_slice(),
+                    &b.signature,
+                )
+            })
+            .collect();
+        crate::keys::verify_batch(&items, "bundle")
+    }
+
     /// Verifies the signature, checks the binding, and decrypts.
     pub fn open(
         &self,
@@ -238,6 +263,36 @@ impl SealedBundle {
             });
         }
         self.verify_author()?;
+        self.open_verified(key, expect, allow_null)
+    }
+
+    /// Checks the binding and decrypts a bundle whose signature was already checked with
+    /// [`SealedBundle::verify_authors`].
+    pub fn open_verified(
+        &self,
+        key: &SymmetricKey,
+        expect: (SpaceId, VolumeId, Generation, Epoch),
+        allow_null: bool,
+    ) -> Result<Vec<u8>, OpenError> {
+        let h = &self.header;
+        if (h.space, h.volume, h.generation, h.epoch) != expect {
+            return Err(OpenError::WrongBinding {
+                found: format!(
+                    "{}/{} g{} e{}",
+                    h.space.short(),
+                    h.volume.short(),
+                    h.generation.0,
+                    h.epoch.0
+                ),
+                expected: format!(
+                    "{}/{} g{} e{}",
+                    expect.0.short(),
+                    expect.1.short(),
+                    expect.2 .0,
+                    expect.3 .0
+                ),
+            });
+        }
         match h.suite {
             CipherSuite::XChaCha20Poly1305 => {
                 key.open_with_nonce(&h.nonce, &codec::to_bytes(h), &self.ciphertext)
@@ -411,5 +466,26 @@ mod tests {
             forged.open_drop(&inbox, (h.space, h.volume)),
             Err(OpenError::Signature(_))
         ));
+    }
+
+    #[test]
+    fn batch_verification_names_the_bad_bundle() {
+        let mut rng = rand::thread_rng();
+        let dev = KeyPair::generate(&mut rng);
+        let key = SymmetricKey::generate(&mut rng);
+        let mut bundles: Vec<SealedBundle> = (0..8)
+            .map(|i| {
+                SealedBundle::seal(
+                    &key,
+                    header(dev.device_id()),
+                    &dev.signing,
+                    &mut rng,
+                    &[i as u8; 40],
+                )
+            })
+            .collect();
+        assert_eq!(SealedBundle::verify_authors(&bundles), Ok(()));
+        bundles[5].ciphertext[0] ^= 1;
+        assert_eq!(SealedBundle::verify_authors(&bundles).unwrap_err().0, 5);
     }
 }
