@@ -111,9 +111,15 @@ pub async fn handle(
         Status => ApiReply::Status(d.status()),
         Identity => {
             let st = d.state();
-            ApiReply::Identity { principal: st.identity.principal.principal_id(), device: st.identity.device.device_id(), name: st.identity.name().to_string() }
+            ApiReply::Identity {
+                principal: st.identity.principal.principal_id(),
+                device: st.identity.device.device_id(),
+                name: st.identity.name().to_string(),
+            }
         }
-        CreateSpace { label } => ApiReply::SpaceCreated { space: d.create_space(&label).await? },
+        CreateSpace { label } => ApiReply::SpaceCreated {
+            space: d.create_space(&label).await?,
+        },
         ListSpaces => ApiReply::Spaces(d.list_spaces()),
         NoteSet { key, value } => {
             let s = d.resolve_space(space).await?;
@@ -137,22 +143,23 @@ pub async fn handle(
         }
         InboxRead => ApiReply::Inbox(d.inbox_read(d.resolve_space(space).await?)?),
         BlobPut { path } => {
-            let (blob, size) = crate::blobs::put(d, d.resolve_space(space).await?, Path::new(&path)).await?;
+            let (blob, size) =
+                crate::blobs::put(d, d.resolve_space(space).await?, Path::new(&path)).await?;
             ApiReply::Blob { blob, size }
         }
         BlobGet { blob, out } => {
-            let size = crate::blobs::get(d, d.resolve_space(space).await?, blob, Path::new(&out)).await?;
+            let size =
+                crate::blobs::get(d, d.resolve_space(space).await?, blob, Path::new(&out)).await?;
             ApiReply::Written { path: out, size }
         }
         Snapshot { volume } => {
-            d.put_snapshot(d.resolve_space(space).await?, &volume).await?;
+            d.put_snapshot(d.resolve_space(space).await?, &volume)
+                .await?;
             ApiReply::Done
         }
         Compact { volume } => {
-            return Err(ApiError::new(
-                ApiErrorCode::BadRequest,
-                format!("compacting volume {volume:?} into a new generation is not available in this version"),
-            ))
+            crate::generation::compact(d, d.resolve_space(space).await?, &volume).await?;
+            ApiReply::Done
         }
         PairStart => ApiReply::PairingCode(crate::pairing::start(d.clone()).await?),
         PairJoin { code, device_name } => {
@@ -165,7 +172,8 @@ pub async fn handle(
             ApiReply::Done
         }
         Grant { principal, role } => {
-            d.grant(d.resolve_space(space).await?, principal, role).await?;
+            d.grant(d.resolve_space(space).await?, principal, role)
+                .await?;
             ApiReply::Done
         }
         Subscribe => ApiReply::Done,

@@ -156,6 +156,11 @@ impl Daemon {
         let _ = self.events.send(e);
     }
 
+    /// The cipher suite bundles are sealed with.
+    pub fn suite(&self) -> CipherSuite {
+        self.suite
+    }
+
     /// The live relay connection, if any.
     pub fn client(&self) -> Option<Arc<RelayClient>> {
         self.client.lock().expect("client lock").clone()
@@ -357,7 +362,7 @@ impl Daemon {
         }
     }
 
-    fn volume_of(st: &State, space: SpaceId, label: &str) -> Result<VolumeId, ApiError> {
+    pub(crate) fn volume_of(st: &State, space: SpaceId, label: &str) -> Result<VolumeId, ApiError> {
         st.volumes
             .values()
             .find(|v| v.meta.space == space && v.meta.label == label)
@@ -908,7 +913,8 @@ impl Daemon {
                 match st.volumes.get_mut(&d.volume) {
                     Some(v) => {
                         if d.generation > v.meta.generation {
-                            tracing::warn!(
+                            // The switch happens when the snapshot is fetched.
+                            tracing::debug!(
                                 "volume {} moved to generation {}",
                                 d.volume.short(),
                                 d.generation.0
@@ -1144,7 +1150,7 @@ impl Daemon {
         c: &RelayClient,
         volume: VolumeId,
         items: Vec<(Seq, SealedBundle)>,
-    ) -> Result<Vec<(Seq, Payload)>, SyncError> {
+    ) -> Result<Opened, SyncError> {
         for attempt in 0..2 {
             let (space, generation, kind, keys, inbox) = {
                 let st = self.state();
@@ -1169,7 +1175,7 @@ impl Daemon {
             };
             let missing = items.iter().any(|(_, b)| {
                 kind != VolumeKind::Inbox
-                    && b.header.generation == generation
+                    && b.header.generation >= generation
                     && !keys.contains_key(&(b.header.generation, b.header.epoch))
             });
             if missing && attempt == 0 {
@@ -1177,45 +1183,45 @@ impl Daemon {
                 continue;
             }
             let allow_null = self.suite == CipherSuite::Null;
-            let open_one =
-                |seq: Seq, b: &SealedBundle| -> Result<Option<(Seq, Payload)>, SyncError> {
-                    let h = &b.header;
-                    if h.generation < generation {
-                        return Ok(None);
+            let open_one = |seq: Seq,
+                            b: &SealedBundle|
+             -> Result<Option<(Seq, Generation, Payload)>, SyncError> {
+                let h = &b.header;
+                if h.generation < generation {
+                    return Ok(None);
+                }
+                let plain = if kind == VolumeKind::Inbox {
+                    match &inbox {
+                        Some(id) => b.open_drop(id, (space, volume)),
+                        None => return Ok(None),
                     }
-                    let plain = if kind == VolumeKind::Inbox {
-                        match &inbox {
-                            Some(id) => b.open_drop(id, (space, volume)),
-                            None => return Ok(None),
-                        }
-                    } else {
-                        let Some(key) = keys.get(&(h.generation, h.epoch)) else {
-                            return Err(SyncError::Refused(format!(
+                } else {
+                    let Some(key) = keys.get(&(h.generation, h.epoch)) else {
+                        return Err(SyncError::Refused(format!(
                             "no key for volume {} generation {} epoch {}: not a reader any more?",
                             volume.short(),
                             h.generation.0,
                             h.epoch.0
                         )));
-                        };
-                        b.open_verified(key, (space, volume, generation, h.epoch), allow_null)
-                    }
-                    .map_err(|e| {
-                        SyncError::Refused(format!(
-                            "bundle {} of volume {} refused: {e}",
-                            seq.0,
-                            volume.short()
-                        ))
-                    })?;
-                    let payload = volume::decode(&plain)
-                        .map_err(|e| SyncError::Refused(format!("bundle {}: {e}", seq.0)))?;
-                    Ok(Some((seq, payload)))
-                };
+                    };
+                    b.open_verified(key, (space, volume, h.generation, h.epoch), allow_null)
+                }
+                .map_err(|e| {
+                    SyncError::Refused(format!(
+                        "bundle {} of volume {} refused: {e}",
+                        seq.0,
+                        volume.short()
+                    ))
+                })?;
+                let payload = volume::decode(&plain)
+                    .map_err(|e| SyncError::Refused(format!("bundle {}: {e}", seq.0)))?;
+                Ok(Some((seq, h.generation, payload)))
+            };
             // Verify signatures in batches and decrypt on every core: this is the hot path
             // of catch-up.
             let open_part =
-                |part: &[(Seq, SealedBundle)]| -> Result<Vec<(Seq, Payload)>, SyncError> {
-                    let bundles: Vec<SealedBundle> = part.iter().map(|(_, b)| b.clone()).collect();
-                    if let Err((i, e)) = SealedBundle::verify_authors(&bundles) {
+                |part: &[(Seq, SealedBundle)]| -> Result<Vec<(Seq, Generation, Payload)>, SyncError> {
+                    if let Err((i, e)) = SealedBundle::verify_authors(part.iter().map(|(_, b)| b)) {
                         return Err(SyncError::Refused(format!(
                             "bundle {} of volume {} refused: {e}",
                             part[i].0 .0,
@@ -1245,7 +1251,18 @@ impl Daemon {
                     Ok::<_, SyncError>(out)
                 })
             })?;
-            return Ok(out);
+            // A newer generation starts with its snapshot: what came before it is inside.
+            let newest = out
+                .iter()
+                .map(|(_, g, _)| *g)
+                .max()
+                .filter(|g| *g > generation);
+            let items = out
+                .into_iter()
+                .filter(|(_, g, _)| newest.is_none_or(|n| *g == n))
+                .map(|(s, _, p)| (s, p))
+                .collect();
+            return Ok((items, newest));
         }
         unreachable!("the loop returns on its second pass")
     }
@@ -1294,8 +1311,8 @@ impl Daemon {
                 let c = c.clone();
                 tokio::spawn(async move { c.request(request(cursor)).await })
             });
-            let payloads = self.open_all(c, volume, items).await?;
-            self.apply_fetched(volume, payloads, cursor, head, Seq(0))
+            let opened = self.open_all(c, volume, items).await?;
+            self.apply_fetched(volume, opened, cursor, head, Seq(0))
                 .await?;
             match next {
                 Some(n) => {
@@ -1316,28 +1333,35 @@ impl Daemon {
             Reply::Snapshot { upto, snapshot } => (upto, snapshot),
             r => return Err(unexpected(r)),
         };
-        let payloads = self.open_all(c, volume, vec![(upto, bundle)]).await?;
+        let opened = self.open_all(c, volume, vec![(upto, bundle)]).await?;
         let pruned = self.state().volumes[&volume].progress.pruned;
-        self.apply_fetched(volume, payloads, upto, upto, pruned)
-            .await
+        self.apply_fetched(volume, opened, upto, upto, pruned).await
     }
 
     async fn apply_fetched(
         &self,
         volume: VolumeId,
-        payloads: Vec<(Seq, Payload)>,
+        (payloads, new_generation): Opened,
         cursor: Seq,
         head: Seq,
         pruned: Seq,
     ) -> Result<(), SyncError> {
         let space = {
             let mut st = self.state();
+            let actor = st.identity.device.device_id().0;
             let v = st.volumes.get_mut(&volume).expect("volume");
-            v.replica
-                .apply_remote(&payloads)
-                .map_err(|e| SyncError::Refused(e.to_string()))?;
             let mut batch = self.store.batch();
-            v.record_applied(&payloads, cursor, &mut batch);
+            match new_generation {
+                Some(g) => {
+                    v.switch_generation(&self.store, g, &payloads, cursor, &actor, &mut batch)?
+                }
+                None => {
+                    v.replica
+                        .apply_remote(&payloads)
+                        .map_err(|e| SyncError::Refused(e.to_string()))?;
+                    v.record_applied(&payloads, cursor, &mut batch);
+                }
+            }
             self.store.apply(batch)?;
             v.meta.space
         };
@@ -1346,6 +1370,8 @@ impl Daemon {
             let mut st = self.state();
             let v = st.volumes.get_mut(&volume).expect("volume");
             v.progress.on_fetched(cursor, head, pruned);
+            // Changes carried over a generation switch were flushed just above.
+            v.progress.on_durable(v.meta.last_local);
             v.compact_if_needed(&self.store)?;
         }
         if !payloads.is_empty() {
@@ -1354,6 +1380,9 @@ impl Daemon {
         Ok(())
     }
 }
+
+/// Opened payloads in relay order, and the newer generation they start, if any.
+type Opened = (Vec<(Seq, Payload)>, Option<Generation>);
 
 /// Key under which a space's label is kept in its notes document.
 pub const LABEL_KEY: &str = "_label";

@@ -106,25 +106,7 @@ impl Volume {
 
     /// Rebuilds a volume from the store.
     pub fn open(store: &SealedStore, meta: VolumeMeta, actor: &[u8]) -> Result<Self, StoreError> {
-        let bad =
-            |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
-        let mut replica = Replica::new(meta.kind, actor);
-        if let Some(base) = store.get(&ns(meta.volume, "base"), &[])? {
-            replica
-                .apply_remote(&[(Seq(0), Payload::Snapshot(base))])
-                .map_err(bad)?;
-        }
-        let applied = store.scan(&ns(meta.volume, "applied"))?;
-        for (_, v) in &applied {
-            let items: Vec<(Seq, Payload)> = mes_protocol::codec::from_bytes(v)
-                .map_err(|e| StoreError(format!("applied batch: {e}")))?;
-            replica.apply_remote(&items).map_err(bad)?;
-        }
-        for (_, v) in store.scan(&ns(meta.volume, "local"))? {
-            replica
-                .apply_local(&volume::decode(&v).map_err(bad)?)
-                .map_err(bad)?;
-        }
+        let (replica, applied_records) = rebuild(store, &meta, actor, u64::MAX)?;
         let progress = VolumeProgress {
             cursor: meta.cursor,
             head: meta.cursor,
@@ -137,8 +119,72 @@ impl Volume {
             meta,
             replica,
             progress,
-            applied_records: applied.len(),
+            applied_records,
         })
+    }
+    /// Moves to a newer generation from its snapshot (the first of `payloads`): a fresh
+    /// replica, the old history dropped, and the changes made here that the relay never
+    /// acknowledged re-authored on top, so nothing written on this device is lost.
+    pub fn switch_generation(
+        &mut self,
+        store: &SealedStore,
+        generation: Generation,
+        payloads: &[(Seq, Payload)],
+        cursor: Seq,
+        actor: &[u8],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), StoreError> {
+        let bad =
+            |e: volume::ApplyError| StoreError(format!("volume {}: {e}", self.meta.volume.short()));
+        let mut fresh = Replica::new(self.meta.kind, actor);
+        fresh.apply_remote(payloads).map_err(bad)?;
+        let mut carried = Vec::new();
+        if self.meta.last_local > self.progress.uploaded {
+            match (&mut fresh, &self.replica) {
+                (Replica::Doc(new), Replica::Doc(full)) => {
+                    let (acknowledged, _) =
+                        rebuild(store, &self.meta, actor, self.progress.uploaded)?;
+                    let Replica::Doc(before) = acknowledged else {
+                        unreachable!("same kind")
+                    };
+                    let mut keys = full.keys();
+                    keys.extend(before.keys());
+                    keys.sort();
+                    keys.dedup();
+                    for k in keys {
+                        if full.get(&k) == before.get(&k) {
+                            continue;
+                        }
+                        let change = match full.winner(&k) {
+                            Some(v) => Some(new.set(&k, &v).map_err(bad)?),
+                            None => new.delete(&k).map_err(bad)?,
+                        };
+                        carried.extend(change);
+                    }
+                }
+                (Replica::Log(new), Replica::Log(old)) => {
+                    for e in old.entries().1 {
+                        carried.push(new.append(e.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for what in ["base", "applied", "local"] {
+            for (k, _) in store.scan(&ns(self.meta.volume, what))? {
+                batch.remove(&ns(self.meta.volume, what), &k);
+            }
+        }
+        self.replica = fresh;
+        self.meta.generation = generation;
+        self.progress.uploaded = self.meta.last_local;
+        self.progress.durable = self.meta.last_local;
+        self.applied_records = 0;
+        self.record_applied(payloads, cursor, batch);
+        for p in &carried {
+            self.record_local(p, batch);
+        }
+        Ok(())
     }
 
     /// Persists the metadata (with the live progress).
@@ -217,6 +263,37 @@ impl Volume {
         self.applied_records = 0;
         Ok(true)
     }
+}
+
+/// Rebuilds a replica from its stored base, applied batches, and the local changes up to
+/// `local_upto`; returns it with the number of applied batches.
+fn rebuild(
+    store: &SealedStore,
+    meta: &VolumeMeta,
+    actor: &[u8],
+    local_upto: u64,
+) -> Result<(Replica, usize), StoreError> {
+    let bad = |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
+    let mut replica = Replica::new(meta.kind, actor);
+    if let Some(base) = store.get(&ns(meta.volume, "base"), &[])? {
+        replica
+            .apply_remote(&[(Seq(0), Payload::Snapshot(base))])
+            .map_err(bad)?;
+    }
+    let applied = store.scan(&ns(meta.volume, "applied"))?;
+    for (_, v) in &applied {
+        let items: Vec<(Seq, Payload)> = mes_protocol::codec::from_bytes(v)
+            .map_err(|e| StoreError(format!("applied batch: {e}")))?;
+        replica.apply_remote(&items).map_err(bad)?;
+    }
+    for (k, v) in store.scan(&ns(meta.volume, "local"))? {
+        if suffix_seq(&k)? <= local_upto {
+            replica
+                .apply_local(&volume::decode(&v).map_err(bad)?)
+                .map_err(bad)?;
+        }
+    }
+    Ok((replica, applied.len()))
 }
 
 /// Loads every space and volume.

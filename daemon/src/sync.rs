@@ -171,8 +171,12 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
                 tracing::warn!("sync of volume {} paused: {e}", volume.short());
                 let mut st = daemon.state();
                 if let Some(v) = st.volumes.get_mut(&volume) {
-                    v.progress.on_disconnected();
-                    v.progress.stalled = true;
+                    if matches!(step, Step::Upload { .. }) {
+                        v.progress.on_upload_refused();
+                    } else {
+                        v.progress.on_disconnected();
+                        v.progress.stalled = true;
+                    }
                 }
             }
         }

@@ -28,6 +28,9 @@ pub struct VolumeProgress {
     pub pruned: Seq,
     /// The last step was refused (no key yet, conflict): wait for news before retrying.
     pub stalled: bool,
+    /// The last upload was refused (e.g. the volume moved to a newer generation): fetch
+    /// first, then retry.
+    pub upload_blocked: bool,
 }
 
 /// What to do next for a volume.
@@ -61,7 +64,7 @@ impl VolumeProgress {
         if self.stalled {
             return None;
         }
-        if !self.uploading && self.durable > self.uploaded {
+        if !self.uploading && !self.upload_blocked && self.durable > self.uploaded {
             self.uploading = true;
             let from = self.uploaded + 1;
             return Some(Step::Upload {
@@ -82,6 +85,7 @@ impl VolumeProgress {
     /// Local changes up to `n` are durable.
     pub fn on_durable(&mut self, n: u64) {
         self.stalled = false;
+        self.upload_blocked = false;
         self.durable = self.durable.max(n);
     }
 
@@ -101,6 +105,7 @@ impl VolumeProgress {
     /// A fetch (or snapshot) was applied and stored up to `cursor`.
     pub fn on_fetched(&mut self, cursor: Seq, head: Seq, pruned: Seq) {
         self.fetching = false;
+        self.upload_blocked = false;
         self.cursor = self.cursor.max(cursor);
         self.head = self.head.max(head);
         self.pruned = self.pruned.max(pruned);
@@ -110,6 +115,13 @@ impl VolumeProgress {
     pub fn on_disconnected(&mut self) {
         self.uploading = false;
         self.fetching = false;
+        self.upload_blocked = false;
+    }
+
+    /// The relay refused an upload: fetch what is new before trying again.
+    pub fn on_upload_refused(&mut self) {
+        self.uploading = false;
+        self.upload_blocked = true;
     }
 
     /// Fully synced with what is known of the relay.

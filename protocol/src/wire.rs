@@ -113,6 +113,18 @@ pub enum Request {
         /// Drop log entries up to `upto`.
         prune: bool,
     },
+    /// Starts a new generation of a volume atomically: declares it, appends the snapshot
+    /// of the current state as its first bundle, and drops the old log. Refused with
+    /// `Conflict` unless the log's head is still `after` (what the snapshot covers), so no
+    /// acknowledged change can be left out.
+    NewGeneration {
+        /// The owner-signed declaration with the next generation.
+        decl: Signed<VolumeDecl>,
+        /// The head the snapshot covers.
+        after: Seq,
+        /// The snapshot, sealed under the new generation's first epoch key.
+        snapshot: SealedBundle,
+    },
     /// The latest snapshot of a volume.
     GetSnapshot {
         /// Space.
@@ -541,6 +553,13 @@ pub(crate) mod arb {
         prop_oneof![
             genesis().prop_map(|genesis| Request::RegisterSpace { genesis }),
             decl().prop_map(|decl| Request::DeclareVolume { decl }),
+            (decl(), any::<u64>(), bundle()).prop_map(|(decl, a, snapshot)| {
+                Request::NewGeneration {
+                    decl,
+                    after: Seq(a),
+                    snapshot,
+                }
+            }),
             grant().prop_map(|grant| Request::PutGrant { grant }),
             signed(
                 (any::<[u8; 32]>(), any::<u64>()).prop_map(|(d, t)| DeviceRevocation {

@@ -44,6 +44,8 @@ pub struct Relay {
     pub hub: Arc<Hub>,
     memberships: RwLock<HashMap<SpaceId, Membership>>,
     misbehaviour: Misbehaviour,
+    /// Appends share a volume's lock; a generation switch takes it alone.
+    volume_locks: std::sync::Mutex<HashMap<VolumeId, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 fn internal(e: StoreError) -> WireError {
@@ -71,6 +73,7 @@ impl Relay {
             hub,
             memberships: RwLock::new(memberships),
             misbehaviour,
+            volume_locks: Default::default(),
         }))
     }
 
@@ -309,6 +312,8 @@ impl Relay {
                 volume,
                 bundles,
             } => {
+                let lock = self.volume_lock(volume);
+                let _shared = lock.read().await;
                 let m = self.authorize(space, caller.principal, Need::Write(volume))?;
                 if bundles.is_empty() || bundles.len() > MAX_APPEND_BUNDLES {
                     return Err(WireError::new(
@@ -326,6 +331,11 @@ impl Relay {
                 let (first, last) = self.store.append(volume, encoded).await.map_err(internal)?;
                 Ok(Reply::Appended { first, last })
             }
+            Request::NewGeneration {
+                decl,
+                after,
+                snapshot,
+            } => self.new_generation(caller, decl, after, snapshot).await,
             Request::Fetch {
                 space,
                 volume,
@@ -549,6 +559,72 @@ impl Relay {
                 Ok(Reply::Done)
             }
         }
+    }
+
+    fn volume_lock(&self, volume: VolumeId) -> Arc<tokio::sync::RwLock<()>> {
+        self.volume_locks
+            .lock()
+            .expect("volume locks")
+            .entry(volume)
+            .or_default()
+            .clone()
+    }
+
+    async fn new_generation(
+        &self,
+        caller: &Caller,
+        decl: Signed<mes_protocol::membership::VolumeDecl>,
+        after: Seq,
+        snapshot: SealedBundle,
+    ) -> Result<Reply, WireError> {
+        let (space, volume) = (decl.body.space, decl.body.volume);
+        let lock = self.volume_lock(volume);
+        let _alone = lock.write().await;
+        let mut m = self.authorize(space, caller.principal, Need::Admin)?;
+        let current = m
+            .volume(volume)
+            .ok_or_else(|| {
+                WireError::new(
+                    ErrorCode::NotFound,
+                    format!("no volume {} in space {}", volume.short(), space.short()),
+                )
+            })?
+            .generation;
+        if decl.body.generation.0 != current.0 + 1 {
+            return Err(bad_record(format!(
+                "volume {} is at generation {}; the next is {}, not {}",
+                volume.short(),
+                current.0,
+                current.0 + 1,
+                decl.body.generation.0
+            )));
+        }
+        let head = self.store.head(volume).map_err(internal)?;
+        if head != after {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the log of volume {} moved to {} past the snapshot's {}; sync and retry",
+                    volume.short(),
+                    head.0,
+                    after.0
+                ),
+            ));
+        }
+        m.declare(decl).map_err(bad_record)?;
+        self.check_bundle(&snapshot, space, volume, caller, &m)?;
+        self.save_membership(m).await?;
+        let bytes = codec::to_bytes(&snapshot);
+        let (first, last) = self
+            .store
+            .append(volume, vec![bytes.clone()])
+            .await
+            .map_err(internal)?;
+        self.store
+            .put_snapshot(volume, last, bytes, true)
+            .await
+            .map_err(internal)?;
+        Ok(Reply::Appended { first, last })
     }
 
     fn live_cert(&self, device: DeviceId) -> Result<DeviceCert, WireError> {

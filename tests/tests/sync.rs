@@ -221,3 +221,112 @@ async fn several_spaces_volume_kinds_and_blobs() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    for i in 0..10 {
+        a.daemon
+            .note_set(space, &format!("n{i}"), &format!("v{i}"))
+            .await?;
+        a.daemon.log_append(space, &format!("entrée {i}")).await?;
+    }
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    converged(&a.daemon, &b.daemon, space, "journal").await?;
+    // b goes offline and edits; meanwhile a starts new generations.
+    b.shutdown().await;
+    let b = mes_tests::device_with(dir.path(), "b", None, false).await?;
+    b.daemon.note_set(space, "hors-ligne", "b").await?;
+    b.daemon.note_delete(space, "n1").await?;
+    b.daemon.log_append(space, "entrée hors ligne").await?;
+    b.shutdown().await;
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    let old_key = a
+        .daemon
+        .state()
+        .keys
+        .current(notes, mes_protocol::ids::Generation(0))
+        .map(|(_, k)| k.duplicate())
+        .expect("key");
+    assert_eq!(
+        mes_daemon::generation::compact(&a.daemon, space, "notes").await?,
+        mes_protocol::ids::Generation(1)
+    );
+    mes_daemon::generation::compact(&a.daemon, space, "journal").await?;
+    let refused = mes_daemon::generation::compact(&a.daemon, space, "inbox")
+        .await
+        .expect_err("inboxes have none");
+    assert!(refused.message.contains("inbox"), "{refused}");
+    let b = device(dir.path(), "b", &t).await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    converged(&a.daemon, &b.daemon, space, "journal").await?;
+    for d in [&a.daemon, &b.daemon] {
+        let st = d.state();
+        assert_eq!(st.volumes[&notes].meta.generation.0, 1);
+        drop(st);
+        assert_eq!(
+            d.note_get(space, "hors-ligne")?,
+            vec!["b"],
+            "offline change carried over"
+        );
+        assert!(
+            d.note_get(space, "n1").is_err(),
+            "offline delete carried over"
+        );
+        assert_eq!(d.note_get(space, "n9")?, vec!["v9"]);
+        let log = d.log_read(space)?;
+        assert_eq!(log.len(), 11, "{log:?}");
+    }
+    // The old log is gone from the relay, and the new generation is under a new key.
+    let (cert, key) = {
+        let st = a.daemon.state();
+        (
+            st.identity.cert.clone(),
+            mes_protocol::keys::SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+        )
+    };
+    let (client, _p) = mes_daemon::client::RelayClient::connect(
+        &mes_daemon::client::endpoint(t.address)?,
+        &t,
+        &cert,
+        &key,
+    )
+    .await?;
+    let mes_protocol::wire::Reply::Bundles { pruned_upto, .. } = client
+        .request(mes_protocol::wire::Request::Fetch {
+            space,
+            volume: notes,
+            after: mes_protocol::ids::Seq(0),
+            max: 10,
+        })
+        .await?
+    else {
+        panic!()
+    };
+    assert!(
+        pruned_upto.is_some_and(|p| p.0 >= 11),
+        "old log dropped: {pruned_upto:?}"
+    );
+    let mes_protocol::wire::Reply::Snapshot { snapshot, .. } = client
+        .request(mes_protocol::wire::Request::GetSnapshot {
+            space,
+            volume: notes,
+        })
+        .await?
+    else {
+        panic!()
+    };
+    let h = snapshot.header.clone();
+    assert!(
+        snapshot
+            .open(&old_key, (space, notes, h.generation, h.epoch), false)
+            .is_err(),
+        "the old epoch key opens nothing of the new generation"
+    );
+    Ok(())
+}

@@ -78,6 +78,17 @@ impl DocReplica {
         out
     }
 
+    /// The value automerge picks when concurrent writes conflict.
+    pub fn winner(&self, key: &str) -> Option<String> {
+        match self.doc.get(ROOT, key).ok().flatten()?.0 {
+            Value::Scalar(s) => Some(match s.as_ref() {
+                ScalarValue::Str(t) => t.to_string(),
+                other => other.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
     /// Every key in order.
     pub fn keys(&self) -> Vec<String> {
         self.doc.keys(ROOT).collect()
