@@ -32,6 +32,9 @@ use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
 use crate::store::{SealedStore, StoreError};
 use crate::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
 
+/// Changes gathered from consecutive fetches before they are applied and stored.
+pub const APPLY_BATCH: usize = 16 * 1024;
+
 /// Bundles per upload request.
 pub const MAX_UPLOAD: u64 = 1024;
 
@@ -1282,6 +1285,7 @@ impl Daemon {
             max: MAX_FETCH,
         };
         let mut reply = c.request(request(after)).await?;
+        let mut gathered: Vec<(Seq, Payload)> = Vec::new();
         loop {
             let (items, head, pruned) = match reply {
                 Reply::Bundles {
@@ -1292,6 +1296,16 @@ impl Daemon {
                 r => return Err(unexpected(r)),
             };
             if let Some(p) = pruned.filter(|p| *p > after) {
+                if !gathered.is_empty() {
+                    self.apply_fetched(
+                        volume,
+                        (std::mem::take(&mut gathered), None),
+                        after,
+                        head,
+                        Seq(0),
+                    )
+                    .await?;
+                }
                 let mut st = self.state();
                 let v = st.volumes.get_mut(&volume).expect("volume");
                 v.progress.on_fetched(after, head, p);
@@ -1311,9 +1325,32 @@ impl Daemon {
                 let c = c.clone();
                 tokio::spawn(async move { c.request(request(cursor)).await })
             });
-            let opened = self.open_all(c, volume, items).await?;
-            self.apply_fetched(volume, opened, cursor, head, Seq(0))
+            let (mut payloads, new_generation) = self.open_all(c, volume, items).await?;
+            // Automerge applies large batches far faster than many small ones: gather a few
+            // fetches before applying and storing them (the cursor moves at that point).
+            if new_generation.is_none() {
+                gathered.append(&mut payloads);
+            } else {
+                self.apply_fetched(
+                    volume,
+                    (std::mem::take(&mut gathered), None),
+                    after,
+                    head,
+                    Seq(0),
+                )
                 .await?;
+                gathered = payloads;
+            }
+            if next.is_none() || gathered.len() >= APPLY_BATCH || new_generation.is_some() {
+                self.apply_fetched(
+                    volume,
+                    (std::mem::take(&mut gathered), new_generation),
+                    cursor,
+                    head,
+                    Seq(0),
+                )
+                .await?;
+            }
             match next {
                 Some(n) => {
                     reply = n

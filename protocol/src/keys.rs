@@ -122,12 +122,20 @@ pub fn verify_batch(
     items: &[SignedItem<'_>],
     what: &'static str,
 ) -> Result<(), (usize, SignatureError)> {
+    // Decompress each distinct key once: a batch usually comes from a few authors.
+    let mut seen: Vec<([u8; 32], ed25519_dalek::VerifyingKey)> = Vec::new();
     let mut keys = Vec::with_capacity(items.len());
     for (i, (public, ..)) in items.iter().enumerate() {
-        keys.push(
-            ed25519_dalek::VerifyingKey::from_bytes(public)
-                .map_err(|_| (i, SignatureError::BadKey { what }))?,
-        );
+        let key = match seen.iter().find(|(p, _)| p == *public) {
+            Some((_, k)) => *k,
+            None => {
+                let k = ed25519_dalek::VerifyingKey::from_bytes(public)
+                    .map_err(|_| (i, SignatureError::BadKey { what }))?;
+                seen.push((**public, k));
+                k
+            }
+        };
+        keys.push(key);
     }
     let messages: Vec<Vec<u8>> = items.iter().map(|(_, c, m, _)| domain(c, m)).collect();
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();

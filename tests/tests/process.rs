@@ -190,3 +190,74 @@ async fn garbage_and_oversized_frames_get_an_error_and_disturb_no_one() -> anyho
     assert!(a.daemon.state().online && b.daemon.state().online);
     Ok(())
 }
+
+fn mes(socket: &Path, args: &[&str]) -> anyhow::Result<(i32, String)> {
+    let out = Command::new(binary("mes")?)
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout)?,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mes_subcommands_drive_sync_from_scripts() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let (mut child, ready) = spawn_mesd(dir.path(), &t)?;
+    let s = ready.socket.as_path();
+    assert_eq!(
+        mes(s, &["note", "set", "allergie", "pénicilline"])?,
+        (0, "ok\n".into())
+    );
+    let (code, out) = mes(s, &["note", "get", "allergie", "--json"])?;
+    assert_eq!(
+        (code, serde_json::from_str::<serde_json::Value>(&out)?),
+        (0, serde_json::json!({ "values": ["pénicilline"] }))
+    );
+    let (code, out) = mes(s, &["note", "get", "absente", "--json"])?;
+    assert_eq!(code, 1, "a missing note is an error");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out)?["error"]["code"],
+        "NotFound"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, out) = mes(s, &["status", "--json"])?;
+        assert_eq!(code, 0);
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        let notes = v["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["label"] == "notes")
+            .cloned()
+            .expect("notes");
+        assert_eq!(
+            notes["space"].as_str().map(str::len),
+            Some(32),
+            "ids are hex for scripts"
+        );
+        if v["online"] == true
+            && notes["pending_uploads"] == 0
+            && notes["cursor"].as_u64() >= Some(2)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never synced: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (code, human) = mes(s, &["status"])?;
+    assert_eq!(code, 0);
+    assert!(
+        human.contains("en ligne / online") && human.contains("notes"),
+        "{human}"
+    );
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}

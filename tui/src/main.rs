@@ -66,6 +66,12 @@ enum Command {
         /// Volume label: notes or journal.
         volume: String,
     },
+    /// Start a new generation of a volume: a fresh document from the current state under
+    /// a new key; the old history is dropped at the relay.
+    Compact {
+        /// Volume label: notes or journal.
+        volume: String,
+    },
     /// Print events (changes, connection) as they happen.
     Watch,
 }
@@ -211,6 +217,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             out: abs(out)?,
         },
         Command::Snapshot { volume } => ApiCall::Snapshot { volume },
+        Command::Compact { volume } => ApiCall::Compact { volume },
     };
     let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;
     match c.call(cli.space, call).await? {

@@ -8,6 +8,7 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
         return Ok(match r {
             ApiReply::Done => serde_json::json!({ "ok": true }).to_string(),
             ApiReply::Values(v) => serde_json::json!({ "values": v }).to_string(),
+            ApiReply::Status(s) => serde_json::to_string(s)?,
             other => serde_json::to_string(other)?,
         });
     }
