@@ -243,25 +243,6 @@ impl SealedBundle {
         expect: (SpaceId, VolumeId, Generation, Epoch),
         allow_null: bool,
     ) -> Result<Vec<u8>, OpenError> {
-        let h = &self.header;
-        if (h.space, h.volume, h.generation, h.epoch) != expect {
-            return Err(OpenError::WrongBinding {
-                found: format!(
-                    "{}/{} g{} e{}",
-                    h.space.short(),
-                    h.volume.short(),
-                    h.generation.0,
-                    h.epoch.0
-                ),
-                expected: format!(
-                    "{}/{} g{} e{}",
-                    expect.0.short(),
-                    expect.1.short(),
-                    expect.2 .0,
-                    expect.3 .0
-                ),
-            });
-        }
         self.verify_author()?;
         self.open_verified(key, expect, allow_null)
     }

@@ -3,11 +3,15 @@
 //! with waits driven by the daemons' events rather than sleeps.
 
 use anyhow::Context;
+use mes_daemon::client::RelayClient;
 use mes_daemon::client::RelayTarget;
 use mes_daemon::daemon::Daemon;
 use mes_daemon::run::{start, DaemonConfig, RunningDaemon};
 use mes_daemon::unlock::Unlock;
-use mes_protocol::ids::{SpaceId, VolumeId};
+use mes_protocol::ids::{Generation, SpaceId, VolumeId};
+use mes_protocol::keys::SigningSecret;
+use mes_protocol::seal::SymmetricKey;
+use mes_protocol::wire::Push;
 use mes_relay::server::{RelayConfig, RunningRelay};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -144,6 +148,64 @@ pub async fn converged(
         },
     )
     .await
+}
+
+/// A relay and two paired devices of one person in a temporary directory.
+pub struct Paired {
+    /// Holds every file; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The relay.
+    pub relay: RunningRelay,
+    /// What the devices pin.
+    pub target: RelayTarget,
+    /// First device (created the space).
+    pub a: RunningDaemon,
+    /// Second device (joined by pairing).
+    pub b: RunningDaemon,
+    /// The person's first space.
+    pub space: SpaceId,
+}
+
+/// Starts a relay and two devices, pairs them, and waits until they converged.
+pub async fn paired() -> anyhow::Result<Paired> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay(dir.path(), None, false).await?;
+    let target = target(&relay);
+    let a = device(dir.path(), "a", &target).await?;
+    let b = device(dir.path(), "b", &target).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    Ok(Paired {
+        dir,
+        relay,
+        target,
+        a,
+        b,
+        space,
+    })
+}
+
+/// A raw authenticated connection to the relay with a daemon's device keys (what an
+/// attacker holding that device, or a test, would use).
+pub async fn connect_as(
+    d: &Daemon,
+    t: &RelayTarget,
+) -> anyhow::Result<(RelayClient, tokio::sync::mpsc::UnboundedReceiver<Push>)> {
+    let (cert, key) = {
+        let st = d.state();
+        (
+            st.identity.cert.clone(),
+            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+        )
+    };
+    RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, t, &cert, &key).await
+}
+
+/// The current epoch key of a volume's generation 0 on a daemon.
+pub fn current_key(d: &Daemon, volume: VolumeId) -> Option<SymmetricKey> {
+    d.state()
+        .keys
+        .current(volume, Generation(0))
+        .map(|(_, k)| k.duplicate())
 }
 
 /// A path of a freshly built binary of the workspace (the test command builds them first).

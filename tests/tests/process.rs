@@ -9,7 +9,7 @@ use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::codec::MAX_WIRE_FRAME;
 use mes_protocol::framing::read_frame;
 use mes_protocol::wire::{ErrorCode, RelayFrame};
-use mes_tests::{binary, converged, device, pair, relay, target};
+use mes_tests::{binary, converged, paired, relay, target, Paired};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -157,12 +157,14 @@ async fn fatal_after(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_oversized_frames_get_an_error_and_disturb_no_one() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired {
+        dir: _dir,
+        relay: _r,
+        target: t,
+        a,
+        b,
+        space,
+    } = paired().await?;
 
     let mut garbage = 12u32.to_be_bytes().to_vec();
     garbage.extend_from_slice(b"\x01not a frame");

@@ -3,14 +3,14 @@
 //! devices, tampered bundles, a pairing relay in the middle, and acknowledgement only
 //! after flush.
 
-use mes_daemon::client::RelayClient;
 use mes_protocol::api::ApiErrorCode;
 use mes_protocol::ids::Seq;
 use mes_protocol::keys::SigningSecret;
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::wire::{Reply, Request};
 use mes_tests::{
-    converged, device, device_with, files_containing, online, pair, relay, target, until, volume,
+    connect_as, converged, current_key, device, device_with, files_containing, online, pair,
+    paired, relay, target, until, volume, Paired,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -114,15 +114,7 @@ async fn a_revoked_device_cannot_decrypt_later_changes() -> anyhow::Result<()> {
     );
 
     // The raw ciphertext stored at the relay since the revocation, fetched by a legitimate device.
-    let (cert, key) = {
-        let st = b.daemon.state();
-        (
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
-        )
-    };
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
-    let (client, _pushes) = RelayClient::connect(&endpoint, &t, &cert, &key).await?;
+    let (client, _pushes) = connect_as(&b.daemon, &t).await?;
     let Reply::Bundles { items, .. } = client
         .request(Request::Fetch {
             space,
@@ -170,28 +162,20 @@ async fn a_revoked_device_cannot_decrypt_later_changes() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired {
+        dir: _dir,
+        relay: _r,
+        target: t,
+        a,
+        b,
+        space,
+    } = paired().await?;
     a.daemon.note_set(space, "k", "v").await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
-    let (cert, key, good_key) = {
-        let st = a.daemon.state();
-        (
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
-            st.keys
-                .current(notes, mes_protocol::ids::Generation(0))
-                .map(|(_, k)| k.duplicate())
-                .unwrap(),
-        )
-    };
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
-    let (client, _p) = RelayClient::connect(&endpoint, &t, &cert, &key).await?;
+    let good_key = current_key(&a.daemon, notes).expect("key");
+    let key = SigningSecret::from_bytes(&a.daemon.state().identity.device.signing.to_bytes());
+    let (client, _p) = connect_as(&a.daemon, &t).await?;
     let Reply::Bundles { items, head, .. } = client
         .request(Request::Fetch {
             space,
@@ -325,12 +309,14 @@ async fn a_relay_in_the_middle_of_pairing_makes_it_fail() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_acknowledgement_and_no_upload_when_the_flush_fails() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired {
+        dir: _dir,
+        relay: _r,
+        target: t,
+        a,
+        b,
+        space,
+    } = paired().await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     let head_before = b.daemon.state().volumes[&notes].progress.head;
     a.daemon.store.inject_flush_failure(true);
@@ -351,15 +337,7 @@ async fn no_acknowledgement_and_no_upload_when_the_flush_fails() -> anyhow::Resu
         0,
         "nothing durable to upload"
     );
-    let (cert, key) = {
-        let st = a.daemon.state();
-        (
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
-        )
-    };
-    let (client, _p) =
-        RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, &t, &cert, &key).await?;
+    let (client, _p) = connect_as(&a.daemon, &t).await?;
     let Reply::Bundles { head, .. } = client
         .request(Request::Fetch {
             space,

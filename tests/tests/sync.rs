@@ -2,16 +2,14 @@
 //! issue 2): convergence, offline merges, catch-up, relay restarts, snapshots, spaces,
 //! volume kinds and blobs.
 
-use mes_tests::{converged, device, home, online, pair, relay, target, until, volume};
+use mes_tests::{
+    connect_as, converged, device, home, online, pair, paired, relay, target, until, volume, Paired,
+};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_devices_converge_after_pairing() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let a = device(dir.path(), "a", &target(&r)).await?;
-    let b = device(dir.path(), "b", &target(&r)).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired { a, b, space, .. } = paired().await?;
     a.daemon.note_set(space, "allergie", "pénicilline").await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     assert_eq!(b.daemon.note_get(space, "allergie")?, vec!["pénicilline"]);
@@ -77,12 +75,14 @@ async fn concurrent_offline_edits_merge_and_relay_restarts() -> anyhow::Result<(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_device_catches_up_on_1000_changes() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired {
+        dir,
+        relay: _r,
+        target: t,
+        a,
+        b,
+        space,
+    } = paired().await?;
     b.shutdown().await;
     for i in 0..1000 {
         a.daemon
@@ -224,12 +224,14 @@ async fn several_spaces_volume_kinds_and_blobs() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired {
+        dir,
+        relay: _r,
+        target: t,
+        a,
+        b,
+        space,
+    } = paired().await?;
     for i in 0..10 {
         a.daemon
             .note_set(space, &format!("n{i}"), &format!("v{i}"))
@@ -283,20 +285,7 @@ async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow
         assert_eq!(log.len(), 11, "{log:?}");
     }
     // The old log is gone from the relay, and the new generation is under a new key.
-    let (cert, key) = {
-        let st = a.daemon.state();
-        (
-            st.identity.cert.clone(),
-            mes_protocol::keys::SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
-        )
-    };
-    let (client, _p) = mes_daemon::client::RelayClient::connect(
-        &mes_daemon::client::endpoint(t.address)?,
-        &t,
-        &cert,
-        &key,
-    )
-    .await?;
+    let (client, _p) = connect_as(&a.daemon, &t).await?;
     let mes_protocol::wire::Reply::Bundles { pruned_upto, .. } = client
         .request(mes_protocol::wire::Request::Fetch {
             space,

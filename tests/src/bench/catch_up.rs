@@ -3,13 +3,12 @@
 //! person joins and fetches, verifies, decrypts, applies and durably stores them all.
 //! Then the same through a snapshot.
 
-use super::{changes, Measure, Size};
+use super::{Measure, Size};
 use crate::{device, home, online, relay, target, until, volume};
 use mes_daemon::client::RelayClient;
 use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::keys::SigningSecret;
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
-use mes_protocol::wire::Request;
+use mes_protocol::seal::{BundleHeader, CipherSuite};
 use std::time::{Duration, Instant};
 
 pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
@@ -51,28 +50,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         &signer,
     )
     .await?;
-    let mut rng = rand::rngs::OsRng;
-    for chunk in changes(n).chunks(1024) {
-        let bundles = chunk
-            .iter()
-            .map(|c| {
-                SealedBundle::seal(
-                    &key,
-                    header.clone(),
-                    &signer,
-                    &mut rng,
-                    &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone())),
-                )
-            })
-            .collect();
-        client
-            .request(Request::Append {
-                space,
-                volume: notes,
-                bundles,
-            })
-            .await?;
-    }
+    super::append_one_change_bundles(&client, &key, &header, &signer, n).await?;
     let expected = n + 1; // plus the space label
     until(
         &a.daemon,

@@ -2,7 +2,7 @@
 //! events), through the relay, on a volume already holding 10,000 changes, with 100
 //! other devices of the person connected, subscribed and idle.
 
-use super::{changes, percentile, Measure, Size};
+use super::{percentile, Measure, Size};
 use crate::{converged, device, pair, relay, target, volume};
 use mes_daemon::api_client::ApiClient;
 use mes_daemon::client::RelayClient;
@@ -10,7 +10,7 @@ use mes_daemon::identity::certify;
 use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
 use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::keys::{KeyPair, SigningSecret};
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
+use mes_protocol::seal::{BundleHeader, CipherSuite};
 use mes_protocol::wire::Request;
 use std::time::Instant;
 
@@ -60,27 +60,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         author: cert.body.device,
         nonce: [0; 24],
     };
-    for chunk in changes(prefill).chunks(1024) {
-        let bundles = chunk
-            .iter()
-            .map(|c| {
-                SealedBundle::seal(
-                    &key,
-                    header.clone(),
-                    &signer,
-                    &mut rand::rngs::OsRng,
-                    &mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone())),
-                )
-            })
-            .collect();
-        client
-            .request(Request::Append {
-                space,
-                volume: notes,
-                bundles,
-            })
-            .await?;
-    }
+    super::append_one_change_bundles(&client, &key, &header, &signer, prefill).await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     // Idle devices: real authenticated connections subscribed to the volume.
     let endpoint = mes_daemon::client::endpoint(t.address)?;

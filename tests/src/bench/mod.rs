@@ -81,3 +81,39 @@ pub fn changes(n: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Appends `n` one-change bundles to a volume as `author` would have uploaded them while
+/// typing: each change its own bundle, sealed under `key` and signed.
+pub async fn append_one_change_bundles(
+    client: &mes_daemon::client::RelayClient,
+    key: &mes_protocol::seal::SymmetricKey,
+    header: &mes_protocol::seal::BundleHeader,
+    author: &mes_protocol::keys::SigningSecret,
+    n: usize,
+) -> anyhow::Result<()> {
+    let mut rng = rand::rngs::OsRng;
+    for chunk in changes(n).chunks(1024) {
+        let bundles = chunk
+            .iter()
+            .map(|c| {
+                let plain =
+                    mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()));
+                mes_protocol::seal::SealedBundle::seal(
+                    key,
+                    header.clone(),
+                    author,
+                    &mut rng,
+                    &plain,
+                )
+            })
+            .collect();
+        client
+            .request(mes_protocol::wire::Request::Append {
+                space: header.space,
+                volume: header.volume,
+                bundles,
+            })
+            .await?;
+    }
+    Ok(())
+}
