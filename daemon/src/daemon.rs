@@ -13,7 +13,7 @@ use mes_protocol::envelope::{KeyEnvelope, KeySlot};
 use mes_protocol::ids::{
     DeviceId, Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind,
 };
-use mes_protocol::keys::DeviceCert;
+use mes_protocol::keys::{AgeSecret, DeviceCert};
 use mes_protocol::membership::{
     DeviceRevocation, Grant, Membership, Role, Signed, SpaceGenesis, VolumeDecl,
 };
@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use crate::client::{ClientError, RelayClient};
 use crate::identity::Identity;
 use crate::keyring::Keyring;
+use crate::opening::{OpenContext, Opened};
 use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
 use crate::store::{SealedStore, StoreError};
 use crate::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
@@ -1147,127 +1148,59 @@ impl Daemon {
         Ok(())
     }
 
-    /// Opens bundles fetched for a volume; fetches keys once if some are missing.
+    /// What opening bundles of a volume needs; fetches key envelopes once if some keys
+    /// are missing.
+    async fn open_context(
+        &self,
+        c: &RelayClient,
+        volume: VolumeId,
+        items: &[(Seq, SealedBundle)],
+    ) -> Result<OpenContext, SyncError> {
+        let mut ctx = self.snapshot_keys(volume, items);
+        if ctx.misses_keys(items) {
+            self.collect_envelopes(c, ctx.space).await?;
+            ctx = self.snapshot_keys(volume, items);
+        }
+        Ok(ctx)
+    }
+
+    fn snapshot_keys(&self, volume: VolumeId, items: &[(Seq, SealedBundle)]) -> OpenContext {
+        let st = self.state();
+        let v = &st.volumes[&volume];
+        let mut keys = HashMap::new();
+        for (_, b) in items {
+            let h = &b.header;
+            if let Some(k) = st.keys.get(volume, h.generation, h.epoch) {
+                keys.entry((h.generation, h.epoch))
+                    .or_insert_with(|| k.duplicate());
+            }
+        }
+        let owner = st.spaces[&v.meta.space].record.genesis.body.owner
+            == st.identity.principal.principal_id();
+        let inbox = owner.then(|| {
+            AgeSecret::parse(&st.identity.principal.age.to_secret_string())
+                .expect("own age key parses")
+        });
+        OpenContext {
+            space: v.meta.space,
+            volume,
+            generation: v.meta.generation,
+            kind: v.meta.kind,
+            keys,
+            inbox,
+            allow_null: self.suite == CipherSuite::Null,
+        }
+    }
+
+    /// Opens bundles fetched for a volume.
     async fn open_all(
         &self,
         c: &RelayClient,
         volume: VolumeId,
         items: Vec<(Seq, SealedBundle)>,
     ) -> Result<Opened, SyncError> {
-        for attempt in 0..2 {
-            let (space, generation, kind, keys, inbox) = {
-                let st = self.state();
-                let v = &st.volumes[&volume];
-                let mut keys = HashMap::new();
-                for (_, b) in &items {
-                    let h = &b.header;
-                    if let Some(k) = st.keys.get(volume, h.generation, h.epoch) {
-                        keys.entry((h.generation, h.epoch))
-                            .or_insert_with(|| k.duplicate());
-                    }
-                }
-                let inbox = (st.spaces[&v.meta.space].record.genesis.body.owner
-                    == st.identity.principal.principal_id())
-                .then(|| {
-                    mes_protocol::keys::AgeSecret::parse(
-                        &st.identity.principal.age.to_secret_string(),
-                    )
-                    .expect("own age key parses")
-                });
-                (v.meta.space, v.meta.generation, v.meta.kind, keys, inbox)
-            };
-            let missing = items.iter().any(|(_, b)| {
-                kind != VolumeKind::Inbox
-                    && b.header.generation >= generation
-                    && !keys.contains_key(&(b.header.generation, b.header.epoch))
-            });
-            if missing && attempt == 0 {
-                self.collect_envelopes(c, space).await?;
-                continue;
-            }
-            let allow_null = self.suite == CipherSuite::Null;
-            let open_one = |seq: Seq,
-                            b: &SealedBundle|
-             -> Result<Option<(Seq, Generation, Payload)>, SyncError> {
-                let h = &b.header;
-                if h.generation < generation {
-                    return Ok(None);
-                }
-                let plain = if kind == VolumeKind::Inbox {
-                    match &inbox {
-                        Some(id) => b.open_drop(id, (space, volume)),
-                        None => return Ok(None),
-                    }
-                } else {
-                    let Some(key) = keys.get(&(h.generation, h.epoch)) else {
-                        return Err(SyncError::Refused(format!(
-                            "no key for volume {} generation {} epoch {}: not a reader any more?",
-                            volume.short(),
-                            h.generation.0,
-                            h.epoch.0
-                        )));
-                    };
-                    b.open_verified(key, (space, volume, h.generation, h.epoch), allow_null)
-                }
-                .map_err(|e| {
-                    SyncError::Refused(format!(
-                        "bundle {} of volume {} refused: {e}",
-                        seq.0,
-                        volume.short()
-                    ))
-                })?;
-                let payload = volume::decode(&plain)
-                    .map_err(|e| SyncError::Refused(format!("bundle {}: {e}", seq.0)))?;
-                Ok(Some((seq, h.generation, payload)))
-            };
-            // Verify signatures in batches and decrypt on every core: this is the hot path
-            // of catch-up.
-            let open_part =
-                |part: &[(Seq, SealedBundle)]| -> Result<Vec<(Seq, Generation, Payload)>, SyncError> {
-                    if let Err((i, e)) = SealedBundle::verify_authors(part.iter().map(|(_, b)| b)) {
-                        return Err(SyncError::Refused(format!(
-                            "bundle {} of volume {} refused: {e}",
-                            part[i].0 .0,
-                            volume.short()
-                        )));
-                    }
-                    let mut out = Vec::with_capacity(part.len());
-                    for (seq, b) in part {
-                        out.extend(open_one(*seq, b)?);
-                    }
-                    Ok(out)
-                };
-            let threads = std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(4);
-            let per = items.len().div_ceil(threads).max(256);
-            let out = tokio::task::block_in_place(|| {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = items
-                        .chunks(per)
-                        .map(|part| scope.spawn(move || open_part(part)))
-                        .collect();
-                    let mut out = Vec::with_capacity(items.len());
-                    for h in handles {
-                        out.extend(h.join().expect("bundle opening thread panicked")?);
-                    }
-                    Ok::<_, SyncError>(out)
-                })
-            })?;
-            // A newer generation starts with its snapshot: what came before it is inside.
-            let newest = out
-                .iter()
-                .map(|(_, g, _)| *g)
-                .max()
-                .filter(|g| *g > generation);
-            let items = out
-                .into_iter()
-                .filter(|(_, g, _)| newest.is_none_or(|n| *g == n))
-                .map(|(s, _, p)| (s, p))
-                .collect();
-            return Ok((items, newest));
-        }
-        unreachable!("the loop returns on its second pass")
+        let ctx = self.open_context(c, volume, &items).await?;
+        tokio::task::block_in_place(|| ctx.open(&items))
     }
 
     /// Fetches and applies bundles after `after`; durable before the cursor counts.
@@ -1275,7 +1208,7 @@ impl Daemon {
         &self,
         c: &Arc<RelayClient>,
         volume: VolumeId,
-        mut after: Seq,
+        after: Seq,
     ) -> Result<(), SyncError> {
         let space = self.state().volumes[&volume].meta.space;
         let request = move |after| Request::Fetch {
@@ -1285,7 +1218,13 @@ impl Daemon {
             max: MAX_FETCH,
         };
         let mut reply = c.request(request(after)).await?;
+        // Three stages overlap: the relay sends batch n+2, batch n+1 is verified and
+        // decrypted on a blocking thread, and batch n is applied and stored. Automerge
+        // applies large batches far faster than small ones, so opened batches are gathered
+        // up to APPLY_BATCH changes; the cursor moves when they are stored.
         let mut gathered: Vec<(Seq, Payload)> = Vec::new();
+        let mut gathered_upto = after;
+        let mut asked = after;
         loop {
             let (items, head, pruned) = match reply {
                 Reply::Bundles {
@@ -1295,70 +1234,75 @@ impl Daemon {
                 } => (items, head, pruned_upto),
                 r => return Err(unexpected(r)),
             };
-            if let Some(p) = pruned.filter(|p| *p > after) {
-                if !gathered.is_empty() {
-                    self.apply_fetched(
-                        volume,
-                        (std::mem::take(&mut gathered), None),
-                        after,
-                        head,
-                        Seq(0),
-                    )
-                    .await?;
-                }
+            if let Some(p) = pruned.filter(|p| *p > asked) {
+                self.apply_fetched(
+                    volume,
+                    (std::mem::take(&mut gathered), None),
+                    gathered_upto,
+                    head,
+                    Seq(0),
+                )
+                .await?;
                 let mut st = self.state();
                 let v = st.volumes.get_mut(&volume).expect("volume");
-                v.progress.on_fetched(after, head, p);
+                v.progress.on_fetched(gathered_upto, head, p);
                 return Ok(());
             }
-            let cursor = items.last().map(|(s, _)| *s).unwrap_or(after);
+            let cursor = items.last().map(|(s, _)| *s).unwrap_or(asked);
             if let Some((first, _)) = items.first() {
-                if *first != after.next() {
+                if *first != asked.next() {
                     return Err(SyncError::Refused(format!(
                         "relay skipped from {} to {}",
-                        after.0, first.0
+                        asked.0, first.0
                     )));
                 }
             }
-            // Ask for the next batch while this one is verified, decrypted and stored.
             let next = (items.len() == MAX_FETCH as usize && cursor < head).then(|| {
                 let c = c.clone();
                 tokio::spawn(async move { c.request(request(cursor)).await })
             });
-            let (mut payloads, new_generation) = self.open_all(c, volume, items).await?;
-            // Automerge applies large batches far faster than many small ones: gather a few
-            // fetches before applying and storing them (the cursor moves at that point).
-            if new_generation.is_none() {
-                gathered.append(&mut payloads);
-            } else {
+            let ctx = self.open_context(c, volume, &items).await?;
+            let opening = tokio::task::spawn_blocking(move || ctx.open(&items));
+            if gathered.len() >= APPLY_BATCH {
                 self.apply_fetched(
                     volume,
                     (std::mem::take(&mut gathered), None),
-                    after,
+                    gathered_upto,
                     head,
                     Seq(0),
                 )
                 .await?;
-                gathered = payloads;
             }
-            if next.is_none() || gathered.len() >= APPLY_BATCH || new_generation.is_some() {
+            let (mut payloads, new_generation) = opening
+                .await
+                .map_err(|e| SyncError::Refused(format!("bundle opening task: {e}")))??;
+            if new_generation.is_some() {
                 self.apply_fetched(
                     volume,
-                    (std::mem::take(&mut gathered), new_generation),
-                    cursor,
+                    (std::mem::take(&mut gathered), None),
+                    gathered_upto,
                     head,
                     Seq(0),
                 )
                 .await?;
+                self.apply_fetched(volume, (payloads, new_generation), cursor, head, Seq(0))
+                    .await?;
+            } else {
+                gathered.append(&mut payloads);
             }
+            gathered_upto = cursor;
             match next {
                 Some(n) => {
                     reply = n
                         .await
                         .map_err(|e| SyncError::Refused(format!("prefetch task: {e}")))??;
-                    after = cursor;
+                    asked = cursor;
                 }
-                None => return Ok(()),
+                None => {
+                    return self
+                        .apply_fetched(volume, (gathered, None), gathered_upto, head, Seq(0))
+                        .await
+                }
             }
         }
     }
@@ -1417,9 +1361,6 @@ impl Daemon {
         Ok(())
     }
 }
-
-/// Opened payloads in relay order, and the newer generation they start, if any.
-type Opened = (Vec<(Seq, Payload)>, Option<Generation>);
 
 /// Key under which a space's label is kept in its notes document.
 pub const LABEL_KEY: &str = "_label";

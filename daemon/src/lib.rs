@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod generation;
 pub mod identity;
 pub mod keyring;
+pub mod opening;
 pub mod pairing;
 pub mod run;
 pub mod spaces;

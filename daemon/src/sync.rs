@@ -63,6 +63,9 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
     }
 }
 
+/// How long a refused step waits before it is tried again without other news.
+pub const RETRY_REFUSED: Duration = Duration::from_secs(2);
+
 enum Stop {
     Shutdown,
     Reconnect,
@@ -75,6 +78,8 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, SyncError> {
     tolerate(daemon.bootstrap(client).await)?;
+    let mut retry = tokio::time::interval(RETRY_REFUSED);
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         drive(daemon, client).await?;
         tokio::select! {
@@ -83,6 +88,11 @@ async fn session(
                 None => return Err(SyncError::Client(crate::client::ClientError::Closed("push channel closed".into()))),
             },
             _ = daemon.wake.notified() => {}
+            _ = retry.tick() => {
+                for v in daemon.state().volumes.values_mut() {
+                    v.progress.retry_refused();
+                }
+            }
             _ = daemon.reconnect.notified() => return Ok(Stop::Reconnect),
             _ = client.closed() => return Err(SyncError::Client(crate::client::ClientError::Closed("connection closed".into()))),
             _ = shutdown.changed() => return Ok(Stop::Shutdown),
@@ -144,8 +154,9 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
 
 /// Executes steps until every volume is idle.
 async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), SyncError> {
-    tolerate(daemon.register_pending(client).await)?;
     loop {
+        // Spaces created while this loop runs are registered before their first upload.
+        tolerate(daemon.register_pending(client).await)?;
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();
             st.volumes

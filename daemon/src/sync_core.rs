@@ -118,6 +118,13 @@ impl VolumeProgress {
         self.upload_blocked = false;
     }
 
+    /// Time to retry refused steps (a periodic tick: what was refused may now pass, e.g.
+    /// once the space is registered or a key envelope arrived).
+    pub fn retry_refused(&mut self) {
+        self.stalled = false;
+        self.upload_blocked = false;
+    }
+
     /// The relay refused an upload: fetch what is new before trying again.
     pub fn on_upload_refused(&mut self) {
         self.uploading = false;
@@ -192,6 +199,30 @@ mod tests {
         assert!(v.idle());
         v.on_fetched(Seq(2), Seq(1), Seq(0));
         assert_eq!(v.cursor, Seq(6), "the cursor never goes back");
+    }
+
+    #[test]
+    fn a_refused_upload_fetches_first_and_is_retried_later() {
+        let mut v = VolumeProgress::default();
+        v.on_durable(1);
+        assert_eq!(v.next_step(8), Some(Step::Upload { from: 1, to: 1 }));
+        v.on_upload_refused();
+        assert_eq!(v.next_step(8), None, "nothing to fetch, upload blocked");
+        v.retry_refused();
+        assert_eq!(
+            v.next_step(8),
+            Some(Step::Upload { from: 1, to: 1 }),
+            "the tick retries it"
+        );
+        v.on_upload_refused();
+        v.on_head(Seq(3));
+        assert_eq!(
+            v.next_step(8),
+            Some(Step::Fetch { after: Seq(0) }),
+            "fetch before retrying"
+        );
+        v.on_fetched(Seq(3), Seq(3), Seq(0));
+        assert_eq!(v.next_step(8), Some(Step::Upload { from: 1, to: 1 }));
     }
 
     #[test]
