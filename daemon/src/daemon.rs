@@ -972,6 +972,11 @@ impl Daemon {
                 envelopes: chunk.to_vec(),
             })
             .await?;
+            // Marked only once stored, so a refused batch is wrapped again next time.
+            let mut st = self.state();
+            for e in chunk {
+                st.wrapped.insert((e.slot, e.recipient));
+            }
         }
         self.collect_envelopes(c, space).await?;
         if !volumes.is_empty() {
@@ -1018,9 +1023,6 @@ impl Daemon {
                     }
                 }
             }
-        }
-        for e in &out {
-            st.wrapped.insert((e.slot, e.recipient));
         }
         out
     }

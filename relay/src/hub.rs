@@ -34,7 +34,14 @@ impl Outbox {
 
     /// Queues another push (pairing messages, membership changes).
     pub fn push(&self, p: Push) {
-        self.others.lock().expect("outbox lock").push_back(p);
+        {
+            let mut q = self.others.lock().expect("outbox lock");
+            // A membership change already waiting says the same thing.
+            if matches!(p, Push::MembershipChanged { .. }) && q.contains(&p) {
+                return;
+            }
+            q.push_back(p);
+        }
         self.notify.notify_one();
     }
 

@@ -159,11 +159,20 @@ impl Relay {
             )
             .await
             .map_err(internal)?;
+        // Every member's devices hear of it, subscribed or not yet (a space whose volumes
+        // were just declared has no subscribers).
+        let mut members = vec![m.owner()];
+        members.extend(m.grants.keys().map(|(p, _)| *p));
+        members.sort();
+        members.dedup();
         self.memberships
             .write()
             .expect("membership lock")
             .insert(space, m);
         self.hub.publish_membership(space);
+        for p in members {
+            self.hub.publish_to_principal(p, space);
+        }
         Ok(())
     }
 
@@ -259,9 +268,7 @@ impl Relay {
                     };
                 }
                 let m = Membership::new(genesis).map_err(bad_record)?;
-                let owner = m.owner();
                 self.save_membership(m).await?;
-                self.hub.publish_to_principal(owner, space);
                 Ok(Reply::Done)
             }
             Request::DeclareVolume { decl } => {
@@ -275,10 +282,8 @@ impl Relay {
             }
             Request::PutGrant { grant } => {
                 let mut m = self.authorize(grant.body.space, caller.principal, Need::Admin)?;
-                let (grantee, space) = (grant.body.principal, grant.body.space);
                 m.grant(grant).map_err(bad_record)?;
                 self.save_membership(m).await?;
-                self.hub.publish_to_principal(grantee, space);
                 Ok(Reply::Done)
             }
             Request::RevokeDevice { revocation } => self.revoke(caller, revocation).await,
@@ -406,6 +411,15 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::PutEnvelopes { envelopes } => {
+                // Envelopes for a device revoked since the admin listed the devices are
+                // dropped: revocation wins that race; anything else wrong is refused.
+                let mut live = Vec::with_capacity(envelopes.len());
+                for e in envelopes {
+                    if !self.is_revoked(e.recipient)? {
+                        live.push(e);
+                    }
+                }
+                let envelopes = live;
                 for e in &envelopes {
                     let m = self.authorize(e.slot.space, caller.principal, Need::Admin)?;
                     let cert = self.live_cert(e.recipient)?;
@@ -629,8 +643,9 @@ impl Relay {
 
     fn live_cert(&self, device: DeviceId) -> Result<DeviceCert, WireError> {
         if self.is_revoked(device)? {
+            // `Revoked` is kept for "you, the caller, are revoked"; this is about another device.
             return Err(WireError::new(
-                ErrorCode::Revoked,
+                ErrorCode::Forbidden,
                 format!("device {} is revoked", device.short()),
             ));
         }

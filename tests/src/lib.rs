@@ -130,7 +130,13 @@ pub async fn converged(
     space: SpaceId,
     label: &str,
 ) -> anyhow::Result<()> {
-    until(
+    let idle = |d: &Daemon, v: VolumeId| {
+        d.state()
+            .volumes
+            .get(&v)
+            .is_some_and(|v| v.progress.idle() && v.progress.cursor >= v.progress.head)
+    };
+    let outcome = until(
         b,
         Duration::from_secs(60),
         &format!("{label} converged"),
@@ -138,16 +144,18 @@ pub async fn converged(
             let Some(v) = volume(a, space, label) else {
                 return false;
             };
-            let idle = |d: &Daemon| {
-                d.state()
-                    .volumes
-                    .get(&v)
-                    .is_some_and(|v| v.progress.idle() && v.progress.cursor >= v.progress.head)
-            };
-            idle(a) && idle(b) && a.digest(v).is_some() && a.digest(v) == b.digest(v)
+            idle(a, v) && idle(b, v) && a.digest(v).is_some() && a.digest(v) == b.digest(v)
         },
     )
-    .await
+    .await;
+    let describe = |d: &Daemon| {
+        let v = volume(d, space, label);
+        let progress = v.and_then(|v| d.state().volumes.get(&v).map(|v| v.progress.clone()));
+        let online = d.state().online;
+        let digest = v.and_then(|v| d.digest(v));
+        format!("online {online} {progress:?} digest {digest:?}")
+    };
+    outcome.map_err(|e| anyhow::anyhow!("{e}\n  a: {}\n  b: {}", describe(a), describe(b)))
 }
 
 /// A relay and two paired devices of one person in a temporary directory.
