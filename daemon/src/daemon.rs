@@ -1237,14 +1237,8 @@ impl Daemon {
                 r => return Err(unexpected(r)),
             };
             if let Some(p) = pruned.filter(|p| *p > asked) {
-                self.apply_fetched(
-                    volume,
-                    (std::mem::take(&mut gathered), None),
-                    gathered_upto,
-                    head,
-                    Seq(0),
-                )
-                .await?;
+                self.apply_gathered(volume, &mut gathered, gathered_upto, head)
+                    .await?;
                 let mut st = self.state();
                 let v = st.volumes.get_mut(&volume).expect("volume");
                 v.progress.on_fetched(gathered_upto, head, p);
@@ -1266,27 +1260,15 @@ impl Daemon {
             let ctx = self.open_context(c, volume, &items).await?;
             let opening = tokio::task::spawn_blocking(move || ctx.open(&items));
             if gathered.len() >= APPLY_BATCH {
-                self.apply_fetched(
-                    volume,
-                    (std::mem::take(&mut gathered), None),
-                    gathered_upto,
-                    head,
-                    Seq(0),
-                )
-                .await?;
+                self.apply_gathered(volume, &mut gathered, gathered_upto, head)
+                    .await?;
             }
             let (mut payloads, new_generation) = opening
                 .await
                 .map_err(|e| SyncError::Refused(format!("bundle opening task: {e}")))??;
             if new_generation.is_some() {
-                self.apply_fetched(
-                    volume,
-                    (std::mem::take(&mut gathered), None),
-                    gathered_upto,
-                    head,
-                    Seq(0),
-                )
-                .await?;
+                self.apply_gathered(volume, &mut gathered, gathered_upto, head)
+                    .await?;
                 self.apply_fetched(volume, (payloads, new_generation), cursor, head, Seq(0))
                     .await?;
             } else {
@@ -1302,11 +1284,23 @@ impl Daemon {
                 }
                 None => {
                     return self
-                        .apply_fetched(volume, (gathered, None), gathered_upto, head, Seq(0))
+                        .apply_gathered(volume, &mut gathered, gathered_upto, head)
                         .await
                 }
             }
         }
+    }
+
+    /// Applies and stores what the fetch loop gathered so far, up to `upto`.
+    async fn apply_gathered(
+        &self,
+        volume: VolumeId,
+        gathered: &mut Vec<(Seq, Payload)>,
+        upto: Seq,
+        head: Seq,
+    ) -> Result<(), SyncError> {
+        self.apply_fetched(volume, (std::mem::take(gathered), None), upto, head, Seq(0))
+            .await
     }
 
     /// Converges from the relay's snapshot when the log behind it was pruned.
