@@ -33,8 +33,12 @@ use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
 use crate::store::{SealedStore, StoreError};
 use crate::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
 
-/// Changes gathered from consecutive fetches before they are applied and stored.
-pub const APPLY_BATCH: usize = 16 * 1024;
+/// A batch opened by the fetching stage, for the applier.
+struct OpenedBatch {
+    opened: Opened,
+    upto: Seq,
+    head: Seq,
+}
 
 /// Bundles per upload request.
 pub const MAX_UPLOAD: u64 = 1024;
@@ -1205,13 +1209,44 @@ impl Daemon {
         tokio::task::block_in_place(|| ctx.open(&items))
     }
 
-    /// Fetches and applies bundles after `after`; durable before the cursor counts.
+    /// Fetches and applies bundles after `after`; the cursor moves only once they are
+    /// stored.
+    ///
+    /// Two stages run in parallel: this task fetches (the next batch already on the wire)
+    /// and opens batches (verification and decryption on a blocking thread), and an
+    /// applier task applies and stores whatever has been opened since it last ran, in one
+    /// automerge call (automerge applies large batches far faster than small ones).
     pub async fn fetch(
-        &self,
+        self: &Arc<Self>,
         c: &Arc<RelayClient>,
         volume: VolumeId,
         after: Seq,
     ) -> Result<(), SyncError> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<OpenedBatch>(8);
+        let applier = tokio::spawn(self.clone().apply_opened(volume, rx));
+        let fetched = self.fetch_and_open(c, volume, after, tx).await;
+        let applied = applier
+            .await
+            .map_err(|e| SyncError::Refused(format!("applier task: {e}")))?;
+        let pruned = fetched?;
+        applied?;
+        if let Some((upto, head, pruned)) = pruned {
+            let mut st = self.state();
+            let v = st.volumes.get_mut(&volume).expect("volume");
+            v.progress.on_fetched(upto, head, pruned);
+        }
+        Ok(())
+    }
+
+    /// The fetching and opening stage; returns `(cursor, head, pruned point)` when the
+    /// relay answered that the log behind the cursor was pruned.
+    async fn fetch_and_open(
+        &self,
+        c: &Arc<RelayClient>,
+        volume: VolumeId,
+        after: Seq,
+        tx: tokio::sync::mpsc::Sender<OpenedBatch>,
+    ) -> Result<Option<(Seq, Seq, Seq)>, SyncError> {
         let space = self.state().volumes[&volume].meta.space;
         let request = move |after| Request::Fetch {
             space,
@@ -1220,13 +1255,8 @@ impl Daemon {
             max: MAX_FETCH,
         };
         let mut reply = c.request(request(after)).await?;
-        // Three stages overlap: the relay sends batch n+2, batch n+1 is verified and
-        // decrypted on a blocking thread, and batch n is applied and stored. Automerge
-        // applies large batches far faster than small ones, so opened batches are gathered
-        // up to APPLY_BATCH changes; the cursor moves when they are stored.
-        let mut gathered: Vec<(Seq, Payload)> = Vec::new();
-        let mut gathered_upto = after;
         let mut asked = after;
+        let mut ctx: Option<Arc<OpenContext>> = None;
         loop {
             let (items, head, pruned) = match reply {
                 Reply::Bundles {
@@ -1237,12 +1267,7 @@ impl Daemon {
                 r => return Err(unexpected(r)),
             };
             if let Some(p) = pruned.filter(|p| *p > asked) {
-                self.apply_gathered(volume, &mut gathered, gathered_upto, head)
-                    .await?;
-                let mut st = self.state();
-                let v = st.volumes.get_mut(&volume).expect("volume");
-                v.progress.on_fetched(gathered_upto, head, p);
-                return Ok(());
+                return Ok(Some((asked, head, p)));
             }
             let cursor = items.last().map(|(s, _)| *s).unwrap_or(asked);
             if let Some((first, _)) = items.first() {
@@ -1257,24 +1282,30 @@ impl Daemon {
                 let c = c.clone();
                 tokio::spawn(async move { c.request(request(cursor)).await })
             });
-            let ctx = self.open_context(c, volume, &items).await?;
-            let opening = tokio::task::spawn_blocking(move || ctx.open(&items));
-            if gathered.len() >= APPLY_BATCH {
-                self.apply_gathered(volume, &mut gathered, gathered_upto, head)
-                    .await?;
+            // The keys are copied once per fetch (not per batch: the applier holds the
+            // state while it applies), and again only when a bundle needs a new one.
+            if ctx
+                .as_ref()
+                .is_none_or(|k: &Arc<OpenContext>| k.misses_keys(&items))
+            {
+                ctx = Some(Arc::new(self.open_context(c, volume, &items).await?));
             }
-            let (mut payloads, new_generation) = opening
+            let batch_ctx = ctx.clone().expect("set above");
+            let opened = tokio::task::spawn_blocking(move || batch_ctx.open(&items))
                 .await
                 .map_err(|e| SyncError::Refused(format!("bundle opening task: {e}")))??;
-            if new_generation.is_some() {
-                self.apply_gathered(volume, &mut gathered, gathered_upto, head)
-                    .await?;
-                self.apply_fetched(volume, (payloads, new_generation), cursor, head, Seq(0))
-                    .await?;
-            } else {
-                gathered.append(&mut payloads);
+            if tx
+                .send(OpenedBatch {
+                    opened,
+                    upto: cursor,
+                    head,
+                })
+                .await
+                .is_err()
+            {
+                // The applier stopped on an error, which it reports.
+                return Ok(None);
             }
-            gathered_upto = cursor;
             match next {
                 Some(n) => {
                     reply = n
@@ -1282,25 +1313,46 @@ impl Daemon {
                         .map_err(|e| SyncError::Refused(format!("prefetch task: {e}")))??;
                     asked = cursor;
                 }
-                None => {
-                    return self
-                        .apply_gathered(volume, &mut gathered, gathered_upto, head)
-                        .await
-                }
+                None => return Ok(None),
             }
         }
     }
 
-    /// Applies and stores what the fetch loop gathered so far, up to `upto`.
-    async fn apply_gathered(
-        &self,
+    /// The applying stage: merges every batch opened since it last ran (a new generation
+    /// is applied on its own) and stores them.
+    async fn apply_opened(
+        self: Arc<Self>,
         volume: VolumeId,
-        gathered: &mut Vec<(Seq, Payload)>,
-        upto: Seq,
-        head: Seq,
+        mut rx: tokio::sync::mpsc::Receiver<OpenedBatch>,
     ) -> Result<(), SyncError> {
-        self.apply_fetched(volume, (std::mem::take(gathered), None), upto, head, Seq(0))
-            .await
+        while let Some(first) = rx.recv().await {
+            let mut waiting = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                waiting.push(more);
+            }
+            let mut merged: Option<OpenedBatch> = None;
+            for b in waiting {
+                match &mut merged {
+                    Some(m) if m.opened.1.is_none() && b.opened.1.is_none() => {
+                        m.opened.0.extend(b.opened.0);
+                        m.upto = b.upto;
+                        m.head = m.head.max(b.head);
+                    }
+                    _ => {
+                        if let Some(m) = merged.take() {
+                            self.apply_fetched(volume, m.opened, m.upto, m.head, Seq(0))
+                                .await?;
+                        }
+                        merged = Some(b);
+                    }
+                }
+            }
+            if let Some(m) = merged {
+                self.apply_fetched(volume, m.opened, m.upto, m.head, Seq(0))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Converges from the relay's snapshot when the log behind it was pruned.
@@ -1323,7 +1375,8 @@ impl Daemon {
         head: Seq,
         pruned: Seq,
     ) -> Result<(), SyncError> {
-        let space = {
+        // CPU-heavy (automerge): let the runtime move other tasks off this thread.
+        let space = tokio::task::block_in_place(|| {
             let mut st = self.state();
             let actor = st.identity.device.device_id().0;
             let v = st.volumes.get_mut(&volume).expect("volume");
@@ -1340,8 +1393,8 @@ impl Daemon {
                 }
             }
             self.store.apply(batch)?;
-            v.meta.space
-        };
+            Ok::<_, SyncError>(v.meta.space)
+        })?;
         self.store.flush().await?;
         {
             let mut st = self.state();
