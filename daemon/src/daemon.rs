@@ -1278,7 +1278,7 @@ impl Daemon {
                     )));
                 }
             }
-            let next = (items.len() == MAX_FETCH as usize && cursor < head).then(|| {
+            let next = (!items.is_empty() && cursor < head).then(|| {
                 let c = c.clone();
                 tokio::spawn(async move { c.request(request(cursor)).await })
             });

@@ -19,7 +19,11 @@ use crate::seal::SealedBundle;
 use crate::time::UnixMillis;
 
 /// Most bundles a relay returns to one fetch.
-pub const MAX_FETCH: u32 = 4096;
+pub const MAX_FETCH: u32 = 16384;
+
+/// Most bundle bytes the relay puts in one `Bundles` reply (it always sends at least one
+/// bundle), so a reply stays well inside [`crate::codec::MAX_WIRE_FRAME`].
+pub const MAX_FETCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// A frame from a device to the relay.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -70,7 +70,8 @@ pub trait Store: Send + Sync + 'static {
         volume: VolumeId,
         bundles: Vec<Vec<u8>>,
     ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>>;
-    /// Entries past `after`, at most `max`.
+    /// Entries past `after`, at most `max` and about [`mes_protocol::wire::MAX_FETCH_BYTES`]
+    /// (never fewer than one).
     fn read(&self, volume: VolumeId, after: Seq, max: usize) -> Result<ReadResult, StoreError>;
     /// The visible head.
     fn head(&self, volume: VolumeId) -> Result<Seq, StoreError>;

@@ -151,8 +151,13 @@ impl Store for SledStore {
         if after < head {
             let start = log_key(volume, after.next());
             let end = log_key(volume, head);
+            let mut bytes = 0;
             for kv in self.log.range(start..=end).take(max) {
                 let (k, v) = kv?;
+                if !items.is_empty() && bytes + v.len() > mes_protocol::wire::MAX_FETCH_BYTES {
+                    break;
+                }
+                bytes += v.len();
                 items.push((Seq(read_u64(&k[16..])), v.to_vec()));
             }
         }
@@ -296,5 +301,39 @@ impl Store for SledStore {
 
     fn set_notify(&self, hook: NotifyHook) {
         let _ = self.notify.set(hook);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_are_dense_and_reads_respect_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let v = VolumeId([7; 16]);
+        let big = vec![1u8; 3 * 1024 * 1024];
+        let (first, last) = store
+            .append(v, vec![big.clone(), big.clone(), vec![2u8; 10]])
+            .await
+            .unwrap();
+        assert_eq!((first, last), (Seq(1), Seq(3)));
+        let r = store.read(v, Seq(0), 100).unwrap();
+        assert_eq!(r.items.len(), 1, "a 4 MiB budget holds one 3 MiB bundle");
+        assert_eq!(r.head, Seq(3));
+        let r = store.read(v, Seq(1), 100).unwrap();
+        assert_eq!(
+            r.items.iter().map(|(s, _)| s.0).collect::<Vec<_>>(),
+            vec![2, 3],
+            "3 MiB and 10 bytes fit the budget"
+        );
+        let r = store.read(v, Seq(2), 100).unwrap();
+        assert_eq!(
+            r.items.iter().map(|(s, _)| s.0).collect::<Vec<_>>(),
+            vec![3]
+        );
+        let r = store.read(v, Seq(0), 1).unwrap();
+        assert_eq!(r.items.len(), 1);
     }
 }
