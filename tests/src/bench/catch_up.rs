@@ -5,10 +5,6 @@
 
 use super::{Measure, Size};
 use crate::{device, home, online, relay, target, until, volume};
-use mes_daemon::client::RelayClient;
-use mes_protocol::ids::{Epoch, Generation};
-use mes_protocol::keys::SigningSecret;
-use mes_protocol::seal::{BundleHeader, CipherSuite};
 use std::time::{Duration, Instant};
 
 pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
@@ -24,33 +20,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         d.state().volumes[&notes].progress.idle()
     })
     .await?;
-    let (cert, signer, key) = {
-        let st = a.daemon.state();
-        let (epoch, key) = st.keys.current(notes, Generation(0)).expect("key");
-        assert_eq!(epoch, Epoch(0));
-        (
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
-            key.duplicate(),
-        )
-    };
-    let header = BundleHeader {
-        suite: CipherSuite::XChaCha20Poly1305,
-        space,
-        volume: notes,
-        generation: Generation(0),
-        epoch: Epoch(0),
-        author: cert.body.device,
-        nonce: [0; 24],
-    };
-    let (client, _p) = RelayClient::connect(
-        &mes_daemon::client::endpoint(t.address)?,
-        &t,
-        &cert,
-        &signer,
-    )
-    .await?;
-    super::append_one_change_bundles(&client, &key, &header, &signer, n).await?;
+    super::append_one_change_bundles(&a.daemon, &t, space, notes, n).await?;
     let expected = n + 1; // plus the space label
     until(
         &a.daemon,

@@ -8,9 +8,7 @@ use mes_daemon::api_client::ApiClient;
 use mes_daemon::client::RelayClient;
 use mes_daemon::identity::certify;
 use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
-use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::keys::{KeyPair, SigningSecret};
-use mes_protocol::seal::{BundleHeader, CipherSuite};
 use mes_protocol::wire::Request;
 use std::time::Instant;
 
@@ -27,40 +25,17 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let b = device(dir.path(), "b", &t).await?;
     let space = pair(&a.daemon, &b.daemon).await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
-    let (cert, signer, key, principal) = {
+    let principal = {
         let st = a.daemon.state();
-        let (_, key) = st.keys.current(notes, Generation(0)).expect("key");
-        let p = KeyPair {
+        KeyPair {
             signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
             age: mes_protocol::keys::AgeSecret::parse(
                 &st.identity.principal.age.to_secret_string(),
             )?,
-        };
-        (
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
-            key.duplicate(),
-            p,
-        )
+        }
     };
     // Prefill: one-change bundles, as an interactive device would have uploaded them.
-    let (client, _p) = RelayClient::connect(
-        &mes_daemon::client::endpoint(t.address)?,
-        &t,
-        &cert,
-        &signer,
-    )
-    .await?;
-    let header = BundleHeader {
-        suite: CipherSuite::XChaCha20Poly1305,
-        space,
-        volume: notes,
-        generation: Generation(0),
-        epoch: Epoch(0),
-        author: cert.body.device,
-        nonce: [0; 24],
-    };
-    super::append_one_change_bundles(&client, &key, &header, &signer, prefill).await?;
+    super::append_one_change_bundles(&a.daemon, &t, space, notes, prefill).await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     // Idle devices: real authenticated connections subscribed to the volume.
     let endpoint = mes_daemon::client::endpoint(t.address)?;

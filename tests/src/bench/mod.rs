@@ -82,15 +82,43 @@ pub fn changes(n: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Appends `n` one-change bundles to a volume as `author` would have uploaded them while
-/// typing: each change its own bundle, sealed under `key` and signed.
+/// Appends `n` one-change bundles to a volume as device `d` would have uploaded them
+/// while typing: each change its own bundle, sealed under the volume's current key and
+/// signed by the device.
 pub async fn append_one_change_bundles(
-    client: &mes_daemon::client::RelayClient,
-    key: &mes_protocol::seal::SymmetricKey,
-    header: &mes_protocol::seal::BundleHeader,
-    author: &mes_protocol::keys::SigningSecret,
+    d: &mes_daemon::daemon::Daemon,
+    t: &mes_daemon::client::RelayTarget,
+    space: mes_protocol::ids::SpaceId,
+    volume: mes_protocol::ids::VolumeId,
     n: usize,
 ) -> anyhow::Result<()> {
+    use mes_protocol::ids::{Epoch, Generation};
+    use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
+    let key =
+        crate::current_key(d, volume).ok_or_else(|| anyhow::anyhow!("no key for the volume"))?;
+    let (author, device) = {
+        let st = d.state();
+        (
+            mes_protocol::keys::SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+            st.identity.device.device_id(),
+        )
+    };
+    let epoch = d
+        .state()
+        .keys
+        .current(volume, Generation(0))
+        .map(|(e, _)| e)
+        .unwrap_or(Epoch(0));
+    let header = BundleHeader {
+        suite: CipherSuite::XChaCha20Poly1305,
+        space,
+        volume,
+        generation: Generation(0),
+        epoch,
+        author: device,
+        nonce: [0; 24],
+    };
+    let (client, _pushes) = crate::connect_as(d, t).await?;
     let mut rng = rand::rngs::OsRng;
     for chunk in changes(n).chunks(1024) {
         let bundles = chunk
@@ -98,19 +126,13 @@ pub async fn append_one_change_bundles(
             .map(|c| {
                 let plain =
                     mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()));
-                mes_protocol::seal::SealedBundle::seal(
-                    key,
-                    header.clone(),
-                    author,
-                    &mut rng,
-                    &plain,
-                )
+                SealedBundle::seal(&key, header.clone(), &author, &mut rng, &plain)
             })
             .collect();
         client
             .request(mes_protocol::wire::Request::Append {
-                space: header.space,
-                volume: header.volume,
+                space,
+                volume,
                 bundles,
             })
             .await?;
