@@ -788,6 +788,7 @@ impl Daemon {
                 epoch,
                 author: header_author,
                 nonce: [0; 24],
+                prev: None,
             };
             let b = SealedBundle::seal(
                 &key,
@@ -1089,12 +1090,12 @@ impl Daemon {
         from: u64,
         to: u64,
     ) -> Result<(), SyncError> {
-        let (space, bundles) = {
+        let (space, bundles, link) = {
             let st = self.state();
             let v = &st.volumes[&volume];
             let space = v.meta.space;
             let author = st.identity.device.device_id();
-            let header = |epoch| BundleHeader {
+            let header = |epoch, prev| BundleHeader {
                 suite: self.suite,
                 space,
                 volume,
@@ -1102,7 +1103,9 @@ impl Daemon {
                 epoch,
                 author,
                 nonce: [0; 24],
+                prev,
             };
+            let mut prev = v.chain;
             let mut bundles = Vec::with_capacity((to - from + 1) as usize);
             for n in from..=to {
                 let plain = volume::encode(&v.local(&self.store, n)?);
@@ -1110,7 +1113,7 @@ impl Daemon {
                     let inbox = &st.spaces[&space].record.genesis.body.inbox_recipient;
                     SealedBundle::seal_drop(
                         inbox,
-                        header(Epoch(0)),
+                        header(Epoch(0), None),
                         &st.identity.device.signing,
                         &plain,
                     )
@@ -1124,15 +1127,16 @@ impl Daemon {
                     };
                     SealedBundle::seal(
                         key,
-                        header(epoch),
+                        header(epoch, prev),
                         &st.identity.device.signing,
                         &mut OsRng,
                         &plain,
                     )
                 };
+                prev = Some(b.link());
                 bundles.push(b);
             }
-            (space, bundles)
+            (space, bundles, prev)
         };
         let last = match c
             .request(Request::Append {
@@ -1148,6 +1152,7 @@ impl Daemon {
         let mut st = self.state();
         let v = st.volumes.get_mut(&volume).expect("volume");
         v.progress.on_uploaded(to, last);
+        v.chain = link;
         let mut batch = self.store.batch();
         v.save_meta(&mut batch);
         self.store.apply(batch)?;

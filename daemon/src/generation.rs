@@ -73,6 +73,7 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
             epoch: Epoch(0),
             author: st.identity.device.device_id(),
             nonce: [0; 24],
+            prev: None,
         };
         let snapshot = SealedBundle::seal(
             &key,

@@ -7,6 +7,7 @@
 
 use mes_protocol::ids::{Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
+use mes_protocol::seal::BundleLink;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{seq_suffix, suffix_seq, Batch, SealedStore, StoreError};
@@ -85,6 +86,9 @@ pub struct Volume {
     pub replica: Replica,
     /// Sync progress.
     pub progress: VolumeProgress,
+    /// Link of the last bundle this device uploaded to the volume: the next one names it
+    /// (in memory only: after a restart the chain simply starts again).
+    pub chain: Option<BundleLink>,
     applied_records: usize,
 }
 
@@ -100,6 +104,7 @@ impl Volume {
             meta,
             replica,
             progress: VolumeProgress::default(),
+            chain: None,
             applied_records: 0,
         }
     }
@@ -119,6 +124,7 @@ impl Volume {
             meta,
             replica,
             progress,
+            chain: None,
             applied_records,
         })
     }

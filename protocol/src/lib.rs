@@ -37,8 +37,8 @@ pub mod time;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/1";
+pub const ALPN: &[u8] = b"mes-sync/2";

@@ -419,9 +419,10 @@ pub(crate) mod arb {
             proptest::collection::vec(any::<u8>(), 0..64),
             signature(),
             any::<bool>(),
+            any::<Option<[u8; 32]>>(),
         )
-            .prop_map(
-                |(s, v, e, a, nonce, ciphertext, signature, null)| SealedBundle {
+            .prop_map(|(s, v, e, a, nonce, ciphertext, signature, null, prev)| {
+                SealedBundle {
                     header: BundleHeader {
                         suite: if null {
                             CipherSuite::Null
@@ -434,11 +435,12 @@ pub(crate) mod arb {
                         epoch: Epoch(e),
                         author: DeviceId(a),
                         nonce,
+                        prev,
                     },
                     ciphertext,
                     signature,
-                },
-            )
+                }
+            })
     }
 
     fn signed<T: std::fmt::Debug + Clone>(

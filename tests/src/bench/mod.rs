@@ -117,16 +117,25 @@ pub async fn append_one_change_bundles(
         epoch,
         author: device,
         nonce: [0; 24],
+        prev: None,
     };
     let (client, _pushes) = crate::connect_as(d, t).await?;
     let mut rng = rand::rngs::OsRng;
+    // Chained as the daemon's uploads are: each bundle names its predecessor's link.
+    let mut prev = None;
     for chunk in changes(n).chunks(1024) {
         let bundles = chunk
             .iter()
             .map(|c| {
                 let plain =
                     mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()));
-                SealedBundle::seal(&key, header.clone(), &author, &mut rng, &plain)
+                let header = BundleHeader {
+                    prev,
+                    ..header.clone()
+                };
+                let b = SealedBundle::seal(&key, header, &author, &mut rng, &plain);
+                prev = Some(b.link());
+                b
             })
             .collect();
         client
