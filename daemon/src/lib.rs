@@ -11,6 +11,7 @@ pub mod api_server;
 pub mod blobs;
 pub mod client;
 pub mod daemon;
+pub mod fuzzing;
 pub mod generation;
 pub mod identity;
 pub mod keyring;

@@ -304,6 +304,25 @@ impl DeviceCert {
         let signature = principal.sign(CERT_CONTEXT, &codec::to_bytes(&body));
         DeviceCert { body, signature }
     }
+    /// A principal certifies one of its devices (the device's keys are at hand: at
+    /// creation, in tests and in the simulator; pairing certifies an offer instead).
+    pub fn for_device(
+        principal: &KeyPair,
+        device: &KeyPair,
+        name: &str,
+        issued_at: UnixMillis,
+    ) -> Self {
+        DeviceCert::issue(
+            &principal.signing,
+            DeviceCertBody {
+                principal: principal.principal_id(),
+                device: device.device_id(),
+                recipient: device.age.recipient(),
+                name: name.into(),
+                issued_at,
+            },
+        )
+    }
     /// Checks the principal's signature.
     pub fn verify(&self) -> Result<(), SignatureError> {
         verify(
@@ -328,16 +347,7 @@ mod tests {
         let mut rng = rand::thread_rng();
         let principal = KeyPair::generate(&mut rng);
         let device = KeyPair::generate(&mut rng);
-        let cert = DeviceCert::issue(
-            &principal.signing,
-            DeviceCertBody {
-                principal: principal.principal_id(),
-                device: device.device_id(),
-                recipient: device.age.recipient(),
-                name: "laptop".into(),
-                issued_at: UnixMillis(1),
-            },
-        );
+        let cert = DeviceCert::for_device(&principal, &device, "laptop", UnixMillis(1));
         cert.verify().unwrap();
         let mut forged = cert.clone();
         forged.body.name = "evil".into();

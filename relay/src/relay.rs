@@ -25,6 +25,9 @@ pub struct Misbehaviour {
     /// Replace each side's first pairing message with the relay's own SPAKE2 message
     /// (a man in the middle): pairing must then fail.
     pub tamper_pairing: bool,
+    /// Acknowledge the `n`-th appended bundle (counted from 1 across all appends) but
+    /// silently never store it: the simulator's planted bug, which its checker must catch.
+    pub drop_bundle: Option<u64>,
 }
 
 /// An authenticated connection's identity.
@@ -44,6 +47,8 @@ pub struct Relay {
     pub hub: Arc<Hub>,
     memberships: RwLock<HashMap<SpaceId, Membership>>,
     misbehaviour: Misbehaviour,
+    /// Bundles appended so far (counted only when a `drop_bundle` misbehaviour is set).
+    appended: std::sync::atomic::AtomicU64,
     /// Appends share a volume's lock; a generation switch takes it alone.
     volume_locks: std::sync::Mutex<HashMap<VolumeId, Arc<tokio::sync::RwLock<()>>>>,
 }
@@ -73,6 +78,7 @@ impl Relay {
             hub,
             memberships: RwLock::new(memberships),
             misbehaviour,
+            appended: Default::default(),
             volume_locks: Default::default(),
         }))
     }
@@ -332,7 +338,22 @@ impl Relay {
                 for b in &bundles {
                     self.check_bundle(b, space, volume, caller, &m)?;
                 }
-                let encoded = bundles.iter().map(codec::to_bytes).collect();
+                let mut encoded: Vec<Vec<u8>> = bundles.iter().map(codec::to_bytes).collect();
+                if let Some(n) = self.misbehaviour.drop_bundle {
+                    let before = self
+                        .appended
+                        .fetch_add(encoded.len() as u64, std::sync::atomic::Ordering::SeqCst);
+                    if (before + 1..=before + encoded.len() as u64).contains(&n) {
+                        encoded.remove((n - before - 1) as usize);
+                        if encoded.is_empty() {
+                            let head = self.store.head(volume).map_err(internal)?;
+                            return Ok(Reply::Appended {
+                                first: head.next(),
+                                last: head,
+                            });
+                        }
+                    }
+                }
                 let (first, last) = self.store.append(volume, encoded).await.map_err(internal)?;
                 Ok(Reply::Appended { first, last })
             }

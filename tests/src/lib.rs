@@ -260,3 +260,4 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 }
 
 pub mod bench;
+pub mod sim;

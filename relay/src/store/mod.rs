@@ -110,6 +110,7 @@ pub trait Store: Send + Sync + 'static {
         blob: &[u8; 32],
         index: u32,
     ) -> Result<Option<(Vec<u8>, bool)>, StoreError>;
-    /// Installs the notify hook.
+    /// Installs the notify hook, replacing any earlier one (a relay restarted over the
+    /// same store must be the one notified).
     fn set_notify(&self, hook: NotifyHook);
 }

@@ -9,7 +9,7 @@
 use mes_protocol::ids::{Seq, VolumeId};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use super::{BoxFuture, NotifyHook, ReadResult, RecordKind, Store, StoreError};
 
@@ -25,7 +25,7 @@ pub struct SledStore {
     blobs: sled::Tree,
     append_lock: Mutex<()>,
     visible: Mutex<HashMap<VolumeId, Seq>>,
-    notify: OnceLock<NotifyHook>,
+    notify: std::sync::RwLock<Option<NotifyHook>>,
 }
 
 fn log_key(volume: VolumeId, seq: Seq) -> [u8; 24] {
@@ -68,7 +68,7 @@ impl SledStore {
             db,
             append_lock: Mutex::new(()),
             visible: Mutex::new(HashMap::new()),
-            notify: OnceLock::new(),
+            notify: Default::default(),
         })
     }
 
@@ -104,7 +104,7 @@ impl SledStore {
             }
         };
         if advanced {
-            if let Some(hook) = self.notify.get() {
+            if let Some(hook) = &*self.notify.read().expect("notify lock") {
                 hook(volume, last);
             }
         }
@@ -300,7 +300,7 @@ impl Store for SledStore {
     }
 
     fn set_notify(&self, hook: NotifyHook) {
-        let _ = self.notify.set(hook);
+        *self.notify.write().expect("notify lock") = Some(hook);
     }
 }
 
