@@ -99,14 +99,10 @@ fn run() -> anyhow::Result<bool> {
             let traces: Vec<Trace> = (seed..seed + seeds)
                 .map(|n| Trace::generate(&s, n, plant_bug))
                 .collect();
-            let results = if real {
-                run_real(traces, jobs.max(1))?
-            } else {
-                run_parallel(traces, jobs.max(1))?
-            };
+            let total = traces.len();
             let mut ok = 0;
-            let total = results.len();
-            for (trace, report, log) in results {
+            // Reports are printed as runs finish (a long soak shows progress).
+            let mut handle = |(trace, report, log): Outcome| -> anyhow::Result<()> {
                 print(&report, json);
                 if report.ok {
                     ok += 1;
@@ -122,6 +118,12 @@ fn run() -> anyhow::Result<bool> {
                         if real { " --real" } else { "" },
                     );
                 }
+                Ok(())
+            };
+            if real {
+                run_real(traces, jobs.max(1), &mut handle)?;
+            } else {
+                run_parallel(traces, jobs.max(1), &mut handle)?;
             }
             if total > 1 {
                 let summary = serde_json::json!({
@@ -160,52 +162,62 @@ fn run() -> anyhow::Result<bool> {
 
 type Outcome = (Trace, Report, Vec<String>);
 
-fn run_parallel(traces: Vec<Trace>, jobs: usize) -> anyhow::Result<Vec<Outcome>> {
+fn run_parallel(
+    traces: Vec<Trace>,
+    jobs: usize,
+    handle: &mut dyn FnMut(Outcome) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<anyhow::Result<RunOutput>>>> =
-        traces.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let (tx, rx) = std::sync::mpsc::channel::<(Trace, anyhow::Result<RunOutput>)>();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
-            scope.spawn(|| loop {
+            let (tx, traces, next) = (tx.clone(), &traces, &next);
+            scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(t) = traces.get(i) else { break };
-                let r = mes_tests::sim::det::run(t.clone());
-                *slots[i].lock().expect("slot") = Some(r);
+                if tx.send((t.clone(), mes_tests::sim::det::run(t.clone()))).is_err() {
+                    break;
+                }
             });
         }
-    });
-    traces
-        .into_iter()
-        .zip(slots)
-        .map(|(t, s)| {
-            let (r, log) = s.into_inner().expect("slot").expect("every seed ran")?;
-            Ok((t, r, log))
-        })
-        .collect()
+        drop(tx);
+        for (t, r) in rx {
+            let (report, log) = r?;
+            handle((t, report, log))?;
+        }
+        Ok(())
+    })
 }
 
 /// Real-socket runs, `jobs` at a time (each has its own relay, proxies and processes).
-fn run_real(traces: Vec<Trace>, jobs: usize) -> anyhow::Result<Vec<Outcome>> {
+fn run_real(
+    traces: Vec<Trace>,
+    jobs: usize,
+    handle: &mut dyn FnMut(Outcome) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(jobs));
         let mut set = tokio::task::JoinSet::new();
-        for (i, t) in traces.into_iter().enumerate() {
-            let permit = gate.clone().acquire_owned().await?;
-            set.spawn(async move {
-                let r = mes_tests::sim::real::run(t.clone()).await;
-                drop(permit);
-                (i, t, r)
-            });
-        }
-        let mut out = Vec::new();
-        while let Some(joined) = set.join_next().await {
-            let (i, t, r) = joined?;
+        let mut traces = traces.into_iter();
+        loop {
+            // Keep `jobs` runs going; hand each report over as it finishes.
+            while gate.available_permits() > 0 {
+                let Some(t) = traces.next() else { break };
+                let permit = gate.clone().acquire_owned().await?;
+                set.spawn(async move {
+                    let r = mes_tests::sim::real::run(t.clone()).await;
+                    drop(permit);
+                    (t, r)
+                });
+            }
+            let Some(joined) = set.join_next().await else {
+                return Ok(());
+            };
+            let (t, r) = joined?;
             let (report, log) = r?;
-            out.push((i, (t, report, log)));
+            handle((t, report, log))?;
         }
-        out.sort_by_key(|(i, _)| *i);
-        Ok(out.into_iter().map(|(_, o)| o).collect())
     })
 }
 
