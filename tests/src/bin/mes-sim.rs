@@ -175,7 +175,10 @@ fn run_parallel(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(t) = traces.get(i) else { break };
-                if tx.send((t.clone(), mes_tests::sim::det::run(t.clone()))).is_err() {
+                if tx
+                    .send((t.clone(), mes_tests::sim::det::run(t.clone())))
+                    .is_err()
+                {
                     break;
                 }
             });
