@@ -12,7 +12,9 @@
 //! - [`blob`]: encrypted, chunked, content-addressed document files;
 //! - [`pairing`]: the SPAKE2 exchange that adds a device to a person (sans-IO);
 //! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
-//! - [`api`]: frames between `mes` and the daemon (over a Unix socket).
+//! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
+//! - [`prevention`], [`emergency`]: policy as data (vaccine calendar, screenings,
+//!   emergency numbers), from `protocol/data/`.
 //!
 //! ```
 //! use mes_protocol::{codec, wire::ClientFrame};
@@ -26,12 +28,14 @@
 pub mod api;
 pub mod blob;
 pub mod codec;
+pub mod emergency;
 pub mod envelope;
 pub mod framing;
 pub mod ids;
 pub mod keys;
 pub mod membership;
 pub mod pairing;
+pub mod prevention;
 pub mod seal;
 pub mod time;
 pub mod wire;

@@ -85,11 +85,14 @@ fn spawn_mesd(
 }
 
 async fn call(socket: &Path, space: Option<SpaceId>, c: ApiCall) -> anyhow::Result<ApiReply> {
-    let mut client = ApiClient::connect(socket).await?;
-    client
-        .call(space, c)
-        .await?
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
+    let what = format!("{c:?}");
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut client = ApiClient::connect(socket).await?;
+        client.call(space, c).await
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("{what} got no answer within 60 s"))??;
+    answer.map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 async fn notes(socket: &Path, space: SpaceId) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
@@ -264,7 +267,16 @@ pub async fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
                 log.push(format!("{now_ms:>8} relay restart, down {down_ms} ms"));
                 relay.shutdown().await;
                 tokio::time::sleep(Duration::from_millis((*down_ms).min(3_000))).await;
-                relay = start_relay(dir.path(), Some(address), trace.drop_bundle).await?;
+                // Same data and identity (the pinned fingerprint), a fresh port: the old
+                // one may have been taken meanwhile; the proxies are the stable address.
+                relay = start_relay(dir.path(), None, trace.drop_bundle).await?;
+                anyhow::ensure!(
+                    relay.ready.fingerprint == fingerprint,
+                    "the restarted relay changed identity"
+                );
+                for d in &devs {
+                    d.proxy.set_upstream(relay.ready.address);
+                }
             }
             Action::Crash { device, down_ms } => {
                 let d = &mut devs[*device];

@@ -47,6 +47,8 @@ pub struct UdpProxy {
     pub faults: Arc<Mutex<LinkFaults>>,
     /// What it did.
     pub counters: Arc<LinkCounters>,
+    /// Where packets go (a relay restarted on another port is re-pointed here).
+    upstream: Arc<Mutex<SocketAddr>>,
     task: JoinHandle<()>,
 }
 
@@ -111,6 +113,8 @@ impl UdpProxy {
         let addr = front.local_addr()?;
         let faults = Arc::new(Mutex::new(LinkFaults::default()));
         let counters = Arc::new(LinkCounters::default());
+        let upstream = Arc::new(Mutex::new(relay));
+        let to_relay = upstream.clone();
         let shared = Arc::new(Shared {
             faults: faults.clone(),
             counters: counters.clone(),
@@ -124,10 +128,14 @@ impl UdpProxy {
                     r = front.recv_from(&mut a) => {
                         let Ok((n, from)) = r else { continue };
                         client = Some(from);
+                        let relay = *to_relay.lock().expect("upstream");
                         forward(&shared, &back, &a[..n], relay);
                     }
                     r = back.recv_from(&mut b) => {
-                        let Ok((n, _)) = r else { continue };
+                        let Ok((n, from)) = r else { continue };
+                        if from != *to_relay.lock().expect("upstream") {
+                            continue; // a relay that is gone
+                        }
                         if let Some(c) = client {
                             forward(&shared, &front, &b[..n], c);
                         }
@@ -139,8 +147,14 @@ impl UdpProxy {
             addr,
             faults,
             counters,
+            upstream,
             task,
         })
+    }
+
+    /// Sends to another relay address from now on.
+    pub fn set_upstream(&self, relay: SocketAddr) {
+        *self.upstream.lock().expect("upstream") = relay;
     }
 
     /// Changes the faults.
