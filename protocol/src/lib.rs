@@ -13,7 +13,7 @@
 //! - [`pairing`]: the SPAKE2 exchange that adds a device to a person (sans-IO);
 //! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
 //! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
-//! - [`prevention`], [`emergency`]: policy as data (vaccine calendar, screenings,
+//! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (vaccine calendar, screenings,
 //!   emergency numbers), from `protocol/data/`.
 //!
 //! ```
@@ -28,6 +28,7 @@
 pub mod api;
 pub mod blob;
 pub mod codec;
+pub mod codes;
 pub mod emergency;
 pub mod envelope;
 pub mod framing;
