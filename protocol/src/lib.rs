@@ -13,8 +13,8 @@
 //! - [`pairing`]: the SPAKE2 exchange that adds a device to a person (sans-IO);
 //! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
 //! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
-//! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (vaccine calendar, screenings,
-//!   emergency numbers), from `protocol/data/`.
+//! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (document
+//!   categories, vaccine calendar, screenings, emergency numbers), from `protocol/data/`.
 //!
 //! ```
 //! use mes_protocol::{codec, wire::ClientFrame};
