@@ -216,6 +216,44 @@ async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow
     };
     assert_eq!(head, head_after, "a refused append changes nothing");
 
+    // A chain of three with its middle bundle altered: the relay checks only the tail's
+    // signature for an intact chain, so the broken link must bring the middle one's own
+    // signature in, and fail.
+    let mut prev = None;
+    let mut chain: Vec<_> = (0..3u8)
+        .map(|i| {
+            let mut h = items[0].1.header.clone();
+            h.prev = prev;
+            let b = mes_protocol::seal::SealedBundle::seal(
+                &good_key,
+                h,
+                &key,
+                &mut rand::rngs::OsRng,
+                &[i; 8],
+            );
+            prev = Some(b.link());
+            b
+        })
+        .collect();
+    assert_eq!(
+        mes_protocol::seal::SealedBundle::verify_authors(&chain),
+        Ok(()),
+        "control: the intact chain verifies"
+    );
+    chain[1].ciphertext[0] ^= 1;
+    let err = client
+        .request(Request::Append {
+            space,
+            volume: notes,
+            bundles: chain,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("bundle 1 of the append"),
+        "relay names the bundle: {err}"
+    );
+
     // A forged bundle, validly signed by a member device but sealed under a key that is not the epoch key.
     let digest_before = b.daemon.digest(notes);
     let cursor_before = b.daemon.state().volumes[&notes].progress.cursor;
