@@ -17,6 +17,7 @@ pub mod identity;
 pub mod keyring;
 pub mod opening;
 pub mod pairing;
+pub mod record;
 pub mod run;
 pub mod spaces;
 pub mod store;

@@ -1,0 +1,137 @@
+//! The health record's typed documents (docs/health-record.md): each is an automerge
+//! document reconciled from and hydrated into Rust types with autosurgeon, plus the
+//! conflict report every record kind shares.
+
+pub mod profile;
+
+use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
+use serde::{Deserialize, Serialize};
+
+/// A field that concurrent edits left with several values: the person resolves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Where: map keys and list indexes from the root ("allergies/0/reaction").
+    pub path: String,
+    /// The competing values, as text, sorted.
+    pub values: Vec<String>,
+}
+
+/// Every conflicting field of a document, in path order.
+pub fn conflicts(doc: &impl ReadDoc) -> Vec<Conflict> {
+    let mut out = Vec::new();
+    walk(doc, &ROOT, ObjType::Map, String::new(), &mut out);
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+fn show(v: &Value<'_>) -> String {
+    match v {
+        Value::Scalar(s) => match s.as_ref() {
+            automerge::ScalarValue::Str(t) => t.to_string(),
+            other => other.to_string(),
+        },
+        Value::Object(t) => format!("<{t:?}>"),
+    }
+}
+
+fn walk(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, path: String, out: &mut Vec<Conflict>) {
+    let props: Vec<automerge::Prop> = match kind {
+        ObjType::Map | ObjType::Table => doc.keys(obj).map(automerge::Prop::Map).collect(),
+        ObjType::List => (0..doc.length(obj)).map(automerge::Prop::Seq).collect(),
+        ObjType::Text => return,
+    };
+    for prop in props {
+        let here = match &prop {
+            automerge::Prop::Map(k) if path.is_empty() => k.clone(),
+            automerge::Prop::Map(k) => format!("{path}/{k}"),
+            automerge::Prop::Seq(i) => format!("{path}/{i}"),
+        };
+        let all = doc.get_all(obj, prop).unwrap_or_default();
+        if all.len() > 1 {
+            let mut values: Vec<String> = all.iter().map(|(v, _)| show(v)).collect();
+            values.sort();
+            out.push(Conflict {
+                path: here.clone(),
+                values,
+            });
+        }
+        // Descend into the winning value's object.
+        if let Some((Value::Object(t), id)) = all.last() {
+            walk(doc, id, *t, here, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile::{Allergy, Profile, Source};
+    use super::*;
+    use automerge::{ActorId, AutoCommit};
+
+    fn device(actor: u8, base: &AutoCommit) -> AutoCommit {
+        base.clone().with_actor(ActorId::from(vec![actor; 16]))
+    }
+
+    fn allergy(id: &str, substance: &str) -> Allergy {
+        Allergy {
+            id: id.into(),
+            substance: substance.into(),
+            reaction: "urticaire".into(),
+            major: false,
+            source: Source {
+                kind: "person".into(),
+                name: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn edits_to_different_records_and_fields_all_survive_a_merge() {
+        let mut base = AutoCommit::new().with_actor(ActorId::from(vec![0; 16]));
+        let mut p = Profile::default();
+        p.allergies.push(allergy("a1", "pénicilline"));
+        autosurgeon::reconcile(&mut base, &p).unwrap();
+        let (mut laptop, mut phone) = (device(1, &base), device(2, &base));
+        // Laptop: a new allergy and a field of the first; phone: another field and the
+        // situation.
+        let mut on_laptop: Profile = autosurgeon::hydrate(&laptop).unwrap();
+        on_laptop.allergies.push(allergy("a2", "arachide"));
+        on_laptop.allergies[0].major = true;
+        autosurgeon::reconcile(&mut laptop, &on_laptop).unwrap();
+        let mut on_phone: Profile = autosurgeon::hydrate(&phone).unwrap();
+        on_phone.allergies[0].reaction = "œdème de Quincke".into();
+        on_phone.situation.lives_alone = true;
+        autosurgeon::reconcile(&mut phone, &on_phone).unwrap();
+        laptop.merge(&mut phone).unwrap();
+        phone.merge(&mut laptop).unwrap();
+        let merged: Profile = autosurgeon::hydrate(&laptop).unwrap();
+        assert_eq!(merged, autosurgeon::hydrate::<_, Profile>(&phone).unwrap());
+        assert_eq!(merged.allergies.len(), 2);
+        let a1 = merged.allergies.iter().find(|a| a.id == "a1").unwrap();
+        assert!(a1.major);
+        assert_eq!(a1.reaction, "œdème de Quincke");
+        assert!(merged.situation.lives_alone);
+        assert_eq!(conflicts(&laptop), vec![]);
+    }
+
+    #[test]
+    fn concurrent_edits_to_one_field_are_reported_not_dropped() {
+        let mut base = AutoCommit::new().with_actor(ActorId::from(vec![0; 16]));
+        let mut p = Profile::default();
+        p.allergies.push(allergy("a1", "pénicilline"));
+        autosurgeon::reconcile(&mut base, &p).unwrap();
+        let (mut laptop, mut phone) = (device(1, &base), device(2, &base));
+        for (doc, reaction) in [(&mut laptop, "urticaire géante"), (&mut phone, "choc")] {
+            let mut q: Profile = autosurgeon::hydrate(&*doc).unwrap();
+            q.allergies[0].reaction = reaction.into();
+            autosurgeon::reconcile(doc, &q).unwrap();
+        }
+        laptop.merge(&mut phone).unwrap();
+        let c = conflicts(&laptop);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].path, "allergies/0/reaction");
+        assert_eq!(c[0].values, vec!["choc", "urticaire géante"]);
+        // Control: without the concurrent edit there is nothing to report.
+        assert_eq!(conflicts(&base), vec![]);
+    }
+}
