@@ -128,6 +128,16 @@ pub async fn handle(
         }
         NoteGet { key } => ApiReply::Values(d.note_get(d.resolve_space(space).await?, &key)?),
         NoteList => ApiReply::Notes(d.note_list(d.resolve_space(space).await?)?),
+        ProfileGet => {
+            let (profile, conflicts) = d.profile_get(d.resolve_space(space).await?)?;
+            ApiReply::Profile {
+                profile: Box::new(profile),
+                conflicts,
+            }
+        }
+        ProfileEdit { edit } => {
+            ApiReply::Touched(d.profile_edit(d.resolve_space(space).await?, &edit).await?)
+        }
         NoteDelete { key } => {
             d.note_delete(d.resolve_space(space).await?, &key).await?;
             ApiReply::Done

@@ -107,6 +107,8 @@ pub const NOTES: &str = "notes";
 pub const JOURNAL: &str = "journal";
 /// Inbox.
 pub const INBOX: &str = "inbox";
+/// Label of the medical profile volume (docs/health-record.md).
+pub const PROFILE: &str = "profile";
 
 impl Daemon {
     /// Opens the daemon state from its store, creating an identity on first start.
@@ -258,6 +260,7 @@ impl Daemon {
                 (VolumeKind::Automerge, NOTES),
                 (VolumeKind::ChainedLog, JOURNAL),
                 (VolumeKind::Inbox, INBOX),
+                (VolumeKind::Automerge, PROFILE),
             ];
             let decls: Vec<Signed<VolumeDecl>> = kinds
                 .iter()
@@ -299,7 +302,7 @@ impl Daemon {
                     st.keys
                         .insert(slot, SymmetricKey::generate(&mut rng), &mut batch);
                 }
-                if kind == VolumeKind::Automerge {
+                if vlabel == NOTES {
                     if let Replica::Doc(d) = &mut v.replica {
                         let p = d
                             .set(LABEL_KEY, label)
@@ -430,6 +433,56 @@ impl Daemon {
         }
         self.made_durable(space).await?;
         Ok(true)
+    }
+
+    /// The medical profile and its conflicts.
+    pub fn profile_get(
+        &self,
+        space: SpaceId,
+    ) -> Result<(mes_protocol::record::Profile, Vec<crate::record::Conflict>), ApiError> {
+        let st = self.state();
+        let volume = Self::volume_of(&st, space, PROFILE)?;
+        match &st.volumes[&volume].replica {
+            Replica::Doc(d) => Ok((
+                d.hydrate()
+                    .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?,
+                d.conflicts(),
+            )),
+            _ => Err(api(
+                ApiErrorCode::Internal,
+                "profile volume is not a document",
+            )),
+        }
+    }
+
+    /// Edits the medical profile; acknowledged after the flush. The id of the record
+    /// touched.
+    pub async fn profile_edit(
+        &self,
+        space: SpaceId,
+        edit: &mes_protocol::record::ProfileEdit,
+    ) -> Result<String, ApiError> {
+        let mut touched = String::new();
+        self.local_change(space, PROFILE, |v, _| {
+            let Replica::Doc(d) = &mut v.replica else {
+                return Err(api(
+                    ApiErrorCode::Internal,
+                    "profile volume is not a document",
+                ));
+            };
+            let current = d
+                .hydrate()
+                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+            let (edited, id) = crate::record::edit::apply(&current, edit, || {
+                hex::encode(rand::Rng::gen::<[u8; 6]>(&mut OsRng))
+            })
+            .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            touched = id;
+            d.reconcile(&edited)
+                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+        })
+        .await?;
+        Ok(touched)
     }
 
     /// Sets a note.

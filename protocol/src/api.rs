@@ -51,6 +51,13 @@ pub enum ApiCall {
     },
     /// Every note.
     NoteList,
+    /// The medical profile and its conflicts (F2).
+    ProfileGet,
+    /// Edits the medical profile (F2); answers the id of the record touched.
+    ProfileEdit {
+        /// The edit.
+        edit: crate::record::ProfileEdit,
+    },
     /// Deletes a key.
     NoteDelete {
         /// Key.
@@ -165,6 +172,15 @@ pub enum ApiReply {
     Values(Vec<String>),
     /// Key/value pairs (first value of each key; conflicts flagged).
     Notes(Vec<NoteEntry>),
+    /// The medical profile.
+    Profile {
+        /// Its records.
+        profile: Box<crate::record::Profile>,
+        /// Fields concurrent edits left with several values.
+        conflicts: Vec<crate::record::Conflict>,
+    },
+    /// The id of the record an edit touched.
+    Touched(String),
     /// Log entries, verified.
     Log(Vec<String>),
     /// Inbox messages filed.

@@ -37,6 +37,7 @@ pub mod keys;
 pub mod membership;
 pub mod pairing;
 pub mod prevention;
+pub mod record;
 pub mod seal;
 pub mod time;
 pub mod wire;

@@ -259,6 +259,38 @@ async fn mes_subcommands_drive_sync_from_scripts() -> anyhow::Result<()> {
         human.contains("en ligne / online") && human.contains("notes"),
         "{human}"
     );
+    // The medical profile from scripts (issue 4).
+    let (code, id) = mes(
+        s,
+        &[
+            "profile",
+            "put",
+            "allergies",
+            r#"{"substance":"pénicilline","major":true}"#,
+        ],
+    )?;
+    assert_eq!(code, 0, "{id}");
+    let (code, out) = mes(s, &["profile", "show", "--json"])?;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["conflicts"], serde_json::json!([]));
+    let allergy = &v["profile"]["allergies"][0];
+    assert_eq!(allergy["id"], id.trim());
+    assert_eq!(allergy["major"], true);
+    let (code, out) = mes(
+        s,
+        &["profile", "set", "situation.lives_alone", "oui", "--json"],
+    )?;
+    assert_eq!(code, 1, "a wrong type is refused");
+    let e: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(e["error"]["code"], "BadRequest");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("boolean"),
+        "{out}"
+    );
     child.kill()?;
     child.wait()?;
     Ok(())

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mes_protocol::api::ApiCall;
 use mes_protocol::ids::{BlobId, DeviceId, SpaceId};
+use mes_protocol::record::ProfileEdit;
 use std::path::PathBuf;
 
 use mes_daemon::api_client::ApiClient;
@@ -43,6 +44,10 @@ enum Command {
     /// Notes (automerge volume).
     #[command(subcommand)]
     Note(NoteCmd),
+    /// Medical profile (F2): conditions, treatments, allergies, hospitalisations,
+    /// contacts, wishes, situation.
+    #[command(subcommand)]
+    Profile(ProfileCmd),
     /// Journal (chained log volume).
     #[command(subcommand)]
     Log(LogCmd),
@@ -86,6 +91,24 @@ enum NoteCmd {
     List,
     /// Delete a note.
     Rm { key: String },
+}
+
+#[derive(Subcommand)]
+enum ProfileCmd {
+    /// Print the profile, with any conflicting fields.
+    Show,
+    /// Add a record to a list section, or replace the one with the same "id", e.g.
+    /// `mes profile put allergies '{"substance":"pénicilline","major":true}'`.
+    Put {
+        /// conditions, treatments, allergies, hospitalisations or contacts.
+        section: String,
+        /// The record as JSON.
+        record: String,
+    },
+    /// Remove a record from a list section.
+    Rm { section: String, id: String },
+    /// Set a field of wishes or situation, e.g. `mes profile set situation.lives_alone true`.
+    Set { field: String, value: String },
 }
 
 #[derive(Subcommand)]
@@ -198,6 +221,16 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Note(NoteCmd::Get { key }) => ApiCall::NoteGet { key },
         Command::Note(NoteCmd::List) => ApiCall::NoteList,
         Command::Note(NoteCmd::Rm { key }) => ApiCall::NoteDelete { key },
+        Command::Profile(ProfileCmd::Show) => ApiCall::ProfileGet,
+        Command::Profile(ProfileCmd::Put { section, record }) => ApiCall::ProfileEdit {
+            edit: ProfileEdit::Put { section, record },
+        },
+        Command::Profile(ProfileCmd::Rm { section, id }) => ApiCall::ProfileEdit {
+            edit: ProfileEdit::Remove { section, id },
+        },
+        Command::Profile(ProfileCmd::Set { field, value }) => ApiCall::ProfileEdit {
+            edit: ProfileEdit::Set { field, value },
+        },
         Command::Log(LogCmd::Append { text }) => ApiCall::LogAppend { text },
         Command::Log(LogCmd::Read) => ApiCall::LogRead,
         Command::Inbox(InboxCmd::Drop { text }) => ApiCall::InboxDrop { text },

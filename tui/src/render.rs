@@ -9,6 +9,10 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             ApiReply::Done => serde_json::json!({ "ok": true }).to_string(),
             ApiReply::Values(v) => serde_json::json!({ "values": v }).to_string(),
             ApiReply::Status(s) => serde_json::to_string(s)?,
+            ApiReply::Profile { profile, conflicts } => {
+                serde_json::json!({ "profile": profile, "conflicts": conflicts }).to_string()
+            }
+            ApiReply::Touched(id) => serde_json::json!({ "id": id }).to_string(),
             other => serde_json::to_string(other)?,
         });
     }
@@ -61,6 +65,20 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join("\n"),
         ApiReply::Log(l) | ApiReply::Inbox(l) => l.join("\n"),
+        ApiReply::Profile { profile, conflicts } => {
+            // Readable and complete: the profile as indented JSON (French keys are the
+            // TUI's job), then the conflicts to resolve.
+            let mut out = serde_json::to_string_pretty(profile)?;
+            for c in conflicts {
+                out.push_str(&format!(
+                    "\nconflit / conflict: {} = {}",
+                    c.path,
+                    c.values.join(" | ")
+                ));
+            }
+            out
+        }
+        ApiReply::Touched(id) => id.clone(),
         ApiReply::Blob { blob, size } => format!("{blob} ({size} octets / bytes)"),
         ApiReply::Written { path, size } => format!("{path} ({size} octets / bytes)"),
         ApiReply::PairingCode(c) => format!("code d'appairage / pairing code: {c}"),

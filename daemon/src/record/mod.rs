@@ -2,19 +2,10 @@
 //! document reconciled from and hydrated into Rust types with autosurgeon, plus the
 //! conflict report every record kind shares.
 
-pub mod profile;
+pub mod edit;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
-use serde::{Deserialize, Serialize};
-
-/// A field that concurrent edits left with several values: the person resolves it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// Where: map keys and list indexes from the root ("allergies/0/reaction").
-    pub path: String,
-    /// The competing values, as text, sorted.
-    pub values: Vec<String>,
-}
+pub use mes_protocol::record::Conflict;
 
 /// Every conflicting field of a document, in path order.
 pub fn conflicts(doc: &impl ReadDoc) -> Vec<Conflict> {
@@ -64,9 +55,9 @@ fn walk(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, path: String, out: &mut 
 
 #[cfg(test)]
 mod tests {
-    use super::profile::{Allergy, Profile, Source};
     use super::*;
     use automerge::{ActorId, AutoCommit};
+    use mes_protocol::record::{Allergy, Profile, Source};
 
     fn device(actor: u8, base: &AutoCommit) -> AutoCommit {
         base.clone().with_actor(ActorId::from(vec![actor; 16]))

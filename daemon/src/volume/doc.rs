@@ -42,6 +42,31 @@ impl DocReplica {
         Ok(())
     }
 
+    /// The document as a typed value (the type's default while the document is empty).
+    pub fn hydrate<T: autosurgeon::Hydrate + Default>(&self) -> Result<T, ApplyError> {
+        if self.doc.length(ROOT) == 0 {
+            return Ok(T::default());
+        }
+        autosurgeon::hydrate(&*self.doc).map_err(|e| ApplyError(e.to_string()))
+    }
+
+    /// Makes the document equal to `value` with the smallest change (keyed lists keep
+    /// their records' identity); the change as a payload, `None` when nothing changed.
+    pub fn reconcile<T: autosurgeon::Reconcile>(
+        &mut self,
+        value: &T,
+    ) -> Result<Option<Payload>, ApplyError> {
+        let heads = self.doc.get_heads();
+        autosurgeon::reconcile(&mut *self.doc, value).map_err(|e| ApplyError(e.to_string()))?;
+        let change = self.doc.save_after(&heads);
+        Ok((self.doc.get_heads() != heads).then_some(Payload::Changes(change)))
+    }
+
+    /// Fields left with several values by concurrent edits.
+    pub fn conflicts(&self) -> Vec<crate::record::Conflict> {
+        crate::record::conflicts(&*self.doc)
+    }
+
     /// Sets `key` to `value`; returns the change as a payload.
     pub fn set(&mut self, key: &str, value: &str) -> Result<Payload, ApplyError> {
         let heads = self.doc.get_heads();

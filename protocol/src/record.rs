@@ -1,0 +1,268 @@
+//! The health record's types, shared by the daemon (which keeps them in automerge
+//! volumes with autosurgeon) and its clients (docs/health-record.md).
+//!
+//! The medical profile (F2.1–F2.3, F2.6–F2.9) is one document of the `profile` volume.
+//! Lists are keyed by stable ids (`#[key]`), so concurrent edits to different records or
+//! fields merge; concurrent edits to one field are kept by automerge and reported as a
+//! [`Conflict`]. Every field tolerates its absence, so a document written by an older
+//! build (without a newer field) still reads.
+
+use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
+
+/// Who entered a piece of information (F2.1: the source is kept).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Source {
+    /// "person", "professional", "service".
+    #[autosurgeon(missing = "Default::default")]
+    pub kind: String,
+    /// Who, as shown (a professional's name and RPPS, a service's name).
+    #[autosurgeon(missing = "Default::default")]
+    pub name: String,
+}
+
+/// A disease, health topic, or personal or family history item (F2.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Condition {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    /// What.
+    #[autosurgeon(missing = "Default::default")]
+    pub label: String,
+    /// "personal" or "family" history, or "current".
+    #[autosurgeon(missing = "Default::default")]
+    pub history: String,
+    /// For family history: who ("mother").
+    #[autosurgeon(missing = "Default::default")]
+    pub relative: String,
+    /// Since (YYYY-MM-DD or YYYY).
+    #[autosurgeon(missing = "Default::default")]
+    pub since: String,
+    /// Source.
+    #[autosurgeon(missing = "Default::default")]
+    pub source: Source,
+}
+
+/// A treatment (F2.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Treatment {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    /// Medicine or treatment.
+    #[autosurgeon(missing = "Default::default")]
+    pub label: String,
+    /// Dose and rhythm.
+    #[autosurgeon(missing = "Default::default")]
+    pub dosage: String,
+    /// Since.
+    #[autosurgeon(missing = "Default::default")]
+    pub since: String,
+    /// Until (empty while ongoing).
+    #[autosurgeon(missing = "Default::default")]
+    pub until: String,
+    /// An anticoagulant (copied to the emergency section).
+    #[autosurgeon(missing = "Default::default")]
+    pub anticoagulant: bool,
+    /// Source.
+    #[autosurgeon(missing = "Default::default")]
+    pub source: Source,
+}
+
+/// An allergy (F2.3).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Allergy {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    /// Substance.
+    #[autosurgeon(missing = "Default::default")]
+    pub substance: String,
+    /// Reaction.
+    #[autosurgeon(missing = "Default::default")]
+    pub reaction: String,
+    /// Major (copied to the emergency section).
+    #[autosurgeon(missing = "Default::default")]
+    pub major: bool,
+    /// Source.
+    #[autosurgeon(missing = "Default::default")]
+    pub source: Source,
+}
+
+/// A hospitalisation, with its documents (F2.6).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Hospitalisation {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    /// Establishment.
+    #[autosurgeon(missing = "Default::default")]
+    pub establishment: String,
+    /// Reason.
+    #[autosurgeon(missing = "Default::default")]
+    pub reason: String,
+    /// From.
+    #[autosurgeon(missing = "Default::default")]
+    pub from: String,
+    /// Until.
+    #[autosurgeon(missing = "Default::default")]
+    pub until: String,
+    /// Ids of linked documents.
+    #[autosurgeon(missing = "Default::default")]
+    pub documents: Vec<String>,
+}
+
+/// A person around the patient (F2.8).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Contact {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    /// "trusted_person", "emergency_contact", "caregiver", "cared_for".
+    #[autosurgeon(missing = "Default::default")]
+    pub role: String,
+    /// Name.
+    #[autosurgeon(missing = "Default::default")]
+    pub name: String,
+    /// Phone.
+    #[autosurgeon(missing = "Default::default")]
+    pub phone: String,
+    /// Relationship.
+    #[autosurgeon(missing = "Default::default")]
+    pub relationship: String,
+}
+
+/// Wishes (F2.7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Wishes {
+    /// Advance directives (text, or the id of the document holding them); not for minors.
+    #[autosurgeon(missing = "Default::default")]
+    pub advance_directives: String,
+    /// Position on organ and tissue donation: "", "yes", "no", "some".
+    #[autosurgeon(missing = "Default::default")]
+    pub organ_donation: String,
+    /// Personal or religious wishes (e.g. refusal of transfusion).
+    #[autosurgeon(missing = "Default::default")]
+    pub personal: String,
+}
+
+/// Socio-economic situation (F2.9).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Situation {
+    /// Lives alone.
+    #[autosurgeon(missing = "Default::default")]
+    pub lives_alone: bool,
+    /// Home help.
+    #[autosurgeon(missing = "Default::default")]
+    pub home_help: bool,
+    /// Floor of the home.
+    #[autosurgeon(missing = "Default::default")]
+    pub floor: String,
+    /// A lift.
+    #[autosurgeon(missing = "Default::default")]
+    pub lift: bool,
+    /// Economic difficulty.
+    #[autosurgeon(missing = "Default::default")]
+    pub economic_difficulty: bool,
+}
+
+/// The whole profile document.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Profile {
+    /// F2.1.
+    #[autosurgeon(missing = "Default::default")]
+    pub conditions: Vec<Condition>,
+    /// F2.2.
+    #[autosurgeon(missing = "Default::default")]
+    pub treatments: Vec<Treatment>,
+    /// F2.3.
+    #[autosurgeon(missing = "Default::default")]
+    pub allergies: Vec<Allergy>,
+    /// F2.6.
+    #[autosurgeon(missing = "Default::default")]
+    pub hospitalisations: Vec<Hospitalisation>,
+    /// F2.7.
+    #[autosurgeon(missing = "Default::default")]
+    pub wishes: Wishes,
+    /// F2.8.
+    #[autosurgeon(missing = "Default::default")]
+    pub contacts: Vec<Contact>,
+    /// F2.9.
+    #[autosurgeon(missing = "Default::default")]
+    pub situation: Situation,
+}
+
+/// A field that concurrent edits left with several values: the person resolves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Conflict {
+    /// Where: map keys and list indexes from the root ("allergies/0/reaction").
+    pub path: String,
+    /// The competing values, as text, sorted.
+    pub values: Vec<String>,
+}
+
+/// The list sections of the profile, as the API and `mes profile` name them.
+pub const PROFILE_LISTS: &[&str] = &[
+    "conditions",
+    "treatments",
+    "allergies",
+    "hospitalisations",
+    "contacts",
+];
+
+/// The single-record sections, whose fields are set one by one.
+pub const PROFILE_FIELDS: &[&str] = &["wishes", "situation"];
+
+/// An edit of the profile. Records travel as JSON text (checked against the types, so a
+/// misspelt field or a wrong type is refused with its name).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum ProfileEdit {
+    /// Adds a record to a list section, or replaces the one with the same `id` (a new id
+    /// is given when it is empty or missing).
+    Put {
+        /// One of [`PROFILE_LISTS`].
+        section: String,
+        /// The record, as JSON.
+        record: String,
+    },
+    /// Removes a record from a list section.
+    Remove {
+        /// One of [`PROFILE_LISTS`].
+        section: String,
+        /// Its id.
+        id: String,
+    },
+    /// Sets one field of a single-record section ("situation.lives_alone" = "true").
+    Set {
+        /// `section.field`, section one of [`PROFILE_FIELDS`].
+        field: String,
+        /// The value, as JSON (a bare word is taken as a string).
+        value: String,
+    },
+}
