@@ -135,6 +135,21 @@ pub async fn handle(
                 conflicts,
             }
         }
+        PreventionGet => {
+            let (record, conflicts) = d.prevention_get(d.resolve_space(space).await?)?;
+            ApiReply::Prevention {
+                record: Box::new(record),
+                conflicts,
+            }
+        }
+        PreventionEdit { edit } => ApiReply::Touched(
+            d.prevention_edit(d.resolve_space(space).await?, &edit)
+                .await?,
+        ),
+        Reminders { months } => {
+            let today = jiff::Zoned::now().date();
+            ApiReply::Reminders(d.reminders(d.resolve_space(space).await?, today, months)?)
+        }
         ProfileEdit { edit } => {
             ApiReply::Touched(d.profile_edit(d.resolve_space(space).await?, &edit).await?)
         }

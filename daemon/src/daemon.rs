@@ -109,6 +109,8 @@ pub const JOURNAL: &str = "journal";
 pub const INBOX: &str = "inbox";
 /// Label of the medical profile volume (docs/health-record.md).
 pub const PROFILE: &str = "profile";
+/// Label of the prevention volume: vaccine doses and screenings.
+pub const PREVENTION: &str = "prevention";
 
 impl Daemon {
     /// Opens the daemon state from its store, creating an identity on first start.
@@ -261,6 +263,7 @@ impl Daemon {
                 (VolumeKind::ChainedLog, JOURNAL),
                 (VolumeKind::Inbox, INBOX),
                 (VolumeKind::Automerge, PROFILE),
+                (VolumeKind::Automerge, PREVENTION),
             ];
             let decls: Vec<Signed<VolumeDecl>> = kinds
                 .iter()
@@ -435,13 +438,14 @@ impl Daemon {
         Ok(true)
     }
 
-    /// The medical profile and its conflicts.
-    pub fn profile_get(
+    /// A record document of a volume and its conflicts.
+    fn record_get<T: autosurgeon::Hydrate + Default>(
         &self,
         space: SpaceId,
-    ) -> Result<(mes_protocol::record::Profile, Vec<crate::record::Conflict>), ApiError> {
+        label: &str,
+    ) -> Result<(T, Vec<crate::record::Conflict>), ApiError> {
         let st = self.state();
-        let volume = Self::volume_of(&st, space, PROFILE)?;
+        let volume = Self::volume_of(&st, space, label)?;
         match &st.volumes[&volume].replica {
             Replica::Doc(d) => Ok((
                 d.hydrate()
@@ -450,39 +454,118 @@ impl Daemon {
             )),
             _ => Err(api(
                 ApiErrorCode::Internal,
-                "profile volume is not a document",
+                format!("{label} volume is not a document"),
             )),
         }
     }
 
-    /// Edits the medical profile; acknowledged after the flush. The id of the record
-    /// touched.
-    pub async fn profile_edit(
+    /// Edits a record document, checks the result with `check`; acknowledged after the
+    /// flush. The id of the record touched.
+    async fn record_edit<T>(
         &self,
         space: SpaceId,
-        edit: &mes_protocol::record::ProfileEdit,
-    ) -> Result<String, ApiError> {
+        label: &str,
+        sections: &crate::record::edit::Sections,
+        edit: &mes_protocol::record::RecordEdit,
+        check: impl FnOnce(&T) -> Result<(), String>,
+    ) -> Result<String, ApiError>
+    where
+        T: autosurgeon::Hydrate
+            + autosurgeon::Reconcile
+            + Default
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+    {
         let mut touched = String::new();
-        self.local_change(space, PROFILE, |v, _| {
+        self.local_change(space, label, |v, _| {
             let Replica::Doc(d) = &mut v.replica else {
                 return Err(api(
                     ApiErrorCode::Internal,
-                    "profile volume is not a document",
+                    format!("{label} volume is not a document"),
                 ));
             };
-            let current = d
+            let current: T = d
                 .hydrate()
                 .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
-            let (edited, id) = crate::record::edit::apply(&current, edit, || {
+            let (edited, id) = crate::record::edit::apply(&current, sections, edit, || {
                 hex::encode(rand::Rng::gen::<[u8; 6]>(&mut OsRng))
             })
             .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            check(&edited).map_err(|e| api(ApiErrorCode::BadRequest, e))?;
             touched = id;
             d.reconcile(&edited)
                 .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
         })
         .await?;
         Ok(touched)
+    }
+
+    /// The medical profile and its conflicts.
+    pub fn profile_get(
+        &self,
+        space: SpaceId,
+    ) -> Result<(mes_protocol::record::Profile, Vec<crate::record::Conflict>), ApiError> {
+        self.record_get(space, PROFILE)
+    }
+
+    /// Edits the medical profile.
+    pub async fn profile_edit(
+        &self,
+        space: SpaceId,
+        edit: &mes_protocol::record::RecordEdit,
+    ) -> Result<String, ApiError> {
+        self.record_edit(
+            space,
+            PROFILE,
+            &crate::record::edit::PROFILE,
+            edit,
+            crate::record::check::profile,
+        )
+        .await
+    }
+
+    /// The prevention record and its conflicts.
+    pub fn prevention_get(
+        &self,
+        space: SpaceId,
+    ) -> Result<
+        (
+            mes_protocol::record::PreventionRecord,
+            Vec<crate::record::Conflict>,
+        ),
+        ApiError,
+    > {
+        self.record_get(space, PREVENTION)
+    }
+
+    /// Edits the prevention record.
+    pub async fn prevention_edit(
+        &self,
+        space: SpaceId,
+        edit: &mes_protocol::record::RecordEdit,
+    ) -> Result<String, ApiError> {
+        self.record_edit(
+            space,
+            PREVENTION,
+            &crate::record::edit::PREVENTION,
+            edit,
+            crate::record::check::prevention,
+        )
+        .await
+    }
+
+    /// Reminders due by `today + months`, from the profile's person and the prevention
+    /// record.
+    pub fn reminders(
+        &self,
+        space: SpaceId,
+        today: jiff::civil::Date,
+        months: u32,
+    ) -> Result<Vec<mes_protocol::record::ReminderItem>, ApiError> {
+        let (profile, _) = self.profile_get(space)?;
+        let (record, _) = self.prevention_get(space)?;
+        crate::record::check::reminders(&profile, &record, today, months)
+            .map_err(|e| api(ApiErrorCode::BadRequest, e))
     }
 
     /// Sets a note.

@@ -56,7 +56,20 @@ pub enum ApiCall {
     /// Edits the medical profile (F2); answers the id of the record touched.
     ProfileEdit {
         /// The edit.
-        edit: crate::record::ProfileEdit,
+        edit: crate::record::RecordEdit,
+    },
+    /// Vaccine doses and screenings done, and their conflicts (F2.4, F10).
+    PreventionGet,
+    /// Edits the prevention record (`doses`, `acts`); answers the id touched.
+    PreventionEdit {
+        /// The edit.
+        edit: crate::record::RecordEdit,
+    },
+    /// Vaccination and screening reminders due within `months` (F5.2, F10), from the
+    /// profile's birth date and sex and the prevention record.
+    Reminders {
+        /// Horizon.
+        months: u32,
     },
     /// Deletes a key.
     NoteDelete {
@@ -181,6 +194,15 @@ pub enum ApiReply {
     },
     /// The id of the record an edit touched.
     Touched(String),
+    /// The prevention record.
+    Prevention {
+        /// Doses and acts.
+        record: Box<crate::record::PreventionRecord>,
+        /// Fields concurrent edits left with several values.
+        conflicts: Vec<crate::record::Conflict>,
+    },
+    /// Reminders, by due date.
+    Reminders(Vec<crate::record::ReminderItem>),
     /// Log entries, verified.
     Log(Vec<String>),
     /// Inbox messages filed.

@@ -188,6 +188,101 @@ pub struct Situation {
     pub economic_difficulty: bool,
 }
 
+/// Who the profile is about (what prevention rules need; the hub's enrolment fills it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Person {
+    #[autosurgeon(missing = "Default::default")]
+    /// Name as shown.
+    pub name: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Birth date, YYYY-MM-DD.
+    pub birth_date: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// "F" or "M".
+    pub sex: String,
+}
+
+/// A vaccine dose (F2.4); `rule` names the calendar's vaccine (protocol/data/prevention.toml).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct VaccineDose {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Calendar rule id ("hexa", "mmr", "dtp_adult").
+    pub rule: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Date given, YYYY-MM-DD.
+    pub date: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Product name.
+    pub product: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Lot number.
+    pub lot: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Who recorded it.
+    pub source: Source,
+}
+
+/// A screening or check-up done (F10); `rule` names the programme.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct PreventionAct {
+    /// Stable id.
+    #[key]
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Programme rule id ("breast", "colorectal").
+    pub rule: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Date done, YYYY-MM-DD.
+    pub date: String,
+    #[autosurgeon(missing = "Default::default")]
+    /// Result as told.
+    pub result: String,
+}
+
+/// The prevention record: vaccine doses and screening acts (the `prevention` volume).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct PreventionRecord {
+    #[autosurgeon(missing = "Default::default")]
+    /// Vaccine doses.
+    pub doses: Vec<VaccineDose>,
+    #[autosurgeon(missing = "Default::default")]
+    /// Screenings and check-ups.
+    pub acts: Vec<PreventionAct>,
+}
+
+/// A reminder as the API carries it (dates as YYYY-MM-DD).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ReminderItem {
+    /// Rule id.
+    pub rule: String,
+    /// Dose number of a series.
+    pub dose: Option<u32>,
+    /// Label, French.
+    pub fr: String,
+    /// Label, English.
+    pub en: String,
+    /// Due from.
+    pub from: String,
+    /// Late after.
+    pub until: Option<String>,
+    /// "Upcoming", "Due" or "Late".
+    pub status: String,
+}
+
 /// The whole profile document.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
@@ -214,6 +309,9 @@ pub struct Profile {
     /// F2.9.
     #[autosurgeon(missing = "Default::default")]
     pub situation: Situation,
+    /// Who it is about.
+    #[autosurgeon(missing = "Default::default")]
+    pub person: Person,
 }
 
 /// A field that concurrent edits left with several values: the person resolves it.
@@ -236,13 +334,16 @@ pub const PROFILE_LISTS: &[&str] = &[
 ];
 
 /// The single-record sections, whose fields are set one by one.
-pub const PROFILE_FIELDS: &[&str] = &["wishes", "situation"];
+pub const PROFILE_FIELDS: &[&str] = &["person", "wishes", "situation"];
 
-/// An edit of the profile. Records travel as JSON text (checked against the types, so a
+/// The list sections of the prevention record.
+pub const PREVENTION_LISTS: &[&str] = &["doses", "acts"];
+
+/// An edit of a record document (the profile, the prevention record). Records travel as JSON text (checked against the types, so a
 /// misspelt field or a wrong type is refused with its name).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub enum ProfileEdit {
+pub enum RecordEdit {
     /// Adds a record to a list section, or replaces the one with the same `id` (a new id
     /// is given when it is empty or missing).
     Put {

@@ -3,12 +3,12 @@
 //! nothing.
 
 use mes_protocol::api::ApiErrorCode;
-use mes_protocol::record::ProfileEdit;
+use mes_protocol::record::RecordEdit;
 use mes_tests::{converged, device, pair, relay, target, until};
 use std::time::Duration;
 
-fn put(section: &str, record: &str) -> ProfileEdit {
-    ProfileEdit::Put {
+fn put(section: &str, record: &str) -> RecordEdit {
+    RecordEdit::Put {
         section: section.into(),
         record: record.into(),
     }
@@ -63,7 +63,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
     b.daemon
         .profile_edit(
             space,
-            &ProfileEdit::Set {
+            &RecordEdit::Set {
                 field: "situation.lives_alone".into(),
                 value: "true".into(),
             },
@@ -96,5 +96,78 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
     assert_eq!(e.code, ApiErrorCode::BadRequest);
     assert!(e.message.contains("boolean"), "{}", e.message);
     assert_eq!(a.daemon.profile_get(space)?, before);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prevention_record_and_reminders() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    let today = jiff::civil::date(2026, 11, 24);
+    let e = a.daemon.reminders(space, today, 3).unwrap_err();
+    assert!(e.message.contains("birth date"), "{}", e.message);
+    let set = |field: &str, value: &str| RecordEdit::Set {
+        field: field.into(),
+        value: value.into(),
+    };
+    // Inaya: a woman of 52.
+    a.daemon
+        .profile_edit(space, &set("person.birth_date", "1974-02-11"))
+        .await?;
+    a.daemon
+        .profile_edit(space, &set("person.sex", "F"))
+        .await?;
+    let rules = |r: &[mes_protocol::record::ReminderItem]| -> Vec<String> {
+        r.iter().map(|r| r.rule.clone()).collect()
+    };
+    let before = a.daemon.reminders(space, today, 3)?;
+    for rule in ["breast", "colorectal", "cervical"] {
+        assert!(
+            rules(&before).contains(&rule.to_string()),
+            "{rule}: {before:?}"
+        );
+    }
+    // A mammography last spring, recorded on the other device, satisfies the programme
+    // everywhere.
+    converged(&a.daemon, &b.daemon, space, "profile").await?;
+    b.daemon
+        .prevention_edit(
+            space,
+            &put(
+                "acts",
+                r#"{"rule":"breast","date":"2026-04-02","result":"normal"}"#,
+            ),
+        )
+        .await?;
+    converged(&a.daemon, &b.daemon, space, "prevention").await?;
+    let after = a.daemon.reminders(space, today, 3)?;
+    assert!(!rules(&after).contains(&"breast".to_string()), "{after:?}");
+    assert!(rules(&after).contains(&"colorectal".to_string()));
+
+    // Bad input is refused by name and changes nothing.
+    let record = a.daemon.prevention_get(space)?;
+    for (bad, named) in [
+        (r#"{"rule":"grippe","date":"2026-01-01"}"#, "grippe"),
+        (r#"{"rule":"mmr","date":"01/02/2026"}"#, "01/02/2026"),
+    ] {
+        let e = a
+            .daemon
+            .prevention_edit(space, &put("doses", bad))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, ApiErrorCode::BadRequest);
+        assert!(e.message.contains(named), "{}", e.message);
+    }
+    let e = a
+        .daemon
+        .profile_edit(space, &set("person.sex", "X"))
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("\"X\""), "{}", e.message);
+    assert_eq!(a.daemon.prevention_get(space)?, record);
     Ok(())
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mes_protocol::api::ApiCall;
 use mes_protocol::ids::{BlobId, DeviceId, SpaceId};
-use mes_protocol::record::ProfileEdit;
+use mes_protocol::record::RecordEdit;
 use std::path::PathBuf;
 
 use mes_daemon::api_client::ApiClient;
@@ -48,6 +48,15 @@ enum Command {
     /// contacts, wishes, situation.
     #[command(subcommand)]
     Profile(ProfileCmd),
+    /// Vaccine doses and screenings done (F2.4, F10).
+    #[command(subcommand)]
+    Prevention(PreventionCmd),
+    /// Vaccination and screening reminders (F5.2, F10).
+    Reminders {
+        /// How many months ahead.
+        #[arg(long, default_value_t = 3)]
+        months: u32,
+    },
     /// Journal (chained log volume).
     #[command(subcommand)]
     Log(LogCmd),
@@ -109,6 +118,22 @@ enum ProfileCmd {
     Rm { section: String, id: String },
     /// Set a field of wishes or situation, e.g. `mes profile set situation.lives_alone true`.
     Set { field: String, value: String },
+}
+
+#[derive(Subcommand)]
+enum PreventionCmd {
+    /// Print the doses and acts.
+    Show,
+    /// Record a dose or an act, e.g.
+    /// `mes prevention put doses '{"rule":"mmr","date":"2025-03-01"}'`.
+    Put {
+        /// doses or acts.
+        section: String,
+        /// The record as JSON.
+        record: String,
+    },
+    /// Remove a dose or an act.
+    Rm { section: String, id: String },
 }
 
 #[derive(Subcommand)]
@@ -222,14 +247,22 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Note(NoteCmd::List) => ApiCall::NoteList,
         Command::Note(NoteCmd::Rm { key }) => ApiCall::NoteDelete { key },
         Command::Profile(ProfileCmd::Show) => ApiCall::ProfileGet,
+        Command::Prevention(PreventionCmd::Show) => ApiCall::PreventionGet,
+        Command::Prevention(PreventionCmd::Put { section, record }) => ApiCall::PreventionEdit {
+            edit: RecordEdit::Put { section, record },
+        },
+        Command::Prevention(PreventionCmd::Rm { section, id }) => ApiCall::PreventionEdit {
+            edit: RecordEdit::Remove { section, id },
+        },
+        Command::Reminders { months } => ApiCall::Reminders { months },
         Command::Profile(ProfileCmd::Put { section, record }) => ApiCall::ProfileEdit {
-            edit: ProfileEdit::Put { section, record },
+            edit: RecordEdit::Put { section, record },
         },
         Command::Profile(ProfileCmd::Rm { section, id }) => ApiCall::ProfileEdit {
-            edit: ProfileEdit::Remove { section, id },
+            edit: RecordEdit::Remove { section, id },
         },
         Command::Profile(ProfileCmd::Set { field, value }) => ApiCall::ProfileEdit {
-            edit: ProfileEdit::Set { field, value },
+            edit: RecordEdit::Set { field, value },
         },
         Command::Log(LogCmd::Append { text }) => ApiCall::LogAppend { text },
         Command::Log(LogCmd::Read) => ApiCall::LogRead,

@@ -13,6 +13,10 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
                 serde_json::json!({ "profile": profile, "conflicts": conflicts }).to_string()
             }
             ApiReply::Touched(id) => serde_json::json!({ "id": id }).to_string(),
+            ApiReply::Prevention { record, conflicts } => {
+                serde_json::json!({ "record": record, "conflicts": conflicts }).to_string()
+            }
+            ApiReply::Reminders(r) => serde_json::json!({ "reminders": r }).to_string(),
             other => serde_json::to_string(other)?,
         });
     }
@@ -65,6 +69,30 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join("\n"),
         ApiReply::Log(l) | ApiReply::Inbox(l) => l.join("\n"),
+        ApiReply::Reminders(r) => r
+            .iter()
+            .map(|r| {
+                let status = match r.status.as_str() {
+                    "Late" => "en retard / late",
+                    "Due" => "à faire / due",
+                    _ => "à venir / upcoming",
+                };
+                let dose = r.dose.map(|d| format!(" (dose {d})")).unwrap_or_default();
+                format!("{}  {:<22} {}{} / {}", r.from, status, r.fr, dose, r.en)
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ApiReply::Prevention { record, conflicts } => {
+            let mut out = serde_json::to_string_pretty(record)?;
+            for c in conflicts {
+                out.push_str(&format!(
+                    "\nconflit / conflict: {} = {}",
+                    c.path,
+                    c.values.join(" | ")
+                ));
+            }
+            out
+        }
         ApiReply::Profile { profile, conflicts } => {
             // Readable and complete: the profile as indented JSON (French keys are the
             // TUI's job), then the conflicts to resolve.

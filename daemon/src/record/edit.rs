@@ -1,9 +1,32 @@
-//! Applying a [`ProfileEdit`] to a [`Profile`]: pure, and checked against the types (the
-//! edit goes through JSON, so a misspelt field or a wrong type is refused by name and
-//! nothing changes).
+//! Applying a [`RecordEdit`] to a record document (the profile, the prevention record):
+//! pure, and checked against the types (the edit goes through JSON, so a misspelt field
+//! or a wrong type is refused by name and nothing changes).
 
-use mes_protocol::record::{Profile, ProfileEdit, PROFILE_FIELDS, PROFILE_LISTS};
+use mes_protocol::record::RecordEdit;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::{Map, Value};
+
+/// The sections of a record document: lists of keyed records, and single records whose
+/// fields are set one by one.
+pub struct Sections {
+    /// List sections.
+    pub lists: &'static [&'static str],
+    /// Single-record sections.
+    pub fields: &'static [&'static str],
+}
+
+/// The profile's sections.
+pub const PROFILE: Sections = Sections {
+    lists: mes_protocol::record::PROFILE_LISTS,
+    fields: mes_protocol::record::PROFILE_FIELDS,
+};
+
+/// The prevention record's sections.
+pub const PREVENTION: Sections = Sections {
+    lists: mes_protocol::record::PREVENTION_LISTS,
+    fields: &[],
+};
 
 fn section<'a>(
     root: &'a mut Map<String, Value>,
@@ -20,18 +43,19 @@ fn section<'a>(
         .ok_or_else(|| format!("profile section {name:?} is missing"))
 }
 
-/// The edited profile and the id of the record touched (for `Set`, the field).
-pub fn apply(
-    profile: &Profile,
-    edit: &ProfileEdit,
+/// The edited document and the id of the record touched (for `Set`, the field).
+pub fn apply<T: Serialize + DeserializeOwned>(
+    doc: &T,
+    sections: &Sections,
+    edit: &RecordEdit,
     new_id: impl FnOnce() -> String,
-) -> Result<(Profile, String), String> {
-    let mut root = match serde_json::to_value(profile).map_err(|e| e.to_string())? {
+) -> Result<(T, String), String> {
+    let mut root = match serde_json::to_value(doc).map_err(|e| e.to_string())? {
         Value::Object(m) => m,
-        _ => unreachable!("a profile is a JSON object"),
+        _ => return Err("a record document is a JSON object".into()),
     };
     let touched = match edit {
-        ProfileEdit::Put {
+        RecordEdit::Put {
             section: name,
             record,
         } => {
@@ -45,7 +69,7 @@ pub fn apply(
                 _ => new_id(),
             };
             fields.insert("id".into(), Value::String(id.clone()));
-            let Value::Array(list) = section(&mut root, name, PROFILE_LISTS)? else {
+            let Value::Array(list) = section(&mut root, name, sections.lists)? else {
                 return Err(format!("profile section {name:?} is not a list"));
             };
             match list
@@ -57,8 +81,8 @@ pub fn apply(
             }
             id
         }
-        ProfileEdit::Remove { section: name, id } => {
-            let Value::Array(list) = section(&mut root, name, PROFILE_LISTS)? else {
+        RecordEdit::Remove { section: name, id } => {
+            let Value::Array(list) = section(&mut root, name, sections.lists)? else {
                 return Err(format!("profile section {name:?} is not a list"));
             };
             let before = list.len();
@@ -68,13 +92,13 @@ pub fn apply(
             }
             id.clone()
         }
-        ProfileEdit::Set { field, value } => {
+        RecordEdit::Set { field, value } => {
             let Some((name, key)) = field.split_once('.') else {
                 return Err(format!(
                     "{field:?} is not section.field (e.g. situation.lives_alone)"
                 ));
             };
-            let Value::Object(fields) = section(&mut root, name, PROFILE_FIELDS)? else {
+            let Value::Object(fields) = section(&mut root, name, sections.fields)? else {
                 return Err(format!("profile section {name:?} is not a record"));
             };
             if !fields.contains_key(key) {
@@ -89,7 +113,7 @@ pub fn apply(
             field.clone()
         }
     };
-    let edited: Profile =
+    let edited: T =
         serde_json::from_value(Value::Object(root)).map_err(|e| format!("refused: {e}"))?;
     Ok((edited, touched))
 }
@@ -97,9 +121,18 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mes_protocol::record::Profile;
 
-    fn put(section: &str, record: &str) -> ProfileEdit {
-        ProfileEdit::Put {
+    fn apply(
+        p: &Profile,
+        e: &RecordEdit,
+        id: impl FnOnce() -> String,
+    ) -> Result<(Profile, String), String> {
+        super::apply(p, &PROFILE, e, id)
+    }
+
+    fn put(section: &str, record: &str) -> RecordEdit {
+        RecordEdit::Put {
             section: section.into(),
             record: record.into(),
         }
@@ -124,7 +157,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.allergies.len(), 1, "same id replaces");
         assert_eq!(p.allergies[0].substance, "amoxicilline");
-        let set = |field: &str, value: &str| ProfileEdit::Set {
+        let set = |field: &str, value: &str| RecordEdit::Set {
             field: field.into(),
             value: value.into(),
         };
@@ -139,7 +172,7 @@ mod tests {
         assert_eq!(p.wishes.personal, "refus de transfusion");
         let (p, _) = apply(
             &p,
-            &ProfileEdit::Remove {
+            &RecordEdit::Remove {
                 section: "allergies".into(),
                 id: "a1".into(),
             },
@@ -160,7 +193,7 @@ mod tests {
         assert!(e.contains("boolean"), "{e}");
         let e = apply(&p, &put("allergies", "not json"), || "x".into()).unwrap_err();
         assert!(e.contains("not JSON"), "{e}");
-        let set = |field: &str, value: &str| ProfileEdit::Set {
+        let set = |field: &str, value: &str| RecordEdit::Set {
             field: field.into(),
             value: value.into(),
         };
@@ -170,7 +203,7 @@ mod tests {
         assert!(e.contains("boolean"), "{e}");
         let e = apply(
             &p,
-            &ProfileEdit::Remove {
+            &RecordEdit::Remove {
                 section: "allergies".into(),
                 id: "zz".into(),
             },

@@ -2,6 +2,7 @@
 //! document reconciled from and hydrated into Rust types with autosurgeon, plus the
 //! conflict report every record kind shares.
 
+pub mod check;
 pub mod edit;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};

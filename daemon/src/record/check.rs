@@ -1,0 +1,106 @@
+//! What the types alone cannot check: dates, sexes and rule ids of record documents, and
+//! the reminders computed from them (F10).
+
+use jiff::civil::Date;
+use mes_protocol::prevention::{evaluate, History, Months, Policy, Sex};
+use mes_protocol::record::{PreventionRecord, Profile, ReminderItem};
+
+fn date(what: &str, s: &str) -> Result<Date, String> {
+    s.parse::<Date>()
+        .map_err(|_| format!("{what} {s:?} is not a date like 2026-11-24"))
+}
+
+fn sex(s: &str) -> Result<Sex, String> {
+    match s {
+        "F" => Ok(Sex::F),
+        "M" => Ok(Sex::M),
+        _ => Err(format!("sex {s:?} must be \"F\" or \"M\"")),
+    }
+}
+
+/// The profile: its person's birth date and sex, when given.
+pub fn profile(p: &Profile) -> Result<(), String> {
+    if !p.person.birth_date.is_empty() {
+        date("birth_date", &p.person.birth_date)?;
+    }
+    if !p.person.sex.is_empty() {
+        sex(&p.person.sex)?;
+    }
+    Ok(())
+}
+
+/// The prevention record: every rule known to the shipped policy, every date a date.
+pub fn prevention(r: &PreventionRecord) -> Result<(), String> {
+    let policy = Policy::builtin();
+    let vaccines: Vec<&str> = policy.vaccine.iter().map(|v| v.id.as_str()).collect();
+    let programmes: Vec<&str> = policy.programme.iter().map(|p| p.id.as_str()).collect();
+    for d in &r.doses {
+        if !vaccines.contains(&d.rule.as_str()) {
+            return Err(format!(
+                "unknown vaccine {:?}; known: {}",
+                d.rule,
+                vaccines.join(", ")
+            ));
+        }
+        date("date", &d.date)?;
+    }
+    for a in &r.acts {
+        if !programmes.contains(&a.rule.as_str()) {
+            return Err(format!(
+                "unknown programme {:?}; known: {}",
+                a.rule,
+                programmes.join(", ")
+            ));
+        }
+        date("date", &a.date)?;
+    }
+    Ok(())
+}
+
+/// Reminders due by `today + months`.
+pub fn reminders(
+    profile: &Profile,
+    record: &PreventionRecord,
+    today: Date,
+    months: u32,
+) -> Result<Vec<ReminderItem>, String> {
+    if profile.person.birth_date.is_empty() || profile.person.sex.is_empty() {
+        return Err(
+            "reminders need the person's birth date and sex: mes profile set person.birth_date 1990-05-04; mes profile set person.sex F".into(),
+        );
+    }
+    let birth = date("birth_date", &profile.person.birth_date)?;
+    let sex = sex(&profile.person.sex)?;
+    let mut history = History::new();
+    for d in &record.doses {
+        history
+            .entry(d.rule.clone())
+            .or_default()
+            .push(date("date", &d.date)?);
+    }
+    for a in &record.acts {
+        history
+            .entry(a.rule.clone())
+            .or_default()
+            .push(date("date", &a.date)?);
+    }
+    Ok(evaluate(
+        Policy::builtin(),
+        birth,
+        sex,
+        &history,
+        today,
+        Months(months),
+    )
+    .into_iter()
+    .map(|r| ReminderItem {
+        rule: r.rule,
+        dose: r.dose,
+        fr: r.fr,
+        en: r.en,
+        from: r.from.to_string(),
+        until: r.until.map(|u| u.to_string()),
+        status: format!("{:?}", r.status),
+    })
+    .collect())
+}
