@@ -2,6 +2,23 @@
 
 use mes_protocol::api::ApiReply;
 
+/// A record document, readable and complete: indented JSON (French labels are the TUI's
+/// job), then the conflicts the person has to resolve.
+fn with_conflicts(
+    doc: &impl serde::Serialize,
+    conflicts: &[mes_protocol::record::Conflict],
+) -> anyhow::Result<String> {
+    let mut out = serde_json::to_string_pretty(doc)?;
+    for c in conflicts {
+        out.push_str(&format!(
+            "\nconflit / conflict: {} = {}",
+            c.path,
+            c.values.join(" | ")
+        ));
+    }
+    Ok(out)
+}
+
 /// Renders a reply.
 pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
     if json {
@@ -82,30 +99,8 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             })
             .collect::<Vec<_>>()
             .join("\n"),
-        ApiReply::Prevention { record, conflicts } => {
-            let mut out = serde_json::to_string_pretty(record)?;
-            for c in conflicts {
-                out.push_str(&format!(
-                    "\nconflit / conflict: {} = {}",
-                    c.path,
-                    c.values.join(" | ")
-                ));
-            }
-            out
-        }
-        ApiReply::Profile { profile, conflicts } => {
-            // Readable and complete: the profile as indented JSON (French keys are the
-            // TUI's job), then the conflicts to resolve.
-            let mut out = serde_json::to_string_pretty(profile)?;
-            for c in conflicts {
-                out.push_str(&format!(
-                    "\nconflit / conflict: {} = {}",
-                    c.path,
-                    c.values.join(" | ")
-                ));
-            }
-            out
-        }
+        ApiReply::Prevention { record, conflicts } => with_conflicts(record, conflicts)?,
+        ApiReply::Profile { profile, conflicts } => with_conflicts(profile, conflicts)?,
         ApiReply::Touched(id) => id.clone(),
         ApiReply::Blob { blob, size } => format!("{blob} ({size} octets / bytes)"),
         ApiReply::Written { path, size } => format!("{path} ({size} octets / bytes)"),
@@ -127,4 +122,30 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join("\n"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mes_protocol::record::{Conflict, Profile};
+
+    #[test]
+    fn a_record_shows_its_conflicts_in_text_and_json() {
+        let r = ApiReply::Profile {
+            profile: Box::new(Profile::default()),
+            conflicts: vec![Conflict {
+                path: "allergies/0/reaction".into(),
+                values: vec!["choc".into(), "œdème".into()],
+            }],
+        };
+        let text = reply(&r, false).unwrap();
+        assert!(text.starts_with('{'), "{text}");
+        assert!(
+            text.ends_with("conflit / conflict: allergies/0/reaction = choc | œdème"),
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&reply(&r, true).unwrap()).unwrap();
+        assert_eq!(json["conflicts"][0]["values"][1], "œdème");
+        assert_eq!(json["profile"]["allergies"], serde_json::json!([]));
+    }
 }
