@@ -129,30 +129,34 @@ pub async fn handle(
         NoteGet { key } => ApiReply::Values(d.note_get(d.resolve_space(space).await?, &key)?),
         NoteList => ApiReply::Notes(d.note_list(d.resolve_space(space).await?)?),
         ProfileGet => {
-            let (profile, conflicts) = d.profile_get(d.resolve_space(space).await?)?;
+            let (profile, conflicts) = d.record_get(d.resolve_space(space).await?)?;
             ApiReply::Profile {
                 profile: Box::new(profile),
                 conflicts,
             }
         }
         PreventionGet => {
-            let (record, conflicts) = d.prevention_get(d.resolve_space(space).await?)?;
+            let (record, conflicts) = d.record_get(d.resolve_space(space).await?)?;
             ApiReply::Prevention {
                 record: Box::new(record),
                 conflicts,
             }
         }
         PreventionEdit { edit } => ApiReply::Touched(
-            d.prevention_edit(d.resolve_space(space).await?, &edit)
-                .await?,
+            d.record_edit::<mes_protocol::record::PreventionRecord>(
+                d.resolve_space(space).await?,
+                &edit,
+            )
+            .await?,
         ),
         Reminders { months } => {
             let today = jiff::Zoned::now().date();
             ApiReply::Reminders(d.reminders(d.resolve_space(space).await?, today, months)?)
         }
-        ProfileEdit { edit } => {
-            ApiReply::Touched(d.profile_edit(d.resolve_space(space).await?, &edit).await?)
-        }
+        ProfileEdit { edit } => ApiReply::Touched(
+            d.record_edit::<mes_protocol::record::Profile>(d.resolve_space(space).await?, &edit)
+                .await?,
+        ),
         NoteDelete { key } => {
             d.note_delete(d.resolve_space(space).await?, &key).await?;
             ApiReply::Done

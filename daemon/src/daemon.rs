@@ -438,14 +438,13 @@ impl Daemon {
         Ok(true)
     }
 
-    /// A record document of a volume and its conflicts.
-    fn record_get<T: autosurgeon::Hydrate + Default>(
+    /// A record document (the profile, the prevention record) and its conflicts.
+    pub fn record_get<T: crate::record::RecordDoc>(
         &self,
         space: SpaceId,
-        label: &str,
     ) -> Result<(T, Vec<crate::record::Conflict>), ApiError> {
         let st = self.state();
-        let volume = Self::volume_of(&st, space, label)?;
+        let volume = Self::volume_of(&st, space, T::LABEL)?;
         match &st.volumes[&volume].replica {
             Replica::Doc(d) => Ok((
                 d.hydrate()
@@ -454,104 +453,44 @@ impl Daemon {
             )),
             _ => Err(api(
                 ApiErrorCode::Internal,
-                format!("{label} volume is not a document"),
+                format!("{} volume is not a document", T::LABEL),
             )),
         }
     }
 
-    /// Edits a record document, checks the result with `check`; acknowledged after the
-    /// flush. The id of the record touched.
-    async fn record_edit<T>(
+    /// Edits a record document, checked against its type and [`RecordDoc::check`];
+    /// acknowledged after the flush. The id of the record touched.
+    ///
+    /// [`RecordDoc::check`]: crate::record::RecordDoc::check
+    pub async fn record_edit<T: crate::record::RecordDoc>(
         &self,
         space: SpaceId,
-        label: &str,
-        sections: &crate::record::edit::Sections,
         edit: &mes_protocol::record::RecordEdit,
-        check: impl FnOnce(&T) -> Result<(), String>,
-    ) -> Result<String, ApiError>
-    where
-        T: autosurgeon::Hydrate
-            + autosurgeon::Reconcile
-            + Default
-            + serde::Serialize
-            + serde::de::DeserializeOwned,
-    {
+    ) -> Result<String, ApiError> {
         let mut touched = String::new();
-        self.local_change(space, label, |v, _| {
+        self.local_change(space, T::LABEL, |v, _| {
             let Replica::Doc(d) = &mut v.replica else {
                 return Err(api(
                     ApiErrorCode::Internal,
-                    format!("{label} volume is not a document"),
+                    format!("{} volume is not a document", T::LABEL),
                 ));
             };
             let current: T = d
                 .hydrate()
                 .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
-            let (edited, id) = crate::record::edit::apply(&current, sections, edit, || {
+            let (edited, id) = crate::record::edit::apply(&current, &T::SECTIONS, edit, || {
                 hex::encode(rand::Rng::gen::<[u8; 6]>(&mut OsRng))
             })
             .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
-            check(&edited).map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            edited
+                .check()
+                .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
             touched = id;
             d.reconcile(&edited)
                 .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
         })
         .await?;
         Ok(touched)
-    }
-
-    /// The medical profile and its conflicts.
-    pub fn profile_get(
-        &self,
-        space: SpaceId,
-    ) -> Result<(mes_protocol::record::Profile, Vec<crate::record::Conflict>), ApiError> {
-        self.record_get(space, PROFILE)
-    }
-
-    /// Edits the medical profile.
-    pub async fn profile_edit(
-        &self,
-        space: SpaceId,
-        edit: &mes_protocol::record::RecordEdit,
-    ) -> Result<String, ApiError> {
-        self.record_edit(
-            space,
-            PROFILE,
-            &crate::record::edit::PROFILE,
-            edit,
-            crate::record::check::profile,
-        )
-        .await
-    }
-
-    /// The prevention record and its conflicts.
-    pub fn prevention_get(
-        &self,
-        space: SpaceId,
-    ) -> Result<
-        (
-            mes_protocol::record::PreventionRecord,
-            Vec<crate::record::Conflict>,
-        ),
-        ApiError,
-    > {
-        self.record_get(space, PREVENTION)
-    }
-
-    /// Edits the prevention record.
-    pub async fn prevention_edit(
-        &self,
-        space: SpaceId,
-        edit: &mes_protocol::record::RecordEdit,
-    ) -> Result<String, ApiError> {
-        self.record_edit(
-            space,
-            PREVENTION,
-            &crate::record::edit::PREVENTION,
-            edit,
-            crate::record::check::prevention,
-        )
-        .await
     }
 
     /// Reminders due by `today + months`, from the profile's person and the prevention
@@ -562,8 +501,8 @@ impl Daemon {
         today: jiff::civil::Date,
         months: u32,
     ) -> Result<Vec<mes_protocol::record::ReminderItem>, ApiError> {
-        let (profile, _) = self.profile_get(space)?;
-        let (record, _) = self.prevention_get(space)?;
+        let (profile, _) = self.record_get(space)?;
+        let (record, _) = self.record_get(space)?;
         crate::record::check::reminders(&profile, &record, today, months)
             .map_err(|e| api(ApiErrorCode::BadRequest, e))
     }

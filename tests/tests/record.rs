@@ -3,7 +3,7 @@
 //! nothing.
 
 use mes_protocol::api::ApiErrorCode;
-use mes_protocol::record::RecordEdit;
+use mes_protocol::record::{PreventionRecord, Profile, RecordEdit};
 use mes_tests::{converged, device, pair, relay, target, until};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
     let space = pair(&a.daemon, &b.daemon).await?;
     let id = a
         .daemon
-        .profile_edit(
+        .record_edit::<Profile>(
             space,
             &put(
                 "allergies",
@@ -34,7 +34,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
         )
         .await?;
     converged(&a.daemon, &b.daemon, space, "profile").await?;
-    assert_eq!(b.daemon.profile_get(space)?.0.allergies[0].id, id);
+    assert_eq!(b.daemon.record_get::<Profile>(space)?.0.allergies[0].id, id);
 
     // Offline, both edit: different records and fields, and the same field.
     r.shutdown().await;
@@ -48,11 +48,13 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
         )
     };
     a.daemon
-        .profile_edit(space, &reaction("choc anaphylactique"))
+        .record_edit::<Profile>(space, &reaction("choc anaphylactique"))
         .await?;
-    b.daemon.profile_edit(space, &reaction("œdème")).await?;
+    b.daemon
+        .record_edit::<Profile>(space, &reaction("œdème"))
+        .await?;
     a.daemon
-        .profile_edit(
+        .record_edit::<Profile>(
             space,
             &put(
                 "treatments",
@@ -61,7 +63,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
         )
         .await?;
     b.daemon
-        .profile_edit(
+        .record_edit::<Profile>(
             space,
             &RecordEdit::Set {
                 field: "situation.lives_alone".into(),
@@ -72,7 +74,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
     let _r = relay(dir.path(), Some(addr), false).await?;
     converged(&a.daemon, &b.daemon, space, "profile").await?;
     for d in [&a.daemon, &b.daemon] {
-        let (p, conflicts) = d.profile_get(space)?;
+        let (p, conflicts) = d.record_get::<Profile>(space)?;
         assert_eq!(p.treatments[0].label, "metformine");
         assert!(p.situation.lives_alone);
         assert_eq!(conflicts.len(), 1, "{conflicts:?}");
@@ -81,21 +83,21 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
     }
     // Resolving: writing the field again settles it everywhere.
     a.daemon
-        .profile_edit(space, &reaction("choc anaphylactique"))
+        .record_edit::<Profile>(space, &reaction("choc anaphylactique"))
         .await?;
     converged(&a.daemon, &b.daemon, space, "profile").await?;
-    assert!(b.daemon.profile_get(space)?.1.is_empty());
+    assert!(b.daemon.record_get::<Profile>(space)?.1.is_empty());
 
     // Bad input is refused by name and changes nothing.
-    let before = a.daemon.profile_get(space)?;
+    let before = a.daemon.record_get::<Profile>(space)?;
     let e = a
         .daemon
-        .profile_edit(space, &put("allergies", r#"{"major":"oui"}"#))
+        .record_edit::<Profile>(space, &put("allergies", r#"{"major":"oui"}"#))
         .await
         .unwrap_err();
     assert_eq!(e.code, ApiErrorCode::BadRequest);
     assert!(e.message.contains("boolean"), "{}", e.message);
-    assert_eq!(a.daemon.profile_get(space)?, before);
+    assert_eq!(a.daemon.record_get::<Profile>(space)?, before);
     Ok(())
 }
 
@@ -116,10 +118,10 @@ async fn prevention_record_and_reminders() -> anyhow::Result<()> {
     };
     // Inaya: a woman of 52.
     a.daemon
-        .profile_edit(space, &set("person.birth_date", "1974-02-11"))
+        .record_edit::<Profile>(space, &set("person.birth_date", "1974-02-11"))
         .await?;
     a.daemon
-        .profile_edit(space, &set("person.sex", "F"))
+        .record_edit::<Profile>(space, &set("person.sex", "F"))
         .await?;
     let rules = |r: &[mes_protocol::record::ReminderItem]| -> Vec<String> {
         r.iter().map(|r| r.rule.clone()).collect()
@@ -135,7 +137,7 @@ async fn prevention_record_and_reminders() -> anyhow::Result<()> {
     // everywhere.
     converged(&a.daemon, &b.daemon, space, "profile").await?;
     b.daemon
-        .prevention_edit(
+        .record_edit::<PreventionRecord>(
             space,
             &put(
                 "acts",
@@ -149,14 +151,14 @@ async fn prevention_record_and_reminders() -> anyhow::Result<()> {
     assert!(rules(&after).contains(&"colorectal".to_string()));
 
     // Bad input is refused by name and changes nothing.
-    let record = a.daemon.prevention_get(space)?;
+    let record = a.daemon.record_get::<PreventionRecord>(space)?;
     for (bad, named) in [
         (r#"{"rule":"grippe","date":"2026-01-01"}"#, "grippe"),
         (r#"{"rule":"mmr","date":"01/02/2026"}"#, "01/02/2026"),
     ] {
         let e = a
             .daemon
-            .prevention_edit(space, &put("doses", bad))
+            .record_edit::<PreventionRecord>(space, &put("doses", bad))
             .await
             .unwrap_err();
         assert_eq!(e.code, ApiErrorCode::BadRequest);
@@ -164,10 +166,10 @@ async fn prevention_record_and_reminders() -> anyhow::Result<()> {
     }
     let e = a
         .daemon
-        .profile_edit(space, &set("person.sex", "X"))
+        .record_edit::<Profile>(space, &set("person.sex", "X"))
         .await
         .unwrap_err();
     assert!(e.message.contains("\"X\""), "{}", e.message);
-    assert_eq!(a.daemon.prevention_get(space)?, record);
+    assert_eq!(a.daemon.record_get::<PreventionRecord>(space)?, record);
     Ok(())
 }

@@ -7,6 +7,39 @@ pub mod edit;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
 pub use mes_protocol::record::Conflict;
+use mes_protocol::record::{PreventionRecord, Profile};
+
+/// A record document kind: its volume, its sections and what the types cannot check.
+pub trait RecordDoc:
+    autosurgeon::Hydrate
+    + autosurgeon::Reconcile
+    + Default
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+{
+    /// The volume's label.
+    const LABEL: &'static str;
+    /// Its sections.
+    const SECTIONS: edit::Sections;
+    /// Checks an edited document before it is written.
+    fn check(&self) -> Result<(), String>;
+}
+
+impl RecordDoc for Profile {
+    const LABEL: &'static str = crate::daemon::PROFILE;
+    const SECTIONS: edit::Sections = edit::PROFILE;
+    fn check(&self) -> Result<(), String> {
+        check::profile(self)
+    }
+}
+
+impl RecordDoc for PreventionRecord {
+    const LABEL: &'static str = crate::daemon::PREVENTION;
+    const SECTIONS: edit::Sections = edit::PREVENTION;
+    fn check(&self) -> Result<(), String> {
+        check::prevention(self)
+    }
+}
 
 /// Every conflicting field of a document, in path order.
 pub fn conflicts(doc: &impl ReadDoc) -> Vec<Conflict> {
