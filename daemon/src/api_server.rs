@@ -149,6 +149,7 @@ pub async fn handle(
             )
             .await?,
         ),
+        EmergencyNumbers => ApiReply::EmergencyNumbers(mes_protocol::emergency::builtin().to_vec()),
         Reminders { months } => {
             let today = jiff::Zoned::now().date();
             ApiReply::Reminders(d.reminders(d.resolve_space(space).await?, today, months)?)

@@ -65,6 +65,8 @@ pub enum ApiCall {
         /// The edit.
         edit: crate::record::RecordEdit,
     },
+    /// The emergency and help numbers directory (F10).
+    EmergencyNumbers,
     /// Vaccination and screening reminders due within `months` (F5.2, F10), from the
     /// profile's birth date and sex and the prevention record.
     Reminders {
@@ -203,6 +205,8 @@ pub enum ApiReply {
     },
     /// Reminders, by due date.
     Reminders(Vec<crate::record::ReminderItem>),
+    /// Emergency and help numbers.
+    EmergencyNumbers(Vec<crate::emergency::EmergencyNumber>),
     /// Log entries, verified.
     Log(Vec<String>),
     /// Inbox messages filed.

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 /// One number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyNumber {
     /// What to dial.

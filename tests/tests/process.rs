@@ -291,6 +291,19 @@ async fn mes_subcommands_drive_sync_from_scripts() -> anyhow::Result<()> {
             .contains("boolean"),
         "{out}"
     );
+    // The emergency directory (F10), for people and scripts.
+    let (code, human) = mes(s, &["emergency-numbers"])?;
+    assert_eq!(code, 0);
+    assert!(
+        human.starts_with("15 ") && human.contains("SAMU"),
+        "{human}"
+    );
+    let (code, out) = mes(s, &["emergency-numbers", "--json"])?;
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(v["numbers"]
+        .as_array()
+        .is_some_and(|n| n.iter().any(|n| n["number"] == "3114")));
     child.kill()?;
     child.wait()?;
     Ok(())

@@ -57,6 +57,8 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         months: u32,
     },
+    /// Emergency and help numbers (15, 17, 18, 112, 114, ...).
+    EmergencyNumbers,
     /// Journal (chained log volume).
     #[command(subcommand)]
     Log(LogCmd),
@@ -255,6 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             edit: RecordEdit::Remove { section, id },
         },
         Command::Reminders { months } => ApiCall::Reminders { months },
+        Command::EmergencyNumbers => ApiCall::EmergencyNumbers,
         Command::Profile(ProfileCmd::Put { section, record }) => ApiCall::ProfileEdit {
             edit: RecordEdit::Put { section, record },
         },

@@ -34,6 +34,7 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
                 serde_json::json!({ "record": record, "conflicts": conflicts }).to_string()
             }
             ApiReply::Reminders(r) => serde_json::json!({ "reminders": r }).to_string(),
+            ApiReply::EmergencyNumbers(n) => serde_json::json!({ "numbers": n }).to_string(),
             other => serde_json::to_string(other)?,
         });
     }
@@ -97,6 +98,11 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
                 let dose = r.dose.map(|d| format!(" (dose {d})")).unwrap_or_default();
                 format!("{}  {:<22} {}{} / {}", r.from, status, r.fr, dose, r.en)
             })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ApiReply::EmergencyNumbers(n) => n
+            .iter()
+            .map(|n| format!("{:<8} {}\n         {}", n.number, n.fr, n.en))
             .collect::<Vec<_>>()
             .join("\n"),
         ApiReply::Prevention { record, conflicts } => with_conflicts(record, conflicts)?,
