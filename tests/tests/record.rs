@@ -4,7 +4,7 @@
 
 use mes_protocol::api::ApiErrorCode;
 use mes_protocol::record::{PreventionRecord, Profile, RecordEdit};
-use mes_tests::{converged, device, pair, relay, target, until};
+use mes_tests::{converged, paired, relay, until, Paired};
 use std::time::Duration;
 
 fn put(section: &str, record: &str) -> RecordEdit {
@@ -16,13 +16,15 @@ fn put(section: &str, record: &str) -> RecordEdit {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
+    let Paired {
+        dir,
+        relay: r,
+        a,
+        b,
+        space,
+        ..
+    } = paired().await?;
     let addr = r.ready.address;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
     let id = a
         .daemon
         .record_edit::<Profile>(
@@ -103,12 +105,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prevention_record_and_reminders() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
-    let a = device(dir.path(), "a", &t).await?;
-    let b = device(dir.path(), "b", &t).await?;
-    let space = pair(&a.daemon, &b.daemon).await?;
+    let Paired { a, b, space, .. } = paired().await?;
     let today = jiff::civil::date(2026, 11, 24);
     let e = a.daemon.reminders(space, today, 3).unwrap_err();
     assert!(e.message.contains("birth date"), "{}", e.message);

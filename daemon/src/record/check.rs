@@ -29,30 +29,27 @@ pub fn profile(p: &Profile) -> Result<(), String> {
     Ok(())
 }
 
+/// A rule id the policy knows (`what`: "vaccine" or "programme") and a date.
+fn known(what: &str, rule: &str, at: &str, ids: &[&str]) -> Result<(), String> {
+    if !ids.contains(&rule) {
+        return Err(format!(
+            "unknown {what} {rule:?}; known: {}",
+            ids.join(", ")
+        ));
+    }
+    date("date", at).map(|_| ())
+}
+
 /// The prevention record: every rule known to the shipped policy, every date a date.
 pub fn prevention(r: &PreventionRecord) -> Result<(), String> {
     let policy = Policy::builtin();
     let vaccines: Vec<&str> = policy.vaccine.iter().map(|v| v.id.as_str()).collect();
     let programmes: Vec<&str> = policy.programme.iter().map(|p| p.id.as_str()).collect();
     for d in &r.doses {
-        if !vaccines.contains(&d.rule.as_str()) {
-            return Err(format!(
-                "unknown vaccine {:?}; known: {}",
-                d.rule,
-                vaccines.join(", ")
-            ));
-        }
-        date("date", &d.date)?;
+        known("vaccine", &d.rule, &d.date, &vaccines)?;
     }
     for a in &r.acts {
-        if !programmes.contains(&a.rule.as_str()) {
-            return Err(format!(
-                "unknown programme {:?}; known: {}",
-                a.rule,
-                programmes.join(", ")
-            ));
-        }
-        date("date", &a.date)?;
+        known("programme", &a.rule, &a.date, &programmes)?;
     }
     Ok(())
 }
