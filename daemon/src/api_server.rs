@@ -128,36 +128,75 @@ pub async fn handle(
         }
         NoteGet { key } => ApiReply::Values(d.note_get(d.resolve_space(space).await?, &key)?),
         NoteList => ApiReply::Notes(d.note_list(d.resolve_space(space).await?)?),
-        ProfileGet => {
-            let (profile, conflicts) = d.record_get(d.resolve_space(space).await?)?;
-            ApiReply::Profile {
-                profile: Box::new(profile),
-                conflicts,
+        RecordGet { kind } => {
+            let (record, conflicts) = crate::record::get(d, d.resolve_space(space).await?, kind)?;
+            ApiReply::Record { record, conflicts }
+        }
+        RecordEdit { kind, edit } => ApiReply::Touched(
+            crate::record::edit(d, d.resolve_space(space).await?, kind, &edit).await?,
+        ),
+        DocAdd { doc } => ApiReply::Document(Box::new(
+            d.doc_add(d.resolve_space(space).await?, &doc).await?,
+        )),
+        DocSearch { query } => {
+            ApiReply::Documents(d.doc_search(d.resolve_space(space).await?, &query)?)
+        }
+        DocGet { id, out } => {
+            let size = d
+                .doc_get(d.resolve_space(space).await?, &id, Path::new(&out))
+                .await?;
+            ApiReply::Written { path: out, size }
+        }
+        DocHide { id, hidden } => ApiReply::Document(Box::new(
+            d.doc_hide(d.resolve_space(space).await?, &id, hidden)
+                .await?,
+        )),
+        MeasureAdd { points } => ApiReply::Touched(
+            d.measure_add(d.resolve_space(space).await?, points)
+                .await?
+                .to_string(),
+        ),
+        MeasureList { query } => {
+            ApiReply::Measurements(d.measure_list(d.resolve_space(space).await?, &query)?)
+        }
+        AgendaList { from, months } => {
+            let from = if from.is_empty() {
+                jiff::Zoned::now().date()
+            } else {
+                from.parse().map_err(|_| {
+                    ApiError::new(
+                        ApiErrorCode::BadRequest,
+                        format!("from {from:?} is not a date like 2026-11-24"),
+                    )
+                })?
+            };
+            ApiReply::Agenda(d.agenda_list(d.resolve_space(space).await?, from, months)?)
+        }
+        MessagePost { message, subject } => ApiReply::Touched(
+            d.message_post(d.resolve_space(space).await?, message, &subject)
+                .await?,
+        ),
+        MessageRead { id } => {
+            d.message_read(d.resolve_space(space).await?, &id).await?;
+            ApiReply::Done
+        }
+        Export { out } => {
+            let (files, bytes) =
+                crate::export::export(d, d.resolve_space(space).await?, Path::new(&out)).await?;
+            ApiReply::Exported {
+                path: out,
+                files,
+                bytes,
             }
         }
-        PreventionGet => {
-            let (record, conflicts) = d.record_get(d.resolve_space(space).await?)?;
-            ApiReply::Prevention {
-                record: Box::new(record),
-                conflicts,
-            }
-        }
-        PreventionEdit { edit } => ApiReply::Touched(
-            d.record_edit::<mes_protocol::record::PreventionRecord>(
-                d.resolve_space(space).await?,
-                &edit,
-            )
-            .await?,
+        ImportFhir { path } => ApiReply::Imported(
+            crate::export::import(d, d.resolve_space(space).await?, Path::new(&path)).await?,
         ),
         EmergencyNumbers => ApiReply::EmergencyNumbers(mes_protocol::emergency::builtin().to_vec()),
         Reminders { months } => {
             let today = jiff::Zoned::now().date();
             ApiReply::Reminders(d.reminders(d.resolve_space(space).await?, today, months)?)
         }
-        ProfileEdit { edit } => ApiReply::Touched(
-            d.record_edit::<mes_protocol::record::Profile>(d.resolve_space(space).await?, &edit)
-                .await?,
-        ),
         NoteDelete { key } => {
             d.note_delete(d.resolve_space(space).await?, &key).await?;
             ApiReply::Done

@@ -1,127 +1,330 @@
-//! Encrypted blobs: a file is sealed chunk by chunk under its own key, uploaded to the
-//! relay addressed by the hash of its ciphertext, and its reference (id, key, sizes) is
-//! kept in the space's notes document, so every reader device can fetch it on demand.
-//! Files are streamed in both directions; memory use is one chunk.
+//! Encrypted blobs (document files): a file is sealed chunk by chunk under its own key into
+//! this device's blob cache (`<data>/blobs/<id>`, ciphertext only), addressed by the hash
+//! of its ciphertext, and uploaded to the relay when online (a pending marker survives a
+//! restart). Reading decrypts from the cache, fetching from the relay first when the blob
+//! was added on another device (then kept: fetched on demand, cached). Memory use is one
+//! chunk in both directions.
+//!
+//! The reference (id, key, sizes) lives in an encrypted volume: a document's metadata, or
+//! for a bare `mes blob put` the space's notes document.
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::blob::{open_chunk, seal_chunk, BlobRef, CHUNK_PLAINTEXT};
+use mes_protocol::blob::{open_chunk, seal_chunk, BlobRef, CHUNK_CIPHERTEXT, CHUNK_PLAINTEXT};
 use mes_protocol::ids::{BlobId, SpaceId};
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::wire::{Reply, Request};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::daemon::{Daemon, NOTES};
+use crate::client::RelayClient;
+use crate::daemon::{Daemon, SyncError, NOTES};
 use crate::volume::Replica;
 
 fn err(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
     ApiError::new(code, m)
 }
 
-/// The notes key holding a blob's reference.
+fn storage(e: std::io::Error) -> ApiError {
+    err(ApiErrorCode::Storage, format!("blob cache: {e}"))
+}
+
+/// Where blobs are cached and how large a document may be.
+#[derive(Clone, Debug)]
+pub struct Files {
+    /// The cache directory.
+    pub blob_dir: PathBuf,
+    /// Largest file accepted (bytes).
+    pub max_document_bytes: u64,
+}
+
+/// The default largest document: 64 MiB.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 64 << 20;
+
+impl Files {
+    fn cached(&self, id: BlobId) -> PathBuf {
+        self.blob_dir.join(id.to_string())
+    }
+    fn pending_dir(&self) -> PathBuf {
+        self.blob_dir.join("pending")
+    }
+}
+
+/// The notes key holding a bare blob's reference.
 pub fn ref_key(id: BlobId) -> String {
     format!("_blob/{id}")
 }
 
-/// A file read chunk by chunk, each chunk sealed (deterministic for a given key).
-struct SealedChunks {
-    file: std::fs::File,
-    len: u64,
-    count: u64,
-    next: u64,
-    buf: Vec<u8>,
+/// Seals a file into the cache under a fresh key; returns its reference. Refuses an
+/// unreadable file or one over the configured size, naming it.
+pub fn seal_into_cache(files: &Files, path: &Path) -> Result<BlobRef, ApiError> {
+    seal_with(files, path, SymmetricKey::generate(&mut rand::rngs::OsRng))
 }
 
-impl SealedChunks {
-    fn open(path: &Path) -> Result<Self, ApiError> {
-        let file = std::fs::File::open(path).map_err(|e| {
-            err(
-                ApiErrorCode::BadRequest,
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|e| err(ApiErrorCode::BadRequest, e.to_string()))?
-            .len();
-        Ok(SealedChunks {
-            file,
-            len,
-            count: len.div_ceil(CHUNK_PLAINTEXT as u64).max(1),
-            next: 0,
-            buf: vec![0u8; CHUNK_PLAINTEXT],
-        })
-    }
-
-    fn next(&mut self, key: &SymmetricKey) -> Result<Option<(u64, bool, Vec<u8>)>, ApiError> {
-        if self.next == self.count {
-            return Ok(None);
-        }
-        let i = self.next;
-        let want = ((self.len - i * CHUNK_PLAINTEXT as u64) as usize).min(CHUNK_PLAINTEXT);
-        self.file.read_exact(&mut self.buf[..want]).map_err(|e| {
-            err(
-                ApiErrorCode::BadRequest,
-                format!("the file changed while reading: {e}"),
-            )
-        })?;
-        self.next += 1;
-        let last = self.next == self.count;
-        Ok(Some((i, last, seal_chunk(key, i, last, &self.buf[..want]))))
-    }
-}
-
-/// Uploads a file as a blob of `space` and records its reference; returns (id, size).
-pub async fn put(d: &Arc<Daemon>, space: SpaceId, path: &Path) -> Result<(BlobId, u64), ApiError> {
-    let client = d
-        .client()
-        .ok_or_else(|| err(ApiErrorCode::Offline, "uploading a blob needs the relay"))?;
-    let key = SymmetricKey::generate(&mut rand::rngs::OsRng);
-    let mut hasher = blake3::Hasher::new();
-    let mut ciphertext_len = 0u64;
-    let mut pass = SealedChunks::open(path)?;
-    let len = pass.len;
-    while let Some((_, _, c)) = pass.next(&key)? {
-        hasher.update(&c);
-        ciphertext_len += c.len() as u64;
-    }
-    let id = BlobId(*hasher.finalize().as_bytes());
-    let mut upload = SealedChunks::open(path)?;
-    if upload.len != len {
+fn seal_with(files: &Files, path: &Path, key: SymmetricKey) -> Result<BlobRef, ApiError> {
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        err(
+            ApiErrorCode::BadRequest,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let meta = file.metadata().map_err(|e| {
+        err(
+            ApiErrorCode::BadRequest,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    if !meta.is_file() {
         return Err(err(
             ApiErrorCode::BadRequest,
-            format!("{} changed while reading", path.display()),
+            format!("{} is not a file", path.display()),
         ));
     }
-    while let Some((index, last, data)) = upload.next(&key)? {
-        client
-            .request(Request::PutBlobChunk {
-                space,
-                blob: id,
-                index: index as u32,
-                last,
-                data,
-            })
-            .await
-            .map_err(|e| err(ApiErrorCode::Offline, format!("blob upload: {e}")))?;
+    let len = meta.len();
+    if len > files.max_document_bytes {
+        return Err(err(
+            ApiErrorCode::BadRequest,
+            format!(
+                "{} is {len} bytes, over the limit of {} bytes (mesd --max-document-mib)",
+                path.display(),
+                files.max_document_bytes
+            ),
+        ));
     }
-    let r = BlobRef {
+    std::fs::create_dir_all(&files.blob_dir).map_err(storage)?;
+    let tmp = tempfile::NamedTempFile::new_in(&files.blob_dir).map_err(storage)?;
+    let mut out = std::io::BufWriter::new(tmp);
+    let mut hasher = blake3::Hasher::new();
+    let count = len.div_ceil(CHUNK_PLAINTEXT as u64).max(1);
+    let mut buf = vec![0u8; CHUNK_PLAINTEXT];
+    let mut ciphertext_len = 0u64;
+    for i in 0..count {
+        let want = ((len - i * CHUNK_PLAINTEXT as u64) as usize).min(CHUNK_PLAINTEXT);
+        file.read_exact(&mut buf[..want]).map_err(|e| {
+            err(
+                ApiErrorCode::BadRequest,
+                format!("{} changed while reading: {e}", path.display()),
+            )
+        })?;
+        let c = seal_chunk(&key, i, i + 1 == count, &buf[..want]);
+        hasher.update(&c);
+        ciphertext_len += c.len() as u64;
+        out.write_all(&c).map_err(storage)?;
+    }
+    let id = BlobId(*hasher.finalize().as_bytes());
+    let tmp = out.into_inner().map_err(|e| storage(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(storage)?;
+    tmp.persist(files.cached(id))
+        .map_err(|e| storage(e.error))?;
+    Ok(BlobRef {
         id,
         key: *key.as_bytes(),
         plaintext_len: len,
         ciphertext_len,
+    })
+}
+
+/// Re-seals a cached blob under a new key (hiding a document, F3.3): a new blob.
+pub fn rekey(files: &Files, r: &BlobRef) -> Result<BlobRef, ApiError> {
+    let plain = tempfile::NamedTempFile::new_in(&files.blob_dir).map_err(storage)?;
+    decrypt_cached(files, r, plain.path())?;
+    seal_with(
+        files,
+        plain.path(),
+        SymmetricKey::generate(&mut rand::rngs::OsRng),
+    )
+}
+
+/// Queues a cached blob for upload (durable: the marker is synced).
+pub fn mark_pending(files: &Files, space: SpaceId, id: BlobId) -> Result<(), ApiError> {
+    let dir = files.pending_dir();
+    std::fs::create_dir_all(&dir).map_err(storage)?;
+    let f = std::fs::File::create(dir.join(format!("{space}-{id}"))).map_err(storage)?;
+    f.sync_all().map_err(storage)?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(storage)
+}
+
+/// Blobs waiting for upload.
+pub fn pending(files: &Files) -> Vec<(SpaceId, BlobId)> {
+    let Ok(rd) = std::fs::read_dir(files.pending_dir()) else {
+        return Vec::new();
     };
+    rd.filter_map(|e| {
+        let name = e.ok()?.file_name().into_string().ok()?;
+        let (s, b) = name.split_once('-')?;
+        Some((s.parse().ok()?, b.parse().ok()?))
+    })
+    .collect()
+}
+
+/// Uploads one cached blob chunk by chunk.
+async fn upload(
+    files: &Files,
+    client: &RelayClient,
+    space: SpaceId,
+    id: BlobId,
+) -> Result<(), SyncError> {
+    let mut file = std::fs::File::open(files.cached(id))
+        .map_err(|e| SyncError::Refused(format!("cached blob {id}: {e}")))?;
+    let len = file
+        .metadata()
+        .map_err(|e| SyncError::Refused(e.to_string()))?
+        .len();
+    let count = len.div_ceil(CHUNK_CIPHERTEXT as u64).max(1);
+    let mut buf = vec![0u8; CHUNK_CIPHERTEXT];
+    for i in 0..count {
+        let want = ((len - i * CHUNK_CIPHERTEXT as u64) as usize).min(CHUNK_CIPHERTEXT);
+        file.read_exact(&mut buf[..want])
+            .map_err(|e| SyncError::Refused(format!("cached blob {id}: {e}")))?;
+        client
+            .request(Request::PutBlobChunk {
+                space,
+                blob: id,
+                index: i as u32,
+                last: i + 1 == count,
+                data: buf[..want].to_vec(),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Uploads every pending blob; each marker is removed once the relay has the last chunk.
+pub async fn upload_pending(d: &Daemon, client: &RelayClient) -> Result<(), SyncError> {
+    for (space, id) in pending(&d.files) {
+        upload(&d.files, client, space, id).await?;
+        let _ = std::fs::remove_file(d.files.pending_dir().join(format!("{space}-{id}")));
+    }
+    Ok(())
+}
+
+/// Fetches a blob from the relay into the cache (checked against its id) unless cached.
+pub async fn ensure_cached(d: &Daemon, space: SpaceId, r: &BlobRef) -> Result<(), ApiError> {
+    let path = d.files.cached(r.id);
+    if path.exists() {
+        return Ok(());
+    }
+    let client = d.client().ok_or_else(|| {
+        err(
+            ApiErrorCode::Offline,
+            format!(
+                "blob {} is not on this device yet and the relay is not reachable",
+                r.id
+            ),
+        )
+    })?;
+    std::fs::create_dir_all(&d.files.blob_dir).map_err(storage)?;
+    let tmp = tempfile::NamedTempFile::new_in(&d.files.blob_dir).map_err(storage)?;
+    let mut out = std::io::BufWriter::new(tmp);
+    let mut hasher = blake3::Hasher::new();
+    let mut index = 0u32;
+    loop {
+        let (data, last) = match client
+            .request(Request::GetBlobChunk {
+                space,
+                blob: r.id,
+                index,
+            })
+            .await
+        {
+            Ok(Reply::BlobChunk { data, last }) => (data, last),
+            Ok(other) => {
+                return Err(err(
+                    ApiErrorCode::Internal,
+                    format!("unexpected reply {other:?}"),
+                ))
+            }
+            Err(e) => {
+                return Err(err(
+                    ApiErrorCode::NotFound,
+                    format!("blob {} chunk {index}: {e}", r.id),
+                ))
+            }
+        };
+        hasher.update(&data);
+        out.write_all(&data).map_err(storage)?;
+        index += 1;
+        if last {
+            break;
+        }
+    }
+    if BlobId(*hasher.finalize().as_bytes()) != r.id {
+        return Err(err(
+            ApiErrorCode::Internal,
+            format!(
+                "blob {} does not match its hash (tampered or truncated)",
+                r.id
+            ),
+        ));
+    }
+    let tmp = out.into_inner().map_err(|e| storage(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(storage)?;
+    tmp.persist(path).map_err(|e| storage(e.error))?;
+    Ok(())
+}
+
+/// Decrypts a cached blob into `out` (written atomically); returns its size.
+pub fn decrypt_cached(files: &Files, r: &BlobRef, out: &Path) -> Result<u64, ApiError> {
+    let mut file = std::fs::File::open(files.cached(r.id)).map_err(storage)?;
+    let key = SymmetricKey::from_bytes(r.key);
+    let dir = out.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        err(
+            ApiErrorCode::BadRequest,
+            format!("cannot write in {}: {e}", dir.display()),
+        )
+    })?;
+    let mut w = std::io::BufWriter::new(tmp);
+    let count = r.ciphertext_len.div_ceil(CHUNK_CIPHERTEXT as u64).max(1);
+    let mut buf = vec![0u8; CHUNK_CIPHERTEXT];
+    let mut hasher = blake3::Hasher::new();
+    let mut written = 0u64;
+    for i in 0..count {
+        let want =
+            ((r.ciphertext_len - i * CHUNK_CIPHERTEXT as u64) as usize).min(CHUNK_CIPHERTEXT);
+        file.read_exact(&mut buf[..want]).map_err(storage)?;
+        hasher.update(&buf[..want]);
+        let plain = open_chunk(&key, i, i + 1 == count, &buf[..want])
+            .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?;
+        w.write_all(&plain).map_err(storage)?;
+        written += plain.len() as u64;
+    }
+    if BlobId(*hasher.finalize().as_bytes()) != r.id || written != r.plaintext_len {
+        return Err(err(
+            ApiErrorCode::Internal,
+            format!(
+                "blob {} does not match its reference (tampered or truncated)",
+                r.id
+            ),
+        ));
+    }
+    let tmp = w.into_inner().map_err(|e| storage(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(storage)?;
+    tmp.persist(out).map_err(|e| {
+        err(
+            ApiErrorCode::BadRequest,
+            format!("cannot write {}: {}", out.display(), e.error),
+        )
+    })?;
+    Ok(written)
+}
+
+/// `mes blob put`: caches, queues and records a bare blob in the notes; (id, size).
+pub async fn put(d: &Arc<Daemon>, space: SpaceId, path: &Path) -> Result<(BlobId, u64), ApiError> {
+    let r = seal_into_cache(&d.files, path)?;
+    mark_pending(&d.files, space, r.id)?;
     d.note_set_internal(
         space,
-        &ref_key(id),
+        &ref_key(r.id),
         &hex::encode(mes_protocol::codec::to_bytes(&r)),
     )
     .await?;
-    Ok((id, len))
+    Ok((r.id, r.plaintext_len))
 }
 
-/// Fetches a blob chunk by chunk into `out` (written atomically); returns its size.
+/// `mes blob get`: a bare blob recorded in the notes, written to `out`; its size.
 pub async fn get(d: &Arc<Daemon>, space: SpaceId, id: BlobId, out: &Path) -> Result<u64, ApiError> {
     let r: BlobRef = {
         let st = d.state();
@@ -143,63 +346,6 @@ pub async fn get(d: &Arc<Daemon>, space: SpaceId, id: BlobId, out: &Path) -> Res
         mes_protocol::codec::from_bytes(&bytes)
             .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?
     };
-    let client = d
-        .client()
-        .ok_or_else(|| err(ApiErrorCode::Offline, "fetching a blob needs the relay"))?;
-    let key = SymmetricKey::from_bytes(r.key);
-    let tmp = out.with_extension("part");
-    let mut file = std::fs::File::create(&tmp).map_err(|e| {
-        err(
-            ApiErrorCode::BadRequest,
-            format!("cannot write {}: {e}", tmp.display()),
-        )
-    })?;
-    let mut hasher = blake3::Hasher::new();
-    let mut index = 0u64;
-    let mut written = 0u64;
-    loop {
-        let (data, last) = match client
-            .request(Request::GetBlobChunk {
-                space,
-                blob: id,
-                index: index as u32,
-            })
-            .await
-        {
-            Ok(Reply::BlobChunk { data, last }) => (data, last),
-            Ok(other) => {
-                return Err(err(
-                    ApiErrorCode::Internal,
-                    format!("unexpected reply {other:?}"),
-                ))
-            }
-            Err(e) => {
-                return Err(err(
-                    ApiErrorCode::NotFound,
-                    format!("blob chunk {index}: {e}"),
-                ))
-            }
-        };
-        hasher.update(&data);
-        let plain = open_chunk(&key, index, last, &data)
-            .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?;
-        file.write_all(&plain)
-            .map_err(|e| err(ApiErrorCode::Storage, e.to_string()))?;
-        written += plain.len() as u64;
-        index += 1;
-        if last {
-            break;
-        }
-    }
-    if BlobId(*hasher.finalize().as_bytes()) != id || written != r.plaintext_len {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(
-            ApiErrorCode::Internal,
-            format!("blob {id} does not match its reference (tampered or truncated)"),
-        ));
-    }
-    file.sync_all()
-        .map_err(|e| err(ApiErrorCode::Storage, e.to_string()))?;
-    std::fs::rename(&tmp, out).map_err(|e| err(ApiErrorCode::Storage, e.to_string()))?;
-    Ok(written)
+    ensure_cached(d, space, &r).await?;
+    decrypt_cached(&d.files, &r, out)
 }

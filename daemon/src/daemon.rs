@@ -73,6 +73,11 @@ pub struct Daemon {
     suite: CipherSuite,
     pub(crate) pairings: Mutex<HashMap<[u8; 16], mpsc::UnboundedSender<Vec<u8>>>>,
     relay_label: String,
+    /// The blob cache and the document size limit.
+    pub files: crate::blobs::Files,
+    /// Hydrated document volumes, by volume, valid while the volume's heads are unchanged
+    /// (search and listing never hydrate 10,000 documents per query).
+    pub(crate) doc_cache: crate::documents::Cache,
 }
 
 /// Errors of sync operations.
@@ -111,6 +116,46 @@ pub const INBOX: &str = "inbox";
 pub const PROFILE: &str = "profile";
 /// Label of the prevention volume: vaccine doses and screenings.
 pub const PREVENTION: &str = "prevention";
+/// Label of the emergency section's volume (F2.10).
+pub const EMERGENCY: &str = "emergency";
+/// Label of the agenda volume (F5).
+pub const AGENDA: &str = "agenda";
+/// Label of the messages volume (F4).
+pub const MESSAGES: &str = "messages";
+/// Label of the care history volume (F3.8).
+pub const CARE: &str = "care";
+/// Label of the volume of documents hidden from professionals (F3.3).
+pub const DOCUMENTS_HIDDEN: &str = "documents/hidden";
+
+/// The label of a habilitation group's document volume.
+pub fn documents_label(group: &str) -> String {
+    format!("documents/{group}")
+}
+
+/// The volumes every space is created with (partitions such as measurements come later).
+pub fn fixed_volumes() -> Vec<(VolumeKind, String)> {
+    let mut v: Vec<(VolumeKind, String)> = [
+        (VolumeKind::Automerge, NOTES),
+        (VolumeKind::ChainedLog, JOURNAL),
+        (VolumeKind::Inbox, INBOX),
+        (VolumeKind::Automerge, PROFILE),
+        (VolumeKind::Automerge, PREVENTION),
+        (VolumeKind::Automerge, EMERGENCY),
+        (VolumeKind::Automerge, AGENDA),
+        (VolumeKind::Automerge, MESSAGES),
+        (VolumeKind::Automerge, CARE),
+        (VolumeKind::Automerge, DOCUMENTS_HIDDEN),
+    ]
+    .into_iter()
+    .map(|(k, l)| (k, l.to_string()))
+    .collect();
+    v.extend(
+        mes_protocol::codes::DOC_GROUPS
+            .iter()
+            .map(|g| (VolumeKind::Automerge, documents_label(g))),
+    );
+    v
+}
 
 impl Daemon {
     /// Opens the daemon state from its store, creating an identity on first start.
@@ -119,6 +164,7 @@ impl Daemon {
         name: &str,
         suite: CipherSuite,
         relay_label: String,
+        files: crate::blobs::Files,
     ) -> Result<Arc<Self>, StoreError> {
         let identity = match Identity::load(&store)? {
             Some(i) => i,
@@ -151,6 +197,8 @@ impl Daemon {
             suite,
             pairings: Mutex::new(HashMap::new()),
             relay_label,
+            files,
+            doc_cache: Default::default(),
         }))
     }
 
@@ -258,13 +306,7 @@ impl Daemon {
                 },
                 &principal.signing,
             );
-            let kinds = [
-                (VolumeKind::Automerge, NOTES),
-                (VolumeKind::ChainedLog, JOURNAL),
-                (VolumeKind::Inbox, INBOX),
-                (VolumeKind::Automerge, PROFILE),
-                (VolumeKind::Automerge, PREVENTION),
-            ];
+            let kinds = fixed_volumes();
             let decls: Vec<Signed<VolumeDecl>> = kinds
                 .iter()
                 .map(|(kind, vlabel)| {
@@ -273,7 +315,7 @@ impl Daemon {
                         volume: VolumeId::random(&mut rng),
                         kind: *kind,
                         generation: Generation(0),
-                        label: (*vlabel).into(),
+                        label: vlabel.clone(),
                     };
                     Signed::sign(d, &principal.signing)
                 })
@@ -281,18 +323,7 @@ impl Daemon {
             let mut batch = self.store.batch();
             for ((kind, vlabel), decl) in kinds.into_iter().zip(&decls) {
                 let volume = decl.body.volume;
-                let meta = VolumeMeta {
-                    space,
-                    volume,
-                    kind,
-                    label: vlabel.into(),
-                    generation: Generation(0),
-                    cursor: Seq(0),
-                    uploaded: 0,
-                    last_local: 0,
-                    pruned: Seq(0),
-                    log_counter: 0,
-                };
+                let meta = VolumeMeta::new(space, volume, kind, &vlabel);
                 let mut v = Volume::create(meta, &st.identity.device.device_id().0);
                 v.save_meta(&mut batch);
                 if kind != VolumeKind::Inbox {
@@ -305,11 +336,14 @@ impl Daemon {
                     st.keys
                         .insert(slot, SymmetricKey::generate(&mut rng), &mut batch);
                 }
-                if vlabel == NOTES {
-                    if let Replica::Doc(d) = &mut v.replica {
-                        let p = d
-                            .set(LABEL_KEY, label)
-                            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                if let Replica::Doc(d) = &mut v.replica {
+                    let p = if vlabel == NOTES {
+                        Some(d.set(LABEL_KEY, label))
+                    } else {
+                        crate::record::seed(&vlabel, d).transpose()
+                    };
+                    if let Some(p) = p {
+                        let p = p.map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
                         v.record_local(&p, &mut batch);
                     }
                 }
@@ -321,6 +355,7 @@ impl Daemon {
                     label: label.into(),
                     registered: false,
                     decls,
+                    pending_decls: Vec::new(),
                 },
                 membership: None,
             };
@@ -414,7 +449,7 @@ impl Daemon {
     }
 
     /// Applies a local change to a volume and acknowledges once durable.
-    async fn local_change(
+    pub(crate) async fn local_change(
         &self,
         space: SpaceId,
         label: &str,
@@ -467,6 +502,27 @@ impl Daemon {
         space: SpaceId,
         edit: &mes_protocol::record::RecordEdit,
     ) -> Result<String, ApiError> {
+        self.record_update::<T>(space, |current| {
+            let (edited, id) = crate::record::edit::apply(&*current, &T::SECTIONS, edit, || {
+                hex::encode(rand::Rng::gen::<[u8; 6]>(&mut OsRng))
+            })
+            .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            *current = edited;
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Changes a record document through `f` (which answers what it touched), checks it
+    /// with [`RecordDoc::check`] and writes the difference; nothing is written on error.
+    /// A profile change brings the emergency section's copies up to date.
+    ///
+    /// [`RecordDoc::check`]: crate::record::RecordDoc::check
+    pub async fn record_update<T: crate::record::RecordDoc>(
+        &self,
+        space: SpaceId,
+        f: impl FnOnce(&mut T) -> Result<String, ApiError>,
+    ) -> Result<String, ApiError> {
         let mut touched = String::new();
         self.local_change(space, T::LABEL, |v, _| {
             let Replica::Doc(d) = &mut v.replica else {
@@ -475,22 +531,38 @@ impl Daemon {
                     format!("{} volume is not a document", T::LABEL),
                 ));
             };
-            let current: T = d
+            let mut doc: T = d
                 .hydrate()
                 .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
-            let (edited, id) = crate::record::edit::apply(&current, &T::SECTIONS, edit, || {
-                hex::encode(rand::Rng::gen::<[u8; 6]>(&mut OsRng))
-            })
-            .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
-            edited
-                .check()
-                .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
-            touched = id;
-            d.reconcile(&edited)
+            touched = f(&mut doc)?;
+            doc.check().map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            d.reconcile(&doc)
                 .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
         })
         .await?;
+        if T::LABEL == PROFILE {
+            // The emergency section keeps copies of the profile (F2.10).
+            self.emergency_follow_profile(space).await?;
+        }
         Ok(touched)
+    }
+
+    /// Brings the emergency section's copies of the profile up to date (F2.10).
+    pub async fn emergency_follow_profile(&self, space: SpaceId) -> Result<(), ApiError> {
+        let (profile, _) = self.record_get::<mes_protocol::record::Profile>(space)?;
+        self.local_change(space, EMERGENCY, |v, _| {
+            let Replica::Doc(d) = &mut v.replica else {
+                return Err(api(ApiErrorCode::Internal, "emergency is not a document"));
+            };
+            let mut e: mes_protocol::record::Emergency = d
+                .hydrate()
+                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+            e.copy_from(&profile);
+            d.reconcile(&e)
+                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Reminders due by `today + months`, from the profile's person and the prevention
@@ -892,8 +964,32 @@ impl Daemon {
         Ok(())
     }
 
-    /// Registers spaces created here that the relay does not know yet.
+    /// Registers spaces created here that the relay does not know yet, and volumes
+    /// declared here since (partitions).
     pub async fn register_pending(&self, c: &RelayClient) -> Result<(), SyncError> {
+        let partitions: Vec<(SpaceId, Vec<Signed<VolumeDecl>>)> = self
+            .state()
+            .spaces
+            .values()
+            .filter(|s| s.record.registered && !s.record.pending_decls.is_empty())
+            .map(|s| (s.id(), s.record.pending_decls.clone()))
+            .collect();
+        for (space, decls) in partitions {
+            for decl in &decls {
+                c.request(Request::DeclareVolume { decl: decl.clone() })
+                    .await?;
+            }
+            {
+                let mut st = self.state();
+                let mut batch = self.store.batch();
+                if let Some(s) = st.spaces.get_mut(&space) {
+                    s.record.pending_decls.retain(|d| !decls.contains(d));
+                    s.save(&mut batch);
+                }
+                self.store.apply(batch)?;
+            }
+            self.refresh_space(c, space).await?;
+        }
         let unregistered: Vec<SpaceRecord> = self
             .state()
             .spaces
@@ -906,7 +1002,7 @@ impl Daemon {
                 genesis: rec.genesis.clone(),
             })
             .await?;
-            for decl in &rec.decls {
+            for decl in rec.decls.iter().chain(&rec.pending_decls) {
                 c.request(Request::DeclareVolume { decl: decl.clone() })
                     .await?;
             }
@@ -915,6 +1011,7 @@ impl Daemon {
                 let mut batch = self.store.batch();
                 if let Some(s) = st.spaces.get_mut(&rec.genesis.body.space) {
                     s.record.registered = true;
+                    s.record.pending_decls.clear();
                     s.save(&mut batch);
                 }
                 self.store.apply(batch)?;
@@ -950,6 +1047,7 @@ impl Daemon {
                         label,
                         registered: true,
                         decls: Vec::new(),
+                        pending_decls: Vec::new(),
                     },
                     membership: None,
                 };
@@ -1041,6 +1139,10 @@ impl Daemon {
                 .collect();
             if let Some(s) = st.spaces.get_mut(&space) {
                 s.record.decls = membership.volumes.values().cloned().collect();
+                let known = &membership.volumes;
+                s.record
+                    .pending_decls
+                    .retain(|d| known.get(&d.body.volume) != Some(d));
                 s.membership = Some(membership);
                 s.save(&mut batch);
             }

@@ -44,6 +44,9 @@ enum Command {
         /// Control of the confidentiality tests only: store and send everything in clear.
         #[arg(long, hide = true)]
         null_cipher: bool,
+        /// Largest document file accepted, in MiB.
+        #[arg(long, default_value_t = 64)]
+        max_document_mib: u64,
     },
 }
 
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         fingerprint,
         name,
         null_cipher,
+        max_document_mib,
     } = Cli::parse().command;
     let unlock = match (identity, passphrase_fd) {
         (Some(p), None) => Unlock::IdentityFile(p),
@@ -77,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
         relay,
         name,
         null_cipher,
+        max_document_bytes: max_document_mib << 20,
     })
     .await
     .context("starting mesd")?;

@@ -27,6 +27,8 @@ pub struct DaemonConfig {
     /// Null cipher: only for the confidentiality tests' control. Bundles and the local
     /// store are then in clear.
     pub null_cipher: bool,
+    /// Largest document file accepted, in bytes.
+    pub max_document_bytes: u64,
 }
 
 /// The ready line.
@@ -72,7 +74,11 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
         .as_ref()
         .map(|r| r.address.to_string())
         .unwrap_or_else(|| "none (offline only)".into());
-    let daemon = Daemon::open(store, &config.name, suite, label)?;
+    let files = crate::blobs::Files {
+        blob_dir: config.data_dir.join("blobs"),
+        max_document_bytes: config.max_document_bytes,
+    };
+    let daemon = Daemon::open(store, &config.name, suite, label, files)?;
     let socket = config.data_dir.join("mesd.sock");
     let listener = crate::api_server::bind(&socket)?;
     let (stop, stopped) = watch::channel(false);

@@ -28,6 +28,8 @@ pub struct SpaceRecord {
     pub registered: bool,
     /// Volume declarations.
     pub decls: Vec<Signed<VolumeDecl>>,
+    /// Volumes declared here (partitions) the relay has not acknowledged yet.
+    pub pending_decls: Vec<Signed<VolumeDecl>>,
 }
 
 /// A space in memory.
@@ -76,6 +78,24 @@ pub struct VolumeMeta {
     pub pruned: Seq,
     /// Counter of the next chained-log entry authored here.
     pub log_counter: u64,
+}
+
+impl VolumeMeta {
+    /// A new volume at generation 0, nothing synced or written yet.
+    pub fn new(space: SpaceId, volume: VolumeId, kind: VolumeKind, label: &str) -> Self {
+        VolumeMeta {
+            space,
+            volume,
+            kind,
+            label: label.into(),
+            generation: Generation(0),
+            cursor: Seq(0),
+            uploaded: 0,
+            last_local: 0,
+            pruned: Seq(0),
+            log_counter: 0,
+        }
+    }
 }
 
 /// A volume in memory.

@@ -157,6 +157,9 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
     loop {
         // Spaces created while this loop runs are registered before their first upload.
         tolerate(daemon.register_pending(client).await)?;
+        // Files before the metadata that names them, so another device never learns of a
+        // document whose blob the relay does not have yet.
+        tolerate(crate::blobs::upload_pending(daemon, client).await)?;
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();
             st.volumes

@@ -11,7 +11,7 @@ use crate::ids::{BlobId, DeviceId, PrincipalId, Seq, SpaceId, VolumeId, VolumeKi
 use crate::membership::Role;
 
 /// A request from a local client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub struct ApiRequest {
     /// Chosen by the client; echoed in the response.
@@ -23,7 +23,7 @@ pub struct ApiRequest {
 }
 
 /// Calls.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum ApiCall {
     /// Sync state of every space and volume.
@@ -51,19 +51,83 @@ pub enum ApiCall {
     },
     /// Every note.
     NoteList,
-    /// The medical profile and its conflicts (F2).
-    ProfileGet,
-    /// Edits the medical profile (F2); answers the id of the record touched.
-    ProfileEdit {
+    /// A record document (profile, prevention, emergency, agenda, messages, care
+    /// history) and its conflicts (F2, F4, F5, F10).
+    RecordGet {
+        /// Which.
+        kind: crate::record::RecordKind,
+    },
+    /// Edits a record document; answers the id of the record touched.
+    RecordEdit {
+        /// Which.
+        kind: crate::record::RecordKind,
         /// The edit.
         edit: crate::record::RecordEdit,
     },
-    /// Vaccine doses and screenings done, and their conflicts (F2.4, F10).
-    PreventionGet,
-    /// Edits the prevention record (`doses`, `acts`); answers the id touched.
-    PreventionEdit {
-        /// The edit.
-        edit: crate::record::RecordEdit,
+    /// Adds a document (F3.1): the file is encrypted into the local blob cache (uploaded
+    /// when online) and its metadata written; answers the document.
+    DocAdd {
+        /// The document.
+        doc: crate::documents::NewDocument,
+    },
+    /// Searches documents (F3.5); an empty query lists them all, newest first.
+    DocSearch {
+        /// The query.
+        query: crate::documents::DocQuery,
+    },
+    /// Writes a document's file to `out` (F3.6), from the cache or fetched from the relay.
+    DocGet {
+        /// Document id.
+        id: String,
+        /// Absolute path to write.
+        out: String,
+    },
+    /// Hides a document from professionals or shows it again (F3.3).
+    DocHide {
+        /// Document id.
+        id: String,
+        /// Hidden or not.
+        hidden: bool,
+    },
+    /// Records measurements (F2.5), checked against their kind's unit and range.
+    MeasureAdd {
+        /// The points (ids given when empty).
+        points: Vec<crate::measurements::Measurement>,
+    },
+    /// Measurements in a range, oldest first.
+    MeasureList {
+        /// The query.
+        query: crate::measurements::MeasureQuery,
+    },
+    /// Appointments and reminders from `from` for `months` (F5).
+    AgendaList {
+        /// First day (YYYY-MM-DD; empty: today).
+        from: String,
+        /// How many months.
+        months: u32,
+    },
+    /// Posts a message (F4): a reply in a thread, or a new thread when `thread` is empty.
+    MessagePost {
+        /// The message (id, time and sender filled in when empty).
+        message: crate::messages::Message,
+        /// Subject of a new thread.
+        subject: String,
+    },
+    /// Marks a message read (sends the read receipt when one was asked for).
+    MessageRead {
+        /// Message id.
+        id: String,
+    },
+    /// Writes the whole space to a new directory (F2.11, F3.6, F12.2): FHIR R4 bundle,
+    /// IPS summary, PDF summary, original files.
+    Export {
+        /// Absolute path of a directory that does not exist yet.
+        out: String,
+    },
+    /// Imports a FHIR R4 bundle written by `Export` into this space.
+    ImportFhir {
+        /// Absolute path of the bundle (`bundle.json`) or the export directory.
+        path: String,
     },
     /// The emergency and help numbers directory (F10).
     EmergencyNumbers,
@@ -145,7 +209,7 @@ pub enum ApiCall {
 }
 
 /// A frame from the daemon.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum ApiFrame {
     /// The answer to a request.
@@ -160,7 +224,7 @@ pub enum ApiFrame {
 }
 
 /// Answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]
 pub enum ApiReply {
     /// Done, durable.
@@ -187,22 +251,35 @@ pub enum ApiReply {
     Values(Vec<String>),
     /// Key/value pairs (first value of each key; conflicts flagged).
     Notes(Vec<NoteEntry>),
-    /// The medical profile.
-    Profile {
-        /// Its records.
-        profile: Box<crate::record::Profile>,
+    /// A record document.
+    Record {
+        /// The document.
+        record: crate::record::RecordBody,
         /// Fields concurrent edits left with several values.
         conflicts: Vec<crate::record::Conflict>,
     },
+    /// Documents (keys stripped).
+    Documents(Vec<crate::documents::DocumentMeta>),
+    /// One document (key stripped).
+    Document(Box<crate::documents::DocumentMeta>),
+    /// Measurements.
+    Measurements(Vec<crate::measurements::Measurement>),
+    /// The agenda.
+    Agenda(Vec<crate::agenda::AgendaItem>),
+    /// An export written.
+    Exported {
+        /// Its directory.
+        path: String,
+        /// Files written.
+        files: u64,
+        /// Bytes written.
+        bytes: u64,
+    },
+    /// Records imported.
+    Imported(u64),
     /// The id of the record an edit touched.
     Touched(String),
     /// The prevention record.
-    Prevention {
-        /// Doses and acts.
-        record: Box<crate::record::PreventionRecord>,
-        /// Fields concurrent edits left with several values.
-        conflicts: Vec<crate::record::Conflict>,
-    },
     /// Reminders, by due date.
     Reminders(Vec<crate::record::ReminderItem>),
     /// Emergency and help numbers.

@@ -34,6 +34,34 @@ pub struct Category {
     pub type_codes: Vec<String>,
 }
 
+/// A document type (LOINC, or a product-local `MES-*` code) and its habilitation group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocType {
+    /// The code ("11502-2").
+    pub code: String,
+    /// Label, French.
+    pub fr: String,
+    /// Label, English.
+    pub en: String,
+    /// Habilitation group: the document volume it lives in (`documents/<group>`).
+    pub group: String,
+}
+
+impl DocType {
+    /// The FHIR coding system of the code.
+    pub fn system(&self) -> &'static str {
+        if self.code.starts_with("MES-") {
+            "urn:mes:doc-type"
+        } else {
+            "http://loinc.org"
+        }
+    }
+}
+
+/// The habilitation groups, in the order their volumes are declared.
+pub const DOC_GROUPS: &[&str] = &["care", "mental", "directives", "birth", "residence"];
+
 /// A kind of health measurement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +90,8 @@ pub struct Codes {
     pub class_code: Vec<ClassCode>,
     /// Document categories.
     pub category: Vec<Category>,
+    /// Document types.
+    pub doc_type: Vec<DocType>,
     /// Measurement kinds.
     pub measurement: Vec<MeasurementKind>,
 }
@@ -82,6 +112,23 @@ impl Codes {
             for code in &cat.class_codes {
                 c.class_code(code)
                     .map_err(|e| format!("category {}: {e}", cat.id))?;
+            }
+            if cat.type_codes.is_empty() {
+                return Err(format!("category {} has no type code", cat.id));
+            }
+            for code in &cat.type_codes {
+                c.doc_type(code)
+                    .map_err(|e| format!("category {}: {e}", cat.id))?;
+            }
+        }
+        for t in &c.doc_type {
+            if !DOC_GROUPS.contains(&t.group.as_str()) {
+                return Err(format!(
+                    "document type {} has unknown group {:?}; known: {}",
+                    t.code,
+                    t.group,
+                    DOC_GROUPS.join(", ")
+                ));
             }
         }
         for m in &c.measurement {
@@ -123,10 +170,23 @@ impl Codes {
             .ok_or_else(|| unknown("category", id, self.category.iter().map(|c| c.id.clone())))
     }
 
-    /// A measurement kind by id or LOINC code; the value is checked against its range.
-    pub fn measurement(&self, kind: &str, value: f64) -> Result<&MeasurementKind, String> {
-        let m = self
-            .measurement
+    /// A document type by code.
+    pub fn doc_type(&self, code: &str) -> Result<&DocType, String> {
+        self.doc_type
+            .iter()
+            .find(|t| t.code == code)
+            .ok_or_else(|| {
+                unknown(
+                    "document type",
+                    code,
+                    self.doc_type.iter().map(|t| t.code.clone()),
+                )
+            })
+    }
+
+    /// A measurement kind by id or LOINC code, without a value check.
+    pub fn measurement_kind(&self, kind: &str) -> Result<&MeasurementKind, String> {
+        self.measurement
             .iter()
             .find(|m| m.id == kind || m.loinc == kind)
             .ok_or_else(|| {
@@ -135,7 +195,12 @@ impl Codes {
                     kind,
                     self.measurement.iter().map(|m| m.id.clone()),
                 )
-            })?;
+            })
+    }
+
+    /// A measurement kind by id or LOINC code; the value is checked against its range.
+    pub fn measurement(&self, kind: &str, value: f64) -> Result<&MeasurementKind, String> {
+        let m = self.measurement_kind(kind)?;
         if !(m.range[0]..=m.range[1]).contains(&value) {
             return Err(format!(
                 "{} of {value} {} is outside {}..{} {}",
@@ -169,6 +234,10 @@ mod tests {
         );
         let e = c.measurement("weight", 7000.0).unwrap_err();
         assert!(e.contains("7000") && e.contains("kg"), "{e}");
+        assert_eq!(c.doc_type("MES-PSY").unwrap().group, "mental");
+        assert_eq!(c.doc_type("11502-2").unwrap().system(), "http://loinc.org");
+        let bad = include_str!("../data/codes.toml").replace("group = \"birth\"", "group = \"x\"");
+        assert!(Codes::parse(&bad).unwrap_err().contains("\"x\""));
         let bad = include_str!("../data/codes.toml")
             .replace("class_codes = [\"31\"]", "class_codes = [\"33\"]");
         assert!(Codes::parse(&bad).unwrap_err().contains("\"33\""));

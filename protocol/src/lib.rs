@@ -14,7 +14,9 @@
 //! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
 //! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
 //! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (document
-//!   categories, vaccine calendar, screenings, emergency numbers), from `protocol/data/`.
+//!   categories, vaccine calendar, screenings, emergency numbers), from `protocol/data/`;
+//! - [`record`], [`documents`], [`measurements`], [`agenda`], [`messages`], [`care`]: the
+//!   health record's types (docs/health-record.md).
 //!
 //! ```
 //! use mes_protocol::{codec, wire::ClientFrame};
@@ -25,16 +27,21 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod agenda;
 pub mod api;
 pub mod blob;
+pub mod care;
 pub mod codec;
 pub mod codes;
+pub mod documents;
 pub mod emergency;
 pub mod envelope;
 pub mod framing;
 pub mod ids;
 pub mod keys;
+pub mod measurements;
 pub mod membership;
+pub mod messages;
 pub mod pairing;
 pub mod prevention;
 pub mod record;

@@ -44,6 +44,9 @@ pub struct Condition {
     /// Since (YYYY-MM-DD or YYYY).
     #[autosurgeon(missing = "Default::default")]
     pub since: String,
+    /// A chronic disease (copied to the emergency section).
+    #[autosurgeon(missing = "Default::default")]
+    pub chronic: bool,
     /// Source.
     #[autosurgeon(missing = "Default::default")]
     pub source: Source,
@@ -312,6 +315,129 @@ pub struct Profile {
     /// Who it is about.
     #[autosurgeon(missing = "Default::default")]
     pub person: Person,
+}
+
+/// What the person declares in the emergency section.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct EmergencyCard {
+    /// Blood group and rhesus ("A+", "O-").
+    #[autosurgeon(missing = "Default::default")]
+    pub blood_group: String,
+    /// Phenotype ("C+ E- c+ e+ K-").
+    #[autosurgeon(missing = "Default::default")]
+    pub phenotype: String,
+    /// Anything a first responder must know.
+    #[autosurgeon(missing = "Default::default")]
+    pub notes: String,
+}
+
+/// The emergency section (F2.10), in its own volume so that it can be read in an
+/// emergency without the rest and can never be hidden: what the person declares, and
+/// copies the daemon keeps in step with the profile (anticoagulants, chronic diseases,
+/// major allergies, emergency contacts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Emergency {
+    /// Declared by the person.
+    #[autosurgeon(missing = "Default::default")]
+    pub card: EmergencyCard,
+    /// Anticoagulant treatments (from the profile).
+    #[autosurgeon(missing = "Default::default")]
+    pub anticoagulants: Vec<String>,
+    /// Chronic diseases (from the profile).
+    #[autosurgeon(missing = "Default::default")]
+    pub chronic_conditions: Vec<String>,
+    /// Major allergies, with the reaction (from the profile).
+    #[autosurgeon(missing = "Default::default")]
+    pub major_allergies: Vec<String>,
+    /// Emergency contacts and trusted person, with phone (from the profile).
+    #[autosurgeon(missing = "Default::default")]
+    pub contacts: Vec<String>,
+}
+
+impl Emergency {
+    /// The copies this section keeps of a profile.
+    pub fn copy_from(&mut self, p: &Profile) {
+        let live = |t: &&Treatment| t.anticoagulant && t.until.is_empty();
+        self.anticoagulants = p
+            .treatments
+            .iter()
+            .filter(live)
+            .map(|t| format!("{} {}", t.label, t.dosage).trim().to_string())
+            .collect();
+        self.chronic_conditions = p
+            .conditions
+            .iter()
+            .filter(|c| c.chronic && c.history != "family")
+            .map(|c| c.label.clone())
+            .collect();
+        self.major_allergies = p
+            .allergies
+            .iter()
+            .filter(|a| a.major)
+            .map(|a| {
+                if a.reaction.is_empty() {
+                    a.substance.clone()
+                } else {
+                    format!("{} ({})", a.substance, a.reaction)
+                }
+            })
+            .collect();
+        self.contacts = p
+            .contacts
+            .iter()
+            .filter(|c| c.role == "trusted_person" || c.role == "emergency_contact")
+            .map(|c| {
+                format!("{} — {} {}", c.name, c.relationship, c.phone)
+                    .trim()
+                    .to_string()
+            })
+            .collect();
+    }
+}
+
+/// The emergency section's single-record sections.
+pub const EMERGENCY_FIELDS: &[&str] = &["card"];
+
+/// The kinds of record document the API reads and edits alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// The medical profile (`profile` volume).
+    Profile,
+    /// Vaccine doses and screenings (`prevention`).
+    Prevention,
+    /// The emergency section (`emergency`).
+    Emergency,
+    /// Appointments (`agenda`).
+    Agenda,
+    /// Threads and messages (`messages`).
+    Messages,
+    /// Care history (`care`).
+    Care,
+}
+
+/// A record document as the API carries it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(rename_all = "snake_case")]
+pub enum RecordBody {
+    /// The medical profile.
+    Profile(Box<Profile>),
+    /// The prevention record.
+    Prevention(Box<PreventionRecord>),
+    /// The emergency section.
+    Emergency(Box<Emergency>),
+    /// The agenda.
+    Agenda(Box<crate::agenda::Agenda>),
+    /// Messages.
+    Messages(Box<crate::messages::Messages>),
+    /// Care history.
+    Care(Box<crate::care::CareHistory>),
 }
 
 /// A field that concurrent edits left with several values: the person resolves it.

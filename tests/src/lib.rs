@@ -61,6 +61,7 @@ pub async fn device_with(
         relay,
         name: name.into(),
         null_cipher,
+        max_document_bytes: mes_daemon::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
     })
     .await
 }

@@ -304,7 +304,116 @@ async fn mes_subcommands_drive_sync_from_scripts() -> anyhow::Result<()> {
     assert!(v["numbers"]
         .as_array()
         .is_some_and(|n| n.iter().any(|n| n["number"] == "3114")));
+    health_record_from_scripts(s, dir.path())?;
     child.kill()?;
     child.wait()?;
+    Ok(())
+}
+
+/// Documents, measurements, agenda, messages and export through `mes --json` (issue 4).
+fn health_record_from_scripts(s: &Path, dir: &Path) -> anyhow::Result<()> {
+    let json = |args: &[&str]| -> anyhow::Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (code, out) = mes(s, &all)?;
+        anyhow::ensure!(code == 0, "mes {args:?}: {out}");
+        Ok(serde_json::from_str(&out)?)
+    };
+    let f = dir.join("ordonnance.txt");
+    std::fs::write(&f, "Paracétamol 1 g, 3 fois par jour")?;
+    let rel = f.strip_prefix(std::env::current_dir()?).unwrap_or(&f);
+    let v = json(&[
+        "doc",
+        "add",
+        &rel.to_string_lossy(),
+        "--category",
+        "prescriptions",
+        "--title",
+        "Ordonnance radio genou droit",
+        "--date",
+        "2021-02-02",
+        "--author",
+        "Antoine Robert",
+    ])?;
+    let id = v["document"]["id"].as_str().expect("an id").to_string();
+    assert_eq!(v["document"]["blob_key"], "", "no key in answers");
+    let v = json(&[
+        "doc",
+        "search",
+        "genou",
+        "--category",
+        "prescriptions",
+        "--from",
+        "2021-01-01",
+    ])?;
+    assert_eq!(v["documents"][0]["id"], id.as_str());
+    assert_eq!(
+        json(&["doc", "list"])?["documents"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let out = dir.join("copie.txt");
+    let v = json(&["doc", "get", &id, "--out", &out.to_string_lossy()])?;
+    assert_eq!(
+        v["path"],
+        out.to_string_lossy().as_ref(),
+        "the absolute path written"
+    );
+    assert_eq!(std::fs::read(&out)?, std::fs::read(&f)?);
+    let (code, err) = mes(
+        s,
+        &[
+            "doc",
+            "add",
+            &f.to_string_lossy(),
+            "--category",
+            "ordonnance",
+            "--date",
+            "2021-02-02",
+            "--json",
+        ],
+    )?;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("ordonnance") && err.contains("prescriptions"),
+        "{err}"
+    );
+    json(&[
+        "measure",
+        "add",
+        "weight",
+        "61.5",
+        "--at",
+        "2026-11-24T08:30",
+    ])?;
+    let v = json(&["measure", "list", "weight"])?;
+    assert_eq!(v["measurements"][0]["value"], 61.5);
+    json(&[
+        "agenda",
+        "add",
+        "--at",
+        "2030-01-10T09:00",
+        "--title",
+        "Dentiste",
+    ])?;
+    let v = json(&["agenda", "list", "--from", "2030-01-01", "--months", "1"])?;
+    assert_eq!(v["agenda"][0]["Appointment"]["title"], "Dentiste");
+    let m = json(&["message", "new", "--subject", "Question", "Bonjour docteur"])?;
+    let thread = json(&["message", "list"])?["messages"]["threads"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    json(&["message", "reply", &thread, "Merci", "--attach", &id])?;
+    json(&["message", "read", m["id"].as_str().unwrap_or_default()])?;
+    let v = json(&["message", "list"])?;
+    assert_eq!(
+        v["messages"]["messages"].as_object().map(|m| m.len()),
+        Some(2)
+    );
+    let export = dir.join("export");
+    let v = json(&["export", &export.to_string_lossy()])?;
+    assert_eq!(v["path"], export.to_string_lossy().as_ref());
+    assert!(export.join("bundle.json").exists() && export.join("summary.pdf").exists());
     Ok(())
 }

@@ -18,6 +18,7 @@ async fn device(dir: &Path, name: &str, relay: &RelayTarget) -> anyhow::Result<R
         relay: Some(relay.clone()),
         name: name.into(),
         null_cipher: false,
+        max_document_bytes: mes_daemon::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
     })
     .await
 }

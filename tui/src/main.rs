@@ -7,8 +7,11 @@ mod render;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mes_protocol::api::ApiCall;
+use mes_protocol::documents::{DocQuery, NewDocument};
 use mes_protocol::ids::{BlobId, DeviceId, SpaceId};
-use mes_protocol::record::RecordEdit;
+use mes_protocol::measurements::{MeasureQuery, Measurement};
+use mes_protocol::messages::Message;
+use mes_protocol::record::{RecordEdit, RecordKind};
 use std::path::PathBuf;
 
 use mes_daemon::api_client::ApiClient;
@@ -45,12 +48,41 @@ enum Command {
     #[command(subcommand)]
     Note(NoteCmd),
     /// Medical profile (F2): conditions, treatments, allergies, hospitalisations,
-    /// contacts, wishes, situation.
+    /// contacts, wishes, situation, person.
     #[command(subcommand)]
-    Profile(ProfileCmd),
-    /// Vaccine doses and screenings done (F2.4, F10).
+    Profile(RecordCmd),
+    /// Vaccine doses and screenings done (F2.4, F10): sections doses, acts.
     #[command(subcommand)]
-    Prevention(PreventionCmd),
+    Prevention(RecordCmd),
+    /// The emergency section (F2.10): `mes emergency set card.blood_group A+`.
+    #[command(subcommand)]
+    Emergency(RecordCmd),
+    /// Care history (F3.8): section items.
+    #[command(subcommand)]
+    Care(RecordCmd),
+    /// Documents (F3).
+    #[command(subcommand)]
+    Doc(DocCmd),
+    /// Health measurements (F2.5).
+    #[command(subcommand)]
+    Measure(MeasureCmd),
+    /// Medical agenda (F5): appointments and reminders.
+    #[command(subcommand)]
+    Agenda(AgendaCmd),
+    /// Secure messages (F4).
+    #[command(subcommand)]
+    Message(MessageCmd),
+    /// Export the whole space to a new directory (F12.2): FHIR R4 bundle, emergency
+    /// summary (IPS), PDF summary, original files. Prints the absolute path.
+    Export {
+        /// Directory to create.
+        dir: PathBuf,
+    },
+    /// Import a FHIR bundle written by `mes export` (the file or its directory).
+    ImportFhir {
+        /// bundle.json or the export directory.
+        path: PathBuf,
+    },
     /// Vaccination and screening reminders (F5.2, F10).
     Reminders {
         /// How many months ahead.
@@ -105,37 +137,152 @@ enum NoteCmd {
 }
 
 #[derive(Subcommand)]
-enum ProfileCmd {
-    /// Print the profile, with any conflicting fields.
+enum RecordCmd {
+    /// Print the record, with any conflicting fields.
     Show,
     /// Add a record to a list section, or replace the one with the same "id", e.g.
     /// `mes profile put allergies '{"substance":"pénicilline","major":true}'`.
     Put {
-        /// conditions, treatments, allergies, hospitalisations or contacts.
+        /// The section (profile: conditions, treatments, allergies, hospitalisations,
+        /// contacts; prevention: doses, acts; care: items).
         section: String,
         /// The record as JSON.
         record: String,
     },
     /// Remove a record from a list section.
     Rm { section: String, id: String },
-    /// Set a field of wishes or situation, e.g. `mes profile set situation.lives_alone true`.
+    /// Set a field, e.g. `mes profile set situation.lives_alone true`.
     Set { field: String, value: String },
 }
 
 #[derive(Subcommand)]
-enum PreventionCmd {
-    /// Print the doses and acts.
-    Show,
-    /// Record a dose or an act, e.g.
-    /// `mes prevention put doses '{"rule":"mmr","date":"2025-03-01"}'`.
-    Put {
-        /// doses or acts.
-        section: String,
-        /// The record as JSON.
-        record: String,
+enum DocCmd {
+    /// Add a file: `mes doc add scan.pdf --category biology --title "Bilan" --date 2026-01-27`.
+    Add {
+        file: PathBuf,
+        /// Category id (summary, prescriptions, imaging, biology, reports, prevention,
+        /// certificates, administrative, questionnaire, other).
+        #[arg(long)]
+        category: String,
+        /// Type code (LOINC or MES-*; default: the category's first).
+        #[arg(long = "type", default_value = "")]
+        type_code: String,
+        /// Title (default: the file name).
+        #[arg(long, default_value = "")]
+        title: String,
+        /// Date of the document, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+        /// Author.
+        #[arg(long, default_value = "")]
+        author: String,
     },
-    /// Remove a dose or an act.
-    Rm { section: String, id: String },
+    /// List documents, newest first.
+    List {
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+    /// Search: keywords over titles and metadata, with filters.
+    Search {
+        /// Keywords (all must match; case and accents ignored).
+        words: Vec<String>,
+        #[arg(long, default_value = "")]
+        category: String,
+        #[arg(long = "type", default_value = "")]
+        type_code: String,
+        #[arg(long, default_value = "")]
+        author: String,
+        /// From date, YYYY-MM-DD.
+        #[arg(long, default_value = "")]
+        from: String,
+        /// To date, YYYY-MM-DD.
+        #[arg(long, default_value = "")]
+        to: String,
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+    },
+    /// Write a document's file to PATH; prints the absolute path written.
+    Get {
+        id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Hide a document from professionals (F3.3).
+    Hide { id: String },
+    /// Show a hidden document to professionals again.
+    Unhide { id: String },
+}
+
+#[derive(Subcommand)]
+enum MeasureCmd {
+    /// Record a measurement: `mes measure add weight 61.5 --at 2026-11-24T08:30`.
+    Add {
+        kind: String,
+        value: f64,
+        /// When (default: now).
+        #[arg(long, default_value = "")]
+        at: String,
+    },
+    /// List measurements, oldest first.
+    List {
+        #[arg(default_value = "")]
+        kind: String,
+        #[arg(long, default_value = "")]
+        from: String,
+        #[arg(long, default_value = "")]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgendaCmd {
+    /// Add an appointment: `mes agenda add --at 2026-12-03T14:30 --title "Dentiste"`.
+    Add {
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        with: String,
+        #[arg(long, default_value = "")]
+        place: String,
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// Appointments and reminders.
+    List {
+        /// First day (default: today).
+        #[arg(long, default_value = "")]
+        from: String,
+        #[arg(long, default_value_t = 3)]
+        months: u32,
+    },
+    /// Remove an appointment.
+    Rm { id: String },
+}
+
+#[derive(Subcommand)]
+enum MessageCmd {
+    /// Threads and their messages.
+    List,
+    /// Reply in a thread.
+    Reply {
+        thread: String,
+        text: String,
+        /// Attach a document by id (repeatable).
+        #[arg(long)]
+        attach: Vec<String>,
+    },
+    /// Start a thread (normally a professional does, F4.2).
+    New {
+        #[arg(long)]
+        subject: String,
+        text: String,
+    },
+    /// Mark a message read (the read receipt).
+    Read { id: String },
 }
 
 #[derive(Subcommand)]
@@ -188,6 +335,24 @@ enum BlobCmd {
     Put { path: PathBuf },
     /// Fetch and decrypt a file.
     Get { blob: BlobId, out: PathBuf },
+}
+
+fn record_call(kind: RecordKind, c: RecordCmd) -> ApiCall {
+    match c {
+        RecordCmd::Show => ApiCall::RecordGet { kind },
+        RecordCmd::Put { section, record } => ApiCall::RecordEdit {
+            kind,
+            edit: RecordEdit::Put { section, record },
+        },
+        RecordCmd::Rm { section, id } => ApiCall::RecordEdit {
+            kind,
+            edit: RecordEdit::Remove { section, id },
+        },
+        RecordCmd::Set { field, value } => ApiCall::RecordEdit {
+            kind,
+            edit: RecordEdit::Set { field, value },
+        },
+    }
 }
 
 fn socket_path(cli: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -248,25 +413,130 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Note(NoteCmd::Get { key }) => ApiCall::NoteGet { key },
         Command::Note(NoteCmd::List) => ApiCall::NoteList,
         Command::Note(NoteCmd::Rm { key }) => ApiCall::NoteDelete { key },
-        Command::Profile(ProfileCmd::Show) => ApiCall::ProfileGet,
-        Command::Prevention(PreventionCmd::Show) => ApiCall::PreventionGet,
-        Command::Prevention(PreventionCmd::Put { section, record }) => ApiCall::PreventionEdit {
-            edit: RecordEdit::Put { section, record },
-        },
-        Command::Prevention(PreventionCmd::Rm { section, id }) => ApiCall::PreventionEdit {
-            edit: RecordEdit::Remove { section, id },
-        },
+        Command::Profile(c) => record_call(RecordKind::Profile, c),
+        Command::Prevention(c) => record_call(RecordKind::Prevention, c),
+        Command::Emergency(c) => record_call(RecordKind::Emergency, c),
+        Command::Care(c) => record_call(RecordKind::Care, c),
         Command::Reminders { months } => ApiCall::Reminders { months },
         Command::EmergencyNumbers => ApiCall::EmergencyNumbers,
-        Command::Profile(ProfileCmd::Put { section, record }) => ApiCall::ProfileEdit {
-            edit: RecordEdit::Put { section, record },
+        Command::Doc(DocCmd::Add {
+            file,
+            category,
+            type_code,
+            title,
+            date,
+            author,
+        }) => ApiCall::DocAdd {
+            doc: NewDocument {
+                path: abs(file)?,
+                title,
+                category,
+                type_code,
+                date,
+                author,
+                ..Default::default()
+            },
         },
-        Command::Profile(ProfileCmd::Rm { section, id }) => ApiCall::ProfileEdit {
-            edit: RecordEdit::Remove { section, id },
+        Command::Doc(DocCmd::List { limit }) => ApiCall::DocSearch {
+            query: DocQuery {
+                limit,
+                ..Default::default()
+            },
         },
-        Command::Profile(ProfileCmd::Set { field, value }) => ApiCall::ProfileEdit {
-            edit: RecordEdit::Set { field, value },
+        Command::Doc(DocCmd::Search {
+            words,
+            category,
+            type_code,
+            author,
+            from,
+            to,
+            limit,
+        }) => ApiCall::DocSearch {
+            query: DocQuery {
+                text: words.join(" "),
+                category,
+                type_code,
+                author,
+                from,
+                to,
+                hidden: None,
+                limit,
+            },
         },
+        Command::Doc(DocCmd::Get { id, out }) => ApiCall::DocGet { id, out: abs(out)? },
+        Command::Doc(DocCmd::Hide { id }) => ApiCall::DocHide { id, hidden: true },
+        Command::Doc(DocCmd::Unhide { id }) => ApiCall::DocHide { id, hidden: false },
+        Command::Measure(MeasureCmd::Add { kind, value, at }) => ApiCall::MeasureAdd {
+            points: vec![Measurement {
+                kind,
+                value,
+                at: if at.is_empty() {
+                    jiff::Zoned::now()
+                        .datetime()
+                        .strftime("%Y-%m-%dT%H:%M")
+                        .to_string()
+                } else {
+                    at
+                },
+                ..Default::default()
+            }],
+        },
+        Command::Measure(MeasureCmd::List { kind, from, to }) => ApiCall::MeasureList {
+            query: MeasureQuery { kind, from, to },
+        },
+        Command::Agenda(AgendaCmd::Add {
+            at,
+            title,
+            with,
+            place,
+            minutes,
+            notes,
+        }) => ApiCall::RecordEdit {
+            kind: RecordKind::Agenda,
+            edit: RecordEdit::Put {
+                section: "appointments".into(),
+                record: serde_json::json!({
+                    "at": at, "title": title, "with": with, "place": place,
+                    "minutes": minutes, "notes": notes,
+                    "source": { "kind": "person", "name": "" },
+                })
+                .to_string(),
+            },
+        },
+        Command::Agenda(AgendaCmd::List { from, months }) => ApiCall::AgendaList { from, months },
+        Command::Agenda(AgendaCmd::Rm { id }) => ApiCall::RecordEdit {
+            kind: RecordKind::Agenda,
+            edit: RecordEdit::Remove {
+                section: "appointments".into(),
+                id,
+            },
+        },
+        Command::Message(MessageCmd::List) => ApiCall::RecordGet {
+            kind: RecordKind::Messages,
+        },
+        Command::Message(MessageCmd::Reply {
+            thread,
+            text,
+            attach,
+        }) => ApiCall::MessagePost {
+            message: Message {
+                thread,
+                body: text,
+                attachments: attach,
+                ..Default::default()
+            },
+            subject: String::new(),
+        },
+        Command::Message(MessageCmd::New { subject, text }) => ApiCall::MessagePost {
+            message: Message {
+                body: text,
+                ..Default::default()
+            },
+            subject,
+        },
+        Command::Message(MessageCmd::Read { id }) => ApiCall::MessageRead { id },
+        Command::Export { dir } => ApiCall::Export { out: abs(dir)? },
+        Command::ImportFhir { path } => ApiCall::ImportFhir { path: abs(path)? },
         Command::Log(LogCmd::Append { text }) => ApiCall::LogAppend { text },
         Command::Log(LogCmd::Read) => ApiCall::LogRead,
         Command::Inbox(InboxCmd::Drop { text }) => ApiCall::InboxDrop { text },

@@ -19,6 +19,23 @@ fn with_conflicts(
     Ok(out)
 }
 
+/// One document per line: date, category, title, author, hidden flag, id.
+fn doc_line(d: &mes_protocol::documents::DocumentMeta) -> String {
+    format!(
+        "{}  {:<14} {}  — {}{}  [{}]",
+        d.date,
+        d.category,
+        d.title,
+        d.author,
+        if d.visibility.hidden_from_professionals {
+            "  (masqué / hidden)"
+        } else {
+            ""
+        },
+        d.id
+    )
+}
+
 /// Renders a reply.
 pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
     if json {
@@ -26,13 +43,23 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             ApiReply::Done => serde_json::json!({ "ok": true }).to_string(),
             ApiReply::Values(v) => serde_json::json!({ "values": v }).to_string(),
             ApiReply::Status(s) => serde_json::to_string(s)?,
-            ApiReply::Profile { profile, conflicts } => {
-                serde_json::json!({ "profile": profile, "conflicts": conflicts }).to_string()
+            ApiReply::Record { record, conflicts } => {
+                let mut v = serde_json::to_value(record)?;
+                v["conflicts"] = serde_json::to_value(conflicts)?;
+                v.to_string()
             }
+            ApiReply::Documents(d) => serde_json::json!({ "documents": d }).to_string(),
+            ApiReply::Document(d) => serde_json::json!({ "document": d }).to_string(),
+            ApiReply::Measurements(m) => serde_json::json!({ "measurements": m }).to_string(),
+            ApiReply::Agenda(a) => serde_json::json!({ "agenda": a }).to_string(),
+            ApiReply::Written { path, size } => {
+                serde_json::json!({ "path": path, "size": size }).to_string()
+            }
+            ApiReply::Exported { path, files, bytes } => {
+                serde_json::json!({ "path": path, "files": files, "bytes": bytes }).to_string()
+            }
+            ApiReply::Imported(n) => serde_json::json!({ "imported": n }).to_string(),
             ApiReply::Touched(id) => serde_json::json!({ "id": id }).to_string(),
-            ApiReply::Prevention { record, conflicts } => {
-                serde_json::json!({ "record": record, "conflicts": conflicts }).to_string()
-            }
             ApiReply::Reminders(r) => serde_json::json!({ "reminders": r }).to_string(),
             ApiReply::EmergencyNumbers(n) => serde_json::json!({ "numbers": n }).to_string(),
             other => serde_json::to_string(other)?,
@@ -105,8 +132,39 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             .map(|n| format!("{:<8} {}\n         {}", n.number, n.fr, n.en))
             .collect::<Vec<_>>()
             .join("\n"),
-        ApiReply::Prevention { record, conflicts } => with_conflicts(record, conflicts)?,
-        ApiReply::Profile { profile, conflicts } => with_conflicts(profile, conflicts)?,
+        ApiReply::Record { record, conflicts } => with_conflicts(record, conflicts)?,
+        ApiReply::Documents(d) => d.iter().map(doc_line).collect::<Vec<_>>().join("\n"),
+        ApiReply::Document(d) => doc_line(d),
+        ApiReply::Measurements(m) => {
+            let codes = mes_protocol::codes::Codes::builtin();
+            m.iter()
+                .map(|m| {
+                    let unit = codes
+                        .measurement_kind(&m.kind)
+                        .map(|k| k.unit.clone())
+                        .unwrap_or_default();
+                    format!("{}  {:<12} {} {}", m.at, m.kind, m.value, unit)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+        ApiReply::Agenda(a) => a
+            .iter()
+            .map(|i| match i {
+                mes_protocol::agenda::AgendaItem::Appointment(a) => format!(
+                    "{}  RDV / appointment  {} {} {}  [{}]",
+                    a.at, a.title, a.with, a.place, a.id
+                ),
+                mes_protocol::agenda::AgendaItem::Reminder(r) => {
+                    format!("{}  rappel / reminder  {} / {}", r.from, r.fr, r.en)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ApiReply::Exported { path, files, bytes } => {
+            format!("{path}\n({files} fichiers / files, {bytes} octets / bytes)")
+        }
+        ApiReply::Imported(n) => format!("{n} éléments importés / records imported"),
         ApiReply::Touched(id) => id.clone(),
         ApiReply::Blob { blob, size } => format!("{blob} ({size} octets / bytes)"),
         ApiReply::Written { path, size } => format!("{path} ({size} octets / bytes)"),
@@ -133,12 +191,12 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mes_protocol::record::{Conflict, Profile};
+    use mes_protocol::record::{Conflict, RecordBody};
 
     #[test]
     fn a_record_shows_its_conflicts_in_text_and_json() {
-        let r = ApiReply::Profile {
-            profile: Box::new(Profile::default()),
+        let r = ApiReply::Record {
+            record: RecordBody::Profile(Box::default()),
             conflicts: vec![Conflict {
                 path: "allergies/0/reaction".into(),
                 values: vec!["choc".into(), "œdème".into()],

@@ -101,3 +101,61 @@ pub fn reminders(
     })
     .collect())
 }
+
+/// A civil date-time "2026-12-03T14:30" (or a bare date).
+fn when(what: &str, s: &str) -> Result<(), String> {
+    if s.parse::<jiff::civil::DateTime>().is_ok() || s.parse::<Date>().is_ok() {
+        Ok(())
+    } else {
+        Err(format!("{what} {s:?} is not like 2026-12-03T14:30"))
+    }
+}
+
+/// Blood groups and rhesus.
+pub const BLOOD_GROUPS: &[&str] = &["A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-"];
+
+/// The emergency section: a known blood group.
+pub fn emergency(e: &mes_protocol::record::Emergency) -> Result<(), String> {
+    let g = &e.card.blood_group;
+    if !g.is_empty() && !BLOOD_GROUPS.contains(&g.as_str()) {
+        return Err(format!(
+            "blood group {g:?} is not one of {}",
+            BLOOD_GROUPS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The agenda: every appointment has a time and a title.
+pub fn agenda(a: &mes_protocol::agenda::Agenda) -> Result<(), String> {
+    for x in &a.appointments {
+        when("appointment time", &x.at)?;
+        if x.title.trim().is_empty() {
+            return Err(format!("appointment {} has no title", x.id));
+        }
+    }
+    Ok(())
+}
+
+/// Messages: each in a known thread, at a valid time.
+pub fn messages(m: &mes_protocol::messages::Messages) -> Result<(), String> {
+    for x in m.messages.values() {
+        if !m.threads.iter().any(|t| t.id == x.thread) {
+            return Err(format!(
+                "message {} names no known thread {:?}",
+                x.id, x.thread
+            ));
+        }
+        x.at.parse::<jiff::Timestamp>()
+            .map_err(|_| format!("message time {:?} is not like 2026-11-24T08:30:00Z", x.at))?;
+    }
+    Ok(())
+}
+
+/// Care history: dates.
+pub fn care(c: &mes_protocol::care::CareHistory) -> Result<(), String> {
+    for x in &c.items {
+        date("date", &x.date)?;
+    }
+    Ok(())
+}

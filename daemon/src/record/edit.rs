@@ -28,6 +28,30 @@ pub const PREVENTION: Sections = Sections {
     fields: &[],
 };
 
+/// The emergency section's sections.
+pub const EMERGENCY: Sections = Sections {
+    lists: &[],
+    fields: mes_protocol::record::EMERGENCY_FIELDS,
+};
+
+/// The agenda's sections.
+pub const AGENDA: Sections = Sections {
+    lists: mes_protocol::agenda::AGENDA_LISTS,
+    fields: &[],
+};
+
+/// The messages' sections (`messages` is a map by id; `put` and `rm` treat it alike).
+pub const MESSAGES: Sections = Sections {
+    lists: mes_protocol::messages::MESSAGES_LISTS,
+    fields: &[],
+};
+
+/// The care history's sections.
+pub const CARE: Sections = Sections {
+    lists: mes_protocol::care::CARE_LISTS,
+    fields: &[],
+};
+
 fn section<'a>(
     root: &'a mut Map<String, Value>,
     name: &str,
@@ -35,12 +59,12 @@ fn section<'a>(
 ) -> Result<&'a mut Value, String> {
     if !known.contains(&name) {
         return Err(format!(
-            "unknown profile section {name:?}; known: {}",
+            "unknown section {name:?}; known: {}",
             known.join(", ")
         ));
     }
     root.get_mut(name)
-        .ok_or_else(|| format!("profile section {name:?} is missing"))
+        .ok_or_else(|| format!("section {name:?} is missing"))
 }
 
 /// The edited document and the id of the record touched (for `Set`, the field).
@@ -69,25 +93,32 @@ pub fn apply<T: Serialize + DeserializeOwned>(
                 _ => new_id(),
             };
             fields.insert("id".into(), Value::String(id.clone()));
-            let Value::Array(list) = section(&mut root, name, sections.lists)? else {
-                return Err(format!("profile section {name:?} is not a list"));
-            };
-            match list
-                .iter_mut()
-                .find(|r| r.get("id").and_then(Value::as_str) == Some(id.as_str()))
-            {
-                Some(existing) => *existing = record,
-                None => list.push(record),
+            match section(&mut root, name, sections.lists)? {
+                Value::Array(list) => match list
+                    .iter_mut()
+                    .find(|r| r.get("id").and_then(Value::as_str) == Some(id.as_str()))
+                {
+                    Some(existing) => *existing = record,
+                    None => list.push(record),
+                },
+                Value::Object(map) => {
+                    map.insert(id.clone(), record);
+                }
+                _ => return Err(format!("section {name:?} is not a list")),
             }
             id
         }
         RecordEdit::Remove { section: name, id } => {
-            let Value::Array(list) = section(&mut root, name, sections.lists)? else {
-                return Err(format!("profile section {name:?} is not a list"));
+            let found = match section(&mut root, name, sections.lists)? {
+                Value::Array(list) => {
+                    let before = list.len();
+                    list.retain(|r| r.get("id").and_then(Value::as_str) != Some(id.as_str()));
+                    list.len() != before
+                }
+                Value::Object(map) => map.remove(id).is_some(),
+                _ => return Err(format!("section {name:?} is not a list")),
             };
-            let before = list.len();
-            list.retain(|r| r.get("id").and_then(Value::as_str) != Some(id.as_str()));
-            if list.len() == before {
+            if !found {
                 return Err(format!("no {name} record with id {id:?}"));
             }
             id.clone()
@@ -99,7 +130,7 @@ pub fn apply<T: Serialize + DeserializeOwned>(
                 ));
             };
             let Value::Object(fields) = section(&mut root, name, sections.fields)? else {
-                return Err(format!("profile section {name:?} is not a record"));
+                return Err(format!("section {name:?} is not a record"));
             };
             if !fields.contains_key(key) {
                 let known: Vec<&str> = fields.keys().map(String::as_str).collect();

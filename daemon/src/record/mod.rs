@@ -4,10 +4,21 @@
 
 pub mod check;
 pub mod edit;
+pub mod messaging;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
+use mes_protocol::agenda::Agenda;
+use mes_protocol::api::ApiError;
+use mes_protocol::care::CareHistory;
+use mes_protocol::ids::SpaceId;
+use mes_protocol::messages::Messages;
 pub use mes_protocol::record::Conflict;
-use mes_protocol::record::{PreventionRecord, Profile};
+use mes_protocol::record::{
+    Emergency, PreventionRecord, Profile, RecordBody, RecordEdit, RecordKind,
+};
+
+use crate::daemon::Daemon;
+use crate::volume::{doc::DocReplica, ApplyError, Payload};
 
 /// A record document kind: its volume, its sections and what the types cannot check.
 pub trait RecordDoc:
@@ -38,6 +49,94 @@ impl RecordDoc for PreventionRecord {
     const SECTIONS: edit::Sections = edit::PREVENTION;
     fn check(&self) -> Result<(), String> {
         check::prevention(self)
+    }
+}
+
+impl RecordDoc for Emergency {
+    const LABEL: &'static str = crate::daemon::EMERGENCY;
+    const SECTIONS: edit::Sections = edit::EMERGENCY;
+    fn check(&self) -> Result<(), String> {
+        check::emergency(self)
+    }
+}
+
+impl RecordDoc for Agenda {
+    const LABEL: &'static str = crate::daemon::AGENDA;
+    const SECTIONS: edit::Sections = edit::AGENDA;
+    fn check(&self) -> Result<(), String> {
+        check::agenda(self)
+    }
+}
+
+impl RecordDoc for Messages {
+    const LABEL: &'static str = crate::daemon::MESSAGES;
+    const SECTIONS: edit::Sections = edit::MESSAGES;
+    fn check(&self) -> Result<(), String> {
+        check::messages(self)
+    }
+}
+
+impl RecordDoc for CareHistory {
+    const LABEL: &'static str = crate::daemon::CARE;
+    const SECTIONS: edit::Sections = edit::CARE;
+    fn check(&self) -> Result<(), String> {
+        check::care(self)
+    }
+}
+
+/// A record document of any kind, with its conflicts.
+pub fn get(
+    d: &Daemon,
+    space: SpaceId,
+    kind: RecordKind,
+) -> Result<(RecordBody, Vec<Conflict>), ApiError> {
+    fn one<T: RecordDoc>(
+        d: &Daemon,
+        space: SpaceId,
+        wrap: fn(Box<T>) -> RecordBody,
+    ) -> Result<(RecordBody, Vec<Conflict>), ApiError> {
+        let (t, c) = d.record_get::<T>(space)?;
+        Ok((wrap(Box::new(t)), c))
+    }
+    match kind {
+        RecordKind::Profile => one::<Profile>(d, space, RecordBody::Profile),
+        RecordKind::Prevention => one::<PreventionRecord>(d, space, RecordBody::Prevention),
+        RecordKind::Emergency => one::<Emergency>(d, space, RecordBody::Emergency),
+        RecordKind::Agenda => one::<Agenda>(d, space, RecordBody::Agenda),
+        RecordKind::Messages => one::<Messages>(d, space, RecordBody::Messages),
+        RecordKind::Care => one::<CareHistory>(d, space, RecordBody::Care),
+    }
+}
+
+/// Edits a record document of any kind; the id touched.
+pub async fn edit(
+    d: &Daemon,
+    space: SpaceId,
+    kind: RecordKind,
+    e: &RecordEdit,
+) -> Result<String, ApiError> {
+    match kind {
+        RecordKind::Profile => d.record_edit::<Profile>(space, e).await,
+        RecordKind::Prevention => d.record_edit::<PreventionRecord>(space, e).await,
+        RecordKind::Emergency => d.record_edit::<Emergency>(space, e).await,
+        RecordKind::Agenda => d.record_edit::<Agenda>(space, e).await,
+        RecordKind::Messages => d.record_edit::<Messages>(space, e).await,
+        RecordKind::Care => d.record_edit::<CareHistory>(space, e).await,
+    }
+}
+
+/// The first change of a new record volume: its typed document, empty, so that every
+/// list and map exists before any device edits (two devices would otherwise each create
+/// their own and one's records would be shadowed). `None` for other volumes.
+pub fn seed(label: &str, doc: &mut DocReplica) -> Result<Option<Payload>, ApplyError> {
+    match label {
+        crate::daemon::PROFILE => doc.reconcile(&Profile::default()),
+        crate::daemon::PREVENTION => doc.reconcile(&PreventionRecord::default()),
+        crate::daemon::EMERGENCY => doc.reconcile(&Emergency::default()),
+        crate::daemon::AGENDA => doc.reconcile(&Agenda::default()),
+        crate::daemon::MESSAGES => doc.reconcile(&Messages::default()),
+        crate::daemon::CARE => doc.reconcile(&CareHistory::default()),
+        _ => Ok(None),
     }
 }
 

@@ -62,6 +62,40 @@ impl DocReplica {
         Ok((self.doc.get_heads() != heads).then_some(Payload::Changes(change)))
     }
 
+    /// One entry of the root map, hydrated; `None` when absent.
+    pub fn hydrate_key<T: autosurgeon::Hydrate>(&self, key: &str) -> Result<Option<T>, ApplyError> {
+        if self.doc.get(ROOT, key).map_err(err)?.is_none() {
+            return Ok(None);
+        }
+        autosurgeon::hydrate_prop(&*self.doc, ROOT, key)
+            .map(Some)
+            .map_err(|e| ApplyError(e.to_string()))
+    }
+
+    /// Writes one entry of the root map with the smallest change (one record of a large
+    /// volume: documents, measurement points) and answers the change, `None` if equal.
+    pub fn reconcile_key<T: autosurgeon::Reconcile>(
+        &mut self,
+        key: &str,
+        value: &T,
+    ) -> Result<Option<Payload>, ApplyError> {
+        self.reconcile_keys(std::iter::once((key, value)))
+    }
+
+    /// Writes several entries of the root map as one change.
+    pub fn reconcile_keys<'a, T: autosurgeon::Reconcile + 'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = (&'a str, &'a T)>,
+    ) -> Result<Option<Payload>, ApplyError> {
+        let heads = self.doc.get_heads();
+        for (key, value) in entries {
+            autosurgeon::reconcile_prop(&mut *self.doc, ROOT, key, value)
+                .map_err(|e| ApplyError(e.to_string()))?;
+        }
+        let change = self.doc.save_after(&heads);
+        Ok((self.doc.get_heads() != heads).then_some(Payload::Changes(change)))
+    }
+
     /// Fields left with several values by concurrent edits.
     pub fn conflicts(&self) -> Vec<crate::record::Conflict> {
         crate::record::conflicts(&*self.doc)
@@ -74,9 +108,9 @@ impl DocReplica {
         Ok(Payload::Changes(self.doc.save_after(&heads)))
     }
 
-    /// Deletes `key`; `None` if it was absent.
+    /// Deletes `key` (a value or a record); `None` if it was absent.
     pub fn delete(&mut self, key: &str) -> Result<Option<Payload>, ApplyError> {
-        if self.get(key).is_empty() {
+        if self.doc.get(ROOT, key).map_err(err)?.is_none() {
             return Ok(None);
         }
         let heads = self.doc.get_heads();

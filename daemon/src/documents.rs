@@ -1,0 +1,357 @@
+//! Documents (F3): adding a file (checked, sealed into the blob cache, metadata written
+//! to the document volume of its type's habilitation group), listing and search over a
+//! cache of hydrated volumes, writing a file out, hiding and showing again.
+
+use mes_protocol::api::{ApiError, ApiErrorCode};
+use mes_protocol::blob::BlobRef;
+use mes_protocol::codes::Codes;
+use mes_protocol::documents::{haystack, DocQuery, DocumentMeta, NewDocument};
+use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
+use mes_protocol::record::Source;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::daemon::{documents_label, Daemon, DOCUMENTS_HIDDEN};
+use crate::volume::Replica;
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::new(ApiErrorCode::BadRequest, m)
+}
+
+fn internal(m: impl ToString) -> ApiError {
+    ApiError::new(ApiErrorCode::Internal, m.to_string())
+}
+
+/// A hydrated document volume and the folded text of each document.
+pub struct Indexed {
+    /// Documents (keys included).
+    pub docs: Vec<DocumentMeta>,
+    /// Folded searchable text, by position.
+    pub text: Vec<String>,
+}
+
+/// Hydrated volumes by id, with the (generation, cursor, last local change) they reflect.
+pub type Cache = Mutex<HashMap<VolumeId, ((u32, u64, u64), Arc<Indexed>)>>;
+
+/// What `add` checked: the metadata to write and its volume label.
+fn checked_meta(new: &NewDocument) -> Result<DocumentMeta, ApiError> {
+    let codes = Codes::builtin();
+    let cat = codes.category(&new.category).map_err(bad)?;
+    let type_code = if new.type_code.is_empty() {
+        cat.type_codes[0].clone()
+    } else {
+        codes.doc_type(&new.type_code).map_err(bad)?.code.clone()
+    };
+    let class_code = if new.class_code.is_empty() {
+        cat.class_codes[0].clone()
+    } else if cat.class_codes.contains(&new.class_code) {
+        new.class_code.clone()
+    } else {
+        return Err(bad(format!(
+            "class code {:?} does not belong to category {}; its codes: {}",
+            new.class_code,
+            cat.id,
+            cat.class_codes.join(", ")
+        )));
+    };
+    new.date
+        .parse::<jiff::civil::Date>()
+        .map_err(|_| bad(format!("date {:?} is not a date like 2026-11-24", new.date)))?;
+    let path = Path::new(&new.path);
+    let file_name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(DocumentMeta {
+        id: new.id.clone(),
+        title: if new.title.trim().is_empty() {
+            file_name.clone()
+        } else {
+            new.title.trim().to_string()
+        },
+        date: new.date.clone(),
+        author: new.author.clone(),
+        category: cat.id.clone(),
+        class_code,
+        type_code,
+        media_type: media_type(&file_name).into(),
+        file_name,
+        source: if new.source.kind.is_empty() {
+            Source {
+                kind: "person".into(),
+                name: String::new(),
+            }
+        } else {
+            new.source.clone()
+        },
+        ..Default::default()
+    })
+}
+
+/// The media type from a file name's extension.
+pub fn media_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("md") => "text/markdown",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("json") => "application/json",
+        Some("xml") => "application/xml",
+        Some("html" | "htm") => "text/html",
+        Some("csv") => "text/csv",
+        Some("dcm") => "application/dicom",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The first KiB of a text file, for search and preview.
+fn excerpt(path: &Path, media: &str) -> String {
+    if !media.starts_with("text/") {
+        return String::new();
+    }
+    let mut buf = vec![0u8; 1024];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+        .unwrap_or(0);
+    let s = String::from_utf8_lossy(&buf[..n]).into_owned();
+    s.trim_end_matches('\u{FFFD}').to_string()
+}
+
+/// A document's blob reference.
+pub fn blob_ref(d: &DocumentMeta) -> Result<BlobRef, ApiError> {
+    let id: BlobId = d.blob.parse().map_err(internal)?;
+    let key: [u8; 32] = hex::decode(&d.blob_key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| internal(format!("document {} has a malformed blob key", d.id)))?;
+    Ok(BlobRef {
+        id,
+        key,
+        plaintext_len: d.size,
+        ciphertext_len: d.ciphertext_len,
+    })
+}
+
+/// The volume label a document lives in.
+pub fn label_of(d: &DocumentMeta) -> Result<String, ApiError> {
+    if d.visibility.hidden_from_professionals {
+        return Ok(DOCUMENTS_HIDDEN.into());
+    }
+    let t = Codes::builtin().doc_type(&d.type_code).map_err(bad)?;
+    Ok(documents_label(&t.group))
+}
+
+impl Daemon {
+    /// The document volumes of a space.
+    fn document_volumes(&self, space: SpaceId) -> Vec<VolumeId> {
+        self.state()
+            .volumes
+            .values()
+            .filter(|v| v.meta.space == space && v.meta.label.starts_with("documents/"))
+            .map(|v| v.meta.volume)
+            .collect()
+    }
+
+    /// A document volume, hydrated once per change.
+    fn indexed(&self, volume: VolumeId) -> Result<Arc<Indexed>, ApiError> {
+        let st = self.state();
+        let v = &st.volumes[&volume];
+        let version = (v.meta.generation.0, v.meta.cursor.0, v.meta.last_local);
+        let mut cache = self.doc_cache.lock().expect("document cache lock");
+        if let Some((at, ix)) = cache.get(&volume) {
+            if *at == version {
+                return Ok(ix.clone());
+            }
+        }
+        let Replica::Doc(doc) = &v.replica else {
+            return Err(internal("a document volume is not a document"));
+        };
+        let map: mes_protocol::documents::DocumentVolume = doc.hydrate().map_err(internal)?;
+        let docs: Vec<DocumentMeta> = map.into_values().collect();
+        let text = docs.iter().map(haystack).collect();
+        let ix = Arc::new(Indexed { docs, text });
+        cache.insert(volume, (version, ix.clone()));
+        Ok(ix)
+    }
+
+    /// Every document, keys included (export, hiding).
+    pub fn documents_all(&self, space: SpaceId) -> Result<Vec<DocumentMeta>, ApiError> {
+        let mut out = Vec::new();
+        for v in self.document_volumes(space) {
+            out.extend(self.indexed(v)?.docs.iter().cloned());
+        }
+        Ok(out)
+    }
+
+    /// Documents matching a query, newest first, keys stripped (F3.5).
+    pub fn doc_search(&self, space: SpaceId, q: &DocQuery) -> Result<Vec<DocumentMeta>, ApiError> {
+        for (what, d) in [("from", &q.from), ("to", &q.to)] {
+            if !d.is_empty() && d.parse::<jiff::civil::Date>().is_err() {
+                return Err(bad(format!("{what} {d:?} is not a date like 2026-11-24")));
+            }
+        }
+        if !q.category.is_empty() {
+            Codes::builtin().category(&q.category).map_err(bad)?;
+        }
+        if !q.type_code.is_empty() {
+            Codes::builtin().doc_type(&q.type_code).map_err(bad)?;
+        }
+        let words = q.words();
+        let mut out = Vec::new();
+        for v in self.document_volumes(space) {
+            let ix = self.indexed(v)?;
+            for (d, t) in ix.docs.iter().zip(&ix.text) {
+                if q.matches(d, t, &words) {
+                    out.push(DocumentMeta {
+                        blob_key: String::new(),
+                        ..d.clone()
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.title.cmp(&b.title)));
+        if q.limit > 0 {
+            out.truncate(q.limit as usize);
+        }
+        Ok(out)
+    }
+
+    /// A document by id, with the label of its volume.
+    pub fn doc_find(&self, space: SpaceId, id: &str) -> Result<DocumentMeta, ApiError> {
+        for v in self.document_volumes(space) {
+            if let Some(d) = self.indexed(v)?.docs.iter().find(|d| d.id == id) {
+                return Ok(d.clone());
+            }
+        }
+        Err(ApiError::new(
+            ApiErrorCode::NotFound,
+            format!("no document {id:?} in this space"),
+        ))
+    }
+
+    /// Writes one document's metadata into `label`'s volume.
+    async fn doc_write(
+        &self,
+        space: SpaceId,
+        label: &str,
+        d: &DocumentMeta,
+    ) -> Result<(), ApiError> {
+        self.local_change(space, label, |v, _| {
+            let Replica::Doc(doc) = &mut v.replica else {
+                return Err(internal("a document volume is not a document"));
+            };
+            doc.reconcile_key(&d.id, d).map_err(internal)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Removes a document's metadata from `label`'s volume.
+    async fn doc_remove(&self, space: SpaceId, label: &str, id: &str) -> Result<(), ApiError> {
+        self.local_change(space, label, |v, _| {
+            let Replica::Doc(doc) = &mut v.replica else {
+                return Err(internal("a document volume is not a document"));
+            };
+            doc.delete(id).map_err(internal)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Adds a document (F3.1): nothing is written unless every check passes. With a fixed
+    /// id (bulk import), adding the same file again changes nothing.
+    pub async fn doc_add(
+        &self,
+        space: SpaceId,
+        new: &NewDocument,
+    ) -> Result<DocumentMeta, ApiError> {
+        let mut meta = checked_meta(new)?;
+        let path = Path::new(&new.path);
+        if !meta.id.is_empty() {
+            if let Ok(existing) = self.doc_find(space, &meta.id) {
+                let same = std::fs::metadata(path).map(|m| m.len()).ok() == Some(existing.size)
+                    && existing.title == meta.title
+                    && existing.date == meta.date
+                    && existing.type_code == meta.type_code;
+                return if same {
+                    Ok(DocumentMeta {
+                        blob_key: String::new(),
+                        ..existing
+                    })
+                } else {
+                    Err(bad(format!(
+                        "document id {:?} already holds another document ({:?})",
+                        meta.id, existing.title
+                    )))
+                };
+            }
+        }
+        let r = crate::blobs::seal_into_cache(&self.files, path)?;
+        if meta.id.is_empty() {
+            meta.id = hex::encode(rand::Rng::gen::<[u8; 8]>(&mut rand::rngs::OsRng));
+        }
+        meta.excerpt = excerpt(path, &meta.media_type);
+        meta.size = r.plaintext_len;
+        meta.ciphertext_len = r.ciphertext_len;
+        meta.blob = r.id.to_string();
+        meta.blob_key = hex::encode(r.key);
+        meta.added_at = jiff::Timestamp::now().to_string();
+        crate::blobs::mark_pending(&self.files, space, r.id)?;
+        self.doc_write(space, &label_of(&meta)?, &meta).await?;
+        meta.blob_key.clear();
+        Ok(meta)
+    }
+
+    /// Writes a document's file to `out` (absolute), fetching it first if needed (F3.6).
+    pub async fn doc_get(&self, space: SpaceId, id: &str, out: &Path) -> Result<u64, ApiError> {
+        if !out.is_absolute() {
+            return Err(bad(format!("{} is not an absolute path", out.display())));
+        }
+        let d = self.doc_find(space, id)?;
+        let r = blob_ref(&d)?;
+        crate::blobs::ensure_cached(self, space, &r).await?;
+        crate::blobs::decrypt_cached(&self.files, &r, out)
+    }
+
+    /// Hides a document from professionals or shows it again (F3.3): its metadata moves to
+    /// the hidden volume (or back to its group's) and, when hiding, its file is re-sealed
+    /// under a new key, so a key read before cannot open what is hidden now.
+    pub async fn doc_hide(
+        &self,
+        space: SpaceId,
+        id: &str,
+        hidden: bool,
+    ) -> Result<DocumentMeta, ApiError> {
+        let mut d = self.doc_find(space, id)?;
+        if d.visibility.hidden_from_professionals == hidden {
+            d.blob_key.clear();
+            return Ok(d);
+        }
+        if hidden && d.visibility.invisible_to_patient {
+            return Err(bad(
+                "a document held back from the patient cannot also be hidden from professionals (MASQUE_PS and INVISIBLE_PATIENT are exclusive)",
+            ));
+        }
+        let from = label_of(&d)?;
+        if hidden {
+            let r = blob_ref(&d)?;
+            crate::blobs::ensure_cached(self, space, &r).await?;
+            let fresh = crate::blobs::rekey(&self.files, &r)?;
+            crate::blobs::mark_pending(&self.files, space, fresh.id)?;
+            d.blob = fresh.id.to_string();
+            d.blob_key = hex::encode(fresh.key);
+            d.ciphertext_len = fresh.ciphertext_len;
+        }
+        d.visibility.hidden_from_professionals = hidden;
+        let to = label_of(&d)?;
+        // Written to its new volume before it leaves the old one: a crash in between
+        // leaves it in both (shown once), never in neither.
+        self.doc_write(space, &to, &d).await?;
+        self.doc_remove(space, &from, id).await?;
+        d.blob_key.clear();
+        Ok(d)
+    }
+}

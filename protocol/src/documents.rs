@@ -1,0 +1,232 @@
+//! Documents (F3): metadata kept in the `documents/<group>` volumes (one per habilitation
+//! group, plus `documents/hidden`), the file itself an encrypted content-addressed blob
+//! whose key travels in the metadata. Search queries and their filters (F3.5).
+
+use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::record::Source;
+
+/// The DMP visibility flags (F3.3, F3.4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct Visibility {
+    /// `MASQUE_PS`: hidden from professionals by the person.
+    #[autosurgeon(missing = "Default::default")]
+    pub hidden_from_professionals: bool,
+    /// `INVISIBLE_PATIENT`: held back from the patient until the announcement consultation.
+    #[autosurgeon(missing = "Default::default")]
+    pub invisible_to_patient: bool,
+    /// `INVISIBLE_REPRESENTANTS_LEGAUX`: not shown to a minor's legal representatives.
+    #[autosurgeon(missing = "Default::default")]
+    pub invisible_to_legal_representatives: bool,
+}
+
+/// One document's metadata and the reference to its file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+#[serde(deny_unknown_fields, default)]
+pub struct DocumentMeta {
+    /// Stable id.
+    #[autosurgeon(missing = "Default::default")]
+    pub id: String,
+    /// Title.
+    #[autosurgeon(missing = "Default::default")]
+    pub title: String,
+    /// Date of the document (YYYY-MM-DD).
+    #[autosurgeon(missing = "Default::default")]
+    pub date: String,
+    /// Author as shown (a professional, the person, a service).
+    #[autosurgeon(missing = "Default::default")]
+    pub author: String,
+    /// Product category id (protocol/data/codes.toml).
+    #[autosurgeon(missing = "Default::default")]
+    pub category: String,
+    /// DMP class code.
+    #[autosurgeon(missing = "Default::default")]
+    pub class_code: String,
+    /// Type code (LOINC or `MES-*`).
+    #[autosurgeon(missing = "Default::default")]
+    pub type_code: String,
+    /// Visibility flags.
+    #[autosurgeon(missing = "Default::default")]
+    pub visibility: Visibility,
+    /// Original file name.
+    #[autosurgeon(missing = "Default::default")]
+    pub file_name: String,
+    /// Media type ("application/pdf").
+    #[autosurgeon(missing = "Default::default")]
+    pub media_type: String,
+    /// Plaintext size in bytes.
+    #[autosurgeon(missing = "Default::default")]
+    pub size: u64,
+    /// Blob id (hex of the BLAKE3 of its ciphertext).
+    #[autosurgeon(missing = "Default::default")]
+    pub blob: String,
+    /// Blob key (hex); emptied in API listings.
+    #[autosurgeon(missing = "Default::default")]
+    pub blob_key: String,
+    /// Ciphertext size.
+    #[autosurgeon(missing = "Default::default")]
+    pub ciphertext_len: u64,
+    /// Extracted text of a text document (first KiB), for search and preview.
+    #[autosurgeon(missing = "Default::default")]
+    pub excerpt: String,
+    /// Who added it.
+    #[autosurgeon(missing = "Default::default")]
+    pub source: Source,
+    /// When it was added (RFC 3339).
+    #[autosurgeon(missing = "Default::default")]
+    pub added_at: String,
+}
+
+/// A document volume: its documents by id at the document's root (a map that exists from
+/// the start, so two devices adding concurrently never create rival containers; adding
+/// one is one small change whatever the volume's size).
+pub type DocumentVolume = BTreeMap<String, DocumentMeta>;
+
+/// What a person gives when adding a document (`mes doc add`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct NewDocument {
+    /// Absolute path of the file.
+    pub path: String,
+    /// Title (default: the file name).
+    pub title: String,
+    /// Category id.
+    pub category: String,
+    /// Type code (default: the category's first).
+    pub type_code: String,
+    /// Class code (default: the category's first).
+    pub class_code: String,
+    /// Date (YYYY-MM-DD).
+    pub date: String,
+    /// Author (default: the person).
+    pub author: String,
+    /// A fixed id (bulk import: re-running adds nothing twice); empty for a new one.
+    pub id: String,
+    /// Who is adding it.
+    pub source: Source,
+}
+
+/// A search (F3.5): keywords over titles and metadata, and filters. Empty fields do not
+/// filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct DocQuery {
+    /// Keywords, all of which must match (case and accent insensitive).
+    pub text: String,
+    /// Category id.
+    pub category: String,
+    /// Type code.
+    pub type_code: String,
+    /// Author (substring, case and accent insensitive).
+    pub author: String,
+    /// From date, inclusive (YYYY-MM-DD).
+    pub from: String,
+    /// To date, inclusive.
+    pub to: String,
+    /// Hidden documents only (true), visible only (false), both (None).
+    pub hidden: Option<bool>,
+    /// At most this many results (0: all), newest first.
+    pub limit: u32,
+}
+
+/// Folds text for matching: lower case, French accents removed.
+pub fn fold(s: &str) -> String {
+    s.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'â' | 'ä' | 'á' => 'a',
+            'é' | 'è' | 'ê' | 'ë' => 'e',
+            'î' | 'ï' | 'í' => 'i',
+            'ô' | 'ö' | 'ó' => 'o',
+            'ù' | 'û' | 'ü' | 'ú' => 'u',
+            'ç' => 'c',
+            'ÿ' => 'y',
+            other => other,
+        })
+        .collect()
+}
+
+impl DocQuery {
+    /// Whether a document passes the filters; `haystack` is its folded searchable text.
+    pub fn matches(&self, d: &DocumentMeta, haystack: &str, words: &[String]) -> bool {
+        (self.category.is_empty() || d.category == self.category)
+            && (self.type_code.is_empty() || d.type_code == self.type_code)
+            && (self.from.is_empty() || d.date.as_str() >= self.from.as_str())
+            && (self.to.is_empty() || d.date.as_str() <= self.to.as_str())
+            && self
+                .hidden
+                .is_none_or(|h| d.visibility.hidden_from_professionals == h)
+            && (self.author.is_empty() || fold(&d.author).contains(&fold(&self.author)))
+            && words.iter().all(|w| haystack.contains(w.as_str()))
+    }
+
+    /// The folded keywords.
+    pub fn words(&self) -> Vec<String> {
+        fold(&self.text)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The text a document is searched by: title, author, file name, category and type
+/// labels, excerpt; folded.
+pub fn haystack(d: &DocumentMeta) -> String {
+    let codes = crate::codes::Codes::builtin();
+    let cat = codes
+        .category(&d.category)
+        .map(|c| format!("{} {}", c.fr, c.en))
+        .unwrap_or_default();
+    let ty = codes
+        .doc_type(&d.type_code)
+        .map(|t| format!("{} {}", t.fr, t.en))
+        .unwrap_or_default();
+    fold(&format!(
+        "{} {} {} {} {} {} {}",
+        d.title, d.author, d.file_name, cat, ty, d.date, d.excerpt
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_and_filters_combine_and_ignore_case_and_accents() {
+        let d = DocumentMeta {
+            title: "Résultats_AnalyseMed_Inaya-Michel".into(),
+            date: "2021-01-27".into(),
+            author: "Hun Nguyen".into(),
+            category: "biology".into(),
+            type_code: "11502-2".into(),
+            ..Default::default()
+        };
+        let h = haystack(&d);
+        let q = |text: &str, f: fn(&mut DocQuery)| {
+            let mut q = DocQuery {
+                text: text.into(),
+                ..Default::default()
+            };
+            f(&mut q);
+            q.matches(&d, &h, &q.words())
+        };
+        assert!(q("resultats nguyen", |_| {}));
+        assert!(q("biologie", |_| {}), "the category's label is searched");
+        assert!(q("", |q| q.category = "biology".into()));
+        assert!(!q("", |q| q.category = "imaging".into()));
+        assert!(q("", |q| {
+            q.from = "2021-01-01".into();
+            q.to = "2021-01-31".into()
+        }));
+        assert!(!q("", |q| q.from = "2021-02-01".into()));
+        assert!(q("", |q| q.author = "NGUYÉN".into()));
+        assert!(!q("radio", |_| {}));
+        assert!(q("", |q| q.hidden = Some(false)));
+        assert!(!q("", |q| q.hidden = Some(true)));
+    }
+}
