@@ -50,6 +50,11 @@ impl Files {
     }
 }
 
+/// The length of chunk `i` of a `total`-byte stream cut in `chunk`-byte pieces.
+fn chunk_len(total: u64, i: u64, chunk: usize) -> usize {
+    ((total - i * chunk as u64) as usize).min(chunk)
+}
+
 /// The notes key holding a bare blob's reference.
 pub fn ref_key(id: BlobId) -> String {
     format!("_blob/{id}")
@@ -99,7 +104,7 @@ fn seal_with(files: &Files, path: &Path, key: SymmetricKey) -> Result<BlobRef, A
     let mut buf = vec![0u8; CHUNK_PLAINTEXT];
     let mut ciphertext_len = 0u64;
     for i in 0..count {
-        let want = ((len - i * CHUNK_PLAINTEXT as u64) as usize).min(CHUNK_PLAINTEXT);
+        let want = chunk_len(len, i, CHUNK_PLAINTEXT);
         file.read_exact(&mut buf[..want]).map_err(|e| {
             err(
                 ApiErrorCode::BadRequest,
@@ -175,7 +180,7 @@ async fn upload(
     let count = len.div_ceil(CHUNK_CIPHERTEXT as u64).max(1);
     let mut buf = vec![0u8; CHUNK_CIPHERTEXT];
     for i in 0..count {
-        let want = ((len - i * CHUNK_CIPHERTEXT as u64) as usize).min(CHUNK_CIPHERTEXT);
+        let want = chunk_len(len, i, CHUNK_CIPHERTEXT);
         file.read_exact(&mut buf[..want])
             .map_err(|e| SyncError::Refused(format!("cached blob {id}: {e}")))?;
         client
@@ -282,8 +287,7 @@ pub fn decrypt_cached(files: &Files, r: &BlobRef, out: &Path) -> Result<u64, Api
     let mut hasher = blake3::Hasher::new();
     let mut written = 0u64;
     for i in 0..count {
-        let want =
-            ((r.ciphertext_len - i * CHUNK_CIPHERTEXT as u64) as usize).min(CHUNK_CIPHERTEXT);
+        let want = chunk_len(r.ciphertext_len, i, CHUNK_CIPHERTEXT);
         file.read_exact(&mut buf[..want]).map_err(storage)?;
         hasher.update(&buf[..want]);
         let plain = open_chunk(&key, i, i + 1 == count, &buf[..want])

@@ -205,6 +205,17 @@ fn allergy(a: &Allergy) -> Value {
     entry("AllergyIntolerance", &a.id, res)
 }
 
+/// A FHIR Period from the bounds that are dates; `None` when neither is.
+fn period(start: &str, end: &str) -> Option<Value> {
+    let mut p = serde_json::Map::new();
+    for (key, v) in [("start", start), ("end", end)] {
+        if is_date(v) {
+            p.insert(key.into(), json!(v));
+        }
+    }
+    (!p.is_empty()).then_some(Value::Object(p))
+}
+
 fn treatment(t: &Treatment) -> Value {
     let mut res = json!({
         "extension": ext(t),
@@ -215,15 +226,8 @@ fn treatment(t: &Treatment) -> Value {
     if !t.dosage.is_empty() {
         res["dosage"] = json!([{ "text": t.dosage }]);
     }
-    let mut period = serde_json::Map::new();
-    if is_date(&t.since) {
-        period.insert("start".into(), json!(t.since));
-    }
-    if is_date(&t.until) {
-        period.insert("end".into(), json!(t.until));
-    }
-    if !period.is_empty() {
-        res["effectivePeriod"] = Value::Object(period);
+    if let Some(p) = period(&t.since, &t.until) {
+        res["effectivePeriod"] = p;
     }
     entry("MedicationStatement", &t.id, res)
 }
@@ -241,15 +245,8 @@ fn hospitalisation(h: &Hospitalisation) -> Value {
     if !h.establishment.is_empty() {
         res["serviceProvider"] = json!({ "display": h.establishment });
     }
-    let mut period = serde_json::Map::new();
-    if is_date(&h.from) {
-        period.insert("start".into(), json!(h.from));
-    }
-    if is_date(&h.until) {
-        period.insert("end".into(), json!(h.until));
-    }
-    if !period.is_empty() {
-        res["period"] = Value::Object(period);
+    if let Some(p) = period(&h.from, &h.until) {
+        res["period"] = p;
     }
     entry("Encounter", &h.id, res)
 }
