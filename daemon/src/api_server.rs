@@ -138,6 +138,9 @@ pub async fn handle(
         DocAdd { doc } => ApiReply::Document(Box::new(
             d.doc_add(d.resolve_space(space).await?, &doc).await?,
         )),
+        DocCheck { docs } => {
+            ApiReply::DocChecked(d.doc_check(d.resolve_space(space).await?, &docs)?)
+        }
         DocSearch { query } => {
             ApiReply::Documents(d.doc_search(d.resolve_space(space).await?, &query)?)
         }

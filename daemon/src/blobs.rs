@@ -66,19 +66,17 @@ pub fn seal_into_cache(files: &Files, path: &Path) -> Result<BlobRef, ApiError> 
     seal_with(files, path, SymmetricKey::generate(&mut rand::rngs::OsRng))
 }
 
-fn seal_with(files: &Files, path: &Path, key: SymmetricKey) -> Result<BlobRef, ApiError> {
-    let mut file = std::fs::File::open(path).map_err(|e| {
+/// Opens a file a person wants to add, refusing what cannot be read, is not a regular
+/// file or is over the configured size; returns it and its length.
+pub fn open_checked(files: &Files, path: &Path) -> Result<(std::fs::File, u64), ApiError> {
+    let unreadable = |e: std::io::Error| {
         err(
             ApiErrorCode::BadRequest,
             format!("cannot read {}: {e}", path.display()),
         )
-    })?;
-    let meta = file.metadata().map_err(|e| {
-        err(
-            ApiErrorCode::BadRequest,
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
     if !meta.is_file() {
         return Err(err(
             ApiErrorCode::BadRequest,
@@ -96,6 +94,11 @@ fn seal_with(files: &Files, path: &Path, key: SymmetricKey) -> Result<BlobRef, A
             ),
         ));
     }
+    Ok((file, len))
+}
+
+fn seal_with(files: &Files, path: &Path, key: SymmetricKey) -> Result<BlobRef, ApiError> {
+    let (mut file, len) = open_checked(files, path)?;
     std::fs::create_dir_all(&files.blob_dir).map_err(storage)?;
     let tmp = tempfile::NamedTempFile::new_in(&files.blob_dir).map_err(storage)?;
     let mut out = std::io::BufWriter::new(tmp);

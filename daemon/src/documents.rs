@@ -5,10 +5,12 @@
 use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::blob::BlobRef;
 use mes_protocol::codes::Codes;
-use mes_protocol::documents::{haystack, DocQuery, DocumentMeta, NewDocument};
+use mes_protocol::documents::{
+    haystack, DocQuery, DocumentMeta, ImportCheck, NewDocument, RowProblem,
+};
 use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
 use mes_protocol::record::Source;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -270,24 +272,11 @@ impl Daemon {
     ) -> Result<DocumentMeta, ApiError> {
         let mut meta = checked_meta(new)?;
         let path = Path::new(&new.path);
-        if !meta.id.is_empty() {
-            if let Ok(existing) = self.doc_find(space, &meta.id) {
-                let same = std::fs::metadata(path).map(|m| m.len()).ok() == Some(existing.size)
-                    && existing.title == meta.title
-                    && existing.date == meta.date
-                    && existing.type_code == meta.type_code;
-                return if same {
-                    Ok(DocumentMeta {
-                        blob_key: String::new(),
-                        ..existing
-                    })
-                } else {
-                    Err(bad(format!(
-                        "document id {:?} already holds another document ({:?})",
-                        meta.id, existing.title
-                    )))
-                };
-            }
+        if let Some(existing) = self.already_added(space, &meta, path)? {
+            return Ok(DocumentMeta {
+                blob_key: String::new(),
+                ..existing
+            });
         }
         let r = crate::blobs::seal_into_cache(&self.files, path)?;
         if meta.id.is_empty() {
@@ -303,6 +292,64 @@ impl Daemon {
         self.doc_write(space, &label_of(&meta)?, &meta).await?;
         meta.blob_key.clear();
         Ok(meta)
+    }
+
+    /// The document a fixed id already names, when it is this same document (bulk import
+    /// re-run); an error when the id names another one; `None` for a new document.
+    fn already_added(
+        &self,
+        space: SpaceId,
+        meta: &DocumentMeta,
+        path: &Path,
+    ) -> Result<Option<DocumentMeta>, ApiError> {
+        if meta.id.is_empty() {
+            return Ok(None);
+        }
+        let Ok(existing) = self.doc_find(space, &meta.id) else {
+            return Ok(None);
+        };
+        let same = std::fs::metadata(path).map(|m| m.len()).ok() == Some(existing.size)
+            && existing.title == meta.title
+            && existing.date == meta.date
+            && existing.type_code == meta.type_code;
+        if same {
+            Ok(Some(existing))
+        } else {
+            Err(bad(format!(
+                "document id {:?} already holds another document ({:?})",
+                meta.id, existing.title
+            )))
+        }
+    }
+
+    /// Checks documents before a bulk import (F3.7), writing nothing: every row's
+    /// problems (category, type, date, file unreadable or too large, an id given twice or
+    /// already holding another document) and the rows the space already holds.
+    pub fn doc_check(&self, space: SpaceId, docs: &[NewDocument]) -> Result<ImportCheck, ApiError> {
+        let mut check = ImportCheck::default();
+        let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
+        for (row, new) in (0u32..).zip(docs) {
+            let problem = |reason: String| RowProblem { row, reason };
+            if !new.id.is_empty() {
+                if let Some(first) = seen.insert(&new.id, row) {
+                    check.problems.push(problem(format!(
+                        "id {:?} is also the id of row {first}",
+                        new.id
+                    )));
+                    continue;
+                }
+            }
+            let outcome = checked_meta(new).and_then(|meta| {
+                crate::blobs::open_checked(&self.files, Path::new(&new.path))?;
+                self.already_added(space, &meta, Path::new(&new.path))
+            });
+            match outcome {
+                Ok(Some(_)) => check.present.push(row),
+                Ok(None) => {}
+                Err(e) => check.problems.push(problem(e.message)),
+            }
+        }
+        Ok(check)
     }
 
     /// Writes a document's file to `out` (absolute), fetching it first if needed (F3.6).

@@ -70,6 +70,12 @@ pub enum ApiCall {
         /// The document.
         doc: crate::documents::NewDocument,
     },
+    /// Checks documents before a bulk import (F3.7) without writing anything: every
+    /// problem of every one, and which are already in the space.
+    DocCheck {
+        /// The documents, in manifest order.
+        docs: Vec<crate::documents::NewDocument>,
+    },
     /// Searches documents (F3.5); an empty query lists them all, newest first.
     DocSearch {
         /// The query.
@@ -260,6 +266,8 @@ pub enum ApiReply {
     },
     /// Documents (keys stripped).
     Documents(Vec<crate::documents::DocumentMeta>),
+    /// What a bulk import check found.
+    DocChecked(crate::documents::ImportCheck),
     /// One document (key stripped).
     Document(Box<crate::documents::DocumentMeta>),
     /// Measurements.

@@ -111,6 +111,27 @@ pub struct NewDocument {
     pub source: Source,
 }
 
+/// What checking a bulk import found (F3.7): problems by row (0-based, in the order
+/// given), and the rows whose document the space already holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct ImportCheck {
+    /// Each bad row and why.
+    pub problems: Vec<RowProblem>,
+    /// Rows already imported (same id, same document): re-running skips them.
+    pub present: Vec<u32>,
+}
+
+/// One bad row of a bulk import.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct RowProblem {
+    /// Row index, 0-based, in the order given.
+    pub row: u32,
+    /// What is wrong.
+    pub reason: String,
+}
+
 /// A search (F3.5): keywords over titles and metadata, and filters. Empty fields do not
 /// filter.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

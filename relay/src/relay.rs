@@ -51,6 +51,9 @@ pub struct Relay {
     appended: std::sync::atomic::AtomicU64,
     /// Appends share a volume's lock; a generation switch takes it alone.
     volume_locks: std::sync::Mutex<HashMap<VolumeId, Arc<tokio::sync::RwLock<()>>>>,
+    /// A space's membership changes are read-modify-write: one at a time per space, or
+    /// two devices declaring volumes at once would each save a copy missing the other's.
+    membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 fn internal(e: StoreError) -> WireError {
@@ -80,6 +83,7 @@ impl Relay {
             misbehaviour,
             appended: Default::default(),
             volume_locks: Default::default(),
+            membership_locks: Default::default(),
         }))
     }
 
@@ -277,6 +281,8 @@ impl Relay {
                     ));
                 }
                 let space = genesis.body.space;
+                let lock = self.membership_lock(space);
+                let _one_writer = lock.lock().await;
                 if let Ok(existing) = self.membership(space) {
                     return if existing.genesis == genesis {
                         Ok(Reply::Done)
@@ -292,6 +298,8 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::DeclareVolume { decl } => {
+                let lock = self.membership_lock(decl.body.space);
+                let _one_writer = lock.lock().await;
                 let mut m = self.authorize(decl.body.space, caller.principal, Need::Admin)?;
                 if m.volumes.get(&decl.body.volume) == Some(&decl) {
                     return Ok(Reply::Done);
@@ -301,6 +309,8 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::PutGrant { grant } => {
+                let lock = self.membership_lock(grant.body.space);
+                let _one_writer = lock.lock().await;
                 let mut m = self.authorize(grant.body.space, caller.principal, Need::Admin)?;
                 m.grant(grant).map_err(bad_record)?;
                 self.save_membership(m).await?;
@@ -614,6 +624,15 @@ impl Relay {
         }
     }
 
+    fn membership_lock(&self, space: SpaceId) -> Arc<tokio::sync::Mutex<()>> {
+        self.membership_locks
+            .lock()
+            .expect("membership locks")
+            .entry(space)
+            .or_default()
+            .clone()
+    }
+
     fn volume_lock(&self, volume: VolumeId) -> Arc<tokio::sync::RwLock<()>> {
         self.volume_locks
             .lock()
@@ -633,6 +652,8 @@ impl Relay {
         let (space, volume) = (decl.body.space, decl.body.volume);
         let lock = self.volume_lock(volume);
         let _alone = lock.write().await;
+        let lock = self.membership_lock(space);
+        let _one_writer = lock.lock().await;
         let mut m = self.authorize(space, caller.principal, Need::Admin)?;
         let current = m
             .volume(volume)

@@ -262,3 +262,4 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 
 pub mod bench;
 pub mod sim;
+pub mod tmux;

@@ -689,3 +689,43 @@ async fn export_is_valid_fhir_r4_with_an_ips_summary_and_a_pdf_and_imports_back(
     );
     Ok(())
 }
+
+/// Two devices creating many partitions at the same moment: the relay serialises each
+/// space's membership changes, so no declaration overwrites the other's (this once lost
+/// a partition one device alone had created).
+#[tokio::test(flavor = "multi_thread")]
+async fn partitions_declared_at_once_by_two_devices_are_all_kept() -> anyhow::Result<()> {
+    let p = paired().await?;
+    let (a, b, space) = (&p.a.daemon, &p.b.daemon, p.space);
+    let points = |kind: &str, value: f64| -> Vec<Measurement> {
+        (2000..2012)
+            .map(|y| Measurement {
+                kind: kind.into(),
+                at: format!("{y}-06-01T08:00"),
+                value,
+                ..Default::default()
+            })
+            .collect()
+    };
+    let (ra, rb) = tokio::join!(
+        a.measure_add(space, points("weight", 60.0)),
+        b.measure_add(space, points("heart_rate", 70.0)),
+    );
+    ra?;
+    rb?;
+    for y in 2000..2012 {
+        for kind in ["weight", "heart_rate"] {
+            converged(a, b, space, &format!("measurements/{kind}/{y}")).await?;
+        }
+    }
+    for d in [a, b] {
+        for kind in ["weight", "heart_rate"] {
+            let q = MeasureQuery {
+                kind: kind.into(),
+                ..Default::default()
+            };
+            assert_eq!(d.measure_list(space, &q)?.len(), 12, "{kind}");
+        }
+    }
+    Ok(())
+}

@@ -305,6 +305,7 @@ async fn mes_subcommands_drive_sync_from_scripts() -> anyhow::Result<()> {
         .as_array()
         .is_some_and(|n| n.iter().any(|n| n["number"] == "3114")));
     health_record_from_scripts(s, dir.path())?;
+    bulk_import_from_scripts(s, dir.path())?;
     child.kill()?;
     child.wait()?;
     Ok(())
@@ -415,5 +416,133 @@ fn health_record_from_scripts(s: &Path, dir: &Path) -> anyhow::Result<()> {
     let v = json(&["export", &export.to_string_lossy()])?;
     assert_eq!(v["path"], export.to_string_lossy().as_ref());
     assert!(export.join("bundle.json").exists() && export.join("summary.pdf").exists());
+    Ok(())
+}
+
+/// `mes doc import` (F3.7): every bad row reported by line and nothing imported; then all
+/// of it; a re-run adds nothing; the progress bar on a real terminal.
+fn bulk_import_from_scripts(s: &Path, dir: &Path) -> anyhow::Result<()> {
+    let count = || -> anyhow::Result<usize> {
+        let (_, out) = mes(s, &["doc", "list", "--json"])?;
+        let v: serde_json::Value = serde_json::from_str(&out)?;
+        Ok(v["documents"].as_array().map_or(0, Vec::len))
+    };
+    let before = count()?;
+    let folder = dir.join("archives");
+    std::fs::create_dir_all(folder.join("2021"))?;
+    let files = [
+        (
+            "2021/cr_chirurgie.txt",
+            "Compte rendu : arthroscopie du genou droit.",
+        ),
+        (
+            "2021/radio.txt",
+            "Radiographie du genou droit, face et profil.",
+        ),
+        ("2021/bilan.txt", "NFS, ionogramme : normaux."),
+        ("ordonnance.txt", "Soins infirmiers à domicile, 10 jours."),
+    ];
+    for (name, text) in files {
+        std::fs::write(folder.join(name), text)?;
+    }
+    let manifest = dir.join("manifeste.csv");
+    let import = |manifest: &Path| -> anyhow::Result<(i32, serde_json::Value)> {
+        let (code, out) = mes(
+            s,
+            &[
+                "doc",
+                "import",
+                &folder.to_string_lossy(),
+                "--manifest",
+                &manifest.to_string_lossy(),
+                "--json",
+            ],
+        )?;
+        Ok((code, serde_json::from_str(&out)?))
+    };
+    std::fs::write(
+        &manifest,
+        "fichier;catégorie;date;titre;auteur\n\
+         2021/cr_chirurgie.txt;reports;16/04/2021;CR_chirurgie genou droit;Pierre Angeli\n\
+         2021/radio.txt;radiographie;15/03/2021;Radiologie genou droit;Halima Dial\n\
+         2021/bilan.txt;biology;2021-01-27;Résultats d'analyses;Hun Nguyen\n\
+         2021/absent.txt;biology;2021-01-27;Absent;\n\
+         ordonnance.txt;prescriptions;le 19 avril;Prescription soins infirmiers;\n",
+    )?;
+    let (code, v) = import(&manifest)?;
+    assert_eq!(code, 1, "{v}");
+    let problems = v["problems"].as_array().expect("problems");
+    let lines: Vec<u64> = problems.iter().filter_map(|p| p["line"].as_u64()).collect();
+    assert_eq!(lines, [6], "the manifest's own errors come first: {v}");
+    assert!(problems[0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("le 19 avril"));
+    assert_eq!(count()?, before, "nothing imported");
+    // Fix the date: the daemon's check now finds the unknown category and the missing file.
+    let text = std::fs::read_to_string(&manifest)?.replace("le 19 avril", "19/04/2021");
+    std::fs::write(&manifest, &text)?;
+    let (code, v) = import(&manifest)?;
+    assert_eq!(code, 1, "{v}");
+    let problems = v["problems"].as_array().expect("problems");
+    let lines: Vec<u64> = problems.iter().filter_map(|p| p["line"].as_u64()).collect();
+    assert_eq!(lines, [3, 5], "{v}");
+    assert!(problems[0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("radiographie"));
+    assert!(problems[1]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("absent.txt"));
+    assert_eq!(count()?, before, "nothing imported");
+    let text = text
+        .replace(";radiographie;", ";imaging;")
+        .replace("2021/absent.txt;biology;2021-01-27;Absent;\n", "");
+    std::fs::write(&manifest, &text)?;
+    let (code, v) = import(&manifest)?;
+    assert_eq!(
+        (code, &v["imported"], &v["total"]),
+        (0, &4.into(), &4.into()),
+        "{v}"
+    );
+    assert_eq!(count()?, before + 4);
+    let (code, v) = import(&manifest)?;
+    assert_eq!(code, 0);
+    assert_eq!(
+        (&v["imported"], &v["already_present"]),
+        (&0.into(), &4.into()),
+        "a re-run adds nothing"
+    );
+    assert_eq!(count()?, before + 4);
+    let (_, out) = mes(
+        s,
+        &["doc", "search", "genou", "--author", "angeli", "--json"],
+    )?;
+    let found: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(found["documents"][0]["date"], "2021-04-16");
+    // The progress bar, on a real terminal, with a JSON manifest adding one more.
+    std::fs::write(folder.join("vaccins.txt"), "DTP : rappel 2020.")?;
+    let json_manifest = dir.join("manifeste.json");
+    std::fs::write(
+        &json_manifest,
+        r#"[{"file":"2021/radio.txt","category":"imaging","date":"2021-03-15","title":"Radiologie genou droit","author":"Halima Dial"},
+            {"file":"vaccins.txt","category":"prevention","date":"2020-05-04","title":"Carnet de vaccination"}]"#,
+    )?;
+    let command = format!(
+        "{} --socket {} doc import {} --manifest {}",
+        binary("mes")?.display(),
+        s.display(),
+        folder.display(),
+        json_manifest.display()
+    );
+    let term = mes_tests::tmux::Tmux::start(&command, 100, 10, &[])?;
+    let screen = term.wait_for(&["[exited]"], std::time::Duration::from_secs(30))?;
+    assert!(screen.contains("1/1 documents"), "{screen}");
+    assert!(
+        screen.contains("1 importé(s) / imported, 1 déjà présent(s)"),
+        "{screen}"
+    );
+    assert_eq!(count()?, before + 5);
     Ok(())
 }

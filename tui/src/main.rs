@@ -2,6 +2,8 @@
 //! `mes demo`, which runs a relay and two devices of one person in a temporary directory.
 
 mod demo;
+mod import;
+mod manifest;
 mod render;
 
 use anyhow::Context;
@@ -207,6 +209,20 @@ enum DocCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Import a folder of past documents (F3.7) from a manifest: CSV (`,` or `;`) or
+    /// JSON with columns file, category, date and optional title, type, class, author,
+    /// id. Every row is checked first: one bad row and nothing is imported. Re-running
+    /// adds nothing twice.
+    Import {
+        /// The folder holding the files (manifest paths are relative to it).
+        dir: PathBuf,
+        /// The manifest (.csv, .json or .jsonl).
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Check only, import nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Hide a document from professionals (F3.3).
     Hide { id: String },
     /// Show a hidden document to professionals again.
@@ -406,6 +422,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     }
                 );
             }
+        }
+        Command::Doc(DocCmd::Import {
+            dir,
+            manifest,
+            dry_run,
+        }) => {
+            let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;
+            let ok = import::run(&mut c, cli.space, &dir, &manifest, dry_run, cli.json).await?;
+            return Ok(std::process::ExitCode::from(if ok { 0 } else { 1 }));
         }
         Command::Status => ApiCall::Status,
         Command::Whoami => ApiCall::Identity,

@@ -67,6 +67,11 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
     }
     Ok(match r {
         ApiReply::Done => "ok".into(),
+        ApiReply::DocChecked(c) => format!(
+            "{} problème(s) / problem(s), {} déjà présent(s) / already present",
+            c.problems.len(),
+            c.present.len()
+        ),
         ApiReply::Values(v) => v.join("\n"),
         ApiReply::Status(s) => {
             let mut out = format!(
