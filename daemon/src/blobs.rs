@@ -334,13 +334,16 @@ pub async fn put(d: &Arc<Daemon>, space: SpaceId, path: &Path) -> Result<(BlobId
 /// `mes blob get`: a bare blob recorded in the notes, written to `out`; its size.
 pub async fn get(d: &Arc<Daemon>, space: SpaceId, id: BlobId, out: &Path) -> Result<u64, ApiError> {
     let r: BlobRef = {
-        let st = d.state();
+        let mut st = d.state();
         let v = st
             .volumes
-            .values()
+            .values_mut()
             .find(|v| v.meta.space == space && v.meta.label == NOTES)
             .ok_or_else(|| err(ApiErrorCode::NotFound, "no notes volume"))?;
-        let Replica::Doc(doc) = &v.replica else {
+        let replica = v
+            .replica()
+            .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?;
+        let Replica::Doc(doc) = replica else {
             return Err(err(ApiErrorCode::Internal, "notes is not a document"));
         };
         let text = doc.get(&ref_key(id)).into_iter().next().ok_or_else(|| {

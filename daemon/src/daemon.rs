@@ -336,7 +336,7 @@ impl Daemon {
                     st.keys
                         .insert(slot, SymmetricKey::generate(&mut rng), &mut batch);
                 }
-                if let Replica::Doc(d) = &mut v.replica {
+                if let Replica::Doc(d) = v.replica().map_err(storage)? {
                     let p = if vlabel == NOTES {
                         Some(d.set(LABEL_KEY, label))
                     } else {
@@ -478,9 +478,15 @@ impl Daemon {
         &self,
         space: SpaceId,
     ) -> Result<(T, Vec<crate::record::Conflict>), ApiError> {
-        let st = self.state();
+        let mut st = self.state();
         let volume = Self::volume_of(&st, space, T::LABEL)?;
-        match &st.volumes[&volume].replica {
+        match st
+            .volumes
+            .get_mut(&volume)
+            .expect("volume exists")
+            .replica()
+            .map_err(storage)?
+        {
             Replica::Doc(d) => Ok((
                 d.hydrate()
                     .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?,
@@ -525,7 +531,7 @@ impl Daemon {
     ) -> Result<String, ApiError> {
         let mut touched = String::new();
         self.local_change(space, T::LABEL, |v, _| {
-            let Replica::Doc(d) = &mut v.replica else {
+            let Replica::Doc(d) = v.replica().map_err(storage)? else {
                 return Err(api(
                     ApiErrorCode::Internal,
                     format!("{} volume is not a document", T::LABEL),
@@ -551,7 +557,7 @@ impl Daemon {
     pub async fn emergency_follow_profile(&self, space: SpaceId) -> Result<(), ApiError> {
         let (profile, _) = self.record_get::<mes_protocol::record::Profile>(space)?;
         self.local_change(space, EMERGENCY, |v, _| {
-            let Replica::Doc(d) = &mut v.replica else {
+            let Replica::Doc(d) = v.replica().map_err(storage)? else {
                 return Err(api(ApiErrorCode::Internal, "emergency is not a document"));
             };
             let mut e: mes_protocol::record::Emergency = d
@@ -592,7 +598,7 @@ impl Daemon {
         key: &str,
         value: &str,
     ) -> Result<(), ApiError> {
-        self.local_change(space, NOTES, |v, _| match &mut v.replica {
+        self.local_change(space, NOTES, |v, _| match v.replica().map_err(storage)? {
             Replica::Doc(d) => d
                 .set(key, value)
                 .map(Some)
@@ -610,7 +616,7 @@ impl Daemon {
     pub async fn note_delete(&self, space: SpaceId, key: &str) -> Result<(), ApiError> {
         check_key(key)?;
         let changed = self
-            .local_change(space, NOTES, |v, _| match &mut v.replica {
+            .local_change(space, NOTES, |v, _| match v.replica().map_err(storage)? {
                 Replica::Doc(d) => d
                     .delete(key)
                     .map_err(|e| api(ApiErrorCode::Internal, e.to_string())),
@@ -634,7 +640,13 @@ impl Daemon {
     ) -> Result<T, ApiError> {
         let mut st = self.state();
         let volume = Self::volume_of(&st, space, NOTES)?;
-        match &mut st.volumes.get_mut(&volume).expect("volume exists").replica {
+        match st
+            .volumes
+            .get_mut(&volume)
+            .expect("volume exists")
+            .replica()
+            .map_err(storage)?
+        {
             Replica::Doc(d) => Ok(f(d)),
             _ => Err(api(
                 ApiErrorCode::Internal,
@@ -677,7 +689,7 @@ impl Daemon {
                 at: UnixMillis::now().0,
                 text: text.into(),
             };
-            match &mut v.replica {
+            match v.replica().map_err(storage)? {
                 Replica::Log(l) => Ok(Some(l.append(e))),
                 _ => Err(api(ApiErrorCode::Internal, "journal volume is not a log")),
             }
@@ -688,9 +700,15 @@ impl Daemon {
 
     /// The journal: applied entries, then pending ones marked.
     pub fn log_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
-        let st = self.state();
+        let mut st = self.state();
         let volume = Self::volume_of(&st, space, JOURNAL)?;
-        match &st.volumes[&volume].replica {
+        match st
+            .volumes
+            .get_mut(&volume)
+            .expect("volume exists")
+            .replica()
+            .map_err(storage)?
+        {
             Replica::Log(l) => {
                 let (applied, pending) = l.entries();
                 let mut out: Vec<String> = applied
@@ -721,7 +739,7 @@ impl Daemon {
 
     /// The inbox (owner only).
     pub fn inbox_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
-        let st = self.state();
+        let mut st = self.state();
         let volume = Self::volume_of(&st, space, INBOX)?;
         if st.spaces[&space].record.genesis.body.owner != st.identity.principal.principal_id() {
             return Err(api(
@@ -729,7 +747,13 @@ impl Daemon {
                 "only the space's owner reads its inbox",
             ));
         }
-        match &st.volumes[&volume].replica {
+        match st
+            .volumes
+            .get_mut(&volume)
+            .expect("volume exists")
+            .replica()
+            .map_err(storage)?
+        {
             Replica::Inbox(i) => Ok(i
                 .drops()
                 .iter()
@@ -741,15 +765,16 @@ impl Daemon {
 
     /// Spaces held here.
     pub fn list_spaces(&self) -> Vec<SpaceSummary> {
-        let st = self.state();
+        let mut guard = self.state();
+        let st = &mut *guard;
         st.spaces
             .values()
             .map(|s| {
                 let label = st
                     .volumes
-                    .values()
+                    .values_mut()
                     .find(|v| v.meta.space == s.id() && v.meta.label == NOTES)
-                    .and_then(|v| match &v.replica {
+                    .and_then(|v| match v.replica().ok()? {
                         Replica::Doc(d) => d.get(LABEL_KEY).into_iter().next(),
                         _ => None,
                     })
@@ -768,7 +793,7 @@ impl Daemon {
         self.state()
             .volumes
             .get_mut(&volume)
-            .map(|v| v.replica.digest())
+            .and_then(|v| v.replica().ok().map(|r| r.digest()))
     }
 
     // ----- membership and keys ----------------------------------------------------------
@@ -925,7 +950,8 @@ impl Daemon {
                 .volumes
                 .get_mut(&volume)
                 .expect("volume")
-                .replica
+                .replica()
+                .map_err(storage)?
                 .snapshot();
             let header = BundleHeader {
                 suite: self.suite,
@@ -1568,7 +1594,7 @@ impl Daemon {
                     v.switch_generation(&self.store, g, &payloads, cursor, &actor, &mut batch)?
                 }
                 None => {
-                    v.replica
+                    v.replica()?
                         .apply_remote(&payloads)
                         .map_err(|e| SyncError::Refused(e.to_string()))?;
                     v.record_applied(&payloads, cursor, &mut batch);

@@ -26,11 +26,63 @@ fn internal(m: impl ToString) -> ApiError {
 }
 
 /// A hydrated document volume and the folded text of each document.
+#[derive(Clone, Default)]
 pub struct Indexed {
     /// Documents (keys included).
     pub docs: Vec<DocumentMeta>,
     /// Folded searchable text, by position.
     pub text: Vec<String>,
+    /// Position by document id.
+    by_id: HashMap<String, usize>,
+}
+
+impl Indexed {
+    fn new(docs: Vec<DocumentMeta>) -> Self {
+        let text = docs.iter().map(haystack).collect();
+        let by_id = docs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id.clone(), i))
+            .collect();
+        Indexed { docs, text, by_id }
+    }
+
+    /// Adds or replaces one document.
+    fn upsert(&mut self, d: &DocumentMeta) {
+        match self.by_id.get(&d.id) {
+            Some(&i) => {
+                self.docs[i] = d.clone();
+                self.text[i] = haystack(d);
+            }
+            None => {
+                self.by_id.insert(d.id.clone(), self.docs.len());
+                self.docs.push(d.clone());
+                self.text.push(haystack(d));
+            }
+        }
+    }
+
+    /// Removes one document.
+    fn remove(&mut self, id: &str) {
+        let Some(i) = self.by_id.remove(id) else {
+            return;
+        };
+        self.docs.swap_remove(i);
+        self.text.swap_remove(i);
+        if let Some(moved) = self.docs.get(i) {
+            self.by_id.insert(moved.id.clone(), i);
+        }
+    }
+
+    /// A document by id.
+    fn get(&self, id: &str) -> Option<&DocumentMeta> {
+        self.by_id.get(id).map(|&i| &self.docs[i])
+    }
+}
+
+/// The version of a volume a cache entry reflects.
+fn version(v: &crate::spaces::Volume) -> (u32, u64, u64) {
+    (v.meta.generation.0, v.meta.cursor.0, v.meta.last_local)
 }
 
 /// Hydrated volumes by id, with the (generation, cursor, last local change) they reflect.
@@ -159,24 +211,37 @@ impl Daemon {
 
     /// A document volume, hydrated once per change.
     fn indexed(&self, volume: VolumeId) -> Result<Arc<Indexed>, ApiError> {
-        let st = self.state();
-        let v = &st.volumes[&volume];
-        let version = (v.meta.generation.0, v.meta.cursor.0, v.meta.last_local);
+        let mut st = self.state();
+        let v = st.volumes.get_mut(&volume).expect("document volume exists");
+        let version = version(v);
         let mut cache = self.doc_cache.lock().expect("document cache lock");
         if let Some((at, ix)) = cache.get(&volume) {
             if *at == version {
                 return Ok(ix.clone());
             }
         }
-        let Replica::Doc(doc) = &v.replica else {
+        let Replica::Doc(doc) = v.replica().map_err(internal)? else {
             return Err(internal("a document volume is not a document"));
         };
         let map: mes_protocol::documents::DocumentVolume = doc.hydrate().map_err(internal)?;
-        let docs: Vec<DocumentMeta> = map.into_values().collect();
-        let text = docs.iter().map(haystack).collect();
-        let ix = Arc::new(Indexed { docs, text });
+        let ix = Arc::new(Indexed::new(map.into_values().collect()));
         cache.insert(volume, (version, ix.clone()));
         Ok(ix)
+    }
+
+    /// Keeps a volume's cache entry current across a local change about to be recorded
+    /// (its `last_local` goes up by one): patched in place rather than hydrated again, so
+    /// adding the 10,000th document costs what adding the first did. An entry of another
+    /// version is left to be rebuilt.
+    fn patch_index(&self, v: &crate::spaces::Volume, patch: impl FnOnce(&mut Indexed)) {
+        let mut cache = self.doc_cache.lock().expect("document cache lock");
+        let before = version(v);
+        if let Some((at, ix)) = cache.get_mut(&v.meta.volume) {
+            if *at == before {
+                patch(Arc::make_mut(ix));
+                at.2 += 1;
+            }
+        }
     }
 
     /// Every document, keys included (export, hiding).
@@ -224,7 +289,7 @@ impl Daemon {
     /// A document by id, with the label of its volume.
     pub fn doc_find(&self, space: SpaceId, id: &str) -> Result<DocumentMeta, ApiError> {
         for v in self.document_volumes(space) {
-            if let Some(d) = self.indexed(v)?.docs.iter().find(|d| d.id == id) {
+            if let Some(d) = self.indexed(v)?.get(id) {
                 return Ok(d.clone());
             }
         }
@@ -242,10 +307,14 @@ impl Daemon {
         d: &DocumentMeta,
     ) -> Result<(), ApiError> {
         self.local_change(space, label, |v, _| {
-            let Replica::Doc(doc) = &mut v.replica else {
+            let Replica::Doc(doc) = v.replica().map_err(internal)? else {
                 return Err(internal("a document volume is not a document"));
             };
-            doc.reconcile_key(&d.id, d).map_err(internal)
+            let change = doc.reconcile_key(&d.id, d).map_err(internal)?;
+            if change.is_some() {
+                self.patch_index(v, |ix| ix.upsert(d));
+            }
+            Ok(change)
         })
         .await
         .map(|_| ())
@@ -254,10 +323,14 @@ impl Daemon {
     /// Removes a document's metadata from `label`'s volume.
     async fn doc_remove(&self, space: SpaceId, label: &str, id: &str) -> Result<(), ApiError> {
         self.local_change(space, label, |v, _| {
-            let Replica::Doc(doc) = &mut v.replica else {
+            let Replica::Doc(doc) = v.replica().map_err(internal)? else {
                 return Err(internal("a document volume is not a document"));
             };
-            doc.delete(id).map_err(internal)
+            let change = doc.delete(id).map_err(internal)?;
+            if change.is_some() {
+                self.patch_index(v, |ix| ix.remove(id));
+            }
+            Ok(change)
         })
         .await
         .map(|_| ())

@@ -29,10 +29,11 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
         .client()
         .ok_or_else(|| err(ApiErrorCode::Offline, "a new generation needs the relay"))?;
     let (volume, request, next) = {
-        let mut st = d.state();
-        let volume = Daemon::volume_of(&st, space, label)?;
+        let mut guard = d.state();
+        let st = &mut *guard;
+        let volume = Daemon::volume_of(st, space, label)?;
         let actor = st.identity.device.device_id().0;
-        let v = &st.volumes[&volume];
+        let v = st.volumes.get_mut(&volume).expect("volume exists");
         if v.meta.kind == VolumeKind::Inbox {
             return Err(err(ApiErrorCode::BadRequest, "inboxes have no generations"));
         }
@@ -49,7 +50,10 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
         }
         let next = Generation(v.meta.generation.0 + 1);
         let after = v.progress.cursor;
-        let body = match &v.replica {
+        let body = match v
+            .replica()
+            .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?
+        {
             Replica::Doc(doc) => {
                 let mut fresh = volume::doc::DocReplica::new(&actor);
                 for k in doc.keys() {

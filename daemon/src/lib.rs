@@ -23,6 +23,7 @@ pub mod pairing;
 pub mod partition;
 pub mod record;
 pub mod run;
+pub mod sandbox;
 pub mod spaces;
 pub mod store;
 pub mod sync;

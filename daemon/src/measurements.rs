@@ -16,6 +16,10 @@ fn bad(m: impl Into<String>) -> ApiError {
     ApiError::new(ApiErrorCode::BadRequest, m)
 }
 
+fn internal(e: impl ToString) -> ApiError {
+    ApiError::new(ApiErrorCode::Internal, e.to_string())
+}
+
 /// The year of a point's time ("2026-11-24T08:30" or "2026-11-24"), checked.
 pub fn year_of(at: &str) -> Result<i16, String> {
     if let Ok(t) = at.parse::<jiff::civil::DateTime>() {
@@ -60,7 +64,7 @@ impl Daemon {
             self.ensure_partition(space, &label)?;
             n += points.len() as u64;
             self.local_change(space, &label, |v, _| {
-                let Replica::Doc(doc) = &mut v.replica else {
+                let Replica::Doc(doc) = v.replica().map_err(internal)? else {
                     return Err(bad("a measurement volume is not a document"));
                 };
                 doc.reconcile_keys(points.iter().map(|p| (p.id.as_str(), p)))
@@ -85,14 +89,14 @@ impl Daemon {
         } else {
             format!("measurements/{}/", q.kind)
         };
-        let st = self.state();
+        let mut st = self.state();
         let mut out = Vec::new();
         for v in st
             .volumes
-            .values()
+            .values_mut()
             .filter(|v| v.meta.space == space && v.meta.label.starts_with(&prefix))
         {
-            let Replica::Doc(doc) = &v.replica else {
+            let Replica::Doc(doc) = v.replica().map_err(internal)? else {
                 continue;
             };
             let series: SeriesVolume = doc

@@ -102,8 +102,12 @@ impl VolumeMeta {
 pub struct Volume {
     /// Metadata.
     pub meta: VolumeMeta,
-    /// State.
-    pub replica: Replica,
+    /// State, rebuilt from the store on first use (`replica()`): a daemon opens with
+    /// every volume's metadata and loads only the volumes it is asked about, so a space
+    /// with years of measurement partitions opens as fast as an empty one.
+    replica: Option<Replica>,
+    /// Where to rebuild the replica from: the store and this device's actor id.
+    source: Option<(SealedStore, Vec<u8>)>,
     /// Sync progress.
     pub progress: VolumeProgress,
     /// Link of the last bundle this device uploaded to the volume: the next one names it
@@ -122,16 +126,16 @@ impl Volume {
         let replica = Replica::new(meta.kind, actor);
         Volume {
             meta,
-            replica,
+            replica: Some(replica),
+            source: None,
             progress: VolumeProgress::default(),
             chain: None,
             applied_records: 0,
         }
     }
 
-    /// Rebuilds a volume from the store.
-    pub fn open(store: &SealedStore, meta: VolumeMeta, actor: &[u8]) -> Result<Self, StoreError> {
-        let (replica, applied_records) = rebuild(store, &meta, actor, u64::MAX)?;
+    /// A stored volume: its metadata now, its replica rebuilt on first use.
+    pub fn open(store: &SealedStore, meta: VolumeMeta, actor: &[u8]) -> Self {
         let progress = VolumeProgress {
             cursor: meta.cursor,
             head: meta.cursor,
@@ -140,13 +144,34 @@ impl Volume {
             pruned: meta.pruned,
             ..Default::default()
         };
-        Ok(Volume {
+        Volume {
             meta,
-            replica,
+            replica: None,
+            source: Some((store.clone(), actor.to_vec())),
             progress,
             chain: None,
-            applied_records,
-        })
+            applied_records: 0,
+        }
+    }
+
+    /// The replica, rebuilt from its stored base, applied batches and local changes the
+    /// first time it is needed.
+    pub fn replica(&mut self) -> Result<&mut Replica, StoreError> {
+        if self.replica.is_none() {
+            let (store, actor) = self
+                .source
+                .as_ref()
+                .expect("a volume without a replica was opened from a store");
+            let (replica, applied_records) = rebuild(store, &self.meta, actor, u64::MAX)?;
+            self.applied_records = applied_records;
+            self.replica = Some(replica);
+        }
+        Ok(self.replica.as_mut().expect("just loaded"))
+    }
+
+    /// Whether the replica is in memory.
+    pub fn is_loaded(&self) -> bool {
+        self.replica.is_some()
     }
     /// Moves to a newer generation from its snapshot (the first of `payloads`): a fresh
     /// replica, the old history dropped, and the changes made here that the relay never
@@ -160,16 +185,17 @@ impl Volume {
         actor: &[u8],
         batch: &mut Batch<'_>,
     ) -> Result<(), StoreError> {
+        let meta = self.meta.clone();
+        let uploaded = self.progress.uploaded;
         let bad =
-            |e: volume::ApplyError| StoreError(format!("volume {}: {e}", self.meta.volume.short()));
-        let mut fresh = Replica::new(self.meta.kind, actor);
+            |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
+        let mut fresh = Replica::new(meta.kind, actor);
         fresh.apply_remote(payloads).map_err(bad)?;
         let mut carried = Vec::new();
-        if self.meta.last_local > self.progress.uploaded {
-            match (&mut fresh, &self.replica) {
+        if meta.last_local > uploaded {
+            match (&mut fresh, &*self.replica()?) {
                 (Replica::Doc(new), Replica::Doc(full)) => {
-                    let (acknowledged, _) =
-                        rebuild(store, &self.meta, actor, self.progress.uploaded)?;
+                    let (acknowledged, _) = rebuild(store, &meta, actor, uploaded)?;
                     let Replica::Doc(before) = acknowledged else {
                         unreachable!("same kind")
                     };
@@ -201,7 +227,7 @@ impl Volume {
                 batch.remove(&ns(self.meta.volume, what), &k);
             }
         }
-        self.replica = fresh;
+        self.replica = Some(fresh);
         self.meta.generation = generation;
         self.progress.uploaded = self.meta.last_local;
         self.progress.durable = self.meta.last_local;
@@ -271,14 +297,18 @@ impl Volume {
         if self.applied_records < COMPACT_AFTER {
             return Ok(false);
         }
+        let Some(replica) = self.replica.as_mut() else {
+            return Ok(false);
+        };
+        let is_doc = matches!(replica, Replica::Doc(_));
         let mut batch = store.batch();
-        batch.put(&ns(self.meta.volume, "base"), &[], &self.replica.snapshot());
+        batch.put(&ns(self.meta.volume, "base"), &[], &replica.snapshot());
         for (k, _) in store.scan(&ns(self.meta.volume, "applied"))? {
             batch.remove(&ns(self.meta.volume, "applied"), &k);
         }
         // Local changes already at the relay come back through the cursor if the base
         // missed them; only automerge bases contain them for sure.
-        if matches!(self.replica, Replica::Doc(_)) {
+        if is_doc {
             for (k, _) in store.scan(&ns(self.meta.volume, "local"))? {
                 if suffix_seq(&k)? <= self.progress.uploaded {
                     batch.remove(&ns(self.meta.volume, "local"), &k);
@@ -340,7 +370,7 @@ pub fn load_all(
     for (_, v) in store.scan("volumes")? {
         let meta: VolumeMeta = mes_protocol::codec::from_bytes(&v)
             .map_err(|e| StoreError(format!("stored volume: {e}")))?;
-        volumes.push(Volume::open(store, meta, actor)?);
+        volumes.push(Volume::open(store, meta, actor));
     }
     Ok((spaces, volumes))
 }

@@ -236,6 +236,41 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+/// Starts the real `mesd` binary as a process for device `name` of `dir` (data in
+/// `dir/name`, identity file `dir/name.age`) and reads its ready line; its stderr goes
+/// to `stderr`.
+pub fn spawn_mesd(
+    dir: &Path,
+    name: &str,
+    relay: &RelayTarget,
+    stderr: std::process::Stdio,
+) -> anyhow::Result<(std::process::Child, mes_daemon::run::DaemonReady)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(binary("mesd")?)
+        .args(["serve", "--data"])
+        .arg(dir.join(name))
+        .arg("--identity")
+        .arg(dir.join(format!("{name}.age")))
+        .args([
+            "--relay",
+            &relay.address.to_string(),
+            "--fingerprint",
+            &relay.fingerprint,
+            "--name",
+            name,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .context("cannot start mesd")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("mesd stdout")?).read_line(&mut line)?;
+    let ready: mes_daemon::run::DaemonReady = serde_json::from_str(&line)
+        .with_context(|| format!("mesd {name} printed no ready line: {line:?}"))?;
+    anyhow::ensure!(ready.ready, "mesd {name} is not ready: {line:?}");
+    Ok((child, ready))
+}
+
 /// Every file under `dir`.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();

@@ -10,7 +10,6 @@ use mes_protocol::codec::MAX_WIRE_FRAME;
 use mes_protocol::framing::read_frame;
 use mes_protocol::wire::{ErrorCode, RelayFrame};
 use mes_tests::{binary, converged, paired, relay, target, Paired};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,27 +18,7 @@ fn spawn_mesd(
     dir: &Path,
     t: &RelayTarget,
 ) -> anyhow::Result<(Child, mes_daemon::run::DaemonReady)> {
-    let mut child = Command::new(binary("mesd")?)
-        .args(["serve", "--data"])
-        .arg(dir.join("a"))
-        .arg("--identity")
-        .arg(dir.join("a.age"))
-        .args([
-            "--relay",
-            &t.address.to_string(),
-            "--fingerprint",
-            &t.fingerprint,
-            "--name",
-            "a",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
-    let ready: mes_daemon::run::DaemonReady =
-        serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("ready line {line:?}: {e}"))?;
-    assert!(ready.ready);
-    Ok((child, ready))
+    mes_tests::spawn_mesd(dir, "a", t, Stdio::inherit())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

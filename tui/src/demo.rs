@@ -1,30 +1,20 @@
-//! `mes demo`: a relay and two devices of one person ("laptop", "phone") in a temporary
-//! directory. The phone joins through a pairing code; a note written on the laptop
-//! appears on the phone through the relay, which holds only ciphertext.
+//! `mes demo`: a relay and one device in a temporary directory holding the sandbox account
+//! of seed 001 (F11.3: Inaya M., her documents, care history, years of measurements, her
+//! children), built through the daemon's API like any client would. Prints one ready line
+//! (JSON with `--json`) naming the socket, then serves until Ctrl-C or SIGTERM and removes
+//! everything.
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mes_daemon::api_client::ApiClient;
 use mes_daemon::client::RelayTarget;
-use mes_daemon::run::{start, DaemonConfig, RunningDaemon};
+use mes_daemon::run::{start, DaemonConfig};
+use mes_daemon::sandbox;
 use mes_daemon::unlock::Unlock;
-use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
-use std::path::Path;
+use mes_protocol::api::{ApiCall, ApiReply};
 use std::time::Duration;
 
-use mes_daemon::api_client::ApiClient;
-
-async fn device(dir: &Path, name: &str, relay: &RelayTarget) -> anyhow::Result<RunningDaemon> {
-    start(DaemonConfig {
-        data_dir: dir.join(name),
-        unlock: Unlock::IdentityFile(dir.join(format!("{name}.age"))),
-        relay: Some(relay.clone()),
-        name: name.into(),
-        null_cipher: false,
-        max_document_bytes: mes_daemon::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
-    })
-    .await
-}
-
 async fn online(c: &mut ApiClient) -> anyhow::Result<()> {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if let Ok(ApiReply::Status(s)) = c.call(None, ApiCall::Status).await? {
             if s.online {
                 return Ok(());
@@ -35,9 +25,9 @@ async fn online(c: &mut ApiClient) -> anyhow::Result<()> {
     anyhow::bail!("the device did not connect to the relay")
 }
 
-/// Runs the demo.
-pub async fn run() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
+/// Runs the demo until interrupted.
+pub async fn run(json: bool) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new().prefix("mes-demo-").tempdir()?;
     let relay = mes_relay::server::start(mes_relay::server::RelayConfig::new(
         dir.path().join("relay"),
     ))
@@ -46,81 +36,87 @@ pub async fn run() -> anyhow::Result<()> {
         address: relay.ready.address,
         fingerprint: relay.ready.fingerprint.clone(),
     };
-    println!(
-        "relais / relay: {} (empreinte / fingerprint {}…)",
-        target.address,
-        &target.fingerprint[..16]
+    let device = start(DaemonConfig {
+        data_dir: dir.path().join("ordinateur"),
+        unlock: Unlock::IdentityFile(dir.path().join("ordinateur.age")),
+        relay: Some(target.clone()),
+        name: "ordinateur".into(),
+        null_cipher: false,
+        max_document_bytes: mes_daemon::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
+    })
+    .await?;
+    let socket = device.ready.socket.clone();
+    let mut c = ApiClient::connect(&socket).await?;
+    online(&mut c).await?;
+    let today = jiff::Zoned::now().date();
+    let plan = sandbox::seed_001(
+        &dir.path().join("fichiers"),
+        today,
+        sandbox::SANDBOX_HISTORY,
     );
-    let laptop = device(dir.path(), "laptop", &target).await?;
-    let phone = device(dir.path(), "phone", &target).await?;
-    let mut a = ApiClient::connect(&laptop.ready.socket).await?;
-    let mut b = ApiClient::connect(&phone.ready.socket).await?;
-    online(&mut a).await?;
-    online(&mut b).await?;
-    a.call(
+    let bar = ProgressBar::with_draw_target(
         None,
-        ApiCall::NoteSet {
-            key: "groupe sanguin".into(),
-            value: "O+".into(),
+        if json {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
         },
     )
-    .await??;
-    let ApiReply::PairingCode(code) = a.call(None, ApiCall::PairStart).await?? else {
-        anyhow::bail!("no pairing code")
+    .with_style(ProgressStyle::with_template(
+        "bac à sable / sandbox {bar:30.cyan/blue} {pos}/{len}",
+    )?);
+    let children = sandbox::apply(&mut c, None, plan, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .await?;
+    bar.finish_and_clear();
+    let ApiReply::Spaces(spaces) = c.call(None, ApiCall::ListSpaces).await?? else {
+        anyhow::bail!("ListSpaces answered something else");
     };
-    println!("laptop: code d'appairage / pairing code {code}");
-    b.call(
-        None,
-        ApiCall::PairJoin {
-            code: code.clone(),
-            device_name: "phone".into(),
-        },
-    )
-    .await??;
-    println!("phone: appairé / paired");
-    let mut events = ApiClient::connect(&phone.ready.socket).await?;
-    events.call(None, ApiCall::Subscribe).await??;
-    a.call(
-        None,
-        ApiCall::NoteSet {
-            key: "allergie".into(),
-            value: "pénicilline".into(),
-        },
-    )
-    .await??;
-    println!("laptop: note « allergie » = pénicilline");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ApiReply::Values(v)) = b
-            .call(
-                None,
-                ApiCall::NoteGet {
-                    key: "allergie".into(),
-                },
-            )
-            .await?
-        {
-            println!(
-                "phone: note « allergie » = {} (reçue via le relais / received through the relay)",
-                v.join(" | ")
-            );
-            break;
-        }
-        match tokio::time::timeout_at(deadline, events.next_event()).await {
-            Ok(Ok(ApiEvent::VolumeChanged { .. } | ApiEvent::Connection { .. })) => continue,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => anyhow::bail!("the phone did not receive the note within 20 s"),
-        }
-    }
-    if let Ok(r) = b.call(None, ApiCall::NoteList).await? {
+    let own = spaces
+        .iter()
+        .find(|s| !children.contains(&s.space))
+        .map(|s| s.space);
+    if json {
         println!(
-            "phone: {}",
-            crate::render::reply(&r, false)?.replace('\n', "; ")
+            "{}",
+            serde_json::json!({
+                "socket": socket,
+                "address": target.address.to_string(),
+                "fingerprint": target.fingerprint,
+                "space": own.map(|s| s.to_string()),
+                "children": children.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "dir": dir.path(),
+            })
+        );
+    } else {
+        println!(
+            "Bac à sable prêt : Inaya M. et ses enfants Mathis, Lola et Louis (seed 001).\n\
+             Sandbox ready: Inaya M. and her children Mathis, Lola and Louis.\n\
+             relais / relay: {} (empreinte / fingerprint {}…)\n\n\
+             Dans un autre terminal / in another terminal:\n  \
+             export MES_SOCKET={}\n  mes doc list\n  mes profile show\n  mes agenda list\n\n\
+             Ctrl-C pour arrêter et tout effacer / to stop and remove everything.",
+            target.address,
+            &target.fingerprint[..16],
+            socket.display()
         );
     }
-    laptop.shutdown().await;
-    phone.shutdown().await;
+    wait_for_stop().await?;
+    device.shutdown().await;
     relay.shutdown().await;
-    println!("fin de la démo / demo finished");
+    if !json {
+        println!("fin de la démo / demo finished");
+    }
+    Ok(())
+}
+
+async fn wait_for_stop() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }

@@ -40,7 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a relay and two devices in a temporary directory and show them syncing.
+    /// The sandbox account of seed 001 (Inaya M.) on a relay and a device in a temporary
+    /// directory, served until Ctrl-C; `--json` prints a ready line with the socket.
     Demo,
     /// Sync state per volume: cursor, head, pending uploads, online or not.
     Status,
@@ -407,7 +408,11 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let call = match cli.command {
-        Command::Demo => return demo::run().await.map(|_| std::process::ExitCode::SUCCESS),
+        Command::Demo => {
+            return demo::run(cli.json)
+                .await
+                .map(|_| std::process::ExitCode::SUCCESS)
+        }
         Command::Watch => {
             let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;
             c.call(None, ApiCall::Subscribe).await??;

@@ -139,7 +139,13 @@ pub fn apply<T: Serialize + DeserializeOwned>(
                     known.join(", ")
                 ));
             }
-            let v = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
+            // A text field takes the value as typed (`situation.floor 3` is the text "3");
+            // other fields take it as JSON (`true`, `12`), or as text where that fails.
+            let v = if fields[key].is_string() {
+                Value::String(value.clone())
+            } else {
+                serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()))
+            };
             fields.insert(key.to_string(), v);
             field.clone()
         }
@@ -193,6 +199,8 @@ mod tests {
             value: value.into(),
         };
         let (p, _) = apply(&p, &set("situation.lives_alone", "true"), || unreachable!()).unwrap();
+        let (p, _) = apply(&p, &set("situation.floor", "3"), || unreachable!()).unwrap();
+        assert_eq!(p.situation.floor, "3", "a text field takes digits as text");
         let (p, _) = apply(
             &p,
             &set("wishes.personal", "refus de transfusion"),

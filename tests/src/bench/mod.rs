@@ -4,6 +4,8 @@
 mod catch_up;
 mod floor;
 mod latency;
+mod record;
+mod space;
 
 use serde::Serialize;
 
@@ -44,14 +46,35 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("sync-latency", "edit on A until visible through B's API, via the relay, on a 10,000-change volume with 100 idle devices (p50_ms, p99_ms)"),
     ("catch-up", "fresh device fetching, verifying, decrypting, applying, storing 100,000 one-change bundles (changes_per_s), and through a snapshot (snapshot_ms)"),
     ("automerge-floor", "automerge alone applying the same 100,000 changes in memory in one call (changes_per_s)"),
+    ("open-space", "mesd started cold on a 10-year space (10,000 documents, 100,000 measurements) until the complete document list is served (cold_open_ms, rss_mib)"),
+    ("search", "keyword + filter document queries over the socket on the 10-year space (p50_ms, p99_ms)"),
+    ("export", "the 10-year space's whole archive: FHIR R4 bundle, IPS summary, PDF, original files (seconds)"),
 ];
 
+/// What scenarios of one run share: the 10-year space, built on first use.
+#[derive(Default)]
+pub struct Context {
+    ten_years: Option<space::TenYears>,
+}
+
+impl Context {
+    async fn ten_years(&mut self, size: Size) -> anyhow::Result<&space::TenYears> {
+        if self.ten_years.is_none() {
+            self.ten_years = Some(space::TenYears::build(size).await?);
+        }
+        Ok(self.ten_years.as_ref().expect("just built"))
+    }
+}
+
 /// Runs one scenario.
-pub async fn run(name: &str, size: Size) -> anyhow::Result<Vec<Measure>> {
+pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Vec<Measure>> {
     match name {
         "sync-latency" => latency::run(size).await,
         "catch-up" => catch_up::run(size).await,
         "automerge-floor" => floor::run(size),
+        "open-space" => record::open_space(ctx.ten_years(size).await?, size).await,
+        "search" => record::search(ctx.ten_years(size).await?, size).await,
+        "export" => record::export(ctx.ten_years(size).await?, size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }
 }

@@ -40,8 +40,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         cli.scenarios
     };
+    let mut ctx = bench::Context::default();
     for name in names {
-        let measures: Vec<Measure> = bench::run(&name, size).await?;
+        let measures: Vec<Measure> = bench::run(&name, size, &mut ctx).await?;
         for m in measures {
             if cli.json {
                 println!("{}", serde_json::to_string(&m)?);

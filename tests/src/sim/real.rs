@@ -9,14 +9,14 @@
 
 use anyhow::Context;
 use mes_daemon::api_client::ApiClient;
+use mes_daemon::client::RelayTarget;
 use mes_daemon::run::DaemonReady;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::ids::SpaceId;
 use mes_relay::server::{RelayConfig, RunningRelay};
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use super::report::{Oracle, Report};
@@ -60,28 +60,11 @@ fn spawn_mesd(
     relay: std::net::SocketAddr,
     fingerprint: &str,
 ) -> anyhow::Result<(Child, DaemonReady)> {
-    let mut child = Command::new(crate::binary("mesd")?)
-        .args(["serve", "--data"])
-        .arg(dir.join(name))
-        .arg("--identity")
-        .arg(dir.join(format!("{name}.age")))
-        .args([
-            "--relay",
-            &relay.to_string(),
-            "--fingerprint",
-            fingerprint,
-            "--name",
-            name,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start mesd")?;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
-    let ready: DaemonReady = serde_json::from_str(&line)
-        .with_context(|| format!("mesd {name} printed no ready line: {line:?}"))?;
-    Ok((child, ready))
+    let target = RelayTarget {
+        address: relay,
+        fingerprint: fingerprint.into(),
+    };
+    crate::spawn_mesd(dir, name, &target, Stdio::null())
 }
 
 async fn call(socket: &Path, space: Option<SpaceId>, c: ApiCall) -> anyhow::Result<ApiReply> {

@@ -1,0 +1,178 @@
+//! The health-record scenarios on the 10-year space (`space.rs`), each against a `mesd`
+//! process started cold:
+//! - `open-space`: from spawning `mesd` (unlocked by its identity file) until the complete
+//!   document list is answered over the socket (`cold_open_ms`, median of the runs), and
+//!   the daemon's resident memory then (`rss_mib`, the largest of the runs);
+//! - `search`: keyword + filter queries over the socket (`p50_ms`, `p99_ms`);
+//! - `export`: the whole archive, FHIR bundle, IPS summary, PDF and original files
+//!   (`seconds`, and its size in `archive_mib`).
+
+use super::space::{all_documents, TenYears};
+use super::{percentile, Measure, Size};
+use mes_daemon::api_client::ApiClient;
+use mes_protocol::api::{ApiCall, ApiReply};
+use mes_protocol::documents::DocQuery;
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+fn measure(
+    scenario: &'static str,
+    metric: &'static str,
+    value: f64,
+    unit: &'static str,
+) -> Measure {
+    Measure {
+        scenario,
+        metric,
+        value,
+        unit,
+    }
+}
+
+/// `open-space`.
+pub async fn open_space(space: &TenYears, size: Size) -> anyhow::Result<Vec<Measure>> {
+    let runs = size.pick(5, 2);
+    let (mut ms, mut rss) = (Vec::new(), 0f64);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mesd = space.start()?;
+        let mut c = ApiClient::connect(&mesd.socket).await?;
+        let listed = all_documents(&mut c, space.space).await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        rss = rss.max(mesd.rss_mib()?);
+        mesd.stop()?;
+        anyhow::ensure!(
+            listed == space.documents,
+            "the cold list has {listed} documents, the space {}",
+            space.documents
+        );
+    }
+    ms.sort_by(f64::total_cmp);
+    Ok(vec![
+        measure("open-space", "cold_open_ms", percentile(&ms, 50.0), "ms"),
+        measure("open-space", "cold_open_max_ms", ms[ms.len() - 1], "ms"),
+        measure("open-space", "rss_mib", rss, "MiB"),
+        measure(
+            "open-space",
+            "documents",
+            space.documents as f64,
+            "documents",
+        ),
+        measure("open-space", "build_s", space.build_s, "s"),
+    ])
+}
+
+/// Words that occur in the space's titles and texts, and a few that do not.
+const WORDS: &[&str] = &[
+    "analyses",
+    "ordonnance",
+    "echographie",
+    "certificat",
+    "compte rendu",
+    "vaccination",
+    "glycemie",
+    "genou",
+    "irm",
+];
+const AUTHORS: &[&str] = &["robert", "nguyen", "diallo", "angeli", "besson", "haddad"];
+const CATEGORIES: &[&str] = &[
+    "biology",
+    "prescriptions",
+    "reports",
+    "imaging",
+    "prevention",
+    "certificates",
+];
+
+/// A keyword query with one or two filters, as typed in the search screen.
+fn query(rng: &mut impl Rng, years: u32) -> DocQuery {
+    let this_year = jiff::Zoned::now().year() as u32;
+    let year = this_year - rng.gen_range(0..years.max(1));
+    let mut q = DocQuery {
+        text: WORDS[rng.gen_range(0..WORDS.len())].into(),
+        ..Default::default()
+    };
+    match rng.gen_range(0..4) {
+        0 => q.category = CATEGORIES[rng.gen_range(0..CATEGORIES.len())].into(),
+        1 => {
+            q.from = format!("{year}-01-01");
+            q.to = format!("{year}-12-31");
+        }
+        2 => q.author = AUTHORS[rng.gen_range(0..AUTHORS.len())].into(),
+        _ => {
+            q.category = CATEGORIES[rng.gen_range(0..CATEGORIES.len())].into();
+            q.from = format!("{year}-01-01");
+        }
+    }
+    q
+}
+
+/// `search`.
+pub async fn search(space: &TenYears, size: Size) -> anyhow::Result<Vec<Measure>> {
+    let queries = size.pick(1_000, 50);
+    let mesd = space.start()?;
+    let mut c = ApiClient::connect(&mesd.socket).await?;
+    all_documents(&mut c, space.space).await?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let (mut ms, mut hits) = (Vec::with_capacity(queries), 0usize);
+    for _ in 0..queries {
+        let q = query(&mut rng, size.pick(10, 1) as u32);
+        let started = Instant::now();
+        let reply = c
+            .call(Some(space.space), ApiCall::DocSearch { query: q })
+            .await?;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        match reply {
+            Ok(ApiReply::Documents(d)) => hits += d.len(),
+            other => anyhow::bail!("DocSearch answered {other:?}"),
+        }
+    }
+    mesd.stop()?;
+    ms.sort_by(f64::total_cmp);
+    Ok(vec![
+        measure("search", "p50_ms", percentile(&ms, 50.0), "ms"),
+        measure("search", "p99_ms", percentile(&ms, 99.0), "ms"),
+        measure(
+            "search",
+            "mean_hits",
+            hits as f64 / queries as f64,
+            "documents",
+        ),
+    ])
+}
+
+/// `export`.
+pub async fn export(space: &TenYears, _size: Size) -> anyhow::Result<Vec<Measure>> {
+    let mesd = space.start()?;
+    let mut c = ApiClient::connect(&mesd.socket).await?;
+    let out = space.scratch(&format!("export-{}", rand::random::<u32>()));
+    let started = Instant::now();
+    let reply = c
+        .call(
+            Some(space.space),
+            ApiCall::Export {
+                out: out.to_string_lossy().into_owned(),
+            },
+        )
+        .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    mesd.stop()?;
+    if let Err(e) = reply {
+        anyhow::bail!("Export refused: {}", e.message);
+    }
+    let bytes: u64 = crate::files(&out)
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    std::fs::remove_dir_all(&out)?;
+    Ok(vec![
+        measure("export", "seconds", seconds, "s"),
+        measure(
+            "export",
+            "archive_mib",
+            bytes as f64 / (1 << 20) as f64,
+            "MiB",
+        ),
+    ])
+}

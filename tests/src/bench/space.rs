@@ -1,0 +1,168 @@
+//! The 10-year space of the health-record benchmarks (`open-space`, `search`, `export`):
+//! seed 001's Inaya M. after ten years of daily use (10,000 documents, 100,000
+//! measurements sent one day at a time), built once per `mes-bench` run through the
+//! daemon's local API as a client would, then served by the real `mesd` binary started
+//! cold as its own process.
+
+use super::Size;
+use crate::{relay, target};
+use anyhow::Context;
+use mes_daemon::api_client::ApiClient;
+use mes_daemon::client::RelayTarget;
+use mes_daemon::sandbox::{self, Scale};
+use mes_protocol::api::{ApiCall, ApiReply};
+use mes_protocol::documents::DocQuery;
+use mes_protocol::ids::SpaceId;
+use mes_relay::server::RunningRelay;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Instant;
+
+/// The device's name (its data lives in `dir/NAME`, its identity in `dir/NAME.age`).
+const DEVICE: &str = "ordinateur";
+
+/// A built space and the relay holding its ciphertext.
+pub struct TenYears {
+    dir: tempfile::TempDir,
+    _relay: RunningRelay,
+    target: RelayTarget,
+    /// The person's space.
+    pub space: SpaceId,
+    /// Documents in it.
+    pub documents: usize,
+    /// Seconds the build took.
+    pub build_s: f64,
+}
+
+/// A `mesd` process serving the space.
+pub struct Mesd {
+    child: Child,
+    /// Its local API socket.
+    pub socket: PathBuf,
+}
+
+/// Builds `mesd` in the profile this benchmark runs in, when run through cargo (`cargo
+/// run --bin mes-bench` builds only the benchmark), so the figures are of current code.
+fn build_mesd() -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let exe = std::env::current_exe()?;
+    let release = exe.parent().is_some_and(|d| d.ends_with("release"));
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-q", "-p", "mes-daemon", "--bin", "mesd"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    if release {
+        cmd.arg("--release");
+    }
+    anyhow::ensure!(cmd.status()?.success(), "building mesd failed");
+    Ok(())
+}
+
+impl TenYears {
+    /// Builds the space: 10 years, 10,000 documents, 100,000 points (smoke: 1 year, 40,
+    /// 400).
+    pub async fn build(size: Size) -> anyhow::Result<Self> {
+        let scale = Scale {
+            years: size.pick(10, 1) as u32,
+            documents: size.pick(10_000, 40) as u32,
+            measurements: size.pick(100_000, 400) as u32,
+            days_per_call: 1,
+        };
+        build_mesd()?;
+        let dir = tempfile::Builder::new()
+            .prefix("mes-bench-10y-")
+            .tempdir()?;
+        let relay = relay(dir.path(), None, false).await?;
+        let target = target(&relay);
+        let started = Instant::now();
+        let device = crate::device(dir.path(), DEVICE, &target).await?;
+        let mut c = ApiClient::connect(&device.ready.socket).await?;
+        let today = jiff::Zoned::now().date();
+        let plan = sandbox::seed_001(&dir.path().join("fichiers"), today, scale);
+        let every = (plan.calls.len() / 10).max(1);
+        let verbose = std::env::var_os("MES_BENCH_VERBOSE").is_some();
+        sandbox::apply(&mut c, None, plan, |done, total| {
+            if verbose && done % every == 0 {
+                eprintln!(
+                    "10-year space: {done}/{total} calls, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        })
+        .await?;
+        let space = crate::home(&device.daemon).await?;
+        // Everything uploaded before the device stops, as after years of use online.
+        crate::until(
+            &device.daemon,
+            std::time::Duration::from_secs(600),
+            "the 10-year space uploaded",
+            |d| d.status().volumes.iter().all(|v| v.pending_uploads == 0),
+        )
+        .await?;
+        let documents = all_documents(&mut c, space).await?;
+        device.shutdown().await;
+        Ok(TenYears {
+            dir,
+            _relay: relay,
+            target,
+            space,
+            documents,
+            build_s: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Starts `mesd` on the space, unlocked by its identity file, and waits for its ready
+    /// line.
+    pub fn start(&self) -> anyhow::Result<Mesd> {
+        let (child, ready) =
+            crate::spawn_mesd(self.dir.path(), DEVICE, &self.target, Stdio::null())?;
+        Ok(Mesd {
+            child,
+            socket: ready.socket,
+        })
+    }
+
+    /// A directory for outputs, removed with the space.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Mesd {
+    /// Resident memory of the process now, in MiB (`VmRSS` of /proc).
+    pub fn rss_mib(&self) -> anyhow::Result<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmRSS in /proc status")?;
+        Ok(kib / 1024.0)
+    }
+
+    /// Stops the daemon with SIGTERM (it flushes and removes its socket) and waits.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// The complete document list, as the client asks for it first.
+pub async fn all_documents(c: &mut ApiClient, space: SpaceId) -> anyhow::Result<usize> {
+    match c
+        .call(
+            Some(space),
+            ApiCall::DocSearch {
+                query: DocQuery::default(),
+            },
+        )
+        .await?
+    {
+        Ok(ApiReply::Documents(d)) => Ok(d.len()),
+        other => anyhow::bail!("DocSearch answered {other:?}"),
+    }
+}
