@@ -30,18 +30,26 @@ pub async fn serve(
     listener: UnixListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             a = listener.accept() => match a {
-                Ok((stream, _)) => { tokio::spawn(connection(daemon.clone(), stream)); }
+                Ok((stream, _)) => {
+                    connections.spawn(connection(daemon.clone(), stream, shutdown.clone()));
+                }
                 Err(e) => tracing::warn!("local API accept failed: {e}"),
             },
-            _ = shutdown.changed() => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = shutdown.changed() => break,
         }
     }
+    // Drain: each connection stops reading, finishes the calls it has in flight and
+    // ends, so when this returns nothing here holds the daemon (or its store) any more.
+    drop(daemon);
+    while connections.join_next().await.is_some() {}
 }
 
-async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
+async fn connection(daemon: Arc<Daemon>, stream: UnixStream, mut shutdown: watch::Receiver<bool>) {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<ApiFrame>(256);
     let writer = tokio::spawn(async move {
@@ -51,8 +59,14 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
             }
         }
     });
+    let mut calls = tokio::task::JoinSet::new();
+    let mut subscriptions = Vec::new();
     loop {
-        let req = match read_frame::<ApiRequest, _>(&mut rd, MAX_API_FRAME).await {
+        let read = tokio::select! {
+            r = read_frame::<ApiRequest, _>(&mut rd, MAX_API_FRAME) => r,
+            _ = shutdown.changed() => break,
+        };
+        let req = match read {
             Ok(Some(r)) => r,
             Ok(None) | Err(FrameError::Io(_)) => break,
             Err(e) => {
@@ -68,7 +82,7 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         if matches!(req.call, ApiCall::Subscribe) {
             let mut events = daemon.events();
             let tx2 = tx.clone();
-            tokio::spawn(async move {
+            subscriptions.push(tokio::spawn(async move {
                 loop {
                     match events.recv().await {
                         Ok(e) => {
@@ -80,7 +94,7 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
                         Err(_) => return,
                     }
                 }
-            });
+            }));
             let _ = tx
                 .send(ApiFrame::Response {
                     id: req.id,
@@ -91,10 +105,16 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream) {
         }
         let d = daemon.clone();
         let tx = tx.clone();
-        tokio::spawn(async move {
+        calls.spawn(async move {
             let result = handle(&d, req.space, req.call).await;
             let _ = tx.send(ApiFrame::Response { id: req.id, result }).await;
         });
+        while calls.try_join_next().is_some() {}
+    }
+    // Calls in flight are answered; event streams end with the connection.
+    while calls.join_next().await.is_some() {}
+    for s in subscriptions {
+        s.abort();
     }
     drop(tx);
     let _ = writer.await;

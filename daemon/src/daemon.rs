@@ -77,7 +77,7 @@ pub struct Daemon {
     pub files: crate::blobs::Files,
     /// Hydrated document volumes, by volume, valid while the volume's heads are unchanged
     /// (search and listing never hydrate 10,000 documents per query).
-    pub(crate) doc_cache: crate::documents::Cache,
+    pub(crate) doc_cache: crate::doc_index::Cache,
 }
 
 /// Errors of sync operations.

@@ -6,15 +6,17 @@ use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::blob::BlobRef;
 use mes_protocol::codes::Codes;
 use mes_protocol::documents::{
-    haystack, DocQuery, DocumentMeta, ImportCheck, NewDocument, RowProblem,
+    DocQuery, DocumentMeta, Folded, ImportCheck, NewDocument, RowProblem,
 };
 use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
 use mes_protocol::record::Source;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::daemon::{documents_label, Daemon, DOCUMENTS_HIDDEN};
+use crate::doc_index::{self, Entry, Indexed};
+use crate::store::StoreError;
 use crate::volume::Replica;
 
 fn bad(m: impl Into<String>) -> ApiError {
@@ -25,68 +27,29 @@ fn internal(m: impl ToString) -> ApiError {
     ApiError::new(ApiErrorCode::Internal, m.to_string())
 }
 
-/// A hydrated document volume and the folded text of each document.
-#[derive(Clone, Default)]
-pub struct Indexed {
-    /// Documents (keys included).
-    pub docs: Vec<DocumentMeta>,
-    /// Folded searchable text, by position.
-    pub text: Vec<String>,
-    /// Position by document id.
-    by_id: HashMap<String, usize>,
-}
-
-impl Indexed {
-    fn new(docs: Vec<DocumentMeta>) -> Self {
-        let text = docs.iter().map(haystack).collect();
-        let by_id = docs
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (d.id.clone(), i))
-            .collect();
-        Indexed { docs, text, by_id }
-    }
-
-    /// Adds or replaces one document.
-    fn upsert(&mut self, d: &DocumentMeta) {
-        match self.by_id.get(&d.id) {
-            Some(&i) => {
-                self.docs[i] = d.clone();
-                self.text[i] = haystack(d);
-            }
-            None => {
-                self.by_id.insert(d.id.clone(), self.docs.len());
-                self.docs.push(d.clone());
-                self.text.push(haystack(d));
-            }
-        }
-    }
-
-    /// Removes one document.
-    fn remove(&mut self, id: &str) {
-        let Some(i) = self.by_id.remove(id) else {
-            return;
-        };
-        self.docs.swap_remove(i);
-        self.text.swap_remove(i);
-        if let Some(moved) = self.docs.get(i) {
-            self.by_id.insert(moved.id.clone(), i);
-        }
-    }
-
-    /// A document by id.
-    fn get(&self, id: &str) -> Option<&DocumentMeta> {
-        self.by_id.get(id).map(|&i| &self.docs[i])
+/// A document as a list or search shows it: without its key, and without its first KiB
+/// of text unless asked (a list of ten thousand documents stays a few MiB).
+fn listed(d: &DocumentMeta, excerpt: bool) -> DocumentMeta {
+    DocumentMeta {
+        id: d.id.clone(),
+        title: d.title.clone(),
+        date: d.date.clone(),
+        author: d.author.clone(),
+        category: d.category.clone(),
+        class_code: d.class_code.clone(),
+        type_code: d.type_code.clone(),
+        media_type: d.media_type.clone(),
+        file_name: d.file_name.clone(),
+        source: d.source.clone(),
+        visibility: d.visibility.clone(),
+        size: d.size,
+        ciphertext_len: d.ciphertext_len,
+        blob: d.blob.clone(),
+        blob_key: String::new(),
+        excerpt: if excerpt { d.excerpt.clone() } else { String::new() },
+        added_at: d.added_at.clone(),
     }
 }
-
-/// The version of a volume a cache entry reflects.
-fn version(v: &crate::spaces::Volume) -> (u32, u64, u64) {
-    (v.meta.generation.0, v.meta.cursor.0, v.meta.last_local)
-}
-
-/// Hydrated volumes by id, with the (generation, cursor, last local change) they reflect.
-pub type Cache = Mutex<HashMap<VolumeId, ((u32, u64, u64), Arc<Indexed>)>>;
 
 /// What `add` checked: the metadata to write and its volume label.
 fn checked_meta(new: &NewDocument) -> Result<DocumentMeta, ApiError> {
@@ -209,39 +172,102 @@ impl Daemon {
             .collect()
     }
 
-    /// A document volume, hydrated once per change.
+    /// A document volume's index: the cached one while it reflects the volume, else the
+    /// stored one while the replica is not loaded and it reflects the volume (a cold
+    /// start), else hydrated from the replica.
     fn indexed(&self, volume: VolumeId) -> Result<Arc<Indexed>, ApiError> {
         let mut st = self.state();
         let v = st.volumes.get_mut(&volume).expect("document volume exists");
-        let version = version(v);
+        let version = doc_index::version(v);
         let mut cache = self.doc_cache.lock().expect("document cache lock");
-        if let Some((at, ix)) = cache.get(&volume) {
-            if *at == version {
-                return Ok(ix.clone());
+        if !v.is_loaded() {
+            if let Some(e) = cache.get(&volume).filter(|e| e.reflects(version, None)) {
+                return Ok(e.index.clone());
+            }
+            if let Some(ix) = doc_index::load(&self.store, volume, version).map_err(internal)? {
+                let index = Arc::new(ix);
+                let entry = Entry {
+                    heads: None,
+                    version,
+                    index: index.clone(),
+                };
+                cache.insert(volume, entry);
+                return Ok(index);
             }
         }
         let Replica::Doc(doc) = v.replica().map_err(internal)? else {
             return Err(internal("a document volume is not a document"));
         };
+        let heads = doc.digest();
+        if let Some(e) = cache.get_mut(&volume) {
+            if e.reflects(version, Some(&heads)) {
+                e.heads = Some(heads);
+                e.version = version;
+                return Ok(e.index.clone());
+            }
+        }
         let map: mes_protocol::documents::DocumentVolume = doc.hydrate().map_err(internal)?;
-        let ix = Arc::new(Indexed::new(map.into_values().collect()));
-        cache.insert(volume, (version, ix.clone()));
-        Ok(ix)
+        let index = Arc::new(Indexed::new(map.into_values().collect()));
+        let entry = Entry {
+            heads: Some(heads),
+            version,
+            index: index.clone(),
+        };
+        cache.insert(volume, entry);
+        Ok(index)
     }
 
     /// Keeps a volume's cache entry current across a local change about to be recorded
-    /// (its `last_local` goes up by one): patched in place rather than hydrated again, so
-    /// adding the 10,000th document costs what adding the first did. An entry of another
-    /// version is left to be rebuilt.
-    fn patch_index(&self, v: &crate::spaces::Volume, patch: impl FnOnce(&mut Indexed)) {
+    /// (the document moved from heads `before` to `after`; `last_local` goes up by one):
+    /// patched in place rather than hydrated again, so adding the 10,000th document costs
+    /// what adding the first did. An entry that did not reflect the volume is left to be
+    /// rebuilt.
+    fn patch_index(
+        &self,
+        v: &crate::spaces::Volume,
+        before: &str,
+        after: String,
+        patch: impl FnOnce(&mut Indexed),
+    ) {
+        let version = doc_index::version(v);
         let mut cache = self.doc_cache.lock().expect("document cache lock");
-        let before = version(v);
-        if let Some((at, ix)) = cache.get_mut(&v.meta.volume) {
-            if *at == before {
-                patch(Arc::make_mut(ix));
-                at.2 += 1;
+        if let Some(e) = cache.get_mut(&v.meta.volume) {
+            if e.reflects(version, Some(before)) {
+                patch(Arc::make_mut(&mut e.index));
+                e.heads = Some(after);
+                e.version = (version.0, version.1, version.2 + 1);
             }
         }
+    }
+
+    /// Stores every cached index that reflects its volume, so the next start lists
+    /// documents without loading automerge (called at shutdown, before the last flush).
+    pub fn save_document_indexes(&self) -> Result<(), StoreError> {
+        let mut st = self.state();
+        let cache = self.doc_cache.lock().expect("document cache lock");
+        let mut batch = self.store.batch();
+        for (volume, entry) in cache.iter() {
+            let Some(v) = st.volumes.get_mut(volume) else {
+                continue;
+            };
+            let version = doc_index::version(v);
+            let heads = match v.is_loaded() {
+                true => match v.replica()? {
+                    Replica::Doc(doc) => Some(doc.digest()),
+                    _ => None,
+                },
+                false => None,
+            };
+            if entry.reflects(version, heads.as_deref()) {
+                let current = Entry {
+                    heads: None,
+                    version,
+                    index: entry.index.clone(),
+                };
+                doc_index::save(&mut batch, *volume, &current);
+            }
+        }
+        self.store.apply(batch)
     }
 
     /// Every document, keys included (export, hiding).
@@ -266,24 +292,27 @@ impl Daemon {
         if !q.type_code.is_empty() {
             Codes::builtin().doc_type(&q.type_code).map_err(bad)?;
         }
-        let words = q.words();
-        let mut out = Vec::new();
-        for v in self.document_volumes(space) {
-            let ix = self.indexed(v)?;
-            for (d, t) in ix.docs.iter().zip(&ix.text) {
-                if q.matches(d, t, &words) {
-                    out.push(DocumentMeta {
-                        blob_key: String::new(),
-                        ..d.clone()
-                    });
+        let prepared = q.prepare();
+        let none = Folded::default();
+        let indexes = self
+            .document_volumes(space)
+            .into_iter()
+            .map(|v| self.indexed(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut hits: Vec<&DocumentMeta> = Vec::new();
+        for ix in &indexes {
+            let text = prepared.needs_text().then(|| ix.text());
+            for (i, d) in ix.docs.iter().enumerate() {
+                if prepared.matches(d, text.map_or(&none, |t| &t[i])) {
+                    hits.push(d);
                 }
             }
         }
-        out.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.title.cmp(&b.title)));
+        hits.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.title.cmp(&b.title)));
         if q.limit > 0 {
-            out.truncate(q.limit as usize);
+            hits.truncate(q.limit as usize);
         }
-        Ok(out)
+        Ok(hits.into_iter().map(|d| listed(d, q.excerpts)).collect())
     }
 
     /// A document by id, with the label of its volume.
@@ -310,9 +339,11 @@ impl Daemon {
             let Replica::Doc(doc) = v.replica().map_err(internal)? else {
                 return Err(internal("a document volume is not a document"));
             };
+            let before = doc.digest();
             let change = doc.reconcile_key(&d.id, d).map_err(internal)?;
             if change.is_some() {
-                self.patch_index(v, |ix| ix.upsert(d));
+                let after = doc.digest();
+                self.patch_index(v, &before, after, |ix| ix.upsert(d));
             }
             Ok(change)
         })
@@ -326,9 +357,11 @@ impl Daemon {
             let Replica::Doc(doc) = v.replica().map_err(internal)? else {
                 return Err(internal("a document volume is not a document"));
             };
+            let before = doc.digest();
             let change = doc.delete(id).map_err(internal)?;
             if change.is_some() {
-                self.patch_index(v, |ix| ix.remove(id));
+                let after = doc.digest();
+                self.patch_index(v, &before, after, |ix| ix.remove(id));
             }
             Ok(change)
         })

@@ -11,6 +11,7 @@ pub mod api_server;
 pub mod blobs;
 pub mod client;
 pub mod daemon;
+pub mod doc_index;
 pub mod documents;
 pub mod export;
 pub mod fuzzing;

@@ -118,6 +118,9 @@ impl RunningDaemon {
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Err(e) = self.daemon.save_document_indexes() {
+            tracing::warn!("document indexes not saved (the next start rebuilds them): {e}");
+        }
         let _ = self.daemon.store.flush().await;
         let _ = std::fs::remove_file(&self.ready.socket);
     }

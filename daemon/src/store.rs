@@ -36,6 +36,9 @@ pub struct SealedStore {
 /// A stored `(suffix, value)`.
 pub type Entry = (Vec<u8>, Vec<u8>);
 
+/// sled's page cache for the replica.
+const REPLICA_CACHE_BYTES: u64 = 8 << 20;
+
 /// Length of a hashed namespace prefix.
 const NAME_LEN: usize = 16;
 
@@ -65,9 +68,13 @@ impl<'a> Batch<'a> {
 impl SealedStore {
     /// Opens (or creates) the store in `dir` under `storage_key`.
     pub fn open(dir: &Path, storage_key: &SymmetricKey) -> Result<Self, StoreError> {
+        // The replica is read once at open (volume metadata, stored document lists) and
+        // then lazily per volume, which keeps what it loads in memory itself; sled's own
+        // page cache (1 GiB by default) would only hold those pages a second time.
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(REPLICA_CACHE_BYTES)
             .open()?;
         Ok(SealedStore {
             db,

@@ -153,6 +153,8 @@ pub struct DocQuery {
     pub hidden: Option<bool>,
     /// At most this many results (0: all), newest first.
     pub limit: u32,
+    /// With each document's first KiB of text (a preview); lists leave it out.
+    pub excerpts: bool,
 }
 
 /// Folds text for matching: lower case, French accents removed.
@@ -173,25 +175,63 @@ pub fn fold(s: &str) -> String {
 }
 
 impl DocQuery {
-    /// Whether a document passes the filters; `haystack` is its folded searchable text.
-    pub fn matches(&self, d: &DocumentMeta, haystack: &str, words: &[String]) -> bool {
-        (self.category.is_empty() || d.category == self.category)
-            && (self.type_code.is_empty() || d.type_code == self.type_code)
-            && (self.from.is_empty() || d.date.as_str() >= self.from.as_str())
-            && (self.to.is_empty() || d.date.as_str() <= self.to.as_str())
-            && self
-                .hidden
-                .is_none_or(|h| d.visibility.hidden_from_professionals == h)
-            && (self.author.is_empty() || fold(&d.author).contains(&fold(&self.author)))
-            && words.iter().all(|w| haystack.contains(w.as_str()))
+    /// The query with its keywords and author folded once, ready to run over many
+    /// documents.
+    pub fn prepare(&self) -> Prepared<'_> {
+        Prepared {
+            query: self,
+            words: fold(&self.text)
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            author: fold(&self.author),
+        }
+    }
+}
+
+/// A document's folded text: what keywords are searched in (`haystack`), and its author.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// Title, author, file name, labels, date, excerpt.
+    pub text: String,
+    /// The author alone.
+    pub author: String,
+}
+
+/// A document's folded text.
+pub fn folded(d: &DocumentMeta) -> Folded {
+    Folded {
+        text: haystack(d),
+        author: fold(&d.author),
+    }
+}
+
+/// A query ready to run (`DocQuery::prepare`).
+pub struct Prepared<'a> {
+    query: &'a DocQuery,
+    words: Vec<String>,
+    author: String,
+}
+
+impl Prepared<'_> {
+    /// Whether matching reads the documents' folded text (keywords or an author).
+    pub fn needs_text(&self) -> bool {
+        !self.words.is_empty() || !self.author.is_empty()
     }
 
-    /// The folded keywords.
-    pub fn words(&self) -> Vec<String> {
-        fold(&self.text)
-            .split_whitespace()
-            .map(str::to_string)
-            .collect()
+    /// Whether a document passes the filters; `folded` is its folded text (any value when
+    /// `needs_text` is false).
+    pub fn matches(&self, d: &DocumentMeta, folded: &Folded) -> bool {
+        let q = self.query;
+        (q.category.is_empty() || d.category == q.category)
+            && (q.type_code.is_empty() || d.type_code == q.type_code)
+            && (q.from.is_empty() || d.date.as_str() >= q.from.as_str())
+            && (q.to.is_empty() || d.date.as_str() <= q.to.as_str())
+            && q
+                .hidden
+                .is_none_or(|h| d.visibility.hidden_from_professionals == h)
+            && (self.author.is_empty() || folded.author.contains(self.author.as_str()))
+            && self.words.iter().all(|w| folded.text.contains(w.as_str()))
     }
 }
 
@@ -227,14 +267,14 @@ mod tests {
             type_code: "11502-2".into(),
             ..Default::default()
         };
-        let h = haystack(&d);
+        let h = folded(&d);
         let q = |text: &str, f: fn(&mut DocQuery)| {
             let mut q = DocQuery {
                 text: text.into(),
                 ..Default::default()
             };
             f(&mut q);
-            q.matches(&d, &h, &q.words())
+            q.prepare().matches(&d, &h)
         };
         assert!(q("resultats nguyen", |_| {}));
         assert!(q("biologie", |_| {}), "the category's label is searched");

@@ -319,3 +319,39 @@ async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow
     );
     Ok(())
 }
+
+/// Graceful shutdown drains the local API: with one client mid-session and another
+/// subscribed to events, `shutdown` answers what is in flight, ends both connections and
+/// releases the store, so the same data directory opens again at once (without the
+/// drain, sled's lock was still held by the connections' tasks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_clients_connected_releases_the_store() -> anyhow::Result<()> {
+    use mes_daemon::api_client::ApiClient;
+    use mes_protocol::api::{ApiCall, ApiReply};
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let mut client = ApiClient::connect(&a.ready.socket).await?;
+    let mut watcher = ApiClient::connect(&a.ready.socket).await?;
+    watcher.call(None, ApiCall::Subscribe).await??;
+    client
+        .call(
+            None,
+            ApiCall::NoteSet {
+                key: "groupe".into(),
+                value: "A+".into(),
+            },
+        )
+        .await??;
+    a.shutdown().await;
+    let again = device(dir.path(), "a", &t).await?;
+    let mut client = ApiClient::connect(&again.ready.socket).await?;
+    let reply = client
+        .call(None, ApiCall::NoteGet { key: "groupe".into() })
+        .await??;
+    assert_eq!(reply, ApiReply::Values(vec!["A+".into()]));
+    drop(watcher);
+    again.shutdown().await;
+    Ok(())
+}

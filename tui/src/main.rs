@@ -491,6 +491,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 to,
                 hidden: None,
                 limit,
+                excerpts: false,
             },
         },
         Command::Doc(DocCmd::Get { id, out }) => ApiCall::DocGet { id, out: abs(out)? },

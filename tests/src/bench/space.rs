@@ -21,9 +21,34 @@ use std::time::Instant;
 /// The device's name (its data lives in `dir/NAME`, its identity in `dir/NAME.age`).
 const DEVICE: &str = "ordinateur";
 
+/// Where the space lives: a temporary directory, or `MES_BENCH_SPACE` (kept, and reused
+/// by later runs, which then skip the build).
+enum Home {
+    Temporary(tempfile::TempDir),
+    Kept(PathBuf),
+}
+
+impl Home {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Home::Temporary(t) => t.path(),
+            Home::Kept(p) => p,
+        }
+    }
+}
+
+/// What a kept space records about itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Built {
+    space: SpaceId,
+    documents: usize,
+    build_s: f64,
+    smoke: bool,
+}
+
 /// A built space and the relay holding its ciphertext.
 pub struct TenYears {
-    dir: tempfile::TempDir,
+    dir: Home,
     _relay: RunningRelay,
     target: RelayTarget,
     /// The person's space.
@@ -70,11 +95,29 @@ impl TenYears {
             days_per_call: 1,
         };
         build_mesd()?;
-        let dir = tempfile::Builder::new()
-            .prefix("mes-bench-10y-")
-            .tempdir()?;
+        let dir = match std::env::var_os("MES_BENCH_SPACE") {
+            Some(p) => Home::Kept(PathBuf::from(p)),
+            None => Home::Temporary(tempfile::Builder::new().prefix("mes-bench-10y-").tempdir()?),
+        };
         let relay = relay(dir.path(), None, false).await?;
         let target = target(&relay);
+        let record = dir.path().join("built.json");
+        if let Ok(text) = std::fs::read_to_string(&record) {
+            let built: Built = serde_json::from_str(&text)?;
+            anyhow::ensure!(
+                built.smoke == (size == Size::Smoke),
+                "{} holds a space of the other size",
+                dir.path().display()
+            );
+            return Ok(TenYears {
+                dir,
+                _relay: relay,
+                target,
+                space: built.space,
+                documents: built.documents,
+                build_s: built.build_s,
+            });
+        }
         let started = Instant::now();
         let device = crate::device(dir.path(), DEVICE, &target).await?;
         let mut c = ApiClient::connect(&device.ready.socket).await?;
@@ -92,23 +135,37 @@ impl TenYears {
         })
         .await?;
         let space = crate::home(&device.daemon).await?;
-        // Everything uploaded before the device stops, as after years of use online.
+        // Everything uploaded and every volume at the relay's head before the device
+        // stops, as on a device after years of use online.
         crate::until(
             &device.daemon,
             std::time::Duration::from_secs(600),
-            "the 10-year space uploaded",
-            |d| d.status().volumes.iter().all(|v| v.pending_uploads == 0),
+            "the 10-year space uploaded and caught up",
+            |d| {
+                d.status()
+                    .volumes
+                    .iter()
+                    .all(|v| v.pending_uploads == 0 && v.cursor >= v.head)
+            },
         )
         .await?;
         let documents = all_documents(&mut c, space).await?;
         device.shutdown().await;
+        let build_s = started.elapsed().as_secs_f64();
+        let built = Built {
+            space,
+            documents,
+            build_s,
+            smoke: size == Size::Smoke,
+        };
+        std::fs::write(&record, serde_json::to_string(&built)?)?;
         Ok(TenYears {
             dir,
             _relay: relay,
             target,
             space,
             documents,
-            build_s: started.elapsed().as_secs_f64(),
+            build_s,
         })
     }
 
@@ -116,7 +173,7 @@ impl TenYears {
     /// line.
     pub fn start(&self) -> anyhow::Result<Mesd> {
         let (child, ready) =
-            crate::spawn_mesd(self.dir.path(), DEVICE, &self.target, Stdio::null())?;
+            crate::spawn_mesd(self.dir.path(), DEVICE, &self.target, Stdio::inherit())?;
         Ok(Mesd {
             child,
             socket: ready.socket,
