@@ -58,7 +58,8 @@ impl Indexed {
 
     /// The folded text of each document, by position.
     pub fn text(&self) -> &[Folded] {
-        self.text.get_or_init(|| self.docs.iter().map(folded).collect())
+        self.text
+            .get_or_init(|| self.docs.iter().map(folded).collect())
     }
 
     /// Adds or replaces one document.
@@ -178,7 +179,11 @@ mod tests {
 
     #[test]
     fn patches_keep_positions_ids_and_text_in_step() {
-        let mut ix = Indexed::new(vec![doc("a", "Ordonnance"), doc("b", "Radio"), doc("c", "Bilan")]);
+        let mut ix = Indexed::new(vec![
+            doc("a", "Ordonnance"),
+            doc("b", "Radio"),
+            doc("c", "Bilan"),
+        ]);
         assert!(ix.text()[1].text.contains("radio"));
         ix.remove("a");
         assert_eq!(ix.get("c").unwrap().title, "Bilan");
@@ -199,10 +204,16 @@ mod tests {
             version: (0, 5, 7),
             index: Arc::default(),
         };
-        assert!(e.reflects((0, 9, 7), Some("h1")), "an echo moves the cursor only");
+        assert!(
+            e.reflects((0, 9, 7), Some("h1")),
+            "an echo moves the cursor only"
+        );
         assert!(!e.reflects((0, 5, 7), Some("h2")));
         assert!(e.reflects((0, 5, 7), None));
-        assert!(!e.reflects((0, 6, 7), None), "not loaded: a moved cursor may mean news");
+        assert!(
+            !e.reflects((0, 6, 7), None),
+            "not loaded: a moved cursor may mean news"
+        );
         let stored = Entry { heads: None, ..e };
         assert!(stored.reflects((0, 5, 7), Some("h9")));
         assert!(!stored.reflects((1, 5, 7), Some("h9")));

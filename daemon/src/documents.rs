@@ -46,7 +46,11 @@ fn listed(d: &DocumentMeta, excerpt: bool) -> DocumentMeta {
         ciphertext_len: d.ciphertext_len,
         blob: d.blob.clone(),
         blob_key: String::new(),
-        excerpt: if excerpt { d.excerpt.clone() } else { String::new() },
+        excerpt: if excerpt {
+            d.excerpt.clone()
+        } else {
+            String::new()
+        },
         added_at: d.added_at.clone(),
     }
 }

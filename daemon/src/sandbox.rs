@@ -422,12 +422,11 @@ pub fn history(dir: &Path, today: Date, scale: Scale, seed: u64) -> Plan {
         for i in 0..want {
             points.push(point("heart_rate", i % 24, rng.gen_range(58.0..92.0)));
         }
-        if (d + 1) % scale.days_per_call.max(1) == 0 || d + 1 == days {
-            if !points.is_empty() {
-                plan.calls.push(ApiCall::MeasureAdd {
-                    points: std::mem::take(&mut points),
-                });
-            }
+        let last_of_call = (d + 1) % scale.days_per_call.max(1) == 0 || d + 1 == days;
+        if last_of_call && !points.is_empty() {
+            plan.calls.push(ApiCall::MeasureAdd {
+                points: std::mem::take(&mut points),
+            });
         }
     }
     plan

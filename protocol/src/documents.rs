@@ -227,8 +227,7 @@ impl Prepared<'_> {
             && (q.type_code.is_empty() || d.type_code == q.type_code)
             && (q.from.is_empty() || d.date.as_str() >= q.from.as_str())
             && (q.to.is_empty() || d.date.as_str() <= q.to.as_str())
-            && q
-                .hidden
+            && q.hidden
                 .is_none_or(|h| d.visibility.hidden_from_professionals == h)
             && (self.author.is_empty() || folded.author.contains(self.author.as_str()))
             && self.words.iter().all(|w| folded.text.contains(w.as_str()))

@@ -348,7 +348,12 @@ async fn shutdown_with_clients_connected_releases_the_store() -> anyhow::Result<
     let again = device(dir.path(), "a", &t).await?;
     let mut client = ApiClient::connect(&again.ready.socket).await?;
     let reply = client
-        .call(None, ApiCall::NoteGet { key: "groupe".into() })
+        .call(
+            None,
+            ApiCall::NoteGet {
+                key: "groupe".into(),
+            },
+        )
         .await??;
     assert_eq!(reply, ApiReply::Values(vec!["A+".into()]));
     drop(watcher);

@@ -97,7 +97,11 @@ impl TenYears {
         build_mesd()?;
         let dir = match std::env::var_os("MES_BENCH_SPACE") {
             Some(p) => Home::Kept(PathBuf::from(p)),
-            None => Home::Temporary(tempfile::Builder::new().prefix("mes-bench-10y-").tempdir()?),
+            None => Home::Temporary(
+                tempfile::Builder::new()
+                    .prefix("mes-bench-10y-")
+                    .tempdir()?,
+            ),
         };
         let relay = relay(dir.path(), None, false).await?;
         let target = target(&relay);
