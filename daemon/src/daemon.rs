@@ -411,6 +411,17 @@ impl Daemon {
         }
     }
 
+    /// The replica of the volume labelled `label` in `space`, loaded if it was not.
+    fn replica_of<'a>(
+        st: &'a mut State,
+        space: SpaceId,
+        label: &str,
+    ) -> Result<&'a mut Replica, ApiError> {
+        let volume = Self::volume_of(st, space, label)?;
+        let v = st.volumes.get_mut(&volume).expect("volume exists");
+        v.replica().map_err(storage)
+    }
+
     pub(crate) fn volume_of(st: &State, space: SpaceId, label: &str) -> Result<VolumeId, ApiError> {
         st.volumes
             .values()
@@ -479,14 +490,7 @@ impl Daemon {
         space: SpaceId,
     ) -> Result<(T, Vec<crate::record::Conflict>), ApiError> {
         let mut st = self.state();
-        let volume = Self::volume_of(&st, space, T::LABEL)?;
-        match st
-            .volumes
-            .get_mut(&volume)
-            .expect("volume exists")
-            .replica()
-            .map_err(storage)?
-        {
+        match Self::replica_of(&mut st, space, T::LABEL)? {
             Replica::Doc(d) => Ok((
                 d.hydrate()
                     .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?,
@@ -639,14 +643,7 @@ impl Daemon {
         f: impl FnOnce(&mut volume::doc::DocReplica) -> T,
     ) -> Result<T, ApiError> {
         let mut st = self.state();
-        let volume = Self::volume_of(&st, space, NOTES)?;
-        match st
-            .volumes
-            .get_mut(&volume)
-            .expect("volume exists")
-            .replica()
-            .map_err(storage)?
-        {
+        match Self::replica_of(&mut st, space, NOTES)? {
             Replica::Doc(d) => Ok(f(d)),
             _ => Err(api(
                 ApiErrorCode::Internal,
@@ -701,14 +698,7 @@ impl Daemon {
     /// The journal: applied entries, then pending ones marked.
     pub fn log_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
         let mut st = self.state();
-        let volume = Self::volume_of(&st, space, JOURNAL)?;
-        match st
-            .volumes
-            .get_mut(&volume)
-            .expect("volume exists")
-            .replica()
-            .map_err(storage)?
-        {
+        match Self::replica_of(&mut st, space, JOURNAL)? {
             Replica::Log(l) => {
                 let (applied, pending) = l.entries();
                 let mut out: Vec<String> = applied
@@ -740,20 +730,14 @@ impl Daemon {
     /// The inbox (owner only).
     pub fn inbox_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
         let mut st = self.state();
-        let volume = Self::volume_of(&st, space, INBOX)?;
+        Self::volume_of(&st, space, INBOX)?;
         if st.spaces[&space].record.genesis.body.owner != st.identity.principal.principal_id() {
             return Err(api(
                 ApiErrorCode::Forbidden,
                 "only the space's owner reads its inbox",
             ));
         }
-        match st
-            .volumes
-            .get_mut(&volume)
-            .expect("volume exists")
-            .replica()
-            .map_err(storage)?
-        {
+        match Self::replica_of(&mut st, space, INBOX)? {
             Replica::Inbox(i) => Ok(i
                 .drops()
                 .iter()

@@ -75,7 +75,9 @@ fn build_mesd() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let release = exe.parent().is_some_and(|d| d.ends_with("release"));
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-q", "-p", "mes-daemon", "--bin", "mesd"])
+    // `--workspace`: the features of the test script's `cargo build --workspace --bins`,
+    // so in CI this is a no-op.
+    cmd.args(["build", "-q", "--workspace", "--bin", "mesd"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     if release {
         cmd.arg("--release");
