@@ -162,7 +162,8 @@ pub async fn handle(
             ApiReply::DocChecked(d.doc_check(d.resolve_space(space).await?, &docs)?)
         }
         DocSearch { query } => {
-            ApiReply::Documents(d.doc_search(d.resolve_space(space).await?, &query)?)
+            let (total, docs) = d.doc_search(d.resolve_space(space).await?, &query)?;
+            ApiReply::Documents { total, docs }
         }
         DocGet { id, out } => {
             let size = d

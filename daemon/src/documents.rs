@@ -283,8 +283,13 @@ impl Daemon {
         Ok(out)
     }
 
-    /// Documents matching a query, newest first, keys stripped (F3.5).
-    pub fn doc_search(&self, space: SpaceId, q: &DocQuery) -> Result<Vec<DocumentMeta>, ApiError> {
+    /// How many documents match a query, and the first `limit` of them (all when 0),
+    /// newest first, keys stripped (F3.5). Only the page is sorted in full and copied.
+    pub fn doc_search(
+        &self,
+        space: SpaceId,
+        q: &DocQuery,
+    ) -> Result<(u32, Vec<DocumentMeta>), ApiError> {
         for (what, d) in [("from", &q.from), ("to", &q.to)] {
             if !d.is_empty() && d.parse::<jiff::civil::Date>().is_err() {
                 return Err(bad(format!("{what} {d:?} is not a date like 2026-11-24")));
@@ -312,11 +317,24 @@ impl Daemon {
                 }
             }
         }
-        hits.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.title.cmp(&b.title)));
-        if q.limit > 0 {
-            hits.truncate(q.limit as usize);
+        let total = hits.len() as u32;
+        let newest_first = |a: &&DocumentMeta, b: &&DocumentMeta| {
+            (b.date.as_str(), a.title.as_str(), a.id.as_str()).cmp(&(
+                a.date.as_str(),
+                b.title.as_str(),
+                b.id.as_str(),
+            ))
+        };
+        let page = q.limit as usize;
+        if page > 0 && page < hits.len() {
+            hits.select_nth_unstable_by(page - 1, newest_first);
+            hits.truncate(page);
         }
-        Ok(hits.into_iter().map(|d| listed(d, q.excerpts)).collect())
+        hits.sort_unstable_by(newest_first);
+        Ok((
+            total,
+            hits.into_iter().map(|d| listed(d, q.excerpts)).collect(),
+        ))
     }
 
     /// A document by id, with the label of its volume.

@@ -264,8 +264,13 @@ pub enum ApiReply {
         /// Fields concurrent edits left with several values.
         conflicts: Vec<crate::record::Conflict>,
     },
-    /// Documents (keys stripped).
-    Documents(Vec<crate::documents::DocumentMeta>),
+    /// A page of documents (keys stripped), newest first, and how many matched in all.
+    Documents {
+        /// How many documents matched (the page holds at most the query's limit).
+        total: u32,
+        /// The page.
+        docs: Vec<crate::documents::DocumentMeta>,
+    },
     /// What a bulk import check found.
     DocChecked(crate::documents::ImportCheck),
     /// One document (key stripped).

@@ -94,7 +94,7 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
         };
         f(&mut q);
         b.doc_search(space, &q)
-            .map(|r| r.into_iter().map(|d| d.id).collect::<Vec<_>>())
+            .map(|(_, r)| r.into_iter().map(|d| d.id).collect::<Vec<_>>())
     };
     assert_eq!(
         q("", |_| {})?,
@@ -119,6 +119,18 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
         vec![d2.id.clone()]
     );
     assert!(q("genou", |q| q.category = "biology".into())?.is_empty());
+    let (total, page) = b.doc_search(
+        space,
+        &DocQuery {
+            limit: 1,
+            ..Default::default()
+        },
+    )?;
+    assert_eq!(
+        (total, page.len(), page[0].id.as_str()),
+        (2, 1, d2.id.as_str()),
+        "a page holds the newest, and the total counts every match"
+    );
 
     // The file: fetched from the relay on demand by the other device, identical.
     let out = dir.join("out/bilan-copy.txt");
@@ -133,13 +145,15 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
     assert_ne!(hidden.blob, d1.blob, "re-sealed under a new key");
     converged(a, b, space, "documents/hidden").await?;
     converged(a, b, space, "documents/care").await?;
-    let seen = b.doc_search(
-        space,
-        &DocQuery {
-            hidden: Some(true),
-            ..Default::default()
-        },
-    )?;
+    let seen = b
+        .doc_search(
+            space,
+            &DocQuery {
+                hidden: Some(true),
+                ..Default::default()
+            },
+        )?
+        .1;
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].id, d1.id);
     std::fs::remove_file(&out)?;
@@ -147,7 +161,7 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
     assert_eq!(std::fs::read(&out)?, std::fs::read(&bilan)?);
 
     // Bad input: each refused by name; no document and no file written.
-    let before = a.doc_search(space, &DocQuery::default())?;
+    let before = a.doc_search(space, &DocQuery::default())?.1;
     let blobs = std::fs::read_dir(&a.files.blob_dir)?.count();
     let big = dir.join("big.bin");
     std::fs::File::create(&big)?.set_len(a.files.max_document_bytes + 1)?;
@@ -180,7 +194,7 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
         assert_eq!(e.code, ApiErrorCode::BadRequest, "{}", e.message);
         assert!(e.message.contains(named), "{named}: {}", e.message);
     }
-    assert_eq!(a.doc_search(space, &DocQuery::default())?, before);
+    assert_eq!(a.doc_search(space, &DocQuery::default())?.1, before);
     let now: Vec<_> = std::fs::read_dir(&a.files.blob_dir)?
         .map(|e| e.unwrap().file_name())
         .collect();
@@ -193,7 +207,7 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
     };
     a.doc_add(space, &fixed).await?;
     a.doc_add(space, &fixed).await?;
-    assert_eq!(a.doc_search(space, &DocQuery::default())?.len(), 3);
+    assert_eq!(a.doc_search(space, &DocQuery::default())?.1.len(), 3);
     Ok(())
 }
 
@@ -357,7 +371,7 @@ async fn concurrent_edits_of_every_kind_merge_and_same_field_edits_are_conflicts
             },
         )?;
         assert_eq!(w.len(), 3, "{w:?}");
-        assert_eq!(d.doc_search(space, &DocQuery::default())?.len(), 2);
+        assert_eq!(d.doc_search(space, &DocQuery::default())?.1.len(), 2);
         let partitions = d
             .state()
             .volumes
@@ -680,7 +694,7 @@ async fn export_is_valid_fhir_r4_with_an_ips_summary_and_a_pdf_and_imports_back(
     assert_eq!(std::fs::read(&copy)?, std::fs::read(&cr)?);
     // Importing again adds nothing.
     mes_daemon::export::import(&c.daemon, fresh, &out).await?;
-    assert_eq!(c.daemon.doc_search(fresh, &DocQuery::default())?.len(), 1);
+    assert_eq!(c.daemon.doc_search(fresh, &DocQuery::default())?.1.len(), 1);
     assert_eq!(
         c.daemon
             .measure_list(fresh, &MeasureQuery::default())?

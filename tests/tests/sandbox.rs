@@ -51,7 +51,7 @@ async fn mes_demo_serves_seed_001s_sandbox_account() -> anyhow::Result<()> {
     let mut c = ApiClient::connect(std::path::Path::new(socket)).await?;
 
     // Her documents, as seed 001 lists them, among six years of others.
-    let ApiReply::Documents(docs) = call(
+    let ApiReply::Documents { docs, .. } = call(
         &mut c,
         space,
         ApiCall::DocSearch {

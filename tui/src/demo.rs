@@ -1,8 +1,8 @@
 //! `mes demo`: a relay and one device in a temporary directory holding the sandbox account
 //! of seed 001 (F11.3: Inaya M., her documents, care history, years of measurements, her
-//! children), built through the daemon's API like any client would. Prints one ready line
-//! (JSON with `--json`) naming the socket, then serves until Ctrl-C or SIGTERM and removes
-//! everything.
+//! children), built through the daemon's API like any client would. Opens the terminal
+//! client on it and removes everything when the person quits; with `--serve` or `--json`
+//! prints one ready line naming the socket instead, then serves until Ctrl-C or SIGTERM.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mes_daemon::api_client::ApiClient;
@@ -25,8 +25,9 @@ async fn online(c: &mut ApiClient) -> anyhow::Result<()> {
     anyhow::bail!("the device did not connect to the relay")
 }
 
-/// Runs the demo until interrupted.
-pub async fn run(json: bool) -> anyhow::Result<()> {
+/// Runs the demo: with `ui` (the process start), the terminal client until the person
+/// quits; without, served until interrupted.
+pub async fn run(json: bool, ui: Option<std::time::Instant>) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new().prefix("mes-demo-").tempdir()?;
     let relay = mes_relay::server::start(mes_relay::server::RelayConfig::new(
         dir.path().join("relay"),
@@ -78,6 +79,17 @@ pub async fn run(json: bool) -> anyhow::Result<()> {
         .iter()
         .find(|s| !children.contains(&s.space))
         .map(|s| s.space);
+    if let Some(started) = ui {
+        let shown = mes_tui::app::shell::run(mes_tui::app::shell::Options {
+            socket: socket.clone(),
+            space: own,
+            started,
+        })
+        .await;
+        device.shutdown().await;
+        relay.shutdown().await;
+        return shown;
+    }
     if json {
         println!(
             "{}",

@@ -1,5 +1,7 @@
-//! `mes`: scriptable subcommands over the daemon's local API (`--json` for scripts), and
-//! `mes demo`, which runs a relay and two devices of one person in a temporary directory.
+//! `mes`: with no subcommand, the terminal client (`mes_tui::app`) on the local daemon;
+//! scriptable subcommands over the daemon's local API (`--json` for scripts); and
+//! `mes demo`, the sandbox account on a relay and a device in a temporary directory, with
+//! the terminal client open on it.
 
 mod demo;
 mod import;
@@ -34,15 +36,22 @@ struct Cli {
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     json: bool,
+    /// Without a subcommand, the terminal client opens.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// The sandbox account of seed 001 (Inaya M.) on a relay and a device in a temporary
-    /// directory, served until Ctrl-C; `--json` prints a ready line with the socket.
-    Demo,
+    /// directory, with the terminal client open on it; everything is removed on quit.
+    /// `--json` (or `--serve`) serves it without the client until Ctrl-C, printing a
+    /// ready line with the socket.
+    Demo {
+        /// Serve without opening the terminal client.
+        #[arg(long)]
+        serve: bool,
+    },
     /// Sync state per volume: cursor, head, pending uploads, online or not.
     Status,
     /// This device and its principal.
@@ -392,12 +401,13 @@ fn abs(p: PathBuf) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    match run(cli).await {
+    match run(cli, started).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("erreur / error: {e:#}");
@@ -406,12 +416,22 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let call = match cli.command {
-        Command::Demo => {
-            return demo::run(cli.json)
+async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::process::ExitCode> {
+    let Some(command) = cli.command else {
+        mes_tui::app::shell::run(mes_tui::app::shell::Options {
+            socket: socket_path(&cli.socket)?,
+            space: cli.space,
+            started,
+        })
+        .await?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    };
+    let call = match command {
+        Command::Demo { serve } => {
+            let ui = !(serve || cli.json);
+            return demo::run(cli.json, ui.then_some(started))
                 .await
-                .map(|_| std::process::ExitCode::SUCCESS)
+                .map(|_| std::process::ExitCode::SUCCESS);
         }
         Command::Watch => {
             let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;

@@ -48,7 +48,9 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
                 v["conflicts"] = serde_json::to_value(conflicts)?;
                 v.to_string()
             }
-            ApiReply::Documents(d) => serde_json::json!({ "documents": d }).to_string(),
+            ApiReply::Documents { total, docs } => {
+                serde_json::json!({ "total": total, "documents": docs }).to_string()
+            }
             ApiReply::Document(d) => serde_json::json!({ "document": d }).to_string(),
             ApiReply::Measurements(m) => serde_json::json!({ "measurements": m }).to_string(),
             ApiReply::Agenda(a) => serde_json::json!({ "agenda": a }).to_string(),
@@ -138,7 +140,17 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             .collect::<Vec<_>>()
             .join("\n"),
         ApiReply::Record { record, conflicts } => with_conflicts(record, conflicts)?,
-        ApiReply::Documents(d) => d.iter().map(doc_line).collect::<Vec<_>>().join("\n"),
+        ApiReply::Documents { total, docs } => {
+            let mut lines: Vec<String> = docs.iter().map(doc_line).collect();
+            if (docs.len() as u32) < *total {
+                lines.push(format!(
+                    "({} sur {total} / {} of {total}; --limit 0 pour tout / for all)",
+                    docs.len(),
+                    docs.len()
+                ));
+            }
+            lines.join("\n")
+        }
         ApiReply::Document(d) => doc_line(d),
         ApiReply::Measurements(m) => {
             let codes = mes_protocol::codes::Codes::builtin();

@@ -225,7 +225,7 @@ pub async fn all_documents(c: &mut ApiClient, space: SpaceId) -> anyhow::Result<
         )
         .await?
     {
-        Ok(ApiReply::Documents(d)) => Ok(d.len()),
+        Ok(ApiReply::Documents { docs, .. }) => Ok(docs.len()),
         other => anyhow::bail!("DocSearch answered {other:?}"),
     }
 }
