@@ -105,23 +105,23 @@ fn status_line(s: &State) -> Line<'static> {
         }
     }
     let pending = s.pending_uploads();
-    spans.push(Span::raw(" │ "));
+    spans.push(Span::raw(" · "));
     spans.push(Span::styled(
         s.tf("status.pending", &[("n", &pending)]),
         if pending > 0 { th.warn } else { th.text },
     ));
     if let Some(label) = s.space_label() {
-        spans.push(Span::raw(" │ "));
+        spans.push(Span::raw(" · "));
         spans.push(Span::raw(s.tf("status.profile", &[("name", &label)])));
     }
     if s.unread() > 0 && s.settings.notifications {
-        spans.push(Span::raw(" │ "));
+        spans.push(Span::raw(" · "));
         spans.push(Span::styled(
             s.tf("status.unread", &[("n", &s.unread())]),
             th.warn,
         ));
     }
-    spans.push(Span::raw(" │ "));
+    spans.push(Span::raw(" · "));
     spans.push(Span::styled(s.t("status.hints").to_string(), th.muted));
     Line::from(spans)
 }

@@ -23,7 +23,7 @@ pub fn page(s: &State) -> Page {
         |i| {
             let dev = &s.devices[i];
             Item {
-                text: format!("{}  {}", dev.name, dev.device),
+                text: format!("{}  {}", dev.name, dev.device.short()),
                 tag: dev
                     .this_device
                     .then(|| format!("[{}]", s.t("access.this_device"))),

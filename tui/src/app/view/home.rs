@@ -22,20 +22,20 @@ pub fn reminder_line(s: &State, r: &mes_protocol::record::ReminderItem) -> Item 
     }
 }
 
-/// A document as a line: date, title, author; its visibility in words when hidden.
+/// A document as a line: date, its visibility in words when hidden, title, author.
 pub fn doc_line(s: &State, d: &mes_protocol::documents::DocumentMeta) -> Item {
     let author = if d.author.is_empty() {
         String::new()
     } else {
         format!(" — {}", d.author)
     };
-    Item {
-        text: format!("{}  {}{author}", d.date, d.title),
-        tag: d
-            .visibility
-            .hidden_from_professionals
-            .then(|| format!("[{}]", s.t("documents.hidden_tag"))),
-    }
+    // The visibility goes first, so a narrow column still shows it at a glance.
+    let hidden = if d.visibility.hidden_from_professionals {
+        format!("[{}] ", s.t("documents.hidden_tag"))
+    } else {
+        String::new()
+    };
+    Item::new(format!("{}  {hidden}{}{author}", d.date, d.title))
 }
 
 /// The page.

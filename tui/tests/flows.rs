@@ -1,0 +1,170 @@
+//! Key-driven flows through the pure core, as a person types them: each key goes through
+//! the keymap and `update`; the requests it answers are what the shell would send; the
+//! daemon's answers are fed back as it would.
+
+mod fixture;
+
+use mes_protocol::api::{ApiCall, ApiReply};
+use mes_tui::app::action::{Action, Request, Slot};
+use mes_tui::app::i18n::Lang;
+use mes_tui::app::keymap::action_for;
+use mes_tui::app::state::{FormKind, Screen, State};
+use mes_tui::app::update::update;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn key(s: &mut State, code: KeyCode) -> Vec<Request> {
+    let ev = KeyEvent::new(code, KeyModifiers::NONE);
+    match action_for(s, ev) {
+        Some(a) => update(s, a),
+        None => vec![],
+    }
+}
+
+fn typed(s: &mut State, text: &str) -> Vec<Request> {
+    text.chars().flat_map(|c| key(s, KeyCode::Char(c))).collect()
+}
+
+#[test]
+fn search_as_you_type_with_filters() {
+    let mut s = fixture::state(Lang::Fr, false);
+    key(&mut s, KeyCode::Char('3'));
+    assert_eq!(s.screen, Screen::Documents);
+    key(&mut s, KeyCode::Char('/'));
+    let sent = typed(&mut s, "genou auteur:dialo");
+    assert_eq!(sent.len(), "genou auteur:dialo".len(), "one query per key");
+    let ApiCall::DocSearch { query } = &sent.last().unwrap().call else {
+        panic!("{sent:?}")
+    };
+    assert_eq!((query.text.as_str(), query.author.as_str()), ("genou", "dialo"));
+    assert!(query.limit > 0 && query.excerpts);
+    // 'q' typed into the box is text, not quit.
+    typed(&mut s, " q");
+    assert!(!s.quit && s.docs.input.ends_with(" q"));
+    key(&mut s, KeyCode::Backspace);
+    key(&mut s, KeyCode::Backspace);
+    let radio = fixture::documents()[3].clone();
+    update(
+        &mut s,
+        Action::Answer(Slot::Docs, Ok(ApiReply::Documents { total: 1, docs: vec![radio.clone()] })),
+    );
+    key(&mut s, KeyCode::Enter);
+    assert!(!s.docs.typing);
+    assert_eq!(s.selected_doc().map(|d| d.id.as_str()), Some(radio.id.as_str()));
+    // A malformed date typed shows the daemon's error on the list, and nothing breaks.
+    key(&mut s, KeyCode::Char('/'));
+    typed(&mut s, " depuis:hier");
+    update(&mut s, Action::Answer(Slot::Docs, Err("from \"hier\" is not a date".into())));
+    assert!(s.docs.error.as_deref().unwrap().contains("hier"));
+}
+
+#[test]
+fn hide_and_show_again() {
+    let mut s = fixture::state(Lang::Fr, false);
+    key(&mut s, KeyCode::Char('3'));
+    key(&mut s, KeyCode::Right);
+    let target = s.selected_doc().unwrap().clone();
+    assert!(!target.visibility.hidden_from_professionals);
+    let sent = key(&mut s, KeyCode::Char('m'));
+    assert_eq!(
+        sent.iter().map(|r| &r.call).collect::<Vec<_>>(),
+        vec![&ApiCall::DocHide { id: target.id.clone(), hidden: true }]
+    );
+    let mut hidden = target.clone();
+    hidden.visibility.hidden_from_professionals = true;
+    let reload = update(
+        &mut s,
+        Action::Answer(Slot::Command, Ok(ApiReply::Document(Box::new(hidden)))),
+    );
+    assert!(s.notice.as_ref().unwrap().text.contains("masqué"));
+    assert!(reload.iter().any(|r| r.slot == Slot::Docs), "the list is asked again");
+}
+
+#[test]
+fn add_a_document_from_a_path_and_a_refusal_keeps_the_form() {
+    let mut s = fixture::state(Lang::En, false);
+    key(&mut s, KeyCode::Char('3'));
+    key(&mut s, KeyCode::Char('a'));
+    assert!(matches!(s.form.as_ref().unwrap().kind, FormKind::AddDocument));
+    typed(&mut s, "/tmp/bilan.txt");
+    key(&mut s, KeyCode::Tab);
+    typed(&mut s, "Bilan");
+    let sent = key(&mut s, KeyCode::Enter);
+    let ApiCall::DocAdd { doc } = &sent[0].call else { panic!("{sent:?}") };
+    assert_eq!(
+        (doc.path.as_str(), doc.title.as_str(), doc.category.as_str(), doc.date.as_str()),
+        ("/tmp/bilan.txt", "Bilan", "reports", "2026-12-01")
+    );
+    update(&mut s, Action::Answer(Slot::Command, Err("cannot read /tmp/bilan.txt".into())));
+    let form = s.form.as_ref().expect("a refusal keeps the form open");
+    assert!(form.error.as_deref().unwrap().contains("cannot read"));
+    key(&mut s, KeyCode::Esc);
+    assert!(s.form.is_none());
+}
+
+#[test]
+fn switch_profile_asks_everything_for_the_new_space() {
+    let mut s = fixture::state(Lang::Fr, false);
+    let (own, child) = fixture::spaces();
+    assert_eq!(s.space, Some(own), "the person's own space is shown first");
+    key(&mut s, KeyCode::Char('7'));
+    key(&mut s, KeyCode::Down);
+    let sent = key(&mut s, KeyCode::Enter);
+    assert_eq!(s.space, Some(child));
+    assert!(s.home_docs.is_empty() && s.profile.is_none(), "nothing of the other space stays");
+    assert!(sent.len() >= 6 && sent.iter().all(|r| r.space == Some(child)));
+    assert!(!s.ready(), "until the new space's answers arrive");
+}
+
+#[test]
+fn a_change_pushed_by_the_daemon_reloads_the_space_without_a_key() {
+    let mut s = fixture::state(Lang::Fr, false);
+    let (own, child) = fixture::spaces();
+    let volume = "ab".repeat(16).parse().unwrap();
+    let sent = update(
+        &mut s,
+        Action::Event(mes_protocol::api::ApiEvent::VolumeChanged { space: own, volume }),
+    );
+    assert!(sent.iter().any(|r| r.slot == Slot::HomeDocs));
+    let other = update(
+        &mut s,
+        Action::Event(mes_protocol::api::ApiEvent::VolumeChanged { space: child, volume }),
+    );
+    assert!(!other.iter().any(|r| r.slot == Slot::HomeDocs), "another space's change only updates the list of spaces");
+    update(&mut s, Action::Event(mes_protocol::api::ApiEvent::Connection { online: false }));
+    assert!(!s.status.as_ref().unwrap().online);
+}
+
+#[test]
+fn settings_change_language_and_are_marked_for_saving() {
+    let mut s = fixture::state(Lang::Fr, false);
+    key(&mut s, KeyCode::Char('9'));
+    key(&mut s, KeyCode::Enter);
+    assert_eq!(s.settings.lang, Lang::En);
+    assert!(s.settings_dirty);
+    key(&mut s, KeyCode::Down);
+    key(&mut s, KeyCode::Down);
+    key(&mut s, KeyCode::Enter);
+    assert!(s.settings.linear);
+}
+
+#[test]
+fn coalescing_keeps_the_newest_query_and_every_command() {
+    use mes_tui::app::shell::coalesce;
+    let s = fixture::state(Lang::Fr, false);
+    let r = |slot, call| Request { slot, space: s.space, call };
+    let q = |text: &str| ApiCall::DocSearch {
+        query: mes_protocol::documents::DocQuery { text: text.into(), ..Default::default() },
+    };
+    let out = coalesce(
+        [
+            r(Slot::Docs, q("g")),
+            r(Slot::Command, ApiCall::DocHide { id: "a".into(), hidden: true }),
+            r(Slot::Docs, q("ge")),
+            r(Slot::Command, ApiCall::DocHide { id: "b".into(), hidden: true }),
+            r(Slot::Docs, q("gen")),
+        ]
+        .into(),
+    );
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[2].call, q("gen"));
+}
