@@ -30,7 +30,14 @@ pub fn spaces() -> (SpaceId, SpaceId) {
     (id(0x11, 16), id(0x22, 16))
 }
 
-fn doc(i: u32, title: &str, date: &str, author: &str, category: &str, hidden: bool) -> DocumentMeta {
+fn doc(
+    i: u32,
+    title: &str,
+    date: &str,
+    author: &str,
+    category: &str,
+    hidden: bool,
+) -> DocumentMeta {
     DocumentMeta {
         id: format!("doc-{i}"),
         title: title.into(),
@@ -53,11 +60,46 @@ fn doc(i: u32, title: &str, date: &str, author: &str, category: &str, hidden: bo
 /// The documents of the fixture, newest first.
 pub fn documents() -> Vec<DocumentMeta> {
     vec![
-        doc(5, "Compte rendu d'arthroscopie du genou", "2026-11-20", "Dr Pierre Angeli", "reports", false),
-        doc(4, "Résultats d'analyses", "2026-10-01", "Laboratoire Bio Rhône", "biology", false),
-        doc(3, "Consultation de psychologie", "2026-06-12", "Mme Sophie Laurent", "reports", true),
-        doc(2, "Radiologie genou droit", "2021-03-15", "Halima Dialo", "imaging", false),
-        doc(1, "Résultats_AnalyseMed", "2021-01-27", "Hun Nguyen", "biology", false),
+        doc(
+            5,
+            "Compte rendu d'arthroscopie du genou",
+            "2026-11-20",
+            "Dr Pierre Angeli",
+            "reports",
+            false,
+        ),
+        doc(
+            4,
+            "Résultats d'analyses",
+            "2026-10-01",
+            "Laboratoire Bio Rhône",
+            "biology",
+            false,
+        ),
+        doc(
+            3,
+            "Consultation de psychologie",
+            "2026-06-12",
+            "Mme Sophie Laurent",
+            "reports",
+            true,
+        ),
+        doc(
+            2,
+            "Radiologie genou droit",
+            "2021-03-15",
+            "Halima Dialo",
+            "imaging",
+            false,
+        ),
+        doc(
+            1,
+            "Résultats_AnalyseMed",
+            "2021-01-27",
+            "Hun Nguyen",
+            "biology",
+            false,
+        ),
     ]
 }
 
@@ -129,28 +171,64 @@ pub fn state(lang: Lang, linear: bool) -> State {
         &mut s,
         Slot::Spaces,
         ApiReply::Spaces(vec![
-            SpaceSummary { space: child, label: "Mathis M.".into(), owner },
-            SpaceSummary { space: own, label: "personal".into(), owner },
+            SpaceSummary {
+                space: child,
+                label: "Mathis M.".into(),
+                owner,
+            },
+            SpaceSummary {
+                space: own,
+                label: "personal".into(),
+                owner,
+            },
         ]),
     );
     answer(
         &mut s,
         Slot::Devices,
         ApiReply::Devices(vec![
-            DeviceSummary { device: id(0x44, 32), name: "ordinateur".into(), this_device: true },
-            DeviceSummary { device: id(0x55, 32), name: "téléphone".into(), this_device: false },
+            DeviceSummary {
+                device: id(0x44, 32),
+                name: "ordinateur".into(),
+                this_device: true,
+            },
+            DeviceSummary {
+                device: id(0x55, 32),
+                name: "téléphone".into(),
+                this_device: false,
+            },
         ]),
     );
     let docs = documents();
-    answer(&mut s, Slot::HomeDocs, ApiReply::Documents { total: 5, docs: docs.clone() });
+    answer(
+        &mut s,
+        Slot::HomeDocs,
+        ApiReply::Documents {
+            total: 5,
+            docs: docs.clone(),
+        },
+    );
     answer(&mut s, Slot::Docs, ApiReply::Documents { total: 5, docs });
     let care = CareHistory {
         items: vec![
-            CareItem { id: "h1".into(), date: "2021-04-15".into(), label: "Acte de chirurgie orthopédique".into(), category: "act".into() },
-            CareItem { id: "h2".into(), date: "2021-01-25".into(), label: "Prélèvement sanguin".into(), category: "biology".into() },
+            CareItem {
+                id: "h1".into(),
+                date: "2021-04-15".into(),
+                label: "Acte de chirurgie orthopédique".into(),
+                category: "act".into(),
+            },
+            CareItem {
+                id: "h2".into(),
+                date: "2021-01-25".into(),
+                label: "Prélèvement sanguin".into(),
+                category: "biology".into(),
+            },
         ],
     };
-    let record = |body| ApiReply::Record { record: body, conflicts: vec![] };
+    let record = |body| ApiReply::Record {
+        record: body,
+        conflicts: vec![],
+    };
     answer(&mut s, Slot::Care, record(RecordBody::Care(Box::new(care))));
     answer(
         &mut s,
@@ -187,11 +265,18 @@ pub fn state(lang: Lang, linear: bool) -> State {
         .into_iter()
         .collect(),
     };
-    answer(&mut s, Slot::Messages, record(RecordBody::Messages(Box::new(messages))));
+    answer(
+        &mut s,
+        Slot::Messages,
+        record(RecordBody::Messages(Box::new(messages))),
+    );
     answer(
         &mut s,
         Slot::Profile,
-        ApiReply::Record { record: RecordBody::Profile(Box::new(profile())), conflicts: vec![] },
+        ApiReply::Record {
+            record: RecordBody::Profile(Box::new(profile())),
+            conflicts: vec![],
+        },
     );
     answer(
         &mut s,
@@ -211,7 +296,10 @@ pub fn state(lang: Lang, linear: bool) -> State {
         &mut s,
         Slot::Emergency,
         record(RecordBody::Emergency(Box::new(Emergency {
-            card: EmergencyCard { blood_group: "A+".into(), ..Default::default() },
+            card: EmergencyCard {
+                blood_group: "A+".into(),
+                ..Default::default()
+            },
             major_allergies: vec!["Pénicilline (urticaire)".into()],
             ..Default::default()
         }))),

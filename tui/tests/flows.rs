@@ -21,7 +21,9 @@ fn key(s: &mut State, code: KeyCode) -> Vec<Request> {
 }
 
 fn typed(s: &mut State, text: &str) -> Vec<Request> {
-    text.chars().flat_map(|c| key(s, KeyCode::Char(c))).collect()
+    text.chars()
+        .flat_map(|c| key(s, KeyCode::Char(c)))
+        .collect()
 }
 
 #[test]
@@ -35,7 +37,10 @@ fn search_as_you_type_with_filters() {
     let ApiCall::DocSearch { query } = &sent.last().unwrap().call else {
         panic!("{sent:?}")
     };
-    assert_eq!((query.text.as_str(), query.author.as_str()), ("genou", "dialo"));
+    assert_eq!(
+        (query.text.as_str(), query.author.as_str()),
+        ("genou", "dialo")
+    );
     assert!(query.limit > 0 && query.excerpts);
     // 'q' typed into the box is text, not quit.
     typed(&mut s, " q");
@@ -45,15 +50,27 @@ fn search_as_you_type_with_filters() {
     let radio = fixture::documents()[3].clone();
     update(
         &mut s,
-        Action::Answer(Slot::Docs, Ok(ApiReply::Documents { total: 1, docs: vec![radio.clone()] })),
+        Action::Answer(
+            Slot::Docs,
+            Ok(ApiReply::Documents {
+                total: 1,
+                docs: vec![radio.clone()],
+            }),
+        ),
     );
     key(&mut s, KeyCode::Enter);
     assert!(!s.docs.typing);
-    assert_eq!(s.selected_doc().map(|d| d.id.as_str()), Some(radio.id.as_str()));
+    assert_eq!(
+        s.selected_doc().map(|d| d.id.as_str()),
+        Some(radio.id.as_str())
+    );
     // A malformed date typed shows the daemon's error on the list, and nothing breaks.
     key(&mut s, KeyCode::Char('/'));
     typed(&mut s, " depuis:hier");
-    update(&mut s, Action::Answer(Slot::Docs, Err("from \"hier\" is not a date".into())));
+    update(
+        &mut s,
+        Action::Answer(Slot::Docs, Err("from \"hier\" is not a date".into())),
+    );
     assert!(s.docs.error.as_deref().unwrap().contains("hier"));
 }
 
@@ -67,7 +84,10 @@ fn hide_and_show_again() {
     let sent = key(&mut s, KeyCode::Char('m'));
     assert_eq!(
         sent.iter().map(|r| &r.call).collect::<Vec<_>>(),
-        vec![&ApiCall::DocHide { id: target.id.clone(), hidden: true }]
+        vec![&ApiCall::DocHide {
+            id: target.id.clone(),
+            hidden: true
+        }]
     );
     let mut hidden = target.clone();
     hidden.visibility.hidden_from_professionals = true;
@@ -76,7 +96,10 @@ fn hide_and_show_again() {
         Action::Answer(Slot::Command, Ok(ApiReply::Document(Box::new(hidden)))),
     );
     assert!(s.notice.as_ref().unwrap().text.contains("masqué"));
-    assert!(reload.iter().any(|r| r.slot == Slot::Docs), "the list is asked again");
+    assert!(
+        reload.iter().any(|r| r.slot == Slot::Docs),
+        "the list is asked again"
+    );
 }
 
 #[test]
@@ -84,17 +107,30 @@ fn add_a_document_from_a_path_and_a_refusal_keeps_the_form() {
     let mut s = fixture::state(Lang::En, false);
     key(&mut s, KeyCode::Char('3'));
     key(&mut s, KeyCode::Char('a'));
-    assert!(matches!(s.form.as_ref().unwrap().kind, FormKind::AddDocument));
+    assert!(matches!(
+        s.form.as_ref().unwrap().kind,
+        FormKind::AddDocument
+    ));
     typed(&mut s, "/tmp/bilan.txt");
     key(&mut s, KeyCode::Tab);
     typed(&mut s, "Bilan");
     let sent = key(&mut s, KeyCode::Enter);
-    let ApiCall::DocAdd { doc } = &sent[0].call else { panic!("{sent:?}") };
+    let ApiCall::DocAdd { doc } = &sent[0].call else {
+        panic!("{sent:?}")
+    };
     assert_eq!(
-        (doc.path.as_str(), doc.title.as_str(), doc.category.as_str(), doc.date.as_str()),
+        (
+            doc.path.as_str(),
+            doc.title.as_str(),
+            doc.category.as_str(),
+            doc.date.as_str()
+        ),
         ("/tmp/bilan.txt", "Bilan", "reports", "2026-12-01")
     );
-    update(&mut s, Action::Answer(Slot::Command, Err("cannot read /tmp/bilan.txt".into())));
+    update(
+        &mut s,
+        Action::Answer(Slot::Command, Err("cannot read /tmp/bilan.txt".into())),
+    );
     let form = s.form.as_ref().expect("a refusal keeps the form open");
     assert!(form.error.as_deref().unwrap().contains("cannot read"));
     key(&mut s, KeyCode::Esc);
@@ -110,7 +146,10 @@ fn switch_profile_asks_everything_for_the_new_space() {
     key(&mut s, KeyCode::Down);
     let sent = key(&mut s, KeyCode::Enter);
     assert_eq!(s.space, Some(child));
-    assert!(s.home_docs.is_empty() && s.profile.is_none(), "nothing of the other space stays");
+    assert!(
+        s.home_docs.is_empty() && s.profile.is_none(),
+        "nothing of the other space stays"
+    );
     assert!(sent.len() >= 6 && sent.iter().all(|r| r.space == Some(child)));
     assert!(!s.ready(), "until the new space's answers arrive");
 }
@@ -127,10 +166,19 @@ fn a_change_pushed_by_the_daemon_reloads_the_space_without_a_key() {
     assert!(sent.iter().any(|r| r.slot == Slot::HomeDocs));
     let other = update(
         &mut s,
-        Action::Event(mes_protocol::api::ApiEvent::VolumeChanged { space: child, volume }),
+        Action::Event(mes_protocol::api::ApiEvent::VolumeChanged {
+            space: child,
+            volume,
+        }),
     );
-    assert!(!other.iter().any(|r| r.slot == Slot::HomeDocs), "another space's change only updates the list of spaces");
-    update(&mut s, Action::Event(mes_protocol::api::ApiEvent::Connection { online: false }));
+    assert!(
+        !other.iter().any(|r| r.slot == Slot::HomeDocs),
+        "another space's change only updates the list of spaces"
+    );
+    update(
+        &mut s,
+        Action::Event(mes_protocol::api::ApiEvent::Connection { online: false }),
+    );
     assert!(!s.status.as_ref().unwrap().online);
 }
 
@@ -151,16 +199,35 @@ fn settings_change_language_and_are_marked_for_saving() {
 fn coalescing_keeps_the_newest_query_and_every_command() {
     use mes_tui::app::shell::coalesce;
     let s = fixture::state(Lang::Fr, false);
-    let r = |slot, call| Request { slot, space: s.space, call };
+    let r = |slot, call| Request {
+        slot,
+        space: s.space,
+        call,
+    };
     let q = |text: &str| ApiCall::DocSearch {
-        query: mes_protocol::documents::DocQuery { text: text.into(), ..Default::default() },
+        query: mes_protocol::documents::DocQuery {
+            text: text.into(),
+            ..Default::default()
+        },
     };
     let out = coalesce(
         [
             r(Slot::Docs, q("g")),
-            r(Slot::Command, ApiCall::DocHide { id: "a".into(), hidden: true }),
+            r(
+                Slot::Command,
+                ApiCall::DocHide {
+                    id: "a".into(),
+                    hidden: true,
+                },
+            ),
             r(Slot::Docs, q("ge")),
-            r(Slot::Command, ApiCall::DocHide { id: "b".into(), hidden: true }),
+            r(
+                Slot::Command,
+                ApiCall::DocHide {
+                    id: "b".into(),
+                    hidden: true,
+                },
+            ),
             r(Slot::Docs, q("gen")),
         ]
         .into(),

@@ -75,7 +75,10 @@ fn profile_sections_and_the_measurement_chart() {
     update(&mut s, Action::Move(Move::Down));
     update(&mut s, Action::Move(Move::Down));
     let chart = screen(&s);
-    assert!(chart.contains("24 mesures"), "the chart says itself in words:\n{chart}");
+    assert!(
+        chart.contains("24 mesures"),
+        "the chart says itself in words:\n{chart}"
+    );
     insta::assert_snapshot!("profile_measurements", chart);
 }
 
@@ -113,5 +116,8 @@ fn a_narrow_terminal_keeps_every_screen_reachable() {
     s.size = (60, 20);
     let text = screen(&s);
     let top = text.lines().next().unwrap();
-    assert!(top.contains("[3 Documents]") && top.contains(" 9 ") && top.ends_with(" 0"), "{top}");
+    assert!(
+        top.contains("[3 Documents]") && top.contains(" 9 ") && top.ends_with(" 0"),
+        "{top}"
+    );
 }

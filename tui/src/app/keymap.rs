@@ -251,7 +251,12 @@ pub static KEYMAP: &[Binding] = &[
         Action::Activate,
         "keys.submit",
     ),
-    b(Code(KeyCode::Esc), Typing, Action::Back, "keys.cancel"),
+    b(
+        Code(KeyCode::Esc),
+        Typing,
+        Action::Back,
+        "keys.cancel_search",
+    ),
     b(
         Code(KeyCode::Tab),
         Typing,

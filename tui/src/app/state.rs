@@ -305,6 +305,8 @@ pub struct State {
     pub form: Option<Form>,
     /// The last notice.
     pub notice: Option<Notice>,
+    /// Why the last load of a slot failed (shown where its data would be).
+    pub load_errors: HashMap<Slot, String>,
     /// Slots answered at least once for the space shown (the first complete frame).
     pub answered: HashSet<Slot>,
     /// Ticks since start.
@@ -351,6 +353,7 @@ impl State {
             overlay,
             form: None,
             notice: None,
+            load_errors: HashMap::new(),
             answered: HashSet::new(),
             ticks: 0,
             quit: false,

@@ -375,18 +375,23 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
         Ok(r) => r,
         Err(e) => {
             s.answered.insert(slot);
+            // A command's refusal is said where it was made; a load's stays with what it
+            // would have filled (it never hides a command's notice).
             match slot {
                 Slot::Docs => s.docs.error = Some(e),
                 Slot::Command => match &mut s.form {
                     Some(f) => f.error = Some(e),
                     None => notice(s, e, true),
                 },
-                _ => notice(s, e, true),
+                _ => {
+                    s.load_errors.insert(slot, e);
+                }
             }
             return vec![];
         }
     };
     s.answered.insert(slot);
+    s.load_errors.remove(&slot);
     s.link = Link::Up;
     match (slot, reply) {
         (Slot::Status, ApiReply::Status(st)) => s.status = Some(st),
@@ -548,9 +553,18 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
                 s.overlay = s.overlay.filter(|o| *o != Overlay::Keys);
             } else if let Some(Overlay::Tutorial(_)) = s.overlay {
                 return finish_tutorial(s);
-            } else if s.docs.typing || s.lexicon_typing {
+            } else if s.docs.typing {
+                // Esc in the search box clears the search (Enter keeps it).
                 s.docs.typing = false;
+                if !s.docs.input.is_empty() {
+                    s.docs.input.clear();
+                    s.docs.limit = DOC_PAGE;
+                    s.cursors.insert((Screen::Documents, 1), 0);
+                    return vec![docs_request(s)];
+                }
+            } else if s.lexicon_typing {
                 s.lexicon_typing = false;
+                s.lexicon_filter.clear();
             } else {
                 s.panes.insert(s.screen, 0);
             }

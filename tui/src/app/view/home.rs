@@ -1,6 +1,7 @@
 //! Home: the latest documents, the care history, reminders due and notifications.
 
 use super::{list, selection, Arrange, Item, Page};
+use crate::app::action::Slot;
 use crate::app::state::{Screen, State};
 
 /// A reminder as a line.
@@ -73,7 +74,8 @@ pub fn page(s: &State) -> Page {
         rf,
         "home.no_reminders",
         |i| reminder_line(s, &s.reminders[i]),
-    );
+    )
+    .or_error(s, Slot::Reminders);
     let unread: Vec<_> = if s.settings.notifications {
         s.messages
             .as_ref()

@@ -142,6 +142,17 @@ pub fn list(
     }
 }
 
+impl Section {
+    /// The section with the load error of `slot` as its empty text, when the last load
+    /// of that slot failed.
+    pub fn or_error(mut self, s: &State, slot: super::action::Slot) -> Section {
+        if let (Some(e), Body::List { empty, .. }) = (s.load_errors.get(&slot), &mut self.body) {
+            *empty = format!("✗ {e}");
+        }
+        self
+    }
+}
+
 /// A text section.
 pub fn text(title: String, lines: Vec<String>) -> Section {
     Section {

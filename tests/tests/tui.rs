@@ -1,0 +1,155 @@
+//! The real `mes` binary in a real terminal (tmux) against a relay and two paired devices
+//! of one person (issue 5): the first-run tutorial, search as you type, hiding a
+//! document, a change made on the other device appearing without a key press, adding a
+//! file, saving one to a path, switching profile, changing the language (saved), and
+//! quitting with the terminal restored. Also: no daemon gets a message saying how to
+//! start one.
+
+use mes_protocol::documents::NewDocument;
+use mes_tests::tmux::Tmux;
+use mes_tests::{binary, paired};
+use std::path::Path;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn wait(term: &Tmux, texts: &[&str]) -> anyhow::Result<String> {
+    tokio::task::block_in_place(|| term.wait_for(texts, WAIT))
+}
+
+fn new_doc(path: &Path, category: &str, title: &str, date: &str) -> NewDocument {
+    NewDocument {
+        path: path.to_string_lossy().into_owned(),
+        category: category.into(),
+        title: title.into(),
+        date: date.into(),
+        author: "Halima Dialo".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_terminal_client_browses_searches_hides_adds_saves_and_follows_live_changes(
+) -> anyhow::Result<()> {
+    let p = paired().await?;
+    let dir = p.dir.path();
+    let radio = dir.join("radio.txt");
+    std::fs::write(&radio, "Radiographie du genou droit : pas de fracture.")?;
+    p.a.daemon
+        .doc_add(
+            p.space,
+            &new_doc(&radio, "imaging", "Radiologie genou droit", "2021-03-15"),
+        )
+        .await?;
+    p.a.daemon.create_space("Mathis").await?;
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work)?;
+    let config = dir.join("config");
+    let command = format!(
+        "cd {} && {} --socket {}",
+        work.display(),
+        binary("mes")?.display(),
+        p.a.ready.socket.display()
+    );
+    let term = Tmux::start(
+        &command,
+        130,
+        32,
+        &[
+            ("XDG_CONFIG_HOME", &config),
+            ("LANG", Path::new("fr_FR.UTF-8")),
+        ],
+    )?;
+
+    // First run: the tutorial, in French from the locale; Esc skips it.
+    wait(&term, &["Bienvenue", "Étape 1 sur 5"])?;
+    term.keys(&["Escape"])?;
+    wait(
+        &term,
+        &[
+            "Radiologie genou droit",
+            "en ligne",
+            "0 envoi(s) en attente",
+        ],
+    )?;
+
+    // Search as you type, then hide the match from professionals.
+    term.keys(&["3", "/"])?;
+    term.type_text("genou auteur:dialo")?;
+    wait(&term, &["1 sur 1", "Radiographie du genou droit :"])?;
+    term.keys(&["Enter", "m"])?;
+    wait(&term, &["[masqué] Radiologie", "masqué aux professionnels"])?;
+
+    // A change on the other device shows on Home without a key press.
+    term.keys(&["1"])?;
+    wait(&term, &["Derniers documents"])?;
+    let bilan = dir.join("bilan.txt");
+    std::fs::write(&bilan, "Hémoglobine 13,2 g/dL.")?;
+    p.b.daemon
+        .doc_add(
+            p.space,
+            &new_doc(&bilan, "biology", "Bilan sanguin annuel", "2026-11-02"),
+        )
+        .await?;
+    wait(&term, &["Bilan sanguin annuel"])?;
+
+    // Add a file by its path.
+    let ordonnance = dir.join("ordonnance.txt");
+    std::fs::write(&ordonnance, "Kinésithérapie, 10 séances.")?;
+    term.keys(&["3", "a"])?;
+    wait(&term, &["Ajouter un document", "Fichier (chemin)"])?;
+    term.type_text(&ordonnance.to_string_lossy())?;
+    term.keys(&["Tab"])?;
+    term.type_text("Ordonnance kiné")?;
+    term.keys(&["Enter"])?;
+    wait(&term, &["Document ajouté : Ordonnance kiné"])?;
+
+    // Esc in the search box clears it; save the newest document (the one just added) to
+    // the working directory: the path written is shown.
+    term.keys(&["/", "Escape"])?;
+    wait(&term, &["3 sur 3"])?;
+    term.keys(&["Home", "s"])?;
+    wait(&term, &["Enregistrer sous"])?;
+    term.keys(&["Enter"])?;
+    let saved = work.join("ordonnance.txt");
+    wait(&term, &["Enregistré dans", "ordonnance.txt"])?;
+    assert_eq!(std::fs::read(&saved)?, std::fs::read(&ordonnance)?);
+
+    // Switch to the child's profile.
+    term.keys(&["7", "Down", "Enter"])?;
+    wait(&term, &["Profil affiché : Mathis"])?;
+
+    // English, saved for next time.
+    term.keys(&["9", "Enter"])?;
+    wait(&term, &["Settings", "Language : English"])?;
+    let saved_settings = std::fs::read_to_string(config.join("mes/tui.toml"))?;
+    assert!(saved_settings.contains("lang = \"en\""), "{saved_settings}");
+    assert!(
+        saved_settings.contains("tutorial_done = true"),
+        "{saved_settings}"
+    );
+
+    // Quit: the shell is back (the tmux helper prints [exited] after the command).
+    term.keys(&["q"])?;
+    let screen = wait(&term, &["[exited]"])?;
+    assert!(
+        !screen.contains("Settings"),
+        "the alternate screen is gone:\n{screen}"
+    );
+    Ok(())
+}
+
+#[test]
+fn without_a_daemon_mes_says_how_to_start_one() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let command = format!(
+        "{} --socket {}",
+        binary("mes")?.display(),
+        dir.path().join("none.sock").display()
+    );
+    let term = Tmux::start(&command, 120, 12, &[])?;
+    let screen = term.wait_for(&["[exited]"], WAIT)?;
+    assert!(screen.contains("mesd serve --data"), "{screen}");
+    assert!(screen.contains("mes demo"), "{screen}");
+    Ok(())
+}
