@@ -139,6 +139,61 @@ async fn the_terminal_client_browses_searches_hides_adds_saves_and_follows_live_
     Ok(())
 }
 
+/// What `stty` says of the terminal after `command`: "echo icanon" when it is back in
+/// its ordinary mode, less when raw mode was left on.
+fn terminal_modes_after(command: &str, config: &Path) -> anyhow::Result<String> {
+    let probe = format!(
+        "{command}; printf 'modes:'; stty -a | tr ' ;' '\\n\\n' | grep -x -e echo -e icanon | sort | tr '\\n' ' '; echo :end"
+    );
+    let term = Tmux::start(&probe, 120, 30, &[("XDG_CONFIG_HOME", config)])?;
+    let screen = tokio::task::block_in_place(|| term.wait_for(&[":end"], WAIT))?;
+    let modes = screen
+        .split("modes:")
+        .nth(1)
+        .and_then(|r| r.split(":end").next())
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    Ok(format!("{modes}\n{screen}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_panic_restores_the_terminal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = mes_tests::relay(dir.path(), None, false).await?;
+    let a = mes_tests::device(dir.path(), "a", &mes_tests::target(&relay)).await?;
+    let config = dir.path().join("config");
+    mes_tui::app::settings::Settings {
+        tutorial_done: true,
+        ..Default::default()
+    }
+    .save(&config.join("mes/tui.toml"))?;
+    let mes = format!(
+        "{} --socket {}",
+        binary("mes")?.display(),
+        a.ready.socket.display()
+    );
+    let out = terminal_modes_after(
+        &format!("RUST_BACKTRACE=0 MES_TUI_FAULT=panic {mes}"),
+        &config,
+    )?;
+    assert!(
+        out.contains("planted panic"),
+        "the panic is reported:\n{out}"
+    );
+    assert!(
+        out.starts_with("echo icanon"),
+        "echo and line mode are back:\n{out}"
+    );
+    // The control: the same probe sees a terminal left in raw mode.
+    let raw = terminal_modes_after("stty raw -echo", &config)?;
+    assert!(
+        !raw.starts_with("echo icanon"),
+        "the probe detects raw mode:\n{raw}"
+    );
+    Ok(())
+}
+
 #[test]
 fn without_a_daemon_mes_says_how_to_start_one() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -151,5 +206,38 @@ fn without_a_daemon_mes_says_how_to_start_one() -> anyhow::Result<()> {
     let screen = term.wait_for(&["[exited]"], WAIT)?;
     assert!(screen.contains("mesd serve --data"), "{screen}");
     assert!(screen.contains("mes demo"), "{screen}");
+    Ok(())
+}
+
+#[test]
+fn mes_demo_opens_the_client_on_the_sandbox_and_quitting_removes_it() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (config, tmp) = (dir.path().join("config"), dir.path().join("tmp"));
+    std::fs::create_dir_all(&tmp)?;
+    mes_tui::app::settings::Settings {
+        tutorial_done: true,
+        ..Default::default()
+    }
+    .save(&config.join("mes/tui.toml"))?;
+    let command = format!("{} demo", binary("mes")?.display());
+    let term = Tmux::start(
+        &command,
+        130,
+        32,
+        &[("XDG_CONFIG_HOME", &config), ("TMPDIR", &tmp)],
+    )?;
+    let build = Duration::from_secs(180);
+    let screen = term.wait_for(&["Inaya M.", "Derniers documents", "en ligne"], build)?;
+    assert!(screen.contains("Historique des soins"), "{screen}");
+    assert!(
+        std::fs::read_dir(&tmp)?.count() > 0,
+        "the demo lives in the temporary directory"
+    );
+    term.keys(&["7"])?;
+    term.wait_for(&["Mathis", "Lola", "Louis"], WAIT)?;
+    term.keys(&["q"])?;
+    term.wait_for(&["[exited]"], WAIT)?;
+    let left: Vec<_> = std::fs::read_dir(&tmp)?.collect();
+    assert!(left.is_empty(), "quitting removes the demo: {left:?}");
     Ok(())
 }

@@ -6,6 +6,7 @@ mod floor;
 mod latency;
 mod record;
 mod space;
+mod tui;
 
 use serde::Serialize;
 
@@ -47,8 +48,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("catch-up", "fresh device fetching, verifying, decrypting, applying, storing 100,000 one-change bundles (changes_per_s), and through a snapshot (snapshot_ms)"),
     ("automerge-floor", "automerge alone applying the same 100,000 changes in memory in one call (changes_per_s)"),
     ("open-space", "mesd started cold on a 10-year space (10,000 documents, 100,000 measurements) until the complete document list is served (cold_open_ms, rss_mib)"),
-    ("search", "keyword + filter document queries over the socket on the 10-year space (p50_ms, p99_ms)"),
+    ("search", "keyword + filter document queries over the socket on the 10-year space, a page of 100 and the total (p50_ms, p99_ms), every match (p99_all_ms)"),
     ("export", "the 10-year space's whole archive: FHIR R4 bundle, IPS summary, PDF, original files (seconds)"),
+    ("first-frame", "from starting mes in a terminal until its first complete frame with a running daemon's data on the 10-year space (ms)"),
+    ("render", "the client's update and draw per frame while scrolling the 10-year space's documents, 160 x 48 (p50_ms, p99_ms)"),
 ];
 
 /// What scenarios of one run share: the 10-year space, built on first use.
@@ -75,6 +78,8 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
         "open-space" => record::open_space(ctx.ten_years(size).await?, size).await,
         "search" => record::search(ctx.ten_years(size).await?, size).await,
         "export" => record::export(ctx.ten_years(size).await?, size).await,
+        "first-frame" => tui::first_frame(ctx.ten_years(size).await?, size).await,
+        "render" => tui::render(ctx.ten_years(size).await?, size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }
 }

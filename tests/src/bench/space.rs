@@ -66,9 +66,10 @@ pub struct Mesd {
     pub socket: PathBuf,
 }
 
-/// Builds `mesd` in the profile this benchmark runs in, when run through cargo (`cargo
-/// run --bin mes-bench` builds only the benchmark), so the figures are of current code.
-fn build_mesd() -> anyhow::Result<()> {
+/// Builds `mesd` and `mes` in the profile this benchmark runs in, when run through cargo
+/// (`cargo run --bin mes-bench` builds only the benchmark), so the figures are of current
+/// code.
+fn build_binaries() -> anyhow::Result<()> {
     let Some(cargo) = std::env::var_os("CARGO") else {
         return Ok(());
     };
@@ -77,12 +78,20 @@ fn build_mesd() -> anyhow::Result<()> {
     let mut cmd = std::process::Command::new(cargo);
     // `--workspace`: the features of the test script's `cargo build --workspace --bins`,
     // so in CI this is a no-op.
-    cmd.args(["build", "-q", "--workspace", "--bin", "mesd"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    cmd.args([
+        "build",
+        "-q",
+        "--workspace",
+        "--bin",
+        "mesd",
+        "--bin",
+        "mes",
+    ])
+    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     if release {
         cmd.arg("--release");
     }
-    anyhow::ensure!(cmd.status()?.success(), "building mesd failed");
+    anyhow::ensure!(cmd.status()?.success(), "building mesd and mes failed");
     Ok(())
 }
 
@@ -96,7 +105,7 @@ impl TenYears {
             measurements: size.pick(100_000, 400) as u32,
             days_per_call: 1,
         };
-        build_mesd()?;
+        build_binaries()?;
         let dir = match std::env::var_os("MES_BENCH_SPACE") {
             Some(p) => Home::Kept(PathBuf::from(p)),
             None => Home::Temporary(

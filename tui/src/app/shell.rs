@@ -10,7 +10,9 @@
 //!
 //! The loop applies everything that arrived, then draws one frame: a frame never waits
 //! on the daemon. `MES_TUI_TRACE=FILE` appends a JSON line when the first complete frame
-//! (Home with its real data) is drawn, for the `first-frame` benchmark.
+//! (Home with its real data) is drawn, for the `first-frame` benchmark;
+//! `MES_TUI_FAULT=panic` panics right after it, for the test that the terminal is
+//! restored.
 
 use anyhow::Context;
 use mes_daemon::api_client::ApiClient;
@@ -139,6 +141,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             traced = true;
             if let Some(p) = &trace {
                 write_trace(p, opts.started)?;
+            }
+            // Fault injection for the test that a panic restores the terminal.
+            if std::env::var_os("MES_TUI_FAULT").is_some_and(|v| v == "panic") {
+                panic!("MES_TUI_FAULT=panic: a planted panic after the first complete frame");
             }
         }
     }

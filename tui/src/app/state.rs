@@ -433,18 +433,19 @@ impl State {
             .map_or(0, |s| s.volumes.iter().map(|v| v.pending_uploads).sum())
     }
 
-    /// Whether the first screen has its real data (the first complete frame).
+    /// Whether the first screen has its real data (the first complete frame): the sync
+    /// state, the spaces, and Home's four sections (none when the daemon holds no space).
     pub fn ready(&self) -> bool {
-        [
-            Slot::Status,
-            Slot::Spaces,
-            Slot::HomeDocs,
-            Slot::Care,
-            Slot::Reminders,
-            Slot::Messages,
-        ]
-        .iter()
-        .all(|s| self.answered.contains(s))
+        let base = [Slot::Status, Slot::Spaces];
+        if !base.iter().all(|s| self.answered.contains(s)) {
+            return false;
+        }
+        if self.spaces.is_empty() {
+            return true;
+        }
+        [Slot::HomeDocs, Slot::Care, Slot::Reminders, Slot::Messages]
+            .iter()
+            .all(|s| self.answered.contains(s))
     }
 
     /// Messages not read yet, over every thread.
