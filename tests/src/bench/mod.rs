@@ -55,6 +55,21 @@ pub const SCENARIOS: &[(&str, &str)] = &[
 ];
 
 /// What scenarios of one run share: the 10-year space, built on first use.
+/// One figure.
+pub fn measure(
+    scenario: &'static str,
+    metric: &'static str,
+    value: f64,
+    unit: &'static str,
+) -> Measure {
+    Measure {
+        scenario,
+        metric,
+        value,
+        unit,
+    }
+}
+
 #[derive(Default)]
 pub struct Context {
     ten_years: Option<space::TenYears>,

@@ -3,33 +3,20 @@
 //! - `open-space`: from spawning `mesd` (unlocked by its identity file) until the complete
 //!   document list is answered over the socket (`cold_open_ms`, median of the runs), and
 //!   the daemon's resident memory then (`rss_mib`, median; `rss_max_mib`);
-//! - `search`: keyword + filter queries over the socket, each answered with its first
+//! - `search`: once the daemon's start-up sync is done (a running daemon), keyword +
+//!   filter queries over the socket, each answered with its first
 //!   page of `PAGE` documents and the total, as the search screen asks (`p50_ms`,
 //!   `p99_ms`), and the same queries asking for every match (`p99_all_ms`);
 //! - `export`: the whole archive, FHIR bundle, IPS summary, PDF and original files
 //!   (`seconds`, and its size in `archive_mib`).
 
-use super::space::{all_documents, TenYears};
-use super::{percentile, Measure, Size};
+use super::space::{all_documents, synced, TenYears};
+use super::{measure, percentile, Measure, Size};
 use mes_daemon::api_client::ApiClient;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::documents::DocQuery;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
-
-fn measure(
-    scenario: &'static str,
-    metric: &'static str,
-    value: f64,
-    unit: &'static str,
-) -> Measure {
-    Measure {
-        scenario,
-        metric,
-        value,
-        unit,
-    }
-}
 
 /// `open-space`.
 pub async fn open_space(space: &TenYears, size: Size) -> anyhow::Result<Vec<Measure>> {
@@ -125,16 +112,20 @@ async fn run_queries(
 ) -> anyhow::Result<(Vec<f64>, u64)> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
     let (mut ms, mut hits) = (Vec::with_capacity(queries), 0u64);
+    let mut slowest: Vec<(f64, DocQuery)> = Vec::new();
     for _ in 0..queries {
         let query = DocQuery {
             limit,
             ..query(&mut rng, years)
         };
         let started = Instant::now();
-        let reply = c
-            .call(Some(space.space), ApiCall::DocSearch { query })
-            .await?;
-        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let call = ApiCall::DocSearch {
+            query: query.clone(),
+        };
+        let reply = c.call(Some(space.space), call).await?;
+        let took = started.elapsed().as_secs_f64() * 1000.0;
+        ms.push(took);
+        slowest.push((took, query));
         match reply {
             Ok(ApiReply::Documents { total, docs }) => {
                 let expected = if limit == 0 { total } else { total.min(limit) };
@@ -149,6 +140,12 @@ async fn run_queries(
         }
     }
     ms.sort_by(f64::total_cmp);
+    if std::env::var_os("MES_BENCH_VERBOSE").is_some() {
+        slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (took, q) in slowest.iter().take(12) {
+            eprintln!("search (limit {limit}) {took:.2} ms: {q:?}");
+        }
+    }
     Ok((ms, hits))
 }
 
@@ -158,6 +155,7 @@ pub async fn search(space: &TenYears, size: Size) -> anyhow::Result<Vec<Measure>
     let years = size.pick(10, 1) as u32;
     let mesd = space.start()?;
     let mut c = ApiClient::connect(&mesd.socket).await?;
+    synced(&mut c).await?;
     all_documents(&mut c, space.space).await?;
     let (ms, hits) = run_queries(&mut c, space, queries, years, PAGE).await?;
     let (all, _) = run_queries(&mut c, space, queries, years, 0).await?;

@@ -223,6 +223,29 @@ impl Mesd {
     }
 }
 
+/// Waits until the daemon is in its steady state: online, every volume at the relay's
+/// head, nothing left to upload (its start-up sync done, as for a daemon that has been
+/// running).
+pub async fn synced(c: &mut ApiClient) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Ok(ApiReply::Status(s)) = c.call(None, ApiCall::Status).await? {
+            let done = s
+                .volumes
+                .iter()
+                .all(|v| v.cursor >= v.head && v.pending_uploads == 0);
+            if s.online && done {
+                return Ok(());
+            }
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "mesd did not finish its start-up sync"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The complete document list, as the client asks for it first.
 pub async fn all_documents(c: &mut ApiClient, space: SpaceId) -> anyhow::Result<usize> {
     match c

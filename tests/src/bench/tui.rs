@@ -11,7 +11,7 @@
 //!   Pages the list asks for while scrolling are fetched between frames, not timed.
 
 use super::space::TenYears;
-use super::{percentile, Measure, Size};
+use super::{measure, percentile, Measure, Size};
 use crate::tmux::Tmux;
 use mes_daemon::api_client::ApiClient;
 use mes_tui::app::action::{Action, Move, Request};
@@ -23,20 +23,6 @@ use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-
-fn measure(
-    metric: &'static str,
-    value: f64,
-    unit: &'static str,
-    scenario: &'static str,
-) -> Measure {
-    Measure {
-        scenario,
-        metric,
-        value,
-        unit,
-    }
-}
 
 /// `first-frame`.
 pub async fn first_frame(space: &TenYears, size: Size) -> anyhow::Result<Vec<Measure>> {
@@ -88,8 +74,8 @@ pub async fn first_frame(space: &TenYears, size: Size) -> anyhow::Result<Vec<Mea
     mesd.stop()?;
     ms.sort_by(f64::total_cmp);
     Ok(vec![
-        measure("ms", percentile(&ms, 50.0), "ms", "first-frame"),
-        measure("max_ms", ms[ms.len() - 1], "ms", "first-frame"),
+        measure("first-frame", "ms", percentile(&ms, 50.0), "ms"),
+        measure("first-frame", "max_ms", ms[ms.len() - 1], "ms"),
     ])
 }
 
@@ -140,14 +126,14 @@ pub async fn render(space: &TenYears, size: Size) -> anyhow::Result<Vec<Measure>
     mesd.stop()?;
     ms.sort_by(f64::total_cmp);
     Ok(vec![
-        measure("p50_ms", percentile(&ms, 50.0), "ms", "render"),
-        measure("p99_ms", percentile(&ms, 99.0), "ms", "render"),
-        measure("frames", ms.len() as f64, "frames", "render"),
+        measure("render", "p50_ms", percentile(&ms, 50.0), "ms"),
+        measure("render", "p99_ms", percentile(&ms, 99.0), "ms"),
+        measure("render", "frames", ms.len() as f64, "frames"),
         measure(
+            "render",
             "documents_scrolled",
             reached as f64 + 1.0,
             "documents",
-            "render",
         ),
     ])
 }
