@@ -235,3 +235,56 @@ fn coalescing_keeps_the_newest_query_and_every_command() {
     assert_eq!(out.len(), 3);
     assert_eq!(out[2].call, q("gen"));
 }
+
+#[test]
+fn open_a_thread_marks_it_read_and_reply_in_it() {
+    let mut s = fixture::state(Lang::Fr, false);
+    key(&mut s, KeyCode::Char('4'));
+    let read = key(&mut s, KeyCode::Enter);
+    assert_eq!(
+        read.iter().map(|r| &r.call).collect::<Vec<_>>(),
+        vec![&ApiCall::MessageRead { id: "m1".into() }],
+        "opening the thread marks its unread message read"
+    );
+    key(&mut s, KeyCode::Char('r'));
+    assert!(matches!(
+        s.form.as_ref().unwrap().kind,
+        FormKind::Reply { .. }
+    ));
+    assert!(
+        key(&mut s, KeyCode::Enter).is_empty(),
+        "an empty reply is not sent"
+    );
+    assert!(s.form.as_ref().unwrap().error.is_some());
+    typed(&mut s, "Merci docteur");
+    let sent = key(&mut s, KeyCode::Enter);
+    let ApiCall::MessagePost { message, subject } = &sent[0].call else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(
+        (
+            message.thread.as_str(),
+            message.body.as_str(),
+            subject.as_str()
+        ),
+        ("th1", "Merci docteur", "")
+    );
+    update(&mut s, Action::Answer(Slot::Command, Ok(ApiReply::Done)));
+    assert!(s.form.is_none());
+    assert_eq!(s.notice.as_ref().unwrap().text, "Message envoyé.");
+    // The person's own message, as the daemon records it, is never "unread".
+    let before = s.unread();
+    let own = mes_protocol::messages::Message {
+        id: "m2".into(),
+        thread: "th1".into(),
+        from: "me".into(),
+        body: "Merci docteur".into(),
+        ..Default::default()
+    };
+    s.messages
+        .as_mut()
+        .unwrap()
+        .messages
+        .insert("m2".into(), own);
+    assert_eq!(s.unread(), before);
+}

@@ -236,6 +236,14 @@ pub struct Docs {
     pub error: Option<String>,
 }
 
+/// The sender the daemon records for the person's own messages.
+pub const OWN_SENDER: &str = "me";
+
+/// A message the person has not read (their own never count).
+pub fn unread(m: &mes_protocol::messages::Message) -> bool {
+    m.read_at.is_empty() && m.from != OWN_SENDER
+}
+
 /// The label the daemon gives the person's own space.
 pub const OWN_SPACE_LABEL: &str = "personal";
 
@@ -450,8 +458,8 @@ impl State {
 
     /// Messages not read yet, over every thread.
     pub fn unread(&self) -> usize {
-        self.messages.as_ref().map_or(0, |m| {
-            m.messages.values().filter(|m| m.read_at.is_empty()).count()
-        })
+        self.messages
+            .as_ref()
+            .map_or(0, |m| m.messages.values().filter(|m| unread(m)).count())
     }
 }

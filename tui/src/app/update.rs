@@ -305,7 +305,7 @@ fn activate(s: &mut State) -> Vec<Request> {
             s.panes.insert(Screen::Messages, 1);
             super::view::messages::thread_messages(s)
                 .into_iter()
-                .filter(|m| m.read_at.is_empty())
+                .filter(|m| super::state::unread(m))
                 .map(|m| req(Slot::Command, s, ApiCall::MessageRead { id: m.id.clone() }))
                 .collect()
         }

@@ -82,7 +82,7 @@ pub fn page(s: &State) -> Page {
             .map(|m| {
                 m.messages
                     .values()
-                    .filter(|m| m.read_at.is_empty())
+                    .filter(|m| crate::app::state::unread(m))
                     .collect()
             })
             .unwrap_or_default()

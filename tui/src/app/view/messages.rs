@@ -3,7 +3,7 @@
 
 use super::{list, selection, Arrange, Item, Page};
 
-use crate::app::state::{Screen, State};
+use crate::app::state::{unread, Screen, State, OWN_SENDER};
 use mes_protocol::messages::Message;
 
 /// The messages of the chosen thread, oldest first.
@@ -42,7 +42,7 @@ pub fn page(s: &State) -> Page {
             let unread = s.messages.as_ref().map_or(0, |m| {
                 m.messages
                     .values()
-                    .filter(|x| x.thread == th.id && x.read_at.is_empty())
+                    .filter(|x| x.thread == th.id && unread(x))
                     .count()
             });
             Item {
@@ -59,12 +59,23 @@ pub fn page(s: &State) -> Page {
     let msgs = thread_messages(s);
     let mut lines = Vec::new();
     for x in &msgs {
-        let state = if x.read_at.is_empty() {
+        let state = if x.from == OWN_SENDER {
+            String::new()
+        } else if unread(x) {
             format!("[{}]", s.t("messages.unread"))
         } else {
             format!("[{} {}]", s.t("messages.read"), short_time(&x.read_at))
         };
-        lines.push(format!("{} — {} {state}", short_time(&x.at), x.from));
+        let from = if x.from == OWN_SENDER {
+            s.t("messages.me")
+        } else {
+            x.from.as_str()
+        };
+        lines.push(
+            format!("{} — {from} {state}", short_time(&x.at))
+                .trim_end()
+                .to_string(),
+        );
         lines.extend(x.body.lines().map(str::to_string));
         for a in &x.attachments {
             lines.push(format!("[{} {a}]", s.t("messages.attachment")));
