@@ -191,11 +191,10 @@ fn move_cursor(s: &mut State, m: Move) -> Vec<Request> {
                 .saturating_add(DOC_PAGE.max(page_rows(s) as u32));
             out.push(docs_request(s));
         }
-        (Screen::Messages, 0) => s
-            .cursors
-            .insert((Screen::Messages, 1), 0)
-            .map_or((), |_| ()),
-        (Screen::Profile, 0) => s.cursors.insert((Screen::Profile, 1), 0).map_or((), |_| ()),
+        // A new thread or profile section shows from its top.
+        (Screen::Messages | Screen::Profile, 0) => {
+            s.cursors.insert((screen, 1), 0);
+        }
         _ => {}
     }
     out
@@ -549,8 +548,10 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
         }
         Action::Activate => activate(s),
         Action::Back => {
-            if s.form.take().is_some() || s.overlay == Some(Overlay::Keys) {
-                s.overlay = s.overlay.filter(|o| *o != Overlay::Keys);
+            if s.form.is_some() {
+                s.form = None;
+            } else if s.overlay == Some(Overlay::Keys) {
+                s.overlay = None;
             } else if let Some(Overlay::Tutorial(_)) = s.overlay {
                 return finish_tutorial(s);
             } else if s.docs.typing {
