@@ -269,6 +269,26 @@ pub async fn handle(
                 .await?;
             ApiReply::Done
         }
+        Consent { rpps, except } => {
+            let space = d.resolve_space(space).await?;
+            d.consent(space, &rpps, &except).await?;
+            ApiReply::Consents(d.consents(space)?)
+        }
+        Withdraw { principal } => {
+            d.withdraw(d.resolve_space(space).await?, principal).await?;
+            ApiReply::Done
+        }
+        Consents => ApiReply::Consents(d.consents(d.resolve_space(space).await?)?),
+        AccessHistory => ApiReply::AccessHistory(d.access_history(d.resolve_space(space).await?)),
+        FlagAccess { seq } => {
+            d.flag_access(d.resolve_space(space).await?, seq)
+                .await
+                .map_err(|e| ApiError {
+                    code: ApiErrorCode::BadRequest,
+                    message: e.to_string(),
+                })?;
+            ApiReply::Done
+        }
         Subscribe => ApiReply::Done,
         SyncNow => {
             d.wake.notify_one();

@@ -48,6 +48,8 @@ pub struct RelayClient {
     waiters: Waiters,
     next_id: AtomicU64,
     closed: Arc<Mutex<Option<String>>>,
+    /// The relay's signing key, from `Welcome` (authentic: the connection is pinned).
+    pub relay_key: mes_protocol::ids::PrincipalId,
 }
 
 #[derive(Debug)]
@@ -168,11 +170,11 @@ impl RelayClient {
             },
         )
         .await?;
-        match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
-            Some(RelayFrame::Welcome { .. }) => {}
+        let relay_key = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
+            Some(RelayFrame::Welcome { relay_key, .. }) => relay_key,
             Some(RelayFrame::Fatal(e)) => return Err(ClientError::Refused(e).into()),
             other => anyhow::bail!("expected a welcome from the relay, got {other:?}"),
-        }
+        };
         let waiters: Waiters = Arc::default();
         let closed: Arc<Mutex<Option<String>>> = Arc::default();
         let (push_tx, push_rx) = mpsc::unbounded_channel();
@@ -184,6 +186,7 @@ impl RelayClient {
                 waiters,
                 next_id: AtomicU64::new(1),
                 closed,
+                relay_key,
             },
             push_rx,
         ))

@@ -78,6 +78,12 @@ pub struct Daemon {
     /// Hydrated document volumes, by volume, valid while the volume's heads are unchanged
     /// (search and listing never hydrate 10,000 documents per query).
     pub(crate) doc_cache: crate::doc_index::Cache,
+    /// One membership refresh at a time: two running at once could store an older
+    /// membership over a newer one (a push-driven refresh finishing after a consent's).
+    refresh_lock: tokio::sync::Mutex<()>,
+    /// Access history logs are read, extended and saved one at a time, so an alarm is
+    /// never overwritten by a save that started before it.
+    pub(crate) history_lock: tokio::sync::Mutex<()>,
 }
 
 /// Errors of sync operations.
@@ -199,6 +205,8 @@ impl Daemon {
             relay_label,
             files,
             doc_cache: Default::default(),
+            refresh_lock: Default::default(),
+            history_lock: Default::default(),
         }))
     }
 
@@ -662,6 +670,19 @@ impl Daemon {
         }
     }
 
+    /// Every note, reserved keys included (blob references, the label, history heads).
+    pub fn note_list_all(&self, space: SpaceId) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+        self.with_doc(space, |d| {
+            d.keys()
+                .into_iter()
+                .map(|k| {
+                    let v = d.get(&k);
+                    (k, v)
+                })
+                .collect()
+        })
+    }
+
     /// Every note.
     pub fn note_list(&self, space: SpaceId) -> Result<Vec<NoteEntry>, ApiError> {
         self.with_doc(space, |d| {
@@ -1088,6 +1109,7 @@ impl Daemon {
     /// Fetches and verifies a space's membership, learns new volumes, wraps keys for new
     /// member devices (if admin), collects keys wrapped for this device, and subscribes.
     pub async fn refresh_space(&self, c: &RelayClient, space: SpaceId) -> Result<(), SyncError> {
+        let _one_at_a_time = self.refresh_lock.lock().await;
         let (membership, devices) = match c.request(Request::GetMembership { space }).await? {
             Reply::Membership {
                 membership,
@@ -1177,7 +1199,7 @@ impl Daemon {
                 r => return Err(unexpected(r)),
             }
         }
-        Ok(())
+        self.sync_history(c, space).await
     }
 
     fn wrap_missing(
@@ -1597,6 +1619,15 @@ impl Daemon {
             v.compact_if_needed(&self.store)?;
         }
         if !payloads.is_empty() {
+            let is_notes = self
+                .state()
+                .volumes
+                .get(&volume)
+                .is_some_and(|v| v.meta.label == NOTES);
+            if is_notes {
+                // Another device may have published its access history head.
+                self.recheck_history(space).await;
+            }
             self.emit(ApiEvent::VolumeChanged { space, volume });
         }
         Ok(())

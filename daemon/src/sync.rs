@@ -138,6 +138,7 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
                 daemon.bootstrap(client).await?;
             }
         }
+        Push::History { space, .. } => daemon.sync_history(client, space).await?,
         Push::Pair { rendezvous, body } => {
             if let Some(tx) = daemon
                 .pairings

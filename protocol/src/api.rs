@@ -208,6 +208,30 @@ pub enum ApiCall {
         /// Role; `None` removes.
         role: Option<Role>,
     },
+    /// Consents to a professional of the relay's directory (F7.1): read access to exactly
+    /// the volumes the habilitation matrix allows for their profession, minus `except`
+    /// (volume labels or habilitation groups the person keeps from them), and the inbox.
+    Consent {
+        /// RPPS number.
+        rpps: String,
+        /// Labels (`documents/mental`, `profile`) or groups (`mental`) kept from them.
+        except: Vec<String>,
+    },
+    /// Withdraws every right of a principal on the space and starts a new key epoch on
+    /// every volume they could read (F7, F9.2).
+    Withdraw {
+        /// The principal.
+        principal: PrincipalId,
+    },
+    /// Who holds which rights on the space.
+    Consents,
+    /// The space's access history, verified (F8.1).
+    AccessHistory,
+    /// Flags an access history entry as suspicious (F8.3).
+    FlagAccess {
+        /// The entry.
+        seq: u64,
+    },
     /// Subscribes this connection to events.
     Subscribe,
     /// Asks the sync engine to connect now (skipping the backoff).
@@ -319,6 +343,10 @@ pub enum ApiReply {
     PairingCode(String),
     /// Devices.
     Devices(Vec<DeviceSummary>),
+    /// Rights on the space.
+    Consents(Vec<crate::consent::ConsentView>),
+    /// The access history.
+    AccessHistory(crate::consent::AccessHistoryView),
 }
 
 /// An error from the daemon: a code and a message naming what is wrong.
@@ -377,6 +405,11 @@ pub enum ApiEvent {
     Connection {
         /// Online.
         online: bool,
+    },
+    /// The access history of a space grew, or its alarm was raised (F8.1).
+    AccessHistory {
+        /// Space.
+        space: SpaceId,
     },
 }
 

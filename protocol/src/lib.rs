@@ -11,6 +11,8 @@
 //! - [`membership`]: owner-signed membership records and roles;
 //! - [`blob`]: encrypted, chunked, content-addressed document files;
 //! - [`pairing`]: the SPAKE2 exchange that adds a device to a person (sans-IO);
+//! - [`principal`], [`habilitation`], [`history`]: professionals and the relay's directory,
+//!   the habilitation matrix as data, the relay-signed access history (docs/threat-model.md);
 //! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
 //! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
 //! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (document
@@ -33,10 +35,13 @@ pub mod blob;
 pub mod care;
 pub mod codec;
 pub mod codes;
+pub mod consent;
 pub mod documents;
 pub mod emergency;
 pub mod envelope;
 pub mod framing;
+pub mod habilitation;
+pub mod history;
 pub mod ids;
 pub mod keys;
 pub mod measurements;
@@ -44,14 +49,15 @@ pub mod membership;
 pub mod messages;
 pub mod pairing;
 pub mod prevention;
+pub mod principal;
 pub mod record;
 pub mod seal;
 pub mod time;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/2";
+pub const ALPN: &[u8] = b"mes-sync/3";

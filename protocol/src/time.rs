@@ -18,4 +18,15 @@ impl UnixMillis {
             .unwrap_or_default();
         UnixMillis(d.as_millis() as u64)
     }
+
+    /// Local time in Europe/Paris, to the minute ("2026-12-02 09:41"), for people.
+    pub fn paris(self) -> String {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(self.0 as i64) else {
+            return format!("{} ms", self.0);
+        };
+        match jiff::tz::TimeZone::get("Europe/Paris") {
+            Ok(tz) => ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string(),
+            Err(_) => ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        }
+    }
 }

@@ -12,11 +12,16 @@
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::KeyEnvelope;
+use crate::history::HistoryEntry;
 use crate::ids::{BlobId, DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
 use crate::keys::{DeviceCert, Signature};
 use crate::membership::{DeviceRevocation, Grant, Membership, Signed, SpaceGenesis, VolumeDecl};
+use crate::principal::DirectoryEntry;
 use crate::seal::SealedBundle;
 use crate::time::UnixMillis;
+
+/// Most access history entries a relay returns to one `GetHistory`.
+pub const MAX_HISTORY: usize = 4096;
 
 /// Most bundles a relay returns to one fetch.
 pub const MAX_FETCH: u32 = 16384;
@@ -186,6 +191,18 @@ pub enum Request {
         /// Rendezvous id (from the code's nameplate).
         rendezvous: [u8; 16],
     },
+    /// The access history of a space past `after` (owner and admins only, F8.1).
+    GetHistory {
+        /// Space.
+        space: SpaceId,
+        /// Return entries with seq > after.
+        after: u64,
+    },
+    /// The directory's signed entry for a professional, by RPPS number.
+    FindProfessional {
+        /// RPPS number.
+        rpps: String,
+    },
     /// Sends a pairing message to the other side of the rendezvous.
     PairSend {
         /// Rendezvous id.
@@ -213,6 +230,9 @@ pub enum RelayFrame {
         device: DeviceId,
         /// Its principal.
         principal: PrincipalId,
+        /// The relay's own signing key (directory and access history), authentic because
+        /// the connection is pinned to the relay's certificate.
+        relay_key: PrincipalId,
     },
     /// Liveness answer.
     Pong {
@@ -285,6 +305,16 @@ pub enum Reply {
         /// Certificates.
         certs: Vec<DeviceCert>,
     },
+    /// Access history entries, ascending.
+    History {
+        /// Relay-signed entries.
+        entries: Vec<Signed<HistoryEntry>>,
+    },
+    /// A directory entry.
+    Professional {
+        /// Relay-signed entry.
+        entry: Signed<DirectoryEntry>,
+    },
     /// A blob chunk.
     BlobChunk {
         /// Ciphertext.
@@ -319,6 +349,13 @@ pub enum Push {
     MembershipChanged {
         /// Space.
         space: SpaceId,
+    },
+    /// The access history of a space the caller owns grew to `head`.
+    History {
+        /// Space.
+        space: SpaceId,
+        /// Last entry.
+        head: u64,
     },
 }
 
@@ -640,6 +677,11 @@ pub(crate) mod arb {
                 }
             }),
             any::<[u8; 16]>().prop_map(|rendezvous| Request::PairOpen { rendezvous }),
+            (any::<[u8; 16]>(), any::<u64>()).prop_map(|(s, after)| Request::GetHistory {
+                space: SpaceId(s),
+                after
+            }),
+            ".{0,12}".prop_map(|rpps| Request::FindProfessional { rpps }),
             (
                 any::<[u8; 16]>(),
                 proptest::collection::vec(any::<u8>(), 0..64)
@@ -653,6 +695,7 @@ pub(crate) mod arb {
             any::<WireError>().prop_map(Err),
             Just(Ok(Reply::Done)),
             Just(Ok(Reply::NoSnapshot)),
+            Just(Ok(Reply::History { entries: vec![] })),
             (membership(), proptest::collection::vec(cert(), 0..3)).prop_map(|(m, devices)| Ok(
                 Reply::Membership {
                     membership: Box::new(m),

@@ -40,6 +40,17 @@ impl Outbox {
             if matches!(p, Push::MembershipChanged { .. }) && q.contains(&p) {
                 return;
             }
+            // History heads are coalesced per space, like volume heads.
+            if let Push::History { space, head } = p {
+                for waiting in q.iter_mut() {
+                    if let Push::History { space: s, head: h } = waiting {
+                        if *s == space {
+                            *h = (*h).max(head);
+                            return;
+                        }
+                    }
+                }
+            }
             q.push_back(p);
         }
         self.notify.notify_one();
@@ -128,9 +139,9 @@ impl Hub {
         e.push(Arc::downgrade(out));
     }
 
-    /// Tells every connected device of `principal` that a space's membership changed
-    /// (a space it was not subscribed to yet: newly created, or newly granted).
-    pub fn publish_to_principal(&self, principal: PrincipalId, space: SpaceId) {
+    /// Sends a push to every connected device of `principal` (a membership change of a
+    /// space it was not subscribed to yet, newly created or granted; its access history).
+    pub fn publish_to_principal(&self, principal: PrincipalId, push: Push) {
         let targets: Vec<Arc<Outbox>> = self
             .principals
             .lock()
@@ -139,7 +150,7 @@ impl Hub {
             .map(|s| s.iter().filter_map(Weak::upgrade).collect())
             .unwrap_or_default();
         for o in targets {
-            o.push(Push::MembershipChanged { space });
+            o.push(push.clone());
         }
     }
 

@@ -9,16 +9,22 @@
 //! - [`session`]: one task per connection (authentication, reader, writer);
 //! - [`relay`]: shared state and the request handler;
 //! - [`access`]: access decisions (pure);
+//! - [`directory`]: the professional directory import (CSV, checked whole);
+//! - [`access_history`]: the relay-signed, hash-chained access history (F8.1);
+//! - [`signing`]: the relay's own signing key;
 //! - [`hub`]: coalesced pushes and pairing rendezvous;
 //! - [`store`]: the storage trait and the sled backend;
 //! - [`tls`]: the certificate and its fingerprint.
 
 pub mod access;
+pub mod access_history;
 pub mod defaults;
+pub mod directory;
 pub mod hub;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod signing;
 pub mod store;
 pub mod tls;
 

@@ -27,6 +27,24 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:4433", env = "MES_RELAY_LISTEN")]
         listen: SocketAddr,
     },
+    /// The professional directory (F7): who the relay vouches for.
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DirectoryCommand {
+    /// Imports a CSV `rpps,principal,name,profession,specialty,structure` (checked whole:
+    /// any bad row imports nothing); run with the relay stopped.
+    Import {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -45,6 +63,30 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&running.ready)?);
             shutdown_signal().await;
             running.shutdown().await;
+            Ok(())
+        }
+        Command::Directory {
+            command: DirectoryCommand::Import { data, file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let rows = match mes_relay::directory::parse(&text) {
+                Ok(rows) => rows,
+                Err(bad) => {
+                    for b in &bad {
+                        eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
+                    }
+                    eprintln!(
+                        "{} bad row(s) in {}: nothing imported",
+                        bad.len(),
+                        file.display()
+                    );
+                    std::process::exit(2);
+                }
+            };
+            let relay = mes_relay::server::open_offline(&data)?;
+            let n = relay.import_directory(rows).await?;
+            println!("{}", serde_json::json!({ "imported": n }));
             Ok(())
         }
     }

@@ -10,11 +10,18 @@ use mes_protocol::keys::DeviceCert;
 use mes_protocol::membership::{DeviceRevocation, Membership, Signed};
 use mes_protocol::pairing::{PairingCode, PairingExchange};
 use mes_protocol::seal::SealedBundle;
-use mes_protocol::wire::{ErrorCode, Reply, Request, WireError, MAX_FETCH};
+use mes_protocol::wire::{ErrorCode, Reply, Request, WireError, MAX_FETCH, MAX_HISTORY};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use mes_protocol::habilitation::Matrix;
+use mes_protocol::history::{AccessMode, AccessTarget};
+use mes_protocol::keys::SigningSecret;
+use mes_protocol::membership::{Grant, Role};
+use mes_protocol::principal::{DirectoryEntry, Professional, Rpps};
+
 use crate::access::{authorize, Need};
+use crate::access_history::{AccessHistory, Accessor};
 use crate::defaults::{MAX_APPEND_BUNDLES, MAX_BLOB_CHUNK};
 use crate::hub::{Hub, Outbox};
 use crate::store::{RecordKind, Store, StoreError};
@@ -28,6 +35,13 @@ pub struct Misbehaviour {
     /// Acknowledge the `n`-th appended bundle (counted from 1 across all appends) but
     /// silently never store it: the simulator's planted bug, which its checker must catch.
     pub drop_bundle: Option<u64>,
+    /// Skip every access decision (the authorisation matrix test's control).
+    pub skip_access_check: bool,
+    /// Accept grants to professionals beyond the habilitation matrix (its control).
+    pub skip_matrix_check: bool,
+    /// Show this device a different (validly signed and chained) access history than the
+    /// other devices: the fork the owner's devices must catch.
+    pub fork_history_for: Option<DeviceId>,
 }
 
 /// An authenticated connection's identity.
@@ -43,6 +57,11 @@ pub struct Caller {
 /// Relay state shared by all connections.
 pub struct Relay {
     store: Arc<dyn Store>,
+    /// Signs the directory and the access history.
+    key: SigningSecret,
+    history: AccessHistory,
+    /// Requests refused so far (each is also logged).
+    refusals: std::sync::atomic::AtomicU64,
     /// Subscriptions and rendezvous.
     pub hub: Arc<Hub>,
     memberships: RwLock<HashMap<SpaceId, Membership>>,
@@ -66,7 +85,11 @@ fn bad_record(e: impl std::fmt::Display) -> WireError {
 
 impl Relay {
     /// Loads the membership cache and wires the store's notify hook to the hub.
-    pub fn new(store: Arc<dyn Store>, misbehaviour: Misbehaviour) -> Result<Arc<Self>, StoreError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: SigningSecret,
+        misbehaviour: Misbehaviour,
+    ) -> Result<Arc<Self>, StoreError> {
         let mut memberships = HashMap::new();
         for (_, v) in store.scan_records(RecordKind::Membership, &[])? {
             let m: Membership =
@@ -77,7 +100,10 @@ impl Relay {
         let h = hub.clone();
         store.set_notify(Box::new(move |volume, head| h.publish_head(volume, head)));
         Ok(Arc::new(Relay {
+            history: AccessHistory::new(store.clone()),
             store,
+            key,
+            refusals: Default::default(),
             hub,
             memberships: RwLock::new(memberships),
             misbehaviour,
@@ -155,8 +181,20 @@ impl Relay {
         need: Need,
     ) -> Result<Membership, WireError> {
         let m = self.membership(space)?;
-        authorize(&m, who, need)?;
+        if !self.misbehaviour.skip_access_check {
+            authorize(&m, who, need)?;
+        }
         Ok(m)
+    }
+
+    /// The relay's public signing key.
+    pub fn public_key(&self) -> PrincipalId {
+        PrincipalId(self.key.public())
+    }
+
+    /// How many requests were refused since start.
+    pub fn refusals(&self) -> u64 {
+        self.refusals.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn save_membership(&self, m: Membership) -> Result<(), WireError> {
@@ -181,7 +219,8 @@ impl Relay {
             .insert(space, m);
         self.hub.publish_membership(space);
         for p in members {
-            self.hub.publish_to_principal(p, space);
+            self.hub
+                .publish_to_principal(p, mes_protocol::wire::Push::MembershipChanged { space });
         }
         Ok(())
     }
@@ -264,8 +303,25 @@ impl Relay {
         Ok(())
     }
 
-    /// Handles one request from an authenticated caller.
+    /// Handles one request from an authenticated caller; every refusal is logged (and
+    /// counted, [`Relay::refusals`]).
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
+        let what = request_name(&req);
+        let outcome = self.handle_inner(caller, req).await;
+        if let Err(e) = &outcome {
+            self.refusals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tracing::warn!(
+                principal = %caller.principal.short(),
+                device = %caller.device.short(),
+                request = what,
+                "refused: {e}"
+            );
+        }
+        outcome
+    }
+
+    async fn handle_inner(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
         if self.is_revoked(caller.device)? {
             return Err(WireError::new(
                 ErrorCode::Revoked,
@@ -312,6 +368,9 @@ impl Relay {
                 let lock = self.membership_lock(grant.body.space);
                 let _one_writer = lock.lock().await;
                 let mut m = self.authorize(grant.body.space, caller.principal, Need::Admin)?;
+                if !self.misbehaviour.skip_matrix_check {
+                    self.check_matrix(&m, &grant.body)?;
+                }
                 m.grant(grant).map_err(bad_record)?;
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
@@ -396,11 +455,14 @@ impl Relay {
                 after,
                 max,
             } => {
-                self.authorize(space, caller.principal, Need::Read(volume))?;
+                let m = self.authorize(space, caller.principal, Need::Read(volume))?;
                 let r = self
                     .store
                     .read(volume, after, max.clamp(1, MAX_FETCH) as usize)
                     .map_err(internal)?;
+                if !r.items.is_empty() {
+                    self.record_volume_access(&m, caller, volume).await?;
+                }
                 let mut items = Vec::with_capacity(r.items.len());
                 for (seq, bytes) in r.items {
                     let b: SealedBundle = codec::from_bytes(&bytes)
@@ -436,9 +498,10 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::GetSnapshot { space, volume } => {
-                self.authorize(space, caller.principal, Need::Read(volume))?;
+                let m = self.authorize(space, caller.principal, Need::Read(volume))?;
                 match self.store.get_snapshot(volume).map_err(internal)? {
                     Some((upto, bytes)) => {
+                        self.record_volume_access(&m, caller, volume).await?;
                         let snapshot = codec::from_bytes(&bytes)
                             .map_err(|e| internal(StoreError(e.to_string())))?;
                         Ok(Reply::Snapshot { upto, snapshot })
@@ -577,7 +640,7 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::GetBlobChunk { space, blob, index } => {
-                self.authorize(space, caller.principal, Need::AnyRole)?;
+                let m = self.authorize(space, caller.principal, Need::AnyRole)?;
                 let key = [space.0.as_slice(), blob.0.as_slice()].concat();
                 if self
                     .store
@@ -595,12 +658,53 @@ impl Relay {
                     .get_blob_chunk(&blob.0, index)
                     .map_err(internal)?
                 {
-                    Some((data, last)) => Ok(Reply::BlobChunk { data, last }),
+                    Some((data, last)) => {
+                        // One entry per download, at its first chunk.
+                        if index == 0 {
+                            self.record_access(&m, caller, AccessTarget::Blob { blob })
+                                .await?;
+                        }
+                        Ok(Reply::BlobChunk { data, last })
+                    }
                     None => Err(WireError::new(
                         ErrorCode::NotFound,
                         format!("blob {} has no chunk {index}", blob.short()),
                     )),
                 }
+            }
+            Request::GetHistory { space, after } => {
+                self.authorize(space, caller.principal, Need::Admin)?;
+                let entries = if self.misbehaviour.fork_history_for == Some(caller.device) {
+                    self.history.forked(&self.key, space, after)
+                } else {
+                    self.history.after(space, after, MAX_HISTORY)
+                }
+                .map_err(internal)?;
+                Ok(Reply::History { entries })
+            }
+            Request::FindProfessional { rpps } => {
+                let rpps = Rpps::parse(&rpps)
+                    .map_err(|e| WireError::new(ErrorCode::BadRecord, e.to_string()))?;
+                let principal = self
+                    .store
+                    .get_record(RecordKind::Directory, &rpps_key(&rpps))
+                    .map_err(internal)?
+                    .ok_or_else(|| {
+                        WireError::new(
+                            ErrorCode::NotFound,
+                            format!("no professional with RPPS {rpps} in the directory"),
+                        )
+                    })?;
+                let principal =
+                    PrincipalId(principal.as_slice().try_into().map_err(|_| {
+                        internal(StoreError("directory index holds a bad key".into()))
+                    })?);
+                let entry = self.professional(principal)?.ok_or_else(|| {
+                    internal(StoreError(format!(
+                        "directory index names {principal:?} but no entry"
+                    )))
+                })?;
+                Ok(Reply::Professional { entry })
             }
             Request::PairOpen { rendezvous } => {
                 if self.hub.join_rendezvous(rendezvous, &caller.outbox) {
@@ -770,6 +874,161 @@ impl Relay {
         Ok(Reply::Done)
     }
 
+    /// The directory's entry for a principal, if listed.
+    pub fn professional(
+        &self,
+        principal: PrincipalId,
+    ) -> Result<Option<Signed<DirectoryEntry>>, WireError> {
+        self.store
+            .get_record(RecordKind::Directory, &principal_key(principal))
+            .map_err(internal)?
+            .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
+            .transpose()
+    }
+
+    /// Imports checked directory rows (see [`crate::directory::parse`]), each signed with
+    /// the relay's key; a professional listed again replaces their entry. Returns how many.
+    pub async fn import_directory(
+        &self,
+        rows: Vec<(PrincipalId, Professional)>,
+    ) -> Result<usize, StoreError> {
+        let n = rows.len();
+        for (principal, professional) in rows {
+            // A principal whose RPPS changed loses the old index line.
+            if let Some(old) = self
+                .professional(principal)
+                .map_err(|e| StoreError(e.message))?
+            {
+                if old.body.professional.rpps != professional.rpps {
+                    self.store
+                        .put_record(
+                            RecordKind::Directory,
+                            rpps_key(&old.body.professional.rpps),
+                            Vec::new(),
+                        )
+                        .await?;
+                }
+            }
+            let rk = rpps_key(&professional.rpps);
+            let entry = Signed::sign(
+                DirectoryEntry {
+                    principal,
+                    professional,
+                    listed_at: mes_protocol::time::UnixMillis::now(),
+                },
+                &self.key,
+            );
+            self.store
+                .put_record(
+                    RecordKind::Directory,
+                    principal_key(principal),
+                    codec::to_bytes(&entry),
+                )
+                .await?;
+            self.store
+                .put_record(RecordKind::Directory, rk, principal.0.to_vec())
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// A grant to a listed professional must stay inside the habilitation matrix: per
+    /// volume, on volumes their profession may read (append on the inbox is always fine),
+    /// never admin. Removals always pass.
+    fn check_matrix(&self, m: &Membership, g: &Grant) -> Result<(), WireError> {
+        let Some(role) = g.role else {
+            return Ok(());
+        };
+        let Some(pro) = self.professional(g.principal)? else {
+            return Ok(());
+        };
+        let profession = &pro.body.professional.profession;
+        let refuse = |why: String| {
+            Err(WireError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "professional {} (profession {profession}): {why}",
+                    pro.body.professional.rpps
+                ),
+            ))
+        };
+        if role == Role::Admin {
+            return refuse("a professional cannot administer a space".into());
+        }
+        if role == Role::Append {
+            return Ok(());
+        }
+        let Some(volume) = g.volume else {
+            return refuse(format!(
+                "a consent names volumes; {role:?} on the whole space goes beyond the habilitation matrix"
+            ));
+        };
+        let label = m.volume(volume).map(|d| d.label.as_str()).unwrap_or("");
+        if Matrix::builtin().may_read_volume(profession, label) {
+            Ok(())
+        } else {
+            refuse(format!(
+                "the habilitation matrix does not let this profession read {label:?}"
+            ))
+        }
+    }
+
+    async fn record_volume_access(
+        &self,
+        m: &Membership,
+        caller: &Caller,
+        volume: VolumeId,
+    ) -> Result<(), WireError> {
+        let label = m
+            .volume(volume)
+            .map(|d| d.label.clone())
+            .unwrap_or_default();
+        self.record_access(m, caller, AccessTarget::Volume { volume, label })
+            .await
+    }
+
+    /// Appends an access history entry when someone other than the owner accesses the
+    /// space, durably before the data goes out, and tells the owner's devices.
+    async fn record_access(
+        &self,
+        m: &Membership,
+        caller: &Caller,
+        target: AccessTarget,
+    ) -> Result<(), WireError> {
+        if caller.principal == m.owner() {
+            return Ok(());
+        }
+        let professional = self.professional(caller.principal)?;
+        let mode = if professional.is_some() {
+            AccessMode::Normal
+        } else {
+            AccessMode::Delegate
+        };
+        let seq = self
+            .history
+            .append(
+                &self.key,
+                m.space(),
+                Accessor {
+                    actor: caller.principal,
+                    device: caller.device,
+                    professional: professional.map(|p| p.body.professional),
+                    mode,
+                },
+                target,
+            )
+            .await
+            .map_err(internal)?;
+        self.hub.publish_to_principal(
+            m.owner(),
+            mes_protocol::wire::Push::History {
+                space: m.space(),
+                head: seq,
+            },
+        );
+        Ok(())
+    }
+
     /// The man in the middle of the tests' control: answers each side with a SPAKE2
     /// message of its own, for a code it had to guess.
     fn tamper(&self, body: Vec<u8>) -> Vec<u8> {
@@ -782,6 +1041,40 @@ impl Relay {
             }
             _ => body,
         }
+    }
+}
+
+fn rpps_key(rpps: &Rpps) -> Vec<u8> {
+    [b"r".as_slice(), rpps.as_str().as_bytes()].concat()
+}
+
+fn principal_key(p: PrincipalId) -> Vec<u8> {
+    [b"p".as_slice(), p.0.as_slice()].concat()
+}
+
+fn request_name(r: &Request) -> &'static str {
+    match r {
+        Request::RegisterSpace { .. } => "RegisterSpace",
+        Request::DeclareVolume { .. } => "DeclareVolume",
+        Request::PutGrant { .. } => "PutGrant",
+        Request::RevokeDevice { .. } => "RevokeDevice",
+        Request::GetMembership { .. } => "GetMembership",
+        Request::ListSpaces => "ListSpaces",
+        Request::Append { .. } => "Append",
+        Request::Fetch { .. } => "Fetch",
+        Request::PutSnapshot { .. } => "PutSnapshot",
+        Request::NewGeneration { .. } => "NewGeneration",
+        Request::GetSnapshot { .. } => "GetSnapshot",
+        Request::Subscribe { .. } => "Subscribe",
+        Request::PutEnvelopes { .. } => "PutEnvelopes",
+        Request::GetEnvelopes { .. } => "GetEnvelopes",
+        Request::ListDevices { .. } => "ListDevices",
+        Request::PutBlobChunk { .. } => "PutBlobChunk",
+        Request::GetBlobChunk { .. } => "GetBlobChunk",
+        Request::GetHistory { .. } => "GetHistory",
+        Request::FindProfessional { .. } => "FindProfessional",
+        Request::PairOpen { .. } => "PairOpen",
+        Request::PairSend { .. } => "PairSend",
     }
 }
 

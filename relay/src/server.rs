@@ -45,6 +45,8 @@ pub struct RelayReady {
     pub address: SocketAddr,
     /// SHA-256 fingerprint of the certificate, to pin.
     pub fingerprint: String,
+    /// The relay's signing key (directory, access history), hex.
+    pub signing_key: String,
 }
 
 /// A running relay.
@@ -57,12 +59,23 @@ pub struct RunningRelay {
     pub relay: Arc<Relay>,
 }
 
+/// Opens the relay's state in a data directory without serving (operator commands).
+pub fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let store = SledStore::open(data_dir)
+        .context("opening the relay store (is a relay serving this directory? stop it first)")?;
+    let key = crate::signing::load_or_create(data_dir)?;
+    Ok(Relay::new(Arc::new(store), key, Default::default())?)
+}
+
 /// Starts a relay on the embedded sled store.
 pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = SledStore::open(&config.data_dir).context("opening the relay store")?;
-    let relay = Relay::new(Arc::new(store), config.misbehaviour.clone())?;
+    let key = crate::signing::load_or_create(&config.data_dir)?;
+    let relay = Relay::new(Arc::new(store), key, config.misbehaviour.clone())?;
     let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
     let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)
@@ -72,6 +85,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         ready: true,
         address,
         fingerprint: fingerprint.to_string(),
+        signing_key: relay.public_key().to_string(),
     };
     let ep = endpoint.clone();
     let r = relay.clone();

@@ -79,6 +79,7 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
         &RelayFrame::Welcome {
             device: caller.device,
             principal: caller.principal,
+            relay_key: relay.public_key(),
         },
     )
     .await?;

@@ -23,6 +23,23 @@ pub async fn relay(
     listen: Option<std::net::SocketAddr>,
     tamper_pairing: bool,
 ) -> anyhow::Result<RunningRelay> {
+    relay_with(
+        dir,
+        listen,
+        mes_relay::relay::Misbehaviour {
+            tamper_pairing,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Starts a relay that misbehaves as told (the security tests' controls).
+pub async fn relay_with(
+    dir: &Path,
+    listen: Option<std::net::SocketAddr>,
+    misbehaviour: mes_relay::relay::Misbehaviour,
+) -> anyhow::Result<RunningRelay> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -31,7 +48,7 @@ pub async fn relay(
     if let Some(l) = listen {
         cfg.listen = l;
     }
-    cfg.misbehaviour.tamper_pairing = tamper_pairing;
+    cfg.misbehaviour = misbehaviour;
     mes_relay::server::start(cfg).await
 }
 
@@ -207,6 +224,79 @@ pub async fn connect_as(
         )
     };
     RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, t, &cert, &key).await
+}
+
+/// A principal with one device, outside any daemon: a professional, a relative or an
+/// attacker, speaking to the relay directly.
+pub struct RawPrincipal {
+    /// Principal keys.
+    pub principal: mes_protocol::keys::KeyPair,
+    /// Device keys.
+    pub device: mes_protocol::keys::KeyPair,
+    /// Its certificate.
+    pub cert: mes_protocol::keys::DeviceCert,
+}
+
+impl RawPrincipal {
+    /// Fresh keys.
+    pub fn new(name: &str) -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let principal = mes_protocol::keys::KeyPair::generate(&mut rng);
+        let device = mes_protocol::keys::KeyPair::generate(&mut rng);
+        let cert = mes_protocol::keys::DeviceCert::for_device(
+            &principal,
+            &device,
+            name,
+            mes_protocol::time::UnixMillis::now(),
+        );
+        RawPrincipal {
+            principal,
+            device,
+            cert,
+        }
+    }
+    /// The principal id.
+    pub fn id(&self) -> mes_protocol::ids::PrincipalId {
+        self.principal.principal_id()
+    }
+    /// Connects and authenticates (the relay records the device on first contact).
+    pub async fn connect(&self, t: &RelayTarget) -> anyhow::Result<RelayClient> {
+        let (c, _pushes) = RelayClient::connect(
+            &mes_daemon::client::endpoint(t.address)?,
+            t,
+            &self.cert,
+            &self.device.signing,
+        )
+        .await?;
+        Ok(c)
+    }
+}
+
+/// A valid RPPS number for fixture `n`.
+pub fn rpps(n: u32) -> mes_protocol::principal::Rpps {
+    mes_protocol::principal::Rpps::with_check_digit(&format!("10{n:08}")).expect("rpps")
+}
+
+/// A directory row for a professional.
+pub fn listed(
+    principal: mes_protocol::ids::PrincipalId,
+    n: u32,
+    name: &str,
+    profession: &str,
+) -> (
+    mes_protocol::ids::PrincipalId,
+    mes_protocol::principal::Professional,
+) {
+    (
+        principal,
+        mes_protocol::principal::Professional {
+            rpps: rpps(n),
+            name: name.into(),
+            profession: profession.into(),
+            specialty: (profession == "10").then(|| "SM54".to_string()),
+            structure: Some("Maison de santé du Parc".into()),
+        },
+    )
 }
 
 /// The current epoch key of a volume's generation 0 on a daemon.

@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mes_protocol::api::ApiCall;
 use mes_protocol::documents::{DocQuery, NewDocument};
-use mes_protocol::ids::{BlobId, DeviceId, SpaceId};
+use mes_protocol::ids::{BlobId, DeviceId, PrincipalId, SpaceId};
 use mes_protocol::measurements::{MeasureQuery, Measurement};
 use mes_protocol::messages::Message;
 use mes_protocol::record::{RecordEdit, RecordKind};
@@ -118,6 +118,12 @@ enum Command {
     /// This person's devices.
     #[command(subcommand)]
     Devices(DevicesCmd),
+    /// Consents given to professionals and rights of relatives (F7, F9).
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+    /// Who accessed the space: the verified access history (F8).
+    #[command(subcommand)]
+    Access(AccessCmd),
     /// Encrypted files.
     #[command(subcommand)]
     Blob(BlobCmd),
@@ -353,6 +359,31 @@ enum DevicesCmd {
     List,
     /// Revoke a device (starts a new key epoch).
     Revoke { device: DeviceId },
+}
+
+#[derive(Subcommand)]
+enum ConsentCmd {
+    /// Let a professional of the directory read what the habilitation matrix allows
+    /// for their profession.
+    Give {
+        /// RPPS number.
+        rpps: String,
+        /// Keep a volume (documents/mental, profile) or a group (mental) from them.
+        #[arg(long = "except")]
+        except: Vec<String>,
+    },
+    /// Withdraw every right of a principal (starts a new key epoch on what they read).
+    Withdraw { principal: PrincipalId },
+    /// Who holds which rights.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AccessCmd {
+    /// The verified access history, with its alarm if the relay's history failed a check.
+    History,
+    /// Flag an entry as suspicious.
+    Flag { seq: u64 },
 }
 
 #[derive(Subcommand)]
@@ -601,6 +632,11 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         },
         Command::Devices(DevicesCmd::List) => ApiCall::ListDevices,
         Command::Devices(DevicesCmd::Revoke { device }) => ApiCall::RevokeDevice { device },
+        Command::Consent(ConsentCmd::Give { rpps, except }) => ApiCall::Consent { rpps, except },
+        Command::Consent(ConsentCmd::Withdraw { principal }) => ApiCall::Withdraw { principal },
+        Command::Consent(ConsentCmd::List) => ApiCall::Consents,
+        Command::Access(AccessCmd::History) => ApiCall::AccessHistory,
+        Command::Access(AccessCmd::Flag { seq }) => ApiCall::FlagAccess { seq },
         Command::Blob(BlobCmd::Put { path }) => ApiCall::BlobPut { path: abs(path)? },
         Command::Blob(BlobCmd::Get { blob, out }) => ApiCall::BlobGet {
             blob,

@@ -202,6 +202,67 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        ApiReply::Consents(c) if c.is_empty() => "aucun accès accordé / no access granted".into(),
+        ApiReply::Consents(c) => c
+            .iter()
+            .map(|c| {
+                let who = match (&c.name, &c.rpps) {
+                    (Some(n), Some(r)) => {
+                        format!("{n} (RPPS {r}, {})", c.profession.as_deref().unwrap_or("?"))
+                    }
+                    _ => c.principal.to_string(),
+                };
+                let mut line = format!("{who}\n  lit / reads: {}", c.reads.join(", "));
+                if !c.appends.is_empty() {
+                    line.push_str(&format!(
+                        "\n  dépose / drops into: {}",
+                        c.appends.join(", ")
+                    ));
+                }
+                line
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ApiReply::AccessHistory(h) => {
+            let mut lines = Vec::new();
+            if let Some(a) = &h.alarm {
+                lines.push(format!("ALERTE / ALARM: {a}"));
+            }
+            if h.entries.is_empty() {
+                lines.push("aucun accès par un tiers / no access by anyone else".into());
+            }
+            for e in &h.entries {
+                let who = match &e.name {
+                    Some(n) => format!(
+                        "{n} ({}{}{})",
+                        e.profession.as_deref().unwrap_or("?"),
+                        e.specialty
+                            .as_deref()
+                            .map(|s| format!(", {s}"))
+                            .unwrap_or_default(),
+                        e.structure
+                            .as_deref()
+                            .map(|s| format!(", {s}"))
+                            .unwrap_or_default()
+                    ),
+                    None => e.actor.short(),
+                };
+                lines.push(format!(
+                    "{:>4}  {}  {:<11} {:<20} {}{}",
+                    e.seq,
+                    e.at.paris(),
+                    e.mode,
+                    e.target,
+                    who,
+                    if e.suspicious {
+                        "  [signalé / flagged]"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            lines.join("\n")
+        }
     })
 }
 

@@ -49,6 +49,10 @@ pub enum RecordKind {
     Envelope,
     /// Which space a blob was uploaded for, by space || blob.
     BlobOwner,
+    /// Relay-signed professional directory entries, by principal.
+    Directory,
+    /// Access history entries, by space || seq (big-endian).
+    History,
 }
 
 /// What a read returns.

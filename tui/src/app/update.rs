@@ -711,6 +711,13 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
             }
             vec![req(Slot::Status, s, ApiCall::Status)]
         }
+        Action::Event(ApiEvent::AccessHistory { space }) => {
+            if Some(space) == s.space {
+                space_requests(s)
+            } else {
+                Vec::new()
+            }
+        }
         Action::Event(ApiEvent::VolumeChanged { space, .. }) => {
             let mut out = vec![req(Slot::Status, s, ApiCall::Status)];
             if Some(space) == s.space {

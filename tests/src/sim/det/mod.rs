@@ -101,7 +101,7 @@ impl World {
             drop_bundle: trace.drop_bundle,
             ..Default::default()
         };
-        let relay = Relay::new(store.clone(), misbehaviour)?;
+        let relay = Relay::new(store.clone(), sim_relay_key(), misbehaviour)?;
         let slots = devices(s);
         let mut spaces = Vec::new();
         let mut devs = Vec::new();
@@ -308,8 +308,10 @@ impl World {
                     drop_bundle: self.trace.drop_bundle,
                     ..Default::default()
                 };
-                self.relay =
-                    Some(Relay::new(self.store.clone(), misbehaviour).map_err(|e| e.to_string())?);
+                self.relay = Some(
+                    Relay::new(self.store.clone(), sim_relay_key(), misbehaviour)
+                        .map_err(|e| e.to_string())?,
+                );
                 self.note(|| "relay up".into());
                 Ok(())
             }
@@ -768,4 +770,9 @@ impl World {
 /// Runs a trace deterministically.
 pub fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
     Ok(World::new(trace)?.run())
+}
+
+/// The simulated relay's signing key: fixed, so runs stay deterministic.
+fn sim_relay_key() -> mes_protocol::keys::SigningSecret {
+    mes_protocol::keys::SigningSecret::from_bytes(&[0x5a; 32])
 }

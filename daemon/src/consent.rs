@@ -1,0 +1,357 @@
+//! Consent enforced by keys (F7.1, F7.2 soon, F9.2): the person consents to a professional
+//! of the relay's directory, and this daemon signs per-volume grants for exactly the
+//! volumes the habilitation matrix allows their profession, minus what the person keeps
+//! from them; the keys of those volumes are then wrapped to the professional's devices
+//! and to nobody else. Withdrawing removes every grant and starts a new key epoch on
+//! every volume the principal could read, so nothing written afterwards opens for them.
+
+use mes_protocol::api::{ApiError, ApiErrorCode};
+use mes_protocol::consent::{AccessEntryView, AccessHistoryView, ConsentView};
+use mes_protocol::envelope::KeySlot;
+use mes_protocol::habilitation::Matrix;
+use mes_protocol::history::AccessTarget;
+use mes_protocol::ids::{Epoch, PrincipalId, SpaceId, VolumeId, VolumeKind};
+use mes_protocol::membership::{Grant, Membership, Role, Signed};
+use mes_protocol::principal::DirectoryEntry;
+use mes_protocol::seal::SymmetricKey;
+use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::{Reply, Request};
+use rand::rngs::OsRng;
+use std::collections::BTreeSet;
+
+use crate::daemon::{Daemon, INBOX};
+
+/// Sealed-store namespace of the directory entries seen, by principal.
+const DIRECTORY: &str = "directory";
+
+fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
+    ApiError {
+        code,
+        message: m.into(),
+    }
+}
+
+/// The volumes a consent for `profession` opens, minus `except` (labels or groups).
+pub fn consent_volumes(
+    m: &Membership,
+    profession: &str,
+    except: &[String],
+) -> Vec<(VolumeId, String)> {
+    let matrix = Matrix::builtin();
+    m.volumes
+        .values()
+        .map(|d| &d.body)
+        .filter(|d| d.kind == VolumeKind::Automerge)
+        .filter(|d| matrix.may_read_volume(profession, &d.label))
+        .filter(|d| {
+            !except.iter().any(|e| {
+                *e == d.label
+                    || d.label.strip_prefix("documents/") == Some(e.as_str())
+                    || (e == "measurements" && d.label.starts_with("measurements/"))
+            })
+        })
+        .map(|d| (d.volume, d.label.clone()))
+        .collect()
+}
+
+impl Daemon {
+    fn membership_of(&self, space: SpaceId) -> Result<Membership, ApiError> {
+        self.state()
+            .spaces
+            .get(&space)
+            .and_then(|s| s.membership.clone())
+            .ok_or_else(|| {
+                api(
+                    ApiErrorCode::Offline,
+                    "the membership of this space is not synced yet",
+                )
+            })
+    }
+
+    fn sign_grant(
+        &self,
+        m: &Membership,
+        principal: PrincipalId,
+        volume: Option<VolumeId>,
+        role: Option<Role>,
+    ) -> Signed<Grant> {
+        let now = UnixMillis::now();
+        let version = m
+            .grants
+            .get(&(principal, volume))
+            .map_or(now.0, |g| g.body.version.max(now.0 - 1) + 1);
+        Signed::sign(
+            Grant {
+                space: m.space(),
+                volume,
+                principal,
+                role,
+                version,
+                issued_at: now,
+            },
+            &self.state().identity.principal.signing,
+        )
+    }
+
+    /// Consents to the professional with this RPPS number (see [`consent_volumes`]).
+    pub async fn consent(
+        &self,
+        space: SpaceId,
+        rpps: &str,
+        except: &[String],
+    ) -> Result<ConsentView, ApiError> {
+        let c = self.client().ok_or_else(|| {
+            api(
+                ApiErrorCode::Offline,
+                "consenting needs the relay's directory, and the daemon is offline",
+            )
+        })?;
+        let entry = match c
+            .request(Request::FindProfessional { rpps: rpps.into() })
+            .await
+        {
+            Ok(Reply::Professional { entry }) => entry,
+            Ok(r) => return Err(api(ApiErrorCode::Internal, format!("unexpected {r:?}"))),
+            Err(e) => return Err(api(ApiErrorCode::NotFound, e.to_string())),
+        };
+        // The hub's word, checked: signed by the pinned relay key, for this RPPS.
+        if entry.signer != c.relay_key
+            || entry.verify().is_err()
+            || entry.body.professional.rpps.as_str() != rpps.trim()
+        {
+            return Err(api(
+                ApiErrorCode::Forbidden,
+                format!("the relay's directory entry for RPPS {rpps} does not verify"),
+            ));
+        }
+        let m = self.membership_of(space)?;
+        if m.owner() != self.state().identity.principal.principal_id() {
+            return Err(api(
+                ApiErrorCode::Forbidden,
+                "only the person whose space it is can consent",
+            ));
+        }
+        let principal = entry.body.principal;
+        let profession = entry.body.professional.profession.clone();
+        for e in except {
+            let known = m
+                .volumes
+                .values()
+                .any(|d| d.body.label == *e || d.body.label == format!("documents/{e}"))
+                || e == "measurements";
+            if !known {
+                return Err(api(
+                    ApiErrorCode::BadRequest,
+                    format!("nothing to keep back named {e:?}: give a volume label (documents/mental) or a group (mental)"),
+                ));
+            }
+        }
+        let reads = consent_volumes(&m, &profession, except);
+        let inbox = m
+            .volumes
+            .values()
+            .find(|d| d.body.label == INBOX)
+            .map(|d| d.body.volume);
+        // What they held before and no longer may read is withdrawn (tightening).
+        let keep: BTreeSet<VolumeId> = reads.iter().map(|(v, _)| *v).collect();
+        let mut grants = Vec::new();
+        let mut dropped = Vec::new();
+        for ((p, scope), g) in &m.grants {
+            if *p == principal && g.body.role.is_some_and(Role::can_read) {
+                match scope {
+                    Some(v) if !keep.contains(v) => {
+                        grants.push(self.sign_grant(&m, principal, Some(*v), None));
+                        dropped.push(*v);
+                    }
+                    None => grants.push(self.sign_grant(&m, principal, None, None)),
+                    _ => {}
+                }
+            }
+        }
+        for (v, _) in &reads {
+            if m.role(principal, Some(*v)) != Some(Role::Read) {
+                grants.push(self.sign_grant(&m, principal, Some(*v), Some(Role::Read)));
+            }
+        }
+        if let Some(inbox) = inbox {
+            if m.role(principal, Some(inbox)).is_none() {
+                grants.push(self.sign_grant(&m, principal, Some(inbox), Some(Role::Append)));
+            }
+        }
+        for grant in grants {
+            c.request(Request::PutGrant { grant })
+                .await
+                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+        }
+        {
+            let mut batch = self.store.batch();
+            batch.put(
+                DIRECTORY,
+                &principal.0,
+                &mes_protocol::codec::to_bytes(&entry),
+            );
+            self.store
+                .apply(batch)
+                .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+        }
+        self.start_epochs(&dropped)?;
+        self.refresh_space(&c, space)
+            .await
+            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+        Ok(self
+            .consents(space)?
+            .into_iter()
+            .find(|v| v.principal == principal)
+            .expect("the consent just given"))
+    }
+
+    /// Withdraws every right of `principal` on the space and starts new epochs on what
+    /// they could read.
+    pub async fn withdraw(&self, space: SpaceId, principal: PrincipalId) -> Result<(), ApiError> {
+        let c = self.client().ok_or_else(|| {
+            api(
+                ApiErrorCode::Offline,
+                "withdrawing needs the relay, and the daemon is offline",
+            )
+        })?;
+        let m = self.membership_of(space)?;
+        let readable: Vec<VolumeId> = m
+            .volumes
+            .keys()
+            .filter(|v| m.role(principal, Some(**v)).is_some_and(Role::can_read))
+            .copied()
+            .collect();
+        let grants: Vec<Signed<Grant>> = m
+            .grants
+            .iter()
+            .filter(|((p, _), g)| *p == principal && g.body.role.is_some())
+            .map(|((_, scope), _)| self.sign_grant(&m, principal, *scope, None))
+            .collect();
+        if grants.is_empty() {
+            return Err(api(
+                ApiErrorCode::NotFound,
+                format!("{principal:?} holds no right on this space"),
+            ));
+        }
+        for grant in grants {
+            c.request(Request::PutGrant { grant })
+                .await
+                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+        }
+        self.start_epochs(&readable)?;
+        self.store
+            .flush()
+            .await
+            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+        self.refresh_space(&c, space)
+            .await
+            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+    }
+
+    /// Starts a new key epoch on each volume (its current generation); the next refresh
+    /// wraps it to the volume's readers as they are now.
+    pub(crate) fn start_epochs(&self, volumes: &[VolumeId]) -> Result<(), ApiError> {
+        let mut st = self.state();
+        let mut batch = self.store.batch();
+        for volume in volumes {
+            let Some(v) = st.volumes.get(volume) else {
+                continue;
+            };
+            let (space, generation) = (v.meta.space, v.meta.generation);
+            let next = st
+                .keys
+                .current(*volume, generation)
+                .map(|(e, _)| Epoch(e.0 + 1))
+                .unwrap_or(Epoch(0));
+            let slot = KeySlot {
+                space,
+                volume: *volume,
+                generation,
+                epoch: next,
+            };
+            st.keys
+                .insert(slot, SymmetricKey::generate(&mut OsRng), &mut batch);
+        }
+        self.store
+            .apply(batch)
+            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
+    }
+
+    fn directory_entry(&self, principal: PrincipalId) -> Option<Signed<DirectoryEntry>> {
+        self.store
+            .get(DIRECTORY, &principal.0)
+            .ok()
+            .flatten()
+            .and_then(|b| mes_protocol::codec::from_bytes(&b).ok())
+    }
+
+    /// Who holds which rights on the space.
+    pub fn consents(&self, space: SpaceId) -> Result<Vec<ConsentView>, ApiError> {
+        let m = self.membership_of(space)?;
+        let label = |v: &VolumeId| {
+            m.volume(*v)
+                .map(|d| d.label.clone())
+                .unwrap_or_else(|| v.short())
+        };
+        let principals: BTreeSet<PrincipalId> = m.grants.keys().map(|(p, _)| *p).collect();
+        let mut out = Vec::new();
+        for p in principals {
+            let mut reads = Vec::new();
+            let mut appends = Vec::new();
+            for v in m.volumes.keys() {
+                match m.role(p, Some(*v)) {
+                    Some(r) if r.can_read() => reads.push(label(v)),
+                    Some(Role::Append) => appends.push(label(v)),
+                    _ => {}
+                }
+            }
+            if reads.is_empty() && appends.is_empty() {
+                continue;
+            }
+            reads.sort();
+            appends.sort();
+            let pro = self.directory_entry(p).map(|e| e.body.professional);
+            out.push(ConsentView {
+                principal: p,
+                name: pro.as_ref().map(|p| p.name.clone()),
+                rpps: pro.as_ref().map(|p| p.rpps.to_string()),
+                profession: pro.as_ref().map(|p| p.profession.clone()),
+                reads,
+                appends,
+                space_role: m.role(p, None).map(|r| format!("{r:?}").to_lowercase()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The verified access history of the space, as the API shows it.
+    pub fn access_history(&self, space: SpaceId) -> AccessHistoryView {
+        let log = self.history(space);
+        AccessHistoryView {
+            entries: log
+                .entries
+                .iter()
+                .map(|e| {
+                    let b = &e.body;
+                    let pro = b.professional.as_ref();
+                    AccessEntryView {
+                        seq: b.seq,
+                        at: b.at,
+                        actor: b.actor,
+                        name: pro.map(|p| p.name.clone()),
+                        profession: pro.map(|p| p.profession.clone()),
+                        specialty: pro.and_then(|p| p.specialty.clone()),
+                        structure: pro.and_then(|p| p.structure.clone()),
+                        target: match &b.target {
+                            AccessTarget::Volume { label, .. } => label.clone(),
+                            AccessTarget::Blob { blob } => format!("file {}", blob.short()),
+                        },
+                        mode: b.mode.name().to_string(),
+                        suspicious: log.suspicious.contains(&b.seq),
+                    }
+                })
+                .collect(),
+            alarm: log.alarm.map(|a| a.to_string()),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The professional directory the operator imports (F7, F8.1): a CSV of
+//! `rpps,principal,name,profession,specialty,structure`, checked whole before anything is
+//! stored. Every bad row is reported with its line and reason, and a file with any bad row
+//! imports nothing.
+
+use mes_protocol::habilitation::Matrix;
+use mes_protocol::ids::PrincipalId;
+use mes_protocol::principal::{check_specialty, Professional, Rpps};
+use std::collections::BTreeSet;
+
+/// A row that could not be imported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// Line in the file, from 1 (the header is line 1).
+    pub line: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// The expected header.
+pub const HEADER: &[&str] = &[
+    "rpps",
+    "principal",
+    "name",
+    "profession",
+    "specialty",
+    "structure",
+];
+
+/// Parses a directory file into (principal, professional) rows, or every bad row.
+pub fn parse(text: &str) -> Result<Vec<(PrincipalId, Professional)>, Vec<BadRow>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut bad = Vec::new();
+    match reader.headers() {
+        Ok(h) if h.iter().eq(HEADER.iter().copied()) => {}
+        Ok(h) => {
+            return Err(vec![BadRow {
+                line: 1,
+                reason: format!(
+                    "header is {:?}; expected {}",
+                    h.iter().collect::<Vec<_>>(),
+                    HEADER.join(",")
+                ),
+            }])
+        }
+        Err(e) => {
+            return Err(vec![BadRow {
+                line: 1,
+                reason: e.to_string(),
+            }])
+        }
+    }
+    let matrix = Matrix::builtin();
+    let mut rows = Vec::new();
+    let mut seen_rpps = BTreeSet::new();
+    let mut seen_principal = BTreeSet::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                bad.push(BadRow {
+                    line,
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let field = |i: usize| record.get(i).unwrap_or("");
+        let row = (|| {
+            let rpps = Rpps::parse(field(0)).map_err(|e| e.to_string())?;
+            let principal: PrincipalId = field(1).parse().map_err(|e| format!("principal: {e}"))?;
+            let name = field(2);
+            if name.is_empty() {
+                return Err("the name is empty".to_string());
+            }
+            matrix.profession(field(3))?;
+            let specialty = match field(4) {
+                "" => None,
+                s => {
+                    check_specialty(s)?;
+                    Some(s.to_string())
+                }
+            };
+            let structure = match field(5) {
+                "" => None,
+                s => Some(s.to_string()),
+            };
+            if !seen_rpps.insert(rpps.clone()) {
+                return Err(format!("RPPS {rpps} is listed twice"));
+            }
+            if !seen_principal.insert(principal) {
+                return Err(format!("principal {principal} is listed twice"));
+            }
+            Ok((
+                principal,
+                Professional {
+                    rpps,
+                    name: name.to_string(),
+                    profession: field(3).to_string(),
+                    specialty,
+                    structure,
+                },
+            ))
+        })();
+        match row {
+            Ok(r) => rows.push(r),
+            Err(reason) => bad.push(BadRow { line, reason }),
+        }
+    }
+    if bad.is_empty() {
+        Ok(rows)
+    } else {
+        Err(bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_rows_parse_and_every_bad_row_is_named_with_its_line() {
+        let rpps = Rpps::with_check_digit("1000000001").unwrap();
+        let rpps2 = Rpps::with_check_digit("1000000002").unwrap();
+        let p = hex::encode([7u8; 32]);
+        let q = hex::encode([8u8; 32]);
+        let good = format!(
+            "rpps,principal,name,profession,specialty,structure\n{rpps},{p},Dr Claire Martin,10,SM26,Cabinet du Parc\n{rpps2},{q},Paul Durand,40,,\n"
+        );
+        let rows = parse(&good).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].1.specialty.as_deref(), Some("SM26"));
+        assert_eq!(rows[1].1.structure, None);
+
+        let bad = format!(
+            "rpps,principal,name,profession,specialty,structure\n{rpps},{p},Dr Claire Martin,10,SM26,\n12345678901,{q},X,10,,\n{rpps2},zz,Y,10,,\n{rpps2},{q},Z,77,,\n{rpps2},{q},Z,10,XX1,\n{rpps},{q},Dup,10,,\n"
+        );
+        let errs = parse(&bad).unwrap_err();
+        let lines: Vec<u64> = errs.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![3, 4, 5, 6, 7], "{errs:?}");
+        assert!(errs[0].reason.contains("check digit"), "{errs:?}");
+        assert!(errs[1].reason.contains("principal"), "{errs:?}");
+        assert!(
+            errs[2].reason.contains("unknown profession code \"77\""),
+            "{errs:?}"
+        );
+        assert!(errs[3].reason.contains("TRE_R38"), "{errs:?}");
+        assert!(errs[4].reason.contains("listed twice"), "{errs:?}");
+        assert_eq!(parse("a,b\n").unwrap_err()[0].line, 1);
+    }
+}
