@@ -288,3 +288,42 @@ fn open_a_thread_marks_it_read_and_reply_in_it() {
         .insert("m2".into(), own);
     assert_eq!(s.unread(), before);
 }
+
+#[test]
+fn flag_an_access_as_suspicious_and_the_alarm_comes_first() {
+    let mut s = fixture::state(Lang::Fr, false);
+    key(&mut s, KeyCode::Char('6'));
+    assert_eq!(s.screen, Screen::Access);
+    // Newest first: the cursor starts on entry 2; down moves to entry 1.
+    key(&mut s, KeyCode::Down);
+    let sent = key(&mut s, KeyCode::Char('f'));
+    assert!(
+        matches!(sent.as_slice(), [r] if r.call == ApiCall::FlagAccess { seq: 1 }),
+        "{sent:?}"
+    );
+    // A history event asks for the history only.
+    let space = s.space.unwrap();
+    let sent = update(
+        &mut s,
+        Action::Event(mes_protocol::api::ApiEvent::AccessHistory { space }),
+    );
+    assert!(
+        matches!(sent.as_slice(), [r] if r.call == ApiCall::AccessHistory),
+        "{sent:?}"
+    );
+    // With an alarm, it is the first row, and flagging it does nothing.
+    let mut h = s.history.clone();
+    h.alarm = Some("access history has a gap: expected entry 3, got 4".into());
+    update(
+        &mut s,
+        Action::Answer(Slot::History, Ok(ApiReply::AccessHistory(h))),
+    );
+    key(&mut s, KeyCode::Home);
+    assert!(key(&mut s, KeyCode::Char('f')).is_empty());
+    let page = mes_tui::app::view::access::page(&s);
+    let first = &page.sections[0];
+    assert!(
+        format!("{first:?}").contains("expected entry 3"),
+        "{first:?}"
+    );
+}

@@ -39,6 +39,10 @@ pub enum Slot {
     Reminders,
     /// Threads and messages.
     Messages,
+    /// The verified access history (F8.1).
+    History,
+    /// Consents and other rights on the space (F7).
+    Consents,
     /// A user's command (hide, add, save, reply, read): its reply shows as a notice.
     Command,
 }
@@ -98,6 +102,8 @@ pub enum Action {
     Search,
     /// Hide or show again the selected document (F3.3).
     ToggleHidden,
+    /// Flag the selected access history entry as suspicious (F8.3).
+    FlagAccess,
     /// Add a document from a file path.
     AddDocument,
     /// Save the selected document to a path.

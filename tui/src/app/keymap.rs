@@ -210,6 +210,12 @@ pub static KEYMAP: &[Binding] = &[
     ),
     b(Char('r'), On(Screen::Messages), Action::Reply, "keys.reply"),
     b(
+        Char('f'),
+        On(Screen::Access),
+        Action::FlagAccess,
+        "keys.flag",
+    ),
+    b(
         Char('v'),
         On(Screen::Agenda),
         Action::ToggleAgendaView,

@@ -273,6 +273,10 @@ pub struct State {
     pub space: Option<SpaceId>,
     /// Devices of this principal.
     pub devices: Vec<DeviceSummary>,
+    /// The verified access history, newest last as the daemon sends it.
+    pub history: mes_protocol::consent::AccessHistoryView,
+    /// Who holds which rights on the space.
+    pub consents: Vec<mes_protocol::consent::ConsentView>,
     /// Home's latest documents.
     pub home_docs: Vec<DocumentMeta>,
     /// The Documents screen.
@@ -338,6 +342,8 @@ impl State {
             spaces: Vec::new(),
             space: None,
             devices: Vec::new(),
+            history: Default::default(),
+            consents: Vec::new(),
             home_docs: Vec::new(),
             docs: Docs {
                 limit: DOC_PAGE,

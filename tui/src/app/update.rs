@@ -119,6 +119,8 @@ fn space_requests(s: &State) -> Vec<Request> {
         record(Slot::Emergency, RecordKind::Emergency),
         measure_request(s),
         agenda_request(s),
+        req(Slot::History, s, ApiCall::AccessHistory),
+        req(Slot::Consents, s, ApiCall::Consents),
     ]
 }
 
@@ -144,6 +146,8 @@ fn list_len(s: &State, screen: Screen, pane: u8) -> usize {
         (Screen::Messages, 0) => s.messages.as_ref().map_or(0, |m| m.threads.len()),
         (Screen::Messages, 1) => super::view::messages::thread_messages(s).len(),
         (Screen::Agenda, _) => super::view::agenda::items_shown(s).len(),
+        (Screen::Access, 0) => s.history.entries.len() + usize::from(s.history.alarm.is_some()),
+        (Screen::Access, 1) => s.consents.len(),
         (Screen::Access, 3) => s.devices.len(),
         (Screen::Relatives, _) => s.spaces.len(),
         (Screen::Settings, _) => SETTINGS_ROWS,
@@ -409,6 +413,8 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
             }
         }
         (Slot::Devices, ApiReply::Devices(d)) => s.devices = d,
+        (Slot::History, ApiReply::AccessHistory(h)) => s.history = h,
+        (Slot::Consents, ApiReply::Consents(c)) => s.consents = c,
         (Slot::HomeDocs, ApiReply::Documents { docs, .. }) => s.home_docs = docs,
         (Slot::Docs, ApiReply::Documents { total, docs }) => {
             s.docs.total = total;
@@ -592,6 +598,10 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
             }
             vec![]
         }
+        Action::FlagAccess => match super::view::access::selected_entry(s) {
+            Some(seq) => vec![req(Slot::Command, s, ApiCall::FlagAccess { seq })],
+            None => vec![],
+        },
         Action::ToggleHidden => match s.selected_doc() {
             Some(d) => {
                 let call = ApiCall::DocHide {
@@ -713,7 +723,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
         }
         Action::Event(ApiEvent::AccessHistory { space }) => {
             if Some(space) == s.space {
-                space_requests(s)
+                vec![req(Slot::History, s, ApiCall::AccessHistory)]
             } else {
                 Vec::new()
             }

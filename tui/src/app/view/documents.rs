@@ -19,6 +19,26 @@ fn category_name(s: &State, id: &str) -> String {
         })
 }
 
+/// Who can read a document now: the person, and whoever holds read rights on the volume
+/// it lives in (computed from the matrix-bound consents, the hidden flag and the grants).
+fn readers(s: &State, d: &mes_protocol::documents::DocumentMeta) -> String {
+    let label = if d.visibility.hidden_from_professionals {
+        mes_protocol::habilitation::HIDDEN.to_string()
+    } else {
+        Codes::builtin()
+            .doc_type(&d.type_code)
+            .map_or_else(|_| String::new(), |t| format!("documents/{}", t.group))
+    };
+    let mut who = vec![s.t("access.readers_you").to_string()];
+    who.extend(
+        s.consents
+            .iter()
+            .filter(|c| c.reads.contains(&label))
+            .map(|c| super::access::holder(s, c)),
+    );
+    who.join(", ")
+}
+
 /// The preview of the selected document.
 fn preview(s: &State) -> Vec<String> {
     let Some(d) = s.selected_doc() else {
@@ -51,6 +71,7 @@ fn preview(s: &State) -> Vec<String> {
         ),
         format!("{} : {ty} ({})", s.t("documents.type"), d.type_code),
         format!("{} : {visibility}", s.t("documents.visibility")),
+        format!("{} : {}", s.t("access.readers"), readers(s, d)),
         format!(
             "{} : {} ({} o)",
             s.t("documents.file"),
