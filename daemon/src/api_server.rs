@@ -278,6 +278,26 @@ pub async fn handle(
             d.withdraw(d.resolve_space(space).await?, principal).await?;
             ApiReply::Done
         }
+        EmergencyPolicy {
+            refuse_centre15,
+            refuse_break_glass,
+        } => {
+            d.set_emergency_policy(
+                d.resolve_space(space).await?,
+                refuse_centre15,
+                refuse_break_glass,
+            )
+            .await?;
+            ApiReply::Done
+        }
+        EmergencyAccess { mode } => {
+            let space = space.ok_or_else(|| ApiError {
+                code: ApiErrorCode::BadRequest,
+                message: "emergency access names the space (--space ID)".into(),
+            })?;
+            d.emergency_access(space, mode).await?;
+            ApiReply::Done
+        }
         Consents => ApiReply::Consents(d.consents(d.resolve_space(space).await?)?),
         AccessHistory => ApiReply::AccessHistory(d.access_history(d.resolve_space(space).await?)),
         FlagAccess { seq } => {

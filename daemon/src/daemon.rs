@@ -56,7 +56,7 @@ pub struct State {
     /// Connected to the relay.
     pub online: bool,
     /// (slot, device) pairs wrapped during this run.
-    wrapped: BTreeSet<(KeySlot, DeviceId)>,
+    pub(crate) wrapped: BTreeSet<(KeySlot, DeviceId)>,
 }
 
 /// The daemon.
@@ -84,6 +84,13 @@ pub struct Daemon {
     /// Access history logs are read, extended and saved one at a time, so an alarm is
     /// never overwritten by a save that started before it.
     pub(crate) history_lock: tokio::sync::Mutex<()>,
+    /// The hub's escrow recipients (F7.5), asked once per run.
+    pub(crate) escrow: Mutex<
+        Option<(
+            mes_protocol::keys::AgeRecipient,
+            mes_protocol::keys::AgeRecipient,
+        )>,
+    >,
 }
 
 /// Errors of sync operations.
@@ -207,6 +214,7 @@ impl Daemon {
             doc_cache: Default::default(),
             refresh_lock: Default::default(),
             history_lock: Default::default(),
+            escrow: Default::default(),
         }))
     }
 
@@ -1110,6 +1118,7 @@ impl Daemon {
     /// member devices (if admin), collects keys wrapped for this device, and subscribes.
     pub async fn refresh_space(&self, c: &RelayClient, space: SpaceId) -> Result<(), SyncError> {
         let _one_at_a_time = self.refresh_lock.lock().await;
+        self.learn_escrow(c).await?;
         let (membership, devices) = match c.request(Request::GetMembership { space }).await? {
             Reply::Membership {
                 membership,
@@ -1155,7 +1164,9 @@ impl Daemon {
                 }
             }
             let envelopes = if membership.role(me, None) == Some(Role::Admin) {
-                self.wrap_missing(&mut st, &membership, &devices)
+                let mut e = self.wrap_missing(&mut st, &membership, &devices);
+                e.extend(self.wrap_escrow(&mut st, &membership));
+                e
             } else {
                 Vec::new()
             };
@@ -1193,6 +1204,19 @@ impl Daemon {
             }
         }
         self.collect_envelopes(c, space).await?;
+        // Volumes opened without a role: an emergency release (F7.5) wraps keys only.
+        let volumes = {
+            let st = self.state();
+            let mut volumes = volumes;
+            for v in st.volumes.values().filter(|v| v.meta.space == space) {
+                if !volumes.contains(&v.meta.volume)
+                    && st.keys.current(v.meta.volume, v.meta.generation).is_some()
+                {
+                    volumes.push(v.meta.volume);
+                }
+            }
+            volumes
+        };
         if !volumes.is_empty() {
             match c.request(Request::Subscribe { space, volumes }).await? {
                 Reply::Done => {}
@@ -1680,6 +1704,9 @@ pub fn verify_membership(m: &Membership) -> Result<Membership, SyncError> {
     }
     for d in m.volumes.values() {
         out.declare(d.clone()).map_err(bad)?;
+    }
+    if let Some(p) = &m.emergency {
+        out.set_emergency(p.clone()).map_err(bad)?;
     }
     Ok(out)
 }

@@ -14,6 +14,7 @@ pub mod consent;
 pub mod daemon;
 pub mod doc_index;
 pub mod documents;
+pub mod emergency;
 pub mod export;
 pub mod fuzzing;
 pub mod generation;

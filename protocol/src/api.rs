@@ -227,6 +227,19 @@ pub enum ApiCall {
     Consents,
     /// The space's access history, verified (F8.1).
     AccessHistory,
+    /// Which emergency access modes the person refuses (F7.5; owner only).
+    EmergencyPolicy {
+        /// Refuse SAMU-Centre 15.
+        refuse_centre15: bool,
+        /// Refuse break-glass.
+        refuse_break_glass: bool,
+    },
+    /// A professional's emergency access to the request's space (F7.5), logged and
+    /// notified; the space need not be known to this daemon yet.
+    EmergencyAccess {
+        /// Mode.
+        mode: crate::escrow::EscrowMode,
+    },
     /// Flags an access history entry as suspicious (F8.3).
     FlagAccess {
         /// The entry.

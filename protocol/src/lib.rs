@@ -39,6 +39,7 @@ pub mod consent;
 pub mod documents;
 pub mod emergency;
 pub mod envelope;
+pub mod escrow;
 pub mod framing;
 pub mod habilitation;
 pub mod history;

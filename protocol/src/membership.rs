@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec;
+use crate::escrow::{EmergencyPolicy, EscrowMode};
 use crate::ids::{DeviceId, Generation, PrincipalId, SpaceId, VolumeId, VolumeKind};
 use crate::keys::{verify, AgeRecipient, Signature, SignatureError, SigningSecret};
 use crate::time::UnixMillis;
@@ -203,6 +204,8 @@ pub struct Membership {
     pub volumes: BTreeMap<VolumeId, Signed<VolumeDecl>>,
     /// Grants by (principal, scope).
     pub grants: BTreeMap<(PrincipalId, Option<VolumeId>), Signed<Grant>>,
+    /// The person's emergency access choices (F7.5); none refused when absent.
+    pub emergency: Option<Signed<EmergencyPolicy>>,
 }
 
 impl Membership {
@@ -219,6 +222,7 @@ impl Membership {
             genesis,
             volumes: BTreeMap::new(),
             grants: BTreeMap::new(),
+            emergency: None,
         })
     }
 
@@ -286,6 +290,40 @@ impl Membership {
         }
         self.grants.insert(key, g);
         Ok(())
+    }
+
+    /// Sets the emergency access choices: the owner only, never a delegate (F7.5).
+    pub fn set_emergency(&mut self, p: Signed<EmergencyPolicy>) -> Result<(), MembershipError> {
+        p.verify()?;
+        if p.body.space != self.space() {
+            return Err(MembershipError::WrongSpace {
+                got: p.body.space,
+                expected: self.space(),
+            });
+        }
+        if p.signer != self.owner() {
+            return Err(MembershipError::NotAdmin {
+                space: self.space(),
+                signer: p.signer,
+            });
+        }
+        if let Some(old) = &self.emergency {
+            if p.body.version <= old.body.version {
+                return Err(MembershipError::Stale {
+                    got: p.body.version,
+                    current: old.body.version,
+                });
+            }
+        }
+        self.emergency = Some(p);
+        Ok(())
+    }
+
+    /// Whether the person refused an emergency access mode.
+    pub fn refuses(&self, mode: EscrowMode) -> bool {
+        self.emergency
+            .as_ref()
+            .is_some_and(|p| p.body.refuses(mode))
     }
 
     /// The role of a principal on a volume (or on the space when `volume` is `None`):

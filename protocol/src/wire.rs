@@ -191,6 +191,22 @@ pub enum Request {
         /// Rendezvous id (from the code's nameplate).
         rendezvous: [u8; 16],
     },
+    /// Sets the person's emergency access choices (owner only, F7.5).
+    PutEmergencyPolicy {
+        /// Owner-signed policy.
+        policy: Signed<crate::escrow::EmergencyPolicy>,
+    },
+    /// The hub's escrow recipients, one per emergency mode.
+    GetEscrow,
+    /// A listed professional asks for emergency access to a space (F7.5): the relay
+    /// re-wraps the escrowed keys of its emergency volume to the caller's devices, unless
+    /// the person refused that mode; logged and notified.
+    EmergencyAccess {
+        /// Space.
+        space: SpaceId,
+        /// Mode.
+        mode: crate::escrow::EscrowMode,
+    },
     /// The access history of a space past `after` (owner and admins only, F8.1).
     GetHistory {
         /// Space.
@@ -304,6 +320,13 @@ pub enum Reply {
     Devices {
         /// Certificates.
         certs: Vec<DeviceCert>,
+    },
+    /// The hub's escrow recipients.
+    Escrow {
+        /// SAMU-Centre 15.
+        centre15: crate::keys::AgeRecipient,
+        /// Break-glass.
+        break_glass: crate::keys::AgeRecipient,
     },
     /// Access history entries, ascending.
     History {
@@ -587,6 +610,7 @@ pub(crate) mod arb {
                     .into_iter()
                     .map(|g| ((g.body.principal, g.body.volume), g))
                     .collect(),
+                emergency: None,
             })
     }
 
@@ -682,6 +706,13 @@ pub(crate) mod arb {
                 after
             }),
             ".{0,12}".prop_map(|rpps| Request::FindProfessional { rpps }),
+            Just(Request::GetEscrow),
+            (any::<[u8; 16]>(), any::<crate::escrow::EscrowMode>()).prop_map(|(s, mode)| {
+                Request::EmergencyAccess {
+                    space: SpaceId(s),
+                    mode,
+                }
+            }),
             (
                 any::<[u8; 16]>(),
                 proptest::collection::vec(any::<u8>(), 0..64)

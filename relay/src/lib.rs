@@ -11,6 +11,7 @@
 //! - [`access`]: access decisions (pure);
 //! - [`directory`]: the professional directory import (CSV, checked whole);
 //! - [`access_history`]: the relay-signed, hash-chained access history (F8.1);
+//! - [`escrow`]: the emergency escrow identities (F7.5);
 //! - [`signing`]: the relay's own signing key;
 //! - [`hub`]: coalesced pushes and pairing rendezvous;
 //! - [`store`]: the storage trait and the sled backend;
@@ -20,6 +21,7 @@ pub mod access;
 pub mod access_history;
 pub mod defaults;
 pub mod directory;
+pub mod escrow;
 pub mod hub;
 pub mod relay;
 pub mod server;

@@ -23,8 +23,10 @@ use mes_protocol::principal::{DirectoryEntry, Professional, Rpps};
 use crate::access::{authorize, Need};
 use crate::access_history::{AccessHistory, Accessor};
 use crate::defaults::{MAX_APPEND_BUNDLES, MAX_BLOB_CHUNK};
+use crate::escrow::Escrow;
 use crate::hub::{Hub, Outbox};
 use crate::store::{RecordKind, Store, StoreError};
+use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL, RELEASE_MILLIS};
 
 /// Switches that make a relay misbehave on purpose, for the tests' controls only.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +61,8 @@ pub struct Relay {
     store: Arc<dyn Store>,
     /// Signs the directory and the access history.
     key: SigningSecret,
+    /// The emergency escrow identities (F7.5).
+    escrow: Escrow,
     history: AccessHistory,
     /// Requests refused so far (each is also logged).
     refusals: std::sync::atomic::AtomicU64,
@@ -88,6 +92,7 @@ impl Relay {
     pub fn new(
         store: Arc<dyn Store>,
         key: SigningSecret,
+        escrow: Escrow,
         misbehaviour: Misbehaviour,
     ) -> Result<Arc<Self>, StoreError> {
         let mut memberships = HashMap::new();
@@ -103,6 +108,7 @@ impl Relay {
             history: AccessHistory::new(store.clone()),
             store,
             key,
+            escrow,
             refusals: Default::default(),
             hub,
             memberships: RwLock::new(memberships),
@@ -181,10 +187,38 @@ impl Relay {
         need: Need,
     ) -> Result<Membership, WireError> {
         let m = self.membership(space)?;
-        if !self.misbehaviour.skip_access_check {
-            authorize(&m, who, need)?;
+        if self.misbehaviour.skip_access_check {
+            return Ok(m);
         }
-        Ok(m)
+        match authorize(&m, who, need) {
+            Ok(_) => Ok(m),
+            // A live emergency release opens the emergency volume, and only it.
+            Err(e) => match need {
+                Need::AnyRole if self.release(space, who)?.is_some() => Ok(m),
+                Need::Read(v)
+                    if m.volume(v).is_some_and(|d| d.label == ESCROWED_LABEL)
+                        && self.release(space, who)?.is_some() =>
+                {
+                    Ok(m)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// The live emergency release of a principal on a space, if any.
+    fn release(&self, space: SpaceId, who: PrincipalId) -> Result<Option<EscrowMode>, WireError> {
+        let key = [space.0.as_slice(), who.0.as_slice()].concat();
+        let Some(v) = self
+            .store
+            .get_record(RecordKind::Release, &key)
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        let (mode, until): (EscrowMode, u64) =
+            codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+        Ok((mes_protocol::time::UnixMillis::now().0 < until).then_some(mode))
     }
 
     /// The relay's public signing key.
@@ -395,7 +429,12 @@ impl Relay {
                 let ms = self.memberships.read().expect("membership lock");
                 let mut spaces: Vec<_> = ms
                     .values()
-                    .filter(|m| authorize(m, caller.principal, Need::AnyRole).is_ok())
+                    .filter(|m| {
+                        authorize(m, caller.principal, Need::AnyRole).is_ok()
+                            || self
+                                .release(m.space(), caller.principal)
+                                .is_ok_and(|r| r.is_some())
+                    })
                     .map(|m| m.genesis.clone())
                     .collect();
                 spaces.sort_by_key(|g| g.body.space);
@@ -534,6 +573,25 @@ impl Relay {
                 let envelopes = live;
                 for e in &envelopes {
                     let m = self.authorize(e.slot.space, caller.principal, Need::Admin)?;
+                    if let Some(mode) = EscrowMode::of_device(e.recipient) {
+                        let label = m.volume(e.slot.volume).map(|d| d.label.as_str());
+                        if label != Some(ESCROWED_LABEL) {
+                            return Err(WireError::new(
+                                ErrorCode::Forbidden,
+                                format!(
+                                    "only the emergency volume is escrowed, not {}",
+                                    label.unwrap_or("an unknown volume")
+                                ),
+                            ));
+                        }
+                        if m.refuses(mode) {
+                            return Err(WireError::new(
+                                ErrorCode::Forbidden,
+                                format!("the person refused {} access", mode.name()),
+                            ));
+                        }
+                        continue;
+                    }
                     let cert = self.live_cert(e.recipient)?;
                     authorize(&m, cert.body.principal, Need::Read(e.slot.volume)).map_err(
                         |err| {
@@ -671,6 +729,42 @@ impl Relay {
                         format!("blob {} has no chunk {index}", blob.short()),
                     )),
                 }
+            }
+            Request::PutEmergencyPolicy { policy } => {
+                let space = policy.body.space;
+                let lock = self.membership_lock(space);
+                let _one_writer = lock.lock().await;
+                let mut m = self.membership(space)?;
+                if caller.principal != m.owner() {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        "only the person whose space it is sets emergency access",
+                    ));
+                }
+                m.set_emergency(policy).map_err(bad_record)?;
+                // What a refused mode held is dropped now.
+                for mode in EscrowMode::ALL.into_iter().filter(|md| m.refuses(*md)) {
+                    let prefix = envelope_key(space, mode.device(), &[]);
+                    for (k, _) in self
+                        .store
+                        .scan_records(RecordKind::Envelope, &prefix)
+                        .map_err(internal)?
+                    {
+                        self.store
+                            .remove_record(RecordKind::Envelope, k)
+                            .await
+                            .map_err(internal)?;
+                    }
+                }
+                self.save_membership(m).await?;
+                Ok(Reply::Done)
+            }
+            Request::GetEscrow => Ok(Reply::Escrow {
+                centre15: self.escrow.recipient(EscrowMode::Centre15),
+                break_glass: self.escrow.recipient(EscrowMode::BreakGlass),
+            }),
+            Request::EmergencyAccess { space, mode } => {
+                self.emergency_access(caller, space, mode).await
             }
             Request::GetHistory { space, after } => {
                 self.authorize(space, caller.principal, Need::Admin)?;
@@ -874,6 +968,92 @@ impl Relay {
         Ok(Reply::Done)
     }
 
+    /// Releases the escrowed emergency keys of a space to a listed professional's
+    /// devices, for [`RELEASE_MILLIS`], unless the person refused the mode; the release
+    /// is the first access history entry of the episode.
+    async fn emergency_access(
+        &self,
+        caller: &Caller,
+        space: SpaceId,
+        mode: EscrowMode,
+    ) -> Result<Reply, WireError> {
+        let m = self.membership(space)?;
+        if self.professional(caller.principal)?.is_none() {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                "emergency access is for professionals listed in the directory",
+            ));
+        }
+        if m.refuses(mode) {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                format!("the person refused {} access", mode.name()),
+            ));
+        }
+        let emergency = m
+            .volumes
+            .values()
+            .find(|d| d.body.label == ESCROWED_LABEL)
+            .map(|d| d.body.volume)
+            .ok_or_else(|| {
+                WireError::new(ErrorCode::NotFound, "this space has no emergency volume")
+            })?;
+        let prefix = envelope_key(space, mode.device(), &[]);
+        let escrowed = self
+            .store
+            .scan_records(RecordKind::Envelope, &prefix)
+            .map_err(internal)?;
+        if escrowed.is_empty() {
+            return Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("no {} key escrowed for this space yet", mode.name()),
+            ));
+        }
+        let devices = self.devices_of(caller.principal)?;
+        for (_, v) in escrowed {
+            let e: mes_protocol::envelope::KeyEnvelope =
+                codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+            if e.slot.volume != emergency {
+                continue;
+            }
+            let key = e
+                .unwrap(self.escrow.secret(mode))
+                .map_err(|err| internal(StoreError(err.to_string())))?;
+            for cert in &devices {
+                let wrapped = mes_protocol::envelope::KeyEnvelope::wrap(
+                    e.slot,
+                    &key,
+                    cert.body.device,
+                    &cert.body.recipient,
+                )
+                .map_err(|err| internal(StoreError(err.to_string())))?;
+                self.store
+                    .put_record(
+                        RecordKind::Envelope,
+                        envelope_key(space, cert.body.device, &codec::to_bytes(&e.slot)),
+                        codec::to_bytes(&wrapped),
+                    )
+                    .await
+                    .map_err(internal)?;
+            }
+        }
+        let until = mes_protocol::time::UnixMillis::now().0 + RELEASE_MILLIS;
+        self.store
+            .put_record(
+                RecordKind::Release,
+                [space.0.as_slice(), caller.principal.0.as_slice()].concat(),
+                codec::to_bytes(&(mode, until)),
+            )
+            .await
+            .map_err(internal)?;
+        self.record_volume_access(&m, caller, emergency).await?;
+        self.hub.publish_to_principal(
+            caller.principal,
+            mes_protocol::wire::Push::MembershipChanged { space },
+        );
+        Ok(Reply::Done)
+    }
+
     /// The directory's entry for a principal, if listed.
     pub fn professional(
         &self,
@@ -999,10 +1179,11 @@ impl Relay {
             return Ok(());
         }
         let professional = self.professional(caller.principal)?;
-        let mode = if professional.is_some() {
-            AccessMode::Normal
-        } else {
-            AccessMode::Delegate
+        let holds_grant = authorize(m, caller.principal, Need::AnyRole).is_ok();
+        let mode = match self.release(m.space(), caller.principal)? {
+            Some(r) if !holds_grant => r.access_mode(),
+            _ if professional.is_some() => AccessMode::Normal,
+            _ => AccessMode::Delegate,
         };
         let seq = self
             .history
@@ -1072,6 +1253,9 @@ fn request_name(r: &Request) -> &'static str {
         Request::PutBlobChunk { .. } => "PutBlobChunk",
         Request::GetBlobChunk { .. } => "GetBlobChunk",
         Request::GetHistory { .. } => "GetHistory",
+        Request::PutEmergencyPolicy { .. } => "PutEmergencyPolicy",
+        Request::GetEscrow => "GetEscrow",
+        Request::EmergencyAccess { .. } => "EmergencyAccess",
         Request::FindProfessional { .. } => "FindProfessional",
         Request::PairOpen { .. } => "PairOpen",
         Request::PairSend { .. } => "PairSend",

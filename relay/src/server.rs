@@ -66,7 +66,13 @@ pub fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
     let store = SledStore::open(data_dir)
         .context("opening the relay store (is a relay serving this directory? stop it first)")?;
     let key = crate::signing::load_or_create(data_dir)?;
-    Ok(Relay::new(Arc::new(store), key, Default::default())?)
+    let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
+    Ok(Relay::new(
+        Arc::new(store),
+        key,
+        escrow,
+        Default::default(),
+    )?)
 }
 
 /// Starts a relay on the embedded sled store.
@@ -75,7 +81,8 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = SledStore::open(&config.data_dir).context("opening the relay store")?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
-    let relay = Relay::new(Arc::new(store), key, config.misbehaviour.clone())?;
+    let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;
+    let relay = Relay::new(Arc::new(store), key, escrow, config.misbehaviour.clone())?;
     let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
     let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)

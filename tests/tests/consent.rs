@@ -818,3 +818,181 @@ async fn the_authorisation_matrix_holds_against_the_real_relay() -> anyhow::Resu
     );
     Ok(())
 }
+
+async fn emergency_card(o: &Owner) -> anyhow::Result<()> {
+    o.a.daemon
+        .record_update::<mes_protocol::record::Emergency>(o.space, |e| {
+            e.card.blood_group = "O-".into();
+            e.card.notes = "Porte un stimulateur cardiaque".into();
+            Ok(String::new())
+        })
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_opens_the_emergency_section_only_and_is_logged() -> anyhow::Result<()> {
+    use mes_protocol::escrow::EscrowMode;
+    let o = owner(Misbehaviour::default()).await?;
+    emergency_card(&o).await?;
+    let samu = device(o.dir.path(), "samu", &o.t).await?;
+    online(&samu.daemon).await?;
+    let samu_id = samu.daemon.state().identity.principal.principal_id();
+    // Unlisted, nobody gets an emergency release.
+    let e = samu
+        .daemon
+        .emergency_access(o.space, EscrowMode::BreakGlass)
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("listed in the directory"),
+        "{}",
+        e.message
+    );
+    o.relay
+        .relay
+        .import_directory(vec![listed(samu_id, 15, "Dr Urgence", "10")])
+        .await?;
+    samu.daemon
+        .emergency_access(o.space, EscrowMode::BreakGlass)
+        .await?;
+    until(
+        &samu.daemon,
+        Duration::from_secs(30),
+        "emergency read",
+        |d| {
+            d.record_get::<mes_protocol::record::Emergency>(o.space)
+                .is_ok_and(|(e, _)| e.card.blood_group == "O-")
+        },
+    )
+    .await?;
+    // Only the emergency volume: no key and no access to anything else.
+    for label in ["profile", "documents/care", "messages"] {
+        let v = volume(&o.a.daemon, o.space, label).unwrap();
+        assert!(
+            samu.daemon.state().keys.current(v, Generation(0)).is_none(),
+            "{label}"
+        );
+    }
+    let (c, _) = connect_as(&samu.daemon, &o.t).await?;
+    let profile = volume(&o.a.daemon, o.space, "profile").unwrap();
+    assert_eq!(
+        code(
+            c.request(Request::Fetch {
+                space: o.space,
+                volume: profile,
+                after: Seq(0),
+                max: 10,
+            })
+            .await
+        )
+        .unwrap_err(),
+        ErrorCode::NotMember
+    );
+    // Logged as break-glass and pushed to the person.
+    until(
+        &o.a.daemon,
+        Duration::from_secs(30),
+        "release logged",
+        |d| {
+            d.access_history(o.space)
+                .entries
+                .iter()
+                .any(|e| e.actor == samu_id && e.mode == "break-glass" && e.target == "emergency")
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_break_glass_leaves_centre_15_and_escrows_nothing_after() -> anyhow::Result<()> {
+    use mes_protocol::escrow::EscrowMode;
+    let o = owner(Misbehaviour::default()).await?;
+    emergency_card(&o).await?;
+    let samu = device(o.dir.path(), "samu", &o.t).await?;
+    online(&samu.daemon).await?;
+    let samu_id = samu.daemon.state().identity.principal.principal_id();
+    o.relay
+        .relay
+        .import_directory(vec![listed(samu_id, 16, "Dr Régulateur", "10")])
+        .await?;
+    o.a.daemon
+        .set_emergency_policy(o.space, false, true)
+        .await?;
+    let e = samu
+        .daemon
+        .emergency_access(o.space, EscrowMode::BreakGlass)
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("refused break-glass"), "{}", e.message);
+    // Control: the other mode, refused separately, still works.
+    samu.daemon
+        .emergency_access(o.space, EscrowMode::Centre15)
+        .await?;
+    until(
+        &samu.daemon,
+        Duration::from_secs(30),
+        "centre 15 reads",
+        |d| {
+            d.record_get::<mes_protocol::record::Emergency>(o.space)
+                .is_ok_and(|(e, _)| e.card.blood_group == "O-")
+        },
+    )
+    .await?;
+    until(
+        &o.a.daemon,
+        Duration::from_secs(30),
+        "centre 15 logged",
+        |d| {
+            d.access_history(o.space)
+                .entries
+                .iter()
+                .any(|e| e.mode == "centre-15")
+        },
+    )
+    .await?;
+    let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
+    let epoch =
+        o.a.daemon
+            .state()
+            .keys
+            .current(emergency, Generation(0))
+            .map(|(e, _)| e.0)
+            .unwrap();
+    assert!(epoch >= 1, "refusing started a new epoch");
+    // As an attacker with the relay's disk: which escrow envelopes exist now.
+    let Owner {
+        dir,
+        relay,
+        a,
+        space,
+        ..
+    } = o;
+    a.shutdown().await;
+    samu.shutdown().await;
+    relay.shutdown().await;
+    let db = sled::open(dir.path().join("relay").join("relay.sled"))?;
+    let envelopes = db.open_tree("envelopes")?;
+    let escrowed = |mode: EscrowMode| -> anyhow::Result<BTreeSet<u32>> {
+        let prefix = [space.0.as_slice(), mode.device().0.as_slice()].concat();
+        let mut epochs = BTreeSet::new();
+        for kv in envelopes.scan_prefix(prefix) {
+            let (_, v) = kv?;
+            let e: mes_protocol::envelope::KeyEnvelope = codec::from_bytes(&v)?;
+            if e.slot.volume == emergency {
+                epochs.insert(e.slot.epoch.0);
+            }
+        }
+        Ok(epochs)
+    };
+    assert!(
+        escrowed(EscrowMode::BreakGlass)?.is_empty(),
+        "break-glass holds no key"
+    );
+    assert!(
+        escrowed(EscrowMode::Centre15)?.contains(&epoch),
+        "control: centre 15 holds the new epoch"
+    );
+    Ok(())
+}

@@ -124,6 +124,16 @@ enum Command {
     /// Who accessed the space: the verified access history (F8).
     #[command(subcommand)]
     Access(AccessCmd),
+    /// Emergency access without consent (F7.5): refuse SAMU-Centre 15, break-glass, both
+    /// or neither (no --refuse allows both).
+    EmergencyAccess {
+        /// A mode to refuse.
+        #[arg(long, value_enum)]
+        refuse: Vec<Mode>,
+    },
+    /// The professional's side.
+    #[command(subcommand)]
+    Pro(ProCmd),
     /// Encrypted files.
     #[command(subcommand)]
     Blob(BlobCmd),
@@ -376,6 +386,33 @@ enum ConsentCmd {
     Withdraw { principal: PrincipalId },
     /// Who holds which rights.
     List,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    /// SAMU-Centre 15.
+    #[value(name = "centre-15")]
+    Centre15,
+    /// Bris de glace.
+    BreakGlass,
+}
+
+impl From<Mode> for mes_protocol::escrow::EscrowMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Centre15 => mes_protocol::escrow::EscrowMode::Centre15,
+            Mode::BreakGlass => mes_protocol::escrow::EscrowMode::BreakGlass,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum ProCmd {
+    /// Emergency access to the space given with --space (logged, notified to the person).
+    Emergency {
+        #[arg(long, value_enum)]
+        mode: Mode,
+    },
 }
 
 #[derive(Subcommand)]
@@ -636,6 +673,11 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::Consent(ConsentCmd::Withdraw { principal }) => ApiCall::Withdraw { principal },
         Command::Consent(ConsentCmd::List) => ApiCall::Consents,
         Command::Access(AccessCmd::History) => ApiCall::AccessHistory,
+        Command::EmergencyAccess { refuse } => ApiCall::EmergencyPolicy {
+            refuse_centre15: refuse.iter().any(|m| matches!(m, Mode::Centre15)),
+            refuse_break_glass: refuse.iter().any(|m| matches!(m, Mode::BreakGlass)),
+        },
+        Command::Pro(ProCmd::Emergency { mode }) => ApiCall::EmergencyAccess { mode: mode.into() },
         Command::Access(AccessCmd::Flag { seq }) => ApiCall::FlagAccess { seq },
         Command::Blob(BlobCmd::Put { path }) => ApiCall::BlobPut { path: abs(path)? },
         Command::Blob(BlobCmd::Get { blob, out }) => ApiCall::BlobGet {

@@ -53,6 +53,8 @@ pub enum RecordKind {
     Directory,
     /// Access history entries, by space || seq (big-endian).
     History,
+    /// Emergency releases (F7.5), by space || principal: mode and expiry.
+    Release,
 }
 
 /// What a read returns.
@@ -89,6 +91,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// The latest snapshot.
     fn get_snapshot(&self, volume: VolumeId) -> Result<Option<(Seq, Vec<u8>)>, StoreError>;
+    /// Removes a record durably (absent is fine).
+    fn remove_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Writes a record durably.
     fn put_record<'a>(
         &'a self,

@@ -20,7 +20,7 @@ pub struct SledStore {
     heads: sled::Tree,
     pruned: sled::Tree,
     snapshots: sled::Tree,
-    records: [sled::Tree; 7],
+    records: [sled::Tree; 8],
     chunks: sled::Tree,
     blobs: sled::Tree,
     append_lock: Mutex<()>,
@@ -64,6 +64,7 @@ impl SledStore {
                 t("blob_owners")?,
                 t("directory")?,
                 t("history")?,
+                t("releases")?,
             ],
             chunks: t("blob_chunks")?,
             blobs: t("blobs")?,
@@ -218,6 +219,18 @@ impl Store for SledStore {
             .snapshots
             .get(volume.0)?
             .map(|v| (Seq(read_u64(&v)), v[8..].to_vec())))
+    }
+
+    fn remove_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.tree(kind).remove(key)?;
+            self.db.flush_async().await?;
+            Ok(())
+        })
     }
 
     fn put_record<'a>(

@@ -101,7 +101,12 @@ impl World {
             drop_bundle: trace.drop_bundle,
             ..Default::default()
         };
-        let relay = Relay::new(store.clone(), sim_relay_key(), misbehaviour)?;
+        let relay = Relay::new(
+            store.clone(),
+            sim_relay_key(),
+            mes_relay::escrow::Escrow::generate(),
+            misbehaviour,
+        )?;
         let slots = devices(s);
         let mut spaces = Vec::new();
         let mut devs = Vec::new();
@@ -309,8 +314,13 @@ impl World {
                     ..Default::default()
                 };
                 self.relay = Some(
-                    Relay::new(self.store.clone(), sim_relay_key(), misbehaviour)
-                        .map_err(|e| e.to_string())?,
+                    Relay::new(
+                        self.store.clone(),
+                        sim_relay_key(),
+                        mes_relay::escrow::Escrow::generate(),
+                        misbehaviour,
+                    )
+                    .map_err(|e| e.to_string())?,
                 );
                 self.note(|| "relay up".into());
                 Ok(())
