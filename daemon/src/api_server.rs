@@ -298,6 +298,40 @@ pub async fn handle(
             d.emergency_access(space, mode).await?;
             ApiReply::Done
         }
+        Block { rpps, structure } => {
+            d.block(
+                d.resolve_space(space).await?,
+                block_target(rpps, structure)?,
+            )
+            .await?;
+            ApiReply::Done
+        }
+        Unblock { rpps, structure } => {
+            d.unblock(
+                d.resolve_space(space).await?,
+                block_target(rpps, structure)?,
+            )
+            .await?;
+            ApiReply::Done
+        }
+        Blocks => ApiReply::Blocks(d.blocks(d.resolve_space(space).await?)?),
+        Attending {
+            rpps,
+            policy,
+            except,
+        } => {
+            let policy = policy
+                .map(|p| mes_protocol::choices::AttendingPolicy::parse(&p))
+                .transpose()
+                .map_err(|message| ApiError {
+                    code: ApiErrorCode::BadRequest,
+                    message,
+                })?;
+            let (consent, warning) = d
+                .designate_attending(d.resolve_space(space).await?, &rpps, policy, &except)
+                .await?;
+            ApiReply::Attending { consent, warning }
+        }
         Consents => ApiReply::Consents(d.consents(d.resolve_space(space).await?)?),
         AccessHistory => ApiReply::AccessHistory(d.access_history(d.resolve_space(space).await?)),
         FlagAccess { seq } => {
@@ -315,4 +349,19 @@ pub async fn handle(
             ApiReply::Done
         }
     })
+}
+
+/// Exactly one of an RPPS number and an establishment.
+fn block_target(
+    rpps: Option<String>,
+    structure: Option<String>,
+) -> Result<crate::choices::BlockTarget, ApiError> {
+    match (rpps, structure) {
+        (Some(r), None) => Ok(crate::choices::BlockTarget::Professional(r)),
+        (None, Some(s)) => Ok(crate::choices::BlockTarget::Structure(s)),
+        _ => Err(ApiError {
+            code: ApiErrorCode::BadRequest,
+            message: "name either a professional (--rpps) or an establishment (--structure)".into(),
+        }),
+    }
 }

@@ -8,14 +8,14 @@
 use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::consent::{AccessEntryView, AccessHistoryView, ConsentView};
 use mes_protocol::envelope::KeySlot;
-use mes_protocol::habilitation::Matrix;
+use mes_protocol::habilitation::{Matrix, HIDDEN};
 use mes_protocol::history::AccessTarget;
 use mes_protocol::ids::{Epoch, PrincipalId, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::membership::{Grant, Membership, Role, Signed};
 use mes_protocol::principal::DirectoryEntry;
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::time::UnixMillis;
-use mes_protocol::wire::{Reply, Request};
+use mes_protocol::wire::Request;
 use rand::rngs::OsRng;
 use std::collections::BTreeSet;
 
@@ -100,30 +100,43 @@ impl Daemon {
         rpps: &str,
         except: &[String],
     ) -> Result<ConsentView, ApiError> {
+        let entry = self.find_professional(rpps).await?;
+        let attending =
+            self.membership_of(space)?.person_choices().attending == Some(entry.body.principal);
+        self.consent_as(space, &entry, except, attending).await
+    }
+
+    /// Keeps a verified directory entry, for names in views and structures in blocks.
+    pub(crate) fn remember_professional(
+        &self,
+        entry: &Signed<DirectoryEntry>,
+    ) -> Result<(), ApiError> {
+        let mut batch = self.store.batch();
+        batch.put(
+            DIRECTORY,
+            &entry.body.principal.0,
+            &mes_protocol::codec::to_bytes(entry),
+        );
+        self.store
+            .apply(batch)
+            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
+    }
+
+    /// Grants a verified professional what the matrix allows (and the hidden documents
+    /// when they are the médecin traitant), minus `except`.
+    pub(crate) async fn consent_as(
+        &self,
+        space: SpaceId,
+        entry: &Signed<DirectoryEntry>,
+        except: &[String],
+        attending: bool,
+    ) -> Result<ConsentView, ApiError> {
         let c = self.client().ok_or_else(|| {
             api(
                 ApiErrorCode::Offline,
-                "consenting needs the relay's directory, and the daemon is offline",
+                "consenting needs the relay, and the daemon is offline",
             )
         })?;
-        let entry = match c
-            .request(Request::FindProfessional { rpps: rpps.into() })
-            .await
-        {
-            Ok(Reply::Professional { entry }) => entry,
-            Ok(r) => return Err(api(ApiErrorCode::Internal, format!("unexpected {r:?}"))),
-            Err(e) => return Err(api(ApiErrorCode::NotFound, e.to_string())),
-        };
-        // The hub's word, checked: signed by the pinned relay key, for this RPPS.
-        if entry.signer != c.relay_key
-            || entry.verify().is_err()
-            || entry.body.professional.rpps.as_str() != rpps.trim()
-        {
-            return Err(api(
-                ApiErrorCode::Forbidden,
-                format!("the relay's directory entry for RPPS {rpps} does not verify"),
-            ));
-        }
         let m = self.membership_of(space)?;
         if m.owner() != self.state().identity.principal.principal_id() {
             return Err(api(
@@ -146,7 +159,15 @@ impl Daemon {
                 ));
             }
         }
-        let reads = consent_volumes(&m, &profession, except);
+        let mut reads = consent_volumes(&m, &profession, except);
+        if attending && !except.iter().any(|e| e == "hidden" || e == HIDDEN) {
+            reads.extend(
+                m.volumes
+                    .values()
+                    .filter(|d| d.body.label == HIDDEN)
+                    .map(|d| (d.body.volume, d.body.label.clone())),
+            );
+        }
         let inbox = m
             .volumes
             .values()
@@ -183,17 +204,7 @@ impl Daemon {
                 .await
                 .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
         }
-        {
-            let mut batch = self.store.batch();
-            batch.put(
-                DIRECTORY,
-                &principal.0,
-                &mes_protocol::codec::to_bytes(&entry),
-            );
-            self.store
-                .apply(batch)
-                .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
-        }
+        self.remember_professional(entry)?;
         self.start_epochs(&dropped)?;
         self.refresh_space(&c, space)
             .await
@@ -277,7 +288,7 @@ impl Daemon {
             .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
     }
 
-    fn directory_entry(&self, principal: PrincipalId) -> Option<Signed<DirectoryEntry>> {
+    pub(crate) fn directory_entry(&self, principal: PrincipalId) -> Option<Signed<DirectoryEntry>> {
         self.store
             .get(DIRECTORY, &principal.0)
             .ok()

@@ -84,13 +84,8 @@ pub struct Daemon {
     /// Access history logs are read, extended and saved one at a time, so an alarm is
     /// never overwritten by a save that started before it.
     pub(crate) history_lock: tokio::sync::Mutex<()>,
-    /// The hub's escrow recipients (F7.5), asked once per run.
-    pub(crate) escrow: Mutex<
-        Option<(
-            mes_protocol::keys::AgeRecipient,
-            mes_protocol::keys::AgeRecipient,
-        )>,
-    >,
+    /// What the hub said of itself (escrow recipients, policy), asked once per run.
+    pub(crate) hub: Mutex<Option<crate::emergency::HubInfo>>,
 }
 
 /// Errors of sync operations.
@@ -214,7 +209,7 @@ impl Daemon {
             doc_cache: Default::default(),
             refresh_lock: Default::default(),
             history_lock: Default::default(),
-            escrow: Default::default(),
+            hub: Default::default(),
         }))
     }
 
@@ -1118,7 +1113,7 @@ impl Daemon {
     /// member devices (if admin), collects keys wrapped for this device, and subscribes.
     pub async fn refresh_space(&self, c: &RelayClient, space: SpaceId) -> Result<(), SyncError> {
         let _one_at_a_time = self.refresh_lock.lock().await;
-        self.learn_escrow(c).await?;
+        self.learn_hub(c).await?;
         let (membership, devices) = match c.request(Request::GetMembership { space }).await? {
             Reply::Membership {
                 membership,
@@ -1705,8 +1700,8 @@ pub fn verify_membership(m: &Membership) -> Result<Membership, SyncError> {
     for d in m.volumes.values() {
         out.declare(d.clone()).map_err(bad)?;
     }
-    if let Some(p) = &m.emergency {
-        out.set_emergency(p.clone()).map_err(bad)?;
+    if let Some(p) = &m.choices {
+        out.set_choices(p.clone()).map_err(bad)?;
     }
     Ok(out)
 }

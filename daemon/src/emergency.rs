@@ -5,11 +5,12 @@
 //! any other.
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
+use mes_protocol::choices::AttendingPolicy;
 use mes_protocol::envelope::KeyEnvelope;
-use mes_protocol::escrow::{EmergencyPolicy, EscrowMode, ESCROWED_LABEL};
+use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL};
 use mes_protocol::ids::SpaceId;
-use mes_protocol::membership::{Membership, Signed};
-use mes_protocol::time::UnixMillis;
+use mes_protocol::keys::AgeRecipient;
+use mes_protocol::membership::Membership;
 use mes_protocol::wire::{Reply, Request};
 
 use crate::client::RelayClient;
@@ -22,27 +23,58 @@ fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
     }
 }
 
+/// What the hub said of itself.
+#[derive(Clone, Debug)]
+pub struct HubInfo {
+    /// Escrow recipient of SAMU-Centre 15.
+    pub centre15: AgeRecipient,
+    /// Escrow recipient of break-glass.
+    pub break_glass: AgeRecipient,
+    /// The deployment's médecin traitant policy.
+    pub attending_policy: AttendingPolicy,
+}
+
 impl Daemon {
-    /// Asks the relay for its escrow recipients once per run.
-    pub(crate) async fn learn_escrow(&self, c: &RelayClient) -> Result<(), SyncError> {
-        if self.escrow.lock().expect("escrow lock").is_some() {
+    /// Asks the relay what it is once per run.
+    pub(crate) async fn learn_hub(&self, c: &RelayClient) -> Result<(), SyncError> {
+        if self.hub.lock().expect("hub lock").is_some() {
             return Ok(());
         }
-        match c.request(Request::GetEscrow).await? {
-            Reply::Escrow {
+        match c.request(Request::GetHubInfo).await? {
+            Reply::HubInfo {
                 centre15,
                 break_glass,
+                attending_policy,
             } => {
-                *self.escrow.lock().expect("escrow lock") = Some((centre15, break_glass));
+                *self.hub.lock().expect("hub lock") = Some(HubInfo {
+                    centre15,
+                    break_glass,
+                    attending_policy,
+                });
                 Ok(())
             }
-            r => Err(SyncError::Refused(format!("GetEscrow answered {r:?}"))),
+            r => Err(SyncError::Refused(format!("GetHubInfo answered {r:?}"))),
         }
+    }
+
+    /// The deployment's médecin traitant policy, once the hub was asked.
+    pub fn hub_attending_policy(&self) -> AttendingPolicy {
+        self.hub
+            .lock()
+            .expect("hub lock")
+            .as_ref()
+            .map(|h| h.attending_policy)
+            .unwrap_or_default()
     }
 
     /// Envelopes of the emergency volume's keys for the escrow of every mode not refused.
     pub(crate) fn wrap_escrow(&self, st: &mut State, m: &Membership) -> Vec<KeyEnvelope> {
-        let Some((c15, bg)) = self.escrow.lock().expect("escrow lock").clone() else {
+        let Some(HubInfo {
+            centre15: c15,
+            break_glass: bg,
+            ..
+        }) = self.hub.lock().expect("hub lock").clone()
+        else {
             return Vec::new();
         };
         let Some(decl) = m.volumes.values().find(|d| d.body.label == ESCROWED_LABEL) else {
@@ -77,64 +109,25 @@ impl Daemon {
         refuse_centre15: bool,
         refuse_break_glass: bool,
     ) -> Result<(), ApiError> {
-        let c = self.client().ok_or_else(|| {
-            api(
-                ApiErrorCode::Offline,
-                "emergency access choices go to the relay, and the daemon is offline",
-            )
-        })?;
-        let (m, policy) = {
-            let st = self.state();
-            let m = st
-                .spaces
-                .get(&space)
-                .and_then(|s| s.membership.clone())
-                .ok_or_else(|| api(ApiErrorCode::Offline, "membership not synced yet"))?;
-            if m.owner() != st.identity.principal.principal_id() {
-                return Err(api(
-                    ApiErrorCode::Forbidden,
-                    "only the person whose space it is chooses emergency access",
-                ));
-            }
-            let now = UnixMillis::now();
-            let version = m
-                .emergency
-                .as_ref()
-                .map_or(now.0, |p| p.body.version.max(now.0 - 1) + 1);
-            let policy = Signed::sign(
-                EmergencyPolicy {
-                    space,
-                    refuse_centre15,
-                    refuse_break_glass,
-                    version,
-                    issued_at: now,
-                },
-                &st.identity.principal.signing,
-            );
-            (m, policy)
-        };
-        let newly_refused = EscrowMode::ALL
-            .into_iter()
-            .any(|md| policy.body.refuses(md) && !m.refuses(md));
-        c.request(Request::PutEmergencyPolicy { policy })
-            .await
-            .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+        let (old, _) = self
+            .update_choices(space, |c| {
+                c.refuse_centre15 = refuse_centre15;
+                c.refuse_break_glass = refuse_break_glass;
+                Ok(())
+            })
+            .await?;
+        let newly_refused = (refuse_centre15 && !old.refuse_centre15)
+            || (refuse_break_glass && !old.refuse_break_glass);
         if newly_refused {
             // What is written from now on is sealed under a key the escrow never gets.
-            let emergency = m
-                .volumes
-                .values()
-                .find(|d| d.body.label == ESCROWED_LABEL)
-                .map(|d| d.body.volume);
-            self.start_epochs(&emergency.into_iter().collect::<Vec<_>>())?;
+            let emergency = Daemon::volume_of(&self.state(), space, ESCROWED_LABEL)?;
+            self.start_epochs(&[emergency])?;
             self.store
                 .flush()
                 .await
                 .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
         }
-        self.refresh_space(&c, space)
-            .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+        self.refresh_online(space).await
     }
 
     /// A professional asks for emergency access to a space, then syncs it.

@@ -225,6 +225,31 @@ pub enum ApiCall {
     },
     /// Who holds which rights on the space.
     Consents,
+    /// Blocks a professional (by RPPS) or an establishment (F7.2; the person only).
+    Block {
+        /// RPPS number of a professional.
+        rpps: Option<String>,
+        /// Name of an establishment, as the directory lists it.
+        structure: Option<String>,
+    },
+    /// Lifts a block.
+    Unblock {
+        /// RPPS number of a professional.
+        rpps: Option<String>,
+        /// Name of an establishment.
+        structure: Option<String>,
+    },
+    /// What the person blocked, in words.
+    Blocks,
+    /// Designates the médecin traitant (F7.3).
+    Attending {
+        /// RPPS number (a physician).
+        rpps: String,
+        /// `law-2022` or `citizen-committee`; the deployment's when absent.
+        policy: Option<String>,
+        /// Volumes or groups kept from them (citizen-committee only).
+        except: Vec<String>,
+    },
     /// The space's access history, verified (F8.1).
     AccessHistory,
     /// Which emergency access modes the person refuses (F7.5; owner only).
@@ -358,6 +383,15 @@ pub enum ApiReply {
     Devices(Vec<DeviceSummary>),
     /// Rights on the space.
     Consents(Vec<crate::consent::ConsentView>),
+    /// Blocked professionals and establishments, in words.
+    Blocks(Vec<String>),
+    /// The médecin traitant's consent, with the warning a restriction carries.
+    Attending {
+        /// What they read.
+        consent: crate::consent::ConsentView,
+        /// Shown to the person when they kept something from them.
+        warning: Option<String>,
+    },
     /// The access history.
     AccessHistory(crate::consent::AccessHistoryView),
 }

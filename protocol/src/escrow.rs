@@ -9,9 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::history::AccessMode;
-use crate::ids::{DeviceId, SpaceId};
-use crate::membership::SignedBody;
-use crate::time::UnixMillis;
+use crate::ids::DeviceId;
 
 /// How long a release lasts.
 pub const RELEASE_MILLIS: u64 = 24 * 3600 * 1000;
@@ -60,35 +58,6 @@ impl EscrowMode {
         match self {
             EscrowMode::Centre15 => "centre-15",
             EscrowMode::BreakGlass => "break-glass",
-        }
-    }
-}
-
-/// The person's choice, signed by the owner only (F7.5: two separate refusals).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EmergencyPolicy {
-    /// The space.
-    pub space: SpaceId,
-    /// Refuses SAMU-Centre 15.
-    pub refuse_centre15: bool,
-    /// Refuses break-glass.
-    pub refuse_break_glass: bool,
-    /// Higher wins.
-    pub version: u64,
-    /// When.
-    pub issued_at: UnixMillis,
-}
-
-impl SignedBody for EmergencyPolicy {
-    const CONTEXT: &'static [u8] = b"mes/emergency-policy/v1";
-}
-
-impl EmergencyPolicy {
-    /// Whether the person refused this mode.
-    pub fn refuses(&self, mode: EscrowMode) -> bool {
-        match mode {
-            EscrowMode::Centre15 => self.refuse_centre15,
-            EscrowMode::BreakGlass => self.refuse_break_glass,
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod agenda;
 pub mod api;
 pub mod blob;
 pub mod care;
+pub mod choices;
 pub mod codec;
 pub mod codes;
 pub mod consent;

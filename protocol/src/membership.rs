@@ -12,8 +12,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::choices::PersonChoices;
 use crate::codec;
-use crate::escrow::{EmergencyPolicy, EscrowMode};
+use crate::escrow::EscrowMode;
 use crate::ids::{DeviceId, Generation, PrincipalId, SpaceId, VolumeId, VolumeKind};
 use crate::keys::{verify, AgeRecipient, Signature, SignatureError, SigningSecret};
 use crate::time::UnixMillis;
@@ -204,8 +205,8 @@ pub struct Membership {
     pub volumes: BTreeMap<VolumeId, Signed<VolumeDecl>>,
     /// Grants by (principal, scope).
     pub grants: BTreeMap<(PrincipalId, Option<VolumeId>), Signed<Grant>>,
-    /// The person's emergency access choices (F7.5); none refused when absent.
-    pub emergency: Option<Signed<EmergencyPolicy>>,
+    /// The person's own choices (emergency refusals, blocks, médecin traitant).
+    pub choices: Option<Signed<PersonChoices>>,
 }
 
 impl Membership {
@@ -222,7 +223,7 @@ impl Membership {
             genesis,
             volumes: BTreeMap::new(),
             grants: BTreeMap::new(),
-            emergency: None,
+            choices: None,
         })
     }
 
@@ -292,8 +293,8 @@ impl Membership {
         Ok(())
     }
 
-    /// Sets the emergency access choices: the owner only, never a delegate (F7.5).
-    pub fn set_emergency(&mut self, p: Signed<EmergencyPolicy>) -> Result<(), MembershipError> {
+    /// Sets the person's choices: the owner only, never a delegate.
+    pub fn set_choices(&mut self, p: Signed<PersonChoices>) -> Result<(), MembershipError> {
         p.verify()?;
         if p.body.space != self.space() {
             return Err(MembershipError::WrongSpace {
@@ -307,7 +308,7 @@ impl Membership {
                 signer: p.signer,
             });
         }
-        if let Some(old) = &self.emergency {
+        if let Some(old) = &self.choices {
             if p.body.version <= old.body.version {
                 return Err(MembershipError::Stale {
                     got: p.body.version,
@@ -315,15 +316,21 @@ impl Membership {
                 });
             }
         }
-        self.emergency = Some(p);
+        self.choices = Some(p);
         Ok(())
+    }
+
+    /// The person's choices (all defaults when none were signed).
+    pub fn person_choices(&self) -> PersonChoices {
+        self.choices
+            .as_ref()
+            .map(|c| c.body.clone())
+            .unwrap_or_else(|| PersonChoices::none(self.space()))
     }
 
     /// Whether the person refused an emergency access mode.
     pub fn refuses(&self, mode: EscrowMode) -> bool {
-        self.emergency
-            .as_ref()
-            .is_some_and(|p| p.body.refuses(mode))
+        self.choices.as_ref().is_some_and(|p| p.body.refuses(mode))
     }
 
     /// The role of a principal on a volume (or on the space when `volume` is `None`):

@@ -191,13 +191,14 @@ pub enum Request {
         /// Rendezvous id (from the code's nameplate).
         rendezvous: [u8; 16],
     },
-    /// Sets the person's emergency access choices (owner only, F7.5).
-    PutEmergencyPolicy {
-        /// Owner-signed policy.
-        policy: Signed<crate::escrow::EmergencyPolicy>,
+    /// Sets the person's choices (owner only): emergency refusals, blocks, médecin
+    /// traitant.
+    PutChoices {
+        /// Owner-signed choices.
+        choices: Signed<crate::choices::PersonChoices>,
     },
-    /// The hub's escrow recipients, one per emergency mode.
-    GetEscrow,
+    /// The hub's escrow recipients and its deployment's médecin traitant policy.
+    GetHubInfo,
     /// A listed professional asks for emergency access to a space (F7.5): the relay
     /// re-wraps the escrowed keys of its emergency volume to the caller's devices, unless
     /// the person refused that mode; logged and notified.
@@ -321,12 +322,14 @@ pub enum Reply {
         /// Certificates.
         certs: Vec<DeviceCert>,
     },
-    /// The hub's escrow recipients.
-    Escrow {
-        /// SAMU-Centre 15.
+    /// What a daemon needs to know of the hub.
+    HubInfo {
+        /// Escrow recipient of SAMU-Centre 15.
         centre15: crate::keys::AgeRecipient,
-        /// Break-glass.
+        /// Escrow recipient of break-glass.
         break_glass: crate::keys::AgeRecipient,
+        /// The deployment's médecin traitant policy (a person may choose another).
+        attending_policy: crate::choices::AttendingPolicy,
     },
     /// Access history entries, ascending.
     History {
@@ -610,7 +613,7 @@ pub(crate) mod arb {
                     .into_iter()
                     .map(|g| ((g.body.principal, g.body.volume), g))
                     .collect(),
-                emergency: None,
+                choices: None,
             })
     }
 
@@ -706,7 +709,7 @@ pub(crate) mod arb {
                 after
             }),
             ".{0,12}".prop_map(|rpps| Request::FindProfessional { rpps }),
-            Just(Request::GetEscrow),
+            Just(Request::GetHubInfo),
             (any::<[u8; 16]>(), any::<crate::escrow::EscrowMode>()).prop_map(|(s, mode)| {
                 Request::EmergencyAccess {
                     space: SpaceId(s),

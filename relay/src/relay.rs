@@ -26,6 +26,7 @@ use crate::defaults::{MAX_APPEND_BUNDLES, MAX_BLOB_CHUNK};
 use crate::escrow::Escrow;
 use crate::hub::{Hub, Outbox};
 use crate::store::{RecordKind, Store, StoreError};
+use mes_protocol::choices::AttendingPolicy;
 use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL, RELEASE_MILLIS};
 
 /// Switches that make a relay misbehave on purpose, for the tests' controls only.
@@ -46,6 +47,21 @@ pub struct Misbehaviour {
     pub fork_history_for: Option<DeviceId>,
 }
 
+/// The relay's own keys.
+pub struct RelayKeys {
+    /// Signs the directory and the access history.
+    pub signing: SigningSecret,
+    /// The emergency escrow identities.
+    pub escrow: Escrow,
+}
+
+/// The deployment's policies.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HubPolicy {
+    /// What a médecin traitant reads when the person chose no policy (F7.3).
+    pub attending: AttendingPolicy,
+}
+
 /// An authenticated connection's identity.
 pub struct Caller {
     /// The device.
@@ -63,6 +79,7 @@ pub struct Relay {
     key: SigningSecret,
     /// The emergency escrow identities (F7.5).
     escrow: Escrow,
+    policy: HubPolicy,
     history: AccessHistory,
     /// Requests refused so far (each is also logged).
     refusals: std::sync::atomic::AtomicU64,
@@ -91,8 +108,8 @@ impl Relay {
     /// Loads the membership cache and wires the store's notify hook to the hub.
     pub fn new(
         store: Arc<dyn Store>,
-        key: SigningSecret,
-        escrow: Escrow,
+        keys: RelayKeys,
+        policy: HubPolicy,
         misbehaviour: Misbehaviour,
     ) -> Result<Arc<Self>, StoreError> {
         let mut memberships = HashMap::new();
@@ -107,8 +124,9 @@ impl Relay {
         Ok(Arc::new(Relay {
             history: AccessHistory::new(store.clone()),
             store,
-            key,
-            escrow,
+            key: keys.signing,
+            escrow: keys.escrow,
+            policy,
             refusals: Default::default(),
             hub,
             memberships: RwLock::new(memberships),
@@ -190,6 +208,12 @@ impl Relay {
         if self.misbehaviour.skip_access_check {
             return Ok(m);
         }
+        if self.blocked(&m, who)? {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                format!("{who:?} is blocked by the person whose space it is"),
+            ));
+        }
         match authorize(&m, who, need) {
             Ok(_) => Ok(m),
             // A live emergency release opens the emergency volume, and only it.
@@ -204,6 +228,35 @@ impl Relay {
                 _ => Err(e),
             },
         }
+    }
+
+    /// Whether the person blocked this principal, directly or through the structure the
+    /// directory lists them under (F7.2). The owner is never blocked.
+    fn blocked(&self, m: &Membership, who: PrincipalId) -> Result<bool, WireError> {
+        let Some(c) = &m.choices else {
+            return Ok(false);
+        };
+        if who == m.owner() {
+            return Ok(false);
+        }
+        if c.body.blocked.contains(&who) {
+            return Ok(true);
+        }
+        if c.body.blocked_structures.is_empty() {
+            return Ok(false);
+        }
+        let structure = self
+            .professional(who)?
+            .and_then(|e| e.body.professional.structure);
+        Ok(c.body.blocks(who, structure.as_deref()))
+    }
+
+    /// The médecin traitant policy that applies to a space.
+    fn attending_policy(&self, m: &Membership) -> AttendingPolicy {
+        m.choices
+            .as_ref()
+            .and_then(|c| c.body.policy)
+            .unwrap_or(self.policy.attending)
     }
 
     /// The live emergency release of a principal on a space, if any.
@@ -730,18 +783,18 @@ impl Relay {
                     )),
                 }
             }
-            Request::PutEmergencyPolicy { policy } => {
-                let space = policy.body.space;
+            Request::PutChoices { choices } => {
+                let space = choices.body.space;
                 let lock = self.membership_lock(space);
                 let _one_writer = lock.lock().await;
                 let mut m = self.membership(space)?;
                 if caller.principal != m.owner() {
                     return Err(WireError::new(
                         ErrorCode::Forbidden,
-                        "only the person whose space it is sets emergency access",
+                        "only the person whose space it is makes these choices",
                     ));
                 }
-                m.set_emergency(policy).map_err(bad_record)?;
+                m.set_choices(choices).map_err(bad_record)?;
                 // What a refused mode held is dropped now.
                 for mode in EscrowMode::ALL.into_iter().filter(|md| m.refuses(*md)) {
                     let prefix = envelope_key(space, mode.device(), &[]);
@@ -759,9 +812,10 @@ impl Relay {
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
             }
-            Request::GetEscrow => Ok(Reply::Escrow {
+            Request::GetHubInfo => Ok(Reply::HubInfo {
                 centre15: self.escrow.recipient(EscrowMode::Centre15),
                 break_glass: self.escrow.recipient(EscrowMode::BreakGlass),
+                attending_policy: self.policy.attending,
             }),
             Request::EmergencyAccess { space, mode } => {
                 self.emergency_access(caller, space, mode).await
@@ -990,6 +1044,12 @@ impl Relay {
                 format!("the person refused {} access", mode.name()),
             ));
         }
+        if self.blocked(&m, caller.principal)? {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                "this professional is blocked by the person whose space it is",
+            ));
+        }
         let emergency = m
             .volumes
             .values()
@@ -1116,13 +1176,41 @@ impl Relay {
     /// volume, on volumes their profession may read (append on the inbox is always fine),
     /// never admin. Removals always pass.
     fn check_matrix(&self, m: &Membership, g: &Grant) -> Result<(), WireError> {
-        let Some(role) = g.role else {
-            return Ok(());
-        };
         let Some(pro) = self.professional(g.principal)? else {
             return Ok(());
         };
         let profession = &pro.body.professional.profession;
+        let label = g
+            .volume
+            .and_then(|v| m.volume(v))
+            .map(|d| d.label.as_str())
+            .unwrap_or("");
+        let attending = m.choices.as_ref().and_then(|c| c.body.attending) == Some(g.principal);
+        let Some(role) = g.role else {
+            // Under the law of 2022 the médecin traitant's reading cannot be narrowed.
+            if attending
+                && self.attending_policy(m) == AttendingPolicy::Law2022
+                && (label == mes_protocol::habilitation::HIDDEN
+                    || Matrix::builtin().may_read_volume(profession, label))
+            {
+                return Err(WireError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "under the law-2022 policy the médecin traitant reads everything; {label:?} cannot be withdrawn while they are designated"
+                    ),
+                ));
+            }
+            return Ok(());
+        };
+        if role != Role::Append && self.blocked(m, g.principal)? {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "professional {} is blocked by the person",
+                    pro.body.professional.rpps
+                ),
+            ));
+        }
         let refuse = |why: String| {
             Err(WireError::new(
                 ErrorCode::Forbidden,
@@ -1138,13 +1226,15 @@ impl Relay {
         if role == Role::Append {
             return Ok(());
         }
-        let Some(volume) = g.volume else {
+        if g.volume.is_none() {
             return refuse(format!(
                 "a consent names volumes; {role:?} on the whole space goes beyond the habilitation matrix"
             ));
-        };
-        let label = m.volume(volume).map(|d| d.label.as_str()).unwrap_or("");
-        if Matrix::builtin().may_read_volume(profession, label) {
+        }
+        let hidden_for_attending = label == mes_protocol::habilitation::HIDDEN
+            && attending
+            && Matrix::builtin().may_read_volume(profession, "documents/care");
+        if hidden_for_attending || Matrix::builtin().may_read_volume(profession, label) {
             Ok(())
         } else {
             refuse(format!(
@@ -1253,8 +1343,8 @@ fn request_name(r: &Request) -> &'static str {
         Request::PutBlobChunk { .. } => "PutBlobChunk",
         Request::GetBlobChunk { .. } => "GetBlobChunk",
         Request::GetHistory { .. } => "GetHistory",
-        Request::PutEmergencyPolicy { .. } => "PutEmergencyPolicy",
-        Request::GetEscrow => "GetEscrow",
+        Request::PutChoices { .. } => "PutChoices",
+        Request::GetHubInfo => "GetHubInfo",
         Request::EmergencyAccess { .. } => "EmergencyAccess",
         Request::FindProfessional { .. } => "FindProfessional",
         Request::PairOpen { .. } => "PairOpen",

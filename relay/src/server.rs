@@ -22,6 +22,8 @@ pub struct RelayConfig {
     pub tls_names: Vec<String>,
     /// Deliberate faults, for tests' controls only.
     pub misbehaviour: Misbehaviour,
+    /// The deployment's policies.
+    pub policy: crate::relay::HubPolicy,
 }
 
 impl RelayConfig {
@@ -32,6 +34,7 @@ impl RelayConfig {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             tls_names: vec!["localhost".into(), "mes-relay".into()],
             misbehaviour: Misbehaviour::default(),
+            policy: Default::default(),
         }
     }
 }
@@ -69,8 +72,11 @@ pub fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
     let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
     Ok(Relay::new(
         Arc::new(store),
-        key,
-        escrow,
+        crate::relay::RelayKeys {
+            signing: key,
+            escrow,
+        },
+        Default::default(),
         Default::default(),
     )?)
 }
@@ -82,7 +88,15 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     let store = SledStore::open(&config.data_dir).context("opening the relay store")?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;
-    let relay = Relay::new(Arc::new(store), key, escrow, config.misbehaviour.clone())?;
+    let relay = Relay::new(
+        Arc::new(store),
+        crate::relay::RelayKeys {
+            signing: key,
+            escrow,
+        },
+        config.policy,
+        config.misbehaviour.clone(),
+    )?;
     let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
     let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)

@@ -996,3 +996,252 @@ async fn refusing_break_glass_leaves_centre_15_and_escrows_nothing_after() -> an
     );
     Ok(())
 }
+
+async fn fetch_code(
+    c: &mes_daemon::client::RelayClient,
+    space: SpaceId,
+    volume: VolumeId,
+) -> Result<Reply, ErrorCode> {
+    code(
+        c.request(Request::Fetch {
+            space,
+            volume,
+            after: Seq(0),
+            max: 10,
+        })
+        .await,
+    )
+}
+
+fn owner_grant(
+    o: &Owner,
+    principal: PrincipalId,
+    volume: Option<VolumeId>,
+    role: Option<Role>,
+) -> Signed<Grant> {
+    let st = o.a.daemon.state();
+    Signed::sign(
+        Grant {
+            space: o.space,
+            volume,
+            principal,
+            role,
+            version: UnixMillis::now().0,
+            issued_at: UnixMillis::now(),
+        },
+        &st.identity.principal.signing,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_a_professional_or_an_establishment_cuts_them_off_and_only_the_person_can(
+) -> anyhow::Result<()> {
+    use mes_daemon::choices::BlockTarget;
+    let o = owner(Misbehaviour::default()).await?;
+    let doc_a = RawPrincipal::new("a");
+    let doc_b = RawPrincipal::new("b");
+    let relative = RawPrincipal::new("relative");
+    for p in [&doc_a, &doc_b, &relative] {
+        p.connect(&o.t).await?;
+    }
+    let mut b_row = listed(doc_b.id(), 21, "Dr Nord", "10");
+    b_row.1.structure = Some("Hôpital Nord".into());
+    o.relay
+        .relay
+        .import_directory(vec![listed(doc_a.id(), 20, "Dr Parc", "10"), b_row])
+        .await?;
+    o.a.daemon.consent(o.space, rpps(20).as_str(), &[]).await?;
+    o.a.daemon.consent(o.space, rpps(21).as_str(), &[]).await?;
+    let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
+    let (ca, cb) = (doc_a.connect(&o.t).await?, doc_b.connect(&o.t).await?);
+    assert!(
+        fetch_code(&ca, o.space, emergency).await.is_ok()
+            && fetch_code(&cb, o.space, emergency).await.is_ok()
+    );
+
+    o.a.daemon
+        .block(o.space, BlockTarget::Professional(rpps(20).to_string()))
+        .await?;
+    assert_eq!(
+        fetch_code(&ca, o.space, emergency).await.unwrap_err(),
+        ErrorCode::Forbidden
+    );
+    assert!(
+        fetch_code(&cb, o.space, emergency).await.is_ok(),
+        "control: the one not blocked still reads"
+    );
+    assert!(o
+        .a
+        .daemon
+        .consents(o.space)?
+        .iter()
+        .all(|c| c.principal != doc_a.id()));
+    let (epoch, _) =
+        o.a.daemon
+            .state()
+            .keys
+            .current(emergency, Generation(0))
+            .map(|(e, k)| (e, k.duplicate()))
+            .unwrap();
+    assert!(epoch.0 >= 1, "blocking started a new epoch");
+    assert_eq!(
+        code(ca.request(Request::GetEnvelopes { space: o.space }).await).unwrap_err(),
+        ErrorCode::Forbidden,
+        "the blocked get no key at all"
+    );
+    let e =
+        o.a.daemon
+            .consent(o.space, rpps(20).as_str(), &[])
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("blocked"), "{}", e.message);
+    let (owner_conn, _) = connect_as(&o.a.daemon, &o.t).await?;
+    let g = owner_grant(&o, doc_a.id(), Some(emergency), Some(Role::Read));
+    assert_eq!(
+        code(owner_conn.request(Request::PutGrant { grant: g }).await).unwrap_err(),
+        ErrorCode::Forbidden,
+        "the relay refuses a grant to the blocked"
+    );
+
+    // An establishment: everyone the directory lists under it.
+    o.a.daemon
+        .block(o.space, BlockTarget::Structure("Hôpital Nord".into()))
+        .await?;
+    assert_eq!(
+        fetch_code(&cb, o.space, emergency).await.unwrap_err(),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(o.a.daemon.blocks(o.space)?.len(), 2);
+
+    // Only the person: a delegate with the admin role cannot block or unblock.
+    o.a.daemon
+        .grant(o.space, relative.id(), Some(Role::Admin))
+        .await?;
+    let rc = relative.connect(&o.t).await?;
+    let mut choices = o.a.daemon.state().spaces[&o.space]
+        .membership
+        .as_ref()
+        .unwrap()
+        .person_choices();
+    choices.blocked.clear();
+    choices.version += 1;
+    let forged = Signed::sign(choices, &relative.principal.signing);
+    assert_eq!(
+        code(rc.request(Request::PutChoices { choices: forged }).await).unwrap_err(),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        fetch_code(&ca, o.space, emergency).await.unwrap_err(),
+        ErrorCode::Forbidden,
+        "still blocked"
+    );
+
+    o.a.daemon
+        .unblock(o.space, BlockTarget::Professional(rpps(20).to_string()))
+        .await?;
+    o.a.daemon.consent(o.space, rpps(20).as_str(), &[]).await?;
+    assert!(
+        fetch_code(&ca, o.space, emergency).await.is_ok(),
+        "unblocked and consented again"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_attending_physician_reads_hidden_documents_under_law_2022_and_may_be_restricted_under_the_committee(
+) -> anyhow::Result<()> {
+    use mes_protocol::choices::AttendingPolicy;
+    let o = owner(Misbehaviour::default()).await?;
+    let mt = RawPrincipal::new("mt");
+    let other = RawPrincipal::new("other");
+    let dentist = RawPrincipal::new("dentist");
+    for p in [&mt, &other, &dentist] {
+        p.connect(&o.t).await?;
+    }
+    o.relay
+        .relay
+        .import_directory(vec![
+            listed(mt.id(), 30, "Dr Traitant", "10"),
+            listed(other.id(), 31, "Dr Autre", "10"),
+            listed(dentist.id(), 32, "Dr Dent", "40"),
+        ])
+        .await?;
+    let labels = labels(&o.a, o.space);
+    let e =
+        o.a.daemon
+            .designate_attending(o.space, rpps(32).as_str(), None, &[])
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("only a physician"), "{}", e.message);
+    let (view, warning) =
+        o.a.daemon
+            .designate_attending(o.space, rpps(30).as_str(), None, &[])
+            .await?;
+    assert!(warning.is_none());
+    assert!(view.reads.contains(&"documents/hidden".to_string()));
+    assert!(wrapped(&mt, &o.t, o.space, &labels)
+        .await?
+        .contains_key("documents/hidden"));
+    o.a.daemon.consent(o.space, rpps(31).as_str(), &[]).await?;
+    assert!(
+        !wrapped(&other, &o.t, o.space, &labels)
+            .await?
+            .contains_key("documents/hidden"),
+        "control: another physician never reads hidden documents"
+    );
+    // Law of 2022: nothing can be kept from them, by the daemon or at the relay.
+    let e =
+        o.a.daemon
+            .designate_attending(o.space, rpps(30).as_str(), None, &["mental".into()])
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("law-2022"), "{}", e.message);
+    let hidden = volume(&o.a.daemon, o.space, "documents/hidden").unwrap();
+    let (owner_conn, _) = connect_as(&o.a.daemon, &o.t).await?;
+    let removal = owner_grant(&o, mt.id(), Some(hidden), None);
+    assert_eq!(
+        code(
+            owner_conn
+                .request(Request::PutGrant { grant: removal })
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::Forbidden
+    );
+    let to_other = owner_grant(&o, other.id(), Some(hidden), Some(Role::Read));
+    assert_eq!(
+        code(
+            owner_conn
+                .request(Request::PutGrant { grant: to_other })
+                .await
+        )
+        .unwrap_err(),
+        ErrorCode::Forbidden,
+        "hidden documents only for the médecin traitant"
+    );
+    let e =
+        o.a.daemon
+            .block(
+                o.space,
+                mes_daemon::choices::BlockTarget::Professional(rpps(30).to_string()),
+            )
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("designate another"), "{}", e.message);
+
+    // The citizen committee's policy, chosen by the person: restricting is allowed, warned.
+    let (view, warning) =
+        o.a.daemon
+            .designate_attending(
+                o.space,
+                rpps(30).as_str(),
+                Some(AttendingPolicy::CitizenCommittee),
+                &["hidden".into(), "mental".into()],
+            )
+            .await?;
+    assert!(warning.unwrap().contains("médecin traitant"));
+    assert!(!view.reads.contains(&"documents/hidden".to_string()));
+    assert!(!view.reads.contains(&"documents/mental".to_string()));
+    assert!(view.reads.contains(&"documents/care".to_string()));
+    Ok(())
+}

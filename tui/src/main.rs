@@ -386,6 +386,32 @@ enum ConsentCmd {
     Withdraw { principal: PrincipalId },
     /// Who holds which rights.
     List,
+    /// Block a professional or an establishment (only you can).
+    Block {
+        #[arg(long)]
+        rpps: Option<String>,
+        #[arg(long)]
+        structure: Option<String>,
+    },
+    /// Lift a block.
+    Unblock {
+        #[arg(long)]
+        rpps: Option<String>,
+        #[arg(long)]
+        structure: Option<String>,
+    },
+    /// What you blocked.
+    Blocks,
+    /// Designate your médecin traitant (reads hidden documents under law-2022).
+    Attending {
+        rpps: String,
+        /// law-2022 or citizen-committee (the hub's when absent).
+        #[arg(long)]
+        policy: Option<String>,
+        /// Keep a volume or group from them (citizen-committee only; you will be warned).
+        #[arg(long = "except")]
+        except: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -672,6 +698,22 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::Consent(ConsentCmd::Give { rpps, except }) => ApiCall::Consent { rpps, except },
         Command::Consent(ConsentCmd::Withdraw { principal }) => ApiCall::Withdraw { principal },
         Command::Consent(ConsentCmd::List) => ApiCall::Consents,
+        Command::Consent(ConsentCmd::Block { rpps, structure }) => {
+            ApiCall::Block { rpps, structure }
+        }
+        Command::Consent(ConsentCmd::Unblock { rpps, structure }) => {
+            ApiCall::Unblock { rpps, structure }
+        }
+        Command::Consent(ConsentCmd::Blocks) => ApiCall::Blocks,
+        Command::Consent(ConsentCmd::Attending {
+            rpps,
+            policy,
+            except,
+        }) => ApiCall::Attending {
+            rpps,
+            policy,
+            except,
+        },
         Command::Access(AccessCmd::History) => ApiCall::AccessHistory,
         Command::EmergencyAccess { refuse } => ApiCall::EmergencyPolicy {
             refuse_centre15: refuse.iter().any(|m| matches!(m, Mode::Centre15)),

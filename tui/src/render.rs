@@ -202,6 +202,19 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        ApiReply::Blocks(b) if b.is_empty() => "aucun blocage / nothing blocked".into(),
+        ApiReply::Blocks(b) => b.join("\n"),
+        ApiReply::Attending { consent, warning } => {
+            let mut out = format!(
+                "médecin traitant / attending physician: {}\n  lit / reads: {}",
+                consent.name.as_deref().unwrap_or("?"),
+                consent.reads.join(", ")
+            );
+            if let Some(w) = warning {
+                out.push_str(&format!("\nATTENTION / WARNING: {w}"));
+            }
+            out
+        }
         ApiReply::Consents(c) if c.is_empty() => "aucun accès accordé / no access granted".into(),
         ApiReply::Consents(c) => c
             .iter()

@@ -101,12 +101,7 @@ impl World {
             drop_bundle: trace.drop_bundle,
             ..Default::default()
         };
-        let relay = Relay::new(
-            store.clone(),
-            sim_relay_key(),
-            mes_relay::escrow::Escrow::generate(),
-            misbehaviour,
-        )?;
+        let relay = Relay::new(store.clone(), sim_keys(), Default::default(), misbehaviour)?;
         let slots = devices(s);
         let mut spaces = Vec::new();
         let mut devs = Vec::new();
@@ -316,8 +311,8 @@ impl World {
                 self.relay = Some(
                     Relay::new(
                         self.store.clone(),
-                        sim_relay_key(),
-                        mes_relay::escrow::Escrow::generate(),
+                        sim_keys(),
+                        Default::default(),
                         misbehaviour,
                     )
                     .map_err(|e| e.to_string())?,
@@ -782,7 +777,10 @@ pub fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
     Ok(World::new(trace)?.run())
 }
 
-/// The simulated relay's signing key: fixed, so runs stay deterministic.
-fn sim_relay_key() -> mes_protocol::keys::SigningSecret {
-    mes_protocol::keys::SigningSecret::from_bytes(&[0x5a; 32])
+/// The simulated relay's keys: a fixed signing key, so runs stay deterministic.
+fn sim_keys() -> mes_relay::relay::RelayKeys {
+    mes_relay::relay::RelayKeys {
+        signing: mes_protocol::keys::SigningSecret::from_bytes(&[0x5a; 32]),
+        escrow: mes_relay::escrow::Escrow::generate(),
+    }
 }
