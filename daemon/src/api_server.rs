@@ -332,6 +332,17 @@ pub async fn handle(
                 .await?;
             ApiReply::Attending { consent, warning }
         }
+        Research { share } => {
+            d.set_research(d.resolve_space(space).await?, share).await?;
+            ApiReply::Done
+        }
+        ResearchExport { out } => {
+            let path = d
+                .research_export(d.resolve_space(space).await?, std::path::Path::new(&out))
+                .await?;
+            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            ApiReply::Written { path, size }
+        }
         Consents => ApiReply::Consents(d.consents(d.resolve_space(space).await?)?),
         AccessHistory => ApiReply::AccessHistory(d.access_history(d.resolve_space(space).await?)),
         FlagAccess { seq } => {

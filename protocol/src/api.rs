@@ -225,6 +225,16 @@ pub enum ApiCall {
     },
     /// Who holds which rights on the space.
     Consents,
+    /// Opts in or out of sharing anonymised data for research (F12.3).
+    Research {
+        /// Share.
+        share: bool,
+    },
+    /// Writes the anonymised research export into a directory (opted in only).
+    ResearchExport {
+        /// Absolute directory path.
+        out: String,
+    },
     /// Blocks a professional (by RPPS) or an establishment (F7.2; the person only).
     Block {
         /// RPPS number of a professional.

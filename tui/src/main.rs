@@ -134,6 +134,9 @@ enum Command {
     /// The professional's side.
     #[command(subcommand)]
     Pro(ProCmd),
+    /// Sharing anonymised data for research (F12.3), opt-in and revocable.
+    #[command(subcommand)]
+    Research(ResearchCmd),
     /// Encrypted files.
     #[command(subcommand)]
     Blob(BlobCmd),
@@ -433,6 +436,16 @@ impl From<Mode> for mes_protocol::escrow::EscrowMode {
 }
 
 #[derive(Subcommand)]
+enum ResearchCmd {
+    /// Share anonymised data for research.
+    OptIn,
+    /// Stop sharing (a later opt-in gets an unlinkable pseudonym).
+    OptOut,
+    /// Write research.json into DIR (opted in only).
+    Export { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum ProCmd {
     /// Emergency access to the space given with --space (logged, notified to the person).
     Emergency {
@@ -719,6 +732,11 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             refuse_centre15: refuse.iter().any(|m| matches!(m, Mode::Centre15)),
             refuse_break_glass: refuse.iter().any(|m| matches!(m, Mode::BreakGlass)),
         },
+        Command::Research(ResearchCmd::OptIn) => ApiCall::Research { share: true },
+        Command::Research(ResearchCmd::OptOut) => ApiCall::Research { share: false },
+        Command::Research(ResearchCmd::Export { dir }) => {
+            ApiCall::ResearchExport { out: abs(dir)? }
+        }
         Command::Pro(ProCmd::Emergency { mode }) => ApiCall::EmergencyAccess { mode: mode.into() },
         Command::Access(AccessCmd::Flag { seq }) => ApiCall::FlagAccess { seq },
         Command::Blob(BlobCmd::Put { path }) => ApiCall::BlobPut { path: abs(path)? },

@@ -13,6 +13,7 @@
 
 pub mod fhir;
 pub mod pdf;
+pub mod research;
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::documents::NewDocument;
