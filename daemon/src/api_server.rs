@@ -332,6 +332,40 @@ pub async fn handle(
                 .await?;
             ApiReply::Attending { consent, warning }
         }
+        RecoveryKit {
+            out,
+            passphrase,
+            split,
+        } => {
+            let lock = match (passphrase, split) {
+                (Some(p), None) => crate::recovery::KitLock::Passphrase(p.into()),
+                (None, Some((k, n))) => crate::recovery::KitLock::Split { k, n },
+                _ => {
+                    return Err(ApiError::new(
+                        ApiErrorCode::BadRequest,
+                        "a kit is locked by a passphrase or split among shares, one of the two",
+                    ))
+                }
+            };
+            let files = d
+                .make_recovery_kit(std::path::Path::new(&out), lock)
+                .await?;
+            ApiReply::Values(files)
+        }
+        Restore {
+            kit,
+            passphrase,
+            shares,
+        } => {
+            let sealed = std::fs::read(&kit)
+                .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, format!("{kit}: {e}")))?;
+            let key = match passphrase {
+                Some(p) => crate::recovery::KitKey::Passphrase(p.into()),
+                None => crate::recovery::KitKey::Shares(shares),
+            };
+            let (address, fingerprint) = d.restore_from_kit(&sealed, key).await?;
+            ApiReply::Values(vec![address, fingerprint])
+        }
         Research { share } => {
             d.set_research(d.resolve_space(space).await?, share).await?;
             ApiReply::Done

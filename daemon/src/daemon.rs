@@ -86,6 +86,8 @@ pub struct Daemon {
     pub(crate) history_lock: tokio::sync::Mutex<()>,
     /// What the hub said of itself (escrow recipients, policy), asked once per run.
     pub(crate) hub: Mutex<Option<crate::emergency::HubInfo>>,
+    /// The relay this daemon syncs with (what a recovery kit names).
+    pub relay_target: Mutex<Option<crate::client::RelayTarget>>,
 }
 
 /// Errors of sync operations.
@@ -210,6 +212,7 @@ impl Daemon {
             refresh_lock: Default::default(),
             history_lock: Default::default(),
             hub: Default::default(),
+            relay_target: Default::default(),
         }))
     }
 
@@ -1114,6 +1117,7 @@ impl Daemon {
     pub async fn refresh_space(&self, c: &RelayClient, space: SpaceId) -> Result<(), SyncError> {
         let _one_at_a_time = self.refresh_lock.lock().await;
         self.learn_hub(c).await?;
+        let recovery_recipient = self.recovery_recipient(space);
         let (membership, devices) = match c.request(Request::GetMembership { space }).await? {
             Reply::Membership {
                 membership,
@@ -1161,6 +1165,11 @@ impl Daemon {
             let envelopes = if membership.role(me, None) == Some(Role::Admin) {
                 let mut e = self.wrap_missing(&mut st, &membership, &devices);
                 e.extend(self.wrap_escrow(&mut st, &membership));
+                e.extend(crate::recovery::wrap_recovery(
+                    &mut st,
+                    &membership,
+                    recovery_recipient.as_ref(),
+                ));
                 e
             } else {
                 Vec::new()
@@ -1199,6 +1208,7 @@ impl Daemon {
             }
         }
         self.collect_envelopes(c, space).await?;
+        self.collect_recovery_envelopes(c, space).await?;
         // Volumes opened without a role: an emergency release (F7.5) wraps keys only.
         let volumes = {
             let st = self.state();

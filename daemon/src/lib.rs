@@ -27,6 +27,7 @@ pub mod opening;
 pub mod pairing;
 pub mod partition;
 pub mod record;
+pub mod recovery;
 pub mod run;
 pub mod sandbox;
 pub mod spaces;

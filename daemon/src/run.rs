@@ -79,6 +79,7 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
         max_document_bytes: config.max_document_bytes,
     };
     let daemon = Daemon::open(store, &config.name, suite, label, files)?;
+    *daemon.relay_target.lock().expect("relay target lock") = config.relay.clone();
     let socket = config.data_dir.join("mesd.sock");
     let listener = crate::api_server::bind(&socket)?;
     let (stop, stopped) = watch::channel(false);

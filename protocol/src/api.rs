@@ -225,6 +225,25 @@ pub enum ApiCall {
     },
     /// Who holds which rights on the space.
     Consents,
+    /// Writes a recovery kit (F12.4): sealed with `passphrase`, or with a random secret
+    /// split `k` of `n` into share files beside it.
+    RecoveryKit {
+        /// Absolute path of the kit file to create.
+        out: String,
+        /// The passphrase (at least 12 characters), or none for a split.
+        passphrase: Option<String>,
+        /// (k, n) for a split.
+        split: Option<(u8, u8)>,
+    },
+    /// Restores the person on this fresh daemon from a kit.
+    Restore {
+        /// Absolute path of the kit.
+        kit: String,
+        /// Its passphrase, or none when shares are given.
+        passphrase: Option<String>,
+        /// Share file contents, for a split kit.
+        shares: Vec<String>,
+    },
     /// Opts in or out of sharing anonymised data for research (F12.3).
     Research {
         /// Share.

@@ -53,6 +53,7 @@ pub mod pairing;
 pub mod prevention;
 pub mod principal;
 pub mod record;
+pub mod recovery;
 pub mod seal;
 pub mod time;
 pub mod wire;

@@ -199,6 +199,12 @@ pub enum Request {
     },
     /// The hub's escrow recipients and its deployment's médecin traitant policy.
     GetHubInfo,
+    /// The envelopes of a space addressed to its owner's recovery pseudo-device (F12.4);
+    /// the owner's principal only.
+    GetRecoveryEnvelopes {
+        /// Space.
+        space: SpaceId,
+    },
     /// A listed professional asks for emergency access to a space (F7.5): the relay
     /// re-wraps the escrowed keys of its emergency volume to the caller's devices, unless
     /// the person refused that mode; logged and notified.
@@ -710,6 +716,7 @@ pub(crate) mod arb {
             }),
             ".{0,12}".prop_map(|rpps| Request::FindProfessional { rpps }),
             Just(Request::GetHubInfo),
+            any::<[u8; 16]>().prop_map(|s| Request::GetRecoveryEnvelopes { space: SpaceId(s) }),
             (any::<[u8; 16]>(), any::<crate::escrow::EscrowMode>()).prop_map(|(s, mode)| {
                 Request::EmergencyAccess {
                     space: SpaceId(s),

@@ -626,6 +626,9 @@ impl Relay {
                 let envelopes = live;
                 for e in &envelopes {
                     let m = self.authorize(e.slot.space, caller.principal, Need::Admin)?;
+                    if e.recipient == mes_protocol::recovery::recovery_device(m.owner()) {
+                        continue;
+                    }
                     if let Some(mode) = EscrowMode::of_device(e.recipient) {
                         let label = m.volume(e.slot.volume).map(|d| d.label.as_str());
                         if label != Some(ESCROWED_LABEL) {
@@ -811,6 +814,31 @@ impl Relay {
                 }
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
+            }
+            Request::GetRecoveryEnvelopes { space } => {
+                let m = self.membership(space)?;
+                if caller.principal != m.owner() {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        "recovery envelopes are for the person whose space it is",
+                    ));
+                }
+                let prefix = envelope_key(
+                    space,
+                    mes_protocol::recovery::recovery_device(m.owner()),
+                    &[],
+                );
+                let mut envelopes = Vec::new();
+                for (_, v) in self
+                    .store
+                    .scan_records(RecordKind::Envelope, &prefix)
+                    .map_err(internal)?
+                {
+                    envelopes.push(
+                        codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?,
+                    );
+                }
+                Ok(Reply::Envelopes { envelopes })
             }
             Request::GetHubInfo => Ok(Reply::HubInfo {
                 centre15: self.escrow.recipient(EscrowMode::Centre15),
@@ -1345,6 +1373,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::GetHistory { .. } => "GetHistory",
         Request::PutChoices { .. } => "PutChoices",
         Request::GetHubInfo => "GetHubInfo",
+        Request::GetRecoveryEnvelopes { .. } => "GetRecoveryEnvelopes",
         Request::EmergencyAccess { .. } => "EmergencyAccess",
         Request::FindProfessional { .. } => "FindProfessional",
         Request::PairOpen { .. } => "PairOpen",

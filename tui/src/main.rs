@@ -134,6 +134,9 @@ enum Command {
     /// The professional's side.
     #[command(subcommand)]
     Pro(ProCmd),
+    /// Recovery when every device is lost (F12.4).
+    #[command(subcommand)]
+    Recovery(RecoveryCmd),
     /// Sharing anonymised data for research (F12.3), opt-in and revocable.
     #[command(subcommand)]
     Research(ResearchCmd),
@@ -436,6 +439,44 @@ impl From<Mode> for mes_protocol::escrow::EscrowMode {
 }
 
 #[derive(Subcommand)]
+enum RecoveryCmd {
+    /// Write a recovery kit: locked by a passphrase read from a file descriptor, or split
+    /// among trusted persons (--split 2/3 writes KIT.share-1.txt ...).
+    Kit {
+        out: PathBuf,
+        #[arg(long, conflicts_with = "split")]
+        passphrase_fd: Option<u32>,
+        #[arg(long, value_parser = parse_split)]
+        split: Option<(u8, u8)>,
+    },
+    /// Restore this fresh daemon from a kit, with its passphrase or enough shares.
+    Restore {
+        kit: PathBuf,
+        #[arg(long, conflicts_with = "share")]
+        passphrase_fd: Option<u32>,
+        #[arg(long)]
+        share: Vec<PathBuf>,
+    },
+}
+
+fn parse_split(s: &str) -> Result<(u8, u8), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: write K/N, e.g. 2/3"))?;
+    let k: u8 = k.parse().map_err(|_| format!("{k:?} is not a number"))?;
+    let n: u8 = n.parse().map_err(|_| format!("{n:?} is not a number"))?;
+    Ok((k, n))
+}
+
+fn passphrase(fd: Option<u32>) -> anyhow::Result<Option<String>> {
+    fd.map(|fd| match mes_daemon::unlock::Unlock::from_fd(fd)? {
+        mes_daemon::unlock::Unlock::Passphrase(p) => Ok(p.to_string()),
+        _ => anyhow::bail!("file descriptor {fd} gave no passphrase"),
+    })
+    .transpose()
+}
+
+#[derive(Subcommand)]
 enum ResearchCmd {
     /// Share anonymised data for research.
     OptIn,
@@ -731,6 +772,27 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::EmergencyAccess { refuse } => ApiCall::EmergencyPolicy {
             refuse_centre15: refuse.iter().any(|m| matches!(m, Mode::Centre15)),
             refuse_break_glass: refuse.iter().any(|m| matches!(m, Mode::BreakGlass)),
+        },
+        Command::Recovery(RecoveryCmd::Kit {
+            out,
+            passphrase_fd,
+            split,
+        }) => ApiCall::RecoveryKit {
+            out: abs(out)?,
+            passphrase: passphrase(passphrase_fd)?,
+            split,
+        },
+        Command::Recovery(RecoveryCmd::Restore {
+            kit,
+            passphrase_fd,
+            share,
+        }) => ApiCall::Restore {
+            kit: abs(kit)?,
+            passphrase: passphrase(passphrase_fd)?,
+            shares: share
+                .iter()
+                .map(std::fs::read_to_string)
+                .collect::<Result<_, _>>()?,
         },
         Command::Research(ResearchCmd::OptIn) => ApiCall::Research { share: true },
         Command::Research(ResearchCmd::OptOut) => ApiCall::Research { share: false },

@@ -1,0 +1,200 @@
+//! Recovery when every device is lost (F12.4). A recovery kit holds the person's
+//! principal keys and a recovery identity, sealed with age under a passphrase (scrypt);
+//! every admin device also wraps each epoch key to the recovery identity, addressed to a
+//! pseudo-device of the owner ([`recovery_device`]), so a fresh device restored from the
+//! kit opens everything without any old device. The kit's passphrase can instead be a
+//! random secret split among trusted persons, `k` of `n` shares needed (Shamir over
+//! GF(256), the `sharks` crate).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use zeroize::Zeroizing;
+
+use crate::ids::{DeviceId, PrincipalId};
+use crate::keys::ExportedKeyPair;
+use crate::time::UnixMillis;
+
+/// The pseudo-device recovery envelopes of an owner's spaces are addressed to.
+pub fn recovery_device(owner: PrincipalId) -> DeviceId {
+    let mut h = blake3::Hasher::new();
+    h.update(b"mes/recovery/v1");
+    h.update(&owner.0);
+    DeviceId(*h.finalize().as_bytes())
+}
+
+/// What a kit holds.
+#[derive(Serialize, Deserialize)]
+pub struct RecoveryKit {
+    /// The person's principal keys.
+    pub principal: ExportedKeyPair,
+    /// The recovery identity (`AGE-SECRET-KEY-1…`), zeroized on drop.
+    pub recovery: String,
+    /// The relay to reach, and its pinned fingerprint.
+    pub relay_address: String,
+    /// SHA-256 fingerprint of the relay's certificate.
+    pub relay_fingerprint: String,
+    /// When the kit was made.
+    pub created_at: UnixMillis,
+}
+
+impl Drop for RecoveryKit {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.recovery);
+    }
+}
+
+impl fmt::Debug for RecoveryKit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RecoveryKit(relay {}, secrets redacted)",
+            self.relay_address
+        )
+    }
+}
+
+/// Why a kit or its shares could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecoveryError {
+    /// Wrong passphrase, or not a kit.
+    #[error("the recovery kit does not open: wrong passphrase or not a kit ({0})")]
+    Open(String),
+    /// Shares that do not combine.
+    #[error("the shares do not rebuild the kit's secret: {0}")]
+    Shares(String),
+    /// Bad split parameters.
+    #[error("a split needs 1 <= k <= n <= 255, got {k} of {n}")]
+    Split {
+        /// Needed.
+        k: u8,
+        /// Made.
+        n: u8,
+    },
+}
+
+/// Seals a kit under a passphrase.
+pub fn seal(kit: &RecoveryKit, passphrase: &str) -> Vec<u8> {
+    let plain = Zeroizing::new(crate::codec::to_bytes(kit));
+    age::encrypt(
+        &age::scrypt::Recipient::new(passphrase.to_string().into()),
+        &plain,
+    )
+    .expect("age encryption to a passphrase does not fail")
+}
+
+/// Opens a sealed kit.
+pub fn open(sealed: &[u8], passphrase: &str) -> Result<RecoveryKit, RecoveryError> {
+    let plain = Zeroizing::new(
+        age::decrypt(
+            &age::scrypt::Identity::new(passphrase.to_string().into()),
+            sealed,
+        )
+        .map_err(|e| RecoveryError::Open(e.to_string()))?,
+    );
+    crate::codec::from_bytes(&plain).map_err(|e| RecoveryError::Open(e.to_string()))
+}
+
+/// Splits a 32-byte secret into `n` shares (hex lines), any `k` of which rebuild it.
+pub fn split(secret: &[u8; 32], k: u8, n: u8) -> Result<Vec<String>, RecoveryError> {
+    if k == 0 || k > n {
+        return Err(RecoveryError::Split { k, n });
+    }
+    let dealer = sharks::Sharks(k).dealer(secret);
+    Ok(dealer
+        .take(n as usize)
+        .map(|s| format!("mes-share-{k}:{}", hex::encode(Vec::from(&s))))
+        .collect())
+}
+
+/// Rebuilds a secret from shares made by [`split`].
+pub fn combine(shares: &[String]) -> Result<Zeroizing<[u8; 32]>, RecoveryError> {
+    let mut k = None;
+    let mut parsed = Vec::new();
+    for s in shares {
+        let (head, body) = s.trim().split_once(':').ok_or_else(|| {
+            RecoveryError::Shares("a share does not start with mes-share-K:".into())
+        })?;
+        let need: u8 = head
+            .strip_prefix("mes-share-")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| RecoveryError::Shares(format!("bad share header {head:?}")))?;
+        if k.is_some_and(|k| k != need) {
+            return Err(RecoveryError::Shares("shares of different splits".into()));
+        }
+        k = Some(need);
+        let bytes = hex::decode(body).map_err(|e| RecoveryError::Shares(e.to_string()))?;
+        parsed.push(
+            sharks::Share::try_from(bytes.as_slice())
+                .map_err(|e| RecoveryError::Shares(e.to_string()))?,
+        );
+    }
+    let k = k.ok_or_else(|| RecoveryError::Shares("no share given".into()))?;
+    if parsed.len() < k as usize {
+        return Err(RecoveryError::Shares(format!(
+            "{} share(s) given, {k} needed",
+            parsed.len()
+        )));
+    }
+    let secret = sharks::Sharks(k)
+        .recover(parsed.iter())
+        .map_err(|e| RecoveryError::Shares(e.to_string()))?;
+    let bytes: [u8; 32] = secret
+        .as_slice()
+        .try_into()
+        .map_err(|_| RecoveryError::Shares("the rebuilt secret is not 32 bytes".into()))?;
+    Ok(Zeroizing::new(bytes))
+}
+
+/// The passphrase a split kit is sealed with: the hex of its random secret.
+pub fn split_passphrase(secret: &[u8; 32]) -> Zeroizing<String> {
+    Zeroizing::new(hex::encode(secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_k_of_n_shares_rebuild_the_secret_and_fewer_do_not() {
+        let secret = [7u8; 32];
+        let shares = split(&secret, 2, 3).unwrap();
+        for pair in [[0, 1], [0, 2], [1, 2]] {
+            let got = combine(&[shares[pair[0]].clone(), shares[pair[1]].clone()]).unwrap();
+            assert_eq!(*got, secret);
+        }
+        let e = combine(&shares[..1]).unwrap_err();
+        assert_eq!(
+            e,
+            RecoveryError::Shares("1 share(s) given, 2 needed".into())
+        );
+        assert!(split(&secret, 3, 2).is_err());
+        let mut bad = shares[0].clone();
+        bad.push('z');
+        assert!(combine(&[bad, shares[1].clone()]).is_err());
+    }
+
+    #[test]
+    fn a_kit_opens_with_its_passphrase_only() {
+        let kp = crate::keys::KeyPair::generate(&mut rand::thread_rng());
+        let kit = RecoveryKit {
+            principal: kp.export(),
+            recovery: crate::keys::AgeSecret::generate()
+                .to_secret_string()
+                .to_string(),
+            relay_address: "127.0.0.1:4433".into(),
+            relay_fingerprint: "ab".into(),
+            created_at: UnixMillis(1),
+        };
+        let sealed = seal(&kit, "cheval batterie agrafe");
+        let back = open(&sealed, "cheval batterie agrafe").unwrap();
+        assert_eq!(
+            back.principal.import().unwrap().principal_id(),
+            kp.principal_id()
+        );
+        assert!(matches!(
+            open(&sealed, "wrong"),
+            Err(RecoveryError::Open(_))
+        ));
+        assert!(!String::from_utf8_lossy(&sealed).contains("127.0.0.1"));
+    }
+}
