@@ -366,6 +366,47 @@ pub async fn handle(
             let (address, fingerprint) = d.restore_from_kit(&sealed, key).await?;
             ApiReply::Values(vec![address, fingerprint])
         }
+        DocShowToRepresentatives { id, confirmed } => ApiReply::Document(Box::new(
+            d.doc_show_to_representatives(d.resolve_space(space).await?, &id, confirmed)
+                .await?,
+        )),
+        SendDocument { doc } => {
+            d.send_document(d.resolve_space(space).await?, &doc).await?;
+            ApiReply::Done
+        }
+        SendMessage { subject, body } => {
+            crate::inbox_items::check_message(&subject, &body)?;
+            d.drop_item(
+                d.resolve_space(space).await?,
+                &mes_protocol::inbox::InboxItem::Message { subject, body },
+            )
+            .await?;
+            ApiReply::Done
+        }
+        SendAppointment { appointment } => {
+            if appointment.at.trim().is_empty() || appointment.title.trim().is_empty() {
+                return Err(ApiError::new(
+                    ApiErrorCode::BadRequest,
+                    "an appointment needs a time (at) and a title",
+                ));
+            }
+            d.drop_item(
+                d.resolve_space(space).await?,
+                &mes_protocol::inbox::InboxItem::Appointment(appointment),
+            )
+            .await?;
+            ApiReply::Done
+        }
+        AskConsent { note } => {
+            d.drop_item(
+                d.resolve_space(space).await?,
+                &mes_protocol::inbox::InboxItem::ConsentRequest { note },
+            )
+            .await?;
+            ApiReply::Done
+        }
+        Patients => ApiReply::Values(d.patients()),
+        ConsentRequests => ApiReply::Values(d.consent_requests(d.resolve_space(space).await?)?),
         Research { share } => {
             d.set_research(d.resolve_space(space).await?, share).await?;
             ApiReply::Done

@@ -88,6 +88,8 @@ pub struct Daemon {
     pub(crate) hub: Mutex<Option<crate::emergency::HubInfo>>,
     /// The relay this daemon syncs with (what a recovery kit names).
     pub relay_target: Mutex<Option<crate::client::RelayTarget>>,
+    /// Verified device certificates seen in memberships: who a dropping device is.
+    pub(crate) device_principals: Mutex<BTreeMap<DeviceId, PrincipalId>>,
 }
 
 /// Errors of sync operations.
@@ -213,6 +215,7 @@ impl Daemon {
             history_lock: Default::default(),
             hub: Default::default(),
             relay_target: Default::default(),
+            device_principals: Default::default(),
         }))
     }
 
@@ -426,7 +429,7 @@ impl Daemon {
     }
 
     /// The replica of the volume labelled `label` in `space`, loaded if it was not.
-    fn replica_of<'a>(
+    pub(crate) fn replica_of<'a>(
         st: &'a mut State,
         space: SpaceId,
         label: &str,
@@ -1125,6 +1128,12 @@ impl Daemon {
             } => (verify_membership(&membership)?, devices),
             r => return Err(unexpected(r)),
         };
+        {
+            let mut known = self.device_principals.lock().expect("device principals");
+            for cert in devices.iter().filter(|c| c.verify().is_ok()) {
+                known.insert(cert.body.device, cert.body.principal);
+            }
+        }
         let (envelopes, volumes) = {
             let mut st = self.state();
             let actor = st.identity.device.device_id().0;
@@ -1656,6 +1665,16 @@ impl Daemon {
             if is_notes {
                 // Another device may have published its access history head.
                 self.recheck_history(space).await;
+            }
+            let is_inbox = self
+                .state()
+                .volumes
+                .get(&volume)
+                .is_some_and(|v| v.meta.label == INBOX);
+            if is_inbox {
+                if let Err(e) = self.file_inbox(space).await {
+                    tracing::warn!("filing the inbox of {}: {}", space.short(), e.message);
+                }
             }
             self.emit(ApiEvent::VolumeChanged { space, volume });
         }

@@ -56,7 +56,7 @@ fn listed(d: &DocumentMeta, excerpt: bool) -> DocumentMeta {
 }
 
 /// What `add` checked: the metadata to write and its volume label.
-fn checked_meta(new: &NewDocument) -> Result<DocumentMeta, ApiError> {
+pub(crate) fn checked_meta(new: &NewDocument) -> Result<DocumentMeta, ApiError> {
     let codes = Codes::builtin();
     let cat = codes.category(&new.category).map_err(bad)?;
     let type_code = if new.type_code.is_empty() {
@@ -129,7 +129,7 @@ pub fn media_type(name: &str) -> &'static str {
 }
 
 /// The first KiB of a text file, for search and preview.
-fn excerpt(path: &Path, media: &str) -> String {
+pub(crate) fn excerpt(path: &Path, media: &str) -> String {
     if !media.starts_with("text/") {
         return String::new();
     }
@@ -351,7 +351,7 @@ impl Daemon {
     }
 
     /// Writes one document's metadata into `label`'s volume.
-    async fn doc_write(
+    pub(crate) async fn doc_write(
         &self,
         space: SpaceId,
         label: &str,
@@ -494,6 +494,30 @@ impl Daemon {
     /// Hides a document from professionals or shows it again (F3.3): its metadata moves to
     /// the hidden volume (or back to its group's) and, when hiding, its file is re-sealed
     /// under a new key, so a key read before cannot open what is hidden now.
+    /// Makes a document visible to a minor's legal representatives (clears
+    /// `INVISIBLE_REPRESENTANTS_LEGAUX`): irreversible, so it must be confirmed (F3.4).
+    pub async fn doc_show_to_representatives(
+        &self,
+        space: SpaceId,
+        id: &str,
+        confirmed: bool,
+    ) -> Result<DocumentMeta, ApiError> {
+        let mut d = self.doc_find(space, id)?;
+        let new = mes_protocol::documents::Visibility {
+            invisible_to_legal_representatives: false,
+            ..d.visibility.clone()
+        };
+        d.visibility
+            .check_change(&new, confirmed)
+            .map_err(|e| bad(e.to_string()))?;
+        if d.visibility != new {
+            d.visibility = new;
+            self.doc_write(space, &label_of(&d)?, &d).await?;
+        }
+        d.blob_key.clear();
+        Ok(d)
+    }
+
     pub async fn doc_hide(
         &self,
         space: SpaceId,

@@ -21,6 +21,7 @@ pub mod fuzzing;
 pub mod generation;
 pub mod history;
 pub mod identity;
+pub mod inbox_items;
 pub mod keyring;
 pub mod measurements;
 pub mod opening;

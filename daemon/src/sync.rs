@@ -163,9 +163,24 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
         tolerate(crate::blobs::upload_pending(daemon, client).await)?;
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();
+            let me = st.identity.principal.principal_id();
+            // Someone else's inbox is write-only here: upload drops, never fetch.
+            let foreign_inboxes: std::collections::BTreeSet<VolumeId> = st
+                .volumes
+                .values()
+                .filter(|v| {
+                    v.meta.kind == mes_protocol::ids::VolumeKind::Inbox
+                        && st
+                            .spaces
+                            .get(&v.meta.space)
+                            .is_some_and(|s| s.record.genesis.body.owner != me)
+                })
+                .map(|v| v.meta.volume)
+                .collect();
             st.volumes
                 .iter_mut()
                 .filter_map(|(id, v)| v.progress.next_step(MAX_UPLOAD).map(|s| (*id, s)))
+                .filter(|(id, s)| matches!(s, Step::Upload { .. }) || !foreign_inboxes.contains(id))
                 .collect()
         };
         if steps.is_empty() {

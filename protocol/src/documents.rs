@@ -24,6 +24,82 @@ pub struct Visibility {
     pub invisible_to_legal_representatives: bool,
 }
 
+/// Why a visibility change was refused (the DMP rules, F3.4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VisibilityError {
+    /// `MASQUE_PS` and `INVISIBLE_PATIENT` together.
+    #[error("MASQUE_PS and INVISIBLE_PATIENT are exclusive: a document held back from the patient cannot also be hidden from professionals")]
+    Exclusive,
+    /// Making a document visible to legal representatives without confirming.
+    #[error("making a document visible to the legal representatives cannot be undone: confirm it (--confirm)")]
+    NeedsConfirmation,
+    /// Hiding again from legal representatives a document they could see.
+    #[error("this document is visible to the legal representatives; it cannot be made invisible to them again")]
+    Irreversible,
+}
+
+impl Visibility {
+    /// Checks a change of flags by the person against the DMP rules: never `MASQUE_PS`
+    /// with `INVISIBLE_PATIENT`; clearing `INVISIBLE_REPRESENTANTS_LEGAUX` is irreversible
+    /// and must be confirmed; setting it again is refused (the flag is set by the
+    /// professional who adds the document).
+    pub fn check_change(&self, new: &Visibility, confirmed: bool) -> Result<(), VisibilityError> {
+        if new.hidden_from_professionals && new.invisible_to_patient {
+            return Err(VisibilityError::Exclusive);
+        }
+        match (
+            self.invisible_to_legal_representatives,
+            new.invisible_to_legal_representatives,
+        ) {
+            (true, false) if !confirmed => Err(VisibilityError::NeedsConfirmation),
+            (false, true) => Err(VisibilityError::Irreversible),
+            _ => Ok(()),
+        }
+    }
+
+    /// The flags a document dropped by a professional may carry (made consistent:
+    /// `INVISIBLE_PATIENT` wins over `MASQUE_PS`).
+    pub fn from_professional(v: &Visibility) -> Visibility {
+        Visibility {
+            hidden_from_professionals: v.hidden_from_professionals && !v.invisible_to_patient,
+            ..v.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod visibility_tests {
+    use super::*;
+
+    #[test]
+    fn the_dmp_rules_hold() {
+        let plain = Visibility::default();
+        let both = Visibility {
+            hidden_from_professionals: true,
+            invisible_to_patient: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            plain.check_change(&both, true),
+            Err(VisibilityError::Exclusive)
+        );
+        let from_parents = Visibility {
+            invisible_to_legal_representatives: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            from_parents.check_change(&plain, false),
+            Err(VisibilityError::NeedsConfirmation)
+        );
+        assert_eq!(from_parents.check_change(&plain, true), Ok(()));
+        assert_eq!(
+            plain.check_change(&from_parents, true),
+            Err(VisibilityError::Irreversible)
+        );
+        assert!(!Visibility::from_professional(&both).hidden_from_professionals);
+    }
+}
+
 /// One document's metadata and the reference to its file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 #[cfg_attr(test, derive(proptest_derive::Arbitrary))]

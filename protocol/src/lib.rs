@@ -45,6 +45,7 @@ pub mod framing;
 pub mod habilitation;
 pub mod history;
 pub mod ids;
+pub mod inbox;
 pub mod keys;
 pub mod measurements;
 pub mod membership;

@@ -1245,3 +1245,144 @@ async fn the_attending_physician_reads_hidden_documents_under_law_2022_and_may_b
     assert!(view.reads.contains(&"documents/care".to_string()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() -> anyhow::Result<()>
+{
+    use mes_protocol::inbox::InboxItem;
+    let o = owner(Misbehaviour::default()).await?;
+    let lab = device(o.dir.path(), "lab", &o.t).await?;
+    online(&lab.daemon).await?;
+    let lab_id = lab.daemon.state().identity.principal.principal_id();
+    // A medical laboratory technician: the matrix lets them read nothing.
+    o.relay
+        .relay
+        .import_directory(vec![listed(lab_id, 40, "Laboratoire Biolyon", "86")])
+        .await?;
+    let view = o.a.daemon.consent(o.space, rpps(40).as_str(), &[]).await?;
+    assert!(
+        view.reads.is_empty() && view.appends == ["inbox"],
+        "{view:?}"
+    );
+    until(
+        &lab.daemon,
+        Duration::from_secs(30),
+        "lab knows the space",
+        |d| {
+            d.state()
+                .spaces
+                .get(&o.space)
+                .is_some_and(|s| s.membership.is_some())
+        },
+    )
+    .await?;
+    assert!(lab
+        .daemon
+        .patients()
+        .iter()
+        .any(|p| p.starts_with(&o.space.to_string())));
+
+    let result = o.dir.path().join("nfs.txt");
+    std::fs::write(&result, "Hémoglobine 13,2 g/dL")?;
+    lab.daemon
+        .send_document(
+            o.space,
+            &NewDocument {
+                path: result.to_string_lossy().into_owned(),
+                category: "biology".into(),
+                title: "NFS".into(),
+                date: "2026-12-01".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    lab.daemon
+        .drop_item(
+            o.space,
+            &InboxItem::Message {
+                subject: "Résultats disponibles".into(),
+                body: "Vos résultats sont dans vos documents.".into(),
+            },
+        )
+        .await?;
+    lab.daemon
+        .drop_item(
+            o.space,
+            &InboxItem::Appointment(mes_protocol::agenda::Appointment {
+                at: "2026-12-10T08:00:00+01:00".into(),
+                minutes: 15,
+                title: "Prise de sang de contrôle".into(),
+                place: "Laboratoire Biolyon".into(),
+                ..Default::default()
+            }),
+        )
+        .await?;
+    lab.daemon
+        .drop_item(
+            o.space,
+            &InboxItem::ConsentRequest {
+                note: "Pour suivre votre bilan".into(),
+            },
+        )
+        .await?;
+    // The owner's daemon files each item where it belongs, naming the sender.
+    until(&o.a.daemon, Duration::from_secs(60), "filed", |d| {
+        d.consent_requests(o.space).is_ok_and(|r| !r.is_empty())
+            && d.doc_search(o.space, &Default::default())
+                .is_ok_and(|(_, docs)| docs.iter().any(|x| x.title == "NFS"))
+    })
+    .await?;
+    let doc =
+        o.a.daemon
+            .doc_search(o.space, &Default::default())?
+            .1
+            .into_iter()
+            .find(|x| x.title == "NFS")
+            .unwrap();
+    assert!(
+        doc.source.name.contains("Laboratoire Biolyon"),
+        "{:?}",
+        doc.source
+    );
+    let back = o.dir.path().join("nfs-back.txt");
+    o.a.daemon.doc_get(o.space, &doc.id, &back).await?;
+    assert_eq!(std::fs::read_to_string(&back)?, "Hémoglobine 13,2 g/dL");
+    let (messages, _) =
+        o.a.daemon
+            .record_get::<mes_protocol::messages::Messages>(o.space)?;
+    assert!(messages
+        .threads
+        .iter()
+        .any(|t| t.subject == "Résultats disponibles"));
+    assert!(messages
+        .messages
+        .values()
+        .any(|m| m.from.contains("Laboratoire Biolyon")));
+    let (agenda, _) =
+        o.a.daemon
+            .record_get::<mes_protocol::agenda::Agenda>(o.space)?;
+    assert!(agenda
+        .appointments
+        .iter()
+        .any(|a| a.title == "Prise de sang de contrôle"));
+    assert!(o.a.daemon.consent_requests(o.space)?[0].contains("Pour suivre votre bilan"));
+    // Filing twice files nothing twice.
+    let before = o.a.daemon.doc_search(o.space, &Default::default())?.1.len();
+    o.a.daemon.inbox_read(o.space)?;
+    assert_eq!(
+        o.a.daemon.doc_search(o.space, &Default::default())?.1.len(),
+        before
+    );
+    // And the lab reads nothing: no key at all, the inbox included.
+    let st = lab.daemon.state();
+    for v in st.volumes.values().filter(|v| v.meta.space == o.space) {
+        assert!(
+            st.keys.current(v.meta.volume, v.meta.generation).is_none(),
+            "{}",
+            v.meta.label
+        );
+    }
+    drop(st);
+    assert!(lab.daemon.inbox_read(o.space).is_err());
+    Ok(())
+}

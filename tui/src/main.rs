@@ -259,6 +259,13 @@ enum DocCmd {
     Hide { id: String },
     /// Show a hidden document to professionals again.
     Unhide { id: String },
+    /// Make a document visible to the legal representatives: cannot be undone.
+    ShowToParents {
+        id: String,
+        /// Confirm that this cannot be undone.
+        #[arg(long)]
+        confirm: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -408,6 +415,8 @@ enum ConsentCmd {
     },
     /// What you blocked.
     Blocks,
+    /// Consent requests professionals sent you.
+    Requests,
     /// Designate your médecin traitant (reads hidden documents under law-2022).
     Attending {
         rpps: String,
@@ -493,6 +502,39 @@ enum ProCmd {
         #[arg(long, value_enum)]
         mode: Mode,
     },
+    /// The spaces you read or feed (your patients).
+    Patients,
+    /// Send a document into the patient's space (--space), readable by them only.
+    SendDoc {
+        path: PathBuf,
+        #[arg(long, default_value = "")]
+        title: String,
+        #[arg(long, default_value = "reports")]
+        category: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
+    /// Start a message thread with the patient (--space).
+    Message {
+        #[arg(long)]
+        subject: String,
+        body: String,
+    },
+    /// Send an appointment to the patient's agenda (--space).
+    Appointment {
+        /// RFC 3339 time, e.g. 2026-12-10T09:30:00+01:00.
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long, default_value = "")]
+        place: String,
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+    },
+    /// Ask the patient (--space) for consent.
+    AskConsent { note: String },
 }
 
 #[derive(Subcommand)]
@@ -665,6 +707,10 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::Doc(DocCmd::Get { id, out }) => ApiCall::DocGet { id, out: abs(out)? },
         Command::Doc(DocCmd::Hide { id }) => ApiCall::DocHide { id, hidden: true },
         Command::Doc(DocCmd::Unhide { id }) => ApiCall::DocHide { id, hidden: false },
+        Command::Doc(DocCmd::ShowToParents { id, confirm }) => ApiCall::DocShowToRepresentatives {
+            id,
+            confirmed: confirm,
+        },
         Command::Measure(MeasureCmd::Add { kind, value, at }) => ApiCall::MeasureAdd {
             points: vec![Measurement {
                 kind,
@@ -759,6 +805,7 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             ApiCall::Unblock { rpps, structure }
         }
         Command::Consent(ConsentCmd::Blocks) => ApiCall::Blocks,
+        Command::Consent(ConsentCmd::Requests) => ApiCall::ConsentRequests,
         Command::Consent(ConsentCmd::Attending {
             rpps,
             policy,
@@ -799,6 +846,37 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::Research(ResearchCmd::Export { dir }) => {
             ApiCall::ResearchExport { out: abs(dir)? }
         }
+        Command::Pro(ProCmd::Patients) => ApiCall::Patients,
+        Command::Pro(ProCmd::SendDoc {
+            path,
+            title,
+            category,
+            date,
+        }) => ApiCall::SendDocument {
+            doc: mes_protocol::documents::NewDocument {
+                path: abs(path)?,
+                title,
+                category,
+                date,
+                ..Default::default()
+            },
+        },
+        Command::Pro(ProCmd::Message { subject, body }) => ApiCall::SendMessage { subject, body },
+        Command::Pro(ProCmd::Appointment {
+            at,
+            title,
+            place,
+            minutes,
+        }) => ApiCall::SendAppointment {
+            appointment: mes_protocol::agenda::Appointment {
+                at,
+                title,
+                place,
+                minutes,
+                ..Default::default()
+            },
+        },
+        Command::Pro(ProCmd::AskConsent { note }) => ApiCall::AskConsent { note },
         Command::Pro(ProCmd::Emergency { mode }) => ApiCall::EmergencyAccess { mode: mode.into() },
         Command::Access(AccessCmd::Flag { seq }) => ApiCall::FlagAccess { seq },
         Command::Blob(BlobCmd::Put { path }) => ApiCall::BlobPut { path: abs(path)? },

@@ -1,0 +1,224 @@
+//! Feeding a space without reading it (F7.6, F4.2, F5): a professional's daemon drops
+//! structured items into the space's inbox, sealed to its inbox recipient (documents with
+//! their file uploaded first, a message starting a thread, an appointment, a request for
+//! consent); the owner's daemon files each where it belongs, once, under a stable id
+//! (`inbox-<seq>`), naming the sender as the relay's directory lists them.
+
+use mes_protocol::agenda::{Agenda, Appointment};
+use mes_protocol::api::{ApiError, ApiErrorCode};
+use mes_protocol::documents::NewDocument;
+use mes_protocol::ids::{DeviceId, SpaceId};
+use mes_protocol::inbox::InboxItem;
+use mes_protocol::messages::{Message, Messages};
+use mes_protocol::record::Source;
+use std::path::Path;
+
+use crate::daemon::{Daemon, INBOX};
+use crate::volume::Replica;
+
+/// Notes key prefix of consent requests waiting for the person.
+pub const CONSENT_REQUEST_PREFIX: &str = "_consent-request/";
+
+fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
+    ApiError::new(code, m)
+}
+
+impl Daemon {
+    /// Drops an item into the space's inbox.
+    pub async fn drop_item(&self, space: SpaceId, item: &InboxItem) -> Result<(), ApiError> {
+        self.inbox_drop(space, &item.encode()).await
+    }
+
+    /// Sends a document into the space's inbox: the file is sealed and queued for upload
+    /// (before the drop, like every document), its key travels inside the sealed drop.
+    pub async fn send_document(&self, space: SpaceId, new: &NewDocument) -> Result<(), ApiError> {
+        let mut meta = crate::documents::checked_meta(new)?;
+        let path = Path::new(&new.path);
+        let r = crate::blobs::seal_into_cache(&self.files, path)?;
+        meta.excerpt = crate::documents::excerpt(path, &meta.media_type);
+        meta.size = r.plaintext_len;
+        meta.ciphertext_len = r.ciphertext_len;
+        meta.blob = r.id.to_string();
+        meta.blob_key = hex::encode(r.key);
+        meta.added_at = jiff::Timestamp::now().to_string();
+        crate::blobs::mark_pending(&self.files, space, r.id)?;
+        self.drop_item(space, &InboxItem::Document(Box::new(meta)))
+            .await
+    }
+
+    /// Who a dropping device is, as the directory says (or "unverified").
+    fn sender(&self, device: DeviceId) -> Source {
+        let principal = self
+            .device_principals
+            .lock()
+            .expect("device principals")
+            .get(&device)
+            .copied();
+        match principal.and_then(|p| self.directory_entry(p)) {
+            Some(e) => Source {
+                kind: "professional".into(),
+                name: format!(
+                    "{} (RPPS {})",
+                    e.body.professional.name, e.body.professional.rpps
+                ),
+            },
+            None => Source {
+                kind: "unverified".into(),
+                name: format!("appareil / device {}", device.short()),
+            },
+        }
+    }
+
+    /// Files every structured drop not filed yet (owner only; idempotent).
+    pub(crate) async fn file_inbox(&self, space: SpaceId) -> Result<usize, ApiError> {
+        let drops = {
+            let mut st = self.state();
+            if st.spaces.get(&space).map(|s| s.record.genesis.body.owner)
+                != Some(st.identity.principal.principal_id())
+            {
+                return Ok(0);
+            }
+            match Self::replica_of(&mut st, space, INBOX)? {
+                Replica::Inbox(i) => i.drops().to_vec(),
+                _ => return Ok(0),
+            }
+        };
+        let mut filed = 0;
+        for d in drops {
+            let Some(item) = InboxItem::decode(&d.text) else {
+                continue;
+            };
+            let item = match item {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::warn!("inbox drop {} does not decode: {e}", d.seq.0);
+                    continue;
+                }
+            };
+            let id = format!("inbox-{}", d.seq.0);
+            let from = self.sender(d.from);
+            let done = match item {
+                InboxItem::Document(mut meta) => {
+                    if self.doc_find(space, &id).is_ok() {
+                        continue;
+                    }
+                    meta.id = id;
+                    meta.source = from.clone();
+                    if meta.author.is_empty() {
+                        meta.author = from.name.clone();
+                    }
+                    // The professional's flags, made consistent; MASQUE_PS moves it to
+                    // the hidden volume like any hidden document.
+                    meta.visibility =
+                        mes_protocol::documents::Visibility::from_professional(&meta.visibility);
+                    let label = crate::documents::label_of(&meta)?;
+                    self.doc_write(space, &label, &meta).await
+                }
+                InboxItem::Message { subject, body } => {
+                    let (m, _) = self.record_get::<Messages>(space)?;
+                    if m.messages.contains_key(&id) {
+                        continue;
+                    }
+                    self.message_post(
+                        space,
+                        Message {
+                            id,
+                            from: from.name.clone(),
+                            body,
+                            ..Default::default()
+                        },
+                        &subject,
+                    )
+                    .await
+                    .map(|_| ())
+                }
+                InboxItem::Appointment(a) => {
+                    let (agenda, _) = self.record_get::<Agenda>(space)?;
+                    if agenda.appointments.iter().any(|x| x.id == id) {
+                        continue;
+                    }
+                    self.record_update::<Agenda>(space, |ag| {
+                        ag.appointments.push(Appointment {
+                            id: id.clone(),
+                            with: if a.with.is_empty() {
+                                from.name.clone()
+                            } else {
+                                a.with.clone()
+                            },
+                            ..a
+                        });
+                        Ok(id.clone())
+                    })
+                    .await
+                    .map(|_| ())
+                }
+                InboxItem::ConsentRequest { note } => {
+                    let key = format!("{CONSENT_REQUEST_PREFIX}{}", d.seq.0);
+                    if self.note_get(space, &key).is_ok() {
+                        continue;
+                    }
+                    self.note_set_internal(space, &key, &format!("{}: {note}", from.name))
+                        .await
+                }
+            };
+            match done {
+                Ok(()) => filed += 1,
+                Err(e) => tracing::warn!("inbox drop {} not filed: {}", d.seq.0, e.message),
+            }
+        }
+        Ok(filed)
+    }
+
+    /// The consent requests professionals sent, in words.
+    pub fn consent_requests(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .note_list_all(space)?
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(CONSENT_REQUEST_PREFIX))
+            .flat_map(|(_, v)| v)
+            .collect())
+    }
+
+    /// The spaces this principal reads or feeds without owning them (a professional's
+    /// patients), with what it may read.
+    pub fn patients(&self) -> Vec<String> {
+        let st = self.state();
+        let me = st.identity.principal.principal_id();
+        st.spaces
+            .values()
+            .filter(|s| s.record.genesis.body.owner != me)
+            .filter_map(|s| {
+                let m = s.membership.as_ref()?;
+                let reads: Vec<String> = m
+                    .volumes
+                    .values()
+                    .filter(|d| {
+                        m.role(me, Some(d.body.volume))
+                            .is_some_and(|r| r.can_read())
+                    })
+                    .map(|d| d.body.label.clone())
+                    .collect();
+                Some(format!(
+                    "{}  lit / reads: {}",
+                    s.id(),
+                    if reads.is_empty() {
+                        "—".to_string()
+                    } else {
+                        reads.join(", ")
+                    }
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Refuses an empty subject or body before anything is dropped.
+pub fn check_message(subject: &str, body: &str) -> Result<(), ApiError> {
+    if subject.trim().is_empty() || body.trim().is_empty() {
+        return Err(api(
+            ApiErrorCode::BadRequest,
+            "a new thread needs a subject and a text",
+        ));
+    }
+    Ok(())
+}
