@@ -314,6 +314,10 @@ pub async fn handle(
             .await?;
             ApiReply::Done
         }
+        ConsentTeam { structure, except } => ApiReply::Consents(
+            d.consent_team(d.resolve_space(space).await?, &structure, &except)
+                .await?,
+        ),
         Blocks => ApiReply::Blocks(d.blocks(d.resolve_space(space).await?)?),
         Attending {
             rpps,

@@ -199,6 +199,66 @@ impl Daemon {
         Ok(out)
     }
 
+    /// Consents once to an establishment's care team (F7.4): every professional the
+    /// directory lists under it gets what the matrix allows their profession (minus
+    /// `except`), and each access is logged by name with mode care team. Run again to
+    /// include members listed since.
+    pub async fn consent_team(
+        &self,
+        space: SpaceId,
+        structure: &str,
+        except: &[String],
+    ) -> Result<Vec<ConsentView>, ApiError> {
+        let structure = structure.trim();
+        let c = self
+            .client()
+            .ok_or_else(|| api(ApiErrorCode::Offline, "the daemon is offline"))?;
+        let entries = match c
+            .request(Request::ListStructure {
+                structure: structure.into(),
+            })
+            .await
+        {
+            Ok(Reply::Professionals { entries }) => entries,
+            Ok(r) => return Err(api(ApiErrorCode::Internal, format!("unexpected {r:?}"))),
+            Err(e) => return Err(api(ApiErrorCode::Forbidden, e.to_string())),
+        };
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e.signer == c.relay_key && e.verify().is_ok())
+            .collect();
+        if entries.is_empty() {
+            return Err(api(
+                ApiErrorCode::NotFound,
+                format!("the directory lists nobody under {structure:?}"),
+            ));
+        }
+        self.update_choices(space, |c| {
+            if c.blocked_structures.contains(structure) {
+                return Err(api(
+                    ApiErrorCode::BadRequest,
+                    "this establishment is blocked: unblock it first",
+                ));
+            }
+            c.care_teams.insert(structure.to_string());
+            Ok(())
+        })
+        .await?;
+        self.refresh_online(space).await?;
+        let attending = self
+            .state()
+            .spaces
+            .get(&space)
+            .and_then(|s| s.membership.as_ref())
+            .and_then(|m| m.person_choices().attending);
+        let mut out = Vec::new();
+        for e in &entries {
+            let is_attending = attending == Some(e.body.principal);
+            out.push(self.consent_as(space, e, except, is_attending).await?);
+        }
+        Ok(out)
+    }
+
     /// Lifts a block.
     pub async fn unblock(&self, space: SpaceId, target: BlockTarget) -> Result<(), ApiError> {
         let principal = match &target {

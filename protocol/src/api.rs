@@ -287,6 +287,13 @@ pub enum ApiCall {
         /// Absolute directory path.
         out: String,
     },
+    /// Consents once to an establishment's care team (F7.4).
+    ConsentTeam {
+        /// Structure name, as the directory lists it.
+        structure: String,
+        /// Volumes or groups kept from every member.
+        except: Vec<String>,
+    },
     /// Blocks a professional (by RPPS) or an establishment (F7.2; the person only).
     Block {
         /// RPPS number of a professional.

@@ -76,6 +76,9 @@ pub struct PersonChoices {
     pub attending: Option<PrincipalId>,
     /// The policy the person chose for them; the deployment's when `None`.
     pub policy: Option<AttendingPolicy>,
+    /// Establishments whose care team the person consented to once (F7.4): each member
+    /// still gets their own grants and every access is logged by name, mode care team.
+    pub care_teams: BTreeSet<String>,
 }
 
 impl SignedBody for PersonChoices {
@@ -95,6 +98,7 @@ impl PersonChoices {
             blocked_structures: BTreeSet::new(),
             attending: None,
             policy: None,
+            care_teams: BTreeSet::new(),
         }
     }
 

@@ -221,6 +221,11 @@ pub enum Request {
         /// Return entries with seq > after.
         after: u64,
     },
+    /// The directory's signed entries of everyone listed under a structure (a care team).
+    ListStructure {
+        /// Structure name, as the directory lists it.
+        structure: String,
+    },
     /// The directory's signed entry for a professional, by RPPS number.
     FindProfessional {
         /// RPPS number.
@@ -341,6 +346,11 @@ pub enum Reply {
     History {
         /// Relay-signed entries.
         entries: Vec<Signed<HistoryEntry>>,
+    },
+    /// Directory entries.
+    Professionals {
+        /// Relay-signed entries.
+        entries: Vec<Signed<DirectoryEntry>>,
     },
     /// A directory entry.
     Professional {

@@ -858,6 +858,21 @@ impl Relay {
                 .map_err(internal)?;
                 Ok(Reply::History { entries })
             }
+            Request::ListStructure { structure } => {
+                let mut entries = Vec::new();
+                for (_, v) in self
+                    .store
+                    .scan_records(RecordKind::Directory, b"p")
+                    .map_err(internal)?
+                {
+                    let e: Signed<DirectoryEntry> =
+                        codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+                    if e.body.professional.structure.as_deref() == Some(structure.as_str()) {
+                        entries.push(e);
+                    }
+                }
+                Ok(Reply::Professionals { entries })
+            }
             Request::FindProfessional { rpps } => {
                 let rpps = Rpps::parse(&rpps)
                     .map_err(|e| WireError::new(ErrorCode::BadRecord, e.to_string()))?;
@@ -1298,10 +1313,22 @@ impl Relay {
         }
         let professional = self.professional(caller.principal)?;
         let holds_grant = authorize(m, caller.principal, Need::AnyRole).is_ok();
+        let in_team = |p: &Signed<DirectoryEntry>| {
+            m.choices.as_ref().is_some_and(|c| {
+                p.body
+                    .professional
+                    .structure
+                    .as_ref()
+                    .is_some_and(|s| c.body.care_teams.contains(s))
+            })
+        };
         let mode = match self.release(m.space(), caller.principal)? {
             Some(r) if !holds_grant => r.access_mode(),
-            _ if professional.is_some() => AccessMode::Normal,
-            _ => AccessMode::Delegate,
+            _ => match &professional {
+                Some(p) if in_team(p) => AccessMode::CareTeam,
+                Some(_) => AccessMode::Normal,
+                None => AccessMode::Delegate,
+            },
         };
         let seq = self
             .history
@@ -1376,6 +1403,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::GetRecoveryEnvelopes { .. } => "GetRecoveryEnvelopes",
         Request::EmergencyAccess { .. } => "EmergencyAccess",
         Request::FindProfessional { .. } => "FindProfessional",
+        Request::ListStructure { .. } => "ListStructure",
         Request::PairOpen { .. } => "PairOpen",
         Request::PairSend { .. } => "PairSend",
     }

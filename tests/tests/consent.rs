@@ -1386,3 +1386,65 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     assert!(lab.daemon.inbox_read(o.space).is_err());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_consent_for_a_care_team_still_logs_each_member_by_name() -> anyhow::Result<()> {
+    let o = owner(Misbehaviour::default()).await?;
+    let doctor = RawPrincipal::new("doctor");
+    let nurse = RawPrincipal::new("nurse");
+    let outside = RawPrincipal::new("outside");
+    for p in [&doctor, &nurse, &outside] {
+        p.connect(&o.t).await?;
+    }
+    let team = |p: &RawPrincipal, n, name: &str, profession: &str| {
+        let mut row = listed(p.id(), n, name, profession);
+        row.1.structure = Some("CHU de Lyon, cardiologie".into());
+        row
+    };
+    o.relay
+        .relay
+        .import_directory(vec![
+            team(&doctor, 50, "Dr Cœur", "10"),
+            team(&nurse, 51, "Inf. Soins", "60"),
+            listed(outside.id(), 52, "Dr Ailleurs", "10"),
+        ])
+        .await?;
+    let views =
+        o.a.daemon
+            .consent_team(o.space, "CHU de Lyon, cardiologie", &[])
+            .await?;
+    assert_eq!(views.len(), 2);
+    let labels = labels(&o.a, o.space);
+    // Each member within their own profession's matrix; nobody outside the team.
+    let d = wrapped(&doctor, &o.t, o.space, &labels).await?;
+    let n = wrapped(&nurse, &o.t, o.space, &labels).await?;
+    assert!(d.contains_key("documents/mental"));
+    assert!(n.contains_key("documents/care") && !n.contains_key("documents/mental"));
+    let oc = outside.connect(&o.t).await?;
+    assert_eq!(
+        code(oc.request(Request::GetEnvelopes { space: o.space }).await).unwrap_err(),
+        ErrorCode::NotMember,
+        "outside the team, nothing"
+    );
+    let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
+    for p in [&doctor, &nurse] {
+        let c = p.connect(&o.t).await?;
+        assert!(fetch_code(&c, o.space, emergency).await.is_ok());
+    }
+    until(&o.a.daemon, Duration::from_secs(30), "both logged", |d| {
+        let h = d.access_history(o.space);
+        ["Dr Cœur", "Inf. Soins"].iter().all(|who| {
+            h.entries
+                .iter()
+                .any(|e| e.name.as_deref() == Some(*who) && e.mode == "care-team")
+        })
+    })
+    .await?;
+    let e =
+        o.a.daemon
+            .consent_team(o.space, "Clinique inconnue", &[])
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("lists nobody"), "{}", e.message);
+    Ok(())
+}

@@ -413,6 +413,12 @@ enum ConsentCmd {
         #[arg(long)]
         structure: Option<String>,
     },
+    /// Consent once to an establishment's care team (each member logged by name).
+    Team {
+        structure: String,
+        #[arg(long = "except")]
+        except: Vec<String>,
+    },
     /// What you blocked.
     Blocks,
     /// Consent requests professionals sent you.
@@ -805,6 +811,9 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             ApiCall::Unblock { rpps, structure }
         }
         Command::Consent(ConsentCmd::Blocks) => ApiCall::Blocks,
+        Command::Consent(ConsentCmd::Team { structure, except }) => {
+            ApiCall::ConsentTeam { structure, except }
+        }
         Command::Consent(ConsentCmd::Requests) => ApiCall::ConsentRequests,
         Command::Consent(ConsentCmd::Attending {
             rpps,
