@@ -422,6 +422,12 @@ pub async fn handle(
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             ApiReply::Written { path, size }
         }
+        Notifications => ApiReply::Notifications(d.notifications(d.resolve_space(space).await?)),
+        NotifyPrefs { kinds } => {
+            d.set_notify_prefs(d.resolve_space(space).await?, &kinds)
+                .await?;
+            ApiReply::Done
+        }
         Consents => ApiReply::Consents(d.consents(d.resolve_space(space).await?)?),
         AccessHistory => ApiReply::AccessHistory(d.access_history(d.resolve_space(space).await?)),
         FlagAccess { seq } => {

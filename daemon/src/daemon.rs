@@ -1134,6 +1134,14 @@ impl Daemon {
                 known.insert(cert.body.device, cert.body.principal);
             }
         }
+        if membership.owner() == self.state().identity.principal.principal_id() {
+            let mine: Vec<(DeviceId, String)> = devices
+                .iter()
+                .filter(|c| c.body.principal == membership.owner() && c.verify().is_ok())
+                .map(|c| (c.body.device, c.body.name.clone()))
+                .collect();
+            self.notice_devices(space, &mine);
+        }
         let (envelopes, volumes) = {
             let mut st = self.state();
             let actor = st.identity.device.device_id().0;

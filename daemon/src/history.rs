@@ -85,6 +85,23 @@ impl HistoryLog {
     }
 }
 
+/// A notification's text for an access (F8.2).
+fn access_notice(e: &HistoryEntry) -> (String, String) {
+    let who = match &e.professional {
+        Some(p) => format!("{} (RPPS {})", p.name, p.rpps),
+        None => e.actor.short(),
+    };
+    let what = match &e.target {
+        mes_protocol::history::AccessTarget::Volume { label, .. } => label.clone(),
+        mes_protocol::history::AccessTarget::Blob { blob } => format!("file {}", blob.short()),
+    };
+    let mode = e.mode.name();
+    (
+        format!("{who} a consulté {what} ({mode})"),
+        format!("{who} read {what} ({mode})"),
+    )
+}
+
 /// Encodes a head as a note value: `seq:hexlink`.
 pub fn encode_head(h: HistoryHead) -> String {
     format!("{}:{}", h.seq, hex::encode(h.link))
@@ -147,8 +164,13 @@ impl Daemon {
                 r => return Err(SyncError::Refused(format!("GetHistory answered {r:?}"))),
             };
             let n = entries.len();
+            let before_len = log.entries.len();
             if let Err(e) = log.extend(c.relay_key, space, &entries) {
                 tracing::error!("access history of space {}: {e}", space.short());
+            }
+            for e in &log.entries[before_len..] {
+                let (fr, en) = access_notice(&e.body);
+                self.notify(space, "access", fr, en);
             }
             if n < mes_protocol::wire::MAX_HISTORY {
                 break;

@@ -112,7 +112,16 @@ impl Daemon {
                     meta.visibility =
                         mes_protocol::documents::Visibility::from_professional(&meta.visibility);
                     let label = crate::documents::label_of(&meta)?;
-                    self.doc_write(space, &label, &meta).await
+                    let r = self.doc_write(space, &label, &meta).await;
+                    if r.is_ok() {
+                        self.notify(
+                            space,
+                            "document",
+                            format!("Nouveau document « {} » de {}", meta.title, from.name),
+                            format!("New document \"{}\" from {}", meta.title, from.name),
+                        );
+                    }
+                    r
                 }
                 InboxItem::Message { subject, body } => {
                     let (m, _) = self.record_get::<Messages>(space)?;

@@ -225,6 +225,13 @@ pub enum ApiCall {
     },
     /// Who holds which rights on the space.
     Consents,
+    /// The space's notifications, newest first (F8.2).
+    Notifications,
+    /// Which notification kinds the person wants (`access`, `document`, `device`).
+    NotifyPrefs {
+        /// Kinds turned on; the others are off.
+        kinds: Vec<String>,
+    },
     /// Writes a recovery kit (F12.4): sealed with `passphrase`, or with a random secret
     /// split `k` of `n` into share files beside it.
     RecoveryKit {
@@ -452,6 +459,8 @@ pub enum ApiReply {
     Devices(Vec<DeviceSummary>),
     /// Rights on the space.
     Consents(Vec<crate::consent::ConsentView>),
+    /// Notifications, newest first.
+    Notifications(Vec<crate::consent::NotificationView>),
     /// Blocked professionals and establishments, in words.
     Blocks(Vec<String>),
     /// The médecin traitant's consent, with the warning a restriction carries.
@@ -524,6 +533,11 @@ pub enum ApiEvent {
     },
     /// The access history of a space grew, or its alarm was raised (F8.1).
     AccessHistory {
+        /// Space.
+        space: SpaceId,
+    },
+    /// A notification was raised for a space (F8.2).
+    Notified {
         /// Space.
         space: SpaceId,
     },

@@ -62,3 +62,21 @@ pub struct AccessHistoryView {
     /// fork): what the person must be told.
     pub alarm: Option<String>,
 }
+
+/// The kinds of notification the person can turn on or off (F8.2).
+pub const NOTIFICATION_KINDS: &[&str] = &["access", "document", "device"];
+
+/// One notification (F8.2), in both languages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct NotificationView {
+    /// When it was raised.
+    pub at: UnixMillis,
+    /// `access` (a professional's access), `document` (added or modified by someone
+    /// else), `device` (a new device of the person).
+    pub kind: String,
+    /// French text.
+    pub fr: String,
+    /// English text.
+    pub en: String,
+}

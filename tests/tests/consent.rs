@@ -1448,3 +1448,66 @@ async fn one_consent_for_a_care_team_still_logs_each_member_by_name() -> anyhow:
     assert!(e.message.contains("lists nobody"), "{}", e.message);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_follow_the_persons_choices() -> anyhow::Result<()> {
+    let o = owner(Misbehaviour::default()).await?;
+    let doctor = RawPrincipal::new("doctor");
+    doctor.connect(&o.t).await?;
+    o.relay
+        .relay
+        .import_directory(vec![listed(doctor.id(), 60, "Dr Notif", "10")])
+        .await?;
+    o.a.daemon.consent(o.space, rpps(60).as_str(), &[]).await?;
+    let e =
+        o.a.daemon
+            .set_notify_prefs(o.space, &["sms".into()])
+            .await
+            .unwrap_err();
+    assert!(
+        e.message.contains("unknown notification kind \"sms\""),
+        "{}",
+        e.message
+    );
+    let count = |d: &mes_daemon::daemon::Daemon, kind: &str| {
+        d.notifications(o.space)
+            .iter()
+            .filter(|n| n.kind == kind)
+            .count()
+    };
+    let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
+    let c = doctor.connect(&o.t).await?;
+    fetch_code(&c, o.space, emergency).await.unwrap();
+    until(
+        &o.a.daemon,
+        Duration::from_secs(30),
+        "access notified",
+        |d| count(d, "access") == 1,
+    )
+    .await?;
+    assert!(o.a.daemon.notifications(o.space)[0].fr.contains("Dr Notif"));
+    // Access notifications off: the history still grows, no notification.
+    o.a.daemon
+        .set_notify_prefs(o.space, &["device".into(), "document".into()])
+        .await?;
+    fetch_code(&c, o.space, emergency).await.unwrap();
+    until(
+        &o.a.daemon,
+        Duration::from_secs(30),
+        "second access logged",
+        |d| d.access_history(o.space).entries.len() == 2,
+    )
+    .await?;
+    assert_eq!(count(&o.a.daemon, "access"), 1);
+    // A new device of the person.
+    let b = device(o.dir.path(), "b", &o.t).await?;
+    pair(&o.a.daemon, &b.daemon).await?;
+    until(
+        &o.a.daemon,
+        Duration::from_secs(30),
+        "device notified",
+        |d| count(d, "device") == 1,
+    )
+    .await?;
+    Ok(())
+}

@@ -124,6 +124,15 @@ enum Command {
     /// Who accessed the space: the verified access history (F8).
     #[command(subcommand)]
     Access(AccessCmd),
+    /// Notifications (F8.2): list them, or choose the kinds (access, document, device).
+    Notifications {
+        /// Keep exactly these kinds on (none given: list the notifications).
+        #[arg(long = "on")]
+        on: Vec<String>,
+        /// Turn every kind off.
+        #[arg(long, conflicts_with = "on")]
+        none: bool,
+    },
     /// Emergency access without consent (F7.5): refuse SAMU-Centre 15, break-glass, both
     /// or neither (no --refuse allows both).
     EmergencyAccess {
@@ -825,6 +834,13 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             except,
         },
         Command::Access(AccessCmd::History) => ApiCall::AccessHistory,
+        Command::Notifications { on, none } => {
+            if none || !on.is_empty() {
+                ApiCall::NotifyPrefs { kinds: on }
+            } else {
+                ApiCall::Notifications
+            }
+        }
         Command::EmergencyAccess { refuse } => ApiCall::EmergencyPolicy {
             refuse_centre15: refuse.iter().any(|m| matches!(m, Mode::Centre15)),
             refuse_break_glass: refuse.iter().any(|m| matches!(m, Mode::BreakGlass)),

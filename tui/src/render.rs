@@ -202,6 +202,14 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        ApiReply::Notifications(n) if n.is_empty() => {
+            "aucune notification / no notification".into()
+        }
+        ApiReply::Notifications(n) => n
+            .iter()
+            .map(|n| format!("{}  {:<8} {} / {}", n.at.paris(), n.kind, n.fr, n.en))
+            .collect::<Vec<_>>()
+            .join("\n"),
         ApiReply::Blocks(b) if b.is_empty() => "aucun blocage / nothing blocked".into(),
         ApiReply::Blocks(b) => b.join("\n"),
         ApiReply::Attending { consent, warning } => {

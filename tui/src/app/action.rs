@@ -43,6 +43,8 @@ pub enum Slot {
     History,
     /// Consents and other rights on the space (F7).
     Consents,
+    /// The daemon's notifications (F8.2).
+    Notifications,
     /// A user's command (hide, add, save, reply, read): its reply shows as a notice.
     Command,
 }

@@ -277,6 +277,8 @@ pub struct State {
     pub history: mes_protocol::consent::AccessHistoryView,
     /// Who holds which rights on the space.
     pub consents: Vec<mes_protocol::consent::ConsentView>,
+    /// The daemon's notifications, newest first (F8.2).
+    pub notifications: Vec<mes_protocol::consent::NotificationView>,
     /// Home's latest documents.
     pub home_docs: Vec<DocumentMeta>,
     /// The Documents screen.
@@ -344,6 +346,7 @@ impl State {
             devices: Vec::new(),
             history: Default::default(),
             consents: Vec::new(),
+            notifications: Vec::new(),
             home_docs: Vec::new(),
             docs: Docs {
                 limit: DOC_PAGE,

@@ -121,6 +121,7 @@ fn space_requests(s: &State) -> Vec<Request> {
         agenda_request(s),
         req(Slot::History, s, ApiCall::AccessHistory),
         req(Slot::Consents, s, ApiCall::Consents),
+        req(Slot::Notifications, s, ApiCall::Notifications),
     ]
 }
 
@@ -138,7 +139,7 @@ fn list_len(s: &State, screen: Screen, pane: u8) -> usize {
         (Screen::Home, 0) => s.home_docs.len(),
         (Screen::Home, 1) => s.care.len(),
         (Screen::Home, 2) => s.reminders.len(),
-        (Screen::Home, 3) => s.unread(),
+        (Screen::Home, 3) => s.unread() + s.notifications.len(),
         (Screen::Profile, 0) => ProfileSection::ALL.len(),
         (Screen::Profile, 1) => super::view::profile::detail_len(s),
         (Screen::Documents, 0) => Codes::builtin().category.len() + 1,
@@ -415,6 +416,7 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
         (Slot::Devices, ApiReply::Devices(d)) => s.devices = d,
         (Slot::History, ApiReply::AccessHistory(h)) => s.history = h,
         (Slot::Consents, ApiReply::Consents(c)) => s.consents = c,
+        (Slot::Notifications, ApiReply::Notifications(n)) => s.notifications = n,
         (Slot::HomeDocs, ApiReply::Documents { docs, .. }) => s.home_docs = docs,
         (Slot::Docs, ApiReply::Documents { total, docs }) => {
             s.docs.total = total;
@@ -720,6 +722,13 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
                 st.online = online;
             }
             vec![req(Slot::Status, s, ApiCall::Status)]
+        }
+        Action::Event(ApiEvent::Notified { space }) => {
+            if Some(space) == s.space {
+                vec![req(Slot::Notifications, s, ApiCall::Notifications)]
+            } else {
+                Vec::new()
+            }
         }
         Action::Event(ApiEvent::AccessHistory { space }) => {
             if Some(space) == s.space {

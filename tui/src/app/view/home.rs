@@ -95,14 +95,29 @@ pub fn page(s: &State) -> Page {
     } else {
         "home.notifications_off"
     };
+    let daemon_notes: &[mes_protocol::consent::NotificationView] = if s.settings.notifications {
+        &s.notifications
+    } else {
+        &[]
+    };
     let notes = list(
         s,
         s.t("home.notifications").into(),
-        unread.len(),
+        unread.len() + daemon_notes.len(),
         n,
         nf,
         empty,
         |i| {
+            if i >= unread.len() {
+                let d = &daemon_notes[i - unread.len()];
+                return Item {
+                    text: match s.lang() {
+                        crate::app::i18n::Lang::Fr => d.fr.clone(),
+                        crate::app::i18n::Lang::En => d.en.clone(),
+                    },
+                    tag: Some(format!("[{}]", s.t(&format!("home.kind_{}", d.kind)))),
+                };
+            }
             let m = unread[i];
             Item {
                 text: s.tf(
