@@ -64,6 +64,14 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             ApiReply::Touched(id) => serde_json::json!({ "id": id }).to_string(),
             ApiReply::Reminders(r) => serde_json::json!({ "reminders": r }).to_string(),
             ApiReply::EmergencyNumbers(n) => serde_json::json!({ "numbers": n }).to_string(),
+            ApiReply::AccessHistory(h) => serde_json::to_string(h)?,
+            ApiReply::Consents(c) => serde_json::json!({ "consents": c }).to_string(),
+            ApiReply::Notifications(n) => serde_json::json!({ "notifications": n }).to_string(),
+            ApiReply::Blocks(b) => serde_json::json!({ "blocks": b }).to_string(),
+            ApiReply::Attending { consent, warning } => {
+                serde_json::json!({ "consent": consent, "warning": warning }).to_string()
+            }
+            ApiReply::Spaces(s) => serde_json::json!({ "spaces": s }).to_string(),
             other => serde_json::to_string(other)?,
         });
     }
