@@ -1299,6 +1299,17 @@ impl Daemon {
                 "GetEnvelopes answered something else".into(),
             ));
         };
+        self.open_envelopes(space, envelopes, None).await
+    }
+
+    /// Opens envelopes with this device's key (or `identity`, the recovery identity),
+    /// keeps the keys not held yet, and wakes the volumes that waited for them.
+    pub(crate) async fn open_envelopes(
+        &self,
+        space: SpaceId,
+        envelopes: Vec<KeyEnvelope>,
+        identity: Option<&AgeSecret>,
+    ) -> Result<usize, SyncError> {
         let added = {
             let mut st = self.state();
             let mut batch = self.store.batch();
@@ -1311,7 +1322,7 @@ impl Daemon {
                 {
                     continue;
                 }
-                match e.unwrap(&st.identity.device.age) {
+                match e.unwrap(identity.unwrap_or(&st.identity.device.age)) {
                     Ok(k) => {
                         if st.keys.insert(e.slot, k, &mut batch) {
                             added += 1;

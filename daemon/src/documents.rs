@@ -406,20 +406,31 @@ impl Daemon {
                 ..existing
             });
         }
-        let r = crate::blobs::seal_into_cache(&self.files, path)?;
         if meta.id.is_empty() {
             meta.id = hex::encode(rand::Rng::gen::<[u8; 8]>(&mut rand::rngs::OsRng));
         }
+        self.attach_file(space, &mut meta, path)?;
+        self.doc_write(space, &label_of(&meta)?, &meta).await?;
+        meta.blob_key.clear();
+        Ok(meta)
+    }
+
+    /// Seals a document's file into the blob cache, queues it for upload to `space`, and
+    /// fills in what the metadata says of it (size, blob, key, excerpt, time added).
+    pub(crate) fn attach_file(
+        &self,
+        space: SpaceId,
+        meta: &mut DocumentMeta,
+        path: &Path,
+    ) -> Result<(), ApiError> {
+        let r = crate::blobs::seal_into_cache(&self.files, path)?;
         meta.excerpt = excerpt(path, &meta.media_type);
         meta.size = r.plaintext_len;
         meta.ciphertext_len = r.ciphertext_len;
         meta.blob = r.id.to_string();
         meta.blob_key = hex::encode(r.key);
         meta.added_at = jiff::Timestamp::now().to_string();
-        crate::blobs::mark_pending(&self.files, space, r.id)?;
-        self.doc_write(space, &label_of(&meta)?, &meta).await?;
-        meta.blob_key.clear();
-        Ok(meta)
+        crate::blobs::mark_pending(&self.files, space, r.id)
     }
 
     /// The document a fixed id already names, when it is this same document (bulk import

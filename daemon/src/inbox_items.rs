@@ -33,15 +33,7 @@ impl Daemon {
     /// (before the drop, like every document), its key travels inside the sealed drop.
     pub async fn send_document(&self, space: SpaceId, new: &NewDocument) -> Result<(), ApiError> {
         let mut meta = crate::documents::checked_meta(new)?;
-        let path = Path::new(&new.path);
-        let r = crate::blobs::seal_into_cache(&self.files, path)?;
-        meta.excerpt = crate::documents::excerpt(path, &meta.media_type);
-        meta.size = r.plaintext_len;
-        meta.ciphertext_len = r.ciphertext_len;
-        meta.blob = r.id.to_string();
-        meta.blob_key = hex::encode(r.key);
-        meta.added_at = jiff::Timestamp::now().to_string();
-        crate::blobs::mark_pending(&self.files, space, r.id)?;
+        self.attach_file(space, &mut meta, Path::new(&new.path))?;
         self.drop_item(space, &InboxItem::Document(Box::new(meta)))
             .await
     }

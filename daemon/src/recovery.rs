@@ -275,40 +275,7 @@ impl Daemon {
                 "GetRecoveryEnvelopes answered something else".into(),
             ));
         };
-        let added = {
-            let mut st = self.state();
-            let mut batch = self.store.batch();
-            let mut added = 0;
-            for e in envelopes {
-                if st
-                    .keys
-                    .get(e.slot.volume, e.slot.generation, e.slot.epoch)
-                    .is_some()
-                {
-                    continue;
-                }
-                match e.unwrap(&secret) {
-                    Ok(k) => {
-                        if st.keys.insert(e.slot, k, &mut batch) {
-                            added += 1;
-                        }
-                    }
-                    Err(err) => tracing::warn!("recovery envelope: {err}"),
-                }
-            }
-            self.store.apply(batch)?;
-            if added > 0 {
-                for v in st.volumes.values_mut().filter(|v| v.meta.space == space) {
-                    v.progress.stalled = false;
-                }
-            }
-            added
-        };
-        if added > 0 {
-            self.store.flush().await?;
-            self.wake.notify_one();
-        }
-        Ok(added)
+        self.open_envelopes(space, envelopes, Some(&secret)).await
     }
 }
 

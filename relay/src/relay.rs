@@ -681,18 +681,9 @@ impl Relay {
             }
             Request::GetEnvelopes { space } => {
                 self.authorize(space, caller.principal, Need::AnyRole)?;
-                let prefix = envelope_key(space, caller.device, &[]);
-                let mut envelopes = Vec::new();
-                for (_, v) in self
-                    .store
-                    .scan_records(RecordKind::Envelope, &prefix)
-                    .map_err(internal)?
-                {
-                    envelopes.push(
-                        codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?,
-                    );
-                }
-                Ok(Reply::Envelopes { envelopes })
+                Ok(Reply::Envelopes {
+                    envelopes: self.envelopes_for(space, caller.device)?,
+                })
             }
             Request::ListDevices { principal } => {
                 if principal != caller.principal {
@@ -823,22 +814,10 @@ impl Relay {
                         "recovery envelopes are for the person whose space it is",
                     ));
                 }
-                let prefix = envelope_key(
-                    space,
-                    mes_protocol::recovery::recovery_device(m.owner()),
-                    &[],
-                );
-                let mut envelopes = Vec::new();
-                for (_, v) in self
-                    .store
-                    .scan_records(RecordKind::Envelope, &prefix)
-                    .map_err(internal)?
-                {
-                    envelopes.push(
-                        codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?,
-                    );
-                }
-                Ok(Reply::Envelopes { envelopes })
+                Ok(Reply::Envelopes {
+                    envelopes: self
+                        .envelopes_for(space, mes_protocol::recovery::recovery_device(m.owner()))?,
+                })
             }
             Request::GetHubInfo => Ok(Reply::HubInfo {
                 centre15: self.escrow.recipient(EscrowMode::Centre15),
@@ -1101,11 +1080,7 @@ impl Relay {
             .ok_or_else(|| {
                 WireError::new(ErrorCode::NotFound, "this space has no emergency volume")
             })?;
-        let prefix = envelope_key(space, mode.device(), &[]);
-        let escrowed = self
-            .store
-            .scan_records(RecordKind::Envelope, &prefix)
-            .map_err(internal)?;
+        let escrowed = self.envelopes_for(space, mode.device())?;
         if escrowed.is_empty() {
             return Err(WireError::new(
                 ErrorCode::NotFound,
@@ -1113,9 +1088,7 @@ impl Relay {
             ));
         }
         let devices = self.devices_of(caller.principal)?;
-        for (_, v) in escrowed {
-            let e: mes_protocol::envelope::KeyEnvelope =
-                codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+        for e in escrowed {
             if e.slot.volume != emergency {
                 continue;
             }
@@ -1155,6 +1128,20 @@ impl Relay {
             mes_protocol::wire::Push::MembershipChanged { space },
         );
         Ok(Reply::Done)
+    }
+
+    /// The envelopes of a space addressed to one (pseudo-)device.
+    fn envelopes_for(
+        &self,
+        space: SpaceId,
+        device: DeviceId,
+    ) -> Result<Vec<mes_protocol::envelope::KeyEnvelope>, WireError> {
+        self.store
+            .scan_records(RecordKind::Envelope, &envelope_key(space, device, &[]))
+            .map_err(internal)?
+            .into_iter()
+            .map(|(_, v)| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
+            .collect()
     }
 
     /// The directory's entry for a principal, if listed.

@@ -7,17 +7,14 @@ use mes_tests::{binary, listed, relay, rpps, spawn_mesd, target, RawPrincipal};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn mes(socket: &Path, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let out = Command::new(binary("mes")?)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout)?,
-        String::from_utf8(out.stderr)?,
-    ))
+use mes_tests::run_mes as mes;
+
+fn import(relay_dir: &Path, csv: &Path) -> anyhow::Result<std::process::Output> {
+    Ok(Command::new(binary("mes-relay")?)
+        .args(["directory", "import", "--data"])
+        .arg(relay_dir)
+        .arg(csv)
+        .output()?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,11 +34,7 @@ async fn consent_history_and_recovery_from_scripts() -> anyhow::Result<()> {
             doctor.id()
         ),
     )?;
-    let out = Command::new(binary("mes-relay")?)
-        .args(["directory", "import", "--data"])
-        .arg(&relay_dir)
-        .arg(&csv)
-        .output()?;
+    let out = import(&relay_dir, &csv)?;
     let err = String::from_utf8(out.stderr)?;
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -56,11 +49,7 @@ async fn consent_history_and_recovery_from_scripts() -> anyhow::Result<()> {
             doctor.id()
         ),
     )?;
-    let out = Command::new(binary("mes-relay")?)
-        .args(["directory", "import", "--data"])
-        .arg(&relay_dir)
-        .arg(&csv)
-        .output()?;
+    let out = import(&relay_dir, &csv)?;
     assert_eq!(
         out.status.code(),
         Some(0),

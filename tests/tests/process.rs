@@ -11,7 +11,7 @@ use mes_protocol::framing::read_frame;
 use mes_protocol::wire::{ErrorCode, RelayFrame};
 use mes_tests::{binary, converged, paired, relay, target, Paired};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 fn spawn_mesd(
@@ -173,15 +173,7 @@ async fn garbage_and_oversized_frames_get_an_error_and_disturb_no_one() -> anyho
 }
 
 fn mes(socket: &Path, args: &[&str]) -> anyhow::Result<(i32, String)> {
-    let out = Command::new(binary("mes")?)
-        .arg("--socket")
-        .arg(socket)
-        .args(args)
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout)?,
-    ))
+    mes_tests::run_mes(socket, args).map(|(code, out, _)| (code, out))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
