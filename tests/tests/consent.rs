@@ -644,7 +644,11 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
     let relative = RawPrincipal::new("relative");
     let feeder = RawPrincipal::new("feeder");
     let stranger = RawPrincipal::new("stranger");
-    for p in [&doctor, &dentist, &relative, &feeder, &stranger] {
+    let blocked = RawPrincipal::new("blocked");
+    let samu = RawPrincipal::new("samu");
+    for p in [
+        &doctor, &dentist, &relative, &feeder, &stranger, &blocked, &samu,
+    ] {
         p.connect(&o.t).await?;
     }
     o.relay
@@ -652,10 +656,28 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
         .import_directory(vec![
             listed(doctor.id(), 1, "Dr Doc", "10"),
             listed(dentist.id(), 2, "Dr Dent", "40"),
+            listed(blocked.id(), 3, "Dr Bloqué", "10"),
+            listed(samu.id(), 4, "Dr Samu", "10"),
         ])
         .await?;
     o.a.daemon.consent(o.space, rpps(1).as_str(), &[]).await?;
     o.a.daemon.consent(o.space, rpps(2).as_str(), &[]).await?;
+    // Consented, then blocked: an old grant must not help.
+    o.a.daemon.consent(o.space, rpps(3).as_str(), &[]).await?;
+    o.a.daemon
+        .block(
+            o.space,
+            mes_daemon::choices::BlockTarget::Professional(rpps(3).to_string()),
+        )
+        .await?;
+    // Released by break-glass: the emergency volume only.
+    samu.connect(&o.t)
+        .await?
+        .request(Request::EmergencyAccess {
+            space: o.space,
+            mode: mes_protocol::escrow::EscrowMode::BreakGlass,
+        })
+        .await?;
     o.a.daemon
         .grant(o.space, relative.id(), Some(Role::Read))
         .await?;
@@ -676,6 +698,8 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
         ("relative", &relative),
         ("feeder", &feeder),
         ("stranger", &stranger),
+        ("blocked", &blocked),
+        ("break-glass", &samu),
     ] {
         callers.push((
             name,
@@ -695,7 +719,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
         let read = match who {
             "owner" | "relative" => true,
             "doctor" => matches!(vol, "emergency" | "documents/mental"),
-            "dentist" => vol == "emergency",
+            "dentist" | "break-glass" => vol == "emergency",
             _ => false,
         };
         let write = match who {

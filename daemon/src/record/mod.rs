@@ -172,12 +172,27 @@ fn walk(doc: &impl ReadDoc, obj: &ObjId, kind: ObjType, path: String, out: &mut 
         };
         let all = doc.get_all(obj, prop).unwrap_or_default();
         if all.len() > 1 {
-            let mut values: Vec<String> = all.iter().map(|(v, _)| show(v)).collect();
-            values.sort();
-            out.push(Conflict {
-                path: here.clone(),
-                values,
-            });
+            // Two devices writing the same thing at once is no conflict to resolve (the
+            // emergency copies each device derives from the same profile): only
+            // differing values, objects compared by their content, are reported.
+            let content = |(v, id): &(Value<'_>, ObjId)| match v {
+                Value::Object(_) => doc
+                    .hydrate(id, None)
+                    .map(|h| format!("{h:?}"))
+                    .unwrap_or_default(),
+                v => show(v),
+            };
+            let mut distinct: Vec<String> = all.iter().map(content).collect();
+            distinct.sort();
+            distinct.dedup();
+            if distinct.len() > 1 {
+                let mut values: Vec<String> = all.iter().map(|(v, _)| show(v)).collect();
+                values.sort();
+                out.push(Conflict {
+                    path: here.clone(),
+                    values,
+                });
+            }
         }
         // Descend into the winning value's object.
         if let Some((Value::Object(t), id)) = all.last() {
@@ -257,5 +272,21 @@ mod tests {
         assert_eq!(c[0].values, vec!["choc", "urticaire géante"]);
         // Control: without the concurrent edit there is nothing to report.
         assert_eq!(conflicts(&base), vec![]);
+    }
+
+    #[test]
+    fn the_same_value_written_twice_at_once_is_no_conflict() {
+        let mut base = AutoCommit::new().with_actor(ActorId::from(vec![0; 16]));
+        let mut p = Profile::default();
+        p.allergies.push(allergy("a1", "pénicilline"));
+        autosurgeon::reconcile(&mut base, &p).unwrap();
+        let (mut laptop, mut phone) = (device(1, &base), device(2, &base));
+        for doc in [&mut laptop, &mut phone] {
+            let mut q: Profile = autosurgeon::hydrate(&*doc).unwrap();
+            q.allergies[0].reaction = "choc".into();
+            autosurgeon::reconcile(doc, &q).unwrap();
+        }
+        laptop.merge(&mut phone).unwrap();
+        assert_eq!(conflicts(&laptop), vec![]);
     }
 }
