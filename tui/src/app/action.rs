@@ -45,6 +45,8 @@ pub enum Slot {
     Consents,
     /// The daemon's notifications (F8.2).
     Notifications,
+    /// What the person blocked (F7.2).
+    Blocks,
     /// A user's command (hide, add, save, reply, read): its reply shows as a notice.
     Command,
 }

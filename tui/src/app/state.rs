@@ -279,6 +279,8 @@ pub struct State {
     pub consents: Vec<mes_protocol::consent::ConsentView>,
     /// The daemon's notifications, newest first (F8.2).
     pub notifications: Vec<mes_protocol::consent::NotificationView>,
+    /// What the person blocked, in words (F7.2).
+    pub blocks: Vec<String>,
     /// Home's latest documents.
     pub home_docs: Vec<DocumentMeta>,
     /// The Documents screen.
@@ -347,6 +349,7 @@ impl State {
             history: Default::default(),
             consents: Vec::new(),
             notifications: Vec::new(),
+            blocks: Vec::new(),
             home_docs: Vec::new(),
             docs: Docs {
                 limit: DOC_PAGE,

@@ -122,6 +122,7 @@ fn space_requests(s: &State) -> Vec<Request> {
         req(Slot::History, s, ApiCall::AccessHistory),
         req(Slot::Consents, s, ApiCall::Consents),
         req(Slot::Notifications, s, ApiCall::Notifications),
+        req(Slot::Blocks, s, ApiCall::Blocks),
     ]
 }
 
@@ -149,6 +150,7 @@ fn list_len(s: &State, screen: Screen, pane: u8) -> usize {
         (Screen::Agenda, _) => super::view::agenda::items_shown(s).len(),
         (Screen::Access, 0) => s.history.entries.len() + usize::from(s.history.alarm.is_some()),
         (Screen::Access, 1) => s.consents.len(),
+        (Screen::Access, 2) => s.blocks.len(),
         (Screen::Access, 3) => s.devices.len(),
         (Screen::Relatives, _) => s.spaces.len(),
         (Screen::Settings, _) => SETTINGS_ROWS,
@@ -417,6 +419,7 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
         (Slot::History, ApiReply::AccessHistory(h)) => s.history = h,
         (Slot::Consents, ApiReply::Consents(c)) => s.consents = c,
         (Slot::Notifications, ApiReply::Notifications(n)) => s.notifications = n,
+        (Slot::Blocks, ApiReply::Blocks(b)) => s.blocks = b,
         (Slot::HomeDocs, ApiReply::Documents { docs, .. }) => s.home_docs = docs,
         (Slot::Docs, ApiReply::Documents { total, docs }) => {
             s.docs.total = total;

@@ -6,6 +6,7 @@ use mes_protocol::consent::{AccessEntryView, ConsentView};
 use mes_protocol::habilitation::Matrix;
 
 use super::{list, selection, Arrange, Item, Page};
+use crate::app::action::Slot;
 use crate::app::i18n::Lang;
 use crate::app::state::{Screen, State};
 
@@ -130,17 +131,19 @@ pub fn page(s: &State) -> Page {
             }
             Item::new(format!("{} : {what}", holder(s, c)))
         },
-    );
+    )
+    .or_error(s, Slot::Consents);
     let (b, bf) = sel(2);
     let blocks = list(
         s,
         s.t("access.blocks").into(),
-        0,
+        s.blocks.len(),
         b,
         bf,
         "access.no_blocks",
-        |_| Item::default(),
-    );
+        |i| Item::new(s.blocks[i].clone()),
+    )
+    .or_error(s, Slot::Blocks);
     let (d, df) = sel(3);
     let devices = list(
         s,
