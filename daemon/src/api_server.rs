@@ -314,6 +314,34 @@ pub async fn handle(
             .await?;
             ApiReply::Done
         }
+        Delegate {
+            principal,
+            role,
+            volumes,
+            until,
+        } => {
+            let until = until
+                .map(|t| {
+                    t.parse::<jiff::Timestamp>()
+                        .map(|ts| mes_protocol::time::UnixMillis(ts.as_millisecond().max(0) as u64))
+                        .map_err(|e| {
+                            ApiError::new(
+                                ApiErrorCode::BadRequest,
+                                format!("until {t:?} is not an RFC 3339 time: {e}"),
+                            )
+                        })
+                })
+                .transpose()?;
+            d.delegate(
+                d.resolve_space(space).await?,
+                principal,
+                role,
+                &volumes,
+                until,
+            )
+            .await?;
+            ApiReply::Done
+        }
         ConsentTeam { structure, except } => ApiReply::Consents(
             d.consent_team(d.resolve_space(space).await?, &structure, &except)
                 .await?,

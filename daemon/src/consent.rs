@@ -24,6 +24,9 @@ use crate::daemon::{Daemon, INBOX};
 /// Sealed-store namespace of the directory entries seen, by principal.
 const DIRECTORY: &str = "directory";
 
+/// Sealed-store namespace of the lapsed grants already rotated away from.
+const LAPSED: &str = "lapsed-grants";
+
 fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
     ApiError {
         code,
@@ -88,6 +91,7 @@ impl Daemon {
                 role,
                 version,
                 issued_at: now,
+                expires_at: None,
             },
             &self.state().identity.principal.signing,
         )
@@ -257,6 +261,125 @@ impl Daemon {
         self.refresh_space(&c, space)
             .await
             .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+    }
+
+    /// Grants to a relative, trusted person, caregiver or guardian (F9.2, F9.3): `role` on
+    /// the volumes labelled `volumes` (partial access), or on the whole space when none
+    /// is named (full access), until `until` if given. Revocable with [`Daemon::withdraw`].
+    pub async fn delegate(
+        &self,
+        space: SpaceId,
+        principal: PrincipalId,
+        role: Role,
+        volumes: &[String],
+        until: Option<UnixMillis>,
+    ) -> Result<(), ApiError> {
+        let c = self.client().ok_or_else(|| {
+            api(
+                ApiErrorCode::Offline,
+                "delegating needs the relay, and the daemon is offline",
+            )
+        })?;
+        let m = self.membership_of(space)?;
+        if until.is_some_and(|t| t <= UnixMillis::now()) {
+            return Err(api(
+                ApiErrorCode::BadRequest,
+                "the end of the access is already past",
+            ));
+        }
+        let mut scopes = Vec::new();
+        for label in volumes {
+            let d = m
+                .volumes
+                .values()
+                .find(|d| d.body.label == *label)
+                .ok_or_else(|| {
+                    api(
+                        ApiErrorCode::BadRequest,
+                        format!("no volume {label:?} in this space"),
+                    )
+                })?;
+            scopes.push(Some(d.body.volume));
+        }
+        if scopes.is_empty() {
+            scopes.push(None);
+        }
+        for scope in scopes {
+            let mut g = self.sign_grant(&m, principal, scope, Some(role));
+            if until.is_some() {
+                g.body.expires_at = until;
+                g = Signed::sign(g.body, &self.state().identity.principal.signing);
+            }
+            c.request(Request::PutGrant { grant: g })
+                .await
+                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+        }
+        self.refresh_space(&c, space)
+            .await
+            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+    }
+
+    /// Starts a new epoch, once, on what each lapsed grant covered (F9.2): what is
+    /// written after the end of a delegation is sealed under keys the delegate never gets.
+    pub(crate) fn rotate_lapsed(&self, space: SpaceId, m: &Membership) -> Result<bool, ApiError> {
+        let now = UnixMillis::now();
+        let mut todo = Vec::new();
+        let mut batch = self.store.batch();
+        for g in m.lapsed(now) {
+            let key = [
+                space.0.as_slice(),
+                g.body.principal.0.as_slice(),
+                &g.body.version.to_be_bytes(),
+            ]
+            .concat();
+            if self.store.get(LAPSED, &key).ok().flatten().is_some() {
+                continue;
+            }
+            batch.put(LAPSED, &key, &[1]);
+            match g.body.volume {
+                Some(v) => todo.push(v),
+                None => todo.extend(m.volumes.keys().copied()),
+            }
+        }
+        // Inbox drops are sealed to the owner's inbox recipient, not to epoch keys.
+        todo.retain(|v| m.volume(*v).is_some_and(|d| d.kind != VolumeKind::Inbox));
+        if todo.is_empty() {
+            return Ok(false);
+        }
+        self.store
+            .apply(batch)
+            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+        todo.sort();
+        todo.dedup();
+        self.start_epochs(&todo)?;
+        Ok(true)
+    }
+
+    /// Before uploading: rotates away from lapsed grants in every space this principal
+    /// administers, and wraps the new keys to who remains.
+    pub async fn rotate_all_lapsed(
+        &self,
+        c: &crate::client::RelayClient,
+    ) -> Result<(), crate::daemon::SyncError> {
+        let spaces: Vec<(SpaceId, Membership)> = {
+            let st = self.state();
+            let me = st.identity.principal.principal_id();
+            st.spaces
+                .values()
+                .filter_map(|s| s.membership.clone().map(|m| (s.id(), m)))
+                .filter(|(_, m)| m.role(me, None) == Some(Role::Admin))
+                .collect()
+        };
+        for (space, m) in spaces {
+            if self
+                .rotate_lapsed(space, &m)
+                .map_err(|e| crate::daemon::SyncError::Refused(e.message))?
+            {
+                self.store.flush().await?;
+                self.refresh_space(c, space).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Starts a new key epoch on each volume (its current generation); the next refresh

@@ -936,6 +936,7 @@ impl Daemon {
                     role,
                     version: now.0,
                     issued_at: now,
+                    expires_at: None,
                 },
                 &st.identity.principal.signing,
             )
@@ -1134,6 +1135,12 @@ impl Daemon {
                 known.insert(cert.body.device, cert.body.principal);
             }
         }
+        if membership.role(self.state().identity.principal.principal_id(), None)
+            == Some(Role::Admin)
+        {
+            self.rotate_lapsed(space, &membership)
+                .map_err(|e| SyncError::Refused(e.message))?;
+        }
         if membership.owner() == self.state().identity.principal.principal_id() {
             let mine: Vec<(DeviceId, String)> = devices
                 .iter()
@@ -1261,7 +1268,7 @@ impl Daemon {
             if d.kind == VolumeKind::Inbox {
                 continue;
             }
-            let readers = m.readers(d.volume);
+            let readers = m.at(UnixMillis::now()).readers(d.volume);
             for cert in devices {
                 // Daemons verify what the relay says before wrapping keys to anyone.
                 if cert.body.device == me

@@ -158,6 +158,8 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
     loop {
         // Spaces created while this loop runs are registered before their first upload.
         tolerate(daemon.register_pending(client).await)?;
+        // A delegation that lapsed: new epochs before anything new is sealed (F9.2).
+        tolerate(daemon.rotate_all_lapsed(client).await)?;
         // Files before the metadata that names them, so another device never learns of a
         // document whose blob the relay does not have yet.
         tolerate(crate::blobs::upload_pending(daemon, client).await)?;

@@ -294,6 +294,18 @@ pub enum ApiCall {
         /// Absolute directory path.
         out: String,
     },
+    /// Gives a relative, trusted person, caregiver or guardian a role (F9.2, F9.3): on the
+    /// named volumes (partial) or the whole space (full), until a time if given.
+    Delegate {
+        /// The principal.
+        principal: PrincipalId,
+        /// The role (`Read`, `Write`; `Admin` for a guardian).
+        role: Role,
+        /// Volume labels; empty for the whole space.
+        volumes: Vec<String>,
+        /// RFC 3339 end of the access, if any.
+        until: Option<String>,
+    },
     /// Consents once to an establishment's care team (F7.4).
     ConsentTeam {
         /// Structure name, as the directory lists it.

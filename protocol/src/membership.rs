@@ -135,6 +135,9 @@ pub struct Grant {
     pub version: u64,
     /// When.
     pub issued_at: UnixMillis,
+    /// When it lapses (a trusted person's or a guardian's access for a while, F9.2,
+    /// F9.3); `None` lasts until removed.
+    pub expires_at: Option<UnixMillis>,
 }
 impl SignedBody for Grant {
     const CONTEXT: &'static [u8] = b"mes/grant/v1";
@@ -333,6 +336,21 @@ impl Membership {
         self.choices.as_ref().is_some_and(|p| p.body.refuses(mode))
     }
 
+    /// The membership as it stands at `now`: grants that lapsed are left out.
+    pub fn at(&self, now: UnixMillis) -> Membership {
+        let mut m = self.clone();
+        m.grants
+            .retain(|_, g| g.body.expires_at.is_none_or(|t| now < t));
+        m
+    }
+
+    /// Grants that lapsed by `now`.
+    pub fn lapsed(&self, now: UnixMillis) -> impl Iterator<Item = &Signed<Grant>> {
+        self.grants
+            .values()
+            .filter(move |g| g.body.role.is_some() && g.body.expires_at.is_some_and(|t| now >= t))
+    }
+
     /// The role of a principal on a volume (or on the space when `volume` is `None`):
     /// the owner is admin; a volume grant overrides a space grant.
     pub fn role(&self, who: PrincipalId, volume: Option<VolumeId>) -> Option<Role> {
@@ -394,6 +412,7 @@ mod tests {
                     role,
                     version,
                     issued_at: UnixMillis(0),
+                    expires_at: None,
                 },
                 key,
             )

@@ -592,6 +592,7 @@ pub(crate) mod arb {
                     role,
                     version,
                     issued_at: UnixMillis(version / 2),
+                    expires_at: None,
                 }),
         )
     }

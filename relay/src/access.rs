@@ -133,6 +133,7 @@ mod tests {
                     role: Some(role),
                     version: 1,
                     issued_at: UnixMillis(0),
+                    expires_at: None,
                 },
                 &owner.signing,
             ))

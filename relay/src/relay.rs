@@ -214,7 +214,8 @@ impl Relay {
                 format!("{who:?} is blocked by the person whose space it is"),
             ));
         }
-        match authorize(&m, who, need) {
+        // Lapsed grants open nothing (F9.2).
+        match authorize(&m.at(mes_protocol::time::UnixMillis::now()), who, need) {
             Ok(_) => Ok(m),
             // A live emergency release opens the emergency volume, and only it.
             Err(e) => match need {
@@ -649,7 +650,8 @@ impl Relay {
                         continue;
                     }
                     let cert = self.live_cert(e.recipient)?;
-                    authorize(&m, cert.body.principal, Need::Read(e.slot.volume)).map_err(
+                    let now = mes_protocol::time::UnixMillis::now();
+                    authorize(&m.at(now), cert.body.principal, Need::Read(e.slot.volume)).map_err(
                         |err| {
                             WireError::new(
                                 ErrorCode::Forbidden,

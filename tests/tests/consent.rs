@@ -249,6 +249,7 @@ async fn dentist_reads_mental(skip_check: bool) -> anyhow::Result<Result<Reply, 
                 role: Some(Role::Read),
                 version: 1,
                 issued_at: UnixMillis::now(),
+                expires_at: None,
             },
             &st.identity.principal.signing,
         )
@@ -800,6 +801,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
                 role: None,
                 version: UnixMillis::now().0,
                 issued_at: UnixMillis::now(),
+                expires_at: None,
             },
             signing,
         );
@@ -1052,6 +1054,7 @@ fn owner_grant(
             role,
             version: UnixMillis::now().0,
             issued_at: UnixMillis::now(),
+            expires_at: None,
         },
         &st.identity.principal.signing,
     )
@@ -1533,5 +1536,97 @@ async fn notifications_follow_the_persons_choices() -> anyhow::Result<()> {
         |d| count(d, "device") == 1,
     )
     .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delegation_lapses_at_its_end_and_what_follows_is_sealed_from_it() -> anyhow::Result<()> {
+    let o = owner(Misbehaviour::default()).await?;
+    let trusted = RawPrincipal::new("trusted");
+    let caregiver = RawPrincipal::new("caregiver");
+    for p in [&trusted, &caregiver] {
+        p.connect(&o.t).await?;
+    }
+    let end = UnixMillis(UnixMillis::now().0 + 3_000);
+    // Partial and expiring for the trusted person; full and lasting for the caregiver.
+    o.a.daemon
+        .delegate(
+            o.space,
+            trusted.id(),
+            Role::Read,
+            &["profile".into()],
+            Some(end),
+        )
+        .await?;
+    o.a.daemon
+        .delegate(o.space, caregiver.id(), Role::Read, &[], None)
+        .await?;
+    let e =
+        o.a.daemon
+            .delegate(o.space, trusted.id(), Role::Read, &["diary".into()], None)
+            .await
+            .unwrap_err();
+    assert!(e.message.contains("no volume \"diary\""), "{}", e.message);
+    let profile = volume(&o.a.daemon, o.space, "profile").unwrap();
+    let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
+    let (tc, cc) = (trusted.connect(&o.t).await?, caregiver.connect(&o.t).await?);
+    assert!(fetch_code(&tc, o.space, profile).await.is_ok());
+    assert_eq!(
+        fetch_code(&tc, o.space, emergency).await.unwrap_err(),
+        ErrorCode::NotMember,
+        "partial: the profile only"
+    );
+    let labels = labels(&o.a, o.space);
+    assert!(wrapped(&trusted, &o.t, o.space, &labels)
+        .await?
+        .contains_key("profile"));
+    // At its end the relay refuses it; the caregiver (control) still reads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fetch_code(&tc, o.space, profile).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delegation never lapsed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fetch_code(&cc, o.space, profile).await.is_ok());
+    // The next write moves the profile to a new epoch the trusted person never gets.
+    o.a.daemon
+        .record_edit::<mes_protocol::record::Profile>(
+            o.space,
+            &mes_protocol::record::RecordEdit::Set {
+                field: "situation.lives_alone".into(),
+                value: "true".into(),
+            },
+        )
+        .await?;
+    until(&o.a.daemon, Duration::from_secs(30), "new epoch", |d| {
+        d.state()
+            .keys
+            .current(profile, Generation(0))
+            .is_some_and(|(e, _)| e.0 >= 1)
+    })
+    .await?;
+    let epoch =
+        o.a.daemon
+            .state()
+            .keys
+            .current(profile, Generation(0))
+            .map(|(e, _)| e.0)
+            .unwrap();
+    until(&o.a.daemon, Duration::from_secs(30), "uploaded", |d| {
+        d.state().volumes[&profile].progress.idle()
+    })
+    .await?;
+    let held = wrapped(&caregiver, &o.t, o.space, &labels).await?;
+    assert!(
+        held["profile"].contains(&epoch),
+        "control: the caregiver gets it: {held:?}"
+    );
+    assert_eq!(
+        code(tc.request(Request::GetEnvelopes { space: o.space }).await).unwrap_err(),
+        ErrorCode::NotMember,
+        "the lapsed delegate gets no key"
+    );
     Ok(())
 }

@@ -422,6 +422,19 @@ enum ConsentCmd {
         #[arg(long)]
         structure: Option<String>,
     },
+    /// Give a relative, trusted person, caregiver or guardian access (F9.2): on some
+    /// volumes or the whole space, until a time if given; revoke with `withdraw`.
+    Delegate {
+        principal: PrincipalId,
+        #[arg(long, value_enum, default_value = "read")]
+        role: DelegateRole,
+        /// A volume label (profile, emergency, documents/care…); none: the whole space.
+        #[arg(long = "volume")]
+        volumes: Vec<String>,
+        /// RFC 3339 end, e.g. 2027-06-30T00:00:00+02:00.
+        #[arg(long)]
+        until: Option<String>,
+    },
     /// Consent once to an establishment's care team (each member logged by name).
     Team {
         structure: String,
@@ -442,6 +455,16 @@ enum ConsentCmd {
         #[arg(long = "except")]
         except: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DelegateRole {
+    /// Read.
+    Read,
+    /// Read and write.
+    Write,
+    /// Manage, as a guardian.
+    Admin,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -820,6 +843,21 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             ApiCall::Unblock { rpps, structure }
         }
         Command::Consent(ConsentCmd::Blocks) => ApiCall::Blocks,
+        Command::Consent(ConsentCmd::Delegate {
+            principal,
+            role,
+            volumes,
+            until,
+        }) => ApiCall::Delegate {
+            principal,
+            role: match role {
+                DelegateRole::Read => mes_protocol::membership::Role::Read,
+                DelegateRole::Write => mes_protocol::membership::Role::Write,
+                DelegateRole::Admin => mes_protocol::membership::Role::Admin,
+            },
+            volumes,
+            until,
+        },
         Command::Consent(ConsentCmd::Team { structure, except }) => {
             ApiCall::ConsentTeam { structure, except }
         }
