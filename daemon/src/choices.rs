@@ -49,13 +49,9 @@ impl Daemon {
                 "these choices go to the relay, and the daemon is offline",
             )
         })?;
+        let m = self.membership_of(space)?;
         let (old, signed) = {
             let st = self.state();
-            let m = st
-                .spaces
-                .get(&space)
-                .and_then(|s| s.membership.clone())
-                .ok_or_else(|| api(ApiErrorCode::Offline, "membership not synced yet"))?;
             if m.owner() != st.identity.principal.principal_id() {
                 return Err(api(
                     ApiErrorCode::Forbidden,
@@ -174,12 +170,7 @@ impl Daemon {
 
     /// What the person blocked, in words.
     pub fn blocks(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
-        let c = self
-            .state()
-            .spaces
-            .get(&space)
-            .and_then(|s| s.membership.as_ref().map(|m| m.person_choices()))
-            .ok_or_else(|| api(ApiErrorCode::Offline, "membership not synced yet"))?;
+        let c = self.membership_of(space)?.person_choices();
         let mut out: Vec<String> = c
             .blocked
             .iter()
@@ -295,10 +286,7 @@ impl Daemon {
         except: &[String],
     ) -> Result<(ConsentView, Option<String>), ApiError> {
         let entry = self.find_professional(rpps).await?;
-        if !mes_protocol::habilitation::Matrix::builtin()
-            .may_read_volume(&entry.body.professional.profession, "documents/care")
-            || entry.body.professional.profession != "10"
-        {
+        if entry.body.professional.profession != mes_protocol::habilitation::PHYSICIAN {
             return Err(api(
                 ApiErrorCode::BadRequest,
                 format!("RPPS {rpps} is not a physician (profession 10): only a physician can be médecin traitant"),

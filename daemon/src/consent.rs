@@ -58,7 +58,7 @@ pub fn consent_volumes(
 }
 
 impl Daemon {
-    fn membership_of(&self, space: SpaceId) -> Result<Membership, ApiError> {
+    pub(crate) fn membership_of(&self, space: SpaceId) -> Result<Membership, ApiError> {
         self.state()
             .spaces
             .get(&space)
@@ -361,13 +361,16 @@ impl Daemon {
         &self,
         c: &crate::client::RelayClient,
     ) -> Result<(), crate::daemon::SyncError> {
+        // Run before every upload: clone only the memberships with a lapsed grant.
+        let now = UnixMillis::now();
         let spaces: Vec<(SpaceId, Membership)> = {
             let st = self.state();
             let me = st.identity.principal.principal_id();
             st.spaces
                 .values()
-                .filter_map(|s| s.membership.clone().map(|m| (s.id(), m)))
-                .filter(|(_, m)| m.role(me, None) == Some(Role::Admin))
+                .filter_map(|s| s.membership.as_ref().map(|m| (s.id(), m)))
+                .filter(|(_, m)| m.lapsed_any(now) && m.role(me, None) == Some(Role::Admin))
+                .map(|(id, m)| (id, m.clone()))
                 .collect()
         };
         for (space, m) in spaces {
@@ -412,11 +415,7 @@ impl Daemon {
     }
 
     pub(crate) fn directory_entry(&self, principal: PrincipalId) -> Option<Signed<DirectoryEntry>> {
-        self.store
-            .get(DIRECTORY, &principal.0)
-            .ok()
-            .flatten()
-            .and_then(|b| mes_protocol::codec::from_bytes(&b).ok())
+        self.store.get_decoded(DIRECTORY, &principal.0)
     }
 
     /// Who holds which rights on the space.

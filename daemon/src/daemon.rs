@@ -679,6 +679,14 @@ impl Daemon {
         }
     }
 
+    /// One note's settled value (the greatest when concurrent edits left several),
+    /// reserved keys included; `None` when absent.
+    pub(crate) fn note_value(&self, space: SpaceId, key: &str) -> Option<String> {
+        self.with_doc(space, |d| d.get(key))
+            .ok()
+            .and_then(|v| v.into_iter().max())
+    }
+
     /// Every note, reserved keys included (blob references, the label, history heads).
     pub fn note_list_all(&self, space: SpaceId) -> Result<Vec<(String, Vec<String>)>, ApiError> {
         self.with_doc(space, |d| {
@@ -694,16 +702,12 @@ impl Daemon {
 
     /// Every note.
     pub fn note_list(&self, space: SpaceId) -> Result<Vec<NoteEntry>, ApiError> {
-        self.with_doc(space, |d| {
-            d.keys()
-                .into_iter()
-                .filter(|k| !k.starts_with('_'))
-                .map(|key| NoteEntry {
-                    values: d.get(&key),
-                    key,
-                })
-                .collect()
-        })
+        Ok(self
+            .note_list_all(space)?
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with('_'))
+            .map(|(key, values)| NoteEntry { key, values })
+            .collect())
     }
 
     /// Appends to the journal.
@@ -1263,12 +1267,13 @@ impl Daemon {
     ) -> Vec<KeyEnvelope> {
         let mut out = Vec::new();
         let me = st.identity.device.device_id();
+        let live = m.at(UnixMillis::now());
         for decl in m.volumes.values() {
             let d = &decl.body;
             if d.kind == VolumeKind::Inbox {
                 continue;
             }
-            let readers = m.at(UnixMillis::now()).readers(d.volume);
+            let readers = live.readers(d.volume);
             for cert in devices {
                 // Daemons verify what the relay says before wrapping keys to anyone.
                 if cert.body.device == me
@@ -1683,21 +1688,17 @@ impl Daemon {
             v.compact_if_needed(&self.store)?;
         }
         if !payloads.is_empty() {
-            let is_notes = self
+            let label = self
                 .state()
                 .volumes
                 .get(&volume)
-                .is_some_and(|v| v.meta.label == NOTES);
-            if is_notes {
+                .map(|v| v.meta.label.clone())
+                .unwrap_or_default();
+            if label == NOTES {
                 // Another device may have published its access history head.
                 self.recheck_history(space).await;
             }
-            let is_inbox = self
-                .state()
-                .volumes
-                .get(&volume)
-                .is_some_and(|v| v.meta.label == INBOX);
-            if is_inbox {
+            if label == INBOX {
                 if let Err(e) = self.file_inbox(space).await {
                     tracing::warn!("filing the inbox of {}: {}", space.short(), e.message);
                 }

@@ -121,10 +121,7 @@ impl Daemon {
     /// The stored access history of a space (empty if none yet).
     pub fn history(&self, space: SpaceId) -> HistoryLog {
         self.store
-            .get(NAMESPACE, &space.0)
-            .ok()
-            .flatten()
-            .and_then(|b| codec::from_bytes(&b).ok())
+            .get_decoded(NAMESPACE, &space.0)
             .unwrap_or_default()
     }
 
@@ -151,7 +148,7 @@ impl Daemon {
         }
         let _one = self.history_lock.lock().await;
         let mut log = self.history(space);
-        let before = ((log.head, log.alarm.clone()), log.agreed.clone());
+        let (head_before, alarm_before) = (log.head, log.alarm.clone());
         while log.alarm.is_none() {
             let entries = match c
                 .request(Request::GetHistory {
@@ -179,10 +176,10 @@ impl Daemon {
         self.compare_peer_heads(space, &mut log);
         self.save_history(space, &log)?;
         self.store.flush().await?;
-        if (log.head, log.alarm.clone()) != before.0 {
+        if log.head != head_before || log.alarm != alarm_before {
             self.emit(ApiEvent::AccessHistory { space });
         }
-        if log.head != before.0 .0 && log.head.seq > 0 {
+        if log.head != head_before && log.head.seq > 0 {
             let device = self.state().identity.device.device_id();
             self.note_set_internal(
                 space,

@@ -24,10 +24,7 @@ impl Daemon {
     /// The kinds the person wants.
     pub fn notify_prefs(&self, space: SpaceId) -> BTreeSet<String> {
         let off: BTreeSet<String> = self
-            .note_list_all(space)
-            .ok()
-            .and_then(|n| n.into_iter().find(|(k, _)| k == PREFS_KEY))
-            .and_then(|(_, v)| v.into_iter().max())
+            .note_value(space, PREFS_KEY)
             .map(|v| {
                 v.strip_prefix("off:")
                     .unwrap_or("")
@@ -69,10 +66,7 @@ impl Daemon {
     /// The notifications of a space, newest first.
     pub fn notifications(&self, space: SpaceId) -> Vec<NotificationView> {
         self.store
-            .get(NAMESPACE, &space.0)
-            .ok()
-            .flatten()
-            .and_then(|b| codec::from_bytes(&b).ok())
+            .get_decoded(NAMESPACE, &space.0)
             .unwrap_or_default()
     }
 
@@ -102,12 +96,7 @@ impl Daemon {
 
     /// Notices devices of the person not seen before (the first look only remembers).
     pub(crate) fn notice_devices(&self, space: SpaceId, devices: &[(DeviceId, String)]) {
-        let known: Option<BTreeSet<DeviceId>> = self
-            .store
-            .get(KNOWN_DEVICES, &space.0)
-            .ok()
-            .flatten()
-            .and_then(|b| codec::from_bytes(&b).ok());
+        let known: Option<BTreeSet<DeviceId>> = self.store.get_decoded(KNOWN_DEVICES, &space.0);
         let now: BTreeSet<DeviceId> = devices.iter().map(|(d, _)| *d).collect();
         if let Some(known) = &known {
             for (d, name) in devices.iter().filter(|(d, _)| !known.contains(d)) {

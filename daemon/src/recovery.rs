@@ -82,12 +82,7 @@ pub fn wrap_recovery(
 impl Daemon {
     /// The recovery recipient published in a space's notes, if a kit was ever made.
     pub(crate) fn recovery_recipient(&self, space: SpaceId) -> Option<AgeRecipient> {
-        self.note_list_all(space)
-            .ok()?
-            .into_iter()
-            .find(|(k, _)| k == RECIPIENT_KEY)
-            .and_then(|(_, v)| v.into_iter().max())
-            .map(AgeRecipient)
+        self.note_value(space, RECIPIENT_KEY).map(AgeRecipient)
     }
 
     fn recovery_identity(&self) -> Option<AgeSecret> {
@@ -280,15 +275,6 @@ impl Daemon {
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| api(ApiErrorCode::BadRequest, format!("{}: {e}", path.display())))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| api(ApiErrorCode::Storage, format!("{}: {e}", path.display())))
+    crate::unlock::write_private(path, bytes)
+        .map_err(|e| api(ApiErrorCode::BadRequest, format!("{e:#}")))
 }

@@ -154,6 +154,16 @@ impl SealedStore {
         }
     }
 
+    /// Reads one value encoded with the protocol codec; `None` when absent or unreadable.
+    pub fn get_decoded<T: serde::de::DeserializeOwned>(
+        &self,
+        namespace: &str,
+        suffix: &[u8],
+    ) -> Option<T> {
+        let bytes = self.get(namespace, suffix).ok().flatten()?;
+        mes_protocol::codec::from_bytes(&bytes).ok()
+    }
+
     /// Every `(suffix, value)` of a namespace, in suffix order.
     pub fn scan(&self, namespace: &str) -> Result<Vec<Entry>, StoreError> {
         let prefix = self.prefix(namespace);

@@ -20,6 +20,9 @@ pub const SECTIONS: &[&str] = &[
     "agenda",
 ];
 
+/// The TRE_G15 code of physicians: only a physician can be médecin traitant (F7.3).
+pub const PHYSICIAN: &str = "10";
+
 /// The label of the volume of hidden documents, which no consent opens.
 pub const HIDDEN: &str = "documents/hidden";
 

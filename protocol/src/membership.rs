@@ -337,11 +337,23 @@ impl Membership {
     }
 
     /// The membership as it stands at `now`: grants that lapsed are left out.
-    pub fn at(&self, now: UnixMillis) -> Membership {
-        let mut m = self.clone();
-        m.grants
-            .retain(|_, g| g.body.expires_at.is_none_or(|t| now < t));
-        m
+    /// Borrowed as is when no grant has lapsed (the common case, on every request).
+    pub fn at(&self, now: UnixMillis) -> std::borrow::Cow<'_, Membership> {
+        if self.lapsed_any(now) {
+            let mut m = self.clone();
+            m.grants
+                .retain(|_, g| g.body.expires_at.is_none_or(|t| now < t));
+            std::borrow::Cow::Owned(m)
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        }
+    }
+
+    /// Whether any grant lapsed by `now`.
+    pub fn lapsed_any(&self, now: UnixMillis) -> bool {
+        self.grants
+            .values()
+            .any(|g| g.body.expires_at.is_some_and(|t| now >= t))
     }
 
     /// Grants that lapsed by `now`.

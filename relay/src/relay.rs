@@ -1265,7 +1265,7 @@ impl Relay {
         }
         let hidden_for_attending = label == mes_protocol::habilitation::HIDDEN
             && attending
-            && Matrix::builtin().may_read_volume(profession, "documents/care");
+            && profession == mes_protocol::habilitation::PHYSICIAN;
         if hidden_for_attending || Matrix::builtin().may_read_volume(profession, label) {
             Ok(())
         } else {

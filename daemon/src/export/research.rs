@@ -121,11 +121,7 @@ impl Daemon {
 
     /// The salt while opted in.
     fn research_salt(&self, space: SpaceId) -> Option<String> {
-        self.note_list_all(space)
-            .ok()?
-            .into_iter()
-            .find(|(k, _)| k == RESEARCH_KEY)
-            .and_then(|(_, v)| v.into_iter().max())
+        self.note_value(space, RESEARCH_KEY)
             .and_then(|v| v.strip_prefix("opt-in:").map(str::to_string))
     }
 
