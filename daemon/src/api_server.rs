@@ -135,6 +135,7 @@ pub async fn handle(
                 principal: st.identity.principal.principal_id(),
                 device: st.identity.device.device_id(),
                 name: st.identity.name().to_string(),
+                recipient: st.identity.principal.age.recipient().0,
             }
         }
         CreateSpace { label } => ApiReply::SpaceCreated {
@@ -398,6 +399,19 @@ pub async fn handle(
             let (address, fingerprint) = d.restore_from_kit(&sealed, key).await?;
             ApiReply::Values(vec![address, fingerprint])
         }
+        HandOver { to, recipient } => {
+            d.hand_over(
+                d.resolve_space(space).await?,
+                to,
+                mes_protocol::keys::AgeRecipient(recipient),
+            )
+            .await?;
+            ApiReply::Done
+        }
+        DocHideFromParents { id } => ApiReply::Document(Box::new(
+            d.doc_hide_from_parents(d.resolve_space(space).await?, &id)
+                .await?,
+        )),
         DocShowToRepresentatives { id, confirmed } => ApiReply::Document(Box::new(
             d.doc_show_to_representatives(d.resolve_space(space).await?, &id, confirmed)
                 .await?,

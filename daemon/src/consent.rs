@@ -58,7 +58,7 @@ pub fn consent_volumes(
 }
 
 impl Daemon {
-    pub(crate) fn membership_of(&self, space: SpaceId) -> Result<Membership, ApiError> {
+    pub fn membership_of(&self, space: SpaceId) -> Result<Membership, ApiError> {
         self.state()
             .spaces
             .get(&space)
@@ -142,10 +142,13 @@ impl Daemon {
             )
         })?;
         let m = self.membership_of(space)?;
-        if m.owner() != self.state().identity.principal.principal_id() {
+        // The person, or who manages the space with them: a guardian within a measure
+        // (F9.3), a legal representative (F9.1).
+        let me = self.state().identity.principal.principal_id();
+        if m.at(UnixMillis::now()).role(me, None) != Some(Role::Admin) {
             return Err(api(
                 ApiErrorCode::Forbidden,
-                "only the person whose space it is can consent",
+                "only the person whose space it is, or who manages it with them, can consent",
             ));
         }
         let principal = entry.body.principal;
@@ -319,12 +322,26 @@ impl Daemon {
             .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
     }
 
-    /// Starts a new epoch, once, on what each lapsed grant covered (F9.2): what is
-    /// written after the end of a delegation is sealed under keys the delegate never gets.
+    /// Starts a new epoch, once, on what each lapsed grant covered (F9.2) and on every
+    /// volume of a space a court removed someone from (F9.4): what is written after is
+    /// sealed under keys they never get.
     pub(crate) fn rotate_lapsed(&self, space: SpaceId, m: &Membership) -> Result<bool, ApiError> {
         let now = UnixMillis::now();
         let mut todo = Vec::new();
         let mut batch = self.store.batch();
+        for r in m.removals.values() {
+            let key = [
+                space.0.as_slice(),
+                r.body.principal.0.as_slice(),
+                b"court",
+                &r.body.recorded_at.0.to_be_bytes(),
+            ]
+            .concat();
+            if self.store.get(LAPSED, &key).ok().flatten().is_none() {
+                batch.put(LAPSED, &key, &[1]);
+                todo.extend(m.volumes.keys().copied());
+            }
+        }
         for g in m.lapsed(now) {
             let key = [
                 space.0.as_slice(),
@@ -351,7 +368,7 @@ impl Daemon {
             .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
         todo.sort();
         todo.dedup();
-        self.start_epochs(&todo)?;
+        self.start_derived_epochs(&todo)?;
         Ok(true)
     }
 
@@ -369,7 +386,9 @@ impl Daemon {
             st.spaces
                 .values()
                 .filter_map(|s| s.membership.as_ref().map(|m| (s.id(), m)))
-                .filter(|(_, m)| m.lapsed_any(now) && m.role(me, None) == Some(Role::Admin))
+                // The owner's devices only: they derive the same new keys (below), where
+                // two admins drawing keys each would split an epoch in two.
+                .filter(|(_, m)| (m.lapsed_any(now) || !m.removals.is_empty()) && m.owner() == me)
                 .map(|(id, m)| (id, m.clone()))
                 .collect()
         };
@@ -388,7 +407,19 @@ impl Daemon {
     /// Starts a new key epoch on each volume (its current generation); the next refresh
     /// wraps it to the volume's readers as they are now.
     pub(crate) fn start_epochs(&self, volumes: &[VolumeId]) -> Result<(), ApiError> {
+        self.start_epochs_with(volumes, false)
+    }
+
+    /// Like [`Daemon::start_epochs`], each new key derived from the owner's principal
+    /// secret and the slot: every device of the owner rotating on the same departure
+    /// picks the same key, and nobody else can derive it.
+    fn start_derived_epochs(&self, volumes: &[VolumeId]) -> Result<(), ApiError> {
+        self.start_epochs_with(volumes, true)
+    }
+
+    fn start_epochs_with(&self, volumes: &[VolumeId], derived: bool) -> Result<(), ApiError> {
         let mut st = self.state();
+        let secret = derived.then(|| st.identity.principal.age.to_secret_string());
         let mut batch = self.store.batch();
         for volume in volumes {
             let Some(v) = st.volumes.get(volume) else {
@@ -406,8 +437,16 @@ impl Daemon {
                 generation,
                 epoch: next,
             };
-            st.keys
-                .insert(slot, SymmetricKey::generate(&mut OsRng), &mut batch);
+            let key = match &secret {
+                Some(secret) => {
+                    let mut h = blake3::Hasher::new_derive_key("mes rotation epoch key v1");
+                    h.update(secret.as_bytes());
+                    h.update(&mes_protocol::codec::to_bytes(&slot));
+                    SymmetricKey::from_bytes(*h.finalize().as_bytes())
+                }
+                None => SymmetricKey::generate(&mut OsRng),
+            };
+            st.keys.insert(slot, key, &mut batch);
         }
         self.store
             .apply(batch)
@@ -426,7 +465,11 @@ impl Daemon {
                 .map(|d| d.label.clone())
                 .unwrap_or_else(|| v.short())
         };
-        let principals: BTreeSet<PrincipalId> = m.grants.keys().map(|(p, _)| *p).collect();
+        let principals: BTreeSet<PrincipalId> = m
+            .former_owner()
+            .into_iter()
+            .chain(m.grants.keys().map(|(p, _)| *p))
+            .collect();
         let mut out = Vec::new();
         for p in principals {
             let mut reads = Vec::new();

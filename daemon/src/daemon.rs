@@ -416,7 +416,7 @@ impl Daemon {
             let mut own: Vec<_> = st
                 .spaces
                 .values()
-                .filter(|s| s.record.genesis.body.owner == me)
+                .filter(|s| s.owner() == me)
                 .map(|s| (s.record.genesis.body.created_at, s.id()))
                 .collect();
             own.sort();
@@ -461,7 +461,7 @@ impl Daemon {
         let kind = st.volumes[&volume].meta.kind;
         let role = match &s.membership {
             Some(m) => m.role(me, Some(volume)),
-            None if s.record.genesis.body.owner == me => Some(Role::Admin),
+            None if s.owner() == me => Some(Role::Admin),
             None => None,
         };
         match role {
@@ -765,7 +765,7 @@ impl Daemon {
     pub fn inbox_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
         let mut st = self.state();
         Self::volume_of(&st, space, INBOX)?;
-        if st.spaces[&space].record.genesis.body.owner != st.identity.principal.principal_id() {
+        if st.spaces[&space].owner() != st.identity.principal.principal_id() {
             return Err(api(
                 ApiErrorCode::Forbidden,
                 "only the space's owner reads its inbox",
@@ -800,7 +800,7 @@ impl Daemon {
                 SpaceSummary {
                     space: s.id(),
                     label,
-                    owner: s.record.genesis.body.owner,
+                    owner: s.owner(),
                 }
             })
             .collect()
@@ -878,7 +878,7 @@ impl Daemon {
                 .spaces
                 .values()
                 .filter(|s| {
-                    s.record.genesis.body.owner == me
+                    s.owner() == me
                         || s.membership
                             .as_ref()
                             .is_some_and(|m| m.role(me, None) == Some(Role::Admin))
@@ -1130,7 +1130,7 @@ impl Daemon {
             Reply::Membership {
                 membership,
                 devices,
-            } => (verify_membership(&membership)?, devices),
+            } => (verify_membership(&membership, c.relay_key)?, devices),
             r => return Err(unexpected(r)),
         };
         {
@@ -1139,9 +1139,8 @@ impl Daemon {
                 known.insert(cert.body.device, cert.body.principal);
             }
         }
-        if membership.role(self.state().identity.principal.principal_id(), None)
-            == Some(Role::Admin)
-        {
+        // The owner's devices rotate away from who left (they derive the same keys).
+        if membership.owner() == self.state().identity.principal.principal_id() {
             self.rotate_lapsed(space, &membership)
                 .map_err(|e| SyncError::Refused(e.message))?;
         }
@@ -1286,7 +1285,13 @@ impl Daemon {
                     if st.wrapped.contains(&(slot, cert.body.device)) {
                         continue;
                     }
-                    match KeyEnvelope::wrap(slot, key, cert.body.device, &cert.body.recipient) {
+                    match KeyEnvelope::wrap(
+                        slot,
+                        key,
+                        cert.body.device,
+                        &cert.body.recipient,
+                        &st.identity.principal.signing,
+                    ) {
                         Ok(e) => out.push(e),
                         Err(e) => tracing::warn!(
                             "cannot wrap to device {}: {e}",
@@ -1311,7 +1316,8 @@ impl Daemon {
                 "GetEnvelopes answered something else".into(),
             ));
         };
-        self.open_envelopes(space, envelopes, None).await
+        self.open_envelopes(space, envelopes, None, c.relay_key)
+            .await
     }
 
     /// Opens envelopes with this device's key (or `identity`, the recovery identity),
@@ -1321,12 +1327,33 @@ impl Daemon {
         space: SpaceId,
         envelopes: Vec<KeyEnvelope>,
         identity: Option<&AgeSecret>,
+        hub: PrincipalId,
     ) -> Result<usize, SyncError> {
         let added = {
             let mut st = self.state();
+            let Some(m) = st.spaces.get(&space).and_then(|s| s.membership.clone()) else {
+                return Ok(0);
+            };
+            let m = m.at(UnixMillis::now()).into_owned();
             let mut batch = self.store.batch();
             let mut added = 0;
             for e in envelopes {
+                if st
+                    .keys
+                    .get(e.slot.volume, e.slot.generation, e.slot.epoch)
+                    .is_some()
+                {
+                    continue;
+                }
+                // Only a key someone may choose is adopted (a hub's own key is not).
+                if let Err(why) = mes_protocol::envelope::may_adopt(&e, &m, hub) {
+                    tracing::warn!(
+                        "envelope for {} refused on {}: {why}",
+                        e.slot.volume.short(),
+                        st.identity.name()
+                    );
+                    continue;
+                }
                 if st
                     .keys
                     .get(e.slot.volume, e.slot.generation, e.slot.epoch)
@@ -1388,7 +1415,7 @@ impl Daemon {
             for n in from..=to {
                 let plain = volume::encode(&v.local(&self.store, n)?);
                 let b = if v.meta.kind == VolumeKind::Inbox {
-                    let inbox = &st.spaces[&space].record.genesis.body.inbox_recipient;
+                    let inbox = st.spaces[&space].inbox_recipient();
                     SealedBundle::seal_drop(
                         inbox,
                         header(Epoch(0), None),
@@ -1464,8 +1491,7 @@ impl Daemon {
                     .or_insert_with(|| k.duplicate());
             }
         }
-        let owner = st.spaces[&v.meta.space].record.genesis.body.owner
-            == st.identity.principal.principal_id();
+        let owner = st.spaces[&v.meta.space].owner() == st.identity.principal.principal_id();
         let inbox = owner.then(|| {
             AgeSecret::parse(&st.identity.principal.age.to_secret_string())
                 .expect("own age key parses")
@@ -1738,26 +1764,13 @@ fn sync_api(e: SyncError) -> ApiError {
     }
 }
 
-/// Re-verifies every signature and admin right of a membership the relay sent.
-pub fn verify_membership(m: &Membership) -> Result<Membership, SyncError> {
-    let bad = |e: mes_protocol::membership::MembershipError| {
+/// Re-verifies every signature and right of a membership the relay sent, `hub` being the
+/// relay's pinned signing key (see [`Membership::verified`]).
+pub fn verify_membership(m: &Membership, hub: PrincipalId) -> Result<Membership, SyncError> {
+    m.verified(Some(hub)).map_err(|e| {
         SyncError::Refused(format!(
             "membership of space {} does not verify: {e}",
             m.space().short()
         ))
-    };
-    let mut out = Membership::new(m.genesis.clone()).map_err(bad)?;
-    let mut grants: Vec<_> = m.grants.values().cloned().collect();
-    // Grants by the owner first, so admins they appoint can be checked next.
-    grants.sort_by_key(|g| (g.signer != m.owner(), g.body.issued_at));
-    for g in grants {
-        out.grant(g).map_err(bad)?;
-    }
-    for d in m.volumes.values() {
-        out.declare(d.clone()).map_err(bad)?;
-    }
-    if let Some(p) = &m.choices {
-        out.set_choices(p.clone()).map_err(bad)?;
-    }
-    Ok(out)
+    })
 }

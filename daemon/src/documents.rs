@@ -166,6 +166,68 @@ pub fn label_of(d: &DocumentMeta) -> Result<String, ApiError> {
 }
 
 impl Daemon {
+    /// The volume label a document lives in here: a document kept from the legal
+    /// representatives (`INVISIBLE_REPRESENTANTS_LEGAUX`) goes to the private volume once
+    /// the space was handed over to the minor (F9.1), declared on first use; before the
+    /// handover the parents own the space and the flag is shown, as in the DMP.
+    pub(crate) fn doc_label(&self, space: SpaceId, d: &DocumentMeta) -> Result<String, ApiError> {
+        if d.visibility.invisible_to_legal_representatives {
+            let handed_over = self
+                .membership_of(space)
+                .is_ok_and(|m| m.handover.is_some());
+            if handed_over {
+                self.ensure_private_volume(space)?;
+                return Ok(mes_protocol::authority::DOCUMENTS_PRIVATE.into());
+            }
+        }
+        label_of(d)
+    }
+
+    /// Keeps a document from the legal representatives (F9.1): only the minor who owns a
+    /// handed-over space; the file is re-sealed under a new key and the metadata moves to
+    /// the private volume, whose keys the parents never get.
+    pub async fn doc_hide_from_parents(
+        &self,
+        space: SpaceId,
+        id: &str,
+    ) -> Result<DocumentMeta, ApiError> {
+        let m = self.membership_of(space)?;
+        if m.handover.is_none() || m.owner() != self.state().identity.principal.principal_id() {
+            return Err(ApiError::new(
+                ApiErrorCode::Forbidden,
+                "only a minor whose space was handed over to them keeps documents from the parents",
+            ));
+        }
+        let mut d = self.doc_find(space, id)?;
+        let from = self.doc_label(space, &d)?;
+        if d.visibility.invisible_to_legal_representatives
+            && from == mes_protocol::authority::DOCUMENTS_PRIVATE
+        {
+            d.blob_key.clear();
+            return Ok(d);
+        }
+        self.reseal(space, &mut d).await?;
+        d.visibility.invisible_to_legal_representatives = true;
+        let to = self.doc_label(space, &d)?;
+        self.doc_write(space, &to, &d).await?;
+        self.doc_remove(space, &from, id).await?;
+        d.blob_key.clear();
+        Ok(d)
+    }
+
+    /// Re-seals a document's file under a fresh key (queued for upload), so a key read
+    /// before opens nothing of what comes next.
+    async fn reseal(&self, space: SpaceId, d: &mut DocumentMeta) -> Result<(), ApiError> {
+        let r = blob_ref(d)?;
+        crate::blobs::ensure_cached(self, space, &r).await?;
+        let fresh = crate::blobs::rekey(&self.files, &r)?;
+        crate::blobs::mark_pending(&self.files, space, fresh.id)?;
+        d.blob = fresh.id.to_string();
+        d.blob_key = hex::encode(fresh.key);
+        d.ciphertext_len = fresh.ciphertext_len;
+        Ok(())
+    }
+
     /// The document volumes of a space.
     fn document_volumes(&self, space: SpaceId) -> Vec<VolumeId> {
         self.state()
@@ -410,7 +472,8 @@ impl Daemon {
             meta.id = hex::encode(rand::Rng::gen::<[u8; 8]>(&mut rand::rngs::OsRng));
         }
         self.attach_file(space, &mut meta, path)?;
-        self.doc_write(space, &label_of(&meta)?, &meta).await?;
+        self.doc_write(space, &self.doc_label(space, &meta)?, &meta)
+            .await?;
         meta.blob_key.clear();
         Ok(meta)
     }
@@ -522,8 +585,13 @@ impl Daemon {
             .check_change(&new, confirmed)
             .map_err(|e| bad(e.to_string()))?;
         if d.visibility != new {
+            let from = self.doc_label(space, &d)?;
             d.visibility = new;
-            self.doc_write(space, &label_of(&d)?, &d).await?;
+            let to = self.doc_label(space, &d)?;
+            self.doc_write(space, &to, &d).await?;
+            if to != from {
+                self.doc_remove(space, &from, id).await?;
+            }
         }
         d.blob_key.clear();
         Ok(d)
@@ -545,18 +613,12 @@ impl Daemon {
                 "a document held back from the patient cannot also be hidden from professionals (MASQUE_PS and INVISIBLE_PATIENT are exclusive)",
             ));
         }
-        let from = label_of(&d)?;
+        let from = self.doc_label(space, &d)?;
         if hidden {
-            let r = blob_ref(&d)?;
-            crate::blobs::ensure_cached(self, space, &r).await?;
-            let fresh = crate::blobs::rekey(&self.files, &r)?;
-            crate::blobs::mark_pending(&self.files, space, fresh.id)?;
-            d.blob = fresh.id.to_string();
-            d.blob_key = hex::encode(fresh.key);
-            d.ciphertext_len = fresh.ciphertext_len;
+            self.reseal(space, &mut d).await?;
         }
         d.visibility.hidden_from_professionals = hidden;
-        let to = label_of(&d)?;
+        let to = self.doc_label(space, &d)?;
         // Written to its new volume before it leaves the old one: a crash in between
         // leaves it in both (shown once), never in neither.
         self.doc_write(space, &to, &d).await?;

@@ -93,7 +93,13 @@ impl Daemon {
                 if st.wrapped.contains(&(slot, mode.device())) {
                     continue;
                 }
-                match KeyEnvelope::wrap(slot, key, mode.device(), recipient) {
+                match KeyEnvelope::wrap(
+                    slot,
+                    key,
+                    mode.device(),
+                    recipient,
+                    &st.identity.principal.signing,
+                ) {
                     Ok(e) => out.push(e),
                     Err(e) => tracing::warn!("cannot escrow for {}: {e}", mode.name()),
                 }

@@ -79,7 +79,7 @@ pub fn bundle(data: &[u8]) {
 /// a daemon does before wrapping keys).
 pub fn membership(data: &[u8]) {
     if let Ok(m) = mes_protocol::codec::from_bytes::<Membership>(data) {
-        let _ = crate::daemon::verify_membership(&m);
+        let _ = crate::daemon::verify_membership(&m, mes_protocol::ids::PrincipalId([7; 32]));
     }
 }
 

@@ -135,9 +135,7 @@ impl Daemon {
     fn owns(&self, space: SpaceId) -> bool {
         let st = self.state();
         let me = st.identity.principal.principal_id();
-        st.spaces
-            .get(&space)
-            .is_some_and(|s| s.record.genesis.body.owner == me)
+        st.spaces.get(&space).is_some_and(|s| s.owner() == me)
     }
 
     /// Fetches, verifies and stores new history entries of a space this person owns,

@@ -65,7 +65,7 @@ impl Daemon {
     pub(crate) async fn file_inbox(&self, space: SpaceId) -> Result<usize, ApiError> {
         let drops = {
             let mut st = self.state();
-            if st.spaces.get(&space).map(|s| s.record.genesis.body.owner)
+            if st.spaces.get(&space).map(|s| s.owner())
                 != Some(st.identity.principal.principal_id())
             {
                 return Ok(0);
@@ -103,7 +103,7 @@ impl Daemon {
                     // the hidden volume like any hidden document.
                     meta.visibility =
                         mes_protocol::documents::Visibility::from_professional(&meta.visibility);
-                    let label = crate::documents::label_of(&meta)?;
+                    let label = self.doc_label(space, &meta)?;
                     let r = self.doc_write(space, &label, &meta).await;
                     if r.is_ok() {
                         self.notify(
@@ -187,7 +187,7 @@ impl Daemon {
         let me = st.identity.principal.principal_id();
         st.spaces
             .values()
-            .filter(|s| s.record.genesis.body.owner != me)
+            .filter(|s| s.owner() != me)
             .filter_map(|s| {
                 let m = s.membership.as_ref()?;
                 let reads: Vec<String> = m

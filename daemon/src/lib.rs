@@ -24,6 +24,7 @@ pub mod identity;
 pub mod inbox_items;
 pub mod keyring;
 pub mod measurements;
+pub mod minors;
 pub mod notifications;
 pub mod opening;
 pub mod pairing;

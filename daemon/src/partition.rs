@@ -41,6 +41,23 @@ fn derive(
     )
 }
 
+/// Creates a volume this device declared, and queues the declaration for the relay.
+pub(crate) fn add_declared(
+    st: &mut crate::daemon::State,
+    decl: Signed<VolumeDecl>,
+    batch: &mut crate::store::Batch<'_>,
+) {
+    let d = &decl.body;
+    let meta = VolumeMeta::new(d.space, d.volume, d.kind, &d.label);
+    let mut v = Volume::create(meta, &st.identity.device.device_id().0);
+    v.save_meta(batch);
+    st.volumes.insert(d.volume, v);
+    let s = st.spaces.get_mut(&d.space).expect("space exists");
+    s.record.decls.push(decl.clone());
+    s.record.pending_decls.push(decl);
+    s.save(batch);
+}
+
 impl Daemon {
     /// The partition volume `label` of `space` under the current root key, declared here
     /// (durably, and queued for the relay) if it does not exist yet.
@@ -75,14 +92,7 @@ impl Daemon {
                 },
                 &principal.signing,
             );
-            let meta = VolumeMeta::new(space, volume, VolumeKind::Automerge, label);
-            let mut v = Volume::create(meta, &st.identity.device.device_id().0);
-            v.save_meta(&mut batch);
-            st.volumes.insert(volume, v);
-            let s = st.spaces.get_mut(&space).expect("space exists");
-            s.record.decls.push(decl.clone());
-            s.record.pending_decls.push(decl);
-            s.save(&mut batch);
+            add_declared(&mut st, decl, &mut batch);
         }
         self.store
             .apply(batch)

@@ -70,7 +70,7 @@ pub fn wrap_recovery(
             if st.wrapped.contains(&(slot, device)) {
                 continue;
             }
-            match KeyEnvelope::wrap(slot, key, device, recipient) {
+            match KeyEnvelope::wrap(slot, key, device, recipient, &st.identity.principal.signing) {
                 Ok(e) => out.push(e),
                 Err(e) => tracing::warn!("cannot wrap to the recovery identity: {e}"),
             }
@@ -130,7 +130,7 @@ impl Daemon {
             let me = st.identity.principal.principal_id();
             st.spaces
                 .values()
-                .filter(|s| s.record.genesis.body.owner == me)
+                .filter(|s| s.owner() == me)
                 .map(|s| s.id())
                 .collect()
         };
@@ -257,8 +257,7 @@ impl Daemon {
     ) -> Result<usize, SyncError> {
         let owner = {
             let st = self.state();
-            st.spaces.get(&space).map(|s| s.record.genesis.body.owner)
-                == Some(st.identity.principal.principal_id())
+            st.spaces.get(&space).map(|s| s.owner()) == Some(st.identity.principal.principal_id())
         };
         let Some(secret) = self.recovery_identity().filter(|_| owner) else {
             return Ok(0);
@@ -270,7 +269,8 @@ impl Daemon {
                 "GetRecoveryEnvelopes answered something else".into(),
             ));
         };
-        self.open_envelopes(space, envelopes, Some(&secret)).await
+        self.open_envelopes(space, envelopes, Some(&secret), c.relay_key)
+            .await
     }
 }
 

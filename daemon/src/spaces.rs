@@ -5,7 +5,7 @@
 //! authored here (`local/n`, kept until folded into the base and acknowledged).
 //! Reopening rebuilds the replica from base + applied + local; everything is idempotent.
 
-use mes_protocol::ids::{Generation, Seq, SpaceId, VolumeId, VolumeKind};
+use mes_protocol::ids::{Generation, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
 use mes_protocol::seal::BundleLink;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,21 @@ impl Space {
     /// Id.
     pub fn id(&self) -> SpaceId {
         self.record.genesis.body.space
+    }
+    /// The owner: as the verified membership says (a minor after a handover, F9.1), else
+    /// the creator named in the genesis.
+    pub fn owner(&self) -> PrincipalId {
+        self.membership
+            .as_ref()
+            .map_or(self.record.genesis.body.owner, |m| m.owner())
+    }
+    /// The recipient inbox drops are sealed to.
+    pub fn inbox_recipient(&self) -> &mes_protocol::keys::AgeRecipient {
+        self.membership
+            .as_ref()
+            .map_or(&self.record.genesis.body.inbox_recipient, |m| {
+                m.inbox_recipient()
+            })
     }
     /// Persists the record.
     pub fn save(&self, batch: &mut Batch<'_>) {

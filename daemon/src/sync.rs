@@ -175,7 +175,7 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
                         && st
                             .spaces
                             .get(&v.meta.space)
-                            .is_some_and(|s| s.record.genesis.body.owner != me)
+                            .is_some_and(|s| s.owner() != me)
                 })
                 .map(|v| v.meta.volume)
                 .collect();
@@ -200,8 +200,15 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
                 }
                 // A refused step (no key yet, conflict) waits for the next push or wake
                 // instead of spinning.
-                tracing::warn!("sync of volume {} paused: {e}", volume.short());
                 let mut st = daemon.state();
+                tracing::warn!(
+                    "sync of volume {} ({}) on {} paused: {e}",
+                    volume.short(),
+                    st.volumes
+                        .get(&volume)
+                        .map_or("?", |v| v.meta.label.as_str()),
+                    st.identity.name()
+                );
                 if let Some(v) = st.volumes.get_mut(&volume) {
                     if matches!(step, Step::Upload { .. }) {
                         v.progress.on_upload_refused();

@@ -128,6 +128,7 @@ fn write_corpus() {
         &key,
         device.device_id(),
         &device.age.recipient(),
+        &principal.signing,
     )
     .unwrap();
 

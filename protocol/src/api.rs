@@ -251,6 +251,20 @@ pub enum ApiCall {
         /// Share file contents, for a split kit.
         shares: Vec<String>,
     },
+    /// Hands a minor's space over to the minor (F9.1; the owner only, from the handover
+    /// age).
+    HandOver {
+        /// The minor's principal.
+        to: PrincipalId,
+        /// The minor's age recipient (`mes whoami` on the minor's device).
+        recipient: String,
+    },
+    /// Keeps a document from the legal representatives (F9.1; the minor of a handed-over
+    /// space).
+    DocHideFromParents {
+        /// Document id.
+        id: String,
+    },
     /// Makes a document visible to a minor's legal representatives (irreversible, F3.4).
     DocShowToRepresentatives {
         /// Document id.
@@ -395,6 +409,8 @@ pub enum ApiReply {
         device: DeviceId,
         /// Device name.
         name: String,
+        /// The principal's age recipient (the inbox recipient a handover names, F9.1).
+        recipient: String,
     },
     /// A space was created.
     SpaceCreated {

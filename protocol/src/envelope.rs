@@ -1,11 +1,18 @@
 //! Key envelopes: a volume's epoch key wrapped with age to one device's X25519 recipient.
 //!
 //! The relay stores envelopes and hands a device those addressed to it; it cannot open them.
+//! Each envelope is signed by the principal that wrapped it, so a device adopts a key only
+//! from someone allowed to choose it (an admin of the space, the owner alone for a private
+//! volume, the hub for an emergency release): a hub that wraps a key of its own to a
+//! device, hoping it seals what comes next under it, is refused.
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeviceId, Epoch, Generation, SpaceId, VolumeId};
-use crate::keys::{AgeRecipient, AgeSecret, KeyParseError};
+use crate::codec;
+use crate::ids::{DeviceId, Epoch, Generation, PrincipalId, SpaceId, VolumeId};
+use crate::keys::{
+    verify, AgeRecipient, AgeSecret, KeyParseError, Signature, SignatureError, SigningSecret,
+};
 use crate::seal::SymmetricKey;
 
 /// Which key an envelope holds.
@@ -31,7 +38,14 @@ pub struct KeyEnvelope {
     /// The age ciphertext of the 32 key bytes.
     #[serde(with = "serde_bytes")]
     pub wrapped: Vec<u8>,
+    /// The principal that wrapped it.
+    pub signer: PrincipalId,
+    /// Its signature over slot, recipient and ciphertext.
+    pub signature: Signature,
 }
+
+/// Signature context of key envelopes.
+const CONTEXT: &[u8] = b"mes/key-envelope/v1";
 
 /// Why an envelope could not be made or opened.
 #[derive(Debug, thiserror::Error)]
@@ -60,22 +74,89 @@ pub enum EnvelopeError {
     },
 }
 
+/// Whether a device may adopt the key in `e` for a space with membership `m` (as it
+/// stands now), `hub` being the relay's pinned signing key: the signature must verify,
+/// and the wrapper be the owner, or an admin for a volume that is not private, or the hub
+/// for the escrowed emergency volume (a release, F7.5).
+pub fn may_adopt(
+    e: &KeyEnvelope,
+    m: &crate::membership::Membership,
+    hub: PrincipalId,
+) -> Result<(), String> {
+    e.verify().map_err(|err| err.to_string())?;
+    if e.slot.space != m.space() {
+        return Err(format!(
+            "envelope for space {}, not {}",
+            e.slot.space.short(),
+            m.space().short()
+        ));
+    }
+    let label = m.volume(e.slot.volume).map(|d| d.label.as_str());
+    if e.signer == m.owner() {
+        return Ok(());
+    }
+    if e.signer == hub {
+        return if label == Some(crate::escrow::ESCROWED_LABEL) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the hub wrapped a key of {} itself: only emergency releases come from the hub",
+                label.unwrap_or("an unknown volume")
+            ))
+        };
+    }
+    if m.is_private(e.slot.volume) {
+        return Err(format!(
+            "a key of the private volume {} wrapped by {:?}, not the owner",
+            label.unwrap_or("?"),
+            e.signer
+        ));
+    }
+    if m.role(e.signer, None) == Some(crate::membership::Role::Admin) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} wrapped a key but does not manage this space",
+            e.signer
+        ))
+    }
+}
+
+fn signed_bytes(slot: &KeySlot, recipient: DeviceId, wrapped: &[u8]) -> Vec<u8> {
+    codec::to_bytes(&(slot, recipient, serde_bytes::Bytes::new(wrapped)))
+}
+
 impl KeyEnvelope {
-    /// Wraps `key` to a device's age recipient.
+    /// Wraps `key` to a device's age recipient, signed by `signer`.
     pub fn wrap(
         slot: KeySlot,
         key: &SymmetricKey,
         recipient: DeviceId,
         to: &AgeRecipient,
+        signer: &SigningSecret,
     ) -> Result<Self, EnvelopeError> {
         let r = to.parse()?;
         let wrapped =
             age::encrypt(&r, key.as_bytes()).map_err(|e| EnvelopeError::Encrypt(e.to_string()))?;
+        let signature = signer.sign(CONTEXT, &signed_bytes(&slot, recipient, &wrapped));
         Ok(KeyEnvelope {
             slot,
             recipient,
             wrapped,
+            signer: PrincipalId(signer.public()),
+            signature,
         })
+    }
+
+    /// Checks the wrapper's signature (not whether they may choose this key).
+    pub fn verify(&self) -> Result<(), SignatureError> {
+        verify(
+            &self.signer.0,
+            CONTEXT,
+            &signed_bytes(&self.slot, self.recipient, &self.wrapped),
+            &self.signature,
+            "key envelope",
+        )
     }
 
     /// Opens the envelope with the device's age identity.

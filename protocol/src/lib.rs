@@ -31,6 +31,7 @@
 
 pub mod agenda;
 pub mod api;
+pub mod authority;
 pub mod blob;
 pub mod care;
 pub mod choices;
@@ -60,8 +61,8 @@ pub mod time;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/3";
+pub const ALPN: &[u8] = b"mes-sync/4";

@@ -6,12 +6,16 @@
 //!   or one volume; the highest `version` per (principal, scope) wins;
 //! - [`DeviceRevocation`]: a principal disowns one of its devices.
 //!
+//! - [`Handover`] and [`CourtRemoval`] (see [`crate::authority`]): a minor becomes the
+//!   owner; a court removes a principal.
+//!
 //! [`Membership`] folds records into the current state; both the relay (which enforces it)
 //! and daemons (which verify it before wrapping keys) run the same code.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::authority::{is_private, CourtRemoval, Handover};
 use crate::choices::PersonChoices;
 use crate::codec;
 use crate::escrow::EscrowMode;
@@ -197,6 +201,27 @@ pub enum MembershipError {
     /// The owner's role cannot be changed.
     #[error("the owner's role cannot be changed")]
     Owner,
+    /// A private volume's readers are named by the owner alone (F9.1).
+    #[error("only the owner names who reads the private volume {volume}")]
+    Private {
+        /// Volume.
+        volume: VolumeId,
+    },
+    /// The space was handed over already.
+    #[error("space {space} was handed over already")]
+    HandedOver {
+        /// Space.
+        space: SpaceId,
+    },
+    /// A court removed this principal's rights on the space (F9.4).
+    #[error("{principal:?} lost every right on this space by a court decision")]
+    Removed {
+        /// Who.
+        principal: PrincipalId,
+    },
+    /// A record only the hub signs, signed by someone else.
+    #[error("a court removal must be signed by the hub's key")]
+    NotHub,
 }
 
 /// The current membership of one space, folded from verified records.
@@ -210,6 +235,10 @@ pub struct Membership {
     pub grants: BTreeMap<(PrincipalId, Option<VolumeId>), Signed<Grant>>,
     /// The person's own choices (emergency refusals, blocks, médecin traitant).
     pub choices: Option<Signed<PersonChoices>>,
+    /// The handover to the minor the space belongs to (F9.1), once signed.
+    pub handover: Option<Signed<Handover>>,
+    /// Court removals the hub recorded (F9.4), by principal.
+    pub removals: BTreeMap<PrincipalId, Signed<CourtRemoval>>,
 }
 
 impl Membership {
@@ -227,6 +256,8 @@ impl Membership {
             volumes: BTreeMap::new(),
             grants: BTreeMap::new(),
             choices: None,
+            handover: None,
+            removals: BTreeMap::new(),
         })
     }
 
@@ -235,9 +266,87 @@ impl Membership {
         self.genesis.body.space
     }
 
-    /// The owner.
+    /// The owner: the minor once the space was handed over to them, else its creator.
     pub fn owner(&self) -> PrincipalId {
-        self.genesis.body.owner
+        self.handover
+            .as_ref()
+            .map_or(self.genesis.body.owner, |h| h.body.to)
+    }
+
+    /// The owner before a handover (a parent), if the space was handed over.
+    pub fn former_owner(&self) -> Option<PrincipalId> {
+        self.handover.as_ref().map(|_| self.genesis.body.owner)
+    }
+
+    /// The recipient inbox drops are sealed to (the owner's, F7.6).
+    pub fn inbox_recipient(&self) -> &AgeRecipient {
+        self.handover
+            .as_ref()
+            .map_or(&self.genesis.body.inbox_recipient, |h| {
+                &h.body.inbox_recipient
+            })
+    }
+
+    /// Whether a volume is private (only the owner names its readers, F9.1).
+    pub fn is_private(&self, volume: VolumeId) -> bool {
+        self.volume(volume).is_some_and(|d| is_private(&d.label))
+    }
+
+    /// Hands the space over to the minor it belongs to (F9.1): signed by the owner, once.
+    pub fn hand_over(&mut self, h: Signed<Handover>) -> Result<(), MembershipError> {
+        h.verify()?;
+        if h.body.space != self.space() {
+            return Err(MembershipError::WrongSpace {
+                got: h.body.space,
+                expected: self.space(),
+            });
+        }
+        if self.handover.is_some() {
+            return Err(MembershipError::HandedOver {
+                space: self.space(),
+            });
+        }
+        if h.signer != self.owner() {
+            return Err(MembershipError::NotAdmin {
+                space: self.space(),
+                signer: h.signer,
+            });
+        }
+        if h.body.to == h.signer {
+            return Err(MembershipError::Owner);
+        }
+        if self.removals.contains_key(&h.body.to) {
+            return Err(MembershipError::Removed {
+                principal: h.body.to,
+            });
+        }
+        // The minor's own grants (if a parent gave them some) give way to ownership.
+        self.grants.retain(|(p, _), _| *p != h.body.to);
+        self.handover = Some(h);
+        Ok(())
+    }
+
+    /// Records a court removal signed by the hub's key `hub` (F9.4).
+    pub fn remove_by_court(
+        &mut self,
+        r: Signed<CourtRemoval>,
+        hub: PrincipalId,
+    ) -> Result<(), MembershipError> {
+        r.verify()?;
+        if r.signer != hub {
+            return Err(MembershipError::NotHub);
+        }
+        if r.body.space != self.space() {
+            return Err(MembershipError::WrongSpace {
+                got: r.body.space,
+                expected: self.space(),
+            });
+        }
+        if r.body.principal == self.owner() {
+            return Err(MembershipError::Owner);
+        }
+        self.removals.insert(r.body.principal, r);
+        Ok(())
     }
 
     fn check_admin(&self, space: SpaceId, signer: PrincipalId) -> Result<(), MembershipError> {
@@ -247,7 +356,7 @@ impl Membership {
                 expected: self.space(),
             });
         }
-        if signer == self.owner() || self.role(signer, None) == Some(Role::Admin) {
+        if self.role(signer, None) == Some(Role::Admin) {
             Ok(())
         } else {
             Err(MembershipError::NotAdmin { space, signer })
@@ -258,6 +367,11 @@ impl Membership {
     pub fn declare(&mut self, decl: Signed<VolumeDecl>) -> Result<(), MembershipError> {
         decl.verify()?;
         self.check_admin(decl.body.space, decl.signer)?;
+        if is_private(&decl.body.label) && decl.signer != self.owner() {
+            return Err(MembershipError::Private {
+                volume: decl.body.volume,
+            });
+        }
         if let Some(old) = self.volumes.get(&decl.body.volume) {
             if old.body.kind != decl.body.kind {
                 return Err(MembershipError::VolumeConflict {
@@ -282,6 +396,16 @@ impl Membership {
         self.check_admin(g.body.space, g.signer)?;
         if g.body.principal == self.owner() {
             return Err(MembershipError::Owner);
+        }
+        if g.body.role.is_some() && self.removals.contains_key(&g.body.principal) {
+            return Err(MembershipError::Removed {
+                principal: g.body.principal,
+            });
+        }
+        if let Some(v) = g.body.volume.filter(|v| self.is_private(*v)) {
+            if g.signer != self.owner() {
+                return Err(MembershipError::Private { volume: v });
+            }
         }
         let key = (g.body.principal, g.body.volume);
         if let Some(old) = self.grants.get(&key) {
@@ -364,23 +488,111 @@ impl Membership {
     }
 
     /// The role of a principal on a volume (or on the space when `volume` is `None`):
-    /// the owner is admin; a volume grant overrides a space grant.
+    /// the owner is admin; nobody a court removed holds any; a private volume is read
+    /// only under a grant of that volume the owner signed; otherwise a volume grant
+    /// overrides a space grant, and the former owner of a handed-over space keeps the
+    /// role the handover left them.
     pub fn role(&self, who: PrincipalId, volume: Option<VolumeId>) -> Option<Role> {
         if who == self.owner() {
             return Some(Role::Admin);
         }
+        if self.removals.contains_key(&who) {
+            return None;
+        }
         if let Some(v) = volume {
-            if let Some(g) = self.grants.get(&(who, Some(v))) {
+            let g = self.grants.get(&(who, Some(v)));
+            if self.is_private(v) {
+                return g
+                    .filter(|g| g.signer == self.owner())
+                    .and_then(|g| g.body.role);
+            }
+            if let Some(g) = g {
                 return g.body.role;
             }
         }
-        self.grants.get(&(who, None)).and_then(|g| g.body.role)
+        if let Some(g) = self.grants.get(&(who, None)) {
+            return g.body.role;
+        }
+        match &self.handover {
+            Some(h) if who == self.genesis.body.owner => h.body.former_owner_role,
+            _ => None,
+        }
+    }
+
+    /// Re-checks every signature and right of a membership received from the relay,
+    /// `hub` being the relay's pinned signing key (court removals). Records are replayed
+    /// until none more applies (an admin's grant needs their own first; the handover
+    /// changes who may sign); one that never applies fails the whole membership.
+    pub fn verified(&self, hub: Option<PrincipalId>) -> Result<Membership, MembershipError> {
+        enum Rec {
+            Grant(Signed<Grant>),
+            Decl(Signed<VolumeDecl>),
+            Choices(Signed<PersonChoices>),
+        }
+        let mut out = Membership::new(self.genesis.clone())?;
+        let mut grants: Vec<_> = self.grants.values().cloned().collect();
+        grants.sort_by_key(|g| (g.signer != self.genesis.body.owner, g.body.issued_at));
+        let mut todo: Vec<Rec> = grants.into_iter().map(Rec::Grant).collect();
+        todo.extend(self.volumes.values().cloned().map(Rec::Decl));
+        todo.extend(self.choices.iter().cloned().map(Rec::Choices));
+        let mut handover = self.handover.clone();
+        loop {
+            let mut left = Vec::new();
+            let mut last_err = None;
+            let before = todo.len();
+            for r in todo {
+                let res = match &r {
+                    Rec::Grant(g) => out.grant(g.clone()),
+                    Rec::Decl(d) => out.declare(d.clone()),
+                    Rec::Choices(c) => out.set_choices(c.clone()),
+                };
+                if let Err(e) = res {
+                    if let MembershipError::Signature(_) = e {
+                        return Err(e);
+                    }
+                    last_err = Some(e);
+                    left.push(r);
+                }
+            }
+            todo = left;
+            if todo.is_empty() && handover.is_none() {
+                break;
+            }
+            if todo.len() == before {
+                match handover.take() {
+                    Some(h) => out.hand_over(h)?,
+                    None => return Err(last_err.expect("a record failed")),
+                }
+            }
+        }
+        // Replayed before its volume was declared, a grant of a private volume signed by
+        // someone else would have slipped in.
+        if let Some(g) = out
+            .grants
+            .values()
+            .find(|g| g.body.volume.is_some_and(|v| out.is_private(v)) && g.signer != out.owner())
+        {
+            return Err(MembershipError::Private {
+                volume: g.body.volume.expect("scoped"),
+            });
+        }
+        if self.removals.values().any(|_| hub.is_none()) {
+            return Err(MembershipError::NotHub);
+        }
+        for r in self.removals.values() {
+            out.remove_by_court(r.clone(), hub.expect("checked above"))?;
+        }
+        Ok(out)
     }
 
     /// Every principal with a read role on the volume, the owner first.
     pub fn readers(&self, volume: VolumeId) -> BTreeSet<PrincipalId> {
         let mut out = BTreeSet::from([self.owner()]);
-        for (p, _) in self.grants.keys() {
+        for p in self
+            .former_owner()
+            .iter()
+            .chain(self.grants.keys().map(|(p, _)| p))
+        {
             if self.role(*p, Some(volume)).is_some_and(Role::can_read) {
                 out.insert(*p);
             }
@@ -397,6 +609,7 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authority::DOCUMENTS_PRIVATE as DOCUMENTS_PRIVATE_LABEL;
     use crate::keys::{AgeSecret, KeyPair};
 
     #[test]
@@ -447,5 +660,202 @@ mod tests {
             m.grant(forged),
             Err(MembershipError::Signature(_))
         ));
+    }
+
+    fn decl(space: SpaceId, n: u8, label: &str, key: &SigningSecret) -> Signed<VolumeDecl> {
+        Signed::sign(
+            VolumeDecl {
+                space,
+                volume: VolumeId([n; 16]),
+                kind: VolumeKind::Automerge,
+                generation: Generation(0),
+                label: label.into(),
+            },
+            key,
+        )
+    }
+
+    fn grant_to(
+        space: SpaceId,
+        who: PrincipalId,
+        volume: Option<VolumeId>,
+        role: Role,
+        at: u64,
+        key: &SigningSecret,
+    ) -> Signed<Grant> {
+        Signed::sign(
+            Grant {
+                space,
+                volume,
+                principal: who,
+                role: Some(role),
+                version: at,
+                issued_at: UnixMillis(at),
+                expires_at: None,
+            },
+            key,
+        )
+    }
+
+    /// F9.1, F9.4: after a handover the minor owns the space, the parents keep what the
+    /// handover left them but never reach a private volume, even through a grant they
+    /// sign themselves; a court removal takes everything from a parent; the replay a
+    /// daemon runs on what the relay sent accepts exactly this and refuses a forgery.
+    #[test]
+    fn a_handed_over_space_keeps_private_volumes_from_the_parents() {
+        let mut rng = rand::thread_rng();
+        let [parent, other_parent, minor, gyn, hub] =
+            std::array::from_fn(|_| KeyPair::generate(&mut rng));
+        let space = SpaceId([3; 16]);
+        let mut m = Membership::new(Signed::sign(
+            SpaceGenesis {
+                space,
+                owner: parent.principal_id(),
+                inbox_recipient: AgeSecret::generate().recipient(),
+                created_at: UnixMillis(0),
+            },
+            &parent.signing,
+        ))
+        .unwrap();
+        m.declare(decl(space, 1, "documents/general", &parent.signing))
+            .unwrap();
+        m.grant(grant_to(
+            space,
+            other_parent.principal_id(),
+            None,
+            Role::Admin,
+            1,
+            &parent.signing,
+        ))
+        .unwrap();
+        // Only the owner hands over, and not before it owns the space.
+        let handover = |key: &SigningSecret| {
+            Signed::sign(
+                Handover {
+                    space,
+                    to: minor.principal_id(),
+                    inbox_recipient: AgeSecret::generate().recipient(),
+                    former_owner_role: Some(Role::Admin),
+                    at: UnixMillis(10),
+                },
+                key,
+            )
+        };
+        assert!(matches!(
+            m.hand_over(handover(&other_parent.signing)),
+            Err(MembershipError::NotAdmin { .. })
+        ));
+        m.hand_over(handover(&parent.signing)).unwrap();
+        assert!(matches!(
+            m.hand_over(handover(&minor.signing)),
+            Err(MembershipError::HandedOver { .. })
+        ));
+        assert_eq!(m.owner(), minor.principal_id());
+        assert_eq!(m.former_owner(), Some(parent.principal_id()));
+        assert_eq!(m.role(parent.principal_id(), None), Some(Role::Admin));
+        // A parent cannot declare a private volume; the minor can.
+        assert!(matches!(
+            m.declare(decl(space, 2, DOCUMENTS_PRIVATE_LABEL, &parent.signing)),
+            Err(MembershipError::Private { .. })
+        ));
+        m.declare(decl(space, 2, DOCUMENTS_PRIVATE_LABEL, &minor.signing))
+            .unwrap();
+        let private = VolumeId([2; 16]);
+        let general = VolumeId([1; 16]);
+        for p in [&parent, &other_parent] {
+            assert_eq!(m.role(p.principal_id(), Some(general)), Some(Role::Admin));
+            assert_eq!(m.role(p.principal_id(), Some(private)), None);
+            assert!(!m.readers(private).contains(&p.principal_id()));
+        }
+        // A parent's grant of the private volume is refused, to themselves or anyone.
+        assert!(matches!(
+            m.grant(grant_to(
+                space,
+                gyn.principal_id(),
+                Some(private),
+                Role::Read,
+                20,
+                &other_parent.signing
+            )),
+            Err(MembershipError::Private { .. })
+        ));
+        // The minor's own grant opens it.
+        m.grant(grant_to(
+            space,
+            gyn.principal_id(),
+            Some(private),
+            Role::Read,
+            21,
+            &minor.signing,
+        ))
+        .unwrap();
+        assert_eq!(m.role(gyn.principal_id(), Some(private)), Some(Role::Read));
+        // A court removes the other parent: only the hub's key does it, never the owner.
+        let removal = |who: PrincipalId, key: &SigningSecret| {
+            Signed::sign(
+                CourtRemoval {
+                    space,
+                    principal: who,
+                    reference: "TJ Lyon 26/0042".into(),
+                    recorded_at: UnixMillis(30),
+                },
+                key,
+            )
+        };
+        assert!(matches!(
+            m.remove_by_court(
+                removal(other_parent.principal_id(), &parent.signing),
+                hub.principal_id()
+            ),
+            Err(MembershipError::NotHub)
+        ));
+        assert!(matches!(
+            m.remove_by_court(
+                removal(minor.principal_id(), &hub.signing),
+                hub.principal_id()
+            ),
+            Err(MembershipError::Owner)
+        ));
+        m.remove_by_court(
+            removal(other_parent.principal_id(), &hub.signing),
+            hub.principal_id(),
+        )
+        .unwrap();
+        assert_eq!(m.role(other_parent.principal_id(), Some(general)), None);
+        assert!(matches!(
+            m.grant(grant_to(
+                space,
+                other_parent.principal_id(),
+                None,
+                Role::Read,
+                40,
+                &minor.signing
+            )),
+            Err(MembershipError::Removed { .. })
+        ));
+        // The daemon's replay accepts the honest membership as it is.
+        assert_eq!(m.verified(Some(hub.principal_id())).unwrap(), m);
+        assert!(m.verified(None).is_err());
+        // A relay slipping in a parent-signed private grant is caught by the replay.
+        let mut forged = m.clone();
+        let g = grant_to(
+            space,
+            parent.principal_id(),
+            Some(private),
+            Role::Read,
+            50,
+            &parent.signing,
+        );
+        forged
+            .grants
+            .insert((parent.principal_id(), Some(private)), g);
+        assert!(matches!(
+            forged.verified(Some(hub.principal_id())),
+            Err(MembershipError::Private { .. })
+        ));
+        // And a relay dropping the handover cannot keep the minor's records valid.
+        let mut undone = m.clone();
+        undone.handover = None;
+        assert!(undone.verified(Some(hub.principal_id())).is_err());
     }
 }

@@ -197,6 +197,11 @@ pub enum Request {
         /// Owner-signed choices.
         choices: Signed<crate::choices::PersonChoices>,
     },
+    /// Hands a minor's space over to the minor (F9.1; the owner only, once).
+    HandOver {
+        /// Owner-signed handover.
+        handover: Signed<crate::authority::Handover>,
+    },
     /// The hub's escrow recipients and its deployment's médecin traitant policy.
     GetHubInfo,
     /// The envelopes of a space addressed to its owner's recovery pseudo-device (F12.4);
@@ -614,6 +619,8 @@ pub(crate) mod arb {
                 },
                 recipient: DeviceId(d),
                 wrapped,
+                signer: PrincipalId(d),
+                signature: crate::keys::Signature([e as u8; 64]),
             })
     }
 
@@ -631,6 +638,8 @@ pub(crate) mod arb {
                     .map(|g| ((g.body.principal, g.body.volume), g))
                     .collect(),
                 choices: None,
+                handover: None,
+                removals: Default::default(),
             })
     }
 

@@ -32,6 +32,22 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// Records a court decision removing a principal's rights on a space (F9.4), e.g. a
+    /// parent's parental authority; signed with the hub's key. Run with the relay stopped.
+    CourtRemoval {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// The space (hex id).
+        #[arg(long)]
+        space: mes_protocol::ids::SpaceId,
+        /// The principal who loses access (hex id).
+        #[arg(long)]
+        principal: mes_protocol::ids::PrincipalId,
+        /// The decision's reference, e.g. "TJ Lyon, 2026-11-30, RG 26/04211".
+        #[arg(long)]
+        reference: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +103,26 @@ async fn main() -> anyhow::Result<()> {
             let relay = mes_relay::server::open_offline(&data)?;
             let n = relay.import_directory(rows).await?;
             println!("{}", serde_json::json!({ "imported": n }));
+            Ok(())
+        }
+        Command::CourtRemoval {
+            data,
+            space,
+            principal,
+            reference,
+        } => {
+            let relay = mes_relay::server::open_offline(&data)?;
+            if let Err(e) = relay
+                .record_court_removal(space, principal, &reference)
+                .await
+            {
+                eprintln!("court removal refused: {}", e.message);
+                std::process::exit(2);
+            }
+            println!(
+                "{}",
+                serde_json::json!({ "removed": principal.to_string(), "space": space.to_string() })
+            );
             Ok(())
         }
     }

@@ -45,6 +45,9 @@ pub struct Misbehaviour {
     /// Show this device a different (validly signed and chained) access history than the
     /// other devices: the fork the owner's devices must catch.
     pub fork_history_for: Option<DeviceId>,
+    /// Store any key envelope from anyone (a hub planting keys): devices must refuse to
+    /// adopt a key from someone who may not choose it.
+    pub accept_any_envelope: bool,
 }
 
 /// The relay's own keys.
@@ -98,6 +101,18 @@ pub struct Relay {
 
 fn internal(e: StoreError) -> WireError {
     WireError::new(ErrorCode::Internal, e.to_string())
+}
+
+/// Refuses anyone but the space's owner: "only the person whose space it is {does}".
+fn owner_only(m: &Membership, who: PrincipalId, does: &str) -> Result<(), WireError> {
+    if who == m.owner() {
+        Ok(())
+    } else {
+        Err(WireError::new(
+            ErrorCode::Forbidden,
+            format!("only the person whose space it is {does}"),
+        ))
+    }
 }
 
 fn bad_record(e: impl std::fmt::Display) -> WireError {
@@ -275,6 +290,43 @@ impl Relay {
         Ok((mes_protocol::time::UnixMillis::now().0 < until).then_some(mode))
     }
 
+    /// Records a court decision removing `principal`'s rights on `space` (F9.4), signed
+    /// with the hub's key; the person's devices then start new epochs without them.
+    pub async fn record_court_removal(
+        &self,
+        space: SpaceId,
+        principal: PrincipalId,
+        reference: &str,
+    ) -> Result<(), WireError> {
+        if reference.trim().is_empty() {
+            return Err(WireError::new(
+                ErrorCode::BadFrame,
+                "a court removal needs the decision's reference",
+            ));
+        }
+        let lock = self.membership_lock(space);
+        let _one_writer = lock.lock().await;
+        let mut m = self.membership(space)?;
+        if m.role(principal, None).is_none() && !m.grants.keys().any(|(p, _)| *p == principal) {
+            return Err(WireError::new(
+                ErrorCode::NotFound,
+                format!("{principal:?} holds no right on space {}", space.short()),
+            ));
+        }
+        let removal = Signed::sign(
+            mes_protocol::authority::CourtRemoval {
+                space,
+                principal,
+                reference: reference.trim().to_string(),
+                recorded_at: mes_protocol::time::UnixMillis::now(),
+            },
+            &self.key,
+        );
+        m.remove_by_court(removal, self.public_key())
+            .map_err(bad_record)?;
+        self.save_membership(m).await
+    }
+
     /// The relay's public signing key.
     pub fn public_key(&self) -> PrincipalId {
         PrincipalId(self.key.public())
@@ -298,6 +350,8 @@ impl Relay {
         // Every member's devices hear of it, subscribed or not yet (a space whose volumes
         // were just declared has no subscribers).
         let mut members = vec![m.owner()];
+        members.extend(m.former_owner());
+        members.extend(m.removals.keys().copied());
         members.extend(m.grants.keys().map(|(p, _)| *p));
         members.sort();
         members.dedup();
@@ -468,7 +522,11 @@ impl Relay {
                 let m = self.authorize(space, caller.principal, Need::AnyRole)?;
                 let mut devices = self.devices_of(m.owner())?;
                 let mut seen = vec![m.owner()];
-                for (p, _) in m.grants.keys() {
+                for p in m
+                    .former_owner()
+                    .iter()
+                    .chain(m.grants.keys().map(|(p, _)| p))
+                {
                     if !seen.contains(p) {
                         seen.push(*p);
                         devices.extend(self.devices_of(*p)?);
@@ -625,8 +683,20 @@ impl Relay {
                     }
                 }
                 let envelopes = live;
-                for e in &envelopes {
+                let checked = if self.misbehaviour.accept_any_envelope {
+                    &[][..]
+                } else {
+                    &envelopes[..]
+                };
+                for e in checked {
                     let m = self.authorize(e.slot.space, caller.principal, Need::Admin)?;
+                    // Only the owner chooses a private volume's keys (F9.1).
+                    if m.is_private(e.slot.volume) && caller.principal != m.owner() {
+                        return Err(WireError::new(
+                            ErrorCode::Forbidden,
+                            "only the owner wraps the keys of a private volume",
+                        ));
+                    }
                     if e.recipient == mes_protocol::recovery::recovery_device(m.owner()) {
                         continue;
                     }
@@ -784,12 +854,7 @@ impl Relay {
                 let lock = self.membership_lock(space);
                 let _one_writer = lock.lock().await;
                 let mut m = self.membership(space)?;
-                if caller.principal != m.owner() {
-                    return Err(WireError::new(
-                        ErrorCode::Forbidden,
-                        "only the person whose space it is makes these choices",
-                    ));
-                }
+                owner_only(&m, caller.principal, "makes these choices")?;
                 m.set_choices(choices).map_err(bad_record)?;
                 // What a refused mode held is dropped now.
                 for mode in EscrowMode::ALL.into_iter().filter(|md| m.refuses(*md)) {
@@ -805,6 +870,16 @@ impl Relay {
                             .map_err(internal)?;
                     }
                 }
+                self.save_membership(m).await?;
+                Ok(Reply::Done)
+            }
+            Request::HandOver { handover } => {
+                let space = handover.body.space;
+                let lock = self.membership_lock(space);
+                let _one_writer = lock.lock().await;
+                let mut m = self.membership(space)?;
+                owner_only(&m, caller.principal, "hands it over")?;
+                m.hand_over(handover).map_err(bad_record)?;
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
             }
@@ -1103,6 +1178,7 @@ impl Relay {
                     &key,
                     cert.body.device,
                     &cert.body.recipient,
+                    &self.key,
                 )
                 .map_err(|err| internal(StoreError(err.to_string())))?;
                 self.store
@@ -1388,6 +1464,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::GetBlobChunk { .. } => "GetBlobChunk",
         Request::GetHistory { .. } => "GetHistory",
         Request::PutChoices { .. } => "PutChoices",
+        Request::HandOver { .. } => "HandOver",
         Request::GetHubInfo => "GetHubInfo",
         Request::GetRecoveryEnvelopes { .. } => "GetRecoveryEnvelopes",
         Request::EmergencyAccess { .. } => "EmergencyAccess",

@@ -124,6 +124,10 @@ enum Command {
     /// Who accessed the space: the verified access history (F8).
     #[command(subcommand)]
     Access(AccessCmd),
+    /// A child's space (F9.1, F9.4): other legal representatives, the handover at 16
+    /// (15 under the citizen-committee policy).
+    #[command(subcommand)]
+    Minor(MinorCmd),
     /// Notifications (F8.2): list them, or choose the kinds (access, document, device).
     Notifications {
         /// Keep exactly these kinds on (none given: list the notifications).
@@ -268,6 +272,8 @@ enum DocCmd {
     Hide { id: String },
     /// Show a hidden document to professionals again.
     Unhide { id: String },
+    /// Keep a document from your parents (a minor whose space was handed over, F9.1).
+    HideFromParents { id: String },
     /// Make a document visible to the legal representatives: cannot be undone.
     ShowToParents {
         id: String,
@@ -435,6 +441,14 @@ enum ConsentCmd {
         #[arg(long)]
         until: Option<String>,
     },
+    /// A guardian within a protection measure (F9.3): manages the space beside you until
+    /// the measure ends, then loses access.
+    Guardian {
+        principal: PrincipalId,
+        /// RFC 3339 end of the measure, e.g. 2031-06-30T00:00:00+02:00.
+        #[arg(long)]
+        until: String,
+    },
     /// Consent once to an establishment's care team (each member logged by name).
     Team {
         structure: String,
@@ -454,6 +468,23 @@ enum ConsentCmd {
         /// Keep a volume or group from them (citizen-committee only; you will be warned).
         #[arg(long = "except")]
         except: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MinorCmd {
+    /// Give another legal representative (a second parent, a step-parent the parents
+    /// chose) the management of the child's space.
+    AddParent { principal: PrincipalId },
+    /// Hand the child's space over to the child (from the handover age): they own it,
+    /// you keep managing what they do not keep private.
+    Handover {
+        /// The child's principal (`mes whoami` on their device).
+        #[arg(long)]
+        to: PrincipalId,
+        /// The child's recipient (`mes whoami` on their device).
+        #[arg(long)]
+        recipient: String,
     },
 }
 
@@ -858,6 +889,20 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             volumes,
             until,
         },
+        Command::Consent(ConsentCmd::Guardian { principal, until }) => ApiCall::Delegate {
+            principal,
+            role: mes_protocol::membership::Role::Admin,
+            volumes: Vec::new(),
+            until: Some(until),
+        },
+        Command::Minor(MinorCmd::AddParent { principal }) => ApiCall::Delegate {
+            principal,
+            role: mes_protocol::membership::Role::Admin,
+            volumes: Vec::new(),
+            until: None,
+        },
+        Command::Minor(MinorCmd::Handover { to, recipient }) => ApiCall::HandOver { to, recipient },
+        Command::Doc(DocCmd::HideFromParents { id }) => ApiCall::DocHideFromParents { id },
         Command::Consent(ConsentCmd::Team { structure, except }) => {
             ApiCall::ConsentTeam { structure, except }
         }

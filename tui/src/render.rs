@@ -116,7 +116,10 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             principal,
             device,
             name,
-        } => format!("personne / principal: {principal}\nappareil / device: {device} ({name})"),
+            recipient,
+        } => format!(
+            "personne / principal: {principal}\nappareil / device: {device} ({name})\ndestinataire / recipient: {recipient}"
+        ),
         ApiReply::SpaceCreated { space } => space.to_string(),
         ApiReply::Spaces(s) => s
             .iter()

@@ -407,6 +407,11 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
             s.spaces = spaces;
             let current = s.space.filter(|c| s.spaces.iter().any(|x| x.space == *c));
             match (current, s.spaces.first()) {
+                // A space named at start (`mes --space`, `mes demo`): its data loads now,
+                // not on the next change the daemon reports.
+                (Some(_), _) if !s.answered.contains(&Slot::HomeDocs) => {
+                    return space_requests(s);
+                }
                 (Some(_), _) => {}
                 (None, Some(first)) => {
                     s.space = Some(first.space);
