@@ -51,6 +51,7 @@ pub mod keys;
 pub mod measurements;
 pub mod membership;
 pub mod messages;
+pub mod nir;
 pub mod pairing;
 pub mod prevention;
 pub mod principal;

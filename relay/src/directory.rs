@@ -8,14 +8,7 @@ use mes_protocol::ids::PrincipalId;
 use mes_protocol::principal::{check_specialty, Professional, Rpps};
 use std::collections::BTreeSet;
 
-/// A row that could not be imported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRow {
-    /// Line in the file, from 1 (the header is line 1).
-    pub line: u64,
-    /// Why.
-    pub reason: String,
-}
+pub use crate::checked_csv::BadRow;
 
 /// The expected header.
 pub const HEADER: &[&str] = &[
@@ -29,93 +22,42 @@ pub const HEADER: &[&str] = &[
 
 /// Parses a directory file into (principal, professional) rows, or every bad row.
 pub fn parse(text: &str) -> Result<Vec<(PrincipalId, Professional)>, Vec<BadRow>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let mut bad = Vec::new();
-    match reader.headers() {
-        Ok(h) if h.iter().eq(HEADER.iter().copied()) => {}
-        Ok(h) => {
-            return Err(vec![BadRow {
-                line: 1,
-                reason: format!(
-                    "header is {:?}; expected {}",
-                    h.iter().collect::<Vec<_>>(),
-                    HEADER.join(",")
-                ),
-            }])
-        }
-        Err(e) => {
-            return Err(vec![BadRow {
-                line: 1,
-                reason: e.to_string(),
-            }])
-        }
-    }
     let matrix = Matrix::builtin();
-    let mut rows = Vec::new();
     let mut seen_rpps = BTreeSet::new();
     let mut seen_principal = BTreeSet::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                bad.push(BadRow {
-                    line,
-                    reason: e.to_string(),
-                });
-                continue;
+    crate::checked_csv::parse(text, HEADER, |_, field| {
+        let rpps = Rpps::parse(&field(0)).map_err(|e| e.to_string())?;
+        let principal: PrincipalId = field(1).parse().map_err(|e| format!("principal: {e}"))?;
+        let name = field(2);
+        if name.is_empty() {
+            return Err("the name is empty".to_string());
+        }
+        matrix.profession(&field(3))?;
+        let specialty = match field(4).as_str() {
+            "" => None,
+            s => {
+                check_specialty(s)?;
+                Some(s.to_string())
             }
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let field = |i: usize| record.get(i).unwrap_or("");
-        let row = (|| {
-            let rpps = Rpps::parse(field(0)).map_err(|e| e.to_string())?;
-            let principal: PrincipalId = field(1).parse().map_err(|e| format!("principal: {e}"))?;
-            let name = field(2);
-            if name.is_empty() {
-                return Err("the name is empty".to_string());
-            }
-            matrix.profession(field(3))?;
-            let specialty = match field(4) {
-                "" => None,
-                s => {
-                    check_specialty(s)?;
-                    Some(s.to_string())
-                }
-            };
-            let structure = match field(5) {
-                "" => None,
-                s => Some(s.to_string()),
-            };
-            if !seen_rpps.insert(rpps.clone()) {
-                return Err(format!("RPPS {rpps} is listed twice"));
-            }
-            if !seen_principal.insert(principal) {
-                return Err(format!("principal {principal} is listed twice"));
-            }
-            Ok((
-                principal,
-                Professional {
-                    rpps,
-                    name: name.to_string(),
-                    profession: field(3).to_string(),
-                    specialty,
-                    structure,
-                },
-            ))
-        })();
-        match row {
-            Ok(r) => rows.push(r),
-            Err(reason) => bad.push(BadRow { line, reason }),
+        let structure = Some(field(5)).filter(|s| !s.is_empty());
+        if !seen_rpps.insert(rpps.clone()) {
+            return Err(format!("RPPS {rpps} is listed twice"));
         }
-    }
-    if bad.is_empty() {
-        Ok(rows)
-    } else {
-        Err(bad)
-    }
+        if !seen_principal.insert(principal) {
+            return Err(format!("principal {principal} is listed twice"));
+        }
+        Ok((
+            principal,
+            Professional {
+                rpps,
+                name,
+                profession: field(3),
+                specialty,
+                structure,
+            },
+        ))
+    })
 }
 
 #[cfg(test)]

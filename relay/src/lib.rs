@@ -19,10 +19,14 @@
 
 pub mod access;
 pub mod access_history;
+pub mod checked_csv;
 pub mod defaults;
 pub mod directory;
+pub mod enrolment;
 pub mod escrow;
 pub mod hub;
+pub mod population;
+pub mod provisional_code;
 pub mod relay;
 pub mod server;
 pub mod session;
