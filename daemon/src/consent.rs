@@ -71,7 +71,7 @@ impl Daemon {
             })
     }
 
-    fn sign_grant(
+    pub(crate) fn signed_grant(
         &self,
         m: &Membership,
         principal: PrincipalId,
@@ -135,12 +135,7 @@ impl Daemon {
         except: &[String],
         attending: bool,
     ) -> Result<ConsentView, ApiError> {
-        let c = self.client().ok_or_else(|| {
-            api(
-                ApiErrorCode::Offline,
-                "consenting needs the relay, and the daemon is offline",
-            )
-        })?;
+        let c = self.online_client("consenting")?;
         let m = self.membership_of(space)?;
         // The person, or who manages the space with them: a guardian within a measure
         // (F9.3), a legal representative (F9.1).
@@ -188,22 +183,22 @@ impl Daemon {
             if *p == principal && g.body.role.is_some_and(Role::can_read) {
                 match scope {
                     Some(v) if !keep.contains(v) => {
-                        grants.push(self.sign_grant(&m, principal, Some(*v), None));
+                        grants.push(self.signed_grant(&m, principal, Some(*v), None));
                         dropped.push(*v);
                     }
-                    None => grants.push(self.sign_grant(&m, principal, None, None)),
+                    None => grants.push(self.signed_grant(&m, principal, None, None)),
                     _ => {}
                 }
             }
         }
         for (v, _) in &reads {
             if m.role(principal, Some(*v)) != Some(Role::Read) {
-                grants.push(self.sign_grant(&m, principal, Some(*v), Some(Role::Read)));
+                grants.push(self.signed_grant(&m, principal, Some(*v), Some(Role::Read)));
             }
         }
         if let Some(inbox) = inbox {
             if m.role(principal, Some(inbox)).is_none() {
-                grants.push(self.sign_grant(&m, principal, Some(inbox), Some(Role::Append)));
+                grants.push(self.signed_grant(&m, principal, Some(inbox), Some(Role::Append)));
             }
         }
         for grant in grants {
@@ -226,12 +221,7 @@ impl Daemon {
     /// Withdraws every right of `principal` on the space and starts new epochs on what
     /// they could read.
     pub async fn withdraw(&self, space: SpaceId, principal: PrincipalId) -> Result<(), ApiError> {
-        let c = self.client().ok_or_else(|| {
-            api(
-                ApiErrorCode::Offline,
-                "withdrawing needs the relay, and the daemon is offline",
-            )
-        })?;
+        let c = self.online_client("withdrawing")?;
         let m = self.membership_of(space)?;
         let readable: Vec<VolumeId> = m
             .volumes
@@ -243,7 +233,7 @@ impl Daemon {
             .grants
             .iter()
             .filter(|((p, _), g)| *p == principal && g.body.role.is_some())
-            .map(|((_, scope), _)| self.sign_grant(&m, principal, *scope, None))
+            .map(|((_, scope), _)| self.signed_grant(&m, principal, *scope, None))
             .collect();
         if grants.is_empty() {
             return Err(api(
@@ -277,12 +267,7 @@ impl Daemon {
         volumes: &[String],
         until: Option<UnixMillis>,
     ) -> Result<(), ApiError> {
-        let c = self.client().ok_or_else(|| {
-            api(
-                ApiErrorCode::Offline,
-                "delegating needs the relay, and the daemon is offline",
-            )
-        })?;
+        let c = self.online_client("delegating")?;
         let m = self.membership_of(space)?;
         if until.is_some_and(|t| t <= UnixMillis::now()) {
             return Err(api(
@@ -308,7 +293,7 @@ impl Daemon {
             scopes.push(None);
         }
         for scope in scopes {
-            let mut g = self.sign_grant(&m, principal, scope, Some(role));
+            let mut g = self.signed_grant(&m, principal, scope, Some(role));
             if until.is_some() {
                 g.body.expires_at = until;
                 g = Signed::sign(g.body, &self.state().identity.principal.signing);

@@ -262,11 +262,12 @@ impl Daemon {
         }
     }
 
-    fn online_client(&self) -> Result<Arc<RelayClient>, ApiError> {
+    /// The relay connection, or an Offline error saying that `what` needs it.
+    pub(crate) fn online_client(&self, what: &str) -> Result<Arc<RelayClient>, ApiError> {
         self.client().ok_or_else(|| {
             api(
                 ApiErrorCode::Offline,
-                "this needs the relay, and the daemon is offline",
+                format!("{what} needs the relay, and the daemon is offline"),
             )
         })
     }
@@ -506,8 +507,17 @@ impl Daemon {
         &self,
         space: SpaceId,
     ) -> Result<(T, Vec<crate::record::Conflict>), ApiError> {
+        self.record_get_in::<T>(space, T::LABEL)
+    }
+
+    /// A record document kept in the volume `label` (a thread volume holds messages).
+    pub fn record_get_in<T: crate::record::RecordDoc>(
+        &self,
+        space: SpaceId,
+        label: &str,
+    ) -> Result<(T, Vec<crate::record::Conflict>), ApiError> {
         let mut st = self.state();
-        match Self::replica_of(&mut st, space, T::LABEL)? {
+        match Self::replica_of(&mut st, space, label)? {
             Replica::Doc(d) => Ok((
                 d.hydrate()
                     .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?,
@@ -550,8 +560,18 @@ impl Daemon {
         space: SpaceId,
         f: impl FnOnce(&mut T) -> Result<String, ApiError>,
     ) -> Result<String, ApiError> {
+        self.record_update_in::<T>(space, T::LABEL, f).await
+    }
+
+    /// [`Daemon::record_update`] on the volume `label`.
+    pub async fn record_update_in<T: crate::record::RecordDoc>(
+        &self,
+        space: SpaceId,
+        label: &str,
+        f: impl FnOnce(&mut T) -> Result<String, ApiError>,
+    ) -> Result<String, ApiError> {
         let mut touched = String::new();
-        self.local_change(space, T::LABEL, |v, _| {
+        self.local_change(space, label, |v, _| {
             let Replica::Doc(d) = v.replica().map_err(storage)? else {
                 return Err(api(
                     ApiErrorCode::Internal,
@@ -818,7 +838,7 @@ impl Daemon {
 
     /// This person's devices, as the relay knows them.
     pub async fn list_devices(&self) -> Result<Vec<DeviceSummary>, ApiError> {
-        let c = self.online_client()?;
+        let c = self.online_client("this")?;
         let (me, this) = {
             let st = self.state();
             (
@@ -850,7 +870,7 @@ impl Daemon {
     /// Revokes one of this person's devices and starts a new key epoch on every volume
     /// this person administers, wrapped to the remaining devices only.
     pub async fn revoke_device(&self, device: DeviceId) -> Result<(), ApiError> {
-        let c = self.online_client()?;
+        let c = self.online_client("this")?;
         let revocation = {
             let st = self.state();
             if device == st.identity.device.device_id() {
@@ -928,7 +948,7 @@ impl Daemon {
         principal: PrincipalId,
         role: Option<Role>,
     ) -> Result<(), ApiError> {
-        let c = self.online_client()?;
+        let c = self.online_client("this")?;
         let grant = {
             let st = self.state();
             let now = UnixMillis::now();
@@ -953,7 +973,7 @@ impl Daemon {
 
     /// Uploads a snapshot of a volume at its cursor, letting the relay prune behind it.
     pub async fn put_snapshot(&self, space: SpaceId, label: &str) -> Result<(), ApiError> {
-        let c = self.online_client()?;
+        let c = self.online_client("this")?;
         let (volume, upto, bundle) = {
             let mut st = self.state();
             let volume = Self::volume_of(&st, space, label)?;

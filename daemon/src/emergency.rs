@@ -138,12 +138,7 @@ impl Daemon {
 
     /// A professional asks for emergency access to a space, then syncs it.
     pub async fn emergency_access(&self, space: SpaceId, mode: EscrowMode) -> Result<(), ApiError> {
-        let c = self.client().ok_or_else(|| {
-            api(
-                ApiErrorCode::Offline,
-                "emergency access needs the relay, and the daemon is offline",
-            )
-        })?;
+        let c = self.online_client("emergency access")?;
         c.request(Request::EmergencyAccess { space, mode })
             .await
             .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;

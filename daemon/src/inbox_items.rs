@@ -9,7 +9,7 @@ use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::documents::NewDocument;
 use mes_protocol::ids::{DeviceId, SpaceId};
 use mes_protocol::inbox::InboxItem;
-use mes_protocol::messages::{Message, Messages};
+use mes_protocol::messages::Message;
 use mes_protocol::record::Source;
 use std::path::Path;
 
@@ -39,14 +39,19 @@ impl Daemon {
     }
 
     /// Who a dropping device is, as the directory says (or "unverified").
-    fn sender(&self, device: DeviceId) -> Source {
-        let principal = self
-            .device_principals
+    fn sender_principal(&self, device: DeviceId) -> Option<mes_protocol::ids::PrincipalId> {
+        self.device_principals
             .lock()
             .expect("device principals")
             .get(&device)
-            .copied();
-        match principal.and_then(|p| self.directory_entry(p)) {
+            .copied()
+    }
+
+    fn sender(&self, device: DeviceId) -> Source {
+        match self
+            .sender_principal(device)
+            .and_then(|p| self.directory_entry(p))
+        {
             Some(e) => Source {
                 kind: "professional".into(),
                 name: format!(
@@ -116,22 +121,40 @@ impl Daemon {
                     r
                 }
                 InboxItem::Message { subject, body } => {
-                    let (m, _) = self.record_get::<Messages>(space)?;
+                    let (m, _) = self.messages_view(space)?;
                     if m.messages.contains_key(&id) {
                         continue;
                     }
-                    self.message_post(
-                        space,
-                        Message {
-                            id,
-                            from: from.name.clone(),
-                            body,
-                            ..Default::default()
-                        },
-                        &subject,
-                    )
-                    .await
-                    .map(|_| ())
+                    let message = Message {
+                        thread: format!("t-{id}"),
+                        id,
+                        from: from.name.clone(),
+                        body,
+                        at: jiff::Timestamp::now().to_string(),
+                        ..Default::default()
+                    };
+                    // A listed professional gets the thread's own volume, to read the
+                    // replies and answer them (F4.2); anyone else's lands in messages.
+                    match self
+                        .sender_principal(d.from)
+                        .filter(|p| self.directory_entry(*p).is_some())
+                    {
+                        Some(pro) => {
+                            self.start_shared_thread(space, pro, &subject, message)
+                                .await
+                        }
+                        None => self
+                            .message_post(
+                                space,
+                                Message {
+                                    thread: String::new(),
+                                    ..message
+                                },
+                                &subject,
+                            )
+                            .await
+                            .map(|_| ()),
+                    }
                 }
                 InboxItem::Appointment(a) => {
                     let (agenda, _) = self.record_get::<Agenda>(space)?;

@@ -37,5 +37,6 @@ pub mod spaces;
 pub mod store;
 pub mod sync;
 pub mod sync_core;
+pub mod threads;
 pub mod unlock;
 pub mod volume;

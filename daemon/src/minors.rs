@@ -45,12 +45,7 @@ impl Daemon {
         to: PrincipalId,
         inbox_recipient: AgeRecipient,
     ) -> Result<(), ApiError> {
-        let c = self.client().ok_or_else(|| {
-            api(
-                ApiErrorCode::Offline,
-                "handing a space over needs the relay, and the daemon is offline",
-            )
-        })?;
+        let c = self.online_client("handing a space over")?;
         inbox_recipient.parse().map_err(|e| {
             api(
                 ApiErrorCode::BadRequest,

@@ -75,3 +75,12 @@ pub struct Messages {
 
 /// The messages volume's list sections.
 pub const MESSAGES_LISTS: &[&str] = &["threads", "messages"];
+
+/// Label prefix of a thread's own volume (`threads/<thread id>`): a thread a professional
+/// started, readable by them and the person only (F4.2).
+pub const THREADS_PREFIX: &str = "threads/";
+
+/// The volume label of a thread.
+pub fn thread_label(thread: &str) -> String {
+    format!("{THREADS_PREFIX}{thread}")
+}

@@ -1334,6 +1334,10 @@ impl Relay {
         if role == Role::Append {
             return Ok(());
         }
+        // A thread the professional started has a volume of its own (F4.2).
+        if label.starts_with(mes_protocol::messages::THREADS_PREFIX) && role <= Role::Write {
+            return Ok(());
+        }
         if g.volume.is_none() {
             return refuse(format!(
                 "a consent names volumes; {role:?} on the whole space goes beyond the habilitation matrix"

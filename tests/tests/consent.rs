@@ -1374,9 +1374,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     let back = o.dir.path().join("nfs-back.txt");
     o.a.daemon.doc_get(o.space, &doc.id, &back).await?;
     assert_eq!(std::fs::read_to_string(&back)?, "Hémoglobine 13,2 g/dL");
-    let (messages, _) =
-        o.a.daemon
-            .record_get::<mes_protocol::messages::Messages>(o.space)?;
+    let (messages, _) = o.a.daemon.messages_view(o.space)?;
     assert!(messages
         .threads
         .iter()
@@ -1400,17 +1398,91 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
         o.a.daemon.doc_search(o.space, &Default::default())?.1.len(),
         before
     );
-    // And the lab reads nothing: no key at all, the inbox included.
-    let st = lab.daemon.state();
-    for v in st.volumes.values().filter(|v| v.meta.space == o.space) {
-        assert!(
-            st.keys.current(v.meta.volume, v.meta.generation).is_none(),
-            "{}",
-            v.meta.label
-        );
+    // The thread the lab started is shared both ways (F4.2): the person replies, the lab
+    // reads it and answers, in the thread's own volume.
+    let thread = messages
+        .threads
+        .iter()
+        .find(|t| t.subject == "Résultats disponibles")
+        .unwrap()
+        .id
+        .clone();
+    let shared = mes_protocol::messages::thread_label(&thread);
+    o.a.daemon
+        .message_post(
+            o.space,
+            mes_protocol::messages::Message {
+                thread: thread.clone(),
+                body: "Merci, faut-il être à jeun ?".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await?;
+    until(
+        &lab.daemon,
+        Duration::from_secs(30),
+        "the lab reads the reply",
+        |d| {
+            d.messages_view(o.space).is_ok_and(|(m, _)| {
+                m.messages
+                    .values()
+                    .any(|x| x.thread == thread && x.body.contains("à jeun") && x.from == "me")
+            })
+        },
+    )
+    .await?;
+    lab.daemon
+        .message_post(
+            o.space,
+            mes_protocol::messages::Message {
+                thread: thread.clone(),
+                body: "Oui, 12 heures.".into(),
+                ..Default::default()
+            },
+            "",
+        )
+        .await?;
+    until(
+        &o.a.daemon,
+        Duration::from_secs(30),
+        "the person reads the answer",
+        |d| {
+            d.messages_view(o.space).is_ok_and(|(m, _)| {
+                m.messages.values().any(|x| {
+                    x.thread == thread
+                        && x.body == "Oui, 12 heures."
+                        && x.from.contains("Laboratoire Biolyon")
+                })
+            })
+        },
+    )
+    .await?;
+    // The lab reads nothing else: no key but its thread's, the inbox included, and the
+    // relay refuses it the person's other messages.
+    {
+        let st = lab.daemon.state();
+        for v in st.volumes.values().filter(|v| v.meta.space == o.space) {
+            assert_eq!(
+                st.keys.current(v.meta.volume, v.meta.generation).is_some(),
+                v.meta.label == shared,
+                "{}",
+                v.meta.label
+            );
+        }
     }
-    drop(st);
     assert!(lab.daemon.inbox_read(o.space).is_err());
+    let (lc, _) = connect_as(&lab.daemon, &o.t).await?;
+    let messages_volume = volume(&o.a.daemon, o.space, "messages").unwrap();
+    assert_eq!(
+        fetch_code(&lc, o.space, messages_volume).await.unwrap_err(),
+        ErrorCode::NotMember
+    );
+    let thread_volume = volume(&o.a.daemon, o.space, &shared).unwrap();
+    assert!(
+        fetch_code(&lc, o.space, thread_volume).await.is_ok(),
+        "control"
+    );
     Ok(())
 }
 

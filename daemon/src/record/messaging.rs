@@ -41,10 +41,25 @@ impl Daemon {
         if message.at.is_empty() {
             message.at = now.clone();
         }
-        if message.from.is_empty() {
-            message.from = "me".into();
-        }
-        self.record_update::<Messages>(space, |m| {
+        let home = if message.thread.is_empty() {
+            crate::daemon::MESSAGES.to_string()
+        } else {
+            self.thread_home(space, &message.thread)
+        };
+        let owner = {
+            let st = self.state();
+            let me = st.identity.principal.principal_id();
+            st.spaces.get(&space).is_some_and(|s| s.owner() == me)
+        };
+        self.record_update_in::<Messages>(space, &home, |m| {
+            if message.from.is_empty() {
+                // The professional answering in a shared thread signs with the name the
+                // person's daemon gave them there.
+                message.from = match m.threads.iter().find(|t| t.id == message.thread) {
+                    Some(t) if !owner => t.participants.first().cloned().unwrap_or_default(),
+                    _ => "me".into(),
+                };
+            }
             if message.thread.is_empty() {
                 if subject.trim().is_empty() {
                     return Err(bad("a new thread needs a subject"));
@@ -68,7 +83,12 @@ impl Daemon {
 
     /// Marks a message read (once; the time is the read receipt the sender sees).
     pub async fn message_read(&self, space: SpaceId, id: &str) -> Result<(), ApiError> {
-        self.record_update::<Messages>(space, |m| {
+        let (all, _) = self.messages_view(space)?;
+        let home = match all.messages.get(id) {
+            Some(msg) => self.thread_home(space, &msg.thread),
+            None => crate::daemon::MESSAGES.to_string(),
+        };
+        self.record_update_in::<Messages>(space, &home, |m| {
             let msg = m.messages.get_mut(id).ok_or_else(|| {
                 ApiError::new(ApiErrorCode::NotFound, format!("no message {id:?}"))
             })?;

@@ -103,7 +103,10 @@ pub fn get(
         RecordKind::Prevention => one::<PreventionRecord>(d, space, RecordBody::Prevention),
         RecordKind::Emergency => one::<Emergency>(d, space, RecordBody::Emergency),
         RecordKind::Agenda => one::<Agenda>(d, space, RecordBody::Agenda),
-        RecordKind::Messages => one::<Messages>(d, space, RecordBody::Messages),
+        RecordKind::Messages => {
+            let (m, c) = d.messages_view(space)?;
+            Ok((RecordBody::Messages(Box::new(m)), c))
+        }
         RecordKind::Care => one::<CareHistory>(d, space, RecordBody::Care),
     }
 }
