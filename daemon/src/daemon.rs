@@ -1354,7 +1354,8 @@ impl Daemon {
             let Some(m) = st.spaces.get(&space).and_then(|s| s.membership.clone()) else {
                 return Ok(0);
             };
-            let m = m.at(UnixMillis::now()).into_owned();
+            let now = UnixMillis::now();
+            let m = m.at(now);
             let mut batch = self.store.batch();
             let mut added = 0;
             for e in envelopes {

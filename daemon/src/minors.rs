@@ -5,10 +5,9 @@
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::authority::{age_on, paris_day, Handover, DOCUMENTS_PRIVATE};
-use mes_protocol::envelope::KeySlot;
-use mes_protocol::ids::{Epoch, Generation, PrincipalId, SpaceId, VolumeId, VolumeKind};
+use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId};
 use mes_protocol::keys::AgeRecipient;
-use mes_protocol::membership::{Role, Signed, VolumeDecl};
+use mes_protocol::membership::{Role, Signed};
 use mes_protocol::record::Profile;
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::time::UnixMillis;
@@ -131,25 +130,8 @@ impl Daemon {
         if st.volumes.contains_key(&volume) {
             return Ok(volume);
         }
-        let decl = Signed::sign(
-            VolumeDecl {
-                space,
-                volume,
-                kind: VolumeKind::Automerge,
-                generation: Generation(0),
-                label: DOCUMENTS_PRIVATE.into(),
-            },
-            &principal.signing,
-        );
         let mut batch = self.store.batch();
-        let slot = KeySlot {
-            space,
-            volume,
-            generation: Generation(0),
-            epoch: Epoch(0),
-        };
-        st.keys.insert(slot, key, &mut batch);
-        crate::partition::add_declared(&mut st, decl, &mut batch);
+        crate::partition::declare_new(&mut st, (space, volume, DOCUMENTS_PRIVATE), key, &mut batch);
         self.store
             .apply(batch)
             .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;

@@ -41,12 +41,31 @@ fn derive(
     )
 }
 
-/// Creates a volume this device declared, and queues the declaration for the relay.
-pub(crate) fn add_declared(
+/// Declares a new document volume here with its epoch-0 key: signed by this principal,
+/// created locally and queued for the relay. Answers the declaration.
+pub(crate) fn declare_new(
     st: &mut crate::daemon::State,
-    decl: Signed<VolumeDecl>,
+    (space, volume, label): (SpaceId, VolumeId, &str),
+    key: SymmetricKey,
     batch: &mut crate::store::Batch<'_>,
-) {
+) -> Signed<VolumeDecl> {
+    let slot = KeySlot {
+        space,
+        volume,
+        generation: Generation(0),
+        epoch: Epoch(0),
+    };
+    st.keys.insert(slot, key, batch);
+    let decl = Signed::sign(
+        VolumeDecl {
+            space,
+            volume,
+            kind: VolumeKind::Automerge,
+            generation: Generation(0),
+            label: label.into(),
+        },
+        &st.identity.principal.signing,
+    );
     let d = &decl.body;
     let meta = VolumeMeta::new(d.space, d.volume, d.kind, &d.label);
     let mut v = Volume::create(meta, &st.identity.device.device_id().0);
@@ -54,8 +73,9 @@ pub(crate) fn add_declared(
     st.volumes.insert(d.volume, v);
     let s = st.spaces.get_mut(&d.space).expect("space exists");
     s.record.decls.push(decl.clone());
-    s.record.pending_decls.push(decl);
+    s.record.pending_decls.push(decl.clone());
     s.save(batch);
+    decl
 }
 
 impl Daemon {
@@ -72,27 +92,17 @@ impl Daemon {
             )
         })?;
         let (volume, key) = derive(space, (notes, generation, epoch, root), label);
-        let slot = KeySlot {
-            space,
-            volume,
-            generation: Generation(0),
-            epoch: Epoch(0),
-        };
         let mut batch = self.store.batch();
-        st.keys.insert(slot, key, &mut batch);
-        if !st.volumes.contains_key(&volume) {
-            let principal = &st.identity.principal;
-            let decl = Signed::sign(
-                VolumeDecl {
-                    space,
-                    volume,
-                    kind: VolumeKind::Automerge,
-                    generation: Generation(0),
-                    label: label.into(),
-                },
-                &principal.signing,
-            );
-            add_declared(&mut st, decl, &mut batch);
+        if st.volumes.contains_key(&volume) {
+            let slot = KeySlot {
+                space,
+                volume,
+                generation: Generation(0),
+                epoch: Epoch(0),
+            };
+            st.keys.insert(slot, key, &mut batch);
+        } else {
+            declare_new(&mut st, (space, volume, label), key, &mut batch);
         }
         self.store
             .apply(batch)

@@ -5,9 +5,8 @@
 //! professional reads. The messages view merges both.
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::envelope::KeySlot;
-use mes_protocol::ids::{Epoch, Generation, PrincipalId, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::membership::{Role, Signed, VolumeDecl};
+use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId};
+use mes_protocol::membership::Role;
 use mes_protocol::messages::{thread_label, Message, Messages, Thread, THREADS_PREFIX};
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::wire::Request;
@@ -74,26 +73,10 @@ impl Daemon {
         let decl = {
             let mut st = self.state();
             let volume = VolumeId(rand::Rng::gen(&mut OsRng));
-            let decl = Signed::sign(
-                VolumeDecl {
-                    space,
-                    volume,
-                    kind: VolumeKind::Automerge,
-                    generation: Generation(0),
-                    label: label.clone(),
-                },
-                &st.identity.principal.signing,
-            );
             let mut batch = self.store.batch();
-            let slot = KeySlot {
-                space,
-                volume,
-                generation: Generation(0),
-                epoch: Epoch(0),
-            };
-            st.keys
-                .insert(slot, SymmetricKey::generate(&mut OsRng), &mut batch);
-            crate::partition::add_declared(&mut st, decl.clone(), &mut batch);
+            let key = SymmetricKey::generate(&mut OsRng);
+            let decl =
+                crate::partition::declare_new(&mut st, (space, volume, &label), key, &mut batch);
             self.store
                 .apply(batch)
                 .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;

@@ -576,11 +576,11 @@ impl Membership {
                 volume: g.body.volume.expect("scoped"),
             });
         }
-        if self.removals.values().any(|_| hub.is_none()) {
-            return Err(MembershipError::NotHub);
-        }
-        for r in self.removals.values() {
-            out.remove_by_court(r.clone(), hub.expect("checked above"))?;
+        if !self.removals.is_empty() {
+            let hub = hub.ok_or(MembershipError::NotHub)?;
+            for r in self.removals.values() {
+                out.remove_by_court(r.clone(), hub)?;
+            }
         }
         Ok(out)
     }
