@@ -354,14 +354,11 @@ impl Daemon {
                     st.keys
                         .insert(slot, SymmetricKey::generate(&mut rng), &mut batch);
                 }
-                if let Replica::Doc(d) = v.replica().map_err(storage)? {
-                    let p = if vlabel == NOTES {
-                        Some(d.set(LABEL_KEY, label))
-                    } else {
-                        crate::record::seed(&vlabel, d).transpose()
-                    };
-                    if let Some(p) = p {
-                        let p = p.map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                if vlabel == NOTES {
+                    if let Replica::Doc(d) = v.replica().map_err(storage)? {
+                        let p = d
+                            .set(LABEL_KEY, label)
+                            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
                         v.record_local(&p, &mut batch);
                     }
                 }

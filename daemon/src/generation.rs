@@ -54,6 +54,15 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
             .replica()
             .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?
         {
+            // A new generation copies the winning values; the records of a structured
+            // volume (the health record, documents, measurements) are not copied yet,
+            // so those volumes are refused rather than emptied.
+            Replica::Doc(doc) if !doc.is_flat() || crate::record::seed_change(label).is_some() => {
+                return Err(err(
+                    ApiErrorCode::BadRequest,
+                    format!("volume {label} holds structured records: only notes and logs have generations so far"),
+                ))
+            }
             Replica::Doc(doc) => {
                 let mut fresh = volume::doc::DocReplica::new(&actor);
                 for k in doc.keys() {

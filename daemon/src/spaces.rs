@@ -96,6 +96,19 @@ pub struct VolumeMeta {
 }
 
 impl VolumeMeta {
+    /// An empty replica of this volume: nothing but the seed every device derives alike
+    /// for a record volume (`record::seed_change`).
+    pub fn empty_replica(&self, actor: &[u8]) -> Replica {
+        let mut replica = Replica::new(self.kind, actor);
+        if let (Replica::Doc(d), Some(seed)) =
+            (&mut replica, crate::record::seed_change(&self.label))
+        {
+            d.apply(std::iter::once(&Payload::Changes(seed)))
+                .expect("the seed applies to an empty document");
+        }
+        replica
+    }
+
     /// A new volume at generation 0, nothing synced or written yet.
     pub fn new(space: SpaceId, volume: VolumeId, kind: VolumeKind, label: &str) -> Self {
         VolumeMeta {
@@ -138,7 +151,7 @@ fn ns(volume: VolumeId, what: &str) -> String {
 impl Volume {
     /// A new, empty volume.
     pub fn create(meta: VolumeMeta, actor: &[u8]) -> Self {
-        let replica = Replica::new(meta.kind, actor);
+        let replica = meta.empty_replica(actor);
         Volume {
             meta,
             replica: Some(replica),
@@ -204,7 +217,7 @@ impl Volume {
         let uploaded = self.progress.uploaded;
         let bad =
             |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
-        let mut fresh = Replica::new(meta.kind, actor);
+        let mut fresh = meta.empty_replica(actor);
         fresh.apply_remote(payloads).map_err(bad)?;
         let mut carried = Vec::new();
         if meta.last_local > uploaded {
@@ -345,7 +358,7 @@ fn rebuild(
     local_upto: u64,
 ) -> Result<(Replica, usize), StoreError> {
     let bad = |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
-    let mut replica = Replica::new(meta.kind, actor);
+    let mut replica = meta.empty_replica(actor);
     if let Some(base) = store.get(&ns(meta.volume, "base"), &[])? {
         replica
             .apply_remote(&[(Seq(0), Payload::Snapshot(base))])

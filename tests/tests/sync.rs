@@ -264,6 +264,14 @@ async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow
         .await
         .expect_err("inboxes have none");
     assert!(refused.message.contains("inbox"), "{refused}");
+    // A structured record would be emptied by a copy of its root values: refused, and
+    // the volume stays at its generation.
+    let refused = mes_daemon::generation::compact(&a.daemon, space, "care")
+        .await
+        .expect_err("records have none yet");
+    assert!(refused.message.contains("structured"), "{refused}");
+    let care = volume(&a.daemon, space, "care").expect("care");
+    assert_eq!(a.daemon.state().volumes[&care].meta.generation.0, 0);
     let b = device(dir.path(), "b", &t).await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     converged(&a.daemon, &b.daemon, space, "journal").await?;

@@ -18,7 +18,6 @@ use mes_protocol::record::{
 };
 
 use crate::daemon::Daemon;
-use crate::volume::{doc::DocReplica, ApplyError, Payload};
 
 /// A record document kind: its volume, its sections and what the types cannot check.
 pub trait RecordDoc:
@@ -128,19 +127,33 @@ pub async fn edit(
     }
 }
 
-/// The first change of a new record volume: its typed document, empty, so that every
-/// list and map exists before any device edits (two devices would otherwise each create
-/// their own and one's records would be shadowed). `None` for other volumes.
-pub fn seed(label: &str, doc: &mut DocReplica) -> Result<Option<Payload>, ApplyError> {
-    match label {
-        crate::daemon::PROFILE => doc.reconcile(&Profile::default()),
-        crate::daemon::PREVENTION => doc.reconcile(&PreventionRecord::default()),
-        crate::daemon::EMERGENCY => doc.reconcile(&Emergency::default()),
-        crate::daemon::AGENDA => doc.reconcile(&Agenda::default()),
-        crate::daemon::MESSAGES => doc.reconcile(&Messages::default()),
-        crate::daemon::CARE => doc.reconcile(&CareHistory::default()),
-        _ => Ok(None),
+/// The actor of every record volume's seed change: the same on every device, so that the
+/// seed is one and the same automerge change wherever it is made.
+const SEED_ACTOR: &[u8; 16] = b"mes.record.seed.";
+
+/// The first change of a record volume: its typed document, empty, so that every list and
+/// map exists before any device edits. Two devices that each created `items` would keep
+/// one list of the two and lose the other's records; instead every device derives this
+/// same change (fixed actor, time 0, from nothing) when it opens the volume, so the
+/// creator's and a joiner's are one change and no list is ever created twice. `None` for
+/// volumes that are not records.
+pub fn seed_change(label: &str) -> Option<Vec<u8>> {
+    fn of<T: autosurgeon::Reconcile + Default>() -> Vec<u8> {
+        let mut doc =
+            automerge::AutoCommit::new().with_actor(automerge::ActorId::from(&SEED_ACTOR[..]));
+        autosurgeon::reconcile(&mut doc, T::default()).expect("an empty record reconciles");
+        doc.save_after(&[])
     }
+    Some(match label {
+        crate::daemon::PROFILE => of::<Profile>(),
+        crate::daemon::PREVENTION => of::<PreventionRecord>(),
+        crate::daemon::EMERGENCY => of::<Emergency>(),
+        crate::daemon::AGENDA => of::<Agenda>(),
+        crate::daemon::MESSAGES => of::<Messages>(),
+        crate::daemon::CARE => of::<CareHistory>(),
+        l if l.starts_with(mes_protocol::messages::THREADS_PREFIX) => of::<Messages>(),
+        _ => return None,
+    })
 }
 
 /// Every conflicting field of a document, in path order.
@@ -225,6 +238,46 @@ mod tests {
                 name: String::new(),
             },
         }
+    }
+
+    /// Two devices that each start a volume from nothing and add a care item.
+    fn two_items_from(seed: impl Fn(u8) -> AutoCommit) -> usize {
+        use mes_protocol::care::CareItem;
+        let mut docs: Vec<AutoCommit> = (1..=2u8)
+            .map(|n| {
+                let mut doc = seed(n).with_actor(ActorId::from(vec![n + 10; 16]));
+                let mut h: CareHistory = autosurgeon::hydrate(&doc).unwrap_or_default();
+                h.items.push(CareItem {
+                    id: format!("item-{n}"),
+                    label: format!("Soin {n}"),
+                    ..Default::default()
+                });
+                autosurgeon::reconcile(&mut doc, &h).unwrap();
+                doc
+            })
+            .collect();
+        let mut b = docs.pop().unwrap();
+        let mut a = docs.pop().unwrap();
+        a.merge(&mut b).unwrap();
+        autosurgeon::hydrate::<_, CareHistory>(&a)
+            .unwrap()
+            .items
+            .len()
+    }
+
+    #[test]
+    fn devices_that_each_seed_a_record_volume_keep_both_lists() {
+        let seeded = |_| AutoCommit::load(&seed_change(crate::daemon::CARE).unwrap()).unwrap();
+        assert_eq!(two_items_from(seeded), 2);
+        assert_eq!(
+            seed_change(crate::daemon::CARE),
+            seed_change(crate::daemon::CARE),
+            "the seed is one change everywhere"
+        );
+        assert!(seed_change("threads/t1").is_some());
+        assert!(seed_change("documents/care").is_none());
+        // Control: each device creating the list itself loses one device's item.
+        assert_eq!(two_items_from(|_| AutoCommit::new()), 1);
     }
 
     #[test]

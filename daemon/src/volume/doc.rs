@@ -148,6 +148,13 @@ impl DocReplica {
         }
     }
 
+    /// Whether every entry of the root map is a plain value (notes), not a record.
+    pub fn is_flat(&self) -> bool {
+        self.doc
+            .map_range(ROOT, ..)
+            .all(|item| matches!(item.value, automerge::ValueRef::Scalar(_)))
+    }
+
     /// Every key in order.
     pub fn keys(&self) -> Vec<String> {
         self.doc.keys(ROOT).collect()
