@@ -399,6 +399,15 @@ pub async fn handle(
             let (address, fingerprint) = d.restore_from_kit(&sealed, key).await?;
             ApiReply::Values(vec![address, fingerprint])
         }
+        Enrol { request } => {
+            let for_space = match &request {
+                mes_protocol::enrol::EnrolRequest::Activate { .. } => {
+                    Some(d.resolve_space(space).await?)
+                }
+                _ => None,
+            };
+            ApiReply::Enrolment(d.enrol(for_space, request).await?)
+        }
         HandOver { to, recipient } => {
             d.hand_over(
                 d.resolve_space(space).await?,

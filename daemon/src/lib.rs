@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod doc_index;
 pub mod documents;
 pub mod emergency;
+pub mod enrol;
 pub mod export;
 pub mod fuzzing;
 pub mod generation;

@@ -251,6 +251,12 @@ pub enum ApiCall {
         /// Share file contents, for a split kit.
         shares: Vec<String>,
     },
+    /// An enrolment request to the hub (F1.3-F1.8); for an activation, the space named
+    /// (or the only one) becomes the person's.
+    Enrol {
+        /// What is asked.
+        request: crate::enrol::EnrolRequest,
+    },
     /// Hands a minor's space over to the minor (F9.1; the owner only, from the handover
     /// age).
     HandOver {
@@ -399,6 +405,8 @@ pub enum ApiFrame {
 pub enum ApiReply {
     /// Done, durable.
     Done,
+    /// Where an enrolment stands.
+    Enrolment(crate::enrol::EnrolStatus),
     /// Sync state.
     Status(StatusReport),
     /// Identity.

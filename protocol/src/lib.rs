@@ -40,6 +40,7 @@ pub mod codes;
 pub mod consent;
 pub mod documents;
 pub mod emergency;
+pub mod enrol;
 pub mod envelope;
 pub mod escrow;
 pub mod framing;
@@ -62,8 +63,8 @@ pub mod time;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/4";
+pub const ALPN: &[u8] = b"mes-sync/5";

@@ -76,6 +76,11 @@ impl Nir {
     }
 
     /// The key of 13 characters already checked.
+    /// The 15 characters of a 13-character body with its key (test data, populations).
+    pub fn with_key(body: &str) -> String {
+        format!("{body}{:02}", Self::key_of(body))
+    }
+
     fn key_of(body: &str) -> u64 {
         let digits = body.replace("2A", "19").replace("2B", "18");
         let number: u64 = digits.parse().expect("13 digits once Corsica is mapped");

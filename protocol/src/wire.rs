@@ -204,6 +204,11 @@ pub enum Request {
     },
     /// The hub's escrow recipients and its deployment's médecin traitant policy.
     GetHubInfo,
+    /// An enrolment request (F1.3-F1.8); its failures are counted and rate-limited.
+    Enrol {
+        /// What is asked.
+        request: crate::enrol::EnrolRequest,
+    },
     /// The envelopes of a space addressed to its owner's recovery pseudo-device (F12.4);
     /// the owner's principal only.
     GetRecoveryEnvelopes {
@@ -346,6 +351,11 @@ pub enum Reply {
         break_glass: crate::keys::AgeRecipient,
         /// The deployment's médecin traitant policy (a person may choose another).
         attending_policy: crate::choices::AttendingPolicy,
+    },
+    /// Where an enrolment stands after a request.
+    Enrolment {
+        /// The status.
+        status: crate::enrol::EnrolStatus,
     },
     /// Access history entries, ascending.
     History {

@@ -11,6 +11,11 @@
 //! - [`access`]: access decisions (pure);
 //! - [`directory`]: the professional directory import (CSV, checked whole);
 //! - [`access_history`]: the relay-signed, hash-chained access history (F8.1);
+//! - [`enrolment`], [`enrolment_store`], [`enrolment_service`]: opt-out enrolment (F1):
+//!   the state machine, its tables, and the operations over them;
+//! - [`notification`], [`outbox`]: messages from templates, delivered to a maildir, SMTP
+//!   or print files;
+//! - [`backup`]: backup and restore of a stopped hub;
 //! - [`escrow`]: the emergency escrow identities (F7.5);
 //! - [`signing`]: the relay's own signing key;
 //! - [`hub`]: coalesced pushes and pairing rendezvous;
@@ -19,12 +24,18 @@
 
 pub mod access;
 pub mod access_history;
+pub mod backup;
 pub mod checked_csv;
+pub mod config;
 pub mod defaults;
 pub mod directory;
 pub mod enrolment;
+pub mod enrolment_service;
+pub mod enrolment_store;
 pub mod escrow;
 pub mod hub;
+pub mod notification;
+pub mod outbox;
 pub mod population;
 pub mod provisional_code;
 pub mod relay;

@@ -1,6 +1,11 @@
 //! `mes-relay`: parses arguments and runs the relay library.
 
 use anyhow::Context;
+
+/// sled allocates and frees small nodes at a high rate: glibc's allocator spent a third
+/// of the campaign's time in malloc and fragmented the heap to many GiB (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,9 +28,75 @@ enum Command {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
         data: PathBuf,
-        /// UDP address to listen on.
-        #[arg(long, default_value = "127.0.0.1:4433", env = "MES_RELAY_LISTEN")]
-        listen: SocketAddr,
+        /// UDP address to listen on (overrides the configuration file).
+        #[arg(long, env = "MES_RELAY_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Configuration file (docs/mes-relay.example.toml).
+        #[arg(long, env = "MES_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Imports the insured population (F1.1) from a CSV checked whole: any bad row, or
+    /// anyone already on file, imports nothing. Run with the relay stopped.
+    ImportPopulation {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// The CSV file (header in docs/enrolment.md).
+        file: PathBuf,
+    },
+    /// The notification campaign (F1.2).
+    Campaign {
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
+    /// Delivers the outbox: emails to the maildir or SMTP, letters to print files.
+    Deliver {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// Configuration file.
+        #[arg(long, env = "MES_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// At most this many messages.
+        #[arg(long, default_value_t = usize::MAX)]
+        limit: usize,
+    },
+    /// Runs the clock (F1.5, F1.6, F1.8): spaces created at the deadline, archives deleted
+    /// at their end, reminders queued. The serving relay also runs it periodically.
+    Sweep {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// Configuration file.
+        #[arg(long, env = "MES_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// The time to run the clock to (RFC 3339; default now), e.g. to rehearse.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+    },
+    /// Writes a backup of the stopped hub (store and key files) to a new file.
+    Backup {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// The backup file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restores a backup into an empty data directory (the whole file is checked first).
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The (empty or absent) data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+    },
+    /// Campaign statistics (F1.9), as JSON.
+    Stats {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
     },
     /// The professional directory (F7): who the relay vouches for.
     Directory {
@@ -51,6 +122,32 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum CampaignCommand {
+    /// Notifies imported people in département order, each with a code and a message in
+    /// the outbox, then delivers the outbox. Run with the relay stopped.
+    Run {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// Configuration file.
+        #[arg(long, env = "MES_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// Only these départements, comma-separated ("69,2A,974"); default all, in order.
+        #[arg(long, value_delimiter = ',')]
+        departements: Option<Vec<String>>,
+        /// At most this many people.
+        #[arg(long, default_value_t = usize::MAX)]
+        limit: usize,
+        /// Messages per second at most (overrides the configuration file).
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Leave the messages in the outbox (deliver them later with `deliver`).
+        #[arg(long)]
+        no_deliver: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum DirectoryCommand {
     /// Imports a CSV `rpps,principal,name,profession,specialty,structure` (checked whole:
     /// any bad row imports nothing); run with the relay stopped.
@@ -70,9 +167,17 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { data, listen } => {
+        Command::Serve {
+            data,
+            listen,
+            config,
+        } => {
+            let hub = mes_relay::config::HubConfig::load(config.as_deref())?;
             let mut config = mes_relay::RelayConfig::new(data);
-            config.listen = listen;
+            config.listen = listen.unwrap_or(hub.serve.listen);
+            config.enrolment = hub.enrolment.clone();
+            config.sweep_every = (hub.serve.sweep_every_minutes > 0)
+                .then(|| std::time::Duration::from_secs(hub.serve.sweep_every_minutes * 60));
             let running = mes_relay::start(config)
                 .await
                 .context("starting the relay")?;
@@ -88,21 +193,145 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let rows = match mes_relay::directory::parse(&text) {
                 Ok(rows) => rows,
-                Err(bad) => {
-                    for b in &bad {
-                        eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
-                    }
-                    eprintln!(
-                        "{} bad row(s) in {}: nothing imported",
-                        bad.len(),
-                        file.display()
-                    );
-                    std::process::exit(2);
-                }
+                Err(bad) => refuse_rows(&file, &bad),
             };
             let relay = mes_relay::server::open_offline(&data)?;
             let n = relay.import_directory(rows).await?;
             println!("{}", serde_json::json!({ "imported": n }));
+            Ok(())
+        }
+        Command::ImportPopulation { data, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let today = jiff::Zoned::now()
+                .with_time_zone(jiff::tz::TimeZone::get("Europe/Paris")?)
+                .date();
+            let rows = match mes_relay::population::parse(&text, today) {
+                Ok(rows) => rows,
+                Err(bad) => refuse_rows(&file, &bad),
+            };
+            let relay = mes_relay::server::open_offline(&data)?;
+            let hub = enrolment(&relay);
+            let bar = progress(rows.len() as u64, "import");
+            match mes_relay::enrolment_service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
+                Ok(report) => {
+                    bar.finish_and_clear();
+                    println!("{}", serde_json::to_string(&report)?);
+                    Ok(())
+                }
+                Err(reasons) => {
+                    bar.abandon();
+                    for r in &reasons {
+                        eprintln!("{}: {r}", file.display());
+                    }
+                    eprintln!(
+                        "{} problem(s) in {}: nothing imported",
+                        reasons.len(),
+                        file.display()
+                    );
+                    std::process::exit(2);
+                }
+            }
+        }
+        Command::Campaign {
+            command:
+                CampaignCommand::Run {
+                    data,
+                    config,
+                    departements,
+                    limit,
+                    rate,
+                    no_deliver,
+                },
+        } => {
+            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
+            if let Some(ds) = &departements {
+                for d in ds {
+                    if let Err(e) = mes_relay::population::check_departement(d) {
+                        eprintln!("--departements: {e}");
+                        std::process::exit(2);
+                    }
+                }
+            }
+            let delivery = cfg.delivery(&data)?;
+            let templates =
+                mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
+            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone())?;
+            let hub = enrolment(&relay);
+            let queued = mes_relay::enrolment_service::stats(&hub.tables)?.pending_notification;
+            let bar = progress(queued.min(limit as u64), "notify");
+            let report = mes_relay::enrolment_service::campaign(
+                &hub.tables,
+                &hub.policy,
+                &hub.secrets,
+                &mes_relay::enrolment_service::CampaignRun {
+                    departements,
+                    limit,
+                    rate: rate.or(cfg.campaign.rate_per_second),
+                },
+                mes_protocol::time::UnixMillis::now,
+                |n| bar.inc(n as u64),
+            )?;
+            bar.finish_and_clear();
+            let delivered = if no_deliver {
+                None
+            } else {
+                Some(deliver(hub, &templates, &delivery, usize::MAX)?)
+            };
+            println!(
+                "{}",
+                serde_json::json!({ "notified": report.notified, "delivered": delivered })
+            );
+            Ok(())
+        }
+        Command::Deliver {
+            data,
+            config,
+            limit,
+        } => {
+            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
+            let delivery = cfg.delivery(&data)?;
+            let templates =
+                mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
+            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone())?;
+            let report = deliver(enrolment(&relay), &templates, &delivery, limit)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Sweep { data, config, now } => {
+            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
+            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone())?;
+            let hub = enrolment(&relay);
+            let now = now
+                .map(|t| mes_protocol::time::UnixMillis(t.as_millisecond().max(0) as u64))
+                .unwrap_or_else(mes_protocol::time::UnixMillis::now);
+            let bar = progress(0, "sweep");
+            let report = mes_relay::enrolment_service::sweep(&hub.tables, &hub.policy, now, |n| {
+                bar.inc(n as u64)
+            })?;
+            bar.finish_and_clear();
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Backup { data, out } => {
+            let report = mes_relay::backup::backup(&data, &out)?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Restore { from, data } => match mes_relay::backup::restore(&from, &data) {
+            Ok(report) => {
+                println!("{}", serde_json::to_string(&report)?);
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("restore refused: {e:#}");
+                std::process::exit(2);
+            }
+        },
+        Command::Stats { data } => {
+            let relay = mes_relay::server::open_offline(&data)?;
+            let stats = mes_relay::enrolment_service::stats(&enrolment(&relay).tables)?;
+            println!("{}", serde_json::to_string(&stats)?);
             Ok(())
         }
         Command::CourtRemoval {
@@ -126,6 +355,61 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Names every bad row of an operator file and exits with status 2 (nothing imported).
+fn refuse_rows(file: &std::path::Path, bad: &[mes_relay::checked_csv::BadRow]) -> ! {
+    for b in bad {
+        eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
+    }
+    eprintln!(
+        "{} bad row(s) in {}: nothing imported",
+        bad.len(),
+        file.display()
+    );
+    std::process::exit(2);
+}
+
+fn enrolment(relay: &mes_relay::relay::Relay) -> &mes_relay::enrolment_service::EnrolmentHub {
+    relay
+        .enrolment
+        .get()
+        .expect("the offline relay opens its enrolment")
+}
+
+/// A progress bar on standard error (hidden when it is not a terminal).
+fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = if len == 0 {
+        indicatif::ProgressBar::new_spinner()
+    } else {
+        indicatif::ProgressBar::new(len)
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:8} {bar:40} {pos}/{len} {per_sec} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn deliver(
+    hub: &mes_relay::enrolment_service::EnrolmentHub,
+    templates: &mes_relay::notification::Templates,
+    delivery: &mes_relay::outbox::Delivery,
+    limit: usize,
+) -> anyhow::Result<mes_relay::outbox::DeliveryReport> {
+    let bar = progress((hub.tables.outbox_len()).min(limit) as u64, "deliver");
+    let r = mes_relay::outbox::deliver(
+        &hub.tables,
+        &hub.secrets.code_key,
+        templates,
+        delivery,
+        limit,
+        |n| bar.inc(n as u64),
+    );
+    bar.finish_and_clear();
+    r
 }
 
 async fn shutdown_signal() {

@@ -114,9 +114,6 @@ pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
             }
         }
         let postal_address = Some(field(7)).filter(|s| !s.is_empty());
-        if email.is_none() && postal_address.is_none() {
-            return Err("neither an email nor a postal address: the person cannot be told".into());
-        }
         let departement = field(8);
         check_departement(&departement)?;
         let representatives = field(9)
@@ -125,6 +122,13 @@ pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
             .filter(|s| !s.is_empty())
             .map(|s| Nir::parse(s).map_err(|e| format!("representative {s}: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        // A minor is told through their representative (F1.10), whose row has a contact.
+        if email.is_none() && postal_address.is_none() && representatives.is_empty() {
+            return Err(
+                "neither an email, a postal address nor a legal representative: the person cannot be told"
+                    .into(),
+            );
+        }
         if lines.insert(nir.clone(), line_no).is_some() {
             return Err(format!("NIR {} is listed twice", nir.display()));
         }

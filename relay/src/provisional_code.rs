@@ -1,8 +1,6 @@
 //! Provisional codes (F1.2, F1.3): 12 characters from digits and upper-case letters
-//! (`123456789ABC`), drawn from the OS generator, single use, kept only as a keyed hash
+//! (`123456789ABC`), derived from the hub's key (a PRF), single use, kept only as a keyed hash
 //! (the hub's secret as key), so a copy of the store gives no working code.
-
-use rand::Rng;
 
 /// The alphabet of codes: digits and upper-case letters.
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -10,12 +8,28 @@ const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 /// Length of a code.
 pub const LEN: usize = 12;
 
-/// A fresh code.
-pub fn generate() -> String {
-    let mut rng = rand::rngs::OsRng;
-    (0..LEN)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+/// The `issue`-th code of a person: a keyed BLAKE3 stream over the NIR and the issue
+/// number, mapped onto the alphabet without bias. The outbox keeps only the issue
+/// number, so neither the outbox nor the store's old log segments ever hold a code:
+/// delivery derives it again with the hub's key.
+pub fn derive(secret: &[u8; 32], nir: &str, issue: u64) -> String {
+    let mut h = blake3::Hasher::new_keyed(secret);
+    h.update(b"mes provisional code v1\0");
+    h.update(nir.as_bytes());
+    h.update(&issue.to_be_bytes());
+    let mut stream = h.finalize_xof();
+    let mut out = String::with_capacity(LEN);
+    let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
+    while out.len() < LEN {
+        let mut b = [0u8; 16];
+        stream.fill(&mut b);
+        for x in b {
+            if x < limit && out.len() < LEN {
+                out.push(ALPHABET[x as usize % ALPHABET.len()] as char);
+            }
+        }
+    }
+    out
 }
 
 /// Normalises what a person typed (spaces, dashes, lower case) or says what is wrong.
@@ -61,10 +75,14 @@ mod tests {
     #[test]
     fn codes_are_twelve_characters_hashed_and_checked_as_typed() {
         let secret = [7u8; 32];
-        let c = generate();
+        let c = derive(&secret, "2900175001001", 1);
         assert_eq!(c.len(), LEN);
         assert!(normalise(&c).is_ok());
-        assert_ne!(generate(), c);
+        let d = derive(&secret, "1800569123456", 1);
+        assert!(normalise(&d).is_ok());
+        assert_eq!(d, derive(&secret, "1800569123456", 1));
+        assert_ne!(d, derive(&secret, "1800569123456", 2));
+        assert_ne!(d, derive(&[8u8; 32], "1800569123456", 1));
         let stored = hash(&secret, &c);
         let typed = format!("{}-{} {}", &c[0..4], &c[4..8], &c[8..12]).to_lowercase();
         assert!(matches(&secret, &typed, &stored));

@@ -97,6 +97,8 @@ pub struct Relay {
     /// A space's membership changes are read-modify-write: one at a time per space, or
     /// two devices declaring volumes at once would each save a copy missing the other's.
     membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
+    /// The hub's enrolment (F1), when this relay runs one.
+    pub enrolment: std::sync::OnceLock<Arc<crate::enrolment_service::EnrolmentHub>>,
 }
 
 fn internal(e: StoreError) -> WireError {
@@ -149,6 +151,7 @@ impl Relay {
             appended: Default::default(),
             volume_locks: Default::default(),
             membership_locks: Default::default(),
+            enrolment: Default::default(),
         }))
     }
 
@@ -883,6 +886,7 @@ impl Relay {
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
             }
+            Request::Enrol { request } => self.enrol(caller, request).await,
             Request::GetRecoveryEnvelopes { space } => {
                 let m = self.membership(space)?;
                 if caller.principal != m.owner() {
@@ -1234,6 +1238,71 @@ impl Relay {
             .transpose()
     }
 
+    /// An enrolment request (F1.3-F1.8): refused while the device failed too often;
+    /// activation binds the space the caller owns.
+    async fn enrol(
+        &self,
+        caller: &Caller,
+        request: mes_protocol::enrol::EnrolRequest,
+    ) -> Result<Reply, WireError> {
+        use crate::enrolment_service::Refusal;
+        let hub =
+            self.enrolment.get().cloned().ok_or_else(|| {
+                WireError::new(ErrorCode::NotFound, "this relay runs no enrolment")
+            })?;
+        if let mes_protocol::enrol::EnrolRequest::Activate { space, .. } = &request {
+            let m = self.membership(*space)?;
+            if m.owner() != caller.principal {
+                return Err(WireError::new(
+                    ErrorCode::Forbidden,
+                    "a space is activated by the device of the person who created it",
+                ));
+            }
+        }
+        let now = mes_protocol::time::UnixMillis::now();
+        let device = caller.device;
+        let answer = tokio::task::spawn_blocking(move || {
+            hub.admit(device, now)?;
+            let r = hub.serve(&request, now);
+            if matches!(
+                r,
+                Err(Refusal::Unknown
+                    | Refusal::WrongCode { .. }
+                    | Refusal::BadNir(_)
+                    | Refusal::MalformedCode(_))
+            ) {
+                hub.failed(device, now);
+            }
+            r
+        })
+        .await
+        .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
+        match answer {
+            Ok(s) => Ok(Reply::Enrolment {
+                status: mes_protocol::enrol::EnrolStatus {
+                    status: s.name().into(),
+                    detail: crate::enrolment_service::describe(&s),
+                },
+            }),
+            Err(e) => {
+                let code = match &e {
+                    Refusal::Storage(_) => ErrorCode::Internal,
+                    Refusal::Locked(_) => ErrorCode::Busy,
+                    Refusal::IdentifierTaken(_) | Refusal::State(_) => ErrorCode::Conflict,
+                    Refusal::NoEmail => ErrorCode::NotFound,
+                    Refusal::BadNir(_) | Refusal::MalformedCode(_) | Refusal::Rule(_) => {
+                        ErrorCode::BadRecord
+                    }
+                    Refusal::Unknown
+                    | Refusal::WrongCode { .. }
+                    | Refusal::NoCode
+                    | Refusal::Expired(_) => ErrorCode::Forbidden,
+                };
+                Err(WireError::new(code, e.to_string()))
+            }
+        }
+    }
+
     /// Imports checked directory rows (see [`crate::directory::parse`]), each signed with
     /// the relay's key; a professional listed again replaces their entry. Returns how many.
     pub async fn import_directory(
@@ -1469,6 +1538,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::GetHistory { .. } => "GetHistory",
         Request::PutChoices { .. } => "PutChoices",
         Request::HandOver { .. } => "HandOver",
+        Request::Enrol { .. } => "Enrol",
         Request::GetHubInfo => "GetHubInfo",
         Request::GetRecoveryEnvelopes { .. } => "GetRecoveryEnvelopes",
         Request::EmergencyAccess { .. } => "EmergencyAccess",

@@ -24,6 +24,10 @@ pub struct RelayConfig {
     pub misbehaviour: Misbehaviour,
     /// The deployment's policies.
     pub policy: crate::relay::HubPolicy,
+    /// Enrolment deadlines (F1).
+    pub enrolment: crate::enrolment::Policy,
+    /// How often to run the enrolment sweep while serving (none: never).
+    pub sweep_every: Option<std::time::Duration>,
 }
 
 impl RelayConfig {
@@ -35,8 +39,42 @@ impl RelayConfig {
             tls_names: vec!["localhost".into(), "mes-relay".into()],
             misbehaviour: Misbehaviour::default(),
             policy: Default::default(),
+            enrolment: Default::default(),
+            sweep_every: None,
         }
     }
+}
+
+/// The hub's enrolment over the store's tables, with the code key of the data directory
+/// (`enrolment-code.key`, created on first use, mode 0600).
+fn enrolment_hub(
+    store: &SledStore,
+    data_dir: &std::path::Path,
+    policy: crate::enrolment::Policy,
+) -> anyhow::Result<crate::enrolment_service::EnrolmentHub> {
+    let path = data_dir.join("enrolment-code.key");
+    let code_key: [u8; 32] = if path.exists() {
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        bytes.as_slice().try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "{} holds {} bytes, not a 32-byte key",
+                path.display(),
+                bytes.len()
+            )
+        })?
+    } else {
+        let key: [u8; 32] = rand::random();
+        crate::tls::write_private(&path, &key)?;
+        key
+    };
+    Ok(crate::enrolment_service::EnrolmentHub::new(
+        store.enrolment_tables()?,
+        policy,
+        crate::enrolment_service::Secrets {
+            code_key,
+            argon: argon2::Params::default(),
+        },
+    ))
 }
 
 /// The ready line a relay prints once serving.
@@ -58,19 +96,29 @@ pub struct RunningRelay {
     pub ready: RelayReady,
     endpoint: quinn::Endpoint,
     accept: JoinHandle<()>,
+    sweeper: Option<JoinHandle<()>>,
     /// Shared state (tests inspect it).
     pub relay: Arc<Relay>,
 }
 
 /// Opens the relay's state in a data directory without serving (operator commands).
 pub fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
+    open_offline_with(data_dir, Default::default())
+}
+
+/// Opens the relay's state offline with the deployment's enrolment deadlines.
+pub fn open_offline_with(
+    data_dir: &std::path::Path,
+    enrolment: crate::enrolment::Policy,
+) -> anyhow::Result<Arc<Relay>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let store = SledStore::open(data_dir)
         .context("opening the relay store (is a relay serving this directory? stop it first)")?;
     let key = crate::signing::load_or_create(data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
-    Ok(Relay::new(
+    let hub = enrolment_hub(&store, data_dir, enrolment)?;
+    let relay = Relay::new(
         Arc::new(store),
         crate::relay::RelayKeys {
             signing: key,
@@ -78,7 +126,9 @@ pub fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
         },
         Default::default(),
         Default::default(),
-    )?)
+    )?;
+    let _ = relay.enrolment.set(Arc::new(hub));
+    Ok(relay)
 }
 
 /// Starts a relay on the embedded sled store.
@@ -88,6 +138,11 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     let store = SledStore::open(&config.data_dir).context("opening the relay store")?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;
+    let hub = Arc::new(enrolment_hub(
+        &store,
+        &config.data_dir,
+        config.enrolment.clone(),
+    )?);
     let relay = Relay::new(
         Arc::new(store),
         crate::relay::RelayKeys {
@@ -97,6 +152,30 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         config.policy,
         config.misbehaviour.clone(),
     )?;
+    let _ = relay.enrolment.set(hub.clone());
+    let sweeper = config.sweep_every.map(|every| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let h = hub.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    crate::enrolment_service::sweep(
+                        &h.tables,
+                        &h.policy,
+                        mes_protocol::time::UnixMillis::now(),
+                        |_| {},
+                    )
+                })
+                .await;
+                match r {
+                    Ok(Ok(report)) => tracing::info!(?report, "enrolment sweep"),
+                    Ok(Err(e)) => tracing::warn!("enrolment sweep failed: {e}"),
+                    Err(e) => tracing::warn!("enrolment sweep panicked: {e}"),
+                }
+            }
+        })
+    });
     let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
     let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)
@@ -125,6 +204,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         ready,
         endpoint,
         accept,
+        sweeper,
         relay,
     })
 }
@@ -134,6 +214,9 @@ impl RunningRelay {
     pub async fn shutdown(self) {
         self.endpoint.close(0u32.into(), b"relay shutting down");
         self.accept.abort();
+        if let Some(s) = self.sweeper {
+            s.abort();
+        }
         let _ =
             tokio::time::timeout(crate::defaults::DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
     }

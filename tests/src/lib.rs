@@ -402,3 +402,17 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 pub mod bench;
 pub mod sim;
 pub mod tmux;
+
+/// The Python of the tests' checks (`target/pyenv`, which `scripts/test` creates with
+/// fhir.resources, pypdf and aiosmtpd; or `MES_PYTHON`).
+pub fn python() -> anyhow::Result<PathBuf> {
+    if let Some(p) = std::env::var_os("MES_PYTHON") {
+        return Ok(p.into());
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
+    anyhow::ensure!(
+        p.exists(),
+        "the checks need Python with fhir.resources 6.4 (FHIR R4), pypdf and aiosmtpd: run scripts/test (it creates target/pyenv) or set MES_PYTHON"
+    );
+    Ok(p)
+}

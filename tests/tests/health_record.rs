@@ -11,7 +11,7 @@ use mes_protocol::documents::{DocQuery, NewDocument};
 use mes_protocol::measurements::{MeasureQuery, Measurement};
 use mes_protocol::messages::{Message, Messages};
 use mes_protocol::record::{Emergency, Profile, RecordEdit};
-use mes_tests::{converged, device, home, online, paired, relay, until, Paired};
+use mes_tests::{converged, device, home, online, paired, python, relay, until, Paired};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -474,18 +474,6 @@ async fn bad_measurements_appointments_and_messages_are_refused_by_name() -> any
     assert!(e.message.contains("\"Z\""), "{}", e.message);
     assert_eq!(a.record_get::<Messages>(space)?.0, Messages::default());
     Ok(())
-}
-
-fn python() -> anyhow::Result<PathBuf> {
-    if let Some(p) = std::env::var_os("MES_PYTHON") {
-        return Ok(p.into());
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pyenv/bin/python");
-    anyhow::ensure!(
-        p.exists(),
-        "the export check needs Python with fhir.resources 6.4 (FHIR R4) and pypdf: run scripts/test (it creates target/pyenv) or set MES_PYTHON"
-    );
-    Ok(p)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -128,6 +128,10 @@ enum Command {
     /// (15 under the citizen-committee policy).
     #[command(subcommand)]
     Minor(MinorCmd),
+    /// Enrolment with the hub (F1): activate or oppose with the letter's code, a new
+    /// code, reminders, closure and reopening. A parent does it once per child.
+    #[command(subcommand)]
+    Enrol(EnrolCmd),
     /// Notifications (F8.2): list them, or choose the kinds (access, document, device).
     Notifications {
         /// Keep exactly these kinds on (none given: list the notifications).
@@ -486,6 +490,103 @@ enum MinorCmd {
         #[arg(long)]
         recipient: String,
     },
+}
+
+/// The NIR and carte Vitale serial, as on the card.
+#[derive(clap::Args)]
+struct Holder {
+    /// NIR (with or without its key; spaces allowed).
+    #[arg(long)]
+    nir: String,
+    /// Carte Vitale serial.
+    #[arg(long)]
+    serial: String,
+}
+
+impl Holder {
+    fn card(self) -> mes_protocol::enrol::CardHolder {
+        mes_protocol::enrol::CardHolder {
+            nir: self.nir,
+            vitale_serial: self.serial,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum EnrolCmd {
+    /// Activate: the space given with --space (or the only one) becomes the person's;
+    /// the password is read from a file descriptor.
+    Activate {
+        #[command(flatten)]
+        holder: Holder,
+        /// The provisional code of the letter or email.
+        #[arg(long)]
+        code: String,
+        /// Identifier to choose (8 characters or more, not an email).
+        #[arg(long)]
+        identifier: String,
+        /// File descriptor to read the password from (8+ characters, upper, lower,
+        /// digit, special).
+        #[arg(long)]
+        password_fd: u32,
+        /// Contact email to keep (empty: none).
+        #[arg(long, default_value = "")]
+        email: String,
+    },
+    /// Oppose the automatic creation (you may still activate later).
+    Oppose {
+        #[command(flatten)]
+        holder: Holder,
+        /// The provisional code.
+        #[arg(long)]
+        code: String,
+    },
+    /// Ask for a new code, sent to the email on file.
+    Regenerate {
+        #[command(flatten)]
+        holder: Holder,
+    },
+    /// Where the enrolment stands.
+    Status {
+        #[command(flatten)]
+        holder: Holder,
+    },
+    /// Turn the reminders off (or back on with --on).
+    Reminders {
+        #[command(flatten)]
+        holder: Holder,
+        /// The provisional code.
+        #[arg(long)]
+        code: String,
+        /// Turn them back on.
+        #[arg(long)]
+        on: bool,
+    },
+    /// Close the space with the hub account (export it first: `mes export`).
+    Close {
+        /// Hub identifier.
+        #[arg(long)]
+        identifier: String,
+        /// File descriptor to read the password from.
+        #[arg(long)]
+        password_fd: u32,
+        /// Delete within three months instead of archiving for ten years.
+        #[arg(long)]
+        express: bool,
+    },
+    /// Reopen a closed space: what is archived is restored.
+    Reopen {
+        /// Hub identifier.
+        #[arg(long)]
+        identifier: String,
+        /// File descriptor to read the password from.
+        #[arg(long)]
+        password_fd: u32,
+    },
+}
+
+fn password(fd: u32) -> anyhow::Result<String> {
+    passphrase(Some(fd))?.ok_or_else(|| anyhow::anyhow!("no password on descriptor {fd}"))
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -902,6 +1003,58 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             until: None,
         },
         Command::Minor(MinorCmd::Handover { to, recipient }) => ApiCall::HandOver { to, recipient },
+        Command::Enrol(e) => {
+            use mes_protocol::enrol::EnrolRequest as R;
+            ApiCall::Enrol {
+                request: match e {
+                    EnrolCmd::Activate {
+                        holder,
+                        code,
+                        identifier,
+                        password_fd,
+                        email,
+                    } => R::Activate {
+                        holder: holder.card(),
+                        code,
+                        identifier,
+                        password: password(password_fd)?,
+                        email,
+                        space: mes_protocol::ids::SpaceId([0; 16]),
+                    },
+                    EnrolCmd::Oppose { holder, code } => R::Oppose {
+                        holder: holder.card(),
+                        code,
+                    },
+                    EnrolCmd::Regenerate { holder } => R::Regenerate {
+                        holder: holder.card(),
+                    },
+                    EnrolCmd::Status { holder } => R::Status {
+                        holder: holder.card(),
+                    },
+                    EnrolCmd::Reminders { holder, code, on } => R::Reminders {
+                        holder: holder.card(),
+                        code,
+                        off: !on,
+                    },
+                    EnrolCmd::Close {
+                        identifier,
+                        password_fd,
+                        express,
+                    } => R::Close {
+                        identifier,
+                        password: password(password_fd)?,
+                        express,
+                    },
+                    EnrolCmd::Reopen {
+                        identifier,
+                        password_fd,
+                    } => R::Reopen {
+                        identifier,
+                        password: password(password_fd)?,
+                    },
+                },
+            }
+        }
         Command::Doc(DocCmd::HideFromParents { id }) => ApiCall::DocHideFromParents { id },
         Command::Consent(ConsentCmd::Team { structure, except }) => {
             ApiCall::ConsentTeam { structure, except }

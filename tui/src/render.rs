@@ -77,6 +77,7 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
     }
     Ok(match r {
         ApiReply::Done => "ok".into(),
+        ApiReply::Enrolment(e) => e.detail.clone(),
         ApiReply::DocChecked(c) => format!(
             "{} problème(s) / problem(s), {} déjà présent(s) / already present",
             c.problems.len(),

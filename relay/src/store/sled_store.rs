@@ -75,6 +75,11 @@ impl SledStore {
         })
     }
 
+    /// The enrolment tables, in the same database.
+    pub fn enrolment_tables(&self) -> Result<crate::enrolment_store::EnrolmentTables, StoreError> {
+        crate::enrolment_store::EnrolmentTables::open(&self.db)
+    }
+
     fn tree(&self, kind: RecordKind) -> &sled::Tree {
         &self.records[kind as usize]
     }

@@ -1,6 +1,7 @@
 //! Benchmark scenarios of `mes-bench`. Each returns its measures; nothing here asserts on
 //! time. Sizes: `Full` as the issues specify, `Smoke` tiny for CI.
 
+mod campaign;
 mod catch_up;
 mod floor;
 mod latency;
@@ -51,6 +52,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("search", "keyword + filter document queries over the socket on the 10-year space, a page of 100 and the total (p50_ms, p99_ms), every match (p99_all_ms)"),
     ("export", "the 10-year space's whole archive: FHIR R4 bundle, IPS summary, PDF, original files (seconds)"),
     ("first-frame", "from starting mes in a terminal until its first complete frame with a running daemon's data on the 10-year space (ms)"),
+    ("campaign", "the pilot's enrolment, 3,391,505 people: import, notify, deliver, 4.83 % activate and 0.68 % oppose, sweep (seconds, each phase, peak_rss_mib, activation_ms)"),
     ("render", "the client's update and draw per frame while scrolling the 10-year space's documents, 160 x 48 (p50_ms, p99_ms)"),
 ];
 
@@ -94,6 +96,7 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
         "search" => record::search(ctx.ten_years(size).await?, size).await,
         "export" => record::export(ctx.ten_years(size).await?, size).await,
         "first-frame" => tui::first_frame(ctx.ten_years(size).await?, size).await,
+        "campaign" => campaign::run(size).await,
         "render" => tui::render(ctx.ten_years(size).await?, size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }

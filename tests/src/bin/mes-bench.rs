@@ -4,6 +4,10 @@
 //! `mes-bench --list`; `mes-bench SCENARIO... [--smoke] [--json]`; no scenario runs all.
 
 use clap::Parser;
+
+/// The allocator `mes-relay` runs with (relay/src/main.rs), so that figures are the hub's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use mes_tests::bench::{self, Measure, Size};
 
 #[derive(Parser)]

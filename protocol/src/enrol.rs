@@ -1,0 +1,92 @@
+//! What a person asks of the hub about their enrolment (F1.3-F1.8, F1.10): activate,
+//! oppose, a new code, closure, reopening, reminders, and where it stands. The code, the
+//! NIR and the carte Vitale serial identify the person before an account exists; the hub
+//! account (identifier and password) afterwards. The password only authenticates to the
+//! hub: it never yields keys (DESIGN.md).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::SpaceId;
+
+/// Who the person is, before they have an account: what the letter and the card give.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct CardHolder {
+    /// The NIR, with or without its key, spaces allowed.
+    pub nir: String,
+    /// The carte Vitale serial.
+    pub vitale_serial: String,
+}
+
+/// An enrolment request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub enum EnrolRequest {
+    /// Activates with the provisional code; the caller's new space becomes the person's.
+    Activate {
+        /// Who.
+        holder: CardHolder,
+        /// The provisional code.
+        code: String,
+        /// The identifier chosen.
+        identifier: String,
+        /// The password chosen.
+        password: String,
+        /// The contact email confirmed or changed ("" for none).
+        email: String,
+        /// The space the caller's device created (the caller must own it).
+        space: SpaceId,
+    },
+    /// Opposes the automatic creation (reversible).
+    Oppose {
+        /// Who.
+        holder: CardHolder,
+        /// The provisional code.
+        code: String,
+    },
+    /// Asks for a new code, sent to the email on file only.
+    Regenerate {
+        /// Who.
+        holder: CardHolder,
+    },
+    /// Turns reminders off or back on.
+    Reminders {
+        /// Who.
+        holder: CardHolder,
+        /// The provisional code.
+        code: String,
+        /// Off when true.
+        off: bool,
+    },
+    /// Where the enrolment stands.
+    Status {
+        /// Who.
+        holder: CardHolder,
+    },
+    /// Closes the space: archived, or deleted within the express delay.
+    Close {
+        /// Hub identifier.
+        identifier: String,
+        /// Hub password.
+        password: String,
+        /// Express deletion.
+        express: bool,
+    },
+    /// Reopens a closed space: what is archived is restored.
+    Reopen {
+        /// Hub identifier.
+        identifier: String,
+        /// Hub password.
+        password: String,
+    },
+}
+
+/// Where an enrolment stands, as the person reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct EnrolStatus {
+    /// `notified`, `activated`, `opposed`, `auto-created`, `closed`, `deleted`.
+    pub status: String,
+    /// In French then English ("En attente de décision jusqu'au 13/04/2026 / ...").
+    pub detail: String,
+}

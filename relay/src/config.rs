@@ -1,0 +1,129 @@
+//! The hub's configuration file (TOML; `docs/mes-relay.example.toml`): where it listens,
+//! its enrolment deadlines, the campaign's pace and where the outbox delivers. Every
+//! field has a default; an unknown field is refused by name.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::enrolment::Policy;
+
+/// The whole file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Serving.
+    pub serve: Serve,
+    /// Enrolment deadlines (F1).
+    pub enrolment: Policy,
+    /// The campaign.
+    pub campaign: Campaign,
+    /// Message delivery.
+    pub outbox: OutboxConfig,
+}
+
+/// Serving.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Serve {
+    /// UDP address for devices.
+    pub listen: SocketAddr,
+    /// How often the serving relay runs the clock's sweep, in minutes (0: never).
+    pub sweep_every_minutes: u64,
+    /// Local HTTP address for `/health` and `/metrics` (Prometheus); none when absent.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        Serve {
+            listen: "127.0.0.1:4433".parse().expect("valid address"),
+            sweep_every_minutes: 60,
+            metrics: None,
+        }
+    }
+}
+
+/// The campaign's pace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Campaign {
+    /// Messages per second at most (none: as fast as the store takes them).
+    pub rate_per_second: Option<u32>,
+}
+
+/// Where messages go.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Directory of the maildir and the print files (default: `outbox` in the data
+    /// directory).
+    pub dir: Option<PathBuf>,
+    /// SMTP server `host:port` for emails instead of the maildir.
+    pub smtp: Option<String>,
+    /// Directory of templates replacing the embedded ones (same file names).
+    pub templates: Option<PathBuf>,
+    /// Where to activate, as messages say it.
+    pub site: Option<String>,
+    /// Signature of messages.
+    pub signature: Option<String>,
+    /// Sender of emails.
+    pub from: Option<String>,
+}
+
+impl HubConfig {
+    /// Reads a file, or the defaults without one; a bad file is named with its error.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(HubConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// The delivery settings for a data directory.
+    pub fn delivery(&self, data: &Path) -> anyhow::Result<crate::outbox::Delivery> {
+        let dir = self
+            .outbox
+            .dir
+            .clone()
+            .unwrap_or_else(|| data.join("outbox"));
+        let mut d = crate::outbox::Delivery::under(&dir);
+        if let Some(smtp) = &self.outbox.smtp {
+            let (host, port) = smtp
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
+                .ok_or_else(|| anyhow::anyhow!("outbox.smtp {smtp:?} is not host:port"))?;
+            d.email = crate::outbox::EmailSink::Smtp { host, port };
+        }
+        if let Some(s) = &self.outbox.site {
+            d.hub.site = s.clone();
+        }
+        if let Some(s) = &self.outbox.signature {
+            d.hub.signature = s.clone();
+        }
+        if let Some(s) = &self.outbox.from {
+            d.hub.from = s.clone();
+        }
+        Ok(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_the_defaults_and_a_typo_is_named() {
+        let example: HubConfig =
+            toml::from_str(include_str!("../../docs/mes-relay.example.toml")).unwrap();
+        let mut expected = HubConfig::default();
+        expected.campaign.rate_per_second = Some(2000);
+        assert_eq!(example.enrolment, expected.enrolment);
+        assert_eq!(example.campaign, expected.campaign);
+        assert_eq!(example.serve, expected.serve);
+        let e = toml::from_str::<HubConfig>("[enrolment]\nopposition_day = 42\n").unwrap_err();
+        assert!(e.to_string().contains("opposition_day"), "{e}");
+    }
+}

@@ -1,0 +1,953 @@
+//! The hub's enrolment operations (F1) over its tables: import, campaign, the person's
+//! activation, opposition, closure, reopening and new codes, the clock's sweep and the
+//! statistics. Each person's change commits in one batch with what it implies (queue,
+//! due index, outbox), so a crash leaves either the old state or the new, never half.
+//! The state machine is [`crate::enrolment`]; the tables [`crate::enrolment_store`].
+
+use mes_protocol::ids::SpaceId;
+use mes_protocol::nir::Nir;
+use mes_protocol::time::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+use crate::enrolment::{next_reminder, Policy, Status};
+use crate::enrolment_store::{
+    Account, CodeRecord, EnrolmentTables, Insured, MessageKind, Op, Outgoing, Person,
+};
+use crate::population;
+use crate::provisional_code;
+use crate::store::StoreError;
+
+/// Consecutive failures after which a NIR is locked for a while (F1.3).
+pub const MAX_FAILURES: u32 = 5;
+/// The first lock; each further failure doubles it.
+pub const LOCK_MINUTES: u64 = 15;
+/// People per durable batch in bulk operations.
+pub const BATCH: usize = 10_000;
+
+/// Why a person's request was refused: what they read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Unknown NIR, or the serial does not match.
+    #[error("this NIR and carte Vitale serial do not match anyone on file")]
+    Unknown,
+    /// The NIR itself is malformed.
+    #[error("NIR: {0}")]
+    BadNir(String),
+    /// A wrong code (counted).
+    #[error("this provisional code is not the one sent for this NIR ({left} attempt(s) left before a pause)")]
+    WrongCode {
+        /// Attempts before the lock.
+        left: u32,
+    },
+    /// A malformed code.
+    #[error("{0}")]
+    MalformedCode(String),
+    /// The code expired.
+    #[error("this provisional code expired on {0}: ask for a new one")]
+    Expired(String),
+    /// No code is live (used already, or never sent).
+    #[error("no provisional code is valid for this NIR (a code is used once): ask for a new one")]
+    NoCode,
+    /// Too many failures.
+    #[error("too many failed attempts: try again after {0}")]
+    Locked(String),
+    /// The transition is not allowed.
+    #[error("{0}")]
+    State(String),
+    /// An account rule is broken.
+    #[error("{0}")]
+    Rule(String),
+    /// The identifier is taken.
+    #[error("the identifier {0:?} is taken: choose another")]
+    IdentifierTaken(String),
+    /// No email on file for a new code.
+    #[error(
+        "a new code is sent by email only, and no email is on file: ask your health insurance fund"
+    )]
+    NoEmail,
+    /// The hub's tables failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Storage(e.to_string())
+    }
+}
+
+/// The hub secret that keys code hashes, and the password hash's cost.
+#[derive(Clone)]
+pub struct Secrets {
+    /// Keys the code hashes.
+    pub code_key: [u8; 32],
+    /// Argon2id cost.
+    pub argon: argon2::Params,
+}
+
+/// Paris date of a time, for messages ("13/04/2026").
+pub fn paris_date(t: UnixMillis) -> String {
+    let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC);
+    ts.to_zoned(tz).strftime("%d/%m/%Y").to_string()
+}
+
+fn paris_time(t: UnixMillis) -> String {
+    let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC);
+    ts.to_zoned(tz).strftime("%d/%m/%Y %H:%M").to_string()
+}
+
+fn insured(i: &population::Insured) -> Insured {
+    Insured {
+        nir: i.nir.as_str().to_string(),
+        vitale_serial: i.vitale_serial.clone(),
+        last_name: i.last_name.clone(),
+        first_names: i.first_names.clone(),
+        birth_date: i.birth_date.to_string(),
+        email: i.email.clone(),
+        postal_address: i.postal_address.clone(),
+        departement: i.departement.clone(),
+        representatives: i
+            .representatives
+            .iter()
+            .map(|n| n.as_str().to_string())
+            .collect(),
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImportReport {
+    /// People imported.
+    pub imported: usize,
+    /// People of an interrupted earlier import rolled back first.
+    pub rolled_back: usize,
+}
+
+const IMPORT_IN_PROGRESS: &str = "import-in-progress";
+
+/// Rolls back an import that was interrupted (its people are removed), if any.
+pub fn roll_back_interrupted(t: &EnrolmentTables) -> Result<usize, StoreError> {
+    let Some(v) = t.meta(IMPORT_IN_PROGRESS)? else {
+        return Ok(0);
+    };
+    let id = u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8]));
+    let mut doomed = Vec::new();
+    t.for_each_person(|p| {
+        if p.import == id {
+            doomed.push((p.insured.nir.clone(), p.insured.departement.clone()));
+        }
+    })?;
+    let n = doomed.len();
+    for chunk in doomed.chunks(BATCH) {
+        let ops = chunk
+            .iter()
+            .flat_map(|(nir, d)| {
+                [
+                    Op::Person(nir.clone(), None),
+                    Op::Queue(d.clone(), nir.clone(), false),
+                ]
+            })
+            .collect();
+        t.apply(ops, true)?;
+    }
+    t.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)?;
+    Ok(n)
+}
+
+/// Imports checked rows (F1.1): refused whole if anyone is already on file; written in
+/// durable batches under an import id, so an interrupted import is rolled back by the
+/// next one and nothing is ever half-imported. `progress` is told of each batch.
+pub fn import(
+    t: &EnrolmentTables,
+    rows: &[population::Insured],
+    mut progress: impl FnMut(usize),
+) -> Result<ImportReport, Vec<String>> {
+    let store = |e: StoreError| vec![e.to_string()];
+    let rolled_back = roll_back_interrupted(t).map_err(store)?;
+    let mut already = Vec::new();
+    for r in rows {
+        if t.contains(r.nir.as_str()).map_err(store)? {
+            already.push(format!("NIR {} is already on file", r.nir.display()));
+        }
+    }
+    if !already.is_empty() {
+        return Err(already);
+    }
+    let id = t.next_seq().map_err(store)?;
+    t.apply(
+        vec![Op::Meta(
+            IMPORT_IN_PROGRESS.into(),
+            Some(id.to_be_bytes().to_vec()),
+        )],
+        true,
+    )
+    .map_err(store)?;
+    for chunk in rows.chunks(BATCH) {
+        let mut ops = Vec::with_capacity(chunk.len() * 2);
+        for r in chunk {
+            let i = insured(r);
+            ops.push(Op::Queue(i.departement.clone(), i.nir.clone(), true));
+            ops.push(Op::Person(
+                i.nir.clone(),
+                Some(Box::new(Person {
+                    insured: i,
+                    status: Status::Imported,
+                    code: None,
+                    failures: 0,
+                    locked_until: None,
+                    reminders_off: false,
+                    last_reminder: None,
+                    due: None,
+                    account: None,
+                    import: id,
+                    code_issue: 0,
+                })),
+            ));
+        }
+        t.apply(ops, true).map_err(store)?;
+        progress(chunk.len());
+    }
+    t.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)
+        .map_err(store)?;
+    Ok(ImportReport {
+        imported: rows.len(),
+        rolled_back,
+    })
+}
+
+/// The message for a person, addressed to them or, for a minor, to the first legal
+/// representative on file with a contact (F1.10).
+fn message_for(
+    t: &EnrolmentTables,
+    p: &Person,
+    kind: MessageKind,
+    code: Option<(u64, UnixMillis)>,
+    deadline: Option<UnixMillis>,
+) -> Result<Outgoing, StoreError> {
+    let i = &p.insured;
+    let name = format!("{} {}", i.first_names, i.last_name);
+    let mut to = (name.clone(), i.email.clone(), i.postal_address.clone());
+    let minor = !i.representatives.is_empty();
+    for r in &i.representatives {
+        if let Some(rep) = t.person(r)? {
+            let rep = rep.insured;
+            to = (
+                format!("{} {}", rep.first_names, rep.last_name),
+                rep.email.clone(),
+                rep.postal_address.clone(),
+            );
+            break;
+        }
+    }
+    let (code_issue, code_expires) = match code {
+        Some((c, e)) => (Some(c), Some(e)),
+        None => (None, None),
+    };
+    Ok(Outgoing {
+        kind,
+        about: i.nir.clone(),
+        addressee: to.0,
+        email: to.1,
+        postal_address: to.2,
+        for_name: name,
+        minor,
+        code_issue,
+        code_expires,
+        deadline,
+        departement: i.departement.clone(),
+    })
+}
+
+fn due_ops(nir: &str, old: Option<UnixMillis>, new: Option<UnixMillis>) -> Vec<Op> {
+    let mut ops = Vec::new();
+    if old != new {
+        if let Some(o) = old {
+            ops.push(Op::Due(o, nir.into(), false));
+        }
+        if let Some(n) = new {
+            ops.push(Op::Due(n, nir.into(), true));
+        }
+    }
+    ops
+}
+
+/// When the clock next changes this person: the deadline, the archive's end, or the next
+/// reminder, whichever comes first.
+fn next_due(p: &Person, policy: &Policy) -> Option<UnixMillis> {
+    let event = match &p.status {
+        Status::Notified { deadline, .. } => Some(*deadline),
+        Status::Closed { purge_at, .. } => Some(*purge_at),
+        _ => None,
+    };
+    let reminder = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy);
+    match (event, reminder) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Writes a person back with their due index moved.
+fn save(p: Person, old_due: Option<UnixMillis>, policy: &Policy, ops: &mut Vec<Op>) {
+    let mut p = p;
+    p.due = next_due(&p, policy);
+    ops.extend(due_ops(&p.insured.nir, old_due, p.due));
+    ops.push(Op::Person(p.insured.nir.clone(), Some(Box::new(p))));
+}
+
+/// A person's next code: its issue number (for the message) and its record.
+fn fresh_code(
+    p: &mut Person,
+    secrets: &Secrets,
+    now: UnixMillis,
+    policy: &Policy,
+) -> (u64, CodeRecord) {
+    p.code_issue += 1;
+    let code = provisional_code::derive(&secrets.code_key, &p.insured.nir, p.code_issue);
+    let expires = crate::enrolment::after(now, jiff::ToSpan::days(policy.code_validity_days));
+    let hash = provisional_code::hash(&secrets.code_key, &code);
+    (p.code_issue, CodeRecord { hash, expires })
+}
+
+/// What a campaign run did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CampaignReport {
+    /// People notified.
+    pub notified: usize,
+}
+
+/// What a campaign run covers.
+#[derive(Debug, Clone)]
+pub struct CampaignRun {
+    /// Only these départements (in their order), or all.
+    pub departements: Option<Vec<String>>,
+    /// At most this many people.
+    pub limit: usize,
+    /// At most this many messages per second.
+    pub rate: Option<u32>,
+}
+
+impl Default for CampaignRun {
+    fn default() -> Self {
+        CampaignRun {
+            departements: None,
+            limit: usize::MAX,
+            rate: None,
+        }
+    }
+}
+
+/// Notifies imported people (F1.2) in département order, as `run` says: each gets a
+/// code and a message in the outbox, committed with their status in one durable batch.
+pub fn campaign(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    run: &CampaignRun,
+    mut now: impl FnMut() -> UnixMillis,
+    mut progress: impl FnMut(usize),
+) -> Result<CampaignReport, StoreError> {
+    let (departements, limit, rate) = (run.departements.as_deref(), run.limit, run.rate);
+    let started = std::time::Instant::now();
+    let mut notified = 0;
+    let mut cursor: Option<(String, String)> = None;
+    while notified < limit {
+        let step = match rate {
+            Some(r) => BATCH.min(r.max(1) as usize),
+            None => BATCH,
+        }
+        .min(limit - notified);
+        let queued = t.queued(departements, cursor.as_ref(), step)?;
+        if queued.is_empty() {
+            break;
+        }
+        cursor = queued.last().cloned();
+        if let Some(r) = rate {
+            // Pace: the n-th message leaves no earlier than n / rate seconds after start.
+            let due = std::time::Duration::from_secs_f64(notified as f64 / r.max(1) as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let at = now();
+        let mut ops = Vec::with_capacity(queued.len() * 4);
+        for (d, nir) in &queued {
+            ops.push(Op::Queue(d.clone(), nir.clone(), false));
+            let Some(mut p) = t.person(nir)? else {
+                continue;
+            };
+            let Ok(status) = p.status.notify(at, policy) else {
+                continue;
+            };
+            let Status::Notified { deadline, .. } = status else {
+                unreachable!("notify gives Notified")
+            };
+            let (code, record) = fresh_code(&mut p, secrets, at, policy);
+            let expires = record.expires;
+            p.status = status;
+            p.code = Some(record);
+            let m = message_for(
+                t,
+                &p,
+                MessageKind::Notification,
+                Some((code, expires)),
+                Some(deadline),
+            )?;
+            ops.push(Op::Outbox(t.next_seq()?, Some(Box::new(m))));
+            let old = p.due;
+            save(p, old, policy, &mut ops);
+        }
+        t.apply(ops, true)?;
+        notified += queued.len();
+        progress(queued.len());
+    }
+    Ok(CampaignReport { notified })
+}
+
+/// Looks a person up by NIR and serial, and refuses while locked.
+fn find(t: &EnrolmentTables, nir: &str, serial: &str, now: UnixMillis) -> Result<Person, Refusal> {
+    let nir = Nir::parse(nir).map_err(|e| Refusal::BadNir(e.to_string()))?;
+    let p = t.person(nir.as_str())?.ok_or(Refusal::Unknown)?;
+    if !p.insured.vitale_serial.eq_ignore_ascii_case(serial.trim()) {
+        return Err(Refusal::Unknown);
+    }
+    if let Some(until) = p.locked_until.filter(|u| *u > now) {
+        return Err(Refusal::Locked(paris_time(until)));
+    }
+    Ok(p)
+}
+
+/// Checks the code; a wrong one is counted (and may lock the NIR), durably.
+fn check_code(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    p: &mut Person,
+    typed: &str,
+    now: UnixMillis,
+) -> Result<(), Refusal> {
+    provisional_code::normalise(typed).map_err(Refusal::MalformedCode)?;
+    let Some(code) = &p.code else {
+        return Err(Refusal::NoCode);
+    };
+    if !provisional_code::matches(&secrets.code_key, typed, &code.hash) {
+        p.failures += 1;
+        let left = MAX_FAILURES.saturating_sub(p.failures);
+        if left == 0 {
+            let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
+            p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
+        }
+        let mut ops = Vec::new();
+        let old = p.due;
+        save(p.clone(), old, policy, &mut ops);
+        t.apply(ops, true)?;
+        return Err(Refusal::WrongCode { left });
+    }
+    if code.expires <= now {
+        return Err(Refusal::Expired(paris_date(code.expires)));
+    }
+    Ok(())
+}
+
+/// What a person sends to activate (F1.3).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Activation {
+    /// The provisional code.
+    pub code: String,
+    /// The NIR with or without its key.
+    pub nir: String,
+    /// Carte Vitale serial.
+    pub vitale_serial: String,
+    /// Identifier chosen.
+    pub identifier: String,
+    /// Password chosen.
+    pub password: String,
+    /// The email confirmed or changed ("" keeps none).
+    pub email: String,
+    /// The space the first device created for the person.
+    pub space: SpaceId,
+}
+
+/// Hashes a password with Argon2id.
+pub fn hash_password(password: &str, params: &argon2::Params) -> Result<String, Refusal> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params.clone(),
+    )
+    .hash_password(password.as_bytes(), &salt)
+    .map(|h| h.to_string())
+    .map_err(|e| Refusal::Storage(format!("password hash: {e}")))
+}
+
+/// Whether a password is the one behind a PHC hash.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(phc).is_ok_and(|h| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// Activates (F1.3): every check first (code, NIR, serial, rules, identifier), then one
+/// durable batch: the status, the account, the identifier; the code is spent.
+pub fn activate(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    a: &Activation,
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    let mut p = find(t, &a.nir, &a.vitale_serial, now)?;
+    check_code(t, policy, secrets, &mut p, &a.code, now)?;
+    let status = p
+        .status
+        .activate(now)
+        .map_err(|e| Refusal::State(e.to_string()))?;
+    mes_protocol::nir::check_identifier(&a.identifier).map_err(Refusal::Rule)?;
+    mes_protocol::nir::check_password(&a.password).map_err(Refusal::Rule)?;
+    let email = Some(a.email.trim().to_string()).filter(|e| !e.is_empty());
+    if let Some(e) = &email {
+        let at = e.find('@');
+        if !at.is_some_and(|i| i > 0 && e[i + 1..].contains('.')) {
+            return Err(Refusal::Rule(format!("email {e:?} is not an address")));
+        }
+    }
+    if t.identifier(&a.identifier)?.is_some() {
+        return Err(Refusal::IdentifierTaken(a.identifier.clone()));
+    }
+    let password_hash = hash_password(&a.password, &secrets.argon)?;
+    let nir = p.insured.nir.clone();
+    p.status = status.clone();
+    p.code = None;
+    p.failures = 0;
+    p.locked_until = None;
+    p.account = Some(Account {
+        identifier: a.identifier.clone(),
+        password_hash,
+        space: a.space,
+        email,
+    });
+    let mut ops = vec![Op::Identifier(a.identifier.clone(), Some(nir))];
+    let old = p.due;
+    save(p, old, policy, &mut ops);
+    t.apply(ops, true)?;
+    Ok(status)
+}
+
+/// Opposes (F1.4) with the code, NIR and serial; the code stays valid to activate later.
+pub fn oppose(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    code: &str,
+    nir: &str,
+    serial: &str,
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    let mut p = find(t, nir, serial, now)?;
+    check_code(t, policy, secrets, &mut p, code, now)?;
+    let status = p
+        .status
+        .oppose(now)
+        .map_err(|e| Refusal::State(e.to_string()))?;
+    p.status = status.clone();
+    p.failures = 0;
+    let mut ops = Vec::new();
+    let old = p.due;
+    save(p, old, policy, &mut ops);
+    t.apply(ops, true)?;
+    Ok(status)
+}
+
+/// A new code sent to the email on file (F1.7); never in the reply.
+pub fn regenerate(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    nir: &str,
+    serial: &str,
+    now: UnixMillis,
+) -> Result<(), Refusal> {
+    let mut p = find(t, nir, serial, now)?;
+    if !matches!(
+        p.status,
+        Status::Notified { .. } | Status::Opposed { .. } | Status::AutoCreated { .. }
+    ) {
+        return Err(Refusal::State(format!(
+            "no new code for an enrolment that is {}",
+            p.status.name()
+        )));
+    }
+    let mut probe = p.clone();
+    let m = message_for(t, &probe, MessageKind::Regenerated, None, None)?;
+    if m.email.is_none() {
+        return Err(Refusal::NoEmail);
+    }
+    let (code, record) = fresh_code(&mut p, secrets, now, policy);
+    let deadline = match p.status {
+        Status::Notified { deadline, .. } => Some(deadline),
+        _ => None,
+    };
+    probe.code = Some(record.clone());
+    probe.code_issue = p.code_issue;
+    let m = message_for(
+        t,
+        &probe,
+        MessageKind::Regenerated,
+        Some((code, record.expires)),
+        deadline,
+    )?;
+    p.code = Some(record);
+    let mut ops = vec![Op::Outbox(t.next_seq()?, Some(Box::new(m)))];
+    let old = p.due;
+    save(p, old, policy, &mut ops);
+    t.apply(ops, true)?;
+    Ok(())
+}
+
+/// The person who activated `space`, found by their account.
+fn by_space(t: &EnrolmentTables, identifier: &str, password: &str) -> Result<Person, Refusal> {
+    let nir = t.identifier(identifier)?.ok_or(Refusal::Unknown)?;
+    let p = t.person(&nir)?.ok_or(Refusal::Unknown)?;
+    match &p.account {
+        Some(a) if verify_password(password, &a.password_hash) => Ok(p),
+        _ => Err(Refusal::Rule("wrong identifier or password".into())),
+    }
+}
+
+/// Closes (F1.6) with the hub account: archived for the policy's years, or deleted
+/// within the express delay.
+pub fn close(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    identifier: &str,
+    password: &str,
+    express: bool,
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    let mut p = by_space(t, identifier, password)?;
+    let status = p
+        .status
+        .close(now, express, policy)
+        .map_err(|e| Refusal::State(e.to_string()))?;
+    p.status = status.clone();
+    let mut ops = Vec::new();
+    let old = p.due;
+    save(p, old, policy, &mut ops);
+    t.apply(ops, true)?;
+    Ok(status)
+}
+
+/// Reopens a closed space (F1.6): what is archived is restored.
+pub fn reopen(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    identifier: &str,
+    password: &str,
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    let mut p = by_space(t, identifier, password)?;
+    let status = p
+        .status
+        .reopen(now)
+        .map_err(|e| Refusal::State(e.to_string()))?;
+    p.status = status.clone();
+    let mut ops = Vec::new();
+    let old = p.due;
+    save(p, old, policy, &mut ops);
+    t.apply(ops, true)?;
+    Ok(status)
+}
+
+/// Turns reminders off or on (F1.8), with the code, NIR and serial.
+pub fn set_reminders(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    card: &mes_protocol::enrol::CardHolder,
+    code: &str,
+    off: bool,
+    now: UnixMillis,
+) -> Result<(), Refusal> {
+    let mut p = find(t, &card.nir, &card.vitale_serial, now)?;
+    check_code(t, policy, secrets, &mut p, code, now)?;
+    p.reminders_off = off;
+    let mut ops = Vec::new();
+    let old = p.due;
+    save(p, old, policy, &mut ops);
+    t.apply(ops, true)?;
+    Ok(())
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Spaces created at the deadline (F1.5).
+    pub auto_created: usize,
+    /// Archives deleted at their end or on express request (F1.6).
+    pub deleted: usize,
+    /// Reminders queued (F1.8).
+    pub reminders: usize,
+}
+
+/// Runs the clock up to `now` (F1.5, F1.6, F1.8), in durable batches.
+pub fn sweep(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    now: UnixMillis,
+    mut progress: impl FnMut(usize),
+) -> Result<SweepReport, StoreError> {
+    let mut report = SweepReport::default();
+    let mut cursor: Option<(UnixMillis, String)> = None;
+    loop {
+        let due = t.due(now, cursor.as_ref(), BATCH)?;
+        if due.is_empty() {
+            return Ok(report);
+        }
+        cursor = due.last().cloned();
+        let mut ops = Vec::with_capacity(due.len() * 3);
+        for (at, nir) in &due {
+            ops.push(Op::Due(*at, nir.clone(), false));
+            let Some(mut p) = t.person(nir)? else {
+                continue;
+            };
+            if p.due != Some(*at) {
+                continue;
+            }
+            p.due = None;
+            if let Some(s) = p.status.tick(now) {
+                match s {
+                    Status::AutoCreated { .. } => report.auto_created += 1,
+                    Status::Deleted { .. } => report.deleted += 1,
+                    _ => {}
+                }
+                p.status = s;
+            }
+            if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy) {
+                if r <= now
+                    && matches!(
+                        p.status,
+                        Status::Notified { .. } | Status::AutoCreated { .. }
+                    )
+                {
+                    let m = message_for(t, &p, MessageKind::Reminder, None, None)?;
+                    ops.push(Op::Outbox(t.next_seq()?, Some(Box::new(m))));
+                    p.last_reminder = Some(now);
+                    report.reminders += 1;
+                }
+            }
+            if let Status::Deleted { .. } = p.status {
+                // The archive's end: only the fact of the deletion stays, no identity.
+                p.account = None;
+                p.code = None;
+            }
+            save(p, None, policy, &mut ops);
+        }
+        t.apply(ops, true)?;
+        progress(due.len());
+    }
+}
+
+/// Campaign statistics (F1.9), as the pilot's table.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    /// People on file.
+    pub people: u64,
+    /// Imported, not yet notified.
+    pub pending_notification: u64,
+    /// Notified (every one sent, whatever happened since).
+    pub notified: u64,
+    /// Notified, no decision yet, deadline not passed.
+    pub awaiting_decision: u64,
+    /// Activated.
+    pub activated: u64,
+    /// Opposed.
+    pub opposed: u64,
+    /// Created at the deadline without a decision.
+    pub auto_created: u64,
+    /// Closed (archived).
+    pub closed: u64,
+    /// Deleted.
+    pub deleted: u64,
+    /// Activated / notified, percent.
+    pub activation_rate: f64,
+    /// Opposed / notified, percent.
+    pub opposition_rate: f64,
+    /// Messages waiting in the outbox.
+    pub outbox: u64,
+}
+
+/// Counts every status.
+pub fn stats(t: &EnrolmentTables) -> Result<Stats, StoreError> {
+    let mut s = Stats::default();
+    t.for_each_person(|p| {
+        s.people += 1;
+        match p.status {
+            Status::Imported => s.pending_notification += 1,
+            Status::Notified { .. } => s.awaiting_decision += 1,
+            Status::Activated { .. } => s.activated += 1,
+            Status::Opposed { .. } => s.opposed += 1,
+            Status::AutoCreated { .. } => s.auto_created += 1,
+            Status::Closed { .. } => s.closed += 1,
+            Status::Deleted { .. } => s.deleted += 1,
+        }
+    })?;
+    s.notified = s.people - s.pending_notification;
+    if s.notified > 0 {
+        let pct = |n: u64| (n as f64 * 10_000.0 / s.notified as f64).round() / 100.0;
+        s.activation_rate = pct(s.activated);
+        s.opposition_rate = pct(s.opposed);
+    }
+    s.outbox = t.outbox_len() as u64;
+    Ok(s)
+}
+
+/// A person's status, for their own view (the profile switcher's "En attente de
+/// décision"), with the code, NIR and serial.
+pub fn status_of(
+    t: &EnrolmentTables,
+    nir: &str,
+    serial: &str,
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    Ok(find(t, nir, serial, now)?.status)
+}
+
+/// The hub's enrolment, as the serving relay holds it.
+pub struct EnrolmentHub {
+    /// The tables.
+    pub tables: EnrolmentTables,
+    /// Deadlines.
+    pub policy: Policy,
+    /// Code key and password cost.
+    pub secrets: Secrets,
+    /// Failed requests per device in the current hour (a device guessing across NIRs).
+    failures: std::sync::Mutex<std::collections::HashMap<mes_protocol::ids::DeviceId, (u32, u64)>>,
+}
+
+/// Failed enrolment requests a device may make per hour.
+pub const DEVICE_FAILURES_PER_HOUR: u32 = 20;
+
+/// The person's reading of a status, French then English.
+pub fn describe(s: &Status) -> String {
+    match s {
+        Status::Imported => "Pas encore notifié / Not notified yet".into(),
+        Status::Notified { deadline, .. } => format!(
+            "En attente de décision : création automatique le {0} / Awaiting a decision: created automatically on {0}",
+            paris_date(*deadline)
+        ),
+        Status::Opposed { at } => format!(
+            "Opposé le {0} ; vous pouvez activer à tout moment / Opposed on {0}; you may activate at any time",
+            paris_date(*at)
+        ),
+        Status::AutoCreated { at } => format!(
+            "Créé automatiquement le {0} ; activez-le pour y accéder / Created automatically on {0}; activate it to use it",
+            paris_date(*at)
+        ),
+        Status::Activated { at } => format!("Activé le {0} / Activated on {0}", paris_date(*at)),
+        Status::Closed { purge_at, .. } => format!(
+            "Clôturé ; archivé jusqu'au {0}, réouvrable d'ici là / Closed; archived until {0}, can be reopened until then",
+            paris_date(*purge_at)
+        ),
+        Status::Deleted { at } => format!("Supprimé le {0} / Deleted on {0}", paris_date(*at)),
+    }
+}
+
+impl EnrolmentHub {
+    /// The hub's enrolment over its tables.
+    pub fn new(tables: EnrolmentTables, policy: Policy, secrets: Secrets) -> Self {
+        EnrolmentHub {
+            tables,
+            policy,
+            secrets,
+            failures: Default::default(),
+        }
+    }
+
+    /// Refuses a device that failed too often this hour.
+    pub fn admit(
+        &self,
+        device: mes_protocol::ids::DeviceId,
+        now: UnixMillis,
+    ) -> Result<(), Refusal> {
+        let hour = now.0 / 3_600_000;
+        let f = self.failures.lock().expect("failures lock");
+        match f.get(&device) {
+            Some((n, h)) if *h == hour && *n >= DEVICE_FAILURES_PER_HOUR => Err(Refusal::Locked(
+                paris_time(UnixMillis((hour + 1) * 3_600_000)),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a device's failed request.
+    pub fn failed(&self, device: mes_protocol::ids::DeviceId, now: UnixMillis) {
+        let hour = now.0 / 3_600_000;
+        let mut f = self.failures.lock().expect("failures lock");
+        let e = f.entry(device).or_insert((0, hour));
+        if e.1 != hour {
+            *e = (0, hour);
+        }
+        e.0 += 1;
+    }
+
+    /// Serves one request (blocking: password hashing and a durable write).
+    pub fn serve(
+        &self,
+        r: &mes_protocol::enrol::EnrolRequest,
+        now: UnixMillis,
+    ) -> Result<Status, Refusal> {
+        use mes_protocol::enrol::EnrolRequest as R;
+        let (t, p, s) = (&self.tables, &self.policy, &self.secrets);
+        match r {
+            R::Activate {
+                holder,
+                code,
+                identifier,
+                password,
+                email,
+                space,
+            } => activate(
+                t,
+                p,
+                s,
+                &Activation {
+                    code: code.clone(),
+                    nir: holder.nir.clone(),
+                    vitale_serial: holder.vitale_serial.clone(),
+                    identifier: identifier.clone(),
+                    password: password.clone(),
+                    email: email.clone(),
+                    space: *space,
+                },
+                now,
+            ),
+            R::Oppose { holder, code } => {
+                oppose(t, p, s, code, &holder.nir, &holder.vitale_serial, now)
+            }
+            R::Regenerate { holder } => {
+                regenerate(t, p, s, &holder.nir, &holder.vitale_serial, now)?;
+                status_of(t, &holder.nir, &holder.vitale_serial, now)
+            }
+            R::Reminders { holder, code, off } => {
+                set_reminders(t, p, s, holder, code, *off, now)?;
+                status_of(t, &holder.nir, &holder.vitale_serial, now)
+            }
+            R::Status { holder } => status_of(t, &holder.nir, &holder.vitale_serial, now),
+            R::Close {
+                identifier,
+                password,
+                express,
+            } => close(t, p, identifier, password, *express, now),
+            R::Reopen {
+                identifier,
+                password,
+            } => reopen(t, p, identifier, password, now),
+        }
+    }
+}

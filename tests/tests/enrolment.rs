@@ -1,0 +1,687 @@
+//! The hub's opt-out enrolment (issue 7, F1) as an operator and people live it: the real
+//! `mes-relay` imports a population (a bad file imports nothing), runs the campaign by
+//! département into a maildir and print files, and people activate or oppose with the
+//! code their message carries, through their daemon and the relay over QUIC (and the
+//! real `mes` for a parent's child). Every bad input is refused by name and changes
+//! nothing; a wrong code is counted and locks the NIR. The clock's effects (deadlines,
+//! expiry, archives, reminders) run on real sled files with a given time.
+
+use mes_protocol::enrol::{CardHolder, EnrolRequest};
+use mes_protocol::nir::Nir;
+use mes_protocol::time::UnixMillis;
+use mes_relay::enrolment::{Policy, Status};
+use mes_relay::enrolment_service as svc;
+use mes_tests::{binary, device, files, home, online, relay, target};
+use std::path::Path;
+use std::process::Command;
+
+fn relay_cmd(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = Command::new(binary("mes-relay")?).args(args).output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {s:?}"))
+}
+
+struct People {
+    adult: String,
+    corsica: String,
+    parent: String,
+    child: String,
+}
+
+fn people() -> People {
+    People {
+        adult: Nir::with_key("1800569123456"),
+        corsica: Nir::with_key("275032A004017"),
+        parent: Nir::with_key("1850197412345"),
+        child: Nir::with_key("2150697412399"),
+    }
+}
+
+fn population(p: &People) -> String {
+    format!(
+        "nir,vitale_serial,last_name,first_names,birth_date,sex,email,postal_address,departement,representatives\n\
+         {},VIT0001,Martin,Camille,1980-05-12,M,camille.martin@exemple.fr,,69,\n\
+         {},VIT0002,Santoni,Maria,1975-03-08,F,,\"3 cours Napoléon, 20000 Ajaccio\",2A,\n\
+         {},VIT0003,Payet,Louis,1985-01-20,M,louis.payet@exemple.re,,974,\n\
+         {},VIT0003,Payet,Lola,2015-06-01,F,,,974,{}\n",
+        p.adult, p.corsica, p.parent, p.child, p.parent
+    )
+}
+
+/// The code an email or letter under `dir` carries for `name`.
+fn code_for(dir: &Path, name: &str) -> Option<String> {
+    let needle = format!("Code provisoire pour {name} : ");
+    files(dir).iter().rev().find_map(|f| {
+        let text = std::fs::read_to_string(f).ok()?;
+        let at = text.rfind(&needle)? + needle.len();
+        Some(text[at..at + 12].to_string())
+    })
+}
+
+fn holder(nir: &str, serial: &str) -> CardHolder {
+    CardHolder {
+        nir: nir.into(),
+        vitale_serial: serial.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    let stats = || -> anyhow::Result<serde_json::Value> {
+        let (code, out, err) = relay_cmd(&["stats", "--data", data_s])?;
+        anyhow::ensure!(code == 0, "{err}");
+        Ok(json(&out))
+    };
+
+    // A file with a wrong NIR key and a minor without a representative imports nothing.
+    let bad = population(&p)
+        .replace(&p.corsica, &format!("{}00", &p.corsica[..13]))
+        .replace(&format!(",{}\n", p.parent), ",\n");
+    let bad_file = dir.path().join("bad.csv");
+    std::fs::write(&bad_file, bad)?;
+    let (code, _, err) = relay_cmd(&[
+        "import-population",
+        "--data",
+        data_s,
+        bad_file.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bad.csv:3: ") && err.contains("key"), "{err}");
+    assert!(
+        err.contains("bad.csv:5: ") && err.contains("cannot be told"),
+        "{err}"
+    );
+    assert!(err.contains("nothing imported"), "{err}");
+    assert_eq!(stats()?["people"], 0);
+
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    let (code, out, err) = relay_cmd(&[
+        "import-population",
+        "--data",
+        data_s,
+        file.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["imported"], 4);
+    // Again: everyone is already on file, and nothing changes.
+    let (code, _, err) = relay_cmd(&[
+        "import-population",
+        "--data",
+        data_s,
+        file.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("is already on file"), "{err}");
+    assert_eq!(stats()?["people"], 4);
+
+    // The campaign by département: only the Rhône first, then the rest.
+    let (code, _, err) = relay_cmd(&["campaign", "run", "--data", data_s, "--departements", "99"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("\"99\""), "{err}");
+    let (code, out, err) =
+        relay_cmd(&["campaign", "run", "--data", data_s, "--departements", "69"])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["notified"], 1);
+    let outbox = data.join("outbox");
+    assert_eq!(files(&outbox.join("maildir/new")).len(), 1);
+    let s = stats()?;
+    assert_eq!(
+        (
+            s["pending_notification"].as_u64(),
+            s["awaiting_decision"].as_u64()
+        ),
+        (Some(3), Some(1))
+    );
+    let (code, out, err) = relay_cmd(&["campaign", "run", "--data", data_s, "--rate", "100"])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["notified"], 3);
+    assert_eq!(json(&out)["delivered"]["letters"], 1);
+    assert_eq!(json(&out)["delivered"]["emails"], 2);
+    let letter = files(&outbox.join("letters/2A"));
+    assert_eq!(letter.len(), 1, "one print file for Corse-du-Sud");
+    let letter = std::fs::read_to_string(&letter[0])?;
+    assert!(
+        letter.starts_with("Maria Santoni\n3 cours Napoléon, 20000 Ajaccio\n"),
+        "{letter}"
+    );
+    // The child's code goes to her father, in his mailbox, naming her.
+    let to_father = mes_tests::files_containing(&outbox.join("maildir/new"), b"Lola Payet");
+    assert_eq!(to_father.len(), 1);
+    let mail = std::fs::read_to_string(&to_father[0])?;
+    assert!(
+        mail.contains("louis.payet@exemple.re") && mail.contains("Bonjour Louis Payet"),
+        "{mail}"
+    );
+    let camille = code_for(&outbox, "Camille Martin").expect("Camille's code");
+    let maria = code_for(&outbox, "Maria Santoni").expect("Maria's code");
+    let lola = code_for(&outbox, "Lola Payet").expect("Lola's code");
+    let louis_code = code_for(&outbox, "Louis Payet").expect("Louis's code");
+    assert!(
+        mes_tests::files_containing(&data, camille.as_bytes())
+            .iter()
+            .all(|f| f.starts_with(&outbox)),
+        "the hub's store keeps no code in clear"
+    );
+
+    // People answer through their daemons and the relay.
+    let r = relay(dir.path(), None, false).await?;
+    let hub = r.relay.enrolment.get().unwrap().clone();
+    let t = target(&r);
+    let cam = device(dir.path(), "camille", &t).await?;
+    online(&cam.daemon).await?;
+    let space = home(&cam.daemon).await?;
+    mes_tests::until(
+        &cam.daemon,
+        std::time::Duration::from_secs(30),
+        "registered",
+        |d| {
+            d.state()
+                .spaces
+                .get(&space)
+                .is_some_and(|s| s.record.registered)
+        },
+    )
+    .await?;
+    let activate = |nir: &str, serial: &str, code: &str, identifier: &str, password: &str| {
+        EnrolRequest::Activate {
+            holder: holder(nir, serial),
+            code: code.into(),
+            identifier: identifier.into(),
+            password: password.into(),
+            email: "camille.martin@exemple.fr".into(),
+            space,
+        }
+    };
+    let refused = |r: Result<mes_protocol::enrol::EnrolStatus, mes_protocol::api::ApiError>| {
+        r.expect_err("refused").message
+    };
+    let before = svc::stats(&hub.tables)?;
+    let wrong_key = format!(
+        "{}{:02}",
+        &p.adult[..13],
+        (p.adult[13..].parse::<u8>()? + 1) % 97
+    );
+    for (request, why) in [
+        (
+            activate(&wrong_key, "VIT0001", &camille, "camille80", "Sant3!santé"),
+            "key",
+        ),
+        (
+            activate(&p.adult, "VIT9999", &camille, "camille80", "Sant3!santé"),
+            "do not match anyone",
+        ),
+        (
+            activate(&p.adult, "VIT0001", "12345", "camille80", "Sant3!santé"),
+            "12 characters",
+        ),
+        (
+            activate(&p.adult, "VIT0001", &camille, "camille80", "santé"),
+            "an upper case letter, a digit",
+        ),
+        (
+            activate(&p.adult, "VIT0001", &camille, "c@mille.fr", "Sant3!santé"),
+            "email",
+        ),
+        (
+            activate(&p.adult, "VIT0001", &maria, "camille80", "Sant3!santé"),
+            "4 attempt(s) left",
+        ),
+    ] {
+        let m = refused(cam.daemon.enrol(Some(space), request).await);
+        assert!(m.contains(why), "{why:?} not in {m:?}");
+    }
+    let after = svc::stats(&hub.tables)?;
+    assert_eq!(before, after, "refusals change nothing");
+    let ok = cam
+        .daemon
+        .enrol(
+            Some(space),
+            activate(&p.adult, "VIT0001", &camille, "camille80", "Sant3!santé"),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(ok.status, "activated");
+    assert!(ok.detail.starts_with("Activé le "), "{}", ok.detail);
+    // The code is spent: replayed, it opens nothing.
+    let m = refused(
+        cam.daemon
+            .enrol(
+                Some(space),
+                activate(&p.adult, "VIT0001", &camille, "camille81", "Sant3!santé"),
+            )
+            .await,
+    );
+    assert!(m.contains("a code is used once"), "{m}");
+    let stored = hub.tables.person(&p.adult[..13])?.unwrap();
+    let account = stored.account.unwrap();
+    assert_eq!(account.space, space);
+    assert!(
+        account.password_hash.starts_with("$argon2id$"),
+        "{}",
+        account.password_hash
+    );
+    assert!(!format!("{:?}", hub.tables.person(&p.adult[..13])?).contains("Sant3!santé"));
+
+    // Maria: four wrong codes, then hers opposes (the count resets); five more lock her,
+    // and then even her code is refused until the pause ends.
+    let oppose = |code: &str| EnrolRequest::Oppose {
+        holder: holder(&p.corsica, "VIT0002"),
+        code: code.into(),
+    };
+    for _ in 0..4 {
+        assert!(refused(cam.daemon.enrol(None, oppose(&camille)).await).contains("attempt(s) left"));
+    }
+    let s = cam
+        .daemon
+        .enrol(None, oppose(&maria))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(s.status, "opposed");
+    let m = refused(
+        cam.daemon
+            .enrol(
+                None,
+                EnrolRequest::Regenerate {
+                    holder: holder(&p.corsica, "VIT0002"),
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("no email is on file"), "{m}");
+    let reminders = |code: &str| EnrolRequest::Reminders {
+        holder: holder(&p.corsica, "VIT0002"),
+        code: code.into(),
+        off: true,
+    };
+    for left in (0..5).rev() {
+        let m = refused(cam.daemon.enrol(None, reminders(&camille)).await);
+        assert!(m.contains(&format!("{left} attempt(s) left")), "{m}");
+    }
+    let m = refused(cam.daemon.enrol(None, reminders(&maria)).await);
+    assert!(m.contains("too many failed attempts"), "{m}");
+
+    // A father answers for his daughter with the real `mes`: he opposes, then changes his
+    // mind and activates her space with the same code (opposition is reversible).
+    let louis = device(dir.path(), "louis", &t).await?;
+    online(&louis.daemon).await?;
+    let lola_space = louis
+        .daemon
+        .create_space("Lola")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let socket = louis.ready.socket.clone();
+    let mes = |args: &str| -> anyhow::Result<(i32, String, String)> {
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "Lola-2015!\n")?;
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "{} --socket {} --space {lola_space} {args} 3<{}",
+                binary("mes")?.display(),
+                socket.display(),
+                pw.display()
+            ))
+            .output()?;
+        Ok((
+            out.status.code().unwrap_or(-1),
+            String::from_utf8(out.stdout)?,
+            String::from_utf8(out.stderr)?,
+        ))
+    };
+    let card = format!(
+        "--nir '{}' --serial VIT0003",
+        Nir::parse(&p.child)?.display()
+    );
+    let (code, out, err) = mes(&format!("enrol status {card}"))?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("En attente de décision"), "{out}");
+    let (code, out, err) = mes(&format!(
+        "enrol oppose {card} --code {}",
+        lola.to_lowercase()
+    ))?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Opposé le "), "{out}");
+    let (code, _, err) = mes(&format!(
+        "enrol activate {card} --code {lola} --identifier lola.payet --password-fd 3 --email ''"
+    ))?;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = mes(&format!("enrol status {card}"))?;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("Activé le "), "{out}");
+    // The identifier is his daughter's now: nobody else takes it.
+    let m = refused(
+        cam.daemon
+            .enrol(
+                Some(space),
+                activate(
+                    &p.parent,
+                    "VIT0003",
+                    &louis_code,
+                    "lola.payet",
+                    "Sant3!santé",
+                ),
+            )
+            .await,
+    );
+    assert!(m.contains("is taken"), "{m}");
+    // He asks for a new code for himself: it goes to his email once delivered.
+    let s = louis
+        .daemon
+        .enrol(
+            None,
+            EnrolRequest::Regenerate {
+                holder: holder(&p.parent, "VIT0003"),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(s.status, "notified");
+    assert_eq!(hub.tables.outbox_len(), 1);
+    // Closing with the hub account, then reopening.
+    let (code, out, err) = mes("enrol close --identifier lola.payet --password-fd 3")?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Clôturé"), "{out}");
+    let (code, out, err) = mes("enrol reopen --identifier lola.payet --password-fd 3")?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("Activé"), "{out}");
+
+    drop(hub);
+    cam.shutdown().await;
+    louis.shutdown().await;
+    r.shutdown().await;
+    let (code, out, err) = relay_cmd(&["deliver", "--data", data_s])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["emails"], 1);
+    let regenerated = mes_tests::files_containing(
+        &outbox.join("maildir/new"),
+        b"Here is the new provisional code asked for Louis Payet",
+    );
+    assert_eq!(regenerated.len(), 1);
+    assert!(
+        !std::fs::read_to_string(&regenerated[0])?.contains(&louis_code),
+        "a new code"
+    );
+
+    // Six weeks and a day later the clock creates Louis's own space (he never decided).
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(43 * 24))?
+        .to_string();
+    let (code, out, err) = relay_cmd(&["sweep", "--data", data_s, "--now", &later])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["auto_created"], 1);
+    let s = stats()?;
+    assert_eq!(s["notified"], 4);
+    assert_eq!(s["activated"], 2);
+    assert_eq!(s["opposed"], 1);
+    assert_eq!(s["auto_created"], 1);
+    assert_eq!(s["activation_rate"], 50.0);
+    Ok(())
+}
+
+fn insured(nir: &str, email: bool) -> mes_relay::population::Insured {
+    mes_relay::population::Insured {
+        nir: Nir::parse(nir).unwrap(),
+        vitale_serial: "VIT1".into(),
+        last_name: "Durand".into(),
+        first_names: "Alix".into(),
+        birth_date: "1990-01-01".parse().unwrap(),
+        sex: "F".into(),
+        email: email.then(|| "alix@exemple.fr".into()),
+        postal_address: (!email).then(|| "1 rue Haute, 75001 Paris".into()),
+        departement: "75".into(),
+        representatives: Vec::new(),
+    }
+}
+
+/// The clock's effects on real sled files: a code past its month, the deadline, closure
+/// and the archive's end, an express deletion, reminders after six months then yearly.
+#[test]
+fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = sled::open(dir.path().join("db"))?;
+    let t = mes_relay::enrolment_store::EnrolmentTables::open(&db)?;
+    let policy = Policy::default();
+    let secrets = svc::Secrets {
+        code_key: [3; 32],
+        argon: argon2::Params::new(256, 1, 1, None).unwrap(),
+    };
+    let (a, b) = (
+        Nir::with_key("2900175001001"),
+        Nir::with_key("2900175001002"),
+    );
+    svc::import(&t, &[insured(&a, true), insured(&b, false)], |_| {})
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let t0 = UnixMillis(1_780_000_000_000);
+    let day = 86_400_000;
+    svc::campaign(
+        &t,
+        &policy,
+        &secrets,
+        &svc::CampaignRun::default(),
+        || t0,
+        |_| {},
+    )?;
+    let key = secrets.code_key;
+    let codes: Vec<String> = t
+        .outbox(None, 10)?
+        .into_iter()
+        .filter_map(|(_, m)| m.code(&key))
+        .collect();
+    assert_eq!(codes.len(), 2);
+    // A month and a day later the code has expired; the right one says so, a wrong one
+    // is still only wrong.
+    let e = svc::oppose(
+        &t,
+        &policy,
+        &secrets,
+        &codes[0],
+        &a,
+        "VIT1",
+        UnixMillis(t0.0 + 31 * day),
+    )
+    .unwrap_err();
+    assert!(matches!(e, svc::Refusal::Expired(_)), "{e}");
+    // A new code (Alix has an email) works again.
+    svc::regenerate(
+        &t,
+        &policy,
+        &secrets,
+        &a,
+        "VIT1",
+        UnixMillis(t0.0 + 31 * day),
+    )?;
+    let fresh = t
+        .outbox(None, 10)?
+        .into_iter()
+        .filter_map(|(_, m)| m.code(&key))
+        .next_back()
+        .unwrap();
+    assert_ne!(fresh, codes[0]);
+    svc::set_reminders(
+        &t,
+        &policy,
+        &secrets,
+        &holder(&a, "VIT1"),
+        &fresh,
+        true,
+        UnixMillis(t0.0 + 31 * day),
+    )?;
+    // The deadline (six weeks) creates both spaces; only B gets reminders.
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 41 * day), |_| {})?;
+    assert_eq!(r.auto_created, 0, "not before the deadline");
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 43 * day), |_| {})?;
+    assert_eq!(r.auto_created, 2);
+    let before = t.outbox_len();
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 200 * day), |_| {})?;
+    assert_eq!(r.reminders, 0, "not within six months of the creation");
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 250 * day), |_| {})?;
+    assert_eq!(
+        r.reminders, 1,
+        "six months after: B only, A turned them off"
+    );
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 400 * day), |_| {})?;
+    assert_eq!(r.reminders, 0, "then not before a year");
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 650 * day), |_| {})?;
+    assert_eq!(r.reminders, 1);
+    assert_eq!(t.outbox_len(), before + 2);
+    // B activates the created space, then closes it with an express deletion: gone
+    // within three months, and the archive cannot be reopened after.
+    let b_code = t
+        .outbox(None, 100)?
+        .into_iter()
+        .filter(|(_, m)| m.about == b[..13])
+        .find_map(|(_, m)| m.code(&key))
+        .unwrap();
+    let now = UnixMillis(t0.0 + 20 * day);
+    let act = svc::Activation {
+        code: b_code,
+        nir: b.clone(),
+        vitale_serial: "VIT1".into(),
+        identifier: "alix.durand".into(),
+        password: "Durand-1990".into(),
+        email: String::new(),
+        space: mes_protocol::ids::SpaceId([9; 16]),
+    };
+    // Day 20: within the code's month, and the space already created (F1.5).
+    svc::activate(&t, &policy, &secrets, &act, now).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = t.person(&b[..13])?.unwrap();
+    assert!(
+        matches!(p.status, Status::Activated { .. }),
+        "{:?}",
+        p.status
+    );
+    let closed = svc::close(
+        &t,
+        &policy,
+        "alix.durand",
+        "Durand-1990",
+        true,
+        UnixMillis(t0.0 + 700 * day),
+    )?;
+    assert!(matches!(closed, Status::Closed { .. }));
+    let wrong = svc::close(
+        &t,
+        &policy,
+        "alix.durand",
+        "Wrong-pass1",
+        true,
+        UnixMillis(t0.0 + 700 * day),
+    )
+    .unwrap_err();
+    assert!(wrong.to_string().contains("wrong identifier or password"));
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 791 * day), |_| {})?;
+    assert_eq!(r.deleted, 1);
+    let e = svc::reopen(
+        &t,
+        &policy,
+        "alix.durand",
+        "Durand-1990",
+        UnixMillis(t0.0 + 792 * day),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("wrong identifier or password"),
+        "the account went with the archive: {e}"
+    );
+    let s = svc::stats(&t)?;
+    assert_eq!((s.auto_created, s.deleted), (1, 1));
+    Ok(())
+}
+
+/// Emails over SMTP when configured (F1.2): a real SMTP server (aiosmtpd, from PyPI)
+/// started on loopback receives the campaign's messages; the letters still go to print
+/// files. With the server stopped, delivery fails and the messages stay in the outbox.
+#[test]
+fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    let (code, _, err) = relay_cmd(&[
+        "import-population",
+        "--data",
+        data_s,
+        file.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.path().join("mes-relay.toml");
+    std::fs::write(
+        &config,
+        format!("[outbox]\nsmtp = \"127.0.0.1:{port}\"\nsite = \"sante.exemple\"\n"),
+    )?;
+    let config_s = config.to_str().unwrap();
+    // Control first: no server listening, nothing delivered, nothing lost.
+    let (code, _, err) = relay_cmd(&["campaign", "run", "--data", data_s, "--config", config_s])?;
+    assert_ne!(code, 0);
+    assert!(err.contains("SMTP delivery"), "{err}");
+    let (_, out, _) = relay_cmd(&["stats", "--data", data_s])?;
+    assert_eq!(json(&out)["outbox"], 4, "every message still waits");
+
+    let inbox = dir.path().join("smtp-inbox");
+    let mut server = Command::new(mes_tests::python()?)
+        .args([
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &format!("127.0.0.1:{port}"),
+            "-c",
+            "aiosmtpd.handlers.Mailbox",
+        ])
+        .arg(&inbox)
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    // Ready once it accepts a connection and greets.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        use std::io::Read;
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let mut greeting = [0u8; 3];
+            if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "aiosmtpd did not start"
+        );
+        std::thread::yield_now();
+    }
+    let result = relay_cmd(&["deliver", "--data", data_s, "--config", config_s]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, out, err) = result?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["emails"], 3);
+    assert_eq!(json(&out)["letters"], 1);
+    let received = files(&inbox.join("new"));
+    assert_eq!(received.len(), 3, "{received:?}");
+    let to_louis =
+        mes_tests::files_containing(&inbox.join("new"), b"Code provisoire pour Lola Payet : ");
+    assert_eq!(to_louis.len(), 1);
+    let mail = std::fs::read_to_string(&to_louis[0])?;
+    assert!(
+        mail.contains("louis.payet@exemple.re") && mail.contains("sante.exemple"),
+        "{mail}"
+    );
+    let (_, out, _) = relay_cmd(&["stats", "--data", data_s])?;
+    assert_eq!(json(&out)["outbox"], 0);
+    Ok(())
+}
