@@ -288,12 +288,24 @@ fn next_due(p: &Person, policy: &Policy) -> Option<UnixMillis> {
     }
 }
 
-/// Writes a person back with their due index moved.
-fn save(p: Person, old_due: Option<UnixMillis>, policy: &Policy, ops: &mut Vec<Op>) {
+/// Writes a person back with their due index moved (from the entry `p.due` names).
+fn save(p: Person, policy: &Policy, ops: &mut Vec<Op>) {
     let mut p = p;
+    let old_due = p.due;
     p.due = next_due(&p, policy);
     ops.extend(due_ops(&p.insured.nir, old_due, p.due));
     ops.push(Op::Person(p.insured.nir.clone(), Some(Box::new(p))));
+}
+
+/// Writes a person back with `ops`, in one durable batch.
+fn commit(
+    t: &EnrolmentTables,
+    p: Person,
+    policy: &Policy,
+    mut ops: Vec<Op>,
+) -> Result<(), StoreError> {
+    save(p, policy, &mut ops);
+    t.apply(ops, true)
 }
 
 /// A person's next code: its issue number (for the message) and its record.
@@ -395,8 +407,7 @@ pub fn campaign(
                 Some(deadline),
             )?;
             ops.push(Op::Outbox(t.next_seq()?, Some(Box::new(m))));
-            let old = p.due;
-            save(p, old, policy, &mut ops);
+            save(p, policy, &mut ops);
         }
         t.apply(ops, true)?;
         notified += queued.len();
@@ -438,10 +449,7 @@ fn check_code(
             let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
             p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
         }
-        let mut ops = Vec::new();
-        let old = p.due;
-        save(p.clone(), old, policy, &mut ops);
-        t.apply(ops, true)?;
+        commit(t, p.clone(), policy, Vec::new())?;
         return Err(Refusal::WrongCode { left });
     }
     if code.expires <= now {
@@ -532,10 +540,12 @@ pub fn activate(
         space: a.space,
         email,
     });
-    let mut ops = vec![Op::Identifier(a.identifier.clone(), Some(nir))];
-    let old = p.due;
-    save(p, old, policy, &mut ops);
-    t.apply(ops, true)?;
+    commit(
+        t,
+        p,
+        policy,
+        vec![Op::Identifier(a.identifier.clone(), Some(nir))],
+    )?;
     Ok(status)
 }
 
@@ -557,10 +567,7 @@ pub fn oppose(
         .map_err(|e| Refusal::State(e.to_string()))?;
     p.status = status.clone();
     p.failures = 0;
-    let mut ops = Vec::new();
-    let old = p.due;
-    save(p, old, policy, &mut ops);
-    t.apply(ops, true)?;
+    commit(t, p, policy, Vec::new())?;
     Ok(status)
 }
 
@@ -603,10 +610,12 @@ pub fn regenerate(
         deadline,
     )?;
     p.code = Some(record);
-    let mut ops = vec![Op::Outbox(t.next_seq()?, Some(Box::new(m)))];
-    let old = p.due;
-    save(p, old, policy, &mut ops);
-    t.apply(ops, true)?;
+    commit(
+        t,
+        p,
+        policy,
+        vec![Op::Outbox(t.next_seq()?, Some(Box::new(m)))],
+    )?;
     Ok(())
 }
 
@@ -636,10 +645,7 @@ pub fn close(
         .close(now, express, policy)
         .map_err(|e| Refusal::State(e.to_string()))?;
     p.status = status.clone();
-    let mut ops = Vec::new();
-    let old = p.due;
-    save(p, old, policy, &mut ops);
-    t.apply(ops, true)?;
+    commit(t, p, policy, Vec::new())?;
     Ok(status)
 }
 
@@ -657,10 +663,7 @@ pub fn reopen(
         .reopen(now)
         .map_err(|e| Refusal::State(e.to_string()))?;
     p.status = status.clone();
-    let mut ops = Vec::new();
-    let old = p.due;
-    save(p, old, policy, &mut ops);
-    t.apply(ops, true)?;
+    commit(t, p, policy, Vec::new())?;
     Ok(status)
 }
 
@@ -677,10 +680,7 @@ pub fn set_reminders(
     let mut p = find(t, &card.nir, &card.vitale_serial, now)?;
     check_code(t, policy, secrets, &mut p, code, now)?;
     p.reminders_off = off;
-    let mut ops = Vec::new();
-    let old = p.due;
-    save(p, old, policy, &mut ops);
-    t.apply(ops, true)?;
+    commit(t, p, policy, Vec::new())?;
     Ok(())
 }
 
@@ -746,7 +746,7 @@ pub fn sweep(
                 p.account = None;
                 p.code = None;
             }
-            save(p, None, policy, &mut ops);
+            save(p, policy, &mut ops);
         }
         t.apply(ops, true)?;
         progress(due.len());

@@ -321,6 +321,18 @@ pub fn run_mes(socket: &Path, args: &[&str]) -> anyhow::Result<(i32, String, Str
     ))
 }
 
+/// Runs the real `mes-relay` (an operator command): (exit code, stdout, stderr).
+pub fn run_relay(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = std::process::Command::new(binary("mes-relay")?)
+        .args(args)
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
 /// A path of a freshly built binary of the workspace (the test command builds them first).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;

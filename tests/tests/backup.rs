@@ -5,18 +5,8 @@
 //! empty, is refused and writes nothing.
 
 use mes_protocol::nir::Nir;
-use mes_tests::{binary, converged, device, home, online, relay, target, until};
-use std::process::Command;
+use mes_tests::{converged, device, home, online, relay, run_relay, target, until};
 use std::time::Duration;
-
-fn relay_cmd(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let out = Command::new(binary("mes-relay")?).args(args).output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout)?,
-        String::from_utf8(out.stderr)?,
-    ))
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -> anyhow::Result<()>
@@ -31,7 +21,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
         Nir::with_key("1800569123456")
     );
     std::fs::write(dir.path().join("p.csv"), csv)?;
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "import-population",
         "--data",
         data_s,
@@ -58,7 +48,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
     r.shutdown().await;
 
     let backup = dir.path().join("hub.backup");
-    let (code, out, err) = relay_cmd(&[
+    let (code, out, err) = run_relay(&[
         "backup",
         "--data",
         data_s,
@@ -69,7 +59,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
     let report: serde_json::Value = serde_json::from_str(out.trim())?;
     assert_eq!(report["key_files"], 6, "{report}");
     // Never over an existing file.
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "backup",
         "--data",
         data_s,
@@ -86,7 +76,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
     let damaged = dir.path().join("damaged.backup");
     std::fs::write(&damaged, &bytes)?;
     let target_dir = dir.path().join("restored");
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "restore",
         "--from",
         damaged.to_str().unwrap(),
@@ -100,7 +90,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
     );
     assert!(!target_dir.exists(), "a refused restore writes nothing");
     // Control: the same file unflipped restores; again into the same place is refused.
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "restore",
         "--from",
         backup.to_str().unwrap(),
@@ -108,7 +98,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
         target_dir.to_str().unwrap(),
     ])?;
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "restore",
         "--from",
         backup.to_str().unwrap(),
@@ -117,7 +107,7 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
     ])?;
     assert_eq!(code, 2);
     assert!(err.contains("not empty"), "{err}");
-    let stats = |d: &str| -> anyhow::Result<String> { Ok(relay_cmd(&["stats", "--data", d])?.1) };
+    let stats = |d: &str| -> anyhow::Result<String> { Ok(run_relay(&["stats", "--data", d])?.1) };
     assert_eq!(stats(target_dir.to_str().unwrap())?, stats(data_s)?);
 
     // The restored hub serves on the same address with the same identity; the device

@@ -11,18 +11,9 @@ use mes_protocol::nir::Nir;
 use mes_protocol::time::UnixMillis;
 use mes_relay::enrolment::{Policy, Status};
 use mes_relay::enrolment_service as svc;
-use mes_tests::{binary, device, files, home, online, relay, target};
+use mes_tests::{binary, device, files, home, online, relay, run_relay, target};
 use std::path::Path;
 use std::process::Command;
-
-fn relay_cmd(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
-    let out = Command::new(binary("mes-relay")?).args(args).output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout)?,
-        String::from_utf8(out.stderr)?,
-    ))
-}
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {s:?}"))
@@ -79,7 +70,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     let data_s = data.to_str().unwrap();
     let p = people();
     let stats = || -> anyhow::Result<serde_json::Value> {
-        let (code, out, err) = relay_cmd(&["stats", "--data", data_s])?;
+        let (code, out, err) = run_relay(&["stats", "--data", data_s])?;
         anyhow::ensure!(code == 0, "{err}");
         Ok(json(&out))
     };
@@ -90,7 +81,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         .replace(&format!(",{}\n", p.parent), ",\n");
     let bad_file = dir.path().join("bad.csv");
     std::fs::write(&bad_file, bad)?;
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "import-population",
         "--data",
         data_s,
@@ -107,7 +98,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
 
     let file = dir.path().join("population.csv");
     std::fs::write(&file, population(&p))?;
-    let (code, out, err) = relay_cmd(&[
+    let (code, out, err) = run_relay(&[
         "import-population",
         "--data",
         data_s,
@@ -116,7 +107,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["imported"], 4);
     // Again: everyone is already on file, and nothing changes.
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "import-population",
         "--data",
         data_s,
@@ -127,11 +118,11 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     assert_eq!(stats()?["people"], 4);
 
     // The campaign by département: only the Rhône first, then the rest.
-    let (code, _, err) = relay_cmd(&["campaign", "run", "--data", data_s, "--departements", "99"])?;
+    let (code, _, err) = run_relay(&["campaign", "run", "--data", data_s, "--departements", "99"])?;
     assert_eq!(code, 2);
     assert!(err.contains("\"99\""), "{err}");
     let (code, out, err) =
-        relay_cmd(&["campaign", "run", "--data", data_s, "--departements", "69"])?;
+        run_relay(&["campaign", "run", "--data", data_s, "--departements", "69"])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["notified"], 1);
     let outbox = data.join("outbox");
@@ -144,7 +135,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         ),
         (Some(3), Some(1))
     );
-    let (code, out, err) = relay_cmd(&["campaign", "run", "--data", data_s, "--rate", "100"])?;
+    let (code, out, err) = run_relay(&["campaign", "run", "--data", data_s, "--rate", "100"])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["notified"], 3);
     assert_eq!(json(&out)["delivered"]["letters"], 1);
@@ -401,7 +392,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     cam.shutdown().await;
     louis.shutdown().await;
     r.shutdown().await;
-    let (code, out, err) = relay_cmd(&["deliver", "--data", data_s])?;
+    let (code, out, err) = run_relay(&["deliver", "--data", data_s])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["emails"], 1);
     let regenerated = mes_tests::files_containing(
@@ -418,7 +409,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     let later = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(43 * 24))?
         .to_string();
-    let (code, out, err) = relay_cmd(&["sweep", "--data", data_s, "--now", &later])?;
+    let (code, out, err) = run_relay(&["sweep", "--data", data_s, "--now", &later])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["auto_created"], 1);
     let s = stats()?;
@@ -611,7 +602,7 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
     let p = people();
     let file = dir.path().join("population.csv");
     std::fs::write(&file, population(&p))?;
-    let (code, _, err) = relay_cmd(&[
+    let (code, _, err) = run_relay(&[
         "import-population",
         "--data",
         data_s,
@@ -628,10 +619,10 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
     )?;
     let config_s = config.to_str().unwrap();
     // Control first: no server listening, nothing delivered, nothing lost.
-    let (code, _, err) = relay_cmd(&["campaign", "run", "--data", data_s, "--config", config_s])?;
+    let (code, _, err) = run_relay(&["campaign", "run", "--data", data_s, "--config", config_s])?;
     assert_ne!(code, 0);
     assert!(err.contains("SMTP delivery"), "{err}");
-    let (_, out, _) = relay_cmd(&["stats", "--data", data_s])?;
+    let (_, out, _) = run_relay(&["stats", "--data", data_s])?;
     assert_eq!(json(&out)["outbox"], 4, "every message still waits");
 
     let inbox = dir.path().join("smtp-inbox");
@@ -664,7 +655,7 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
         );
         std::thread::yield_now();
     }
-    let result = relay_cmd(&["deliver", "--data", data_s, "--config", config_s]);
+    let result = run_relay(&["deliver", "--data", data_s, "--config", config_s]);
     let _ = server.kill();
     let _ = server.wait();
     let (code, out, err) = result?;
@@ -681,7 +672,7 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
         mail.contains("louis.payet@exemple.re") && mail.contains("sante.exemple"),
         "{mail}"
     );
-    let (_, out, _) = relay_cmd(&["stats", "--data", data_s])?;
+    let (_, out, _) = run_relay(&["stats", "--data", data_s])?;
     assert_eq!(json(&out)["outbox"], 0);
     Ok(())
 }
