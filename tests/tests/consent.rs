@@ -449,6 +449,7 @@ async fn history_after(tamper: Tamper) -> anyhow::Result<mes_protocol::consent::
         .import_directory(vec![listed(doctor.id(), 3, "Dr Who", "10")])
         .await?;
     o.a.daemon.consent(o.space, rpps(3).as_str(), &[]).await?;
+    emergency_card(&o).await?;
     let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
     let (t0, space0) = (o.t.clone(), o.space);
     let reads = |n: usize| {
@@ -578,6 +579,7 @@ async fn two_devices_see(
         .import_directory(vec![listed(doctor.id(), 4, "Dr Fork", "10")])
         .await?;
     a.daemon.consent(space, rpps(4).as_str(), &[]).await?;
+    emergency_card_of(&a, space).await?;
     let c = doctor.connect(&t).await?;
     let emergency = volume(&a.daemon, space, "emergency").unwrap();
     for _ in 0..2 {
@@ -846,14 +848,27 @@ async fn the_authorisation_matrix_holds_against_the_real_relay() -> anyhow::Resu
 }
 
 async fn emergency_card(o: &Owner) -> anyhow::Result<()> {
-    o.a.daemon
-        .record_update::<mes_protocol::record::Emergency>(o.space, |e| {
+    emergency_card_of(&o.a, o.space).await
+}
+
+/// Fills the emergency card and waits until the relay holds it: a read of an empty
+/// volume reads nothing, so the relay logs no access (F8.1).
+async fn emergency_card_of(d: &RunningDaemon, space: SpaceId) -> anyhow::Result<()> {
+    d.daemon
+        .record_update::<mes_protocol::record::Emergency>(space, |e| {
             e.card.blood_group = "O-".into();
             e.card.notes = "Porte un stimulateur cardiaque".into();
             Ok(String::new())
         })
         .await?;
-    Ok(())
+    let emergency = volume(&d.daemon, space, "emergency").expect("an emergency volume");
+    until(
+        &d.daemon,
+        Duration::from_secs(30),
+        "emergency card uploaded",
+        |d| d.state().volumes[&emergency].progress.idle(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1525,6 +1540,7 @@ async fn one_consent_for_a_care_team_still_logs_each_member_by_name() -> anyhow:
         ErrorCode::NotMember,
         "outside the team, nothing"
     );
+    emergency_card(&o).await?;
     let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
     for p in [&doctor, &nurse] {
         let c = p.connect(&o.t).await?;
@@ -1574,6 +1590,7 @@ async fn notifications_follow_the_persons_choices() -> anyhow::Result<()> {
             .filter(|n| n.kind == kind)
             .count()
     };
+    emergency_card(&o).await?;
     let emergency = volume(&o.a.daemon, o.space, "emergency").unwrap();
     let c = doctor.connect(&o.t).await?;
     fetch_code(&c, o.space, emergency).await.unwrap();

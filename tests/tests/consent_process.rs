@@ -111,13 +111,32 @@ async fn consent_history_and_recovery_from_scripts() -> anyhow::Result<()> {
         .unwrap()
         .body
         .volume;
-    c.request(Request::Fetch {
-        space,
-        volume: emergency,
-        after: mes_protocol::ids::Seq(0),
-        max: 10,
-    })
-    .await?;
+    // An empty volume reads nothing and logs nothing: the card first, then read it
+    // once the relay holds it.
+    let (code, _, err) = mes(s, &["emergency", "set", "card.blood_group", "O-"])?;
+    assert_eq!(code, 0, "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let Reply::Bundles { items, .. } = c
+            .request(Request::Fetch {
+                space,
+                volume: emergency,
+                after: mes_protocol::ids::Seq(0),
+                max: 10,
+            })
+            .await?
+        else {
+            panic!("a fetch answers bundles")
+        };
+        if !items.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the card never reached the relay"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let (code, out, _) = mes(s, &["access", "history", "--json"])?;
