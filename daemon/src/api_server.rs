@@ -408,6 +408,16 @@ pub async fn handle(
             };
             ApiReply::Enrolment(d.enrol(for_space, request).await?)
         }
+        Catalogue => ApiReply::Catalogue(d.catalogue(d.resolve_space(space).await?).await?),
+        AllowService { service, data } => ApiReply::Service(Box::new(
+            d.allow_service(d.resolve_space(space).await?, &service, &data)
+                .await?,
+        )),
+        RevokeService { service } => {
+            d.revoke_service(d.resolve_space(space).await?, &service)
+                .await?;
+            ApiReply::Done
+        }
         HandOver { to, recipient } => {
             d.hand_over(
                 d.resolve_space(space).await?,

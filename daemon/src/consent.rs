@@ -110,6 +110,22 @@ impl Daemon {
         self.consent_as(space, &entry, except, attending).await
     }
 
+    /// Refuses unless this device's principal manages the space: the person, or who
+    /// manages it with them (a guardian within a measure, a legal representative).
+    pub(crate) fn require_manager(&self, m: &Membership, does: &str) -> Result<(), ApiError> {
+        let me = self.state().identity.principal.principal_id();
+        if m.at(UnixMillis::now()).role(me, None) == Some(Role::Admin) {
+            Ok(())
+        } else {
+            Err(api(
+                ApiErrorCode::Forbidden,
+                format!(
+                    "only the person whose space it is, or who manages it with them, can {does}"
+                ),
+            ))
+        }
+    }
+
     /// Keeps a verified directory entry, for names in views and structures in blocks.
     pub(crate) fn remember_professional(
         &self,
@@ -139,13 +155,7 @@ impl Daemon {
         let m = self.membership_of(space)?;
         // The person, or who manages the space with them: a guardian within a measure
         // (F9.3), a legal representative (F9.1).
-        let me = self.state().identity.principal.principal_id();
-        if m.at(UnixMillis::now()).role(me, None) != Some(Role::Admin) {
-            return Err(api(
-                ApiErrorCode::Forbidden,
-                "only the person whose space it is, or who manages it with them, can consent",
-            ));
-        }
+        self.require_manager(&m, "consent")?;
         let principal = entry.body.principal;
         let profession = entry.body.professional.profession.clone();
         for e in except {
@@ -472,9 +482,10 @@ impl Daemon {
             reads.sort();
             appends.sort();
             let pro = self.directory_entry(p).map(|e| e.body.professional);
+            let service = self.known_service(p).map(|e| e.service.name);
             out.push(ConsentView {
                 principal: p,
-                name: pro.as_ref().map(|p| p.name.clone()),
+                name: pro.as_ref().map(|p| p.name.clone()).or(service),
                 rpps: pro.as_ref().map(|p| p.rpps.to_string()),
                 profession: pro.as_ref().map(|p| p.profession.clone()),
                 reads,
@@ -499,7 +510,9 @@ impl Daemon {
                         seq: b.seq,
                         at: b.at,
                         actor: b.actor,
-                        name: pro.map(|p| p.name.clone()),
+                        name: pro
+                            .map(|p| p.name.clone())
+                            .or_else(|| self.known_service(b.actor).map(|e| e.service.name)),
                         profession: pro.map(|p| p.profession.clone()),
                         specialty: pro.and_then(|p| p.specialty.clone()),
                         structure: pro.and_then(|p| p.structure.clone()),

@@ -9,6 +9,7 @@
 pub mod api_client;
 pub mod api_server;
 pub mod blobs;
+pub mod catalogue;
 pub mod choices;
 pub mod client;
 pub mod consent;

@@ -257,6 +257,21 @@ pub enum ApiCall {
         /// What is asked.
         request: crate::enrol::EnrolRequest,
     },
+    /// The hub's catalogue of approved services (F6.1) with what this space allows each.
+    Catalogue,
+    /// Allows a service to exchange `data` with the space (F6.2): items it was approved
+    /// for, all of them when empty; what it held beyond is withdrawn.
+    AllowService {
+        /// The service's id in the catalogue.
+        service: String,
+        /// Data items (record sections, document groups).
+        data: Vec<String>,
+    },
+    /// Revokes everything a service was allowed (F6.2).
+    RevokeService {
+        /// The service's id in the catalogue.
+        service: String,
+    },
     /// Hands a minor's space over to the minor (F9.1; the owner only, from the handover
     /// age).
     HandOver {
@@ -407,6 +422,10 @@ pub enum ApiReply {
     Done,
     /// Where an enrolment stands.
     Enrolment(crate::enrol::EnrolStatus),
+    /// The catalogue, as this space sees it.
+    Catalogue(Vec<crate::catalogue::ServiceView>),
+    /// One service, as this space sees it after a change.
+    Service(Box<crate::catalogue::ServiceView>),
     /// Sync state.
     Status(StatusReport),
     /// Identity.

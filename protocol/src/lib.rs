@@ -15,6 +15,7 @@
 //!   the habilitation matrix as data, the relay-signed access history (docs/threat-model.md);
 //! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
 //! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
+//! - [`catalogue`]: the hub-signed catalogue of approved services (F6);
 //! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (document
 //!   categories, vaccine calendar, screenings, emergency numbers), from `protocol/data/`;
 //! - [`record`], [`documents`], [`measurements`], [`agenda`], [`messages`], [`care`]: the
@@ -34,6 +35,7 @@ pub mod api;
 pub mod authority;
 pub mod blob;
 pub mod care;
+pub mod catalogue;
 pub mod choices;
 pub mod codec;
 pub mod codes;
@@ -63,8 +65,8 @@ pub mod time;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 5;
+pub const PROTOCOL_VERSION: u8 = 6;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/5";
+pub const ALPN: &[u8] = b"mes-sync/6";

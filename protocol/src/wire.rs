@@ -249,6 +249,8 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
+    /// The hub's catalogue of approved services (F6), suspended ones included.
+    GetCatalogue,
 }
 
 /// A frame from the relay to a device.
@@ -379,6 +381,11 @@ pub enum Reply {
         data: Vec<u8>,
         /// Whether it is the last chunk.
         last: bool,
+    },
+    /// The catalogue (F6), by service id.
+    Catalogue {
+        /// Hub-signed entries.
+        entries: Vec<Signed<crate::catalogue::CatalogueEntry>>,
     },
 }
 
@@ -746,6 +753,7 @@ pub(crate) mod arb {
             }),
             ".{0,12}".prop_map(|rpps| Request::FindProfessional { rpps }),
             Just(Request::GetHubInfo),
+            Just(Request::GetCatalogue),
             any::<[u8; 16]>().prop_map(|s| Request::GetRecoveryEnvelopes { space: SpaceId(s) }),
             (any::<[u8; 16]>(), any::<crate::escrow::EscrowMode>()).prop_map(|(s, mode)| {
                 Request::EmergencyAccess {

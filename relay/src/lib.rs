@@ -10,6 +10,8 @@
 //! - [`relay`]: shared state and the request handler;
 //! - [`access`]: access decisions (pure);
 //! - [`directory`]: the professional directory import (CSV, checked whole);
+//! - [`catalogue`]: the catalogue of approved services import (TOML, checked whole; F6);
+//!   the relay lists them, signs them and refuses suspended ones everything;
 //! - [`access_history`]: the relay-signed, hash-chained access history (F8.1);
 //! - [`enrolment`], [`enrolment_store`], [`enrolment_service`]: opt-out enrolment (F1):
 //!   the state machine, its tables, and the operations over them;
@@ -25,6 +27,8 @@
 pub mod access;
 pub mod access_history;
 pub mod backup;
+pub mod catalogue;
+mod catalogue_service;
 pub mod checked_csv;
 pub mod config;
 pub mod defaults;
@@ -45,4 +49,5 @@ pub mod signing;
 pub mod store;
 pub mod tls;
 
+pub use catalogue_service::CatalogueReport;
 pub use server::{start, RelayConfig, RelayReady, RunningRelay};

@@ -103,6 +103,11 @@ enum Command {
         #[command(subcommand)]
         command: DirectoryCommand,
     },
+    /// The catalogue of approved services (F6): criteria, hosting, suspension.
+    Catalogue {
+        #[command(subcommand)]
+        command: CatalogueCommand,
+    },
     /// Records a court decision removing a principal's rights on a space (F9.4), e.g. a
     /// parent's parental authority; signed with the hub's key. Run with the relay stopped.
     CourtRemoval {
@@ -160,6 +165,27 @@ enum DirectoryCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CatalogueCommand {
+    /// Replaces the catalogue with a TOML file of `[[service]]` tables (checked whole: any
+    /// bad service imports nothing; see docs/catalogue.example.toml). A service hosted or
+    /// controlled outside the EU is suspended; one the file no longer lists is withdrawn.
+    /// Run with the relay stopped.
+    Import {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Prints the catalogue, one JSON object per service.
+    List {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -198,6 +224,44 @@ async fn main() -> anyhow::Result<()> {
             let relay = mes_relay::server::open_offline(&data)?;
             let n = relay.import_directory(rows).await?;
             println!("{}", serde_json::json!({ "imported": n }));
+            Ok(())
+        }
+        Command::Catalogue {
+            command: CatalogueCommand::Import { data, file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let services = match mes_relay::catalogue::parse(&text) {
+                Ok(s) => s,
+                Err(bad) => refuse_rows(&file, &bad),
+            };
+            let relay = mes_relay::server::open_offline(&data)?;
+            let report = relay.import_catalogue(services).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
+        Command::Catalogue {
+            command: CatalogueCommand::List { data },
+        } => {
+            let relay = mes_relay::server::open_offline(&data)?;
+            for e in relay.catalogue_entries() {
+                let s = &e.body.service;
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": s.id,
+                        "name": s.name,
+                        "editor": s.editor,
+                        "hosting_country": s.hosting_country,
+                        "controller_country": s.controller_country,
+                        "data": s.data,
+                        "criteria": s.criteria,
+                        "status": if e.body.suspended.is_some() { "suspended" } else { "listed" },
+                        "suspended_fr": e.body.suspended.as_ref().map(|w| w.fr()),
+                        "suspended_en": e.body.suspended.as_ref().map(|w| w.en()),
+                    })
+                );
+            }
             Ok(())
         }
         Command::ImportPopulation { data, file } => {

@@ -4,6 +4,7 @@
 //! rights ([`crate::access`]), every record's signature, and every bundle's binding and
 //! author signature before anything is stored. A refused request changes nothing.
 
+use mes_protocol::catalogue::CatalogueEntry;
 use mes_protocol::codec;
 use mes_protocol::ids::{DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
 use mes_protocol::keys::DeviceCert;
@@ -77,9 +78,9 @@ pub struct Caller {
 
 /// Relay state shared by all connections.
 pub struct Relay {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     /// Signs the directory and the access history.
-    key: SigningSecret,
+    pub(crate) key: SigningSecret,
     /// The emergency escrow identities (F7.5).
     escrow: Escrow,
     policy: HubPolicy,
@@ -99,6 +100,8 @@ pub struct Relay {
     membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
     /// The hub's enrolment (F1), when this relay runs one.
     pub enrolment: std::sync::OnceLock<Arc<crate::enrolment_service::EnrolmentHub>>,
+    /// The catalogue of approved services (F6), by service principal.
+    pub(crate) catalogue: RwLock<HashMap<PrincipalId, Signed<CatalogueEntry>>>,
 }
 
 fn internal(e: StoreError) -> WireError {
@@ -135,6 +138,12 @@ impl Relay {
                 codec::from_bytes(&v).map_err(|e| StoreError(format!("stored membership: {e}")))?;
             memberships.insert(m.space(), m);
         }
+        let mut catalogue = HashMap::new();
+        for (_, v) in store.scan_records(RecordKind::Catalogue, &[])? {
+            let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
+                .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
+            catalogue.insert(e.body.service.principal, e);
+        }
         let hub = Arc::new(Hub::default());
         let h = hub.clone();
         store.set_notify(Box::new(move |volume, head| h.publish_head(volume, head)));
@@ -152,6 +161,7 @@ impl Relay {
             volume_locks: Default::default(),
             membership_locks: Default::default(),
             enrolment: Default::default(),
+            catalogue: RwLock::new(catalogue),
         }))
     }
 
@@ -232,6 +242,7 @@ impl Relay {
                 format!("{who:?} is blocked by the person whose space it is"),
             ));
         }
+        self.refuse_suspended(who)?;
         // Lapsed grants open nothing (F9.2).
         match authorize(&m.at(mes_protocol::time::UnixMillis::now()), who, need) {
             Ok(_) => Ok(m),
@@ -887,6 +898,9 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::Enrol { request } => self.enrol(caller, request).await,
+            Request::GetCatalogue => Ok(Reply::Catalogue {
+                entries: self.catalogue_entries(),
+            }),
             Request::GetRecoveryEnvelopes { space } => {
                 let m = self.membership(space)?;
                 if caller.principal != m.owner() {
@@ -1353,6 +1367,9 @@ impl Relay {
     /// volume, on volumes their profession may read (append on the inbox is always fine),
     /// never admin. Removals always pass.
     fn check_matrix(&self, m: &Membership, g: &Grant) -> Result<(), WireError> {
+        if let Some(service) = self.service(g.principal) {
+            return self.check_service_grant(m, g, &service.body);
+        }
         let Some(pro) = self.professional(g.principal)? else {
             return Ok(());
         };
@@ -1462,6 +1479,7 @@ impl Relay {
         };
         let mode = match self.release(m.space(), caller.principal)? {
             Some(r) if !holds_grant => r.access_mode(),
+            _ if self.service(caller.principal).is_some() => AccessMode::Service,
             _ => match &professional {
                 Some(p) if in_team(p) => AccessMode::CareTeam,
                 Some(_) => AccessMode::Normal,
@@ -1539,6 +1557,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::PutChoices { .. } => "PutChoices",
         Request::HandOver { .. } => "HandOver",
         Request::Enrol { .. } => "Enrol",
+        Request::GetCatalogue => "GetCatalogue",
         Request::GetHubInfo => "GetHubInfo",
         Request::GetRecoveryEnvelopes { .. } => "GetRecoveryEnvelopes",
         Request::EmergencyAccess { .. } => "EmergencyAccess",

@@ -117,6 +117,24 @@ pub async fn home(d: &Arc<Daemon>) -> anyhow::Result<SpaceId> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// Waits until the relay holds the space's membership with every fixed volume declared.
+pub async fn registered(d: &RunningDaemon, space: SpaceId) -> anyhow::Result<()> {
+    let n = mes_daemon::daemon::fixed_volumes().len();
+    until(
+        &d.daemon,
+        Duration::from_secs(30),
+        "space registered",
+        |d| {
+            d.state()
+                .spaces
+                .get(&space)
+                .and_then(|s| s.membership.as_ref())
+                .is_some_and(|m| m.volumes.len() >= n)
+        },
+    )
+    .await
+}
+
 /// The volume labelled `label` of a space.
 pub fn volume(d: &Daemon, space: SpaceId, label: &str) -> Option<VolumeId> {
     d.state()

@@ -17,8 +17,8 @@ use mes_protocol::wire::{ErrorCode, Reply, Request};
 use mes_relay::relay::Misbehaviour;
 use mes_relay::server::RunningRelay;
 use mes_tests::{
-    connect_as, converged, device, device_with, home, listed, online, pair, relay_with, rpps,
-    target, until, volume, RawPrincipal,
+    connect_as, converged, device, device_with, home, listed, online, pair, registered, relay_with,
+    rpps, target, until, volume, RawPrincipal,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -31,23 +31,6 @@ struct Owner {
     t: RelayTarget,
     a: RunningDaemon,
     space: SpaceId,
-}
-
-async fn registered(d: &RunningDaemon, space: SpaceId) -> anyhow::Result<()> {
-    let n = mes_daemon::daemon::fixed_volumes().len();
-    until(
-        &d.daemon,
-        Duration::from_secs(30),
-        "space registered",
-        |d| {
-            d.state()
-                .spaces
-                .get(&space)
-                .and_then(|s| s.membership.as_ref())
-                .is_some_and(|m| m.volumes.len() >= n)
-        },
-    )
-    .await
 }
 
 async fn owner(m: Misbehaviour) -> anyhow::Result<Owner> {

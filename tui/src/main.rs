@@ -128,6 +128,10 @@ enum Command {
     /// (15 under the citizen-committee policy).
     #[command(subcommand)]
     Minor(MinorCmd),
+    /// The catalogue of approved services (F6): list them, allow one to exchange chosen
+    /// data with the space, revoke it.
+    #[command(subcommand)]
+    Services(ServicesCmd),
     /// Enrolment with the hub (F1): activate or oppose with the letter's code, a new
     /// code, reminders, closure and reopening. A parent does it once per child.
     #[command(subcommand)]
@@ -401,6 +405,27 @@ enum DevicesCmd {
     List,
     /// Revoke a device (starts a new key epoch).
     Revoke { device: DeviceId },
+}
+
+#[derive(Subcommand)]
+enum ServicesCmd {
+    /// Every approved service: criteria, eco-score, hosting, suspension, what you allow.
+    List,
+    /// Allows a service to exchange data with the space, e.g.
+    /// `mes services allow tensio-suivi --data measurements`; without --data, all it
+    /// was approved for.
+    Allow {
+        /// The service's id.
+        service: String,
+        /// Data items among those it was approved for (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        data: Vec<String>,
+    },
+    /// Revokes everything a service was allowed.
+    Revoke {
+        /// The service's id.
+        service: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -968,6 +993,11 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::Consent(ConsentCmd::Give { rpps, except }) => ApiCall::Consent { rpps, except },
         Command::Consent(ConsentCmd::Withdraw { principal }) => ApiCall::Withdraw { principal },
         Command::Consent(ConsentCmd::List) => ApiCall::Consents,
+        Command::Services(ServicesCmd::List) => ApiCall::Catalogue,
+        Command::Services(ServicesCmd::Allow { service, data }) => {
+            ApiCall::AllowService { service, data }
+        }
+        Command::Services(ServicesCmd::Revoke { service }) => ApiCall::RevokeService { service },
         Command::Consent(ConsentCmd::Block { rpps, structure }) => {
             ApiCall::Block { rpps, structure }
         }

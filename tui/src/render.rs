@@ -37,6 +37,32 @@ fn doc_line(d: &mes_protocol::documents::DocumentMeta) -> String {
 }
 
 /// Renders a reply.
+/// A service of the catalogue (F6): name, criteria, hosting, suspension, what is allowed.
+fn service_text(v: &mes_protocol::catalogue::ServiceView) -> String {
+    let s = &v.service;
+    let mut out = format!(
+        "{} — {} ({})\n  {}\n  {}\n  éco-score / eco-score {} · hébergé en / hosted in {} · contrôlé depuis / controlled from {}\n  échange / exchanges: {}",
+        s.id,
+        s.name,
+        s.editor,
+        s.description_fr,
+        s.description_en,
+        s.criteria.eco_score,
+        s.hosting_country,
+        s.controller_country,
+        s.data.join(", ")
+    );
+    if let (Some(fr), Some(en)) = (&v.suspended_fr, &v.suspended_en) {
+        out.push_str(&format!("\n  SUSPENDU / SUSPENDED: {fr} / {en}"));
+    }
+    out.push_str(&if v.allowed.is_empty() {
+        "\n  non autorisé / not allowed".to_string()
+    } else {
+        format!("\n  autorisé / allowed: {}", v.allowed.join(", "))
+    });
+    out
+}
+
 pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
     if json {
         return Ok(match r {
@@ -66,6 +92,7 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             ApiReply::EmergencyNumbers(n) => serde_json::json!({ "numbers": n }).to_string(),
             ApiReply::AccessHistory(h) => serde_json::to_string(h)?,
             ApiReply::Consents(c) => serde_json::json!({ "consents": c }).to_string(),
+            ApiReply::Catalogue(c) => serde_json::json!({ "services": c }).to_string(),
             ApiReply::Notifications(n) => serde_json::json!({ "notifications": n }).to_string(),
             ApiReply::Blocks(b) => serde_json::json!({ "blocks": b }).to_string(),
             ApiReply::Attending { consent, warning } => {
@@ -235,6 +262,11 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             }
             out
         }
+        ApiReply::Catalogue(c) if c.is_empty() => {
+            "catalogue vide / the catalogue is empty".into()
+        }
+        ApiReply::Catalogue(c) => c.iter().map(service_text).collect::<Vec<_>>().join("\n"),
+        ApiReply::Service(v) => service_text(v),
         ApiReply::Consents(c) if c.is_empty() => "aucun accès accordé / no access granted".into(),
         ApiReply::Consents(c) => c
             .iter()

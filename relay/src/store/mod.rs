@@ -55,6 +55,8 @@ pub enum RecordKind {
     History,
     /// Emergency releases (F7.5), by space || principal: mode and expiry.
     Release,
+    /// Hub-signed catalogue entries (F6), by service principal.
+    Catalogue,
 }
 
 /// What a read returns.
