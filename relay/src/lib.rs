@@ -21,6 +21,7 @@
 //! - [`escrow`]: the emergency escrow identities (F7.5);
 //! - [`signing`]: the relay's own signing key;
 //! - [`hub`]: coalesced pushes and pairing rendezvous;
+//! - [`metrics`]: Prometheus counters and the local `/health` and `/metrics` port;
 //! - [`store`]: the storage trait and the sled backend;
 //! - [`tls`]: the certificate and its fingerprint.
 
@@ -38,6 +39,7 @@ pub mod enrolment_service;
 pub mod enrolment_store;
 pub mod escrow;
 pub mod hub;
+pub mod metrics;
 pub mod notification;
 pub mod outbox;
 pub mod population;

@@ -34,6 +34,10 @@ enum Command {
         /// Configuration file (docs/mes-relay.example.toml).
         #[arg(long, env = "MES_RELAY_CONFIG")]
         config: Option<PathBuf>,
+        /// Local TCP address for `/health` and `/metrics` (overrides `serve.metrics`;
+        /// port 0 picks one, printed in the ready line).
+        #[arg(long, env = "MES_RELAY_METRICS")]
+        metrics: Option<SocketAddr>,
     },
     /// Imports the insured population (F1.1) from a CSV checked whole: any bad row, or
     /// anyone already on file, imports nothing. Run with the relay stopped.
@@ -197,11 +201,13 @@ async fn main() -> anyhow::Result<()> {
             data,
             listen,
             config,
+            metrics,
         } => {
             let hub = mes_relay::config::HubConfig::load(config.as_deref())?;
             let mut config = mes_relay::RelayConfig::new(data);
             config.listen = listen.unwrap_or(hub.serve.listen);
             config.enrolment = hub.enrolment.clone();
+            config.metrics = metrics.or(hub.serve.metrics);
             config.sweep_every = (hub.serve.sweep_every_minutes > 0)
                 .then(|| std::time::Duration::from_secs(hub.serve.sweep_every_minutes * 60));
             let running = mes_relay::start(config)

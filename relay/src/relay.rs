@@ -100,6 +100,8 @@ pub struct Relay {
     membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
     /// The hub's enrolment (F1), when this relay runs one.
     pub enrolment: std::sync::OnceLock<Arc<crate::enrolment_service::EnrolmentHub>>,
+    /// What the relay counts (served on the metrics port).
+    pub metrics: crate::metrics::Metrics,
     /// The catalogue of approved services (F6), by service principal.
     pub(crate) catalogue: RwLock<HashMap<PrincipalId, Signed<CatalogueEntry>>>,
 }
@@ -162,6 +164,7 @@ impl Relay {
             membership_locks: Default::default(),
             enrolment: Default::default(),
             catalogue: RwLock::new(catalogue),
+            metrics: Default::default(),
         }))
     }
 
@@ -346,6 +349,18 @@ impl Relay {
         PrincipalId(self.key.public())
     }
 
+    /// How many spaces the relay knows.
+    pub fn space_count(&self) -> usize {
+        self.memberships.read().expect("membership lock").len()
+    }
+
+    /// Whether the store answers a read (the `/health` check).
+    pub fn health(&self) -> Result<(), StoreError> {
+        self.store
+            .get_record(RecordKind::Membership, b"health-check")
+            .map(|_| ())
+    }
+
     /// How many requests were refused since start.
     pub fn refusals(&self) -> u64 {
         self.refusals.load(std::sync::atomic::Ordering::SeqCst)
@@ -464,6 +479,14 @@ impl Relay {
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
         let what = request_name(&req);
         let outcome = self.handle_inner(caller, req).await;
+        self.metrics.request(
+            what,
+            outcome
+                .as_ref()
+                .err()
+                .map(|e| format!("{:?}", e.code))
+                .as_deref(),
+        );
         if let Err(e) = &outcome {
             self.refusals
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

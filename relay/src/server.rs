@@ -28,6 +28,8 @@ pub struct RelayConfig {
     pub enrolment: crate::enrolment::Policy,
     /// How often to run the enrolment sweep while serving (none: never).
     pub sweep_every: Option<std::time::Duration>,
+    /// Local HTTP address for `/health` and `/metrics` (none: not served).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl RelayConfig {
@@ -41,6 +43,7 @@ impl RelayConfig {
             policy: Default::default(),
             enrolment: Default::default(),
             sweep_every: None,
+            metrics: None,
         }
     }
 }
@@ -88,6 +91,9 @@ pub struct RelayReady {
     pub fingerprint: String,
     /// The relay's signing key (directory, access history), hex.
     pub signing_key: String,
+    /// Where `/health` and `/metrics` are served, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A running relay.
@@ -97,6 +103,7 @@ pub struct RunningRelay {
     endpoint: quinn::Endpoint,
     accept: JoinHandle<()>,
     sweeper: Option<JoinHandle<()>>,
+    metrics: Option<JoinHandle<()>>,
     /// Shared state (tests inspect it).
     pub relay: Arc<Relay>,
 }
@@ -153,29 +160,55 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         config.misbehaviour.clone(),
     )?;
     let _ = relay.enrolment.set(hub.clone());
-    let sweeper = config.sweep_every.map(|every| {
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let h = hub.clone();
-                let r = tokio::task::spawn_blocking(move || {
-                    crate::enrolment_service::sweep(
-                        &h.tables,
-                        &h.policy,
-                        mes_protocol::time::UnixMillis::now(),
-                        |_| {},
-                    )
-                })
-                .await;
-                match r {
-                    Ok(Ok(report)) => tracing::info!(?report, "enrolment sweep"),
-                    Ok(Err(e)) => tracing::warn!("enrolment sweep failed: {e}"),
-                    Err(e) => tracing::warn!("enrolment sweep panicked: {e}"),
+    // The enrolment gauges need a scan: once at start, then after each sweep.
+    let r = relay.clone();
+    let sweeper = Some(tokio::spawn(async move {
+        let mut tick = config.sweep_every.map(tokio::time::interval);
+        loop {
+            let sweep = match &mut tick {
+                Some(t) => {
+                    t.tick().await;
+                    true
                 }
+                None => false,
+            };
+            let (h, r2) = (hub.clone(), r.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                let report = sweep
+                    .then(|| {
+                        crate::enrolment_service::sweep(
+                            &h.tables,
+                            &h.policy,
+                            mes_protocol::time::UnixMillis::now(),
+                            |_| {},
+                        )
+                    })
+                    .transpose()?;
+                r2.metrics.set_enrolment(&crate::enrolment_service::stats(&h.tables)?);
+                Ok::<_, crate::store::StoreError>(report)
+            })
+            .await;
+            match outcome {
+                Ok(Ok(Some(report))) => {
+                    r.metrics.sweeps.inc();
+                    tracing::info!(?report, "enrolment sweep")
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!("enrolment sweep or statistics failed: {e}"),
+                Err(e) => tracing::warn!("enrolment sweep panicked: {e}"),
             }
-        })
-    });
+            if tick.is_none() {
+                return;
+            }
+        }
+    }));
+    let (metrics_address, metrics) = match config.metrics {
+        Some(a) => {
+            let (bound, task) = crate::metrics::serve(relay.clone(), a).await?;
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
     let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
     let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)
@@ -186,6 +219,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         address,
         fingerprint: fingerprint.to_string(),
         signing_key: relay.public_key().to_string(),
+        metrics: metrics_address,
     };
     let ep = endpoint.clone();
     let r = relay.clone();
@@ -205,6 +239,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         endpoint,
         accept,
         sweeper,
+        metrics,
         relay,
     })
 }
@@ -214,8 +249,8 @@ impl RunningRelay {
     pub async fn shutdown(self) {
         self.endpoint.close(0u32.into(), b"relay shutting down");
         self.accept.abort();
-        if let Some(s) = self.sweeper {
-            s.abort();
+        for task in [self.sweeper, self.metrics].into_iter().flatten() {
+            task.abort();
         }
         let _ =
             tokio::time::timeout(crate::defaults::DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;

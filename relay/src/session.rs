@@ -24,7 +24,11 @@ use crate::relay::{Caller, Relay};
 pub async fn serve_connection(relay: Arc<Relay>, conn: quinn::Connection, fingerprint: Arc<str>) {
     let span = info_span!("conn", remote = %conn.remote_address());
     async move {
-        if let Err(e) = run(relay, &conn, &fingerprint).await {
+        relay.metrics.connections_total.inc();
+        relay.metrics.connections.inc();
+        let outcome = run(relay.clone(), &conn, &fingerprint).await;
+        relay.metrics.connections.dec();
+        if let Err(e) = outcome {
             debug!("connection ended: {e}");
         }
     }

@@ -370,6 +370,44 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(p)
 }
 
+/// Starts the real `mes-relay serve` as a process on loopback with `data` and `args`
+/// (e.g. `--metrics 127.0.0.1:0`) and reads its ready line; stderr is inherited.
+pub fn spawn_relay(
+    data: &Path,
+    args: &[&str],
+) -> anyhow::Result<(std::process::Child, mes_relay::server::RelayReady)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(binary("mes-relay")?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start mes-relay")?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().context("mes-relay stdout")?)
+        .read_line(&mut line)?;
+    let ready: mes_relay::server::RelayReady = serde_json::from_str(&line)
+        .with_context(|| format!("mes-relay printed no ready line: {line:?}"))?;
+    Ok((child, ready))
+}
+
+/// `GET path` over HTTP/1.1 (hyper's client): the status and the body as text.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get(path)
+        .header("host", address.to_string())
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8(body.to_vec())?))
+}
+
 /// Starts the real `mesd` binary as a process for device `name` of `dir` (data in
 /// `dir/name`, identity file `dir/name.age`) and reads its ready line; its stderr goes
 /// to `stderr`.
