@@ -408,6 +408,8 @@ pub async fn handle(
             };
             ApiReply::Enrolment(d.enrol(for_space, request).await?)
         }
+        EnrolFor { profile, request } => ApiReply::Enrolment(d.enrol_for(&profile, request).await?),
+        EnrolProfiles => ApiReply::EnrolProfiles(d.enrol_profiles()),
         Catalogue => ApiReply::Catalogue(d.catalogue(d.resolve_space(space).await?).await?),
         AllowService { service, data } => ApiReply::Service(Box::new(
             d.allow_service(d.resolve_space(space).await?, &service, &data)

@@ -4,12 +4,15 @@
 //! first device holds the space's keys and the hub password never does.
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::enrol::{EnrolRequest, EnrolStatus};
+use mes_protocol::enrol::{EnrolProfile, EnrolRequest, EnrolStatus};
 use mes_protocol::ids::SpaceId;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 
 use crate::client::ClientError;
 use crate::daemon::Daemon;
+
+/// Sealed-store namespace of the profiles this device enrols, by label.
+const PROFILES: &str = "enrol-profiles";
 
 impl Daemon {
     /// Sends an enrolment request; an activation is for `space`.
@@ -26,6 +29,18 @@ impl Daemon {
                     "activation needs the space it is for",
                 )
             })?;
+            // The hub binds a space it knows: register it now rather than racing the
+            // sync task (registration is idempotent).
+            let registered = self
+                .state()
+                .spaces
+                .get(s)
+                .is_some_and(|x| x.record.registered);
+            if !registered {
+                self.register_pending(&c)
+                    .await
+                    .map_err(|e| ApiError::new(ApiErrorCode::Offline, e.to_string()))?;
+            }
         }
         match c.request(Request::Enrol { request }).await {
             Ok(Reply::Enrolment { status }) => Ok(status),
@@ -44,5 +59,83 @@ impl Daemon {
             }
             Err(ClientError::Closed(m)) => Err(ApiError::new(ApiErrorCode::Offline, m)),
         }
+    }
+
+    /// The profiles this device enrols, by name.
+    pub fn enrol_profiles(&self) -> Vec<EnrolProfile> {
+        self.store
+            .scan(PROFILES)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, v)| mes_protocol::codec::from_bytes(&v).ok())
+            .collect()
+    }
+
+    fn enrol_profile(&self, label: &str) -> Option<EnrolProfile> {
+        self.store.get_decoded(PROFILES, label.as_bytes())
+    }
+
+    /// An enrolment request for the profile `label` (F1.10). An activation uses the
+    /// profile's space, or the space of that label this device owns, or a new one; the
+    /// answer is kept with the profile, so a parent sees each child's status.
+    pub async fn enrol_for(
+        &self,
+        label: &str,
+        request: EnrolRequest,
+    ) -> Result<EnrolStatus, ApiError> {
+        let label = label.trim();
+        if label.is_empty() {
+            return Err(ApiError::new(
+                ApiErrorCode::BadRequest,
+                "name the profile (\"Moi\", a child's first name)",
+            ));
+        }
+        let known = self.enrol_profile(label);
+        let holder = match (request.holder(), &known) {
+            (Some(h), _) => h.clone(),
+            (None, Some(p)) => p.holder.clone(),
+            (None, None) => {
+                return Err(ApiError::new(
+                    ApiErrorCode::NotFound,
+                    format!("no profile {label:?} is enrolled from this device"),
+                ))
+            }
+        };
+        let mut space = known.as_ref().and_then(|p| p.space);
+        if matches!(request, EnrolRequest::Activate { .. }) && space.is_none() {
+            let me = self.state().identity.principal.principal_id();
+            let owned = self
+                .list_spaces()
+                .into_iter()
+                .find(|s| s.label == label && s.owner == me)
+                .map(|s| s.space);
+            space = Some(match owned {
+                Some(s) => s,
+                None => self.create_space(label).await?,
+            });
+        }
+        let for_space = space.filter(|_| matches!(request, EnrolRequest::Activate { .. }));
+        let status = self.enrol(for_space, request).await?;
+        let profile = EnrolProfile {
+            label: label.to_string(),
+            holder,
+            space: if status.status == "activated" {
+                space
+            } else {
+                known.and_then(|p| p.space)
+            },
+            status: status.clone(),
+            at: mes_protocol::time::UnixMillis::now(),
+        };
+        let mut batch = self.store.batch();
+        batch.put(
+            PROFILES,
+            label.as_bytes(),
+            &mes_protocol::codec::to_bytes(&profile),
+        );
+        self.store
+            .apply(batch)
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
+        Ok(status)
     }
 }

@@ -257,6 +257,17 @@ pub enum ApiCall {
         /// What is asked.
         request: crate::enrol::EnrolRequest,
     },
+    /// An enrolment request for the profile named `profile` (F1.10): an activation uses
+    /// that profile's space, created with that label when this device holds none; the
+    /// hub's answer is kept with the profile.
+    EnrolFor {
+        /// The profile's name ("Moi", "Mathis").
+        profile: String,
+        /// What is asked.
+        request: crate::enrol::EnrolRequest,
+    },
+    /// The profiles this device enrols, with their last status.
+    EnrolProfiles,
     /// The hub's catalogue of approved services (F6.1) with what this space allows each.
     Catalogue,
     /// Allows a service to exchange `data` with the space (F6.2): items it was approved
@@ -422,6 +433,8 @@ pub enum ApiReply {
     Done,
     /// Where an enrolment stands.
     Enrolment(crate::enrol::EnrolStatus),
+    /// The profiles this device enrols.
+    EnrolProfiles(Vec<crate::enrol::EnrolProfile>),
     /// The catalogue, as this space sees it.
     Catalogue(Vec<crate::catalogue::ServiceView>),
     /// One service, as this space sees it after a change.

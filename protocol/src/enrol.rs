@@ -90,3 +90,35 @@ pub struct EnrolStatus {
     /// In French then English ("En attente de décision jusqu'au 13/04/2026 / ...").
     pub detail: String,
 }
+
+impl EnrolRequest {
+    /// The card holder the request is about, when it names one (closure and reopening
+    /// go by the hub account instead).
+    pub fn holder(&self) -> Option<&CardHolder> {
+        match self {
+            EnrolRequest::Activate { holder, .. }
+            | EnrolRequest::Oppose { holder, .. }
+            | EnrolRequest::Regenerate { holder }
+            | EnrolRequest::Reminders { holder, .. }
+            | EnrolRequest::Status { holder } => Some(holder),
+            EnrolRequest::Close { .. } | EnrolRequest::Reopen { .. } => None,
+        }
+    }
+}
+
+/// A profile this device enrols (F1.10): the person's own or a child's, with what the
+/// hub last answered about it ("En attente de décision" until someone decides).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct EnrolProfile {
+    /// The name the person gives it ("Mathis"): the label of its space once activated.
+    pub label: String,
+    /// Whose card.
+    pub holder: CardHolder,
+    /// Its space, once activated from this device.
+    pub space: Option<crate::ids::SpaceId>,
+    /// The hub's last answer.
+    pub status: EnrolStatus,
+    /// When it answered.
+    pub at: crate::time::UnixMillis,
+}

@@ -184,7 +184,8 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
                         )
                     })
                     .transpose()?;
-                r2.metrics.set_enrolment(&crate::enrolment_service::stats(&h.tables)?);
+                r2.metrics
+                    .set_enrolment(&crate::enrolment_service::stats(&h.tables)?);
                 Ok::<_, crate::store::StoreError>(report)
             })
             .await;

@@ -303,15 +303,11 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     let m = refused(cam.daemon.enrol(None, reminders(&maria)).await);
     assert!(m.contains("too many failed attempts"), "{m}");
 
-    // A father answers for his daughter with the real `mes`: he opposes, then changes his
-    // mind and activates her space with the same code (opposition is reversible).
+    // A father answers for his daughter with the real `mes`, under her profile (F1.10):
+    // "En attente de décision", he opposes, then changes his mind and activates with the
+    // same code (opposition is reversible); her space is created for it.
     let louis = device(dir.path(), "louis", &t).await?;
     online(&louis.daemon).await?;
-    let lola_space = louis
-        .daemon
-        .create_space("Lola")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let socket = louis.ready.socket.clone();
     let mes = |args: &str| -> anyhow::Result<(i32, String, String)> {
         let pw = dir.path().join("pw");
@@ -319,7 +315,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         let out = Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "{} --socket {} --space {lola_space} {args} 3<{}",
+                "{} --socket {} {args} 3<{}",
                 binary("mes")?.display(),
                 socket.display(),
                 pw.display()
@@ -335,22 +331,43 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         "--nir '{}' --serial VIT0003",
         Nir::parse(&p.child)?.display()
     );
-    let (code, out, err) = mes(&format!("enrol status {card}"))?;
+    let (code, out, err) = mes(&format!("enrol --profile Lola status {card}"))?;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("En attente de décision"), "{out}");
+    let profiles = || -> anyhow::Result<serde_json::Value> {
+        let (code, out, err) = mes("enrol profiles --json")?;
+        anyhow::ensure!(code == 0, "{err}");
+        Ok(json(&out))
+    };
+    let listed = profiles()?;
+    assert_eq!(listed["profiles"][0]["label"], "Lola", "{listed}");
+    assert_eq!(listed["profiles"][0]["status"]["status"], "notified");
+    assert!(listed["profiles"][0]["space"].is_null(), "{listed}");
     let (code, out, err) = mes(&format!(
-        "enrol oppose {card} --code {}",
+        "enrol --profile Lola oppose {card} --code {}",
         lola.to_lowercase()
     ))?;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Opposé le "), "{out}");
+    let spaces_before = louis.daemon.list_spaces().len();
     let (code, _, err) = mes(&format!(
-        "enrol activate {card} --code {lola} --identifier lola.payet --password-fd 3 --email ''"
+        "enrol --profile Lola activate {card} --code {lola} --identifier lola.payet --password-fd 3 --email ''"
     ))?;
     assert_eq!(code, 0, "{err}");
     let (code, out, _) = mes(&format!("enrol status {card}"))?;
     assert_eq!(code, 0);
     assert!(out.starts_with("Activé le "), "{out}");
+    let listed = profiles()?;
+    assert_eq!(listed["profiles"][0]["status"]["status"], "activated");
+    let lola_space: mes_protocol::ids::SpaceId =
+        serde_json::from_value(listed["profiles"][0]["space"].clone())?;
+    let spaces = louis.daemon.list_spaces();
+    assert_eq!(spaces.len(), spaces_before + 1, "one space created for her");
+    assert!(spaces.iter().any(|s| s.space == lola_space && s.label == "Lola"));
+    assert_eq!(
+        hub.tables.person(&p.child[..13])?.unwrap().account.unwrap().space,
+        lola_space
+    );
     // The identifier is his daughter's now: nobody else takes it.
     let m = refused(
         cam.daemon

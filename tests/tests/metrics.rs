@@ -3,9 +3,7 @@
 //! counters move with what devices do (a refused request is counted under its code).
 
 use mes_protocol::wire::Request;
-use mes_tests::{
-    device, home, http_get, online, registered, spawn_relay, target, RawPrincipal,
-};
+use mes_tests::{device, home, http_get, online, registered, spawn_relay, target, RawPrincipal};
 
 /// The value of the sample `name` (with its labels) in a Prometheus text exposition.
 fn sample(text: &str, name: &str) -> Option<f64> {
@@ -20,7 +18,10 @@ async fn health_and_metrics_follow_what_devices_do() -> anyhow::Result<()> {
     config.listen = "127.0.0.1:0".parse()?;
     config.metrics = Some("127.0.0.1:0".parse()?);
     let relay = mes_relay::start(config).await?;
-    let m = relay.ready.metrics.expect("the ready line names the metrics port");
+    let m = relay
+        .ready
+        .metrics
+        .expect("the ready line names the metrics port");
 
     let (code, body) = http_get(m, "/health").await?;
     assert_eq!(code, 200, "{body}");

@@ -134,8 +134,15 @@ enum Command {
     Services(ServicesCmd),
     /// Enrolment with the hub (F1): activate or oppose with the letter's code, a new
     /// code, reminders, closure and reopening. A parent does it once per child.
-    #[command(subcommand)]
-    Enrol(EnrolCmd),
+    Enrol {
+        /// The profile it is for ("Moi", a child's first name): an activation then uses
+        /// (or creates) that profile's space, and the answer is kept with the profile
+        /// (`mes enrol profiles` lists them).
+        #[arg(long, global = true)]
+        profile: Option<String>,
+        #[command(subcommand)]
+        command: EnrolCmd,
+    },
     /// Notifications (F8.2): list them, or choose the kinds (access, document, device).
     Notifications {
         /// Keep exactly these kinds on (none given: list the notifications).
@@ -539,6 +546,9 @@ impl Holder {
 
 #[derive(Subcommand)]
 enum EnrolCmd {
+    /// The profiles enrolled from this device (with --profile) and their last status:
+    /// "En attente de décision" until someone activates or opposes.
+    Profiles,
     /// Activate: the space given with --space (or the only one) becomes the person's;
     /// the password is read from a file descriptor.
     Activate {
@@ -1033,56 +1043,66 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             until: None,
         },
         Command::Minor(MinorCmd::Handover { to, recipient }) => ApiCall::HandOver { to, recipient },
-        Command::Enrol(e) => {
+        Command::Enrol {
+            command: EnrolCmd::Profiles,
+            ..
+        } => ApiCall::EnrolProfiles,
+        Command::Enrol {
+            profile,
+            command: e,
+        } => {
             use mes_protocol::enrol::EnrolRequest as R;
-            ApiCall::Enrol {
-                request: match e {
-                    EnrolCmd::Activate {
-                        holder,
-                        code,
-                        identifier,
-                        password_fd,
-                        email,
-                    } => R::Activate {
-                        holder: holder.card(),
-                        code,
-                        identifier,
-                        password: password(password_fd)?,
-                        email,
-                        space: mes_protocol::ids::SpaceId([0; 16]),
-                    },
-                    EnrolCmd::Oppose { holder, code } => R::Oppose {
-                        holder: holder.card(),
-                        code,
-                    },
-                    EnrolCmd::Regenerate { holder } => R::Regenerate {
-                        holder: holder.card(),
-                    },
-                    EnrolCmd::Status { holder } => R::Status {
-                        holder: holder.card(),
-                    },
-                    EnrolCmd::Reminders { holder, code, on } => R::Reminders {
-                        holder: holder.card(),
-                        code,
-                        off: !on,
-                    },
-                    EnrolCmd::Close {
-                        identifier,
-                        password_fd,
-                        express,
-                    } => R::Close {
-                        identifier,
-                        password: password(password_fd)?,
-                        express,
-                    },
-                    EnrolCmd::Reopen {
-                        identifier,
-                        password_fd,
-                    } => R::Reopen {
-                        identifier,
-                        password: password(password_fd)?,
-                    },
+            let request = match e {
+                EnrolCmd::Activate {
+                    holder,
+                    code,
+                    identifier,
+                    password_fd,
+                    email,
+                } => R::Activate {
+                    holder: holder.card(),
+                    code,
+                    identifier,
+                    password: password(password_fd)?,
+                    email,
+                    space: mes_protocol::ids::SpaceId([0; 16]),
                 },
+                EnrolCmd::Oppose { holder, code } => R::Oppose {
+                    holder: holder.card(),
+                    code,
+                },
+                EnrolCmd::Regenerate { holder } => R::Regenerate {
+                    holder: holder.card(),
+                },
+                EnrolCmd::Status { holder } => R::Status {
+                    holder: holder.card(),
+                },
+                EnrolCmd::Reminders { holder, code, on } => R::Reminders {
+                    holder: holder.card(),
+                    code,
+                    off: !on,
+                },
+                EnrolCmd::Close {
+                    identifier,
+                    password_fd,
+                    express,
+                } => R::Close {
+                    identifier,
+                    password: password(password_fd)?,
+                    express,
+                },
+                EnrolCmd::Reopen {
+                    identifier,
+                    password_fd,
+                } => R::Reopen {
+                    identifier,
+                    password: password(password_fd)?,
+                },
+                EnrolCmd::Profiles => unreachable!("answered above"),
+            };
+            match profile {
+                Some(profile) => ApiCall::EnrolFor { profile, request },
+                None => ApiCall::Enrol { request },
             }
         }
         Command::Doc(DocCmd::HideFromParents { id }) => ApiCall::DocHideFromParents { id },

@@ -99,6 +99,7 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
                 serde_json::json!({ "consent": consent, "warning": warning }).to_string()
             }
             ApiReply::Spaces(s) => serde_json::json!({ "spaces": s }).to_string(),
+            ApiReply::EnrolProfiles(p) => serde_json::json!({ "profiles": p }).to_string(),
             other => serde_json::to_string(other)?,
         });
     }
@@ -262,6 +263,14 @@ pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             }
             out
         }
+        ApiReply::EnrolProfiles(p) if p.is_empty() => {
+            "aucun profil inscrit depuis cet appareil / no profile enrolled from this device".into()
+        }
+        ApiReply::EnrolProfiles(p) => p
+            .iter()
+            .map(|p| format!("{} — {}", p.label, p.status.detail))
+            .collect::<Vec<_>>()
+            .join("\n"),
         ApiReply::Catalogue(c) if c.is_empty() => {
             "catalogue vide / the catalogue is empty".into()
         }
