@@ -363,9 +363,16 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         serde_json::from_value(listed["profiles"][0]["space"].clone())?;
     let spaces = louis.daemon.list_spaces();
     assert_eq!(spaces.len(), spaces_before + 1, "one space created for her");
-    assert!(spaces.iter().any(|s| s.space == lola_space && s.label == "Lola"));
+    assert!(spaces
+        .iter()
+        .any(|s| s.space == lola_space && s.label == "Lola"));
     assert_eq!(
-        hub.tables.person(&p.child[..13])?.unwrap().account.unwrap().space,
+        hub.tables
+            .person(&p.child[..13])?
+            .unwrap()
+            .account
+            .unwrap()
+            .space,
         lola_space
     );
     // The identifier is his daughter's now: nobody else takes it.

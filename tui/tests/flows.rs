@@ -327,3 +327,120 @@ fn flag_an_access_as_suspicious_and_the_alarm_comes_first() {
         "{first:?}"
     );
 }
+
+#[test]
+fn a_parent_activates_a_child_awaiting_a_decision_with_the_password_never_drawn() {
+    let mut s = fixture::state(Lang::Fr, false);
+    key(&mut s, KeyCode::Char('7'));
+    // Own space, Mathis, then Lola awaiting a decision: Enter opens her activation.
+    key(&mut s, KeyCode::Down);
+    key(&mut s, KeyCode::Down);
+    assert!(key(&mut s, KeyCode::Enter).is_empty());
+    let form = s.form.as_ref().expect("the activation form");
+    assert_eq!(form.kind, FormKind::EnrolActivate);
+    assert_eq!(form.fields[0].1, "Lola");
+    assert_eq!(form.fields[1].1, "2170697412388", "her card, as followed");
+    for _ in 0..3 {
+        key(&mut s, KeyCode::Tab);
+    }
+    typed(&mut s, "123456789ABC");
+    key(&mut s, KeyCode::Tab);
+    typed(&mut s, "lola.payet");
+    key(&mut s, KeyCode::Tab);
+    typed(&mut s, "Lola-2015!");
+    let drawn = {
+        let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(100, 30)).unwrap();
+        t.draw(|f| mes_tui::app::draw::draw(&s, f)).unwrap();
+        format!("{:?}", t.backend().buffer())
+    };
+    assert!(!drawn.contains("Lola-2015!"), "the password is masked");
+    assert!(drawn.contains("••••••••••"), "its length shows");
+    let sent = key(&mut s, KeyCode::Enter);
+    let ApiCall::EnrolFor { profile, request } = &sent[0].call else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(profile, "Lola");
+    let mes_protocol::enrol::EnrolRequest::Activate {
+        holder,
+        code,
+        identifier,
+        password,
+        ..
+    } = request
+    else {
+        panic!("{request:?}")
+    };
+    assert_eq!(
+        (
+            holder.vitale_serial.as_str(),
+            code.as_str(),
+            identifier.as_str(),
+            password.as_str()
+        ),
+        ("VIT0003", "123456789ABC", "lola.payet", "Lola-2015!")
+    );
+    // A refusal keeps the form; the hub's answer closes it and reloads the profiles.
+    update(
+        &mut s,
+        Action::Answer(
+            Slot::Command,
+            Err("the code is wrong: 4 attempt(s) left".into()),
+        ),
+    );
+    assert!(s.form.as_ref().unwrap().error.is_some());
+    let sent = update(
+        &mut s,
+        Action::Answer(
+            Slot::Command,
+            Ok(ApiReply::Enrolment(mes_protocol::enrol::EnrolStatus {
+                status: "activated".into(),
+                detail: "Activé le 02/12/2026 / Activated on 02/12/2026".into(),
+            })),
+        ),
+    );
+    assert!(s.form.is_none());
+    assert!(s.notice.as_ref().unwrap().text.starts_with("Lola : Activé"));
+    assert!(sent.iter().any(|r| r.call == ApiCall::EnrolProfiles));
+    // `o` on a profile opens the opposition with the code only; `n` follows a new one.
+    key(&mut s, KeyCode::Char('o'));
+    assert_eq!(s.form.as_ref().unwrap().kind, FormKind::EnrolOppose);
+    assert_eq!(s.form.as_ref().unwrap().fields.len(), 4);
+    key(&mut s, KeyCode::Esc);
+    key(&mut s, KeyCode::Char('n'));
+    let f = s.form.as_ref().unwrap();
+    assert_eq!(
+        (f.kind.clone(), f.fields[0].1.as_str()),
+        (FormKind::EnrolFollow, "")
+    );
+}
+
+#[test]
+fn allow_a_service_some_data_and_revoke_it() {
+    let mut s = fixture::state(Lang::En, false);
+    key(&mut s, KeyCode::Char('8'));
+    assert_eq!(s.screen, Screen::Catalogue);
+    // Vaccins en famille, not allowed yet: `x` does nothing, `a` offers all its data.
+    key(&mut s, KeyCode::Down);
+    assert!(key(&mut s, KeyCode::Char('x')).is_empty());
+    key(&mut s, KeyCode::Char('a'));
+    let f = s.form.as_ref().unwrap();
+    assert_eq!(f.fields[0].1, "prevention");
+    let sent = key(&mut s, KeyCode::Enter);
+    assert_eq!(
+        sent[0].call,
+        ApiCall::AllowService {
+            service: "vaccins-famille".into(),
+            data: vec!["prevention".into()],
+        }
+    );
+    key(&mut s, KeyCode::Esc);
+    // Tensio Suivi is allowed: `x` revokes it.
+    key(&mut s, KeyCode::Up);
+    let sent = key(&mut s, KeyCode::Char('x'));
+    assert_eq!(
+        sent[0].call,
+        ApiCall::RevokeService {
+            service: "tensio-suivi".into()
+        }
+    );
+}

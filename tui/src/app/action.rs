@@ -43,6 +43,10 @@ pub enum Slot {
     History,
     /// Consents and other rights on the space (F7).
     Consents,
+    /// The profiles enrolled from this device (F1.10).
+    EnrolProfiles,
+    /// The catalogue of approved services (F6).
+    Catalogue,
     /// The daemon's notifications (F8.2).
     Notifications,
     /// What the person blocked (F7.2).
@@ -114,6 +118,16 @@ pub enum Action {
     SaveDocument,
     /// Reply in the selected thread.
     Reply,
+    /// Open the activation form for the selected profile (F1.3).
+    EnrolActivate,
+    /// Open the opposition form for the selected profile (F1.4).
+    EnrolOppose,
+    /// Open the form to follow a profile's enrolment (F1.10).
+    EnrolFollow,
+    /// Open the form allowing the selected service (F6.2).
+    AllowService,
+    /// Revoke what the selected service was allowed (F6.2).
+    RevokeService,
     /// Switch between the agenda's month and list views.
     ToggleAgendaView,
     /// Previous month or measurement kind.

@@ -210,6 +210,36 @@ pub static KEYMAP: &[Binding] = &[
     ),
     b(Char('r'), On(Screen::Messages), Action::Reply, "keys.reply"),
     b(
+        Char('a'),
+        On(Screen::Relatives),
+        Action::EnrolActivate,
+        "keys.enrol_activate",
+    ),
+    b(
+        Char('o'),
+        On(Screen::Relatives),
+        Action::EnrolOppose,
+        "keys.enrol_oppose",
+    ),
+    b(
+        Char('n'),
+        On(Screen::Relatives),
+        Action::EnrolFollow,
+        "keys.enrol_follow",
+    ),
+    b(
+        Char('a'),
+        On(Screen::Catalogue),
+        Action::AllowService,
+        "keys.allow_service",
+    ),
+    b(
+        Char('x'),
+        On(Screen::Catalogue),
+        Action::RevokeService,
+        "keys.revoke_service",
+    ),
+    b(
         Char('f'),
         On(Screen::Access),
         Action::FlagAccess,

@@ -181,6 +181,18 @@ pub enum FormKind {
         /// The thread.
         thread: String,
     },
+    /// Activate a profile with the letter's code (F1.3): profile, NIR, serial, code,
+    /// identifier, password, email.
+    EnrolActivate,
+    /// Oppose for a profile (F1.4): profile, NIR, serial, code.
+    EnrolOppose,
+    /// Follow a profile's enrolment (a child's letter, F1.10): profile, NIR, serial.
+    EnrolFollow,
+    /// Allow a service to exchange data (F6.2): the data items.
+    AllowService {
+        /// The service's id.
+        service: String,
+    },
 }
 
 /// A small form over the screen.
@@ -277,6 +289,10 @@ pub struct State {
     pub history: mes_protocol::consent::AccessHistoryView,
     /// Who holds which rights on the space.
     pub consents: Vec<mes_protocol::consent::ConsentView>,
+    /// The profiles this device enrols with the hub and their status (F1.10).
+    pub enrol_profiles: Vec<mes_protocol::enrol::EnrolProfile>,
+    /// The catalogue of approved services as the space sees it (F6).
+    pub catalogue: Vec<mes_protocol::catalogue::ServiceView>,
     /// The daemon's notifications, newest first (F8.2).
     pub notifications: Vec<mes_protocol::consent::NotificationView>,
     /// What the person blocked, in words (F7.2).
@@ -348,6 +364,8 @@ impl State {
             devices: Vec::new(),
             history: Default::default(),
             consents: Vec::new(),
+            enrol_profiles: Vec::new(),
+            catalogue: Vec::new(),
             notifications: Vec::new(),
             blocks: Vec::new(),
             home_docs: Vec::new(),

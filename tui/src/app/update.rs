@@ -39,6 +39,7 @@ pub fn start(s: &State) -> Vec<Request> {
         req(Slot::Status, s, ApiCall::Status),
         req(Slot::Spaces, s, ApiCall::ListSpaces),
         req(Slot::Devices, s, ApiCall::ListDevices),
+        req(Slot::EnrolProfiles, s, ApiCall::EnrolProfiles),
     ]
 }
 
@@ -123,6 +124,7 @@ fn space_requests(s: &State) -> Vec<Request> {
         req(Slot::Consents, s, ApiCall::Consents),
         req(Slot::Notifications, s, ApiCall::Notifications),
         req(Slot::Blocks, s, ApiCall::Blocks),
+        req(Slot::Catalogue, s, ApiCall::Catalogue),
     ]
 }
 
@@ -152,7 +154,8 @@ fn list_len(s: &State, screen: Screen, pane: u8) -> usize {
         (Screen::Access, 1) => s.consents.len(),
         (Screen::Access, 2) => s.blocks.len(),
         (Screen::Access, 3) => s.devices.len(),
-        (Screen::Relatives, _) => s.spaces.len(),
+        (Screen::Relatives, _) => super::view::relatives::rows(s).len(),
+        (Screen::Catalogue, _) => s.catalogue.len(),
         (Screen::Settings, _) => SETTINGS_ROWS,
         (Screen::Help, 0) => super::keymap::all_shown().len(),
         (Screen::Help, 1) => super::lexicon::matching(s.lang(), &s.lexicon_filter).len(),
@@ -255,6 +258,41 @@ fn submit_form(s: &mut State) -> Vec<Request> {
             id: id.clone(),
             out: absolute(&value(0)),
         },
+        FormKind::EnrolActivate | FormKind::EnrolOppose | FormKind::EnrolFollow => {
+            use mes_protocol::enrol::{CardHolder, EnrolRequest};
+            let holder = CardHolder {
+                nir: value(1),
+                vitale_serial: value(2),
+            };
+            let request = match &f.kind {
+                FormKind::EnrolActivate => EnrolRequest::Activate {
+                    holder,
+                    code: value(3),
+                    identifier: value(4),
+                    // The password as typed: spaces may be part of it.
+                    password: f.fields.get(5).map(|(_, v)| v.clone()).unwrap_or_default(),
+                    email: value(6),
+                    space: mes_protocol::ids::SpaceId([0; 16]),
+                },
+                FormKind::EnrolOppose => EnrolRequest::Oppose {
+                    holder,
+                    code: value(3),
+                },
+                _ => EnrolRequest::Status { holder },
+            };
+            ApiCall::EnrolFor {
+                profile: value(0),
+                request,
+            }
+        }
+        FormKind::AllowService { service } => ApiCall::AllowService {
+            service: service.clone(),
+            data: value(0)
+                .split(',')
+                .map(|d| d.trim().to_string())
+                .filter(|d| !d.is_empty())
+                .collect(),
+        },
         FormKind::Reply { thread } => {
             if value(0).is_empty() {
                 let text = s.t("messages.empty_reply").to_string();
@@ -275,6 +313,44 @@ fn submit_form(s: &mut State) -> Vec<Request> {
     };
     vec![req(Slot::Command, s, call)]
 }
+
+/// Opens an enrolment form for the selected profile: its name and card prefilled when
+/// known (the letter's code, identifier and password are typed).
+fn enrol_form(s: &mut State, kind: FormKind) -> Vec<Request> {
+    use super::view::relatives;
+    let (label, nir, serial) = match relatives::selected(s) {
+        Some(row) if kind != FormKind::EnrolFollow => {
+            let p = relatives::profile_of(s, row);
+            (
+                relatives::profile_label(s, row),
+                p.map(|p| p.holder.nir.clone()).unwrap_or_default(),
+                p.map(|p| p.holder.vitale_serial.clone())
+                    .unwrap_or_default(),
+            )
+        }
+        _ => Default::default(),
+    };
+    let mut fields = vec![
+        ("enrol.field_profile", label),
+        ("enrol.field_nir", nir),
+        ("enrol.field_serial", serial),
+    ];
+    match kind {
+        FormKind::EnrolActivate => fields.extend([
+            ("enrol.field_code", String::new()),
+            ("enrol.field_identifier", String::new()),
+            (PASSWORD_FIELD, String::new()),
+            ("enrol.field_email", String::new()),
+        ]),
+        FormKind::EnrolOppose => fields.push(("enrol.field_code", String::new())),
+        _ => {}
+    }
+    open_form(s, kind, fields);
+    vec![]
+}
+
+/// The label of a form field shown masked.
+pub const PASSWORD_FIELD: &str = "enrol.field_password";
 
 fn activate(s: &mut State) -> Vec<Request> {
     if s.form.is_some() {
@@ -315,12 +391,15 @@ fn activate(s: &mut State) -> Vec<Request> {
                 .map(|m| req(Slot::Command, s, ApiCall::MessageRead { id: m.id.clone() }))
                 .collect()
         }
-        (Screen::Relatives, _) => {
-            let Some(sp) = s.spaces.get(s.cursor(Screen::Relatives, 0)) else {
-                return vec![];
-            };
-            switch_space(s, sp.space)
-        }
+        (Screen::Relatives, _) => match super::view::relatives::selected(s) {
+            Some(super::view::relatives::Row::Space(i)) => {
+                let space = s.spaces[i].space;
+                switch_space(s, space)
+            }
+            // A profile without a space yet: its activation.
+            Some(super::view::relatives::Row::Pending(_)) => enrol_form(s, FormKind::EnrolActivate),
+            None => vec![],
+        },
         (Screen::Settings, _) => {
             toggle_setting(s, s.cursor(Screen::Settings, 0));
             vec![]
@@ -423,6 +502,8 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
         (Slot::Devices, ApiReply::Devices(d)) => s.devices = d,
         (Slot::History, ApiReply::AccessHistory(h)) => s.history = h,
         (Slot::Consents, ApiReply::Consents(c)) => s.consents = c,
+        (Slot::EnrolProfiles, ApiReply::EnrolProfiles(p)) => s.enrol_profiles = p,
+        (Slot::Catalogue, ApiReply::Catalogue(c)) => s.catalogue = c,
         (Slot::Notifications, ApiReply::Notifications(n)) => s.notifications = n,
         (Slot::Blocks, ApiReply::Blocks(b)) => s.blocks = b,
         (Slot::HomeDocs, ApiReply::Documents { docs, .. }) => s.home_docs = docs,
@@ -470,6 +551,29 @@ fn command_done(s: &mut State, reply: ApiReply) -> Vec<Request> {
         ApiReply::Written { path, size } => notice(
             s,
             s.tf("documents.saved", &[("path", &path), ("size", &size)]),
+            false,
+        ),
+        ApiReply::Enrolment(status) => {
+            let name = match &form {
+                Some(f) => f.fields.first().map(|(_, v)| v.trim().to_string()),
+                None => None,
+            }
+            .unwrap_or_default();
+            notice(
+                s,
+                s.tf("enrol.done", &[("name", &name), ("detail", &status.detail)]),
+                false,
+            );
+            let mut out = start(s);
+            out.extend(space_requests(s));
+            return out;
+        }
+        ApiReply::Service(v) => notice(
+            s,
+            s.tf(
+                "catalogue.allowed_done",
+                &[("name", &v.service.name), ("data", &v.allowed.join(", "))],
+            ),
             false,
         ),
         ApiReply::Done if form.is_some() => notice(s, s.t("messages.sent").into(), false),
@@ -666,6 +770,41 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
             }
             vec![]
         }
+        Action::EnrolActivate | Action::EnrolOppose | Action::EnrolFollow
+            if s.screen == Screen::Relatives =>
+        {
+            let kind = match action {
+                Action::EnrolActivate => FormKind::EnrolActivate,
+                Action::EnrolOppose => FormKind::EnrolOppose,
+                _ => FormKind::EnrolFollow,
+            };
+            enrol_form(s, kind)
+        }
+        Action::EnrolActivate | Action::EnrolOppose | Action::EnrolFollow => vec![],
+        Action::AllowService => {
+            if let Some(v) = super::view::catalogue::selected(s) {
+                let service = v.service.id.clone();
+                let data = if v.allowed.is_empty() {
+                    v.service.data.join(", ")
+                } else {
+                    v.allowed.join(", ")
+                };
+                open_form(
+                    s,
+                    FormKind::AllowService { service },
+                    vec![("catalogue.field_data", data)],
+                );
+            }
+            vec![]
+        }
+        Action::RevokeService => match super::view::catalogue::selected(s) {
+            Some(v) if !v.allowed.is_empty() => {
+                let (service, name) = (v.service.id.clone(), v.service.name.clone());
+                notice(s, s.tf("catalogue.revoked_done", &[("name", &name)]), false);
+                vec![req(Slot::Command, s, ApiCall::RevokeService { service })]
+            }
+            _ => vec![],
+        },
         Action::ToggleAgendaView => {
             s.agenda_list = !s.agenda_list;
             s.cursors.insert((Screen::Agenda, 0), 0);

@@ -19,7 +19,9 @@ pub fn page(s: &State, page: &Page, f: &mut Frame<'_>, area: Rect) {
                 .sections
                 .iter()
                 .map(|sec| match &sec.body {
-                    Body::Text(lines) if n > 1 => Constraint::Length(lines.len() as u16 + 2),
+                    Body::Text(lines) if n > 1 => {
+                        Constraint::Length(wrapped_rows(lines, area.width.saturating_sub(2)) + 2)
+                    }
                     _ => Constraint::Min(3),
                 })
                 .collect();
@@ -190,4 +192,14 @@ pub fn popup(s: &State, title: &str, lines: &[String], f: &mut Frame<'_>, area: 
             ),
         a,
     );
+}
+
+/// How many rows `lines` take wrapped at `width` columns (word wrapping may take a row
+/// more than this estimate on long words; never fewer).
+fn wrapped_rows(lines: &[String], width: u16) -> u16 {
+    let width = usize::from(width.max(1));
+    lines
+        .iter()
+        .map(|l| l.chars().count().div_ceil(width).max(1) as u16)
+        .sum()
 }

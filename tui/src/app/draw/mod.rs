@@ -170,6 +170,10 @@ fn form_lines(s: &State, form: &Form) -> (String, Vec<String>) {
         FormKind::AddDocument => s.t("documents.add_title"),
         FormKind::SaveDocument { .. } => s.t("documents.save_title"),
         FormKind::Reply { .. } => s.t("messages.reply_title"),
+        FormKind::EnrolActivate => s.t("enrol.activate_title"),
+        FormKind::EnrolOppose => s.t("enrol.oppose_title"),
+        FormKind::EnrolFollow => s.t("enrol.follow_title"),
+        FormKind::AllowService { .. } => s.t("catalogue.allow_title"),
     };
     let mut lines: Vec<String> = form
         .fields
@@ -181,7 +185,13 @@ fn form_lines(s: &State, form: &Form) -> (String, Vec<String>) {
             } else {
                 (" ", "")
             };
-            format!("{mark} {} : {value}{cursor}", s.t(label))
+            // A password is never drawn, only its length.
+            let shown = if *label == super::update::PASSWORD_FIELD {
+                "•".repeat(value.chars().count())
+            } else {
+                value.clone()
+            };
+            format!("{mark} {} : {shown}{cursor}", s.t(label))
         })
         .collect();
     lines.push(String::new());
