@@ -100,6 +100,8 @@ pub struct Relay {
     membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
     /// The hub's enrolment (F1), when this relay runs one.
     pub enrolment: std::sync::OnceLock<Arc<crate::enrolment_service::EnrolmentHub>>,
+    /// Spaces their person closed (F1.6): archived, refused to everyone until reopened.
+    closed: RwLock<std::collections::HashSet<SpaceId>>,
     /// What the relay counts (served on the metrics port).
     pub metrics: crate::metrics::Metrics,
     /// The catalogue of approved services (F6), by service principal.
@@ -146,6 +148,11 @@ impl Relay {
                 .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
             catalogue.insert(e.body.service.principal, e);
         }
+        let closed = store
+            .scan_records(RecordKind::Closed, &[])?
+            .into_iter()
+            .filter_map(|(k, _)| Some(SpaceId(k.try_into().ok()?)))
+            .collect();
         let hub = Arc::new(Hub::default());
         let h = hub.clone();
         store.set_notify(Box::new(move |volume, head| h.publish_head(volume, head)));
@@ -165,6 +172,7 @@ impl Relay {
             enrolment: Default::default(),
             catalogue: RwLock::new(catalogue),
             metrics: Default::default(),
+            closed: RwLock::new(closed),
         }))
     }
 
@@ -238,6 +246,15 @@ impl Relay {
         let m = self.membership(space)?;
         if self.misbehaviour.skip_access_check {
             return Ok(m);
+        }
+        if self.closed.read().expect("closed lock").contains(&space) {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "space {} is closed (F1.6): archived and refused to everyone; its person may reopen it (mes enrol reopen)",
+                    space.short()
+                ),
+            ));
         }
         if self.blocked(&m, who)? {
             return Err(WireError::new(
@@ -1298,6 +1315,22 @@ impl Relay {
         }
         let now = mes_protocol::time::UnixMillis::now();
         let device = caller.device;
+        let account_space = {
+            let hub = hub.clone();
+            move |identifier: &str| -> Option<SpaceId> {
+                let nir = hub.tables.identifier(identifier).ok()??;
+                Some(hub.tables.person(&nir).ok()??.account?.space)
+            }
+        };
+        let closing = match &request {
+            mes_protocol::enrol::EnrolRequest::Close { identifier, .. } => {
+                Some((identifier.clone(), true))
+            }
+            mes_protocol::enrol::EnrolRequest::Reopen { identifier, .. } => {
+                Some((identifier.clone(), false))
+            }
+            _ => None,
+        };
         let answer = tokio::task::spawn_blocking(move || {
             hub.admit(device, now)?;
             let r = hub.serve(&request, now);
@@ -1314,6 +1347,11 @@ impl Relay {
         })
         .await
         .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
+        if let (Ok(_), Some((identifier, close))) = (&answer, closing) {
+            if let Some(space) = account_space(&identifier) {
+                self.set_closed(space, close).await?;
+            }
+        }
         match answer {
             Ok(s) => Ok(Reply::Enrolment {
                 status: mes_protocol::enrol::EnrolStatus {
@@ -1338,6 +1376,24 @@ impl Relay {
                 Err(WireError::new(code, e.to_string()))
             }
         }
+    }
+
+    /// Marks a space closed (refused to everyone) or reopened, durably.
+    async fn set_closed(&self, space: SpaceId, closed: bool) -> Result<(), WireError> {
+        if closed {
+            self.store
+                .put_record(RecordKind::Closed, space.0.to_vec(), Vec::new())
+                .await
+                .map_err(internal)?;
+            self.closed.write().expect("closed lock").insert(space);
+        } else {
+            self.store
+                .remove_record(RecordKind::Closed, space.0.to_vec())
+                .await
+                .map_err(internal)?;
+            self.closed.write().expect("closed lock").remove(&space);
+        }
+        Ok(())
     }
 
     /// Imports checked directory rows (see [`crate::directory::parse`]), each signed with

@@ -405,12 +405,28 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     assert_eq!(s.status, "notified");
     assert_eq!(hub.tables.outbox_len(), 1);
     // Closing with the hub account, then reopening.
+    // Closed, her space is refused to everyone, her father's device included (control:
+    // the same read passes before and after reopening).
+    let profile_volume = mes_tests::volume(&louis.daemon, lola_space, "profile").unwrap();
+    let (conn, _) = mes_tests::connect_as(&louis.daemon, &t).await?;
+    let read = || {
+        conn.request(mes_protocol::wire::Request::Fetch {
+            space: lola_space,
+            volume: profile_volume,
+            after: mes_protocol::ids::Seq(0),
+            max: 1,
+        })
+    };
+    assert!(read().await.is_ok());
     let (code, out, err) = mes("enrol close --identifier lola.payet --password-fd 3")?;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Clôturé"), "{out}");
+    let refused_read = read().await.expect_err("a closed space is refused");
+    assert!(refused_read.to_string().contains("is closed"), "{refused_read}");
     let (code, out, err) = mes("enrol reopen --identifier lola.payet --password-fd 3")?;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Activé"), "{out}");
+    assert!(read().await.is_ok(), "reopened, it syncs again");
 
     drop(hub);
     cam.shutdown().await;

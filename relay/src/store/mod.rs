@@ -57,6 +57,8 @@ pub enum RecordKind {
     Release,
     /// Hub-signed catalogue entries (F6), by service principal.
     Catalogue,
+    /// Spaces closed by their person (F1.6), archived and refused, by space id.
+    Closed,
 }
 
 /// What a read returns.
