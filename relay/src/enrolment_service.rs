@@ -133,22 +133,19 @@ pub fn roll_back_interrupted(t: &EnrolmentTables) -> Result<usize, StoreError> {
         return Ok(0);
     };
     let id = u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8]));
-    let mut doomed = Vec::new();
+    let mut doomed = std::collections::HashSet::new();
     t.for_each_person(|p| {
         if p.import == id {
-            doomed.push((p.insured.nir.clone(), p.insured.departement.clone()));
+            doomed.insert(p.insured.nir.clone());
         }
     })?;
     let n = doomed.len();
+    t.unqueue(&doomed)?;
+    let doomed: Vec<String> = doomed.into_iter().collect();
     for chunk in doomed.chunks(BATCH) {
         let ops = chunk
             .iter()
-            .flat_map(|(nir, d)| {
-                [
-                    Op::Person(nir.clone(), None),
-                    Op::Queue(d.clone(), nir.clone(), false),
-                ]
-            })
+            .map(|nir| Op::Person(nir.clone(), None))
             .collect();
         t.apply(ops, true)?;
     }
@@ -188,7 +185,7 @@ pub fn import(
         let mut ops = Vec::with_capacity(chunk.len() * 2);
         for r in chunk {
             let i = insured(r);
-            ops.push(Op::Queue(i.departement.clone(), i.nir.clone(), true));
+            ops.push(Op::Queue(i.departement.clone(), i.nir.clone()));
             ops.push(Op::Person(
                 i.nir.clone(),
                 Some(Box::new(Person {
@@ -260,17 +257,13 @@ fn message_for(
     })
 }
 
+/// The due entry to add when a person's due time changes; the old entry stays, stale,
+/// and the sweep skips it (the record names the live one).
 fn due_ops(nir: &str, old: Option<UnixMillis>, new: Option<UnixMillis>) -> Vec<Op> {
-    let mut ops = Vec::new();
-    if old != new {
-        if let Some(o) = old {
-            ops.push(Op::Due(o, nir.into(), false));
-        }
-        if let Some(n) = new {
-            ops.push(Op::Due(n, nir.into(), true));
-        }
+    match new {
+        Some(n) if old != new => vec![Op::Due(n, nir.into())],
+        _ => Vec::new(),
     }
-    ops
 }
 
 /// When the clock next changes this person: the deadline, the archive's end, or the next
@@ -363,18 +356,24 @@ pub fn campaign(
     let (departements, limit, rate) = (run.departements.as_deref(), run.limit, run.rate);
     let started = std::time::Instant::now();
     let mut notified = 0;
-    let mut cursor: Option<(String, String)> = None;
     while notified < limit {
         let step = match rate {
             Some(r) => BATCH.min(r.max(1) as usize),
             None => BATCH,
         }
         .min(limit - notified);
-        let queued = t.queued(departements, cursor.as_ref(), step)?;
+        // Whole chunks, the last one cut at `step`: what is left of it is written back.
+        let mut ops = Vec::with_capacity(step * 3);
+        let mut queued = Vec::with_capacity(step);
+        for (_, chunk, nirs) in t.queued(departements, step)? {
+            let take = nirs.len().min(step - queued.len());
+            let rest = nirs[take..].to_vec();
+            queued.extend(nirs.into_iter().take(take));
+            ops.push(Op::QueueChunk(chunk, Some(rest)));
+        }
         if queued.is_empty() {
             break;
         }
-        cursor = queued.last().cloned();
         if let Some(r) = rate {
             // Pace: the n-th message leaves no earlier than n / rate seconds after start.
             let due = std::time::Duration::from_secs_f64(notified as f64 / r.max(1) as f64);
@@ -383,9 +382,7 @@ pub fn campaign(
             }
         }
         let at = now();
-        let mut ops = Vec::with_capacity(queued.len() * 4);
-        for (d, nir) in &queued {
-            ops.push(Op::Queue(d.clone(), nir.clone(), false));
+        for nir in &queued {
             let Some(mut p) = t.person(nir)? else {
                 continue;
             };
@@ -406,7 +403,7 @@ pub fn campaign(
                 Some((code, expires)),
                 Some(deadline),
             )?;
-            ops.push(Op::Outbox(t.next_seq()?, Some(Box::new(m))));
+            ops.push(Op::Message(Box::new(m)));
             save(p, policy, &mut ops);
         }
         t.apply(ops, true)?;
@@ -610,12 +607,7 @@ pub fn regenerate(
         deadline,
     )?;
     p.code = Some(record);
-    commit(
-        t,
-        p,
-        policy,
-        vec![Op::Outbox(t.next_seq()?, Some(Box::new(m)))],
-    )?;
+    commit(t, p, policy, vec![Op::Message(Box::new(m))])?;
     Ok(())
 }
 
@@ -703,53 +695,59 @@ pub fn sweep(
     mut progress: impl FnMut(usize),
 ) -> Result<SweepReport, StoreError> {
     let mut report = SweepReport::default();
-    let mut cursor: Option<(UnixMillis, String)> = None;
+    // What this sweep indexes is left to the next one.
+    let before = t.next_seq()?;
     loop {
-        let due = t.due(now, cursor.as_ref(), BATCH)?;
-        if due.is_empty() {
+        let chunks = t.due(now, before, BATCH)?;
+        if chunks.is_empty() {
             return Ok(report);
         }
-        cursor = due.last().cloned();
-        let mut ops = Vec::with_capacity(due.len() * 3);
-        for (at, nir) in &due {
-            ops.push(Op::Due(*at, nir.clone(), false));
-            let Some(mut p) = t.person(nir)? else {
-                continue;
-            };
-            if p.due != Some(*at) {
-                continue;
-            }
-            p.due = None;
-            if let Some(s) = p.status.tick(now) {
-                match s {
-                    Status::AutoCreated { .. } => report.auto_created += 1,
-                    Status::Deleted { .. } => report.deleted += 1,
-                    _ => {}
+        let mut ops = Vec::with_capacity(BATCH * 2);
+        let mut seen = 0;
+        for (at, chunk, nirs) in chunks {
+            ops.push(Op::DueChunk(chunk));
+            seen += nirs.len();
+            for nir in &nirs {
+                let Some(mut p) = t.person(nir)? else {
+                    continue;
+                };
+                // A stale entry: the person's due time moved since.
+                if p.due != Some(at) {
+                    continue;
                 }
-                p.status = s;
-            }
-            if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy) {
-                if r <= now
-                    && matches!(
-                        p.status,
-                        Status::Notified { .. } | Status::AutoCreated { .. }
-                    )
+                p.due = None;
+                if let Some(s) = p.status.tick(now) {
+                    match s {
+                        Status::AutoCreated { .. } => report.auto_created += 1,
+                        Status::Deleted { .. } => report.deleted += 1,
+                        _ => {}
+                    }
+                    p.status = s;
+                }
+                if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy)
                 {
-                    let m = message_for(t, &p, MessageKind::Reminder, None, None)?;
-                    ops.push(Op::Outbox(t.next_seq()?, Some(Box::new(m))));
-                    p.last_reminder = Some(now);
-                    report.reminders += 1;
+                    if r <= now
+                        && matches!(
+                            p.status,
+                            Status::Notified { .. } | Status::AutoCreated { .. }
+                        )
+                    {
+                        let m = message_for(t, &p, MessageKind::Reminder, None, None)?;
+                        ops.push(Op::Message(Box::new(m)));
+                        p.last_reminder = Some(now);
+                        report.reminders += 1;
+                    }
                 }
+                if let Status::Deleted { .. } = p.status {
+                    // The archive's end: only the fact of the deletion stays, no identity.
+                    p.account = None;
+                    p.code = None;
+                }
+                save(p, policy, &mut ops);
             }
-            if let Status::Deleted { .. } = p.status {
-                // The archive's end: only the fact of the deletion stays, no identity.
-                p.account = None;
-                p.code = None;
-            }
-            save(p, policy, &mut ops);
         }
         t.apply(ops, true)?;
-        progress(due.len());
+        progress(seen);
     }
 }
 

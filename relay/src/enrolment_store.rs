@@ -5,11 +5,18 @@
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `p` | NIR | [`Person`] |
-//! | `q` | département (3 bytes) ‖ NIR | campaign queue: imported, not yet notified |
-//! | `d` | due time (ms, big-endian) ‖ NIR | the next time the clock changes the person |
-//! | `o` | outbox seq (big-endian) | [`Outgoing`]: a message to deliver |
+//! | `q` | département (3 bytes) ‖ chunk seq | NIRs imported, not yet notified |
+//! | `d` | due time (ms, big-endian) ‖ chunk seq | NIRs the clock may change then |
+//! | `o` | chunk seq (big-endian) | count ‖ [`Outgoing`] messages to deliver |
 //! | `i` | identifier | NIR: identifiers are unique |
 //! | `m` | name | metadata (the import in progress) |
+//!
+//! The queue, the due index and the outbox are stored as chunks: every entry one batch
+//! adds goes into one key (per département, per due time), so a campaign of millions
+//! writes one key per batch of ten thousand rather than one per person; sled copies a
+//! node on every insert, and that copy is what bulk work costs. A due entry is never
+//! removed one by one: the person's record names its live due time (`Person::due`), and
+//! the sweep skips the stale ones when their chunk comes up.
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::time::UnixMillis;
@@ -142,12 +149,18 @@ impl Outgoing {
 pub enum Op {
     /// Writes (or removes) a person.
     Person(String, Option<Box<Person>>),
-    /// Adds to or removes from the campaign queue.
-    Queue(String, String, bool),
-    /// Adds to or removes from the due index.
-    Due(UnixMillis, String, bool),
-    /// Adds or removes an outbox message.
-    Outbox(u64, Option<Box<Outgoing>>),
+    /// Queues a person (département, NIR) for the campaign.
+    Queue(String, String),
+    /// Rewrites a queue chunk with what is left of it, or removes it.
+    QueueChunk(Vec<u8>, Option<Vec<String>>),
+    /// Indexes a person (NIR) as due then.
+    Due(UnixMillis, String),
+    /// Removes a due chunk the sweep went through.
+    DueChunk(Vec<u8>),
+    /// Adds a message to the outbox.
+    Message(Box<Outgoing>),
+    /// Rewrites an outbox chunk with what is left of it, or removes it.
+    OutboxChunk(u64, Option<Vec<Outgoing>>),
     /// Claims or frees an identifier.
     Identifier(String, Option<String>),
     /// Writes or removes metadata.
@@ -159,6 +172,45 @@ pub enum Op {
 pub struct EnrolmentTables {
     db: sled::Db,
     tree: sled::Tree,
+    commits: std::sync::Arc<GroupCommit>,
+}
+
+/// Group commit: a writer that needs its batch durable waits for one flush that started
+/// after its batch was applied; whoever finds no flush running starts one for everyone
+/// waiting, so concurrent requests (activations) share one `fsync`.
+#[derive(Default)]
+struct GroupCommit {
+    /// (tickets asked, tickets made durable, a flush is running).
+    state: std::sync::Mutex<(u64, u64, bool)>,
+    done: std::sync::Condvar,
+}
+
+impl GroupCommit {
+    fn wait_durable(&self, tree: &sled::Tree) -> Result<(), StoreError> {
+        let mut g = self.state.lock().expect("group commit lock");
+        g.0 += 1;
+        let ticket = g.0;
+        loop {
+            if g.1 >= ticket {
+                return Ok(());
+            }
+            if !g.2 {
+                g.2 = true;
+                let target = g.0;
+                drop(g);
+                let flushed = tree.flush();
+                g = self.state.lock().expect("group commit lock");
+                g.2 = false;
+                if flushed.is_ok() {
+                    g.1 = g.1.max(target);
+                }
+                self.done.notify_all();
+                flushed?;
+                continue;
+            }
+            g = self.done.wait(g).expect("group commit lock");
+        }
+    }
 }
 
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -176,6 +228,14 @@ fn dept_key(d: &str) -> [u8; 3] {
     k
 }
 
+/// An outbox chunk: its message count (so the outbox is counted without decoding), then
+/// the messages.
+fn outbox_value(messages: &[Outgoing]) -> Vec<u8> {
+    let mut v = (messages.len() as u32).to_be_bytes().to_vec();
+    v.extend(mes_protocol::codec::to_bytes(&messages));
+    v
+}
+
 fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, StoreError> {
     mes_protocol::codec::from_bytes(v).map_err(|e| StoreError(format!("enrolment record: {e}")))
 }
@@ -186,12 +246,18 @@ impl EnrolmentTables {
         Ok(EnrolmentTables {
             db: db.clone(),
             tree: db.open_tree("enrolment")?,
+            commits: Default::default(),
         })
     }
 
-    /// Applies `ops` atomically; durable when `durable` (else at the next flush).
+    /// Applies `ops` atomically; durable when `durable` (else at the next flush). The
+    /// queue entries, due entries and messages of one call go into one new chunk each
+    /// (per département, per due time, one outbox chunk).
     pub fn apply(&self, ops: Vec<Op>, durable: bool) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
+        let mut queue: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut due: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+        let mut messages: Vec<Outgoing> = Vec::new();
         for op in ops {
             match op {
                 Op::Person(nir, p) => match p {
@@ -201,29 +267,23 @@ impl EnrolmentTables {
                     ),
                     None => b.remove(key(b'p', &[nir.as_bytes()])),
                 },
-                Op::Queue(d, nir, on) => {
-                    let k = key(b'q', &[&dept_key(&d), nir.as_bytes()]);
-                    if on {
-                        b.insert(k, &[][..])
-                    } else {
-                        b.remove(k)
+                Op::Queue(d, nir) => queue.entry(d).or_default().push(nir),
+                Op::QueueChunk(k, rest) => match rest {
+                    Some(rest) if !rest.is_empty() => {
+                        b.insert(k, mes_protocol::codec::to_bytes(&rest))
                     }
-                }
-                Op::Due(at, nir, on) => {
-                    let k = key(b'd', &[&at.0.to_be_bytes(), nir.as_bytes()]);
-                    if on {
-                        b.insert(k, &[][..])
-                    } else {
-                        b.remove(k)
-                    }
-                }
-                Op::Outbox(seq, m) => match m {
-                    Some(m) => b.insert(
-                        key(b'o', &[&seq.to_be_bytes()]),
-                        mes_protocol::codec::to_bytes(&*m),
-                    ),
-                    None => b.remove(key(b'o', &[&seq.to_be_bytes()])),
+                    _ => b.remove(k),
                 },
+                Op::Due(at, nir) => due.entry(at.0).or_default().push(nir),
+                Op::DueChunk(k) => b.remove(k),
+                Op::Message(m) => messages.push(*m),
+                Op::OutboxChunk(seq, rest) => {
+                    let k = key(b'o', &[&seq.to_be_bytes()]);
+                    match rest {
+                        Some(rest) if !rest.is_empty() => b.insert(k, outbox_value(&rest)),
+                        _ => b.remove(k),
+                    }
+                }
                 Op::Identifier(id, nir) => match nir {
                     Some(n) => b.insert(key(b'i', &[id.as_bytes()]), n.as_bytes()),
                     None => b.remove(key(b'i', &[id.as_bytes()])),
@@ -234,9 +294,27 @@ impl EnrolmentTables {
                 },
             }
         }
+        for (d, nirs) in queue {
+            let seq = self.next_seq()?;
+            b.insert(
+                key(b'q', &[&dept_key(&d), &seq.to_be_bytes()]),
+                mes_protocol::codec::to_bytes(&nirs),
+            );
+        }
+        for (at, nirs) in due {
+            let seq = self.next_seq()?;
+            b.insert(
+                key(b'd', &[&at.to_be_bytes(), &seq.to_be_bytes()]),
+                mes_protocol::codec::to_bytes(&nirs),
+            );
+        }
+        if !messages.is_empty() {
+            let seq = self.next_seq()?;
+            b.insert(key(b'o', &[&seq.to_be_bytes()]), outbox_value(&messages));
+        }
         self.tree.apply_batch(b)?;
         if durable {
-            self.tree.flush()?;
+            self.commits.wait_durable(&self.tree)?;
         }
         Ok(())
     }
@@ -268,22 +346,14 @@ impl EnrolmentTables {
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    /// Up to `limit` people waiting for the campaign, in département order, from
-    /// `departements` only when given, after `after` (a cursor: each scan starts where
-    /// the last ended instead of walking again over what was removed).
+    /// Queue chunks in département order (from `departements` only, when given), until
+    /// they hold at least `limit` people: (département, chunk key, NIRs).
     pub fn queued(
         &self,
         departements: Option<&[String]>,
-        after: Option<&(String, String)>,
         limit: usize,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        use std::ops::Bound::{Excluded, Included};
-        let split = |k: &[u8]| {
-            let d = String::from_utf8_lossy(&k[1..4]).trim_end().to_string();
-            (d, String::from_utf8_lossy(&k[4..]).into_owned())
-        };
-        let from = after.map(|(d, n)| key(b'q', &[&dept_key(d), n.as_bytes()]));
-        let mut ranges: Vec<(Vec<u8>, Vec<u8>)> = match departements {
+    ) -> Result<Vec<(String, Vec<u8>, Vec<String>)>, StoreError> {
+        let ranges: Vec<(Vec<u8>, Vec<u8>)> = match departements {
             None => vec![(vec![b'q'], vec![b'r'])],
             Some(ds) => {
                 let mut ds: Vec<[u8; 3]> = ds.iter().map(|d| dept_key(d)).collect();
@@ -298,84 +368,111 @@ impl EnrolmentTables {
                     .collect()
             }
         };
-        if let Some(f) = &from {
-            ranges.retain(|(_, end)| f < end);
-        }
         let mut out = Vec::new();
+        let mut people = 0;
         for (start, end) in ranges {
-            let lower = match &from {
-                Some(f) if *f >= start => Excluded(f.clone()),
-                _ => Included(start),
-            };
-            for k in self.tree.range::<Vec<u8>, _>((lower, Excluded(end))).keys() {
-                if out.len() >= limit {
+            for kv in self.tree.range(start..end) {
+                if people >= limit {
                     return Ok(out);
                 }
-                out.push(split(&k?));
+                let (k, v) = kv?;
+                let d = String::from_utf8_lossy(&k[1..4]).trim_end().to_string();
+                let nirs: Vec<String> = decode(&v)?;
+                people += nirs.len();
+                out.push((d, k.to_vec(), nirs));
             }
         }
         Ok(out)
     }
 
-    /// Up to `limit` due entries at or before `upto`, earliest first, after `after`.
+    /// Removes these people from the queue (an interrupted import rolled back).
+    pub fn unqueue(&self, doomed: &std::collections::HashSet<String>) -> Result<(), StoreError> {
+        let mut ops = Vec::new();
+        for kv in self.tree.scan_prefix([b'q']) {
+            let (k, v) = kv?;
+            let nirs: Vec<String> = decode(&v)?;
+            let kept: Vec<String> = nirs
+                .iter()
+                .filter(|n| !doomed.contains(*n))
+                .cloned()
+                .collect();
+            if kept.len() != nirs.len() {
+                ops.push(Op::QueueChunk(k.to_vec(), Some(kept)));
+            }
+        }
+        self.apply(ops, true)
+    }
+
+    /// Due chunks at or before `upto`, earliest first, until they hold at least `limit`
+    /// people, and only chunks older than `before` (a sequence number: what a sweep
+    /// adds is left to the next one): (due time, chunk key, NIRs).
     pub fn due(
         &self,
         upto: UnixMillis,
-        after: Option<&(UnixMillis, String)>,
+        before: u64,
         limit: usize,
-    ) -> Result<Vec<(UnixMillis, String)>, StoreError> {
-        use std::ops::Bound::{Excluded, Included};
-        let mut out = Vec::new();
+    ) -> Result<Vec<(UnixMillis, Vec<u8>, Vec<String>)>, StoreError> {
         let end = key(b'd', &[&upto.0.saturating_add(1).to_be_bytes()]);
-        let lower = match after {
-            Some((at, nir)) => Excluded(key(b'd', &[&at.0.to_be_bytes(), nir.as_bytes()])),
-            None => Included(vec![b'd']),
-        };
-        for kv in self
-            .tree
-            .range::<Vec<u8>, _>((lower, Excluded(end)))
-            .keys()
-            .take(limit)
-        {
-            let k = kv?;
+        let mut out = Vec::new();
+        let mut people = 0;
+        for kv in self.tree.range(vec![b'd']..end) {
+            if people >= limit {
+                break;
+            }
+            let (k, v) = kv?;
             let at = u64::from_be_bytes(k[1..9].try_into().expect("8 bytes"));
-            out.push((
-                UnixMillis(at),
-                String::from_utf8_lossy(&k[9..]).into_owned(),
-            ));
+            let seq = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
+            if seq >= before {
+                continue;
+            }
+            let nirs: Vec<String> = decode(&v)?;
+            people += nirs.len();
+            out.push((UnixMillis(at), k.to_vec(), nirs));
         }
         Ok(out)
     }
 
-    /// Up to `limit` outbox messages, oldest first, after the sequence number `after`.
-    pub fn outbox(
-        &self,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<(u64, Outgoing)>, StoreError> {
-        use std::ops::Bound::{Excluded, Included};
-        let lower = match after {
-            Some(seq) => Excluded(key(b'o', &[&seq.to_be_bytes()])),
-            None => Included(vec![b'o']),
-        };
+    /// Outbox chunks, oldest first, until they hold at least `limit` messages.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Vec<Outgoing>)>, StoreError> {
         let mut out = Vec::new();
-        for kv in self
-            .tree
-            .range::<Vec<u8>, _>((lower, Excluded(vec![b'p'])))
-            .take(limit)
-        {
+        let mut messages = 0;
+        for kv in self.tree.range(vec![b'o']..vec![b'p']) {
+            if messages >= limit {
+                break;
+            }
             let (k, v) = kv?;
+            let chunk: Vec<Outgoing> = decode(v.get(4..).unwrap_or_default())?;
+            messages += chunk.len();
             out.push((
                 u64::from_be_bytes(k[1..9].try_into().expect("8 bytes")),
-                decode(&v)?,
+                chunk,
             ));
         }
         Ok(out)
     }
 
-    /// Messages waiting in the outbox.
+    /// The first `limit` messages of the outbox, oldest first.
+    pub fn outbox_messages(&self, limit: usize) -> Result<Vec<Outgoing>, StoreError> {
+        Ok(self
+            .outbox(limit)?
+            .into_iter()
+            .flat_map(|(_, c)| c)
+            .take(limit)
+            .collect())
+    }
+
+    /// Messages waiting in the outbox (each chunk's count, without decoding it).
     pub fn outbox_len(&self) -> usize {
-        self.tree.scan_prefix([b'o']).count()
+        self.tree
+            .scan_prefix([b'o'])
+            .values()
+            .filter_map(|v| v.ok())
+            .map(|v| {
+                v.get(..4).map_or(0, |c| {
+                    u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize
+                })
+            })
+            .sum()
     }
 
     /// A fresh outbox sequence number (monotonic across restarts).

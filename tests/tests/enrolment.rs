@@ -422,7 +422,10 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Clôturé"), "{out}");
     let refused_read = read().await.expect_err("a closed space is refused");
-    assert!(refused_read.to_string().contains("is closed"), "{refused_read}");
+    assert!(
+        refused_read.to_string().contains("is closed"),
+        "{refused_read}"
+    );
     let (code, out, err) = mes("enrol reopen --identifier lola.payet --password-fd 3")?;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Activé"), "{out}");
@@ -506,9 +509,9 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
     )?;
     let key = secrets.code_key;
     let codes: Vec<String> = t
-        .outbox(None, 10)?
+        .outbox_messages(10)?
         .into_iter()
-        .filter_map(|(_, m)| m.code(&key))
+        .filter_map(|m| m.code(&key))
         .collect();
     assert_eq!(codes.len(), 2);
     // A month and a day later the code has expired; the right one says so, a wrong one
@@ -534,9 +537,9 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
         UnixMillis(t0.0 + 31 * day),
     )?;
     let fresh = t
-        .outbox(None, 10)?
+        .outbox_messages(10)?
         .into_iter()
-        .filter_map(|(_, m)| m.code(&key))
+        .filter_map(|m| m.code(&key))
         .next_back()
         .unwrap();
     assert_ne!(fresh, codes[0]);
@@ -570,10 +573,10 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
     // B activates the created space, then closes it with an express deletion: gone
     // within three months, and the archive cannot be reopened after.
     let b_code = t
-        .outbox(None, 100)?
+        .outbox_messages(100)?
         .into_iter()
-        .filter(|(_, m)| m.about == b[..13])
-        .find_map(|(_, m)| m.code(&key))
+        .filter(|m| m.about == b[..13])
+        .find_map(|m| m.code(&key))
         .unwrap();
     let now = UnixMillis(t0.0 + 20 * day);
     let act = svc::Activation {

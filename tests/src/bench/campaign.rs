@@ -20,6 +20,10 @@ use std::time::Instant;
 /// The pilot's notifications (seed 001).
 const PILOT: usize = 3_391_505;
 
+/// Requests served at once in the decisions phase (the relay's blocking pool serves up
+/// to 512).
+const DECIDING: usize = 32;
+
 const DEPARTEMENTS: &[&str] = &[
     "01", "02", "03", "06", "13", "2A", "2B", "31", "33", "34", "35", "38", "44", "59", "62", "67",
     "69", "75", "76", "92", "93", "94", "971", "972", "974",
@@ -168,9 +172,12 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
         })
         .collect();
     let now = UnixMillis(t0.0 + 86_400_000);
+    // As the relay serves them: each request on a blocking thread, many at once (people
+    // answer concurrently), each durable before its answer; concurrent commits share
+    // the store's flushes.
     std::thread::scope(|s| -> anyhow::Result<()> {
         let workers: Vec<_> = decisions
-            .chunks(decisions.len().div_ceil(4).max(1))
+            .chunks(decisions.len().div_ceil(DECIDING).max(1))
             .map(|chunk| {
                 let hub = cheap.clone();
                 let request = &request;
