@@ -181,31 +181,38 @@ pub fn import(
         true,
     )
     .map_err(store)?;
-    for chunk in rows.chunks(BATCH) {
-        let mut ops = Vec::with_capacity(chunk.len() * 2);
-        for r in chunk {
-            let i = insured(r);
-            ops.push(Op::Queue(i.departement.clone(), i.nir.clone()));
-            ops.push(Op::Person(
-                i.nir.clone(),
-                Some(Box::new(Person {
-                    insured: i,
-                    status: Status::Imported,
-                    code: None,
-                    failures: 0,
-                    locked_until: None,
-                    reminders_off: false,
-                    last_reminder: None,
-                    due: None,
-                    account: None,
-                    import: id,
-                    code_issue: 0,
-                })),
-            ));
+    let batches: Vec<&[population::Insured]> = rows.chunks(BATCH).collect();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let imported = in_parallel(&batches, |mine| {
+        for chunk in mine {
+            let mut ops = Vec::with_capacity(chunk.len() * 2);
+            for r in *chunk {
+                let i = insured(r);
+                ops.push(Op::Queue(i.departement.clone(), i.nir.clone()));
+                ops.push(Op::Person(
+                    i.nir.clone(),
+                    Some(Box::new(Person {
+                        insured: i,
+                        status: Status::Imported,
+                        code: None,
+                        failures: 0,
+                        locked_until: None,
+                        reminders_off: false,
+                        last_reminder: None,
+                        due: None,
+                        account: None,
+                        import: id,
+                        code_issue: 0,
+                    })),
+                ));
+            }
+            t.apply(ops, true)?;
+            done.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
         }
-        t.apply(ops, true).map_err(store)?;
-        progress(chunk.len());
-    }
+        Ok(())
+    });
+    progress(done.into_inner());
+    imported.map_err(store)?;
     t.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)
         .map_err(store)?;
     Ok(ImportReport {
@@ -382,30 +389,37 @@ pub fn campaign(
             }
         }
         let at = now();
-        for nir in &queued {
-            let Some(mut p) = t.person(nir)? else {
-                continue;
-            };
-            let Ok(status) = p.status.notify(at, policy) else {
-                continue;
-            };
-            let Status::Notified { deadline, .. } = status else {
-                unreachable!("notify gives Notified")
-            };
-            let (code, record) = fresh_code(&mut p, secrets, at, policy);
-            let expires = record.expires;
-            p.status = status;
-            p.code = Some(record);
-            let m = message_for(
-                t,
-                &p,
-                MessageKind::Notification,
-                Some((code, expires)),
-                Some(deadline),
-            )?;
-            ops.push(Op::Message(Box::new(m)));
-            save(p, policy, &mut ops);
-        }
+        // Each person's new record and message are made on every core; the batch then
+        // commits as one.
+        let made = in_parallel(&queued, |nirs| {
+            let mut ops = Vec::with_capacity(nirs.len() * 3);
+            for nir in nirs {
+                let Some(mut p) = t.person(nir)? else {
+                    continue;
+                };
+                let Ok(status) = p.status.notify(at, policy) else {
+                    continue;
+                };
+                let Status::Notified { deadline, .. } = status else {
+                    unreachable!("notify gives Notified")
+                };
+                let (code, record) = fresh_code(&mut p, secrets, at, policy);
+                let expires = record.expires;
+                p.status = status;
+                p.code = Some(record);
+                let m = message_for(
+                    t,
+                    &p,
+                    MessageKind::Notification,
+                    Some((code, expires)),
+                    Some(deadline),
+                )?;
+                ops.push(Op::Message(Box::new(m)));
+                save(p, policy, &mut ops);
+            }
+            Ok(ops)
+        })?;
+        ops.extend(made.into_iter().flatten());
         t.apply(ops, true)?;
         notified += queued.len();
         progress(queued.len());
@@ -687,7 +701,90 @@ pub struct SweepReport {
     pub reminders: usize,
 }
 
-/// Runs the clock up to `now` (F1.5, F1.6, F1.8), in durable batches.
+/// How many threads share bulk work (import, sweep): sled takes concurrent batches on
+/// different keys, and a batch's cost is mostly CPU (node copies).
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Runs `work` over `items` split into [`workers`] contiguous parts, one thread each;
+/// the first error wins.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    work: impl Fn(&[T]) -> Result<R, StoreError> + Sync,
+) -> Result<Vec<R>, StoreError> {
+    let part = items.len().div_ceil(workers()).max(1);
+    std::thread::scope(|scope| {
+        let jobs: Vec<_> = items
+            .chunks(part)
+            .map(|c| scope.spawn(|| work(c)))
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .map_err(|_| StoreError("a worker thread panicked".into()))?
+            })
+            .collect()
+    })
+}
+
+/// The clock's effect on the people of due chunks: their ops (the chunks removed with
+/// them) and what it did.
+fn sweep_chunks(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    now: UnixMillis,
+    chunks: &[(UnixMillis, Vec<u8>, Vec<String>)],
+) -> Result<(Vec<Op>, SweepReport, usize), StoreError> {
+    let mut report = SweepReport::default();
+    let mut ops = Vec::with_capacity(BATCH * 2);
+    let mut seen = 0;
+    for (at, chunk, nirs) in chunks {
+        ops.push(Op::DueChunk(chunk.clone()));
+        seen += nirs.len();
+        for nir in nirs {
+            let Some(mut p) = t.person(nir)? else {
+                continue;
+            };
+            // A stale entry: the person's due time moved since.
+            if p.due != Some(*at) {
+                continue;
+            }
+            p.due = None;
+            if let Some(s) = p.status.tick(now) {
+                match s {
+                    Status::AutoCreated { .. } => report.auto_created += 1,
+                    Status::Deleted { .. } => report.deleted += 1,
+                    _ => {}
+                }
+                p.status = s;
+            }
+            if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy) {
+                if r <= now
+                    && matches!(
+                        p.status,
+                        Status::Notified { .. } | Status::AutoCreated { .. }
+                    )
+                {
+                    let m = message_for(t, &p, MessageKind::Reminder, None, None)?;
+                    ops.push(Op::Message(Box::new(m)));
+                    p.last_reminder = Some(now);
+                    report.reminders += 1;
+                }
+            }
+            if let Status::Deleted { .. } = p.status {
+                // The archive's end: only the fact of the deletion stays, no identity.
+                p.account = None;
+                p.code = None;
+            }
+            save(p, policy, &mut ops);
+        }
+    }
+    Ok((ops, report, seen))
+}
+
+/// Runs the clock up to `now` (F1.5, F1.6, F1.8), in durable batches (one per worker at
+/// a time: a chunk's people and its removal commit together).
 pub fn sweep(
     t: &EnrolmentTables,
     policy: &Policy,
@@ -698,56 +795,30 @@ pub fn sweep(
     // What this sweep indexes is left to the next one.
     let before = t.next_seq()?;
     loop {
-        let chunks = t.due(now, before, BATCH)?;
+        let chunks = t.due(now, before, BATCH * workers())?;
         if chunks.is_empty() {
             return Ok(report);
         }
-        let mut ops = Vec::with_capacity(BATCH * 2);
-        let mut seen = 0;
-        for (at, chunk, nirs) in chunks {
-            ops.push(Op::DueChunk(chunk));
-            seen += nirs.len();
-            for nir in &nirs {
-                let Some(mut p) = t.person(nir)? else {
-                    continue;
-                };
-                // A stale entry: the person's due time moved since.
-                if p.due != Some(at) {
-                    continue;
-                }
-                p.due = None;
-                if let Some(s) = p.status.tick(now) {
-                    match s {
-                        Status::AutoCreated { .. } => report.auto_created += 1,
-                        Status::Deleted { .. } => report.deleted += 1,
-                        _ => {}
-                    }
-                    p.status = s;
-                }
-                if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy)
-                {
-                    if r <= now
-                        && matches!(
-                            p.status,
-                            Status::Notified { .. } | Status::AutoCreated { .. }
-                        )
-                    {
-                        let m = message_for(t, &p, MessageKind::Reminder, None, None)?;
-                        ops.push(Op::Message(Box::new(m)));
-                        p.last_reminder = Some(now);
-                        report.reminders += 1;
-                    }
-                }
-                if let Status::Deleted { .. } = p.status {
-                    // The archive's end: only the fact of the deletion stays, no identity.
-                    p.account = None;
-                    p.code = None;
-                }
-                save(p, policy, &mut ops);
+        // Each worker takes whole chunks.
+        let per = chunks.len().div_ceil(workers()).max(1);
+        let groups: Vec<&[(UnixMillis, Vec<u8>, Vec<String>)]> = chunks.chunks(per).collect();
+        for (r, seen) in in_parallel(&groups, |gs| {
+            let mut out = Vec::new();
+            for g in gs {
+                let (ops, r, seen) = sweep_chunks(t, policy, now, g)?;
+                t.apply(ops, true)?;
+                out.push((r, seen));
             }
+            Ok(out)
+        })?
+        .into_iter()
+        .flatten()
+        {
+            report.auto_created += r.auto_created;
+            report.deleted += r.deleted;
+            report.reminders += r.reminders;
+            progress(seen);
         }
-        t.apply(ops, true)?;
-        progress(seen);
     }
 }
 
