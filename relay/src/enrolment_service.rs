@@ -181,38 +181,33 @@ pub fn import(
         true,
     )
     .map_err(store)?;
-    let batches: Vec<&[population::Insured]> = rows.chunks(BATCH).collect();
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let imported = in_parallel(&batches, |mine| {
-        for chunk in mine {
-            let mut ops = Vec::with_capacity(chunk.len() * 2);
-            for r in *chunk {
-                let i = insured(r);
-                ops.push(Op::Queue(i.departement.clone(), i.nir.clone()));
-                ops.push(Op::Person(
-                    i.nir.clone(),
-                    Some(Box::new(Person {
-                        insured: i,
-                        status: Status::Imported,
-                        code: None,
-                        failures: 0,
-                        locked_until: None,
-                        reminders_off: false,
-                        last_reminder: None,
-                        due: None,
-                        account: None,
-                        import: id,
-                        code_issue: 0,
-                    })),
-                ));
-            }
-            t.apply(ops, true)?;
-            done.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+    // One batch at a time: measured on two cores, parallel batches made the import
+    // slower and held far more memory (docs/benchmarks.md).
+    for chunk in rows.chunks(BATCH) {
+        let mut ops = Vec::with_capacity(chunk.len() * 2);
+        for r in chunk {
+            let i = insured(r);
+            ops.push(Op::Queue(i.departement.clone(), i.nir.clone()));
+            ops.push(Op::Person(
+                i.nir.clone(),
+                Some(Box::new(Person {
+                    insured: i,
+                    status: Status::Imported,
+                    code: None,
+                    failures: 0,
+                    locked_until: None,
+                    reminders_off: false,
+                    last_reminder: None,
+                    due: None,
+                    account: None,
+                    import: id,
+                    code_issue: 0,
+                })),
+            ));
         }
-        Ok(())
-    });
-    progress(done.into_inner());
-    imported.map_err(store)?;
+        t.apply(ops, true).map_err(store)?;
+        progress(chunk.len());
+    }
     t.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)
         .map_err(store)?;
     Ok(ImportReport {
@@ -701,7 +696,7 @@ pub struct SweepReport {
     pub reminders: usize,
 }
 
-/// How many threads share bulk work (import, sweep): sled takes concurrent batches on
+/// How many threads share bulk work (notify, sweep): sled takes concurrent batches on
 /// different keys, and a batch's cost is mostly CPU (node copies).
 fn workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
