@@ -181,8 +181,8 @@ pub fn import(
         true,
     )
     .map_err(store)?;
-    // One batch at a time: measured on two cores, parallel batches made the import
-    // slower and held far more memory (docs/benchmarks.md).
+    // One batch at a time: on two cores, parallel batches gained nothing beyond the
+    // run-to-run noise and raised the peak memory from 4 to 10 GiB (docs/benchmarks.md).
     for chunk in rows.chunks(BATCH) {
         let mut ops = Vec::with_capacity(chunk.len() * 2);
         for r in chunk {
