@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enrolment::{next_reminder, Policy, Status};
 use crate::enrolment_store::{
-    Account, CodeRecord, EnrolmentTables, Insured, MessageKind, Op, Outgoing, Person,
+    Account, CodeRecord, DueChunk, EnrolmentTables, Insured, MessageKind, Op, Outgoing, Person,
 };
 use crate::population;
 use crate::provisional_code;
@@ -729,7 +729,7 @@ fn sweep_chunks(
     t: &EnrolmentTables,
     policy: &Policy,
     now: UnixMillis,
-    chunks: &[(UnixMillis, Vec<u8>, Vec<String>)],
+    chunks: &[DueChunk],
 ) -> Result<(Vec<Op>, SweepReport, usize), StoreError> {
     let mut report = SweepReport::default();
     let mut ops = Vec::with_capacity(BATCH * 2);
@@ -796,7 +796,7 @@ pub fn sweep(
         }
         // Each worker takes whole chunks.
         let per = chunks.len().div_ceil(workers()).max(1);
-        let groups: Vec<&[(UnixMillis, Vec<u8>, Vec<String>)]> = chunks.chunks(per).collect();
+        let groups: Vec<&[DueChunk]> = chunks.chunks(per).collect();
         for (r, seen) in in_parallel(&groups, |gs| {
             let mut out = Vec::new();
             for g in gs {

@@ -167,6 +167,12 @@ pub enum Op {
     Meta(String, Option<Vec<u8>>),
 }
 
+/// A campaign queue chunk: département, its key, the NIRs it holds.
+pub type QueueChunk = (String, Vec<u8>, Vec<String>);
+
+/// A due chunk: the due time, its key, the NIRs it holds.
+pub type DueChunk = (UnixMillis, Vec<u8>, Vec<String>);
+
 /// The enrolment tables.
 #[derive(Clone)]
 pub struct EnrolmentTables {
@@ -352,7 +358,7 @@ impl EnrolmentTables {
         &self,
         departements: Option<&[String]>,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>, Vec<String>)>, StoreError> {
+    ) -> Result<Vec<QueueChunk>, StoreError> {
         let ranges: Vec<(Vec<u8>, Vec<u8>)> = match departements {
             None => vec![(vec![b'q'], vec![b'r'])],
             Some(ds) => {
@@ -411,7 +417,7 @@ impl EnrolmentTables {
         upto: UnixMillis,
         before: u64,
         limit: usize,
-    ) -> Result<Vec<(UnixMillis, Vec<u8>, Vec<String>)>, StoreError> {
+    ) -> Result<Vec<DueChunk>, StoreError> {
         let end = key(b'd', &[&upto.0.saturating_add(1).to_be_bytes()]);
         let mut out = Vec::new();
         let mut people = 0;
