@@ -49,6 +49,9 @@ pub struct Misbehaviour {
     /// Store any key envelope from anyone (a hub planting keys): devices must refuse to
     /// adopt a key from someone who may not choose it.
     pub accept_any_envelope: bool,
+    /// Serve the catalogue with every suspension lifted, without signing again (a hub
+    /// vouching for a service it suspended): devices must refuse the list.
+    pub unsuspend_catalogue: bool,
 }
 
 /// The relay's own keys.
@@ -938,9 +941,15 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::Enrol { request } => self.enrol(caller, request).await,
-            Request::GetCatalogue => Ok(Reply::Catalogue {
-                entries: self.catalogue_entries(),
-            }),
+            Request::GetCatalogue => {
+                let mut entries = self.catalogue_entries();
+                if self.misbehaviour.unsuspend_catalogue {
+                    for e in &mut entries {
+                        e.body.suspended = None;
+                    }
+                }
+                Ok(Reply::Catalogue { entries })
+            }
             Request::GetRecoveryEnvelopes { space } => {
                 let m = self.membership(space)?;
                 if caller.principal != m.owner() {

@@ -286,3 +286,45 @@ fn the_operator_imports_a_checked_catalogue_and_lists_it() -> anyhow::Result<()>
         .all(|l| l["status"] == "listed" && l["criteria"]["eco_score"].is_string()));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogue_the_hub_did_not_sign_is_refused() -> anyhow::Result<()> {
+    let sommeil = RawPrincipal::new("sommeil");
+    // Control: the honest hub's list verifies and shows the suspension.
+    let seen = |unsuspend: bool| {
+        let sommeil = &sommeil;
+        async move {
+            let dir = tempfile::tempdir()?;
+            let relay = relay_with(
+                dir.path(),
+                None,
+                Misbehaviour {
+                    unsuspend_catalogue: unsuspend,
+                    ..Default::default()
+                },
+            )
+            .await?;
+            relay
+                .relay
+                .import_catalogue(vec![service("sommeil", sommeil, "US", &["measurements"])])
+                .await?;
+            let a = device(dir.path(), "a", &target(&relay)).await?;
+            online(&a.daemon).await?;
+            let space = home(&a.daemon).await?;
+            let views = a.daemon.catalogue(space).await;
+            let kept = a.daemon.catalogue(space).await;
+            a.shutdown().await;
+            relay.shutdown().await;
+            anyhow::Ok((views, kept))
+        }
+    };
+    let (honest, _) = seen(false).await?;
+    let honest = honest.map_err(anyhow::Error::msg)?;
+    assert!(honest[0].suspended_en.is_some(), "{honest:?}");
+    // The attack: the same entry with its suspension removed, its signature unchanged.
+    let (forged, again) = seen(true).await?;
+    let e = forged.expect_err("a forged catalogue is refused");
+    assert!(e.message.contains("not signed by the hub"), "{}", e.message);
+    assert!(again.is_err(), "refused again on the next look");
+    Ok(())
+}
