@@ -16,13 +16,6 @@ use crate::daemon::Daemon;
 /// Sealed-store namespace of the verified catalogue entries, by service principal.
 const CATALOGUE: &str = "catalogue";
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: m.into(),
-    }
-}
-
 /// The data items of `entry` the principal holds a grant on in `m`.
 fn allowed(m: &Membership, entry: &CatalogueEntry) -> Vec<String> {
     let p = entry.service.principal;
@@ -40,6 +33,16 @@ fn allowed(m: &Membership, entry: &CatalogueEntry) -> Vec<String> {
         .collect()
 }
 
+/// A service as the space `m` sees it.
+fn view(e: CatalogueEntry, m: Option<&Membership>) -> ServiceView {
+    ServiceView {
+        allowed: m.map(|m| allowed(m, &e)).unwrap_or_default(),
+        suspended_fr: e.suspended.as_ref().map(|s| s.fr()),
+        suspended_en: e.suspended.as_ref().map(|s| s.en()),
+        service: e.service,
+    }
+}
+
 impl Daemon {
     /// Fetches the hub's catalogue, verifies every entry with the pinned relay key and
     /// keeps it; offline, the last verified copy.
@@ -49,14 +52,19 @@ impl Daemon {
         };
         let entries = match c.request(Request::GetCatalogue).await {
             Ok(Reply::Catalogue { entries }) => entries,
-            Ok(r) => return Err(api(ApiErrorCode::Internal, format!("unexpected {r:?}"))),
-            Err(e) => return Err(api(ApiErrorCode::Offline, e.to_string())),
+            Ok(r) => {
+                return Err(ApiError::new(
+                    ApiErrorCode::Internal,
+                    format!("unexpected {r:?}"),
+                ))
+            }
+            Err(e) => return Err(ApiError::new(ApiErrorCode::Offline, e.to_string())),
         };
         if let Some(bad) = entries
             .iter()
             .find(|e| e.signer != c.relay_key || e.verify().is_err())
         {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 format!(
                     "the catalogue entry of service {:?} is not signed by the hub; nothing kept",
@@ -74,7 +82,7 @@ impl Daemon {
         }
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         Ok(entries)
     }
 
@@ -104,15 +112,7 @@ impl Daemon {
         let m = self.membership_of(space).ok();
         Ok(entries
             .into_iter()
-            .map(|e| {
-                let e = e.body;
-                ServiceView {
-                    allowed: m.as_ref().map(|m| allowed(m, &e)).unwrap_or_default(),
-                    suspended_fr: e.suspended.as_ref().map(|s| s.fr()),
-                    suspended_en: e.suspended.as_ref().map(|s| s.en()),
-                    service: e.service,
-                }
-            })
+            .map(|e| view(e.body, m.as_ref()))
             .collect())
     }
 
@@ -123,7 +123,7 @@ impl Daemon {
             .map(|e| e.body)
             .find(|e| e.service.id == id)
             .ok_or_else(|| {
-                api(
+                ApiError::new(
                     ApiErrorCode::NotFound,
                     format!("no service {id:?} in the catalogue"),
                 )
@@ -141,13 +141,13 @@ impl Daemon {
         let entry = self.service_by_id(id).await?;
         let s = &entry.service;
         if let Some(why) = &entry.suspended {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 format!("service {id:?} is {why}: it cannot be allowed anything"),
             ));
         }
         if let Some(extra) = data.iter().find(|d| !s.data.contains(d)) {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 format!(
                     "service {id:?} was approved to exchange {}, not {extra:?}",
@@ -170,7 +170,7 @@ impl Daemon {
             .map(|d| d.body.volume)
             .collect();
         if wanted.is_empty() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::NotFound,
                 "this space holds none of that data yet",
             ));
@@ -194,17 +194,14 @@ impl Daemon {
         for grant in grants {
             c.request(Request::PutGrant { grant })
                 .await
-                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         }
         self.start_epochs(&dropped)?;
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
-        self.catalogue(space)
-            .await?
-            .into_iter()
-            .find(|v| v.service.id == id)
-            .ok_or_else(|| api(ApiErrorCode::Internal, "the service left the catalogue"))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
+        // The entry just fetched, with the grants just made.
+        Ok(view(entry, Some(&self.membership_of(space)?)))
     }
 
     /// Revokes everything a service was allowed on the space (F6.2).

@@ -124,8 +124,16 @@ fn space_requests(s: &State) -> Vec<Request> {
         req(Slot::Consents, s, ApiCall::Consents),
         req(Slot::Notifications, s, ApiCall::Notifications),
         req(Slot::Blocks, s, ApiCall::Blocks),
-        req(Slot::Catalogue, s, ApiCall::Catalogue),
     ]
+}
+
+/// Everything shown about the current space, the catalogue included: its list comes
+/// from the relay, so it is asked on a load, a switch or a command, not on every change
+/// the daemon reports.
+fn space_and_catalogue(s: &State) -> Vec<Request> {
+    let mut out = space_requests(s);
+    out.push(req(Slot::Catalogue, s, ApiCall::Catalogue));
+    out
 }
 
 fn notice(s: &mut State, text: String, error: bool) {
@@ -452,7 +460,7 @@ fn switch_space(s: &mut State, space: mes_protocol::ids::SpaceId) -> Vec<Request
     s.messages = None;
     let label = s.space_label().unwrap_or_default();
     notice(s, s.tf("relatives.switched", &[("name", &label)]), false);
-    space_requests(s)
+    space_and_catalogue(s)
 }
 
 fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Request> {
@@ -489,12 +497,12 @@ fn answer(s: &mut State, slot: Slot, result: Result<ApiReply, String>) -> Vec<Re
                 // A space named at start (`mes --space`, `mes demo`): its data loads now,
                 // not on the next change the daemon reports.
                 (Some(_), _) if !s.answered.contains(&Slot::HomeDocs) => {
-                    return space_requests(s);
+                    return space_and_catalogue(s);
                 }
                 (Some(_), _) => {}
                 (None, Some(first)) => {
                     s.space = Some(first.space);
-                    return space_requests(s);
+                    return space_and_catalogue(s);
                 }
                 (None, None) => notice(s, s.t("home.no_space").into(), true),
             }
@@ -565,7 +573,7 @@ fn command_done(s: &mut State, reply: ApiReply) -> Vec<Request> {
                 false,
             );
             let mut out = start(s);
-            out.extend(space_requests(s));
+            out.extend(space_and_catalogue(s));
             return out;
         }
         ApiReply::Service(v) => notice(
@@ -580,7 +588,7 @@ fn command_done(s: &mut State, reply: ApiReply) -> Vec<Request> {
         _ => {}
     }
     // Changes come back as volume events too; asking now shows them without waiting.
-    space_requests(s)
+    space_and_catalogue(s)
 }
 
 fn input(s: &mut State, c: Option<char>) -> Vec<Request> {
@@ -841,7 +849,7 @@ pub fn update(s: &mut State, action: Action) -> Vec<Request> {
         Action::Refresh => {
             let mut out = start(s);
             if s.space.is_some() {
-                out.extend(space_requests(s));
+                out.extend(space_and_catalogue(s));
             }
             out
         }
