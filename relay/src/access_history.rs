@@ -52,13 +52,14 @@ impl AccessHistory {
         }
     }
 
-    fn head(&self, space: SpaceId) -> Result<HistoryHead, StoreError> {
+    async fn head(&self, space: SpaceId) -> Result<HistoryHead, StoreError> {
         if let Some(h) = self.heads.lock().expect("history heads").get(&space) {
             return Ok(*h);
         }
         let last = self
             .store
-            .scan_records(RecordKind::History, &space.0)?
+            .scan_records(RecordKind::History, &space.0)
+            .await?
             .last()
             .map(|(_, v)| decode(v))
             .transpose()?;
@@ -91,7 +92,7 @@ impl AccessHistory {
             .or_default()
             .clone();
         let _one = lock.lock().await;
-        let head = self.head(space)?;
+        let head = self.head(space).await?;
         let entry = Signed::sign(
             HistoryEntry {
                 space,
@@ -122,14 +123,18 @@ impl AccessHistory {
     }
 
     /// Entries with seq > after, ascending, at most `max`.
-    pub fn after(
+    pub async fn after(
         &self,
         space: SpaceId,
         after: u64,
         max: usize,
     ) -> Result<Vec<Signed<HistoryEntry>>, StoreError> {
         let mut out = Vec::new();
-        for (k, v) in self.store.scan_records(RecordKind::History, &space.0)? {
+        for (k, v) in self
+            .store
+            .scan_records(RecordKind::History, &space.0)
+            .await?
+        {
             let seq = u64::from_be_bytes(k[16..24].try_into().expect("history key"));
             if seq > after {
                 out.push(decode(&v)?);
@@ -144,7 +149,7 @@ impl AccessHistory {
     /// The misbehaving relay of the fork test: the same history, every entry shifted by
     /// one millisecond and re-signed and re-linked, a valid chain that differs from the
     /// honest one.
-    pub fn forked(
+    pub async fn forked(
         &self,
         key_: &SigningSecret,
         space: SpaceId,
@@ -152,7 +157,7 @@ impl AccessHistory {
     ) -> Result<Vec<Signed<HistoryEntry>>, StoreError> {
         let mut prev = [0u8; 32];
         let mut out = Vec::new();
-        for e in self.after(space, 0, usize::MAX)? {
+        for e in self.after(space, 0, usize::MAX).await? {
             let mut body = e.body;
             body.at = UnixMillis(body.at.0 + 1);
             body.prev = prev;

@@ -39,6 +39,7 @@ impl Relay {
         for s in &services {
             if let Some(p) = self
                 .professional(s.principal)
+                .await
                 .map_err(|e| anyhow::anyhow!(e))?
             {
                 anyhow::bail!(

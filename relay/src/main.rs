@@ -227,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(rows) => rows,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = mes_relay::server::open_offline(&data)?;
+            let relay = mes_relay::server::open_offline(&data).await?;
             let n = relay.import_directory(rows).await?;
             println!("{}", serde_json::json!({ "imported": n }));
             Ok(())
@@ -241,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(s) => s,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = mes_relay::server::open_offline(&data)?;
+            let relay = mes_relay::server::open_offline(&data).await?;
             let report = relay.import_catalogue(services).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
@@ -249,7 +249,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Catalogue {
             command: CatalogueCommand::List { data },
         } => {
-            let relay = mes_relay::server::open_offline(&data)?;
+            let relay = mes_relay::server::open_offline(&data).await?;
             for e in relay.catalogue_entries() {
                 let s = &e.body.service;
                 println!(
@@ -280,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(rows) => rows,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = mes_relay::server::open_offline(&data)?;
+            let relay = mes_relay::server::open_offline(&data).await?;
             let hub = enrolment(&relay);
             let bar = progress(rows.len() as u64, "import");
             match mes_relay::enrolment_service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
@@ -326,7 +326,7 @@ async fn main() -> anyhow::Result<()> {
             let delivery = cfg.delivery(&data)?;
             let templates =
                 mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
-            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone())?;
+            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone()).await?;
             let hub = enrolment(&relay);
             let queued = mes_relay::enrolment_service::stats(&hub.tables)?.pending_notification;
             let bar = progress(queued.min(limit as u64), "notify");
@@ -363,14 +363,14 @@ async fn main() -> anyhow::Result<()> {
             let delivery = cfg.delivery(&data)?;
             let templates =
                 mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
-            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone())?;
+            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone()).await?;
             let report = deliver(enrolment(&relay), &templates, &delivery, limit)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Sweep { data, config, now } => {
             let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
-            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone())?;
+            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone()).await?;
             let hub = enrolment(&relay);
             let now = now
                 .map(|t| mes_protocol::time::UnixMillis(t.as_millisecond().max(0) as u64))
@@ -399,7 +399,7 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Stats { data } => {
-            let relay = mes_relay::server::open_offline(&data)?;
+            let relay = mes_relay::server::open_offline(&data).await?;
             let stats = mes_relay::enrolment_service::stats(&enrolment(&relay).tables)?;
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())
@@ -410,7 +410,7 @@ async fn main() -> anyhow::Result<()> {
             principal,
             reference,
         } => {
-            let relay = mes_relay::server::open_offline(&data)?;
+            let relay = mes_relay::server::open_offline(&data).await?;
             if let Err(e) = relay
                 .record_court_removal(space, principal, &reference)
                 .await

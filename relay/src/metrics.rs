@@ -142,7 +142,7 @@ fn respond(status: u16, content_type: &str, body: String) -> hyper::Response<Bod
 }
 
 /// Answers one HTTP request.
-fn answer(relay: &crate::relay::Relay, path: &str) -> hyper::Response<Body> {
+async fn answer(relay: &crate::relay::Relay, path: &str) -> hyper::Response<Body> {
     match path {
         "/metrics" => {
             relay.metrics.spaces.set(relay.space_count() as i64);
@@ -152,7 +152,7 @@ fn answer(relay: &crate::relay::Relay, path: &str) -> hyper::Response<Body> {
                 relay.metrics.encode(),
             )
         }
-        "/health" => match relay.health() {
+        "/health" => match relay.health().await {
             Ok(()) => respond(
                 200,
                 "application/json",
@@ -195,8 +195,8 @@ pub async fn serve(
             let relay = relay.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                    let r = answer(&relay, req.uri().path());
-                    async move { Ok::<_, std::convert::Infallible>(r) }
+                    let (relay, path) = (relay.clone(), req.uri().path().to_owned());
+                    async move { Ok::<_, std::convert::Infallible>(answer(&relay, &path).await) }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

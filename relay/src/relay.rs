@@ -133,26 +133,27 @@ fn bad_record(e: impl std::fmt::Display) -> WireError {
 
 impl Relay {
     /// Loads the membership cache and wires the store's notify hook to the hub.
-    pub fn new(
+    pub async fn new(
         store: Arc<dyn Store>,
         keys: RelayKeys,
         policy: HubPolicy,
         misbehaviour: Misbehaviour,
     ) -> Result<Arc<Self>, StoreError> {
         let mut memberships = HashMap::new();
-        for (_, v) in store.scan_records(RecordKind::Membership, &[])? {
+        for (_, v) in store.scan_records(RecordKind::Membership, &[]).await? {
             let m: Membership =
                 codec::from_bytes(&v).map_err(|e| StoreError(format!("stored membership: {e}")))?;
             memberships.insert(m.space(), m);
         }
         let mut catalogue = HashMap::new();
-        for (_, v) in store.scan_records(RecordKind::Catalogue, &[])? {
+        for (_, v) in store.scan_records(RecordKind::Catalogue, &[]).await? {
             let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
                 .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
             catalogue.insert(e.body.service.principal, e);
         }
         let closed = store
-            .scan_records(RecordKind::Closed, &[])?
+            .scan_records(RecordKind::Closed, &[])
+            .await?
             .into_iter()
             .filter_map(|(k, _)| Some(SpaceId(k.try_into().ok()?)))
             .collect();
@@ -184,6 +185,7 @@ impl Relay {
         if self
             .store
             .get_record(RecordKind::Revocation, &cert.body.device.0)
+            .await
             .map_err(internal)?
             .is_some()
         {
@@ -203,6 +205,7 @@ impl Relay {
         if self
             .store
             .get_record(RecordKind::Device, &key)
+            .await
             .map_err(internal)?
             .is_none()
         {
@@ -240,7 +243,7 @@ impl Relay {
             })
     }
 
-    fn authorize(
+    async fn authorize(
         &self,
         space: SpaceId,
         who: PrincipalId,
@@ -259,7 +262,7 @@ impl Relay {
                 ),
             ));
         }
-        if self.blocked(&m, who)? {
+        if self.blocked(&m, who).await? {
             return Err(WireError::new(
                 ErrorCode::Forbidden,
                 format!("{who:?} is blocked by the person whose space it is"),
@@ -271,10 +274,10 @@ impl Relay {
             Ok(_) => Ok(m),
             // A live emergency release opens the emergency volume, and only it.
             Err(e) => match need {
-                Need::AnyRole if self.release(space, who)?.is_some() => Ok(m),
+                Need::AnyRole if self.release(space, who).await?.is_some() => Ok(m),
                 Need::Read(v)
                     if m.volume(v).is_some_and(|d| d.label == ESCROWED_LABEL)
-                        && self.release(space, who)?.is_some() =>
+                        && self.release(space, who).await?.is_some() =>
                 {
                     Ok(m)
                 }
@@ -285,7 +288,7 @@ impl Relay {
 
     /// Whether the person blocked this principal, directly or through the structure the
     /// directory lists them under (F7.2). The owner is never blocked.
-    fn blocked(&self, m: &Membership, who: PrincipalId) -> Result<bool, WireError> {
+    async fn blocked(&self, m: &Membership, who: PrincipalId) -> Result<bool, WireError> {
         let Some(c) = &m.choices else {
             return Ok(false);
         };
@@ -299,7 +302,8 @@ impl Relay {
             return Ok(false);
         }
         let structure = self
-            .professional(who)?
+            .professional(who)
+            .await?
             .and_then(|e| e.body.professional.structure);
         Ok(c.body.blocks(who, structure.as_deref()))
     }
@@ -313,11 +317,16 @@ impl Relay {
     }
 
     /// The live emergency release of a principal on a space, if any.
-    fn release(&self, space: SpaceId, who: PrincipalId) -> Result<Option<EscrowMode>, WireError> {
+    async fn release(
+        &self,
+        space: SpaceId,
+        who: PrincipalId,
+    ) -> Result<Option<EscrowMode>, WireError> {
         let key = [space.0.as_slice(), who.0.as_slice()].concat();
         let Some(v) = self
             .store
             .get_record(RecordKind::Release, &key)
+            .await
             .map_err(internal)?
         else {
             return Ok(None);
@@ -375,9 +384,10 @@ impl Relay {
     }
 
     /// Whether the store answers a read (the `/health` check).
-    pub fn health(&self) -> Result<(), StoreError> {
+    pub async fn health(&self) -> Result<(), StoreError> {
         self.store
             .get_record(RecordKind::Membership, b"health-check")
+            .await
             .map(|_| ())
     }
 
@@ -416,25 +426,27 @@ impl Relay {
         Ok(())
     }
 
-    fn is_revoked(&self, device: DeviceId) -> Result<bool, WireError> {
+    async fn is_revoked(&self, device: DeviceId) -> Result<bool, WireError> {
         Ok(self
             .store
             .get_record(RecordKind::Revocation, &device.0)
+            .await
             .map_err(internal)?
             .is_some())
     }
 
     /// Live device certificates of a principal.
-    pub fn devices_of(&self, principal: PrincipalId) -> Result<Vec<DeviceCert>, WireError> {
+    pub async fn devices_of(&self, principal: PrincipalId) -> Result<Vec<DeviceCert>, WireError> {
         let mut out = Vec::new();
         for (_, v) in self
             .store
             .scan_records(RecordKind::Device, &principal.0)
+            .await
             .map_err(internal)?
         {
             let cert: DeviceCert =
                 codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
-            if !self.is_revoked(cert.body.device)? {
+            if !self.is_revoked(cert.body.device).await? {
                 out.push(cert);
             }
         }
@@ -521,7 +533,7 @@ impl Relay {
     }
 
     async fn handle_inner(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
-        if self.is_revoked(caller.device)? {
+        if self.is_revoked(caller.device).await? {
             return Err(WireError::new(
                 ErrorCode::Revoked,
                 "this device was revoked by its principal",
@@ -555,7 +567,9 @@ impl Relay {
             Request::DeclareVolume { decl } => {
                 let lock = self.membership_lock(decl.body.space);
                 let _one_writer = lock.lock().await;
-                let mut m = self.authorize(decl.body.space, caller.principal, Need::Admin)?;
+                let mut m = self
+                    .authorize(decl.body.space, caller.principal, Need::Admin)
+                    .await?;
                 if m.volumes.get(&decl.body.volume) == Some(&decl) {
                     return Ok(Reply::Done);
                 }
@@ -566,9 +580,11 @@ impl Relay {
             Request::PutGrant { grant } => {
                 let lock = self.membership_lock(grant.body.space);
                 let _one_writer = lock.lock().await;
-                let mut m = self.authorize(grant.body.space, caller.principal, Need::Admin)?;
+                let mut m = self
+                    .authorize(grant.body.space, caller.principal, Need::Admin)
+                    .await?;
                 if !self.misbehaviour.skip_matrix_check {
-                    self.check_matrix(&m, &grant.body)?;
+                    self.check_matrix(&m, &grant.body).await?;
                 }
                 m.grant(grant).map_err(bad_record)?;
                 self.save_membership(m).await?;
@@ -576,8 +592,10 @@ impl Relay {
             }
             Request::RevokeDevice { revocation } => self.revoke(caller, revocation).await,
             Request::GetMembership { space } => {
-                let m = self.authorize(space, caller.principal, Need::AnyRole)?;
-                let mut devices = self.devices_of(m.owner())?;
+                let m = self
+                    .authorize(space, caller.principal, Need::AnyRole)
+                    .await?;
+                let mut devices = self.devices_of(m.owner()).await?;
                 let mut seen = vec![m.owner()];
                 for p in m
                     .former_owner()
@@ -586,7 +604,7 @@ impl Relay {
                 {
                     if !seen.contains(p) {
                         seen.push(*p);
-                        devices.extend(self.devices_of(*p)?);
+                        devices.extend(self.devices_of(*p).await?);
                     }
                 }
                 Ok(Reply::Membership {
@@ -595,17 +613,24 @@ impl Relay {
                 })
             }
             Request::ListSpaces => {
-                let ms = self.memberships.read().expect("membership lock");
-                let mut spaces: Vec<_> = ms
+                let all: Vec<Membership> = self
+                    .memberships
+                    .read()
+                    .expect("membership lock")
                     .values()
-                    .filter(|m| {
-                        authorize(m, caller.principal, Need::AnyRole).is_ok()
-                            || self
-                                .release(m.space(), caller.principal)
-                                .is_ok_and(|r| r.is_some())
-                    })
-                    .map(|m| m.genesis.clone())
+                    .cloned()
                     .collect();
+                let mut spaces = Vec::new();
+                for m in all {
+                    if authorize(&m, caller.principal, Need::AnyRole).is_ok()
+                        || self
+                            .release(m.space(), caller.principal)
+                            .await
+                            .is_ok_and(|r| r.is_some())
+                    {
+                        spaces.push(m.genesis);
+                    }
+                }
                 spaces.sort_by_key(|g| g.body.space);
                 Ok(Reply::Spaces { spaces })
             }
@@ -616,7 +641,9 @@ impl Relay {
             } => {
                 let lock = self.volume_lock(volume);
                 let _shared = lock.read().await;
-                let m = self.authorize(space, caller.principal, Need::Write(volume))?;
+                let m = self
+                    .authorize(space, caller.principal, Need::Write(volume))
+                    .await?;
                 if bundles.is_empty() || bundles.len() > MAX_APPEND_BUNDLES {
                     return Err(WireError::new(
                         ErrorCode::BadFrame,
@@ -641,7 +668,7 @@ impl Relay {
                     if (before + 1..=before + encoded.len() as u64).contains(&n) {
                         encoded.remove((n - before - 1) as usize);
                         if encoded.is_empty() {
-                            let head = self.store.head(volume).map_err(internal)?;
+                            let head = self.store.head(volume).await.map_err(internal)?;
                             return Ok(Reply::Appended {
                                 first: head.next(),
                                 last: head,
@@ -663,10 +690,13 @@ impl Relay {
                 after,
                 max,
             } => {
-                let m = self.authorize(space, caller.principal, Need::Read(volume))?;
+                let m = self
+                    .authorize(space, caller.principal, Need::Read(volume))
+                    .await?;
                 let r = self
                     .store
                     .read(volume, after, max.clamp(1, MAX_FETCH) as usize)
+                    .await
                     .map_err(internal)?;
                 if !r.items.is_empty() {
                     self.record_volume_access(&m, caller, volume).await?;
@@ -690,9 +720,11 @@ impl Relay {
                 snapshot,
                 prune,
             } => {
-                let m = self.authorize(space, caller.principal, Need::Write(volume))?;
+                let m = self
+                    .authorize(space, caller.principal, Need::Write(volume))
+                    .await?;
                 self.check_bundle(&snapshot, space, volume, caller, &m)?;
-                let head = self.store.head(volume).map_err(internal)?;
+                let head = self.store.head(volume).await.map_err(internal)?;
                 if upto > head {
                     return Err(WireError::new(
                         ErrorCode::Conflict,
@@ -706,8 +738,10 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::GetSnapshot { space, volume } => {
-                let m = self.authorize(space, caller.principal, Need::Read(volume))?;
-                match self.store.get_snapshot(volume).map_err(internal)? {
+                let m = self
+                    .authorize(space, caller.principal, Need::Read(volume))
+                    .await?;
+                match self.store.get_snapshot(volume).await.map_err(internal)? {
                     Some((upto, bytes)) => {
                         self.record_volume_access(&m, caller, volume).await?;
                         let snapshot = codec::from_bytes(&bytes)
@@ -719,11 +753,12 @@ impl Relay {
             }
             Request::Subscribe { space, volumes } => {
                 for v in &volumes {
-                    self.authorize(space, caller.principal, Need::Read(*v))?;
+                    self.authorize(space, caller.principal, Need::Read(*v))
+                        .await?;
                 }
                 for v in volumes {
                     self.hub.subscribe(space, v, &caller.outbox);
-                    let head = self.store.head(v).map_err(internal)?;
+                    let head = self.store.head(v).await.map_err(internal)?;
                     if head > Seq(0) {
                         caller.outbox.head(space, v, head);
                     }
@@ -735,7 +770,7 @@ impl Relay {
                 // dropped: revocation wins that race; anything else wrong is refused.
                 let mut live = Vec::with_capacity(envelopes.len());
                 for e in envelopes {
-                    if !self.is_revoked(e.recipient)? {
+                    if !self.is_revoked(e.recipient).await? {
                         live.push(e);
                     }
                 }
@@ -746,7 +781,9 @@ impl Relay {
                     &envelopes[..]
                 };
                 for e in checked {
-                    let m = self.authorize(e.slot.space, caller.principal, Need::Admin)?;
+                    let m = self
+                        .authorize(e.slot.space, caller.principal, Need::Admin)
+                        .await?;
                     // Only the owner chooses a private volume's keys (F9.1).
                     if m.is_private(e.slot.volume) && caller.principal != m.owner() {
                         return Err(WireError::new(
@@ -776,7 +813,7 @@ impl Relay {
                         }
                         continue;
                     }
-                    let cert = self.live_cert(e.recipient)?;
+                    let cert = self.live_cert(e.recipient).await?;
                     let now = mes_protocol::time::UnixMillis::now();
                     authorize(&m.at(now), cert.body.principal, Need::Read(e.slot.volume)).map_err(
                         |err| {
@@ -809,9 +846,10 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::GetEnvelopes { space } => {
-                self.authorize(space, caller.principal, Need::AnyRole)?;
+                self.authorize(space, caller.principal, Need::AnyRole)
+                    .await?;
                 Ok(Reply::Envelopes {
-                    envelopes: self.envelopes_for(space, caller.device)?,
+                    envelopes: self.envelopes_for(space, caller.device).await?,
                 })
             }
             Request::ListDevices { principal } => {
@@ -830,7 +868,7 @@ impl Relay {
                     }
                 }
                 Ok(Reply::Devices {
-                    certs: self.devices_of(principal)?,
+                    certs: self.devices_of(principal).await?,
                 })
             }
             Request::PutBlobChunk {
@@ -840,7 +878,8 @@ impl Relay {
                 last,
                 data,
             } => {
-                self.authorize(space, caller.principal, Need::AnyRole)?;
+                self.authorize(space, caller.principal, Need::AnyRole)
+                    .await?;
                 if data.len() > MAX_BLOB_CHUNK {
                     return Err(WireError::new(
                         ErrorCode::TooLarge,
@@ -852,6 +891,7 @@ impl Relay {
                 }
                 self.store
                     .put_blob_chunk(&blob.0, index, &data)
+                    .await
                     .map_err(internal)?;
                 if last {
                     if !self
@@ -874,11 +914,14 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::GetBlobChunk { space, blob, index } => {
-                let m = self.authorize(space, caller.principal, Need::AnyRole)?;
+                let m = self
+                    .authorize(space, caller.principal, Need::AnyRole)
+                    .await?;
                 let key = [space.0.as_slice(), blob.0.as_slice()].concat();
                 if self
                     .store
                     .get_record(RecordKind::BlobOwner, &key)
+                    .await
                     .map_err(internal)?
                     .is_none()
                 {
@@ -890,6 +933,7 @@ impl Relay {
                 match self
                     .store
                     .get_blob_chunk(&blob.0, index)
+                    .await
                     .map_err(internal)?
                 {
                     Some((data, last)) => {
@@ -919,6 +963,7 @@ impl Relay {
                     for (k, _) in self
                         .store
                         .scan_records(RecordKind::Envelope, &prefix)
+                        .await
                         .map_err(internal)?
                     {
                         self.store
@@ -960,7 +1005,8 @@ impl Relay {
                 }
                 Ok(Reply::Envelopes {
                     envelopes: self
-                        .envelopes_for(space, mes_protocol::recovery::recovery_device(m.owner()))?,
+                        .envelopes_for(space, mes_protocol::recovery::recovery_device(m.owner()))
+                        .await?,
                 })
             }
             Request::GetHubInfo => Ok(Reply::HubInfo {
@@ -972,11 +1018,11 @@ impl Relay {
                 self.emergency_access(caller, space, mode).await
             }
             Request::GetHistory { space, after } => {
-                self.authorize(space, caller.principal, Need::Admin)?;
+                self.authorize(space, caller.principal, Need::Admin).await?;
                 let entries = if self.misbehaviour.fork_history_for == Some(caller.device) {
-                    self.history.forked(&self.key, space, after)
+                    self.history.forked(&self.key, space, after).await
                 } else {
-                    self.history.after(space, after, MAX_HISTORY)
+                    self.history.after(space, after, MAX_HISTORY).await
                 }
                 .map_err(internal)?;
                 Ok(Reply::History { entries })
@@ -986,6 +1032,7 @@ impl Relay {
                 for (_, v) in self
                     .store
                     .scan_records(RecordKind::Directory, b"p")
+                    .await
                     .map_err(internal)?
                 {
                     let e: Signed<DirectoryEntry> =
@@ -1002,6 +1049,7 @@ impl Relay {
                 let principal = self
                     .store
                     .get_record(RecordKind::Directory, &rpps_key(&rpps))
+                    .await
                     .map_err(internal)?
                     .ok_or_else(|| {
                         WireError::new(
@@ -1013,7 +1061,7 @@ impl Relay {
                     PrincipalId(principal.as_slice().try_into().map_err(|_| {
                         internal(StoreError("directory index holds a bad key".into()))
                     })?);
-                let entry = self.professional(principal)?.ok_or_else(|| {
+                let entry = self.professional(principal).await?.ok_or_else(|| {
                     internal(StoreError(format!(
                         "directory index names {principal:?} but no entry"
                     )))
@@ -1072,7 +1120,7 @@ impl Relay {
         let _alone = lock.write().await;
         let lock = self.membership_lock(space);
         let _one_writer = lock.lock().await;
-        let mut m = self.authorize(space, caller.principal, Need::Admin)?;
+        let mut m = self.authorize(space, caller.principal, Need::Admin).await?;
         let current = m
             .volume(volume)
             .ok_or_else(|| {
@@ -1091,7 +1139,7 @@ impl Relay {
                 decl.body.generation.0
             )));
         }
-        let head = self.store.head(volume).map_err(internal)?;
+        let head = self.store.head(volume).await.map_err(internal)?;
         if head != after {
             return Err(WireError::new(
                 ErrorCode::Conflict,
@@ -1119,8 +1167,8 @@ impl Relay {
         Ok(Reply::Appended { first, last })
     }
 
-    fn live_cert(&self, device: DeviceId) -> Result<DeviceCert, WireError> {
-        if self.is_revoked(device)? {
+    async fn live_cert(&self, device: DeviceId) -> Result<DeviceCert, WireError> {
+        if self.is_revoked(device).await? {
             // `Revoked` is kept for "you, the caller, are revoked"; this is about another device.
             return Err(WireError::new(
                 ErrorCode::Forbidden,
@@ -1133,6 +1181,7 @@ impl Relay {
         for (k, v) in self
             .store
             .scan_records(RecordKind::Device, &[])
+            .await
             .map_err(internal)?
         {
             if k[32..] == device.0 {
@@ -1167,7 +1216,7 @@ impl Relay {
                 "a device can only be revoked by its own principal",
             ));
         }
-        let cert = self.live_cert(revocation.body.device)?;
+        let cert = self.live_cert(revocation.body.device).await?;
         if cert.body.principal != caller.principal {
             return Err(WireError::new(
                 ErrorCode::Forbidden,
@@ -1198,7 +1247,7 @@ impl Relay {
         mode: EscrowMode,
     ) -> Result<Reply, WireError> {
         let m = self.membership(space)?;
-        if self.professional(caller.principal)?.is_none() {
+        if self.professional(caller.principal).await?.is_none() {
             return Err(WireError::new(
                 ErrorCode::Forbidden,
                 "emergency access is for professionals listed in the directory",
@@ -1210,7 +1259,7 @@ impl Relay {
                 format!("the person refused {} access", mode.name()),
             ));
         }
-        if self.blocked(&m, caller.principal)? {
+        if self.blocked(&m, caller.principal).await? {
             return Err(WireError::new(
                 ErrorCode::Forbidden,
                 "this professional is blocked by the person whose space it is",
@@ -1224,14 +1273,14 @@ impl Relay {
             .ok_or_else(|| {
                 WireError::new(ErrorCode::NotFound, "this space has no emergency volume")
             })?;
-        let escrowed = self.envelopes_for(space, mode.device())?;
+        let escrowed = self.envelopes_for(space, mode.device()).await?;
         if escrowed.is_empty() {
             return Err(WireError::new(
                 ErrorCode::NotFound,
                 format!("no {} key escrowed for this space yet", mode.name()),
             ));
         }
-        let devices = self.devices_of(caller.principal)?;
+        let devices = self.devices_of(caller.principal).await?;
         for e in escrowed {
             if e.slot.volume != emergency {
                 continue;
@@ -1276,13 +1325,14 @@ impl Relay {
     }
 
     /// The envelopes of a space addressed to one (pseudo-)device.
-    fn envelopes_for(
+    async fn envelopes_for(
         &self,
         space: SpaceId,
         device: DeviceId,
     ) -> Result<Vec<mes_protocol::envelope::KeyEnvelope>, WireError> {
         self.store
             .scan_records(RecordKind::Envelope, &envelope_key(space, device, &[]))
+            .await
             .map_err(internal)?
             .into_iter()
             .map(|(_, v)| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
@@ -1290,12 +1340,13 @@ impl Relay {
     }
 
     /// The directory's entry for a principal, if listed.
-    pub fn professional(
+    pub async fn professional(
         &self,
         principal: PrincipalId,
     ) -> Result<Option<Signed<DirectoryEntry>>, WireError> {
         self.store
             .get_record(RecordKind::Directory, &principal_key(principal))
+            .await
             .map_err(internal)?
             .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
             .transpose()
@@ -1416,6 +1467,7 @@ impl Relay {
             // A principal whose RPPS changed loses the old index line.
             if let Some(old) = self
                 .professional(principal)
+                .await
                 .map_err(|e| StoreError(e.message))?
             {
                 if old.body.professional.rpps != professional.rpps {
@@ -1454,11 +1506,11 @@ impl Relay {
     /// A grant to a listed professional must stay inside the habilitation matrix: per
     /// volume, on volumes their profession may read (append on the inbox is always fine),
     /// never admin. Removals always pass.
-    fn check_matrix(&self, m: &Membership, g: &Grant) -> Result<(), WireError> {
+    async fn check_matrix(&self, m: &Membership, g: &Grant) -> Result<(), WireError> {
         if let Some(service) = self.service(g.principal) {
             return self.check_service_grant(m, g, &service.body);
         }
-        let Some(pro) = self.professional(g.principal)? else {
+        let Some(pro) = self.professional(g.principal).await? else {
             return Ok(());
         };
         let profession = &pro.body.professional.profession;
@@ -1484,7 +1536,7 @@ impl Relay {
             }
             return Ok(());
         };
-        if role != Role::Append && self.blocked(m, g.principal)? {
+        if role != Role::Append && self.blocked(m, g.principal).await? {
             return Err(WireError::new(
                 ErrorCode::Forbidden,
                 format!(
@@ -1554,7 +1606,7 @@ impl Relay {
         if caller.principal == m.owner() {
             return Ok(());
         }
-        let professional = self.professional(caller.principal)?;
+        let professional = self.professional(caller.principal).await?;
         let holds_grant = authorize(m, caller.principal, Need::AnyRole).is_ok();
         let in_team = |p: &Signed<DirectoryEntry>| {
             m.choices.as_ref().is_some_and(|c| {
@@ -1565,7 +1617,7 @@ impl Relay {
                     .is_some_and(|s| c.body.care_teams.contains(s))
             })
         };
-        let mode = match self.release(m.space(), caller.principal)? {
+        let mode = match self.release(m.space(), caller.principal).await? {
             Some(r) if !holds_grant => r.access_mode(),
             _ if self.service(caller.principal).is_some() => AccessMode::Service,
             _ => match &professional {

@@ -109,12 +109,12 @@ pub struct RunningRelay {
 }
 
 /// Opens the relay's state in a data directory without serving (operator commands).
-pub fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
-    open_offline_with(data_dir, Default::default())
+pub async fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
+    open_offline_with(data_dir, Default::default()).await
 }
 
 /// Opens the relay's state offline with the deployment's enrolment deadlines.
-pub fn open_offline_with(
+pub async fn open_offline_with(
     data_dir: &std::path::Path,
     enrolment: crate::enrolment::Policy,
 ) -> anyhow::Result<Arc<Relay>> {
@@ -133,7 +133,8 @@ pub fn open_offline_with(
         },
         Default::default(),
         Default::default(),
-    )?;
+    )
+    .await?;
     let _ = relay.enrolment.set(Arc::new(hub));
     Ok(relay)
 }
@@ -158,7 +159,8 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         },
         config.policy,
         config.misbehaviour.clone(),
-    )?;
+    )
+    .await?;
     let _ = relay.enrolment.set(hub.clone());
     // The enrolment gauges need a scan: once at start, then after each sweep.
     let r = relay.clone();

@@ -82,9 +82,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>>;
     /// Entries past `after`, at most `max` and about [`mes_protocol::wire::MAX_FETCH_BYTES`]
     /// (never fewer than one).
-    fn read(&self, volume: VolumeId, after: Seq, max: usize) -> Result<ReadResult, StoreError>;
+    fn read(
+        &self,
+        volume: VolumeId,
+        after: Seq,
+        max: usize,
+    ) -> BoxFuture<'_, Result<ReadResult, StoreError>>;
     /// The visible head.
-    fn head(&self, volume: VolumeId) -> Result<Seq, StoreError>;
+    fn head(&self, volume: VolumeId) -> BoxFuture<'_, Result<Seq, StoreError>>;
     /// Stores a snapshot covering up to `upto`; prunes the log behind it when asked.
     fn put_snapshot<'a>(
         &'a self,
@@ -94,7 +99,10 @@ pub trait Store: Send + Sync + 'static {
         prune: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// The latest snapshot.
-    fn get_snapshot(&self, volume: VolumeId) -> Result<Option<(Seq, Vec<u8>)>, StoreError>;
+    fn get_snapshot(
+        &self,
+        volume: VolumeId,
+    ) -> BoxFuture<'_, Result<Option<(Seq, Vec<u8>)>, StoreError>>;
     /// Removes a record durably (absent is fine).
     fn remove_record<'a>(
         &'a self,
@@ -109,11 +117,24 @@ pub trait Store: Send + Sync + 'static {
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Reads a record.
-    fn get_record(&self, kind: RecordKind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
     /// Records whose key starts with `prefix`.
-    fn scan_records(&self, kind: RecordKind, prefix: &[u8]) -> Result<Vec<Record>, StoreError>;
+    fn scan_records<'a>(
+        &'a self,
+        kind: RecordKind,
+        prefix: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     /// Stores a blob chunk (not yet committed).
-    fn put_blob_chunk(&self, blob: &[u8; 32], index: u32, data: &[u8]) -> Result<(), StoreError>;
+    fn put_blob_chunk<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        index: u32,
+        data: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Commits a blob once all chunks are in and the hash matches; durable on return.
     fn commit_blob<'a>(
         &'a self,
@@ -121,11 +142,11 @@ pub trait Store: Send + Sync + 'static {
         chunks: u32,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
     /// Reads a committed blob's chunk; `None` if missing. Returns (data, last).
-    fn get_blob_chunk(
-        &self,
-        blob: &[u8; 32],
+    fn get_blob_chunk<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
         index: u32,
-    ) -> Result<Option<(Vec<u8>, bool)>, StoreError>;
+    ) -> BoxFuture<'a, Result<Option<(Vec<u8>, bool)>, StoreError>>;
     /// Installs the notify hook, replacing any earlier one (a relay restarted over the
     /// same store must be the one notified).
     fn set_notify(&self, hook: NotifyHook);

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{BoxFuture, NotifyHook, ReadResult, RecordKind, Store, StoreError};
+use super::{BoxFuture, NotifyHook, ReadResult, Record, RecordKind, Store, StoreError};
 
 /// sled-backed relay store.
 pub struct SledStore {
@@ -119,36 +119,9 @@ impl SledStore {
             }
         }
     }
-}
 
-impl Store for SledStore {
-    fn append<'a>(
-        &'a self,
-        volume: VolumeId,
-        bundles: Vec<Vec<u8>>,
-    ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>> {
-        Box::pin(async move {
-            let (first, last) = {
-                let _guard = self.append_lock.lock().expect("append lock");
-                let head = self.stored_head(volume)?;
-                let mut batch = sled::Batch::default();
-                let mut seq = head;
-                for b in &bundles {
-                    seq = seq.next();
-                    batch.insert(&log_key(volume, seq)[..], b.as_slice());
-                }
-                self.log.apply_batch(batch)?;
-                self.heads.insert(volume.0, &seq.0.to_be_bytes())?;
-                (head.next(), seq)
-            };
-            self.db.flush_async().await?;
-            self.publish(volume, last);
-            Ok((first, last))
-        })
-    }
-
-    fn read(&self, volume: VolumeId, after: Seq, max: usize) -> Result<ReadResult, StoreError> {
-        let head = self.head(volume)?;
+    fn read_now(&self, volume: VolumeId, after: Seq, max: usize) -> Result<ReadResult, StoreError> {
+        let head = self.head_now(volume)?;
         let pruned = self.pruned_upto(volume)?;
         if after < pruned {
             return Ok(ReadResult {
@@ -178,7 +151,7 @@ impl Store for SledStore {
         })
     }
 
-    fn head(&self, volume: VolumeId) -> Result<Seq, StoreError> {
+    fn head_now(&self, volume: VolumeId) -> Result<Seq, StoreError> {
         if let Some(s) = self
             .visible
             .lock()
@@ -191,6 +164,46 @@ impl Store for SledStore {
         let stored = self.stored_head(volume)?;
         let mut vis = self.visible.lock().expect("visible heads lock");
         Ok(*vis.entry(volume).or_insert(stored))
+    }
+}
+
+impl Store for SledStore {
+    fn append<'a>(
+        &'a self,
+        volume: VolumeId,
+        bundles: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>> {
+        Box::pin(async move {
+            let (first, last) = {
+                let _guard = self.append_lock.lock().expect("append lock");
+                let head = self.stored_head(volume)?;
+                let mut batch = sled::Batch::default();
+                let mut seq = head;
+                for b in &bundles {
+                    seq = seq.next();
+                    batch.insert(&log_key(volume, seq)[..], b.as_slice());
+                }
+                self.log.apply_batch(batch)?;
+                self.heads.insert(volume.0, &seq.0.to_be_bytes())?;
+                (head.next(), seq)
+            };
+            self.db.flush_async().await?;
+            self.publish(volume, last);
+            Ok((first, last))
+        })
+    }
+
+    fn read(
+        &self,
+        volume: VolumeId,
+        after: Seq,
+        max: usize,
+    ) -> BoxFuture<'_, Result<ReadResult, StoreError>> {
+        Box::pin(async move { self.read_now(volume, after, max) })
+    }
+
+    fn head(&self, volume: VolumeId) -> BoxFuture<'_, Result<Seq, StoreError>> {
+        Box::pin(async move { self.head_now(volume) })
     }
 
     fn put_snapshot<'a>(
@@ -221,11 +234,16 @@ impl Store for SledStore {
         })
     }
 
-    fn get_snapshot(&self, volume: VolumeId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
-        Ok(self
-            .snapshots
-            .get(volume.0)?
-            .map(|v| (Seq(read_u64(&v)), v[8..].to_vec())))
+    fn get_snapshot(
+        &self,
+        volume: VolumeId,
+    ) -> BoxFuture<'_, Result<Option<(Seq, Vec<u8>)>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .snapshots
+                .get(volume.0)?
+                .map(|v| (Seq(read_u64(&v)), v[8..].to_vec())))
+        })
     }
 
     fn remove_record<'a>(
@@ -253,27 +271,40 @@ impl Store for SledStore {
         })
     }
 
-    fn get_record(&self, kind: RecordKind, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree(kind).get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn scan_records(
-        &self,
+    fn get_record<'a>(
+        &'a self,
         kind: RecordKind,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-        self.tree(kind)
-            .scan_prefix(prefix)
-            .map(|kv| {
-                kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
-                    .map_err(StoreError::from)
-            })
-            .collect()
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move { Ok(self.tree(kind).get(key)?.map(|v| v.to_vec())) })
     }
 
-    fn put_blob_chunk(&self, blob: &[u8; 32], index: u32, data: &[u8]) -> Result<(), StoreError> {
-        self.chunks.insert(chunk_key(blob, index), data)?;
-        Ok(())
+    fn scan_records<'a>(
+        &'a self,
+        kind: RecordKind,
+        prefix: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            self.tree(kind)
+                .scan_prefix(prefix)
+                .map(|kv| {
+                    kv.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .map_err(StoreError::from)
+                })
+                .collect()
+        })
+    }
+
+    fn put_blob_chunk<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        index: u32,
+        data: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.chunks.insert(chunk_key(blob, index), data)?;
+            Ok(())
+        })
     }
 
     fn commit_blob<'a>(
@@ -303,22 +334,24 @@ impl Store for SledStore {
         })
     }
 
-    fn get_blob_chunk(
-        &self,
-        blob: &[u8; 32],
+    fn get_blob_chunk<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
         index: u32,
-    ) -> Result<Option<(Vec<u8>, bool)>, StoreError> {
-        let Some(count) = self.blobs.get(blob)? else {
-            return Ok(None);
-        };
-        let count = u32::from_be_bytes(count[..4].try_into().expect("4-byte count"));
-        if index >= count {
-            return Ok(None);
-        }
-        Ok(self
-            .chunks
-            .get(chunk_key(blob, index))?
-            .map(|c| (c.to_vec(), index + 1 == count)))
+    ) -> BoxFuture<'a, Result<Option<(Vec<u8>, bool)>, StoreError>> {
+        Box::pin(async move {
+            let Some(count) = self.blobs.get(blob)? else {
+                return Ok(None);
+            };
+            let count = u32::from_be_bytes(count[..4].try_into().expect("4-byte count"));
+            if index >= count {
+                return Ok(None);
+            }
+            Ok(self
+                .chunks
+                .get(chunk_key(blob, index))?
+                .map(|c| (c.to_vec(), index + 1 == count)))
+        })
     }
 
     fn set_notify(&self, hook: NotifyHook) {
@@ -341,21 +374,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((first, last), (Seq(1), Seq(3)));
-        let r = store.read(v, Seq(0), 100).unwrap();
+        let r = store.read(v, Seq(0), 100).await.unwrap();
         assert_eq!(r.items.len(), 1, "a 4 MiB budget holds one 3 MiB bundle");
         assert_eq!(r.head, Seq(3));
-        let r = store.read(v, Seq(1), 100).unwrap();
+        let r = store.read(v, Seq(1), 100).await.unwrap();
         assert_eq!(
             r.items.iter().map(|(s, _)| s.0).collect::<Vec<_>>(),
             vec![2, 3],
             "3 MiB and 10 bytes fit the budget"
         );
-        let r = store.read(v, Seq(2), 100).unwrap();
+        let r = store.read(v, Seq(2), 100).await.unwrap();
         assert_eq!(
             r.items.iter().map(|(s, _)| s.0).collect::<Vec<_>>(),
             vec![3]
         );
-        let r = store.read(v, Seq(0), 1).unwrap();
+        let r = store.read(v, Seq(0), 1).await.unwrap();
         assert_eq!(r.items.len(), 1);
     }
 }

@@ -106,7 +106,8 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     let rows = mes_relay::population::parse(&csv, today)
         .map_err(|bad| anyhow::anyhow!("{} bad rows, first {:?}", bad.len(), bad.first()))?;
     drop(csv);
-    let relay = mes_relay::server::open_offline(&data)?;
+    let relay =
+        tokio::runtime::Handle::current().block_on(mes_relay::server::open_offline(&data))?;
     let hub = relay.enrolment.get().expect("enrolment").clone();
     svc::import(&hub.tables, &rows, |_| {}).map_err(|e| anyhow::anyhow!("{e:?}"))?;
     drop(rows);

@@ -101,7 +101,12 @@ impl World {
             drop_bundle: trace.drop_bundle,
             ..Default::default()
         };
-        let relay = Relay::new(store.clone(), sim_keys(), Default::default(), misbehaviour)?;
+        let relay = rt.block_on(Relay::new(
+            store.clone(),
+            sim_keys(),
+            Default::default(),
+            misbehaviour,
+        ))?;
         let slots = devices(s);
         let mut spaces = Vec::new();
         let mut devs = Vec::new();
@@ -309,13 +314,14 @@ impl World {
                     ..Default::default()
                 };
                 self.relay = Some(
-                    Relay::new(
-                        self.store.clone(),
-                        sim_keys(),
-                        Default::default(),
-                        misbehaviour,
-                    )
-                    .map_err(|e| e.to_string())?,
+                    self.rt
+                        .block_on(Relay::new(
+                            self.store.clone(),
+                            sim_keys(),
+                            Default::default(),
+                            misbehaviour,
+                        ))
+                        .map_err(|e| e.to_string())?,
                 );
                 self.note(|| "relay up".into());
                 Ok(())
