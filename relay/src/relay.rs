@@ -160,7 +160,7 @@ impl Relay {
         let hub = Arc::new(Hub::default());
         let h = hub.clone();
         store.set_notify(Box::new(move |volume, head| h.publish_head(volume, head)));
-        Ok(Arc::new(Relay {
+        let relay = Arc::new(Relay {
             history: AccessHistory::new(store.clone()),
             store,
             key: keys.signing,
@@ -177,7 +177,20 @@ impl Relay {
             catalogue: RwLock::new(catalogue),
             metrics: Default::default(),
             closed: RwLock::new(closed),
-        }))
+        });
+        // Another instance on a shared backend changed a record this one caches.
+        let weak = Arc::downgrade(&relay);
+        relay.store.set_record_hook(Box::new(move |kind, key| {
+            let (Some(r), key) = (weak.upgrade(), key.to_vec()) else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Err(e) = r.reload_cached(kind, key).await {
+                    tracing::warn!("refreshing a {kind:?} record changed elsewhere: {e}");
+                }
+            });
+        }));
+        Ok(relay)
     }
 
     /// Records a device certificate seen at authentication; refuses revoked devices.
@@ -397,15 +410,57 @@ impl Relay {
     }
 
     async fn save_membership(&self, m: Membership) -> Result<(), WireError> {
-        let space = m.space();
         self.store
             .put_record(
                 RecordKind::Membership,
-                space.0.to_vec(),
+                m.space().0.to_vec(),
                 codec::to_bytes(&m),
             )
             .await
             .map_err(internal)?;
+        self.membership_changed(m);
+        Ok(())
+    }
+
+    /// Refreshes a cached record another instance changed (a shared backend's hook).
+    async fn reload_cached(&self, kind: RecordKind, key: Vec<u8>) -> Result<(), StoreError> {
+        let value = self.store.get_record(kind, &key).await?;
+        match kind {
+            RecordKind::Membership => {
+                if let Some(v) = value {
+                    let m: Membership = codec::from_bytes(&v)
+                        .map_err(|e| StoreError(format!("stored membership: {e}")))?;
+                    self.membership_changed(m);
+                }
+            }
+            RecordKind::Catalogue => {
+                if let Some(v) = value {
+                    let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
+                        .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
+                    self.catalogue
+                        .write()
+                        .expect("catalogue lock")
+                        .insert(e.body.service.principal, e);
+                }
+            }
+            RecordKind::Closed => {
+                if let Ok(id) = <[u8; 16]>::try_from(key.as_slice()) {
+                    let mut closed = self.closed.write().expect("closed lock");
+                    if value.is_some() {
+                        closed.insert(SpaceId(id));
+                    } else {
+                        closed.remove(&SpaceId(id));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Caches a membership and tells its members' devices.
+    fn membership_changed(&self, m: Membership) {
+        let space = m.space();
         // Every member's devices hear of it, subscribed or not yet (a space whose volumes
         // were just declared has no subscribers).
         let mut members = vec![m.owner()];
@@ -423,7 +478,6 @@ impl Relay {
             self.hub
                 .publish_to_principal(p, mes_protocol::wire::Push::MembershipChanged { space });
         }
-        Ok(())
     }
 
     async fn is_revoked(&self, device: DeviceId) -> Result<bool, WireError> {

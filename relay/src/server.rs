@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use crate::relay::{Misbehaviour, Relay};
+use crate::store::postgres_store::PgStore;
 use crate::store::sled_store::SledStore;
+use crate::store::Store;
 
 /// How to start a relay.
 #[derive(Clone, Debug)]
@@ -30,6 +32,46 @@ pub struct RelayConfig {
     pub sweep_every: Option<std::time::Duration>,
     /// Local HTTP address for `/health` and `/metrics` (none: not served).
     pub metrics: Option<SocketAddr>,
+    /// Where the relay's state lives.
+    pub backend: Backend,
+}
+
+/// The storage backend, chosen at start-up (docs/operator-guide.md).
+#[derive(Clone, Debug, Default)]
+pub enum Backend {
+    /// The embedded sled store in the data directory (one machine).
+    #[default]
+    Sled,
+    /// A PostgreSQL database shared by several relay instances.
+    Postgres(crate::store::postgres_store::PgOptions),
+}
+
+/// Opens the backend's store and the enrolment tables. On PostgreSQL the enrolment tables
+/// stay in a sled database of the data directory (the instance that runs the campaign).
+async fn open_store(
+    backend: &Backend,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment_store::EnrolmentTables)> {
+    match backend {
+        Backend::Sled => {
+            let store = SledStore::open(data_dir).context(
+                "opening the relay store (is a relay serving this directory? stop it first)",
+            )?;
+            let tables = store.enrolment_tables()?;
+            Ok((Arc::new(store), tables))
+        }
+        Backend::Postgres(options) => {
+            let store = PgStore::open(options.clone())
+                .await
+                .context("opening the PostgreSQL store")?;
+            let db = sled::Config::new()
+                .path(data_dir.join("enrolment.sled"))
+                .open()
+                .context("opening the enrolment tables (is a relay serving this directory?)")?;
+            let tables = crate::enrolment_store::EnrolmentTables::open(&db)?;
+            Ok((Arc::new(store), tables))
+        }
+    }
 }
 
 impl RelayConfig {
@@ -44,6 +86,7 @@ impl RelayConfig {
             enrolment: Default::default(),
             sweep_every: None,
             metrics: None,
+            backend: Backend::Sled,
         }
     }
 }
@@ -51,7 +94,7 @@ impl RelayConfig {
 /// The hub's enrolment over the store's tables, with the code key of the data directory
 /// (`enrolment-code.key`, created on first use, mode 0600).
 fn enrolment_hub(
-    store: &SledStore,
+    tables: crate::enrolment_store::EnrolmentTables,
     data_dir: &std::path::Path,
     policy: crate::enrolment::Policy,
 ) -> anyhow::Result<crate::enrolment_service::EnrolmentHub> {
@@ -71,7 +114,7 @@ fn enrolment_hub(
         key
     };
     Ok(crate::enrolment_service::EnrolmentHub::new(
-        store.enrolment_tables()?,
+        tables,
         policy,
         crate::enrolment_service::Secrets {
             code_key,
@@ -120,13 +163,12 @@ pub async fn open_offline_with(
 ) -> anyhow::Result<Arc<Relay>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let store = SledStore::open(data_dir)
-        .context("opening the relay store (is a relay serving this directory? stop it first)")?;
+    let (store, tables) = open_store(&Backend::Sled, data_dir).await?;
     let key = crate::signing::load_or_create(data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
-    let hub = enrolment_hub(&store, data_dir, enrolment)?;
+    let hub = enrolment_hub(tables, data_dir, enrolment)?;
     let relay = Relay::new(
-        Arc::new(store),
+        store,
         crate::relay::RelayKeys {
             signing: key,
             escrow,
@@ -139,20 +181,20 @@ pub async fn open_offline_with(
     Ok(relay)
 }
 
-/// Starts a relay on the embedded sled store.
+/// Starts a relay on the configured backend.
 pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = SledStore::open(&config.data_dir).context("opening the relay store")?;
+    let (store, tables) = open_store(&config.backend, &config.data_dir).await?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;
     let hub = Arc::new(enrolment_hub(
-        &store,
+        tables,
         &config.data_dir,
         config.enrolment.clone(),
     )?);
     let relay = Relay::new(
-        Arc::new(store),
+        store,
         crate::relay::RelayKeys {
             signing: key,
             escrow,

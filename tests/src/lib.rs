@@ -49,7 +49,60 @@ pub async fn relay_with(
         cfg.listen = l;
     }
     cfg.misbehaviour = misbehaviour;
+    cfg.backend = test_backend(&dir.join("relay")).await?;
     mes_relay::server::start(cfg).await
+}
+
+/// The backend the suite runs on: sled unless `MES_TEST_BACKEND=postgres`, then a
+/// database of its own on the server at `MES_TEST_PG` (scripts/services), the same one
+/// each time the relay of `data_dir` restarts.
+pub async fn test_backend(data_dir: &Path) -> anyhow::Result<mes_relay::server::Backend> {
+    match std::env::var("MES_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("sled") => Ok(mes_relay::server::Backend::Sled),
+        Ok("postgres") => Ok(mes_relay::server::Backend::Postgres(
+            mes_relay::store::postgres_store::PgOptions::new(pg_database(data_dir).await?),
+        )),
+        Ok(other) => anyhow::bail!("MES_TEST_BACKEND={other}: expected sled or postgres"),
+    }
+}
+
+/// The PostgreSQL server's address for tests (`MES_TEST_PG`, set by scripts/services).
+pub fn pg_server() -> anyhow::Result<String> {
+    std::env::var("MES_TEST_PG").context(
+        "MES_TEST_PG is not set: start the test servers with `eval \"$(scripts/services)\"`",
+    )
+}
+
+/// A fresh database on the test server, named in `dir/pg-database` so a restarted relay
+/// finds it again; returns its connection string.
+pub async fn pg_database(dir: &Path) -> anyhow::Result<String> {
+    let server = pg_server()?;
+    let file = dir.join("pg-database");
+    let name = match std::fs::read_to_string(&file) {
+        Ok(n) => n.trim().to_owned(),
+        Err(_) => {
+            let name = format!("mes_t_{}", hex_id());
+            let (client, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+                .await
+                .with_context(|| format!("connecting to {server}"))?;
+            let task = tokio::spawn(conn);
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await?;
+            drop(client);
+            let _ = task.await;
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&file, &name)?;
+            name
+        }
+    };
+    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+fn hex_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The target a daemon pins.

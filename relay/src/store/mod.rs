@@ -10,6 +10,7 @@
 //! - records (spaces, membership, certificates, envelopes) and blob chunks are keyed
 //!   byte strings.
 
+pub mod postgres_store;
 pub mod sled_store;
 
 use mes_protocol::ids::{Seq, VolumeId};
@@ -32,6 +33,10 @@ impl From<sled::Error> for StoreError {
 
 /// Callback receiving (volume, new visible head).
 pub type NotifyHook = Box<dyn Fn(VolumeId, Seq) + Send + Sync>;
+
+/// Callback receiving a record changed by another relay instance (kind, key), for the
+/// caches a relay keeps (memberships, catalogue, closed spaces).
+pub type RecordHook = Box<dyn Fn(RecordKind, &[u8]) + Send + Sync>;
 
 /// A stored record: (key, value).
 pub type Record = (Vec<u8>, Vec<u8>);
@@ -59,6 +64,30 @@ pub enum RecordKind {
     Catalogue,
     /// Spaces closed by their person (F1.6), archived and refused, by space id.
     Closed,
+}
+
+impl RecordKind {
+    /// Every kind, in code order (the code is the discriminant).
+    pub const ALL: [RecordKind; 10] = [
+        RecordKind::Membership,
+        RecordKind::Device,
+        RecordKind::Revocation,
+        RecordKind::Envelope,
+        RecordKind::BlobOwner,
+        RecordKind::Directory,
+        RecordKind::History,
+        RecordKind::Release,
+        RecordKind::Catalogue,
+        RecordKind::Closed,
+    ];
+
+    /// Kinds a relay keeps in memory, which other instances must hear about.
+    pub fn cached(self) -> bool {
+        matches!(
+            self,
+            RecordKind::Membership | RecordKind::Catalogue | RecordKind::Closed
+        )
+    }
 }
 
 /// What a read returns.
@@ -150,4 +179,9 @@ pub trait Store: Send + Sync + 'static {
     /// Installs the notify hook, replacing any earlier one (a relay restarted over the
     /// same store must be the one notified).
     fn set_notify(&self, hook: NotifyHook);
+    /// Installs the hook told of cached records changed elsewhere (a backend shared by
+    /// several instances); a single-process backend never calls it.
+    fn set_record_hook(&self, hook: RecordHook) {
+        drop(hook);
+    }
 }

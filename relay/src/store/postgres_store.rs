@@ -1,0 +1,918 @@
+//! The PostgreSQL backend: several relay instances share one database (issue 8).
+//!
+//! - Appends go through a group-commit queue: writer tasks take every append waiting,
+//!   lock the volumes' head rows in volume order (`SELECT ... FOR UPDATE`), insert the
+//!   bundles with dense sequence numbers, raise the heads, send one `NOTIFY` for the
+//!   whole batch and commit. The row lock makes commits of one volume happen in sequence
+//!   order, so a reader bounded by the committed head never skips a number (a plain
+//!   database sequence hands out N+2 that can commit before N+1; [`SeqMode::Unordered`]
+//!   is that mistake, kept as the control of the race test).
+//! - Every instance `LISTEN`s on `mes_heads` and `mes_records`: an append or a
+//!   membership change made on one instance reaches devices connected to another.
+//! - Writes return after `COMMIT`, with the server's default durability.
+
+use mes_protocol::ids::{Seq, VolumeId};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::{Client, NoTls};
+
+use super::{BoxFuture, NotifyHook, ReadResult, Record, RecordHook, RecordKind, Store, StoreError};
+
+/// The schema, applied in order; each runs once (table `mes_migrations`).
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_relay.sql"))];
+
+/// Channel carrying `volume-hex:head` pairs, one notification per commit batch.
+const HEADS_CHANNEL: &str = "mes_heads";
+/// Channel carrying `kind:key-hex` of changed records that relays cache.
+const RECORDS_CHANNEL: &str = "mes_records";
+/// Appends taken into one transaction at most.
+const MAX_BATCH: usize = 512;
+/// PostgreSQL's limit on a notification payload is 8000 bytes.
+const MAX_PAYLOAD: usize = 7900;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        match e.as_db_error() {
+            Some(db) => StoreError(format!(
+                "PostgreSQL: {} ({})",
+                db.message(),
+                db.code().code()
+            )),
+            None => StoreError(format!("PostgreSQL: {e}")),
+        }
+    }
+}
+
+/// How sequence numbers are taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SeqMode {
+    /// Under the volume's head-row lock, committed in order (the only correct mode).
+    #[default]
+    Ordered,
+    /// Taken like a database sequence, in their own statement, then inserted in a
+    /// later transaction: numbers can become visible out of order. Tests' control only.
+    Unordered,
+}
+
+/// Options of the PostgreSQL backend.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// Connection string, e.g. `postgres://mes@127.0.0.1/mes`.
+    pub url: String,
+    /// Concurrent group-commit writers (each its own connection).
+    pub writers: usize,
+    /// Connections for reads and single-record writes.
+    pub readers: usize,
+    /// Sleep a random time up to this before each commit (tests' race only).
+    pub commit_jitter: Option<Duration>,
+    /// See [`SeqMode`].
+    pub seq_mode: SeqMode,
+}
+
+impl PgOptions {
+    /// Defaults for a connection string.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgOptions {
+            url: url.into(),
+            writers: 4,
+            readers: 4,
+            commit_jitter: None,
+            seq_mode: SeqMode::Ordered,
+        }
+    }
+}
+
+struct AppendJob {
+    volume: VolumeId,
+    bundles: Vec<Vec<u8>>,
+    done: oneshot::Sender<Result<(Seq, Seq), StoreError>>,
+}
+
+struct Hooks {
+    notify: RwLock<Option<NotifyHook>>,
+    records: RwLock<Option<RecordHook>>,
+    /// Last head announced per volume, so a head is announced once and never backwards.
+    announced: Mutex<HashMap<VolumeId, Seq>>,
+    /// Server processes of this instance's connections: their notifications are its own,
+    /// already announced when they committed.
+    own: RwLock<std::collections::HashSet<i32>>,
+}
+
+impl Hooks {
+    fn announce(&self, volume: VolumeId, head: Seq) {
+        {
+            let mut a = self.announced.lock().expect("announced heads");
+            let e = a.entry(volume).or_default();
+            if head <= *e {
+                return;
+            }
+            *e = head;
+        }
+        if let Some(hook) = &*self.notify.read().expect("notify hook") {
+            hook(volume, head);
+        }
+    }
+
+    fn record_changed(&self, kind: RecordKind, key: &[u8]) {
+        if let Some(hook) = &*self.records.read().expect("record hook") {
+            hook(kind, key);
+        }
+    }
+}
+
+/// PostgreSQL-backed relay store.
+pub struct PgStore {
+    readers: Vec<Client>,
+    next_reader: AtomicUsize,
+    /// Transactions other than appends (snapshots with pruning).
+    admin: tokio::sync::Mutex<Client>,
+    appends: mpsc::Sender<AppendJob>,
+    hooks: Arc<Hooks>,
+    seq_mode: SeqMode,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn connect(
+    url: &str,
+    hooks: &Hooks,
+) -> Result<(Client, tokio::task::JoinHandle<()>), StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("PostgreSQL connection ended: {e}");
+        }
+    });
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    hooks.own.write().expect("own pids").insert(pid);
+    Ok((client, task))
+}
+
+/// Applies the migrations not yet applied, under an advisory lock (instances starting
+/// together migrate once).
+async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock(7470611)", &[])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS mes_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM mes_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, sql) in MIGRATIONS {
+        if !done.contains(version) {
+            tx.batch_execute(sql).await.map_err(|e| {
+                StoreError(format!("migration {version}: {}", StoreError::from(e).0))
+            })?;
+            tx.execute(
+                "INSERT INTO mes_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn i64_of(seq: Seq) -> i64 {
+    seq.0 as i64
+}
+
+fn seq_of(v: i64) -> Seq {
+    Seq(v as u64)
+}
+
+fn kind_code(kind: RecordKind) -> i16 {
+    kind as i16
+}
+
+fn kind_of(code: i16) -> Option<RecordKind> {
+    RecordKind::ALL.get(usize::try_from(code).ok()?).copied()
+}
+
+/// Payloads of `volume-hex:head` pairs joined by commas, each under the payload limit.
+fn heads_payloads(heads: &[(VolumeId, Seq)]) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for (v, s) in heads {
+        let item = format!("{}:{}", hex::encode(v.0), s.0);
+        let last = out.last_mut().expect("one payload");
+        if !last.is_empty() && last.len() + 1 + item.len() > MAX_PAYLOAD {
+            out.push(item);
+        } else {
+            if !last.is_empty() {
+                last.push(',');
+            }
+            last.push_str(&item);
+        }
+    }
+    out
+}
+
+fn parse_heads(payload: &str) -> Vec<(VolumeId, Seq)> {
+    payload
+        .split(',')
+        .filter_map(|item| {
+            let (v, s) = item.split_once(':')?;
+            let v: [u8; 16] = hex::decode(v).ok()?.try_into().ok()?;
+            Some((VolumeId(v), Seq(s.parse().ok()?)))
+        })
+        .collect()
+}
+
+fn parse_record(payload: &str) -> Option<(RecordKind, Vec<u8>)> {
+    let (k, key) = payload.split_once(':')?;
+    Some((kind_of(k.parse().ok()?)?, hex::decode(key).ok()?))
+}
+
+/// Deadlocks and serialization failures are retried; anything else is reported.
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+            || *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+impl PgStore {
+    /// Connects, migrates, and starts the writers and the listener.
+    pub async fn open(options: PgOptions) -> Result<Self, StoreError> {
+        let hooks = Arc::new(Hooks {
+            notify: RwLock::new(None),
+            records: RwLock::new(None),
+            announced: Mutex::new(HashMap::new()),
+            own: Default::default(),
+        });
+        let mut tasks = Vec::new();
+        let (mut admin, t) = connect(&options.url, &hooks).await?;
+        tasks.push(t);
+        migrate(&mut admin).await?;
+        let mut readers = Vec::new();
+        for _ in 0..options.readers.max(1) {
+            let (c, t) = connect(&options.url, &hooks).await?;
+            tasks.push(t);
+            readers.push(c);
+        }
+        let (tx, rx) = mpsc::channel::<AppendJob>(4096);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..options.writers.max(1) {
+            let (c, t) = connect(&options.url, &hooks).await?;
+            tasks.push(t);
+            tasks.push(tokio::spawn(writer(
+                c,
+                rx.clone(),
+                hooks.clone(),
+                options.clone(),
+            )));
+        }
+        tasks.push(listen(options.url.clone(), hooks.clone()).await?);
+        Ok(PgStore {
+            readers,
+            next_reader: AtomicUsize::new(0),
+            admin: tokio::sync::Mutex::new(admin),
+            appends: tx,
+            hooks,
+            seq_mode: options.seq_mode,
+            tasks,
+        })
+    }
+
+    fn reader(&self) -> &Client {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        &self.readers[i]
+    }
+
+    /// Empties every table (tests share one database and start each from nothing).
+    pub async fn truncate_all(&self) -> Result<(), StoreError> {
+        self.reader()
+            .batch_execute("TRUNCATE volume_heads, log, snapshots, records, blob_chunks, blobs")
+            .await?;
+        Ok(())
+    }
+}
+
+/// Takes every waiting append (up to [`MAX_BATCH`]) and commits them as one transaction.
+async fn writer(
+    mut client: Client,
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<AppendJob>>>,
+    hooks: Arc<Hooks>,
+    options: PgOptions,
+) {
+    loop {
+        let mut jobs = Vec::new();
+        {
+            let mut rx = queue.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            jobs.push(first);
+            while jobs.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+        }
+        let outcome = loop {
+            let r = match options.seq_mode {
+                SeqMode::Ordered => commit_ordered(&mut client, &jobs, &options).await,
+                SeqMode::Unordered => commit_unordered(&mut client, &jobs, &options).await,
+            };
+            match r {
+                Err(e) if retryable(&e) => continue,
+                r => break r,
+            }
+        };
+        match outcome {
+            Ok(ranges) => {
+                let mut heads: BTreeMap<VolumeId, Seq> = BTreeMap::new();
+                for (job, range) in jobs.into_iter().zip(ranges) {
+                    let h = heads.entry(job.volume).or_default();
+                    *h = (*h).max(range.1);
+                    let _ = job.done.send(Ok(range));
+                }
+                for (v, h) in heads {
+                    hooks.announce(v, h);
+                }
+            }
+            Err(e) => {
+                let e = StoreError::from(e);
+                for job in jobs {
+                    let _ = job.done.send(Err(StoreError(e.0.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn jitter(options: &PgOptions) {
+    if let Some(max) = options.commit_jitter {
+        let ms = rand::random::<u64>() % (max.as_millis() as u64 + 1);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Sorted distinct volumes of a batch.
+fn volumes_of(jobs: &[AppendJob]) -> Vec<VolumeId> {
+    let mut v: Vec<VolumeId> = jobs.iter().map(|j| j.volume).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Rows for the batch: (volumes, seqs, bundles) and each job's range, from the heads.
+type Rows<'a> = (Vec<&'a [u8]>, Vec<i64>, Vec<&'a [u8]>);
+
+fn assign<'a>(
+    jobs: &'a [AppendJob],
+    heads: &mut HashMap<VolumeId, Seq>,
+) -> (Rows<'a>, Vec<(Seq, Seq)>) {
+    let (mut vols, mut seqs, mut bundles) = (Vec::new(), Vec::new(), Vec::new());
+    let mut ranges = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let head = heads.entry(job.volume).or_default();
+        let first = head.next();
+        for b in &job.bundles {
+            *head = head.next();
+            vols.push(job.volume.0.as_slice());
+            seqs.push(i64_of(*head));
+            bundles.push(b.as_slice());
+        }
+        ranges.push((first, *head));
+    }
+    ((vols, seqs, bundles), ranges)
+}
+
+async fn notify_heads(
+    tx: &tokio_postgres::Transaction<'_>,
+    heads: &HashMap<VolumeId, Seq>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut list: Vec<(VolumeId, Seq)> = heads.iter().map(|(v, s)| (*v, *s)).collect();
+    list.sort();
+    for payload in heads_payloads(&list) {
+        tx.execute("SELECT pg_notify($1, $2)", &[&HEADS_CHANNEL, &payload])
+            .await?;
+    }
+    Ok(())
+}
+
+async fn commit_ordered(
+    client: &mut Client,
+    jobs: &[AppendJob],
+    options: &PgOptions,
+) -> Result<Vec<(Seq, Seq)>, tokio_postgres::Error> {
+    let volumes = volumes_of(jobs);
+    let keys: Vec<&[u8]> = volumes.iter().map(|v| v.0.as_slice()).collect();
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO volume_heads (volume) SELECT unnest($1::bytea[]) ON CONFLICT DO NOTHING",
+        &[&keys],
+    )
+    .await?;
+    // Locked in volume order: two batches sharing volumes never deadlock.
+    let rows = tx
+        .query(
+            "SELECT volume, head FROM volume_heads WHERE volume = ANY($1) ORDER BY volume FOR UPDATE",
+            &[&keys],
+        )
+        .await?;
+    let mut heads: HashMap<VolumeId, Seq> = rows
+        .iter()
+        .map(|r| {
+            let v: &[u8] = r.get(0);
+            (
+                VolumeId(v.try_into().expect("16-byte volume id")),
+                seq_of(r.get(1)),
+            )
+        })
+        .collect();
+    let ((vols, seqs, bundles), ranges) = assign(jobs, &mut heads);
+    tx.execute(
+        "INSERT INTO log (volume, seq, bundle) SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[])",
+        &[&vols, &seqs, &bundles],
+    )
+    .await?;
+    let (hv, hs): (Vec<&[u8]>, Vec<i64>) = heads
+        .iter()
+        .map(|(v, s)| (v.0.as_slice(), i64_of(*s)))
+        .unzip();
+    tx.execute(
+        "UPDATE volume_heads h SET head = u.head FROM unnest($1::bytea[], $2::int8[]) AS u(volume, head) WHERE h.volume = u.volume",
+        &[&hv, &hs],
+    )
+    .await?;
+    notify_heads(&tx, &heads).await?;
+    jitter(options).await;
+    tx.commit().await?;
+    Ok(ranges)
+}
+
+/// The mistake the ordered mode avoids: numbers taken and committed at once (like
+/// `nextval`), rows inserted in a later transaction; readers then read past the rows.
+async fn commit_unordered(
+    client: &mut Client,
+    jobs: &[AppendJob],
+    options: &PgOptions,
+) -> Result<Vec<(Seq, Seq)>, tokio_postgres::Error> {
+    let mut heads = HashMap::new();
+    for job in jobs {
+        let row = client
+            .query_one(
+                "INSERT INTO volume_heads (volume, head) VALUES ($1, $2) ON CONFLICT (volume) DO UPDATE SET head = volume_heads.head + $2 RETURNING head",
+                &[&job.volume.0.as_slice(), &(job.bundles.len() as i64)],
+            )
+            .await?;
+        let last = seq_of(row.get(0));
+        let taken = Seq(last.0 - job.bundles.len() as u64);
+        let h = heads.entry(job.volume).or_insert(taken);
+        *h = (*h).min(taken);
+    }
+    let ((vols, seqs, bundles), ranges) = assign(jobs, &mut heads);
+    let tx = client.transaction().await?;
+    tx.execute(
+        "INSERT INTO log (volume, seq, bundle) SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[])",
+        &[&vols, &seqs, &bundles],
+    )
+    .await?;
+    notify_heads(&tx, &heads).await?;
+    jitter(options).await;
+    tx.commit().await?;
+    Ok(ranges)
+}
+
+/// Listens for other instances' commits; reconnects when the connection drops.
+async fn listen(url: String, hooks: Arc<Hooks>) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    let first = listen_once(&url).await?;
+    Ok(tokio::spawn(async move {
+        let mut conn = Some(first);
+        loop {
+            let (client, mut connection) = match conn.take() {
+                Some(c) => c,
+                None => match listen_once(&url).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!("PostgreSQL listener: {e}; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                },
+            };
+            let messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
+            futures_util::pin_mut!(messages);
+            let listen = format!("LISTEN {HEADS_CHANNEL}; LISTEN {RECORDS_CHANNEL}");
+            let subscribe = client.batch_execute(&listen);
+            futures_util::pin_mut!(subscribe);
+            let mut subscribed = false;
+            loop {
+                tokio::select! {
+                    r = &mut subscribe, if !subscribed => {
+                        subscribed = true;
+                        if let Err(e) = r {
+                            tracing::warn!("PostgreSQL LISTEN failed: {e}");
+                            break;
+                        }
+                    }
+                    m = futures_util::StreamExt::next(&mut messages) => match m {
+                        Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                            if hooks.own.read().expect("own pids").contains(&n.process_id()) {
+                                continue;
+                            }
+                            if n.channel() == HEADS_CHANNEL {
+                                for (v, s) in parse_heads(n.payload()) {
+                                    hooks.announce(v, s);
+                                }
+                            } else if let Some((kind, key)) = parse_record(n.payload()) {
+                                hooks.record_changed(kind, &key);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!("PostgreSQL listener connection: {e}");
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+            }
+        }
+    }))
+}
+
+type Connection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+
+async fn listen_once(url: &str) -> Result<(Client, Connection), StoreError> {
+    Ok(tokio_postgres::connect(url, NoTls).await?)
+}
+
+impl Store for PgStore {
+    fn append<'a>(
+        &'a self,
+        volume: VolumeId,
+        bundles: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<(Seq, Seq), StoreError>> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            self.appends
+                .send(AppendJob {
+                    volume,
+                    bundles,
+                    done,
+                })
+                .await
+                .map_err(|_| StoreError("the PostgreSQL writers stopped".into()))?;
+            wait.await
+                .map_err(|_| StoreError("the PostgreSQL writer dropped the append".into()))?
+        })
+    }
+
+    fn read(
+        &self,
+        volume: VolumeId,
+        after: Seq,
+        max: usize,
+    ) -> BoxFuture<'_, Result<ReadResult, StoreError>> {
+        Box::pin(async move {
+            let c = self.reader();
+            let Some(row) = c
+                .query_opt(
+                    "SELECT head, pruned FROM volume_heads WHERE volume = $1",
+                    &[&volume.0.as_slice()],
+                )
+                .await?
+            else {
+                return Ok(ReadResult::default());
+            };
+            let (mut head, pruned) = (seq_of(row.get(0)), seq_of(row.get(1)));
+            if after < pruned {
+                return Ok(ReadResult {
+                    items: Vec::new(),
+                    head,
+                    pruned_upto: Some(pruned),
+                });
+            }
+            // Bounded by the committed head: rows at or below it are committed.
+            let bound = match self.seq_mode {
+                SeqMode::Unordered => i64::MAX,
+                SeqMode::Ordered => i64_of(head),
+            };
+            let rows = c
+                .query(
+                    "SELECT seq, bundle FROM log WHERE volume = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
+                    &[&volume.0.as_slice(), &i64_of(after), &bound, &(max.min(100_000) as i64)],
+                )
+                .await?;
+            let mut items = Vec::new();
+            let mut bytes = 0;
+            for r in rows {
+                let b: Vec<u8> = r.get(1);
+                if !items.is_empty() && bytes + b.len() > mes_protocol::wire::MAX_FETCH_BYTES {
+                    break;
+                }
+                bytes += b.len();
+                items.push((seq_of(r.get(0)), b));
+            }
+            if let Some((last, _)) = items.last() {
+                head = head.max(*last);
+            }
+            Ok(ReadResult {
+                items,
+                head,
+                pruned_upto: None,
+            })
+        })
+    }
+
+    fn head(&self, volume: VolumeId) -> BoxFuture<'_, Result<Seq, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .reader()
+                .query_opt(
+                    "SELECT head FROM volume_heads WHERE volume = $1",
+                    &[&volume.0.as_slice()],
+                )
+                .await?
+                .map(|r| seq_of(r.get(0)))
+                .unwrap_or_default())
+        })
+    }
+
+    fn put_snapshot<'a>(
+        &'a self,
+        volume: VolumeId,
+        upto: Seq,
+        snapshot: Vec<u8>,
+        prune: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut admin = self.admin.lock().await;
+            let tx = admin.transaction().await?;
+            let v = volume.0.as_slice();
+            tx.execute(
+                "INSERT INTO snapshots (volume, upto, snapshot) VALUES ($1, $2, $3) ON CONFLICT (volume) DO UPDATE SET upto = EXCLUDED.upto, snapshot = EXCLUDED.snapshot",
+                &[&v, &i64_of(upto), &snapshot],
+            )
+            .await?;
+            if prune {
+                // One transaction: the snapshot and the pruning commit together.
+                tx.execute(
+                    "DELETE FROM log WHERE volume = $1 AND seq <= $2",
+                    &[&v, &i64_of(upto)],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE volume_heads SET pruned = GREATEST(pruned, $2) WHERE volume = $1",
+                    &[&v, &i64_of(upto)],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn get_snapshot(
+        &self,
+        volume: VolumeId,
+    ) -> BoxFuture<'_, Result<Option<(Seq, Vec<u8>)>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .reader()
+                .query_opt(
+                    "SELECT upto, snapshot FROM snapshots WHERE volume = $1",
+                    &[&volume.0.as_slice()],
+                )
+                .await?
+                .map(|r| (seq_of(r.get(0)), r.get(1))))
+        })
+    }
+
+    fn remove_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let payload = format!("{}:{}", kind_code(kind), hex::encode(&key));
+            self.reader()
+                .execute(
+                    "WITH d AS (DELETE FROM records WHERE kind = $1 AND key = $2) SELECT pg_notify($3, $4)",
+                    &[&kind_code(kind), &key, &RECORDS_CHANNEL, &payload],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn put_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            const UPSERT: &str = "INSERT INTO records (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value";
+            if kind.cached() {
+                // What relays cache is announced in the same statement as the write.
+                let payload = format!("{}:{}", kind_code(kind), hex::encode(&key));
+                self.reader()
+                    .execute(
+                        &format!(
+                            "WITH w AS ({UPSERT} RETURNING 1) SELECT pg_notify($4, $5) FROM w"
+                        ),
+                        &[&kind_code(kind), &key, &value, &RECORDS_CHANNEL, &payload],
+                    )
+                    .await?;
+            } else {
+                self.reader()
+                    .execute(UPSERT, &[&kind_code(kind), &key, &value])
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn get_record<'a>(
+        &'a self,
+        kind: RecordKind,
+        key: &'a [u8],
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .reader()
+                .query_opt(
+                    "SELECT value FROM records WHERE kind = $1 AND key = $2",
+                    &[&kind_code(kind), &key],
+                )
+                .await?
+                .map(|r| r.get(0)))
+        })
+    }
+
+    fn scan_records<'a>(
+        &'a self,
+        kind: RecordKind,
+        prefix: &'a [u8],
+    ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
+        Box::pin(async move {
+            // Keys from the prefix (inclusive) to the prefix's successor (exclusive).
+            let rows = match prefix_successor(prefix) {
+                Some(end) => {
+                    self.reader()
+                        .query(
+                            "SELECT key, value FROM records WHERE kind = $1 AND key >= $2 AND key < $3 ORDER BY key",
+                            &[&kind_code(kind), &prefix, &end],
+                        )
+                        .await?
+                }
+                None => {
+                    self.reader()
+                        .query(
+                            "SELECT key, value FROM records WHERE kind = $1 AND key >= $2 ORDER BY key",
+                            &[&kind_code(kind), &prefix],
+                        )
+                        .await?
+                }
+            };
+            Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn put_blob_chunk<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        index: u32,
+        data: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.reader()
+                .execute(
+                    "INSERT INTO blob_chunks (blob, idx, data) VALUES ($1, $2, $3) ON CONFLICT (blob, idx) DO UPDATE SET data = EXCLUDED.data",
+                    &[&blob.as_slice(), &(index as i32), &data],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn commit_blob<'a>(
+        &'a self,
+        blob: [u8; 32],
+        chunks: u32,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let c = self.reader();
+            let rows = c
+                .query(
+                    "SELECT idx, data FROM blob_chunks WHERE blob = $1 AND idx < $2 ORDER BY idx",
+                    &[&blob.as_slice(), &(chunks as i32)],
+                )
+                .await?;
+            if rows.len() != chunks as usize {
+                return Ok(false);
+            }
+            let mut hasher = blake3::Hasher::new();
+            for r in &rows {
+                hasher.update(r.get::<_, &[u8]>(1));
+            }
+            if *hasher.finalize().as_bytes() != blob {
+                c.execute(
+                    "DELETE FROM blob_chunks WHERE blob = $1",
+                    &[&blob.as_slice()],
+                )
+                .await?;
+                return Ok(false);
+            }
+            c.execute(
+                "INSERT INTO blobs (blob, chunks) VALUES ($1, $2) ON CONFLICT (blob) DO UPDATE SET chunks = EXCLUDED.chunks",
+                &[&blob.as_slice(), &(chunks as i32)],
+            )
+            .await?;
+            Ok(true)
+        })
+    }
+
+    fn get_blob_chunk<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        index: u32,
+    ) -> BoxFuture<'a, Result<Option<(Vec<u8>, bool)>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .reader()
+                .query_opt(
+                    "SELECT c.data, b.chunks FROM blobs b JOIN blob_chunks c ON c.blob = b.blob AND c.idx = $2 WHERE b.blob = $1",
+                    &[&blob.as_slice(), &(index as i32)],
+                )
+                .await?
+                .map(|r| (r.get(0), index as i32 + 1 == r.get::<_, i32>(1))))
+        })
+    }
+
+    fn set_notify(&self, hook: NotifyHook) {
+        *self.hooks.notify.write().expect("notify hook") = Some(hook);
+    }
+
+    fn set_record_hook(&self, hook: RecordHook) {
+        *self.hooks.records.write().expect("record hook") = Some(hook);
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix` (none when
+/// the prefix is empty or all 0xff).
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_successor_bounds_every_key_with_the_prefix() {
+        assert_eq!(prefix_successor(b""), None);
+        assert_eq!(prefix_successor(&[1, 2]), Some(vec![1, 3]));
+        assert_eq!(prefix_successor(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn head_payloads_round_trip_and_stay_under_the_limit() {
+        let heads: Vec<(VolumeId, Seq)> = (0..1000u32)
+            .map(|i| {
+                let mut v = [0u8; 16];
+                v[..4].copy_from_slice(&i.to_be_bytes());
+                (VolumeId(v), Seq(u64::from(i) * 7))
+            })
+            .collect();
+        let payloads = heads_payloads(&heads);
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        let back: Vec<_> = payloads.iter().flat_map(|p| parse_heads(p)).collect();
+        assert_eq!(back, heads);
+    }
+}
