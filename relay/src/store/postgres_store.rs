@@ -471,7 +471,8 @@ async fn commit_unordered(
     jobs: &[AppendJob],
     options: &PgOptions,
 ) -> Result<Vec<(Seq, Seq)>, tokio_postgres::Error> {
-    let mut heads = HashMap::new();
+    let (mut vols, mut seqs, mut bundles) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ranges, mut heads) = (Vec::new(), HashMap::new());
     for job in jobs {
         let row = client
             .query_one(
@@ -480,11 +481,17 @@ async fn commit_unordered(
             )
             .await?;
         let last = seq_of(row.get(0));
-        let taken = Seq(last.0 - job.bundles.len() as u64);
-        let h = heads.entry(job.volume).or_insert(taken);
-        *h = (*h).min(taken);
+        let mut seq = Seq(last.0 - job.bundles.len() as u64);
+        ranges.push((seq.next(), last));
+        for b in &job.bundles {
+            seq = seq.next();
+            vols.push(job.volume.0.as_slice());
+            seqs.push(i64_of(seq));
+            bundles.push(b.as_slice());
+        }
+        let h = heads.entry(job.volume).or_insert(last);
+        *h = (*h).max(last);
     }
-    let ((vols, seqs, bundles), ranges) = assign(jobs, &mut heads);
     let tx = client.transaction().await?;
     tx.execute(
         "INSERT INTO log (volume, seq, bundle) SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[])",
