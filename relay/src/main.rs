@@ -38,6 +38,10 @@ enum Command {
         /// port 0 picks one, printed in the ready line).
         #[arg(long, env = "MES_RELAY_METRICS")]
         metrics: Option<SocketAddr>,
+        /// Keep the relay's state in this PostgreSQL database instead of the data
+        /// directory, shared with other instances (docs/operator-guide.md).
+        #[arg(long, env = "MES_RELAY_POSTGRES")]
+        postgres: Option<String>,
     },
     /// Imports the insured population (F1.1) from a CSV checked whole: any bad row, or
     /// anyone already on file, imports nothing. Run with the relay stopped.
@@ -202,12 +206,18 @@ async fn main() -> anyhow::Result<()> {
             listen,
             config,
             metrics,
+            postgres,
         } => {
             let hub = mes_relay::config::HubConfig::load(config.as_deref())?;
             let mut config = mes_relay::RelayConfig::new(data);
             config.listen = listen.unwrap_or(hub.serve.listen);
             config.enrolment = hub.enrolment.clone();
             config.metrics = metrics.or(hub.serve.metrics);
+            if let Some(url) = postgres {
+                config.backend = mes_relay::server::Backend::Postgres(
+                    mes_relay::store::postgres_store::PgOptions::new(url),
+                );
+            }
             config.sweep_every = (hub.serve.sweep_every_minutes > 0)
                 .then(|| std::time::Duration::from_secs(hub.serve.sweep_every_minutes * 60));
             let running = mes_relay::start(config)

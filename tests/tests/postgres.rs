@@ -185,3 +185,61 @@ async fn a_change_uploaded_on_one_instance_is_pushed_to_a_device_on_another() ->
     two.shutdown().await;
     Ok(())
 }
+
+/// Starts `mes-relay serve --postgres` as a process on `listen`.
+fn serve_process(
+    data: &std::path::Path,
+    url: &str,
+    listen: &str,
+) -> anyhow::Result<(std::process::Child, mes_relay::RelayReady)> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(mes_tests::binary("mes-relay")?)
+        .args(["serve", "--listen", listen, "--postgres", url, "--data"])
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+    Ok((child, serde_json::from_str(&line)?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_mid_upload_loses_nothing_acknowledged() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let url = pg_database(&data).await?;
+    let (mut first, ready) = serve_process(&data, &url, "127.0.0.1:0")?;
+    let t = mes_daemon::client::RelayTarget {
+        address: ready.address,
+        fingerprint: ready.fingerprint.clone(),
+    };
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = pair(&a.daemon, &b.daemon).await?;
+    let writer = {
+        let d = a.daemon.clone();
+        tokio::spawn(async move {
+            for i in 0..200 {
+                d.note_set(space, &format!("k{i}"), "v").await?;
+            }
+            anyhow::Ok(())
+        })
+    };
+    until(
+        &b.daemon,
+        Duration::from_secs(30),
+        "some changes at b",
+        |d| d.note_list(space).is_ok_and(|n| n.len() > 10),
+    )
+    .await?;
+    first.kill()?; // SIGKILL, mid-upload
+    first.wait()?;
+    let (mut second, again) = serve_process(&data, &url, &ready.address.to_string())?;
+    assert_eq!(again.fingerprint, ready.fingerprint);
+    writer.await??;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    assert_eq!(b.daemon.note_list(space)?.len(), 200);
+    second.kill()?;
+    second.wait()?;
+    Ok(())
+}

@@ -4,6 +4,7 @@
 mod campaign;
 mod catch_up;
 mod floor;
+mod ingest;
 mod latency;
 mod record;
 mod space;
@@ -53,6 +54,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("export", "the 10-year space's whole archive: FHIR R4 bundle, IPS summary, PDF, original files (seconds)"),
     ("first-frame", "from starting mes in a terminal until its first complete frame with a running daemon's data on the 10-year space (ms)"),
     ("campaign", "the pilot's enrolment, 3,391,505 people: import, notify, deliver, 4.83 % activate and 0.68 % oppose, sweep (seconds, each phase, peak_rss_mib, activation_ms)"),
+    ("ingest", "single-change encrypted bundles from 100 devices at once, each acknowledged once durable; backend by --backend sled|postgres (uploads_per_s)"),
     ("render", "the client's update and draw per frame while scrolling the 10-year space's documents, 160 x 48 (p50_ms, p99_ms)"),
 ];
 
@@ -97,6 +99,7 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
         "export" => record::export(ctx.ten_years(size).await?, size).await,
         "first-frame" => tui::first_frame(ctx.ten_years(size).await?, size).await,
         "campaign" => campaign::run(size).await,
+        "ingest" => ingest::run(size).await,
         "render" => tui::render(ctx.ten_years(size).await?, size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }

@@ -24,11 +24,17 @@ struct Cli {
     /// One JSON object per line.
     #[arg(long)]
     json: bool,
+    /// Relay storage: sled (embedded) or postgres (the server at `MES_TEST_PG`, see
+    /// scripts/services).
+    #[arg(long, default_value = "sled", value_parser = ["sled", "postgres"])]
+    backend: String,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The harness's relays read the backend from the environment (tests do the same).
+    std::env::set_var("MES_TEST_BACKEND", &cli.backend);
     if cli.list {
         for (name, what) in bench::SCENARIOS {
             println!("{name:<16} {what}");

@@ -1,0 +1,110 @@
+//! `ingest`: single-change encrypted bundles uploaded by 100 devices at once over QUIC,
+//! each acknowledged only once durable (sled flushed, or PostgreSQL committed with its
+//! default durable settings); `mes-bench ingest --backend sled|postgres`.
+
+use super::{measure, Measure, Size};
+use crate::{device, relay, target, volume};
+use mes_daemon::client::RelayClient;
+use mes_daemon::identity::certify;
+use mes_protocol::ids::{Epoch, Generation};
+use mes_protocol::keys::{KeyPair, SigningSecret};
+use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
+use mes_protocol::wire::Request;
+use std::time::Instant;
+
+pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
+    let (devices, per_device) = (size.pick(100, 4), size.pick(200, 10));
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let space = crate::home(&a.daemon).await?;
+    crate::registered(&a, space).await?;
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    let key = crate::current_key(&a.daemon, notes).expect("volume key");
+    let principal = {
+        let st = a.daemon.state();
+        KeyPair {
+            signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
+            age: mes_protocol::keys::AgeSecret::parse(
+                &st.identity.principal.age.to_secret_string(),
+            )?,
+        }
+    };
+    let epoch = a
+        .daemon
+        .state()
+        .keys
+        .current(notes, Generation(0))
+        .map(|(e, _)| e)
+        .unwrap_or(Epoch(0));
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let changes = super::changes(per_device);
+    let mut rng = rand::rngs::OsRng;
+    // Each device: its connection and its chain of sealed one-change bundles, made before
+    // the clock starts (sealing is the device's work, not the relay's).
+    let mut uploads = Vec::new();
+    for i in 0..devices {
+        let dev = KeyPair::generate(&mut rng);
+        let cert = certify(&principal, &dev, &format!("ingest-{i}"));
+        let (client, pushes) = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
+        let header = BundleHeader {
+            suite: CipherSuite::XChaCha20Poly1305,
+            space,
+            volume: notes,
+            generation: Generation(0),
+            epoch,
+            author: cert.body.device,
+            nonce: [0; 24],
+            prev: None,
+        };
+        let mut prev = None;
+        let bundles: Vec<SealedBundle> = changes
+            .iter()
+            .map(|c| {
+                let plain =
+                    mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()));
+                let b = SealedBundle::seal(
+                    &key,
+                    BundleHeader {
+                        prev,
+                        ..header.clone()
+                    },
+                    &dev.signing,
+                    &mut rng,
+                    &plain,
+                );
+                prev = Some(b.link());
+                b
+            })
+            .collect();
+        uploads.push((client, pushes, bundles));
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (client, pushes, bundles) in uploads {
+        tasks.push(tokio::spawn(async move {
+            for b in bundles {
+                client
+                    .request(Request::Append {
+                        space,
+                        volume: notes,
+                        bundles: vec![b],
+                    })
+                    .await?;
+            }
+            drop(pushes);
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let total = (devices * per_device) as f64;
+    r.shutdown().await;
+    Ok(vec![
+        measure("ingest", "uploads_per_s", total / secs, "uploads/s"),
+        measure("ingest", "uploads", total, "uploads"),
+    ])
+}
