@@ -38,6 +38,12 @@ pub type NotifyHook = Box<dyn Fn(VolumeId, Seq) + Send + Sync>;
 /// caches a relay keeps (memberships, catalogue, closed spaces).
 pub type RecordHook = Box<dyn Fn(RecordKind, &[u8]) + Send + Sync>;
 
+/// A stored snapshot: (covers up to, bytes).
+pub type Snapshot = (Seq, Vec<u8>);
+
+/// A committed blob's chunk: (bytes, is the last).
+pub type BlobChunk = (Vec<u8>, bool);
+
 /// A stored record: (key, value).
 pub type Record = (Vec<u8>, Vec<u8>);
 
@@ -128,10 +134,8 @@ pub trait Store: Send + Sync + 'static {
         prune: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// The latest snapshot.
-    fn get_snapshot(
-        &self,
-        volume: VolumeId,
-    ) -> BoxFuture<'_, Result<Option<(Seq, Vec<u8>)>, StoreError>>;
+    fn get_snapshot(&self, volume: VolumeId)
+        -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>>;
     /// Removes a record durably (absent is fine).
     fn remove_record<'a>(
         &'a self,
@@ -175,7 +179,7 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         blob: &'a [u8; 32],
         index: u32,
-    ) -> BoxFuture<'a, Result<Option<(Vec<u8>, bool)>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Option<BlobChunk>, StoreError>>;
     /// Installs the notify hook, replacing any earlier one (a relay restarted over the
     /// same store must be the one notified).
     fn set_notify(&self, hook: NotifyHook);

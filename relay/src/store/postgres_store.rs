@@ -19,7 +19,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, NoTls};
 
-use super::{BoxFuture, NotifyHook, ReadResult, Record, RecordHook, RecordKind, Store, StoreError};
+use super::{
+    BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordHook, RecordKind, Snapshot, Store,
+    StoreError,
+};
 
 /// The schema, applied in order; each runs once (table `mes_migrations`).
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_relay.sql"))];
@@ -698,7 +701,7 @@ impl Store for PgStore {
     fn get_snapshot(
         &self,
         volume: VolumeId,
-    ) -> BoxFuture<'_, Result<Option<(Seq, Vec<u8>)>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
         Box::pin(async move {
             Ok(self
                 .reader()
@@ -860,7 +863,7 @@ impl Store for PgStore {
         &'a self,
         blob: &'a [u8; 32],
         index: u32,
-    ) -> BoxFuture<'a, Result<Option<(Vec<u8>, bool)>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<BlobChunk>, StoreError>> {
         Box::pin(async move {
             Ok(self
                 .reader()

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::{BoxFuture, NotifyHook, ReadResult, Record, RecordKind, Store, StoreError};
+use super::{
+    BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordKind, Snapshot, Store, StoreError,
+};
 
 /// sled-backed relay store.
 pub struct SledStore {
@@ -237,7 +239,7 @@ impl Store for SledStore {
     fn get_snapshot(
         &self,
         volume: VolumeId,
-    ) -> BoxFuture<'_, Result<Option<(Seq, Vec<u8>)>, StoreError>> {
+    ) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
         Box::pin(async move {
             Ok(self
                 .snapshots
@@ -338,7 +340,7 @@ impl Store for SledStore {
         &'a self,
         blob: &'a [u8; 32],
         index: u32,
-    ) -> BoxFuture<'a, Result<Option<(Vec<u8>, bool)>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<BlobChunk>, StoreError>> {
         Box::pin(async move {
             let Some(count) = self.blobs.get(blob)? else {
                 return Ok(None);
