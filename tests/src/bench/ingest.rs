@@ -7,7 +7,7 @@ use crate::{device, relay, target, volume};
 use mes_daemon::client::RelayClient;
 use mes_daemon::identity::certify;
 use mes_protocol::ids::{Epoch, Generation};
-use mes_protocol::keys::{KeyPair, SigningSecret};
+use mes_protocol::keys::KeyPair;
 use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
 use mes_protocol::wire::Request;
 use std::time::Instant;
@@ -22,15 +22,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     crate::registered(&a, space).await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     let key = crate::current_key(&a.daemon, notes).expect("volume key");
-    let principal = {
-        let st = a.daemon.state();
-        KeyPair {
-            signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
-            age: mes_protocol::keys::AgeSecret::parse(
-                &st.identity.principal.age.to_secret_string(),
-            )?,
-        }
-    };
+    let principal = super::principal_keys(&a.daemon)?;
     let epoch = a
         .daemon
         .state()

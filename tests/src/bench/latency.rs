@@ -8,7 +8,7 @@ use mes_daemon::api_client::ApiClient;
 use mes_daemon::client::RelayClient;
 use mes_daemon::identity::certify;
 use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
-use mes_protocol::keys::{KeyPair, SigningSecret};
+use mes_protocol::keys::KeyPair;
 use mes_protocol::wire::Request;
 use std::time::Instant;
 
@@ -25,15 +25,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let b = device(dir.path(), "b", &t).await?;
     let space = pair(&a.daemon, &b.daemon).await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
-    let principal = {
-        let st = a.daemon.state();
-        KeyPair {
-            signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
-            age: mes_protocol::keys::AgeSecret::parse(
-                &st.identity.principal.age.to_secret_string(),
-            )?,
-        }
-    };
+    let principal = super::principal_keys(&a.daemon)?;
     // Prefill: one-change bundles, as an interactive device would have uploaded them.
     super::append_one_change_bundles(&a.daemon, &t, space, notes, prefill).await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;

@@ -105,6 +105,19 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
     }
 }
 
+/// A copy of the daemon's principal keys, to certify extra devices of the same person.
+pub fn principal_keys(
+    d: &mes_daemon::daemon::Daemon,
+) -> anyhow::Result<mes_protocol::keys::KeyPair> {
+    let st = d.state();
+    Ok(mes_protocol::keys::KeyPair {
+        signing: mes_protocol::keys::SigningSecret::from_bytes(
+            &st.identity.principal.signing.to_bytes(),
+        ),
+        age: mes_protocol::keys::AgeSecret::parse(&st.identity.principal.age.to_secret_string())?,
+    })
+}
+
 /// Percentile of sorted samples.
 pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
