@@ -178,45 +178,7 @@ pub type DueChunk = (UnixMillis, Vec<u8>, Vec<String>);
 pub struct EnrolmentTables {
     db: sled::Db,
     tree: sled::Tree,
-    commits: std::sync::Arc<GroupCommit>,
-}
-
-/// Group commit: a writer that needs its batch durable waits for one flush that started
-/// after its batch was applied; whoever finds no flush running starts one for everyone
-/// waiting, so concurrent requests (activations) share one `fsync`.
-#[derive(Default)]
-struct GroupCommit {
-    /// (tickets asked, tickets made durable, a flush is running).
-    state: std::sync::Mutex<(u64, u64, bool)>,
-    done: std::sync::Condvar,
-}
-
-impl GroupCommit {
-    fn wait_durable(&self, tree: &sled::Tree) -> Result<(), StoreError> {
-        let mut g = self.state.lock().expect("group commit lock");
-        g.0 += 1;
-        let ticket = g.0;
-        loop {
-            if g.1 >= ticket {
-                return Ok(());
-            }
-            if !g.2 {
-                g.2 = true;
-                let target = g.0;
-                drop(g);
-                let flushed = tree.flush();
-                g = self.state.lock().expect("group commit lock");
-                g.2 = false;
-                if flushed.is_ok() {
-                    g.1 = g.1.max(target);
-                }
-                self.done.notify_all();
-                flushed?;
-                continue;
-            }
-            g = self.done.wait(g).expect("group commit lock");
-        }
-    }
+    commits: std::sync::Arc<crate::group_commit::GroupCommit>,
 }
 
 fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -320,7 +282,7 @@ impl EnrolmentTables {
         }
         self.tree.apply_batch(b)?;
         if durable {
-            self.commits.wait_durable(&self.tree)?;
+            self.commits.wait_durable(|| self.tree.flush().map(drop))?;
         }
         Ok(())
     }

@@ -19,6 +19,7 @@
 //!   or print files;
 //! - [`backup`]: backup and restore of a stopped hub;
 //! - [`escrow`]: the emergency escrow identities (F7.5);
+//! - [`group_commit`]: concurrent writers sharing one flush;
 //! - [`signing`]: the relay's own signing key;
 //! - [`hub`]: coalesced pushes and pairing rendezvous;
 //! - [`metrics`]: Prometheus counters and the local `/health` and `/metrics` port;
@@ -38,6 +39,7 @@ pub mod enrolment;
 pub mod enrolment_service;
 pub mod enrolment_store;
 pub mod escrow;
+pub mod group_commit;
 pub mod hub;
 pub mod metrics;
 pub mod notification;

@@ -42,6 +42,19 @@ enum Command {
         /// directory, shared with other instances (docs/operator-guide.md).
         #[arg(long, env = "MES_RELAY_POSTGRES")]
         postgres: Option<String>,
+        /// Keep document blobs in this S3-compatible object store (endpoint URL);
+        /// credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+        #[arg(long, env = "MES_RELAY_S3")]
+        s3: Option<String>,
+        /// The bucket for `--s3` (it must exist).
+        #[arg(long, env = "MES_RELAY_S3_BUCKET", default_value = "mes-blobs")]
+        s3_bucket: String,
+        /// The region for `--s3`.
+        #[arg(long, env = "MES_RELAY_S3_REGION", default_value = "us-east-1")]
+        s3_region: String,
+        /// A key prefix for `--s3`, to share a bucket.
+        #[arg(long, env = "MES_RELAY_S3_PREFIX")]
+        s3_prefix: Option<String>,
     },
     /// Imports the insured population (F1.1) from a CSV checked whole: any bad row, or
     /// anyone already on file, imports nothing. Run with the relay stopped.
@@ -207,6 +220,10 @@ async fn main() -> anyhow::Result<()> {
             config,
             metrics,
             postgres,
+            s3,
+            s3_bucket,
+            s3_region,
+            s3_prefix,
         } => {
             let hub = mes_relay::config::HubConfig::load(config.as_deref())?;
             let mut config = mes_relay::RelayConfig::new(data);
@@ -217,6 +234,13 @@ async fn main() -> anyhow::Result<()> {
                 config.backend = mes_relay::server::Backend::Postgres(
                     mes_relay::store::postgres_store::PgOptions::new(url),
                 );
+            }
+            if let Some(endpoint) = s3 {
+                let mut options =
+                    mes_relay::store::object_blobs::S3Options::new(endpoint, s3_bucket);
+                options.region = s3_region;
+                options.prefix = s3_prefix;
+                config.blobs = mes_relay::server::Blobs::ObjectStore(options);
             }
             config.sweep_every = (hub.serve.sweep_every_minutes > 0)
                 .then(|| std::time::Duration::from_secs(hub.serve.sweep_every_minutes * 60));

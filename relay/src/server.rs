@@ -34,6 +34,18 @@ pub struct RelayConfig {
     pub metrics: Option<SocketAddr>,
     /// Where the relay's state lives.
     pub backend: Backend,
+    /// Where document blobs live.
+    pub blobs: Blobs,
+}
+
+/// Where document blobs live, chosen at start-up (docs/operator-guide.md).
+#[derive(Clone, Debug, Default)]
+pub enum Blobs {
+    /// In the backend's store, with everything else.
+    #[default]
+    InStore,
+    /// In an S3-compatible object store (SeaweedFS, MinIO, Garage, AWS S3...).
+    ObjectStore(crate::store::object_blobs::S3Options),
 }
 
 /// The storage backend, chosen at start-up (docs/operator-guide.md).
@@ -49,6 +61,22 @@ pub enum Backend {
 /// Opens the backend's store and the enrolment tables. On PostgreSQL the enrolment tables
 /// stay in a sled database of the data directory (the instance that runs the campaign).
 async fn open_store(
+    backend: &Backend,
+    blobs: &Blobs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment_store::EnrolmentTables)> {
+    let (store, tables) = open_backend(backend, data_dir).await?;
+    match blobs {
+        Blobs::InStore => Ok((store, tables)),
+        Blobs::ObjectStore(options) => {
+            let objects = options.connect()?;
+            let store = crate::store::object_blobs::ObjectBlobs::new(store, objects);
+            Ok((Arc::new(store), tables))
+        }
+    }
+}
+
+async fn open_backend(
     backend: &Backend,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment_store::EnrolmentTables)> {
@@ -87,6 +115,7 @@ impl RelayConfig {
             sweep_every: None,
             metrics: None,
             backend: Backend::Sled,
+            blobs: Blobs::InStore,
         }
     }
 }
@@ -163,7 +192,7 @@ pub async fn open_offline_with(
 ) -> anyhow::Result<Arc<Relay>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let (store, tables) = open_store(&Backend::Sled, data_dir).await?;
+    let (store, tables) = open_backend(&Backend::Sled, data_dir).await?;
     let key = crate::signing::load_or_create(data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
     let hub = enrolment_hub(tables, data_dir, enrolment)?;
@@ -185,7 +214,7 @@ pub async fn open_offline_with(
 pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let (store, tables) = open_store(&config.backend, &config.data_dir).await?;
+    let (store, tables) = open_store(&config.backend, &config.blobs, &config.data_dir).await?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;
     let hub = Arc::new(enrolment_hub(

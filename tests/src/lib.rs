@@ -50,6 +50,7 @@ pub async fn relay_with(
     }
     cfg.misbehaviour = misbehaviour;
     cfg.backend = test_backend(&dir.join("relay")).await?;
+    cfg.blobs = test_blobs(&dir.join("relay")).await?;
     mes_relay::server::start(cfg).await
 }
 
@@ -65,6 +66,66 @@ pub async fn test_backend(data_dir: &Path) -> anyhow::Result<mes_relay::server::
         Ok(other) => anyhow::bail!("MES_TEST_BACKEND={other}: expected sled or postgres"),
     }
 }
+
+/// Where the suite keeps blobs: in the relay's store unless `MES_TEST_BLOBS=s3`, then in a
+/// bucket of its own on the S3 server at `MES_TEST_S3` (scripts/services), the same one
+/// each time the relay of `data_dir` restarts.
+pub async fn test_blobs(data_dir: &Path) -> anyhow::Result<mes_relay::server::Blobs> {
+    match std::env::var("MES_TEST_BLOBS").as_deref() {
+        Err(_) | Ok("store") => Ok(mes_relay::server::Blobs::InStore),
+        Ok("s3") => Ok(mes_relay::server::Blobs::ObjectStore(
+            s3_bucket(data_dir).await?,
+        )),
+        Ok(other) => anyhow::bail!("MES_TEST_BLOBS={other}: expected store or s3"),
+    }
+}
+
+/// The S3 server's address for tests (`MES_TEST_S3`, set by scripts/services).
+pub fn s3_server() -> anyhow::Result<std::net::SocketAddr> {
+    let url = std::env::var("MES_TEST_S3").context(
+        "MES_TEST_S3 is not set: start the test servers with `eval \"$(scripts/services)\"`",
+    )?;
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .with_context(|| format!("MES_TEST_S3={url}: expected http://ADDRESS:PORT"))
+}
+
+/// The test bucket [`TEST_BUCKET`] on the S3 server (created when missing), with a
+/// fresh key prefix named in `dir/s3-prefix` so a restarted relay finds it again. One
+/// bucket for every test: SeaweedFS gives each bucket volumes of its own.
+pub async fn s3_bucket(dir: &Path) -> anyhow::Result<mes_relay::store::object_blobs::S3Options> {
+    let server = s3_server()?;
+    let (status, body) = http_request(
+        hyper::Method::PUT,
+        server,
+        &format!("/{TEST_BUCKET}"),
+        Vec::new(),
+    )
+    .await?;
+    anyhow::ensure!(
+        status == 200 || status == 409,
+        "creating bucket {TEST_BUCKET} on {server}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    let file = dir.join("s3-prefix");
+    let prefix = match std::fs::read_to_string(&file) {
+        Ok(p) => p.trim().to_owned(),
+        Err(_) => {
+            let prefix = format!("t-{}", hex_id());
+            std::fs::create_dir_all(dir)?;
+            std::fs::write(&file, &prefix)?;
+            prefix
+        }
+    };
+    let mut options =
+        mes_relay::store::object_blobs::S3Options::new(format!("http://{server}"), TEST_BUCKET);
+    options.prefix = Some(prefix);
+    Ok(options)
+}
+
+/// The bucket the tests share on the S3 server.
+pub const TEST_BUCKET: &str = "mes-test";
 
 /// The PostgreSQL server's address for tests (`MES_TEST_PG`, set by scripts/services).
 pub fn pg_server() -> anyhow::Result<String> {
@@ -447,18 +508,31 @@ pub fn spawn_relay(
 
 /// `GET path` over HTTP/1.1 (hyper's client): the status and the body as text.
 pub async fn http_get(address: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    let (status, body) = http_request(hyper::Method::GET, address, path, Vec::new()).await?;
+    Ok((status, String::from_utf8(body)?))
+}
+
+/// One HTTP/1.1 request (hyper's client): the status and the body.
+pub async fn http_request(
+    method: hyper::Method,
+    address: std::net::SocketAddr,
+    path: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     use http_body_util::BodyExt;
     let stream = tokio::net::TcpStream::connect(address).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let request = hyper::Request::get(path)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", address.to_string())
-        .body(http_body_util::Empty::<hyper::body::Bytes>::new())?;
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))?;
     let response = sender.send_request(request).await?;
     let status = response.status().as_u16();
     let body = response.into_body().collect().await?.to_bytes();
-    Ok((status, String::from_utf8(body.to_vec())?))
+    Ok((status, body.to_vec()))
 }
 
 /// Starts the real `mesd` binary as a process for device `name` of `dir` (data in

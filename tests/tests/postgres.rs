@@ -3,12 +3,14 @@
 //! - sequence numbers stay dense and become visible in order while instances race on one
 //!   volume with random commit delays; the control, numbers taken like a plain database
 //!   sequence, makes readers miss bundles;
-//! - a change uploaded through one instance is pushed to a device on another.
+//! - a change uploaded through one instance is pushed to a device on another, and a
+//!   document blob uploaded through one is served by the other from the S3-compatible
+//!   object store (`MES_TEST_S3`), as ciphertext, with nothing of it in PostgreSQL.
 
 use mes_protocol::ids::{Seq, VolumeId};
 use mes_relay::store::postgres_store::{PgOptions, PgStore, SeqMode};
 use mes_relay::store::Store;
-use mes_tests::{converged, device, pair, pg_database, target, until};
+use mes_tests::{converged, device, pair, pg_database, s3_bucket, target, until};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,14 +143,16 @@ fn second_instance(first: &std::path::Path, second: &std::path::Path) -> anyhow:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_change_uploaded_on_one_instance_is_pushed_to_a_device_on_another() -> anyhow::Result<()>
-{
+async fn a_change_and_a_blob_uploaded_on_one_instance_reach_a_device_on_another(
+) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let one_dir = dir.path().join("one");
     let backend = |d: std::path::PathBuf| async move {
         let url = pg_database(&d).await?;
+        let blobs = s3_bucket(&d).await?;
         let mut cfg = mes_relay::RelayConfig::new(d);
         cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url));
+        cfg.blobs = mes_relay::server::Blobs::ObjectStore(blobs);
         mes_relay::server::start(cfg).await
     };
     let one = backend(one_dir.clone()).await?;
@@ -181,6 +185,48 @@ async fn a_change_uploaded_on_one_instance_is_pushed_to_a_device_on_another() ->
     b.daemon.note_set(space, "groupe", "A-").await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     assert_eq!(a.daemon.note_get(space, "groupe")?, vec!["A-"]);
+
+    // A document through instance one, read back through instance two.
+    let file = dir.path().join("radio.bin");
+    let content: Vec<u8> = (0..150_000u32).map(|i| (i * 11 % 253) as u8).collect();
+    std::fs::write(&file, &content)?;
+    let (blob, _) = mes_daemon::blobs::put(&a.daemon, space, &file).await?;
+    converged(&a.daemon, &b.daemon, space, "notes").await?;
+    let out = dir.path().join("radio-copie.bin");
+    mes_daemon::blobs::get(&b.daemon, space, blob, &out).await?;
+    assert_eq!(std::fs::read(&out)?, content);
+    let s3 = mes_tests::s3_server()?;
+    let prefix = std::fs::read_to_string(one_dir.join("s3-prefix"))?;
+    let object = |name: String| {
+        let bucket = mes_tests::TEST_BUCKET;
+        let path = format!("/{bucket}/{prefix}/blobs/{}/{name}", hex::encode(blob.0));
+        async move { mes_tests::http_request(hyper::Method::GET, s3, &path, Vec::new()).await }
+    };
+    let (status, count) = object("committed".into()).await?;
+    assert_eq!(
+        (status, count),
+        (200, 3u32.to_be_bytes().to_vec()),
+        "three chunks, committed"
+    );
+    for i in 0..3 {
+        let (status, chunk) = object(format!("{i:08}")).await?;
+        assert_eq!(status, 200, "chunk {i} in the bucket");
+        assert!(
+            !chunk.windows(64).any(|w| w == &content[1000..1064]),
+            "chunk {i} holds plaintext"
+        );
+    }
+    let (pg, conn) =
+        tokio_postgres::connect(&pg_database(&one_dir).await?, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let rows: i64 = pg
+        .query_one("SELECT count(*) FROM blob_chunks", &[])
+        .await?
+        .get(0);
+    assert_eq!(
+        rows, 0,
+        "blob chunks went to PostgreSQL, not the object store"
+    );
     one.shutdown().await;
     two.shutdown().await;
     Ok(())

@@ -3,7 +3,8 @@
 //! volume kinds and blobs.
 
 use mes_tests::{
-    connect_as, converged, device, home, online, pair, paired, relay, target, until, volume, Paired,
+    connect_as, converged, device, home, online, pair, paired, registered, relay, target, until,
+    volume, Paired,
 };
 use std::time::Duration;
 
@@ -219,6 +220,76 @@ async fn several_spaces_volume_kinds_and_blobs() -> anyhow::Result<()> {
         mes_tests::files_containing(&dir.path().join("relay"), &content[1000..1064]).is_empty(),
         "blob stored in clear"
     );
+    Ok(())
+}
+
+/// Blob ids are content hashes anyone may learn (a shared link): a member of another
+/// space sending chunks under a committed blob's id neither overwrites nor deletes it.
+/// The blob is read back from the relay chunk by chunk (a's own copy is in its cache).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_blob_survives_chunks_sent_under_its_id() -> anyhow::Result<()> {
+    use mes_protocol::wire::{Reply, Request};
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let m = device(dir.path(), "m", &t).await?;
+    let (a_space, m_space) = (home(&a.daemon).await?, home(&m.daemon).await?);
+    registered(&a, a_space).await?;
+    registered(&m, m_space).await?;
+    let file = dir.path().join("ordonnance.bin");
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(&file, &content)?;
+    let (blob, _) = mes_daemon::blobs::put(&a.daemon, a_space, &file).await?;
+    let (reader, _) = connect_as(&a.daemon, &t).await?;
+    let download = || async {
+        let mut bytes = Vec::new();
+        for index in 0.. {
+            let reply = reader
+                .request(Request::GetBlobChunk {
+                    space: a_space,
+                    blob,
+                    index,
+                })
+                .await?;
+            let Reply::BlobChunk { data, last } = reply else {
+                anyhow::bail!("GetBlobChunk answered {reply:?}");
+            };
+            bytes.extend(data);
+            if last {
+                break;
+            }
+        }
+        anyhow::Ok(bytes)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let stored = loop {
+        match download().await {
+            Ok(b) => break b,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => return Err(e.context("a's blob never reached the relay")),
+        }
+    };
+    assert_eq!(
+        blake3::hash(&stored).as_bytes(),
+        &blob.0,
+        "stored as uploaded"
+    );
+    let (c, _pushes) = connect_as(&m.daemon, &t).await?;
+    for (index, last) in [(0, false), (1, true), (0, true), (3, true)] {
+        let _ = c
+            .request(Request::PutBlobChunk {
+                space: m_space,
+                blob,
+                index,
+                last,
+                data: vec![0xee; 1000],
+            })
+            .await;
+    }
+    assert_eq!(download().await?, stored, "the committed blob was altered");
     Ok(())
 }
 

@@ -8,8 +8,14 @@
 //!   at cursor N never sees N+2 before N+1;
 //! - the notify hook ([`Store::set_notify`]) is called with each volume's new visible head;
 //! - records (spaces, membership, certificates, envelopes) and blob chunks are keyed
-//!   byte strings.
+//!   byte strings;
+//! - a committed blob is immutable: chunks sent for it again are ignored and a second
+//!   commit changes nothing (blob ids are content hashes; anyone may upload the same one).
+//!
+//! [`object_blobs::ObjectBlobs`] wraps any store to keep blobs in an S3-compatible object
+//! store instead.
 
+pub mod object_blobs;
 pub mod postgres_store;
 pub mod sled_store;
 

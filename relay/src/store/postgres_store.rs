@@ -814,7 +814,8 @@ impl Store for PgStore {
         Box::pin(async move {
             self.reader()
                 .execute(
-                    "INSERT INTO blob_chunks (blob, idx, data) VALUES ($1, $2, $3) ON CONFLICT (blob, idx) DO UPDATE SET data = EXCLUDED.data",
+                    // A committed blob is immutable (its id is its hash): chunks for it are ignored.
+                    "INSERT INTO blob_chunks (blob, idx, data) SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE blob = $1) ON CONFLICT (blob, idx) DO UPDATE SET data = EXCLUDED.data",
                     &[&blob.as_slice(), &(index as i32), &data],
                 )
                 .await?;
@@ -829,6 +830,15 @@ impl Store for PgStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let c = self.reader();
+            if let Some(r) = c
+                .query_opt(
+                    "SELECT chunks FROM blobs WHERE blob = $1",
+                    &[&blob.as_slice()],
+                )
+                .await?
+            {
+                return Ok(r.get::<_, i32>(0) == chunks as i32);
+            }
             let rows = c
                 .query(
                     "SELECT idx, data FROM blob_chunks WHERE blob = $1 AND idx < $2 ORDER BY idx",

@@ -5,6 +5,8 @@
 //! chunks under blob‖index and committed blobs under blob → chunk count.
 //! Sequence numbers are assigned under one lock, written in one batch, then flushed; the
 //! visible head advances only after the flush, so readers never see what could be lost.
+//! Concurrent appends share their flush ([`crate::group_commit`]): one `fsync` covers
+//! every append written before it started.
 
 use mes_protocol::ids::{Seq, VolumeId};
 use std::collections::HashMap;
@@ -26,6 +28,7 @@ pub struct SledStore {
     chunks: sled::Tree,
     blobs: sled::Tree,
     append_lock: Mutex<()>,
+    commits: crate::group_commit::AsyncGroupCommit,
     visible: Mutex<HashMap<VolumeId, Seq>>,
     notify: std::sync::RwLock<Option<NotifyHook>>,
 }
@@ -74,6 +77,7 @@ impl SledStore {
             blobs: t("blobs")?,
             db,
             append_lock: Mutex::new(()),
+            commits: Default::default(),
             visible: Mutex::new(HashMap::new()),
             notify: Default::default(),
         })
@@ -153,6 +157,14 @@ impl SledStore {
         })
     }
 
+    /// Returns once every write applied before the call is on disk.
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.commits
+            .wait_durable(|| async { self.db.flush_async().await.map(drop) })
+            .await?;
+        Ok(())
+    }
+
     fn head_now(&self, volume: VolumeId) -> Result<Seq, StoreError> {
         if let Some(s) = self
             .visible
@@ -189,7 +201,7 @@ impl Store for SledStore {
                 self.heads.insert(volume.0, &seq.0.to_be_bytes())?;
                 (head.next(), seq)
             };
-            self.db.flush_async().await?;
+            self.durable().await?;
             self.publish(volume, last);
             Ok((first, last))
         })
@@ -219,7 +231,7 @@ impl Store for SledStore {
             let mut v = upto.0.to_be_bytes().to_vec();
             v.extend_from_slice(&snapshot);
             self.snapshots.insert(volume.0, v)?;
-            self.db.flush_async().await?;
+            self.durable().await?;
             if prune {
                 // The snapshot is durable before any entry behind it is dropped.
                 let start = log_key(volume, Seq(0));
@@ -230,7 +242,7 @@ impl Store for SledStore {
                 }
                 self.log.apply_batch(batch)?;
                 self.pruned.insert(volume.0, &upto.0.to_be_bytes())?;
-                self.db.flush_async().await?;
+                self.durable().await?;
             }
             Ok(())
         })
@@ -255,7 +267,7 @@ impl Store for SledStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.tree(kind).remove(key)?;
-            self.db.flush_async().await?;
+            self.durable().await?;
             Ok(())
         })
     }
@@ -268,7 +280,7 @@ impl Store for SledStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             self.tree(kind).insert(key, value)?;
-            self.db.flush_async().await?;
+            self.durable().await?;
             Ok(())
         })
     }
@@ -304,6 +316,10 @@ impl Store for SledStore {
         data: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            // A committed blob is immutable (its id is its hash): chunks for it are ignored.
+            if self.blobs.contains_key(blob)? {
+                return Ok(());
+            }
             self.chunks.insert(chunk_key(blob, index), data)?;
             Ok(())
         })
@@ -315,6 +331,9 @@ impl Store for SledStore {
         chunks: u32,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
+            if let Some(n) = self.blobs.get(blob)? {
+                return Ok(n[..4] == chunks.to_be_bytes());
+            }
             let mut hasher = blake3::Hasher::new();
             for i in 0..chunks {
                 match self.chunks.get(chunk_key(&blob, i))? {
@@ -331,7 +350,7 @@ impl Store for SledStore {
                 return Ok(false);
             }
             self.blobs.insert(blob, &chunks.to_be_bytes())?;
-            self.db.flush_async().await?;
+            self.durable().await?;
             Ok(true)
         })
     }

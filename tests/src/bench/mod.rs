@@ -3,6 +3,8 @@
 
 mod campaign;
 mod catch_up;
+pub mod child;
+mod fanout;
 mod floor;
 mod ingest;
 mod latency;
@@ -55,6 +57,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("first-frame", "from starting mes in a terminal until its first complete frame with a running daemon's data on the 10-year space (ms)"),
     ("campaign", "the pilot's enrolment, 3,391,505 people: import, notify, deliver, 4.83 % activate and 0.68 % oppose, sweep (seconds, each phase, peak_rss_mib, activation_ms)"),
     ("ingest", "single-change encrypted bundles from 100 devices at once, each acknowledged once durable; backend by --backend sled|postgres (uploads_per_s)"),
+    ("fanout", "upload until the 4 other devices of the space fetched it, 1,000 devices across 200 spaces then 10,000 across 2,000 (p50_ms, p99_ms); relay memory per idle device next to a bare quinn server's per connection (kib_per_device, quinn_kib_per_conn)"),
     ("render", "the client's update and draw per frame while scrolling the 10-year space's documents, 160 x 48 (p50_ms, p99_ms)"),
 ];
 
@@ -100,6 +103,7 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
         "first-frame" => tui::first_frame(ctx.ten_years(size).await?, size).await,
         "campaign" => campaign::run(size).await,
         "ingest" => ingest::run(size).await,
+        "fanout" => fanout::run(size).await,
         "render" => tui::render(ctx.ten_years(size).await?, size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }
@@ -116,6 +120,16 @@ pub fn principal_keys(
         ),
         age: mes_protocol::keys::AgeSecret::parse(&st.identity.principal.age.to_secret_string())?,
     })
+}
+
+/// Resident memory of a process now, in KiB (`VmRSS` of /proc).
+pub fn rss_kib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// Percentile of sorted samples.

@@ -6,7 +6,6 @@
 
 use super::Size;
 use crate::{relay, target};
-use anyhow::Context;
 use mes_daemon::api_client::ApiClient;
 use mes_daemon::client::RelayTarget;
 use mes_daemon::sandbox::{self, Scale};
@@ -204,13 +203,7 @@ impl TenYears {
 impl Mesd {
     /// Resident memory of the process now, in MiB (`VmRSS` of /proc).
     pub fn rss_mib(&self) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .context("no VmRSS in /proc status")?;
-        Ok(kib / 1024.0)
+        Ok(super::rss_kib(self.child.id())? / 1024.0)
     }
 
     /// Stops the daemon with SIGTERM (it flushes and removes its socket) and waits.

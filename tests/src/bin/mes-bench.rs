@@ -28,12 +28,19 @@ struct Cli {
     /// scripts/services).
     #[arg(long, default_value = "sled", value_parser = ["sled", "postgres"])]
     backend: String,
+    /// Internal: run a measured server (relay or quinn) in this process, with its data
+    /// directory (the `fanout` scenario starts these).
+    #[arg(long, num_args = 2, value_names = ["KIND", "DIR"], hide = true)]
+    child: Option<Vec<String>>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // The harness's relays read the backend from the environment (tests do the same).
+    if let Some(child) = &cli.child {
+        return bench::child::serve(&child[0], std::path::Path::new(&child[1])).await;
+    }
     std::env::set_var("MES_TEST_BACKEND", &cli.backend);
     if cli.list {
         for (name, what) in bench::SCENARIOS {

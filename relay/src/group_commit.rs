@@ -1,0 +1,180 @@
+//! Group commit: a writer that needs its write durable waits for one flush that started
+//! after its write was applied; whoever finds no flush running starts one for everyone
+//! waiting, so concurrent writers (uploads, activations) share one `fsync`.
+//!
+//! [`Tickets`] is the sans-IO core; [`GroupCommit`] (blocking threads) and
+//! [`AsyncGroupCommit`] (tokio tasks) are its two shells.
+
+use std::sync::{Condvar, Mutex};
+
+/// The bookkeeping: tickets asked, tickets made durable, whether a flush runs.
+#[derive(Debug, Default)]
+pub struct Tickets {
+    asked: u64,
+    durable: u64,
+    flushing: bool,
+}
+
+/// What a waiting writer does next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Its write is durable.
+    Done,
+    /// It flushes for every ticket up to this one, then reports with [`Tickets::flushed`].
+    Flush(u64),
+    /// Another flush runs; wait for it and ask again.
+    Wait,
+}
+
+impl Tickets {
+    /// A ticket for a write already applied.
+    pub fn take(&mut self) -> u64 {
+        self.asked += 1;
+        self.asked
+    }
+
+    /// What the holder of `ticket` does next.
+    pub fn next(&mut self, ticket: u64) -> Step {
+        if self.durable >= ticket {
+            Step::Done
+        } else if self.flushing {
+            Step::Wait
+        } else {
+            self.flushing = true;
+            Step::Flush(self.asked)
+        }
+    }
+
+    /// The flush for tickets up to `target` ended; on failure nothing became durable.
+    pub fn flushed(&mut self, target: u64, ok: bool) {
+        self.flushing = false;
+        if ok {
+            self.durable = self.durable.max(target);
+        }
+    }
+}
+
+/// The blocking shell.
+#[derive(Default)]
+pub struct GroupCommit {
+    tickets: Mutex<Tickets>,
+    done: Condvar,
+}
+
+impl GroupCommit {
+    /// Returns once a write applied before the call is durable, running `flush` at most
+    /// once for it and for every writer waiting alongside.
+    pub fn wait_durable<E>(&self, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {
+        let mut g = self.tickets.lock().expect("group commit lock");
+        let ticket = g.take();
+        loop {
+            match g.next(ticket) {
+                Step::Done => return Ok(()),
+                Step::Flush(target) => {
+                    drop(g);
+                    let r = flush();
+                    g = self.tickets.lock().expect("group commit lock");
+                    g.flushed(target, r.is_ok());
+                    self.done.notify_all();
+                    r?;
+                }
+                Step::Wait => g = self.done.wait(g).expect("group commit lock"),
+            }
+        }
+    }
+}
+
+/// The async shell.
+#[derive(Default)]
+pub struct AsyncGroupCommit {
+    tickets: Mutex<Tickets>,
+    done: tokio::sync::Notify,
+}
+
+impl AsyncGroupCommit {
+    /// Returns once a write applied before the call is durable, awaiting `flush` at most
+    /// once for it and for every writer waiting alongside.
+    pub async fn wait_durable<E, F, Fut>(&self, flush: F) -> Result<(), E>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        let ticket = self.tickets.lock().expect("group commit lock").take();
+        loop {
+            // Registered before the state is read, so no wake-up falls between the two.
+            let woken = self.done.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let step = self.tickets.lock().expect("group commit lock").next(ticket);
+            match step {
+                Step::Done => return Ok(()),
+                Step::Flush(target) => {
+                    let r = flush().await;
+                    self.tickets
+                        .lock()
+                        .expect("group commit lock")
+                        .flushed(target, r.is_ok());
+                    self.done.notify_waiters();
+                    r?;
+                }
+                Step::Wait => woken.await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_flush_covers_every_ticket_taken_before_it_started() {
+        let mut t = Tickets::default();
+        let (a, b) = (t.take(), t.take());
+        assert_eq!(t.next(a), Step::Flush(2));
+        let c = t.take();
+        assert_eq!(t.next(b), Step::Wait);
+        assert_eq!(t.next(c), Step::Wait);
+        t.flushed(2, true);
+        assert_eq!(t.next(a), Step::Done);
+        assert_eq!(t.next(b), Step::Done);
+        // c was taken while the flush ran: the flush may have missed its write.
+        assert_eq!(t.next(c), Step::Flush(3));
+    }
+
+    #[test]
+    fn a_failed_flush_makes_nothing_durable() {
+        let mut t = Tickets::default();
+        let a = t.take();
+        assert_eq!(t.next(a), Step::Flush(1));
+        t.flushed(1, false);
+        assert_eq!(t.next(a), Step::Flush(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_writers_share_flushes() {
+        let commits = std::sync::Arc::new(AsyncGroupCommit::default());
+        let flushes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let (commits, flushes) = (commits.clone(), flushes.clone());
+            tasks.push(tokio::spawn(async move {
+                commits
+                    .wait_durable(|| {
+                        let flushes = flushes.clone();
+                        async move {
+                            flushes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                            Ok::<(), ()>(())
+                        }
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let n = flushes.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..64).contains(&n), "{n} flushes for 64 writers");
+    }
+}
