@@ -94,6 +94,8 @@ enum Command {
         /// The time to run the clock to (RFC 3339; default now), e.g. to rehearse.
         #[arg(long)]
         now: Option<jiff::Timestamp>,
+        #[command(flatten)]
+        db: Database,
     },
     /// Writes a backup of the stopped hub (store and key files) to a new file.
     Backup {
@@ -130,7 +132,8 @@ enum Command {
         command: CatalogueCommand,
     },
     /// Records a court decision removing a principal's rights on a space (F9.4), e.g. a
-    /// parent's parental authority; signed with the hub's key. Run with the relay stopped.
+    /// parent's parental authority; signed with the hub's key. Run with the relay stopped,
+    /// or with `--postgres` while the instances serve.
     CourtRemoval {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
@@ -144,7 +147,33 @@ enum Command {
         /// The decision's reference, e.g. "TJ Lyon, 2026-11-30, RG 26/04211".
         #[arg(long)]
         reference: String,
+        #[command(flatten)]
+        db: Database,
     },
+}
+
+/// Where the relay's state is, for the commands that work on the store.
+#[derive(clap::Args)]
+struct Database {
+    /// The PostgreSQL database of the serving instances (default: the data directory's
+    /// embedded store, with the relay stopped).
+    #[arg(long, env = "MES_RELAY_POSTGRES")]
+    postgres: Option<String>,
+}
+
+impl Database {
+    fn backend(&self) -> mes_relay::server::Backend {
+        backend(self.postgres.clone())
+    }
+}
+
+fn backend(postgres: Option<String>) -> mes_relay::server::Backend {
+    match postgres {
+        Some(url) => mes_relay::server::Backend::Postgres(
+            mes_relay::store::postgres_store::PgOptions::new(url),
+        ),
+        None => mes_relay::server::Backend::Sled,
+    }
 }
 
 #[derive(Subcommand)]
@@ -176,13 +205,16 @@ enum CampaignCommand {
 #[derive(Subcommand)]
 enum DirectoryCommand {
     /// Imports a CSV `rpps,principal,name,profession,specialty,structure` (checked whole:
-    /// any bad row imports nothing); run with the relay stopped.
+    /// any bad row imports nothing); run with the relay stopped, or with `--postgres`
+    /// while the instances serve.
     Import {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
         data: PathBuf,
         /// The CSV file.
         file: PathBuf,
+        #[command(flatten)]
+        db: Database,
     },
 }
 
@@ -191,20 +223,32 @@ enum CatalogueCommand {
     /// Replaces the catalogue with a TOML file of `[[service]]` tables (checked whole: any
     /// bad service imports nothing; see docs/catalogue.example.toml). A service hosted or
     /// controlled outside the EU is suspended; one the file no longer lists is withdrawn.
-    /// Run with the relay stopped.
+    /// Run with the relay stopped, or with `--postgres` while the instances serve.
     Import {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
         data: PathBuf,
         /// The TOML file.
         file: PathBuf,
+        #[command(flatten)]
+        db: Database,
     },
     /// Prints the catalogue, one JSON object per service.
     List {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
         data: PathBuf,
+        #[command(flatten)]
+        db: Database,
     },
+}
+
+async fn offline(
+    data: &std::path::Path,
+    enrolment: mes_relay::enrolment::Policy,
+    db: &Database,
+) -> anyhow::Result<std::sync::Arc<mes_relay::relay::Relay>> {
+    mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await
 }
 
 #[tokio::main]
@@ -230,11 +274,7 @@ async fn main() -> anyhow::Result<()> {
             config.listen = listen.unwrap_or(hub.serve.listen);
             config.enrolment = hub.enrolment.clone();
             config.metrics = metrics.or(hub.serve.metrics);
-            if let Some(url) = postgres {
-                config.backend = mes_relay::server::Backend::Postgres(
-                    mes_relay::store::postgres_store::PgOptions::new(url),
-                );
-            }
+            config.backend = backend(postgres);
             if let Some(endpoint) = s3 {
                 let mut options =
                     mes_relay::store::object_blobs::S3Options::new(endpoint, s3_bucket);
@@ -253,7 +293,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Directory {
-            command: DirectoryCommand::Import { data, file },
+            command: DirectoryCommand::Import { data, file, db },
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -261,13 +301,13 @@ async fn main() -> anyhow::Result<()> {
                 Ok(rows) => rows,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = mes_relay::server::open_offline(&data).await?;
+            let relay = offline(&data, Default::default(), &db).await?;
             let n = relay.import_directory(rows).await?;
             println!("{}", serde_json::json!({ "imported": n }));
             Ok(())
         }
         Command::Catalogue {
-            command: CatalogueCommand::Import { data, file },
+            command: CatalogueCommand::Import { data, file, db },
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
@@ -275,15 +315,15 @@ async fn main() -> anyhow::Result<()> {
                 Ok(s) => s,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = mes_relay::server::open_offline(&data).await?;
+            let relay = offline(&data, Default::default(), &db).await?;
             let report = relay.import_catalogue(services).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
         Command::Catalogue {
-            command: CatalogueCommand::List { data },
+            command: CatalogueCommand::List { data, db },
         } => {
-            let relay = mes_relay::server::open_offline(&data).await?;
+            let relay = offline(&data, Default::default(), &db).await?;
             for e in relay.catalogue_entries() {
                 let s = &e.body.service;
                 println!(
@@ -402,9 +442,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
-        Command::Sweep { data, config, now } => {
+        Command::Sweep {
+            data,
+            config,
+            now,
+            db,
+        } => {
             let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
-            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone()).await?;
+            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
             let hub = enrolment(&relay);
             let now = now
                 .map(|t| mes_protocol::time::UnixMillis(t.as_millisecond().max(0) as u64))
@@ -443,8 +488,9 @@ async fn main() -> anyhow::Result<()> {
             space,
             principal,
             reference,
+            db,
         } => {
-            let relay = mes_relay::server::open_offline(&data).await?;
+            let relay = offline(&data, Default::default(), &db).await?;
             if let Err(e) = relay
                 .record_court_removal(space, principal, &reference)
                 .await

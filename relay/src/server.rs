@@ -190,9 +190,20 @@ pub async fn open_offline_with(
     data_dir: &std::path::Path,
     enrolment: crate::enrolment::Policy,
 ) -> anyhow::Result<Arc<Relay>> {
+    open_offline_on(data_dir, enrolment, &Backend::Sled).await
+}
+
+/// Opens the relay's state on a backend, for an operator command. On PostgreSQL the
+/// instances serving the same database stay up: what the command writes to cached
+/// records (catalogue, memberships, closures) reaches them through `NOTIFY`.
+pub async fn open_offline_on(
+    data_dir: &std::path::Path,
+    enrolment: crate::enrolment::Policy,
+    backend: &Backend,
+) -> anyhow::Result<Arc<Relay>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let (store, tables) = open_backend(&Backend::Sled, data_dir).await?;
+    let (store, tables) = open_backend(backend, data_dir).await?;
     let key = crate::signing::load_or_create(data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
     let hub = enrolment_hub(tables, data_dir, enrolment)?;

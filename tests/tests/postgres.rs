@@ -5,7 +5,9 @@
 //!   sequence, makes readers miss bundles;
 //! - a change uploaded through one instance is pushed to a device on another, and a
 //!   document blob uploaded through one is served by the other from the S3-compatible
-//!   object store (`MES_TEST_S3`), as ciphertext, with nothing of it in PostgreSQL.
+//!   object store (`MES_TEST_S3`), as ciphertext, with nothing of it in PostgreSQL;
+//! - an operator command run on the database (`--postgres`) while an instance serves
+//!   reaches that instance's devices without a restart.
 
 use mes_protocol::ids::{Seq, VolumeId};
 use mes_relay::store::postgres_store::{PgOptions, PgStore, SeqMode};
@@ -229,6 +231,57 @@ async fn a_change_and_a_blob_uploaded_on_one_instance_reach_a_device_on_another(
     );
     one.shutdown().await;
     two.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogue_imported_on_the_database_reaches_a_serving_instance() -> anyhow::Result<()> {
+    use mes_protocol::wire::{Reply, Request};
+    let dir = tempfile::tempdir()?;
+    let serving = dir.path().join("serving");
+    let url = pg_database(&serving).await?;
+    let mut cfg = mes_relay::RelayConfig::new(serving.clone());
+    cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url.clone()));
+    let r = mes_relay::server::start(cfg).await?;
+    let t = target(&r);
+    let a = device(dir.path(), "a", &t).await?;
+    let (c, _) = mes_tests::connect_as(&a.daemon, &t).await?;
+    let listed = || async {
+        match c.request(Request::GetCatalogue).await? {
+            Reply::Catalogue { entries } => anyhow::Ok(entries.len()),
+            other => anyhow::bail!("GetCatalogue answered {other:?}"),
+        }
+    };
+    assert_eq!(listed().await?, 0);
+    // The operator's machine: the hub's key files, the same database.
+    let operator = dir.path().join("operator");
+    second_instance(&serving, &operator)?;
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/catalogue.example.toml");
+    let (code, out, err) = mes_tests::run_relay(&[
+        "catalogue",
+        "import",
+        "--postgres",
+        &url,
+        "--data",
+        operator.to_str().unwrap(),
+        example.to_str().unwrap(),
+    ])?;
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out)?;
+    // Every service the file lists, suspended ones included (marked so).
+    let expected = report["listed"].as_u64().unwrap_or(0);
+    assert!(expected > 0, "{out}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while listed().await? as u64 != expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the serving instance never saw the imported catalogue ({} of {expected}): {out}",
+            listed().await?
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    r.shutdown().await;
     Ok(())
 }
 

@@ -38,11 +38,14 @@ pub async fn serve(kind: &str, dir: &Path) -> anyhow::Result<()> {
             })?;
             let accept = endpoint.clone();
             let held = tokio::spawn(async move {
-                let mut held = Vec::new();
+                let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
                 while let Some(incoming) = accept.accept().await {
-                    if let Ok(c) = incoming.await {
-                        held.push(c);
-                    }
+                    let held = held.clone();
+                    tokio::spawn(async move {
+                        if let Ok(c) = incoming.await {
+                            held.lock().expect("held connections").push(c);
+                        }
+                    });
                 }
             });
             stop.await?;
