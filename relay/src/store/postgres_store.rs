@@ -1,9 +1,10 @@
 //! The PostgreSQL backend: several relay instances share one database (issue 8).
 //!
-//! - Appends go through a group-commit queue: writer tasks take every append waiting,
-//!   lock the volumes' head rows in volume order (`SELECT ... FOR UPDATE`), insert the
-//!   bundles with dense sequence numbers, raise the heads, send one `NOTIFY` for the
-//!   whole batch and commit. The row lock makes commits of one volume happen in sequence
+//! - Appends go through a group-commit queue: writer tasks take every append waiting
+//!   and run one statement, `mes_append` (migrations/0002), which locks the volumes'
+//!   head rows in volume order (`SELECT ... FOR UPDATE`), inserts the bundles with dense
+//!   sequence numbers, raises the heads and sends one `NOTIFY` for the whole batch; the
+//!   statement is its own transaction, so the rows stay locked only on the server. The row lock makes commits of one volume happen in sequence
 //!   order, so a reader bounded by the committed head never skips a number (a plain
 //!   database sequence hands out N+2 that can commit before N+1; [`SeqMode::Unordered`]
 //!   is that mistake, kept as the control of the race test).
@@ -25,7 +26,10 @@ use super::{
 };
 
 /// The schema, applied in order; each runs once (table `mes_migrations`).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_relay.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/0001_relay.sql")),
+    (2, include_str!("../../migrations/0002_append_function.sql")),
+];
 
 /// Channel carrying `volume-hex:head` pairs, one notification per commit batch.
 const HEADS_CHANNEL: &str = "mes_heads";
@@ -326,6 +330,7 @@ async fn writer(
                 return;
             };
             jobs.push(first);
+            crate::group_commit::gather().await;
             while jobs.len() < MAX_BATCH {
                 match rx.try_recv() {
                     Ok(j) => jobs.push(j),
@@ -372,37 +377,6 @@ async fn jitter(options: &PgOptions) {
     }
 }
 
-/// Sorted distinct volumes of a batch.
-fn volumes_of(jobs: &[AppendJob]) -> Vec<VolumeId> {
-    let mut v: Vec<VolumeId> = jobs.iter().map(|j| j.volume).collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Rows for the batch: (volumes, seqs, bundles) and each job's range, from the heads.
-type Rows<'a> = (Vec<&'a [u8]>, Vec<i64>, Vec<&'a [u8]>);
-
-fn assign<'a>(
-    jobs: &'a [AppendJob],
-    heads: &mut HashMap<VolumeId, Seq>,
-) -> (Rows<'a>, Vec<(Seq, Seq)>) {
-    let (mut vols, mut seqs, mut bundles) = (Vec::new(), Vec::new(), Vec::new());
-    let mut ranges = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let head = heads.entry(job.volume).or_default();
-        let first = head.next();
-        for b in &job.bundles {
-            *head = head.next();
-            vols.push(job.volume.0.as_slice());
-            seqs.push(i64_of(*head));
-            bundles.push(b.as_slice());
-        }
-        ranges.push((first, *head));
-    }
-    ((vols, seqs, bundles), ranges)
-}
-
 async fn notify_heads(
     tx: &tokio_postgres::Transaction<'_>,
     heads: &HashMap<VolumeId, Seq>,
@@ -421,50 +395,35 @@ async fn commit_ordered(
     jobs: &[AppendJob],
     options: &PgOptions,
 ) -> Result<Vec<(Seq, Seq)>, tokio_postgres::Error> {
-    let volumes = volumes_of(jobs);
-    let keys: Vec<&[u8]> = volumes.iter().map(|v| v.0.as_slice()).collect();
-    let tx = client.transaction().await?;
-    tx.execute(
-        "INSERT INTO volume_heads (volume) SELECT unnest($1::bytea[]) ON CONFLICT DO NOTHING",
-        &[&keys],
-    )
-    .await?;
-    // Locked in volume order: two batches sharing volumes never deadlock.
-    let rows = tx
-        .query(
-            "SELECT volume, head FROM volume_heads WHERE volume = ANY($1) ORDER BY volume FOR UPDATE",
-            &[&keys],
-        )
-        .await?;
-    let mut heads: HashMap<VolumeId, Seq> = rows
+    let volumes: Vec<&[u8]> = jobs.iter().map(|j| j.volume.0.as_slice()).collect();
+    let counts: Vec<i64> = jobs.iter().map(|j| j.bundles.len() as i64).collect();
+    let bundles: Vec<&[u8]> = jobs
         .iter()
-        .map(|r| {
-            let v: &[u8] = r.get(0);
-            (
-                VolumeId(v.try_into().expect("16-byte volume id")),
-                seq_of(r.get(1)),
-            )
-        })
+        .flat_map(|j| j.bundles.iter().map(Vec::as_slice))
         .collect();
-    let ((vols, seqs, bundles), ranges) = assign(jobs, &mut heads);
-    tx.execute(
-        "INSERT INTO log (volume, seq, bundle) SELECT * FROM unnest($1::bytea[], $2::int8[], $3::bytea[])",
-        &[&vols, &seqs, &bundles],
-    )
-    .await?;
-    let (hv, hs): (Vec<&[u8]>, Vec<i64>) = heads
+    let max_payload = MAX_PAYLOAD as i32;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+        [&volumes, &counts, &bundles, &HEADS_CHANNEL, &max_payload];
+    // migrations/0002: locks, numbers, inserts, raises the heads and notifies, in order.
+    const APPEND: &str = "SELECT mes_append($1, $2, $3, $4, $5)";
+    let lasts: Vec<i64> = if options.commit_jitter.is_some() {
+        let tx = client.transaction().await?;
+        let lasts = tx.query_one(APPEND, &params).await?.get(0);
+        jitter(options).await;
+        tx.commit().await?;
+        lasts
+    } else {
+        // Alone, the statement is its own transaction: one round trip per batch.
+        client.query_one(APPEND, &params).await?.get(0)
+    };
+    Ok(jobs
         .iter()
-        .map(|(v, s)| (v.0.as_slice(), i64_of(*s)))
-        .unzip();
-    tx.execute(
-        "UPDATE volume_heads h SET head = u.head FROM unnest($1::bytea[], $2::int8[]) AS u(volume, head) WHERE h.volume = u.volume",
-        &[&hv, &hs],
-    )
-    .await?;
-    notify_heads(&tx, &heads).await?;
-    jitter(options).await;
-    tx.commit().await?;
-    Ok(ranges)
+        .zip(lasts)
+        .map(|(j, last)| {
+            let last = seq_of(last);
+            (Seq(last.0 + 1 - j.bundles.len() as u64), last)
+        })
+        .collect())
 }
 
 /// The mistake the ordered mode avoids: numbers taken and committed at once (like

@@ -157,12 +157,20 @@ impl SledStore {
         })
     }
 
-    /// Returns once every write applied before the call is on disk.
+    /// Returns once every write applied before the call is on disk. The flush runs on
+    /// tokio's blocking pool (sled's `flush_async` hands it to sled's own pool, which
+    /// starts and stops threads under load: measurably slower, docs/benchmarks.md).
     async fn durable(&self) -> Result<(), StoreError> {
         self.commits
-            .wait_durable(|| async { self.db.flush_async().await.map(drop) })
-            .await?;
-        Ok(())
+            .wait_durable(|| async {
+                crate::group_commit::gather().await;
+                let db = self.db.clone();
+                match tokio::task::spawn_blocking(move || db.flush()).await {
+                    Ok(r) => r.map(drop).map_err(StoreError::from),
+                    Err(e) => Err(StoreError(format!("the flush task failed: {e}"))),
+                }
+            })
+            .await
     }
 
     fn head_now(&self, volume: VolumeId) -> Result<Seq, StoreError> {
@@ -191,13 +199,16 @@ impl Store for SledStore {
             let (first, last) = {
                 let _guard = self.append_lock.lock().expect("append lock");
                 let head = self.stored_head(volume)?;
-                let mut batch = sled::Batch::default();
+                // Plain inserts, not a sled batch: a batch seals and writes sled's IO
+                // buffer each time (a write and a `sync_file_range` per append, most of
+                // the relay's CPU under load). The head, written last, is the commit
+                // mark: sled recovers a prefix of its log, so a head that survives a
+                // crash has its entries, and entries past it are overwritten.
                 let mut seq = head;
                 for b in &bundles {
                     seq = seq.next();
-                    batch.insert(&log_key(volume, seq)[..], b.as_slice());
+                    self.log.insert(&log_key(volume, seq)[..], b.as_slice())?;
                 }
-                self.log.apply_batch(batch)?;
                 self.heads.insert(volume.0, &seq.0.to_be_bytes())?;
                 (head.next(), seq)
             };

@@ -100,6 +100,21 @@ impl Child {
     }
 }
 
+impl Child {
+    /// CPU time (user and system) the child has used so far, in seconds.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))?;
+        // Fields after the command (which may hold spaces): state is field 3, utime 14,
+        // stime 15, in clock ticks (USER_HZ, 100 on Linux).
+        let after = stat.rsplit_once(')').context("no command in /proc stat")?.1;
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            Ok(fields.get(i).context("short /proc stat")?.parse::<f64>()?)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+}
+
 impl Drop for Child {
     fn drop(&mut self) {
         drop(self.process.stdin.take());

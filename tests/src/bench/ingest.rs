@@ -1,9 +1,13 @@
 //! `ingest`: single-change encrypted bundles uploaded by 100 devices at once over QUIC,
 //! each acknowledged only once durable (sled flushed, or PostgreSQL committed with its
 //! default durable settings); `mes-bench ingest --backend sled|postgres`.
+//!
+//! The relay runs as its own process ([`super::child`]), so the CPU time it spends per
+//! upload is measured apart from the devices' (which share the same two cores here).
 
+use super::child::Child;
 use super::{measure, Measure, Size};
-use crate::{device, relay, target, volume};
+use crate::{device, volume};
 use mes_daemon::client::RelayClient;
 use mes_daemon::identity::certify;
 use mes_protocol::ids::{Epoch, Generation};
@@ -15,8 +19,8 @@ use std::time::Instant;
 pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let (devices, per_device) = (size.pick(100, 4), size.pick(200, 10));
     let dir = tempfile::tempdir()?;
-    let r = relay(dir.path(), None, false).await?;
-    let t = target(&r);
+    let r = Child::spawn("relay", dir.path())?;
+    let t = r.target.clone();
     let a = device(dir.path(), "a", &t).await?;
     let space = crate::home(&a.daemon).await?;
     crate::registered(&a, space).await?;
@@ -75,6 +79,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     // The space's own daemon would fetch and apply every bundle on the same two cores;
     // that is device work (the `fanout` scenario measures delivery), not ingest.
     a.shutdown().await;
+    let cpu = r.cpu_seconds()?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (client, pushes, bundles) in uploads {
@@ -96,10 +101,13 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         t.await??;
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = r.cpu_seconds()? - cpu;
     let total = (devices * per_device) as f64;
-    r.shutdown().await;
+    drop(r);
     Ok(vec![
         measure("ingest", "uploads_per_s", total / secs, "uploads/s"),
         measure("ingest", "uploads", total, "uploads"),
+        measure("ingest", "relay_cpu_us_per_upload", cpu * 1e6 / total, "µs"),
+        measure("ingest", "relay_cores", cpu / secs, "cores"),
     ])
 }
