@@ -60,7 +60,8 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
         read_frame::<ClientFrame, _>(&mut recv, MAX_WIRE_FRAME),
     )
     .await;
-    let caller = match authenticate(&relay, hello, &nonce, fingerprint).await {
+    // Boxed for the same reason as the handler: it ends before the connection idles.
+    let caller = match Box::pin(authenticate(&relay, hello, &nonce, fingerprint)).await {
         Ok((device, principal)) => {
             let outbox = Arc::new(Outbox::default());
             relay.hub.join_principal(principal, &outbox);
@@ -88,11 +89,14 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
     )
     .await?;
 
-    let (tx, rx) = mpsc::channel::<RelayFrame>(CONNECTION_QUEUE);
+    // Frames are boxed: a channel allocates its slots in blocks of 32, up front, and an
+    // idle connection should not hold 32 frames' worth of memory (docs/benchmarks.md,
+    // `fanout`).
+    let (tx, rx) = mpsc::channel::<Box<RelayFrame>>(CONNECTION_QUEUE);
     let writer = tokio::spawn(write_loop(send, rx, caller.outbox.clone()));
     let outcome = read_loop(&relay, &caller, &mut recv, &tx).await;
     if let Err(e) = &outcome {
-        tx.send(RelayFrame::Fatal(e.clone())).await.ok();
+        tx.send(Box::new(RelayFrame::Fatal(e.clone()))).await.ok();
     }
     drop(tx);
     if let Ok(send) = writer.await {
@@ -156,7 +160,7 @@ async fn read_loop(
     relay: &Relay,
     caller: &Caller,
     recv: &mut quinn::RecvStream,
-    tx: &mpsc::Sender<RelayFrame>,
+    tx: &mpsc::Sender<Box<RelayFrame>>,
 ) -> Result<(), WireError> {
     loop {
         let frame = match read_frame::<ClientFrame, _>(recv, MAX_WIRE_FRAME).await {
@@ -167,15 +171,17 @@ async fn read_loop(
         };
         let reply = match frame {
             ClientFrame::Ping { nonce } => RelayFrame::Pong { nonce },
+            // Boxed: the handler's future is large (a state for every request kind), and
+            // inline it would live in every connection's task, idle or not.
             ClientFrame::Request { id, body } => RelayFrame::Response {
                 id,
-                result: relay.handle(caller, body).await,
+                result: Box::pin(relay.handle(caller, body)).await,
             },
             ClientFrame::Hello { .. } => {
                 return Err(WireError::new(ErrorCode::BadFrame, "Hello sent twice"))
             }
         };
-        if tx.send(reply).await.is_err() {
+        if tx.send(Box::new(reply)).await.is_err() {
             return Ok(());
         }
     }
@@ -183,7 +189,7 @@ async fn read_loop(
 
 async fn write_loop(
     mut send: quinn::SendStream,
-    mut rx: mpsc::Receiver<RelayFrame>,
+    mut rx: mpsc::Receiver<Box<RelayFrame>>,
     outbox: Arc<Outbox>,
 ) -> quinn::SendStream {
     loop {

@@ -33,12 +33,17 @@ const PER_ENDPOINT: usize = 500;
 
 pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let mut out = Vec::new();
-    let runs: &[(usize, &str)] = match size {
-        Size::Full => &[(200, ""), (2_000, "_10k")],
-        Size::Smoke => &[(4, "")],
-    };
+    // `MES_BENCH_SPACES=N` runs one size of N spaces instead (to see how it scales).
+    let one = std::env::var("MES_BENCH_SPACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(|n| vec![(n, "")]);
+    let runs: Vec<(usize, &str)> = one.unwrap_or_else(|| match size {
+        Size::Full => vec![(200, ""), (2_000, "_10k")],
+        Size::Smoke => vec![(4, "")],
+    });
     let rounds = size.pick(10, 2);
-    for &(spaces, suffix) in runs {
+    for (spaces, suffix) in runs {
         let m = one_size(spaces, rounds).await?;
         let name = |base: &'static str| -> &'static str {
             if suffix.is_empty() {
