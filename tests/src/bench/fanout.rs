@@ -162,7 +162,7 @@ impl BenchSpace {
     /// The bundles of every round, each device chaining its own.
     fn bundles(&self, rounds: usize, rng: &mut rand::rngs::OsRng) -> Vec<SealedBundle> {
         let key = SymmetricKey::generate(rng);
-        let mut prev = vec![None; DEVICES_PER_SPACE];
+        let mut prev = [None; DEVICES_PER_SPACE];
         (0..rounds)
             .map(|r| {
                 let author = r % DEVICES_PER_SPACE;

@@ -80,6 +80,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     // that is device work (the `fanout` scenario measures delivery), not ingest.
     a.shutdown().await;
     let cpu = r.cpu_seconds()?;
+    let sample = mes_protocol::codec::to_bytes(&uploads[0].2[0]);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (client, pushes, bundles) in uploads {
@@ -104,10 +105,30 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let cpu = r.cpu_seconds()? - cpu;
     let total = (devices * per_device) as f64;
     drop(r);
+    let floor = sled_floor(dir.path(), &sample, total as usize)?;
     Ok(vec![
+        measure("ingest", "sled_floor_per_s", floor, "entries/s"),
         measure("ingest", "uploads_per_s", total / secs, "uploads/s"),
         measure("ingest", "uploads", total, "uploads"),
         measure("ingest", "relay_cpu_us_per_upload", cpu * 1e6 / total, "µs"),
         measure("ingest", "relay_cores", cpu / secs, "cores"),
     ])
+}
+
+/// The floor: sled alone, one writer, writing as many entries of the same size as the
+/// uploads, flushed every [`FLOOR_GROUP`] entries (about the group the relay's flushes
+/// gather under this load), in entries per second.
+fn sled_floor(dir: &std::path::Path, entry: &[u8], n: usize) -> anyhow::Result<f64> {
+    const FLOOR_GROUP: usize = 10;
+    let db = sled::Config::new().path(dir.join("floor.sled")).open()?;
+    let log = db.open_tree("log")?;
+    let start = Instant::now();
+    for i in 0..n {
+        log.insert((i as u64).to_be_bytes(), entry)?;
+        if (i + 1) % FLOOR_GROUP == 0 {
+            db.flush()?;
+        }
+    }
+    db.flush()?;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
