@@ -157,18 +157,17 @@ impl SledStore {
         })
     }
 
-    /// Returns once every write applied before the call is on disk. The flush runs on
-    /// tokio's blocking pool (sled's `flush_async` hands it to sled's own pool, which
-    /// starts and stops threads under load: measurably slower, docs/benchmarks.md).
+    /// Returns once every write applied before the call is on disk; appends waiting at
+    /// the same time share the flush.
     async fn durable(&self) -> Result<(), StoreError> {
         self.commits
             .wait_durable(|| async {
                 crate::group_commit::gather().await;
-                let db = self.db.clone();
-                match tokio::task::spawn_blocking(move || db.flush()).await {
-                    Ok(r) => r.map(drop).map_err(StoreError::from),
-                    Err(e) => Err(StoreError(format!("the flush task failed: {e}"))),
-                }
+                self.db
+                    .flush_async()
+                    .await
+                    .map(drop)
+                    .map_err(StoreError::from)
             })
             .await
     }
