@@ -215,9 +215,17 @@ fn after_days(t: UnixMillis, days: i64) -> UnixMillis {
     after(t, days.days())
 }
 
+/// Europe/Paris, looked up once.
+pub fn paris() -> TimeZone {
+    static PARIS: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
+    PARIS
+        .get_or_init(|| TimeZone::get("Europe/Paris").unwrap_or(TimeZone::UTC))
+        .clone()
+}
+
 /// `t` plus a calendar span in Europe/Paris.
 pub fn after(t: UnixMillis, span: Span) -> UnixMillis {
-    let tz = TimeZone::get("Europe/Paris").unwrap_or(TimeZone::UTC);
+    let tz = paris();
     let ts = Timestamp::from_millisecond(t.0 as i64).unwrap_or(Timestamp::UNIX_EPOCH);
     let z = ts.to_zoned(tz);
     let later = z.checked_add(span).unwrap_or(z);

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::enrolment::{next_reminder, Policy, Status};
 use crate::enrolment_store::{
-    Account, CodeRecord, DueChunk, EnrolmentTables, Insured, MessageKind, Op, Outgoing, Person,
+    Account, ApplyError, CodeRecord, DueChunk, EnrolmentTables, Found, Insured, Loc, MessageKind,
+    Op, Outgoing, Person,
 };
 use crate::population;
 use crate::provisional_code;
@@ -68,12 +69,36 @@ pub enum Refusal {
     /// The hub's tables failed.
     #[error("{0}")]
     Storage(String),
+    /// The person's record changed while the request was served (run again inside; seen
+    /// only when it kept changing).
+    #[error("this enrolment changed while the request was served: try again")]
+    Changed,
 }
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Self {
         Refusal::Storage(e.to_string())
     }
+}
+
+impl From<ApplyError> for Refusal {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Conflict => Refusal::Changed,
+            ApplyError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Runs a request again while the person changed under it (each run reads afresh).
+fn retrying<T>(mut request: impl FnMut() -> Result<T, Refusal>) -> Result<T, Refusal> {
+    for _ in 0..8 {
+        match request() {
+            Err(Refusal::Changed) => continue,
+            other => return other,
+        }
+    }
+    Err(Refusal::Changed)
 }
 
 /// The hub secret that keys code hashes, and the password hash's cost.
@@ -88,13 +113,13 @@ pub struct Secrets {
 /// Paris date of a time, for messages ("13/04/2026").
 pub fn paris_date(t: UnixMillis) -> String {
     let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = crate::enrolment::paris();
     ts.to_zoned(tz).strftime("%d/%m/%Y").to_string()
 }
 
 fn paris_time(t: UnixMillis) -> String {
     let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = crate::enrolment::paris();
     ts.to_zoned(tz).strftime("%d/%m/%Y %H:%M").to_string()
 }
 
@@ -125,95 +150,63 @@ pub struct ImportReport {
     pub rolled_back: usize,
 }
 
-const IMPORT_IN_PROGRESS: &str = "import-in-progress";
-
 /// Rolls back an import that was interrupted (its people are removed), if any.
 pub fn roll_back_interrupted(t: &EnrolmentTables) -> Result<usize, StoreError> {
-    let Some(v) = t.meta(IMPORT_IN_PROGRESS)? else {
-        return Ok(0);
-    };
-    let id = u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8]));
-    let mut doomed = std::collections::HashSet::new();
-    t.for_each_person(|p| {
-        if p.import == id {
-            doomed.insert(p.insured.nir.clone());
-        }
-    })?;
-    let n = doomed.len();
-    t.unqueue(&doomed)?;
-    let doomed: Vec<String> = doomed.into_iter().collect();
-    for chunk in doomed.chunks(BATCH) {
-        let ops = chunk
-            .iter()
-            .map(|nir| Op::Person(nir.clone(), None))
-            .collect();
-        t.apply(ops, true)?;
-    }
-    t.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)?;
-    Ok(n)
+    t.roll_back()
 }
 
 /// Imports checked rows (F1.1): refused whole if anyone is already on file; written in
 /// durable batches under an import id, so an interrupted import is rolled back by the
-/// next one and nothing is ever half-imported. `progress` is told of each batch.
+/// next one and nothing is ever half-imported. People are stored by département, in the
+/// campaign's order (F1.2), then as the file lists them. `progress` is told of each
+/// batch.
 pub fn import(
     t: &EnrolmentTables,
     rows: &[population::Insured],
-    mut progress: impl FnMut(usize),
+    progress: impl FnMut(usize),
 ) -> Result<ImportReport, Vec<String>> {
     let store = |e: StoreError| vec![e.to_string()];
     let rolled_back = roll_back_interrupted(t).map_err(store)?;
-    let mut already = Vec::new();
-    for r in rows {
-        if t.contains(r.nir.as_str()).map_err(store)? {
-            already.push(format!("NIR {} is already on file", r.nir.display()));
-        }
-    }
+    let nirs: Vec<&str> = rows.iter().map(|r| r.nir.as_str()).collect();
+    let already = t.on_file(&nirs).map_err(store)?;
     if !already.is_empty() {
-        return Err(already);
+        return Err(already
+            .iter()
+            .map(|n| format!("NIR {} is already on file", Nir::with_key(n)))
+            .collect());
     }
     let id = t.next_seq().map_err(store)?;
-    t.apply(
-        vec![Op::Meta(
-            IMPORT_IN_PROGRESS.into(),
-            Some(id.to_be_bytes().to_vec()),
-        )],
-        true,
-    )
-    .map_err(store)?;
-    // One batch at a time: on two cores, parallel batches gained nothing beyond the
-    // run-to-run noise and raised the peak memory from 4 to 10 GiB (docs/benchmarks.md).
-    for chunk in rows.chunks(BATCH) {
-        let mut ops = Vec::with_capacity(chunk.len() * 2);
-        for r in chunk {
-            let i = insured(r);
-            ops.push(Op::Queue(i.departement.clone(), i.nir.clone()));
-            ops.push(Op::Person(
-                i.nir.clone(),
-                Some(Box::new(Person {
-                    insured: i,
-                    status: Status::Imported,
-                    code: None,
-                    failures: 0,
-                    locked_until: None,
-                    reminders_off: false,
-                    last_reminder: None,
-                    due: None,
-                    account: None,
-                    import: id,
-                    code_issue: 0,
-                })),
-            ));
-        }
-        t.apply(ops, true).map_err(store)?;
-        progress(chunk.len());
-    }
-    t.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)
-        .map_err(store)?;
+    let mut people: Vec<Person> = rows
+        .iter()
+        .map(|r| Person {
+            insured: insured(r),
+            status: Status::Imported,
+            code: None,
+            failures: 0,
+            locked_until: None,
+            reminders_off: false,
+            last_reminder: None,
+            due: None,
+            account: None,
+            import: id,
+            code_issue: 0,
+        })
+        .collect();
+    // Stable: within a département, the file's order.
+    people.sort_by(|a, b| {
+        departement_order(&a.insured.departement).cmp(&departement_order(&b.insured.departement))
+    });
+    t.import(id, people, BATCH, progress).map_err(store)?;
     Ok(ImportReport {
         imported: rows.len(),
         rolled_back,
     })
+}
+
+/// The campaign's order of départements (F1.2), as the queue's keys sort them: two
+/// characters before three (overseas last), then by character (2A and 2B after 29).
+fn departement_order(d: &str) -> (usize, &str) {
+    (d.len(), d)
 }
 
 /// The message for a person, addressed to them or, for a minor, to the first legal
@@ -261,10 +254,10 @@ fn message_for(
 
 /// The due entry to add when a person's due time changes; the old entry stays, stale,
 /// and the sweep skips it (the record names the live one).
-fn due_ops(nir: &str, old: Option<UnixMillis>, new: Option<UnixMillis>) -> Vec<Op> {
+fn due_ops(loc: Loc, old: Option<UnixMillis>, new: Option<UnixMillis>) -> Option<Op> {
     match new {
-        Some(n) if old != new => vec![Op::Due(n, nir.into())],
-        _ => Vec::new(),
+        Some(n) if old != new => Some(Op::Due(n, loc)),
+        _ => None,
     }
 }
 
@@ -283,24 +276,25 @@ fn next_due(p: &Person, policy: &Policy) -> Option<UnixMillis> {
     }
 }
 
-/// Writes a person back with their due index moved (from the entry `p.due` names).
-fn save(p: Person, policy: &Policy, ops: &mut Vec<Op>) {
-    let mut p = p;
+/// Moves a person's due index (from the entry `p.due` names) to their next event.
+fn reschedule(loc: Loc, p: &mut Person, policy: &Policy, ops: &mut Vec<Op>) {
     let old_due = p.due;
-    p.due = next_due(&p, policy);
-    ops.extend(due_ops(&p.insured.nir, old_due, p.due));
-    ops.push(Op::Person(p.insured.nir.clone(), Some(Box::new(p))));
+    p.due = next_due(p, policy);
+    ops.extend(due_ops(loc, old_due, p.due));
 }
 
-/// Writes a person back with `ops`, in one durable batch.
+/// Writes a person back with `ops`, in one durable batch, if nobody changed them since
+/// `read` ([`Refusal::Changed`] otherwise).
 fn commit(
     t: &EnrolmentTables,
-    p: Person,
+    read: &Found,
+    mut p: Person,
     policy: &Policy,
     mut ops: Vec<Op>,
-) -> Result<(), StoreError> {
-    save(p, policy, &mut ops);
-    t.apply(ops, true)
+) -> Result<(), Refusal> {
+    reschedule(read.loc, &mut p, policy, &mut ops);
+    ops.push(read.write_back(p));
+    Ok(t.apply(ops, true)?)
 }
 
 /// A person's next code: its issue number (for the message) and its record.
@@ -365,17 +359,18 @@ pub fn campaign(
         }
         .min(limit - notified);
         // Whole chunks, the last one cut at `step`: what is left of it is written back.
-        let mut ops = Vec::with_capacity(step * 3);
+        let mut queue_ops = Vec::new();
         let mut queued = Vec::with_capacity(step);
-        for (_, chunk, nirs) in t.queued(departements, step)? {
-            let take = nirs.len().min(step - queued.len());
-            let rest = nirs[take..].to_vec();
-            queued.extend(nirs.into_iter().take(take));
-            ops.push(Op::QueueChunk(chunk, Some(rest)));
+        for (_, chunk, locs) in t.queued(departements, step)? {
+            let take = locs.len().min(step - queued.len());
+            let rest = locs[take..].to_vec();
+            queued.extend(locs.into_iter().take(take));
+            queue_ops.push(Op::QueueChunk(chunk, Some(rest)));
         }
         if queued.is_empty() {
             break;
         }
+        let taken = queued.len();
         if let Some(r) = rate {
             // Pace: the n-th message leaves no earlier than n / rate seconds after start.
             let due = std::time::Duration::from_secs_f64(notified as f64 / r.max(1) as f64);
@@ -384,55 +379,69 @@ pub fn campaign(
             }
         }
         let at = now();
-        // Each person's new record and message are made on every core; the batch then
-        // commits as one.
-        let made = in_parallel(&queued, |nirs| {
-            let mut ops = Vec::with_capacity(nirs.len() * 3);
-            for nir in nirs {
-                let Some(mut p) = t.person(nir)? else {
-                    continue;
-                };
-                let Ok(status) = p.status.notify(at, policy) else {
-                    continue;
-                };
-                let Status::Notified { deadline, .. } = status else {
-                    unreachable!("notify gives Notified")
-                };
-                let (code, record) = fresh_code(&mut p, secrets, at, policy);
-                let expires = record.expires;
-                p.status = status;
-                p.code = Some(record);
-                let m = message_for(
-                    t,
-                    &p,
-                    MessageKind::Notification,
-                    Some((code, expires)),
-                    Some(deadline),
-                )?;
-                ops.push(Op::Message(Box::new(m)));
-                save(p, policy, &mut ops);
-            }
-            Ok(ops)
+        // The people of a batch are neighbours (pages of one département): each worker
+        // rewrites whole pages, each person's status, code, due entry and message in one
+        // atomic batch; the queue chunks go once every worker committed (a person already
+        // notified is skipped, so a batch interrupted halfway is finished, not repeated).
+        in_parallel(&by_pages(queued), |runs| {
+            runs.iter().try_for_each(|locs| {
+                t.update(locs, Vec::new(), true, |loc, p, ops| {
+                    let Ok(status) = p.status.notify(at, policy) else {
+                        return Ok(false);
+                    };
+                    let Status::Notified { deadline, .. } = status else {
+                        unreachable!("notify gives Notified")
+                    };
+                    let (code, record) = fresh_code(p, secrets, at, policy);
+                    let expires = record.expires;
+                    p.status = status;
+                    p.code = Some(record);
+                    let m = message_for(
+                        t,
+                        p,
+                        MessageKind::Notification,
+                        Some((code, expires)),
+                        Some(deadline),
+                    )?;
+                    ops.push(Op::Message(Box::new(m)));
+                    reschedule(loc, p, policy, ops);
+                    Ok(true)
+                })
+            })
         })?;
-        ops.extend(made.into_iter().flatten());
-        t.apply(ops, true)?;
-        notified += queued.len();
-        progress(queued.len());
+        t.apply(queue_ops, true)?;
+        notified += taken;
+        progress(taken);
     }
     Ok(CampaignReport { notified })
 }
 
+/// Places sorted, cut into one contiguous run per worker at page boundaries.
+fn by_pages(mut locs: Vec<Loc>) -> Vec<Vec<Loc>> {
+    locs.sort_unstable();
+    let per = locs.len().div_ceil(workers()).max(1);
+    let mut runs: Vec<Vec<Loc>> = Vec::new();
+    for l in locs {
+        match runs.last_mut() {
+            Some(r) if r.len() < per || r.last().is_some_and(|x| x.page() == l.page()) => r.push(l),
+            _ => runs.push(vec![l]),
+        }
+    }
+    runs
+}
+
 /// Looks a person up by NIR and serial, and refuses while locked.
-fn find(t: &EnrolmentTables, nir: &str, serial: &str, now: UnixMillis) -> Result<Person, Refusal> {
+fn find(t: &EnrolmentTables, nir: &str, serial: &str, now: UnixMillis) -> Result<Found, Refusal> {
     let nir = Nir::parse(nir).map_err(|e| Refusal::BadNir(e.to_string()))?;
-    let p = t.person(nir.as_str())?.ok_or(Refusal::Unknown)?;
+    let found = t.find(nir.as_str())?.ok_or(Refusal::Unknown)?;
+    let p = &found.person;
     if !p.insured.vitale_serial.eq_ignore_ascii_case(serial.trim()) {
         return Err(Refusal::Unknown);
     }
     if let Some(until) = p.locked_until.filter(|u| *u > now) {
         return Err(Refusal::Locked(paris_time(until)));
     }
-    Ok(p)
+    Ok(found)
 }
 
 /// Checks the code; a wrong one is counted (and may lock the NIR), durably.
@@ -440,22 +449,23 @@ fn check_code(
     t: &EnrolmentTables,
     policy: &Policy,
     secrets: &Secrets,
-    p: &mut Person,
+    found: &Found,
     typed: &str,
     now: UnixMillis,
 ) -> Result<(), Refusal> {
     provisional_code::normalise(typed).map_err(Refusal::MalformedCode)?;
-    let Some(code) = &p.code else {
+    let Some(code) = &found.person.code else {
         return Err(Refusal::NoCode);
     };
     if !provisional_code::matches(&secrets.code_key, typed, &code.hash) {
+        let mut p = found.person.clone();
         p.failures += 1;
         let left = MAX_FAILURES.saturating_sub(p.failures);
         if left == 0 {
             let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
             p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
         }
-        commit(t, p.clone(), policy, Vec::new())?;
+        commit(t, found, p, policy, Vec::new())?;
         return Err(Refusal::WrongCode { left });
     }
     if code.expires <= now {
@@ -516,43 +526,54 @@ pub fn activate(
     a: &Activation,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    let mut p = find(t, &a.nir, &a.vitale_serial, now)?;
-    check_code(t, policy, secrets, &mut p, &a.code, now)?;
-    let status = p
-        .status
-        .activate(now)
-        .map_err(|e| Refusal::State(e.to_string()))?;
-    mes_protocol::nir::check_identifier(&a.identifier).map_err(Refusal::Rule)?;
-    mes_protocol::nir::check_password(&a.password).map_err(Refusal::Rule)?;
     let email = Some(a.email.trim().to_string()).filter(|e| !e.is_empty());
-    if let Some(e) = &email {
-        let at = e.find('@');
-        if !at.is_some_and(|i| i > 0 && e[i + 1..].contains('.')) {
-            return Err(Refusal::Rule(format!("email {e:?} is not an address")));
+    // Hashed once, whatever the retries.
+    let mut password_hash = None;
+    retrying(|| {
+        let found = find(t, &a.nir, &a.vitale_serial, now)?;
+        check_code(t, policy, secrets, &found, &a.code, now)?;
+        let mut p = found.person.clone();
+        let status = p
+            .status
+            .activate(now)
+            .map_err(|e| Refusal::State(e.to_string()))?;
+        mes_protocol::nir::check_identifier(&a.identifier).map_err(Refusal::Rule)?;
+        mes_protocol::nir::check_password(&a.password).map_err(Refusal::Rule)?;
+        if let Some(e) = &email {
+            let at = e.find('@');
+            if !at.is_some_and(|i| i > 0 && e[i + 1..].contains('.')) {
+                return Err(Refusal::Rule(format!("email {e:?} is not an address")));
+            }
         }
-    }
-    if t.identifier(&a.identifier)?.is_some() {
-        return Err(Refusal::IdentifierTaken(a.identifier.clone()));
-    }
-    let password_hash = hash_password(&a.password, &secrets.argon)?;
-    let nir = p.insured.nir.clone();
-    p.status = status.clone();
-    p.code = None;
-    p.failures = 0;
-    p.locked_until = None;
-    p.account = Some(Account {
-        identifier: a.identifier.clone(),
-        password_hash,
-        space: a.space,
-        email,
-    });
-    commit(
-        t,
-        p,
-        policy,
-        vec![Op::Identifier(a.identifier.clone(), Some(nir))],
-    )?;
-    Ok(status)
+        if t.identifier(&a.identifier)?.is_some() {
+            return Err(Refusal::IdentifierTaken(a.identifier.clone()));
+        }
+        let hash = match &password_hash {
+            Some(h) => Clone::clone(h),
+            None => password_hash
+                .insert(hash_password(&a.password, &secrets.argon)?)
+                .clone(),
+        };
+        let nir = p.insured.nir.clone();
+        p.status = status.clone();
+        p.code = None;
+        p.failures = 0;
+        p.locked_until = None;
+        p.account = Some(Account {
+            identifier: a.identifier.clone(),
+            password_hash: hash,
+            space: a.space,
+            email: email.clone(),
+        });
+        commit(
+            t,
+            &found,
+            p,
+            policy,
+            vec![Op::Identifier(a.identifier.clone(), Some(nir))],
+        )?;
+        Ok(status)
+    })
 }
 
 /// Opposes (F1.4) with the code, NIR and serial; the code stays valid to activate later.
@@ -565,16 +586,19 @@ pub fn oppose(
     serial: &str,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    let mut p = find(t, nir, serial, now)?;
-    check_code(t, policy, secrets, &mut p, code, now)?;
-    let status = p
-        .status
-        .oppose(now)
-        .map_err(|e| Refusal::State(e.to_string()))?;
-    p.status = status.clone();
-    p.failures = 0;
-    commit(t, p, policy, Vec::new())?;
-    Ok(status)
+    retrying(|| {
+        let found = find(t, nir, serial, now)?;
+        check_code(t, policy, secrets, &found, code, now)?;
+        let mut p = found.person.clone();
+        let status = p
+            .status
+            .oppose(now)
+            .map_err(|e| Refusal::State(e.to_string()))?;
+        p.status = status.clone();
+        p.failures = 0;
+        commit(t, &found, p, policy, Vec::new())?;
+        Ok(status)
+    })
 }
 
 /// A new code sent to the email on file (F1.7); never in the reply.
@@ -586,46 +610,44 @@ pub fn regenerate(
     serial: &str,
     now: UnixMillis,
 ) -> Result<(), Refusal> {
-    let mut p = find(t, nir, serial, now)?;
-    if !matches!(
-        p.status,
-        Status::Notified { .. } | Status::Opposed { .. } | Status::AutoCreated { .. }
-    ) {
-        return Err(Refusal::State(format!(
-            "no new code for an enrolment that is {}",
-            p.status.name()
-        )));
-    }
-    let mut probe = p.clone();
-    let m = message_for(t, &probe, MessageKind::Regenerated, None, None)?;
-    if m.email.is_none() {
-        return Err(Refusal::NoEmail);
-    }
-    let (code, record) = fresh_code(&mut p, secrets, now, policy);
-    let deadline = match p.status {
-        Status::Notified { deadline, .. } => Some(deadline),
-        _ => None,
-    };
-    probe.code = Some(record.clone());
-    probe.code_issue = p.code_issue;
-    let m = message_for(
-        t,
-        &probe,
-        MessageKind::Regenerated,
-        Some((code, record.expires)),
-        deadline,
-    )?;
-    p.code = Some(record);
-    commit(t, p, policy, vec![Op::Message(Box::new(m))])?;
-    Ok(())
+    retrying(|| {
+        let found = find(t, nir, serial, now)?;
+        let mut p = found.person.clone();
+        if !matches!(
+            p.status,
+            Status::Notified { .. } | Status::Opposed { .. } | Status::AutoCreated { .. }
+        ) {
+            return Err(Refusal::State(format!(
+                "no new code for an enrolment that is {}",
+                p.status.name()
+            )));
+        }
+        let (code, record) = fresh_code(&mut p, secrets, now, policy);
+        let deadline = match p.status {
+            Status::Notified { deadline, .. } => Some(deadline),
+            _ => None,
+        };
+        let m = message_for(
+            t,
+            &p,
+            MessageKind::Regenerated,
+            Some((code, record.expires)),
+            deadline,
+        )?;
+        if m.email.is_none() {
+            return Err(Refusal::NoEmail);
+        }
+        p.code = Some(record);
+        commit(t, &found, p, policy, vec![Op::Message(Box::new(m))])
+    })
 }
 
 /// The person who activated `space`, found by their account.
-fn by_space(t: &EnrolmentTables, identifier: &str, password: &str) -> Result<Person, Refusal> {
+fn by_space(t: &EnrolmentTables, identifier: &str, password: &str) -> Result<Found, Refusal> {
     let nir = t.identifier(identifier)?.ok_or(Refusal::Unknown)?;
-    let p = t.person(&nir)?.ok_or(Refusal::Unknown)?;
-    match &p.account {
-        Some(a) if verify_password(password, &a.password_hash) => Ok(p),
+    let found = t.find(&nir)?.ok_or(Refusal::Unknown)?;
+    match &found.person.account {
+        Some(a) if verify_password(password, &a.password_hash) => Ok(found),
         _ => Err(Refusal::Rule("wrong identifier or password".into())),
     }
 }
@@ -640,14 +662,9 @@ pub fn close(
     express: bool,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    let mut p = by_space(t, identifier, password)?;
-    let status = p
-        .status
-        .close(now, express, policy)
-        .map_err(|e| Refusal::State(e.to_string()))?;
-    p.status = status.clone();
-    commit(t, p, policy, Vec::new())?;
-    Ok(status)
+    account_change(t, policy, identifier, password, |s| {
+        s.close(now, express, policy)
+    })
 }
 
 /// Reopens a closed space (F1.6): what is archived is restored.
@@ -658,14 +675,27 @@ pub fn reopen(
     password: &str,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    let mut p = by_space(t, identifier, password)?;
-    let status = p
-        .status
-        .reopen(now)
-        .map_err(|e| Refusal::State(e.to_string()))?;
-    p.status = status.clone();
-    commit(t, p, policy, Vec::new())?;
-    Ok(status)
+    account_change(t, policy, identifier, password, |s| s.reopen(now))
+}
+
+/// A change of status asked with the hub account.
+fn account_change(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    identifier: &str,
+    password: &str,
+    change: impl Fn(&Status) -> Result<Status, crate::enrolment::EnrolError>,
+) -> Result<Status, Refusal> {
+    // The password is checked once (it is slow); a retry only reads the record again.
+    let nir = by_space(t, identifier, password)?.person.insured.nir;
+    retrying(|| {
+        let found = t.find(&nir)?.ok_or(Refusal::Unknown)?;
+        let mut p = found.person.clone();
+        let status = change(&p.status).map_err(|e| Refusal::State(e.to_string()))?;
+        p.status = status.clone();
+        commit(t, &found, p, policy, Vec::new())?;
+        Ok(status)
+    })
 }
 
 /// Turns reminders off or on (F1.8), with the code, NIR and serial.
@@ -678,11 +708,13 @@ pub fn set_reminders(
     off: bool,
     now: UnixMillis,
 ) -> Result<(), Refusal> {
-    let mut p = find(t, &card.nir, &card.vitale_serial, now)?;
-    check_code(t, policy, secrets, &mut p, code, now)?;
-    p.reminders_off = off;
-    commit(t, p, policy, Vec::new())?;
-    Ok(())
+    retrying(|| {
+        let found = find(t, &card.nir, &card.vitale_serial, now)?;
+        check_code(t, policy, secrets, &found, code, now)?;
+        let mut p = found.person.clone();
+        p.reminders_off = off;
+        commit(t, &found, p, policy, Vec::new())
+    })
 }
 
 /// What a sweep did.
@@ -723,59 +755,61 @@ fn in_parallel<T: Sync, R: Send>(
     })
 }
 
-/// The clock's effect on the people of due chunks: their ops (the chunks removed with
-/// them) and what it did.
+/// The clock's effect on the people of due chunks, in one durable batch with the chunks'
+/// removal: what it did, and how many entries it went through.
 fn sweep_chunks(
     t: &EnrolmentTables,
     policy: &Policy,
     now: UnixMillis,
     chunks: &[DueChunk],
-) -> Result<(Vec<Op>, SweepReport, usize), StoreError> {
+) -> Result<(SweepReport, usize), StoreError> {
     let mut report = SweepReport::default();
-    let mut ops = Vec::with_capacity(BATCH * 2);
-    let mut seen = 0;
-    for (at, chunk, nirs) in chunks {
-        ops.push(Op::DueChunk(chunk.clone()));
-        seen += nirs.len();
-        for nir in nirs {
-            let Some(mut p) = t.person(nir)? else {
-                continue;
-            };
-            // A stale entry: the person's due time moved since.
-            if p.due != Some(*at) {
-                continue;
-            }
-            p.due = None;
-            if let Some(s) = p.status.tick(now) {
-                match s {
-                    Status::AutoCreated { .. } => report.auto_created += 1,
-                    Status::Deleted { .. } => report.deleted += 1,
-                    _ => {}
-                }
-                p.status = s;
-            }
-            if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy) {
-                if r <= now
-                    && matches!(
-                        p.status,
-                        Status::Notified { .. } | Status::AutoCreated { .. }
-                    )
-                {
-                    let m = message_for(t, &p, MessageKind::Reminder, None, None)?;
-                    ops.push(Op::Message(Box::new(m)));
-                    p.last_reminder = Some(now);
-                    report.reminders += 1;
-                }
-            }
-            if let Status::Deleted { .. } = p.status {
-                // The archive's end: only the fact of the deletion stays, no identity.
-                p.account = None;
-                p.code = None;
-            }
-            save(p, policy, &mut ops);
+    let mut due_at: std::collections::HashMap<Loc, Vec<UnixMillis>> = Default::default();
+    let mut removals = Vec::with_capacity(chunks.len());
+    for (at, chunk, locs) in chunks {
+        removals.push(Op::DueChunk(chunk.clone()));
+        for l in locs {
+            due_at.entry(*l).or_default().push(*at);
         }
     }
-    Ok((ops, report, seen))
+    let seen = chunks.iter().map(|c| c.2.len()).sum();
+    let locs: Vec<Loc> = due_at.keys().copied().collect();
+    t.update(&locs, removals, true, |loc, p, ops| {
+        // A stale entry: the person's due time moved since.
+        if !p.due.is_some_and(|d| due_at[&loc].contains(&d)) {
+            return Ok(false);
+        }
+        p.due = None;
+        if let Some(s) = p.status.tick(now) {
+            match s {
+                Status::AutoCreated { .. } => report.auto_created += 1,
+                Status::Deleted { .. } => report.deleted += 1,
+                _ => {}
+            }
+            p.status = s;
+        }
+        if let Some(r) = next_reminder(&p.status, p.reminders_off, p.last_reminder, policy) {
+            if r <= now
+                && matches!(
+                    p.status,
+                    Status::Notified { .. } | Status::AutoCreated { .. }
+                )
+            {
+                let m = message_for(t, p, MessageKind::Reminder, None, None)?;
+                ops.push(Op::Message(Box::new(m)));
+                p.last_reminder = Some(now);
+                report.reminders += 1;
+            }
+        }
+        if let Status::Deleted { .. } = p.status {
+            // The archive's end: only the fact of the deletion stays, no identity.
+            p.account = None;
+            p.code = None;
+        }
+        reschedule(loc, p, policy, ops);
+        Ok(true)
+    })?;
+    Ok((report, seen))
 }
 
 /// Runs the clock up to `now` (F1.5, F1.6, F1.8), in durable batches (one per worker at
@@ -798,13 +832,9 @@ pub fn sweep(
         let per = chunks.len().div_ceil(workers()).max(1);
         let groups: Vec<&[DueChunk]> = chunks.chunks(per).collect();
         for (r, seen) in in_parallel(&groups, |gs| {
-            let mut out = Vec::new();
-            for g in gs {
-                let (ops, r, seen) = sweep_chunks(t, policy, now, g)?;
-                t.apply(ops, true)?;
-                out.push((r, seen));
-            }
-            Ok(out)
+            gs.iter()
+                .map(|g| sweep_chunks(t, policy, now, g))
+                .collect::<Result<Vec<_>, _>>()
         })?
         .into_iter()
         .flatten()
@@ -849,7 +879,7 @@ pub struct Stats {
 /// Counts every status.
 pub fn stats(t: &EnrolmentTables) -> Result<Stats, StoreError> {
     let mut s = Stats::default();
-    t.for_each_person(|p| {
+    t.for_each_person(|_, p| {
         s.people += 1;
         match p.status {
             Status::Imported => s.pending_notification += 1,
@@ -879,7 +909,7 @@ pub fn status_of(
     serial: &str,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    Ok(find(t, nir, serial, now)?.status)
+    Ok(find(t, nir, serial, now)?.person.status)
 }
 
 /// The hub's enrolment, as the serving relay holds it.

@@ -3,7 +3,8 @@
 //! waiting, so concurrent writers (uploads, activations) share one `fsync`.
 //!
 //! [`Tickets`] is the sans-IO core; [`GroupCommit`] (blocking threads) and
-//! [`AsyncGroupCommit`] (tokio tasks) are its two shells.
+//! [`AsyncGroupCommit`] (tokio tasks) are its two shells. [`Combiner`] goes one step
+//! further for stores that pay per atomic batch: one caller writes everyone's batch.
 
 use std::sync::{Condvar, Mutex};
 
@@ -84,6 +85,71 @@ impl GroupCommit {
     }
 }
 
+/// Flat combining, the blocking shell: concurrent callers leave their work in a queue;
+/// whoever finds nobody combining takes the whole queue and runs it in one go (one
+/// atomic batch and one flush for everyone), then hands each caller its result. Where a
+/// store seals a buffer per atomic batch (sled does), this is what makes concurrent
+/// commits cost one write, not one each.
+pub struct Combiner<W, R> {
+    state: Mutex<Combining<W, R>>,
+    done: Condvar,
+}
+
+struct Combining<W, R> {
+    next: u64,
+    queue: Vec<(u64, W)>,
+    results: std::collections::HashMap<u64, R>,
+    busy: bool,
+}
+
+impl<W, R> Default for Combiner<W, R> {
+    fn default() -> Self {
+        Combiner {
+            state: Mutex::new(Combining {
+                next: 0,
+                queue: Vec::new(),
+                results: Default::default(),
+                busy: false,
+            }),
+            done: Condvar::new(),
+        }
+    }
+}
+
+impl<W, R> Combiner<W, R> {
+    /// Runs `work`, maybe with others': `combine` gets the works in the order they came
+    /// and returns one result each, in that order.
+    pub fn run(&self, work: W, combine: impl Fn(Vec<W>) -> Vec<R>) -> R {
+        let mut s = self.state.lock().expect("combiner lock");
+        let id = s.next;
+        s.next += 1;
+        s.queue.push((id, work));
+        loop {
+            if let Some(r) = s.results.remove(&id) {
+                return r;
+            }
+            if s.busy {
+                s = self.done.wait(s).expect("combiner lock");
+                continue;
+            }
+            s.busy = true;
+            drop(s);
+            // Let the callers already running reach the queue.
+            for _ in 0..2 {
+                std::thread::yield_now();
+            }
+            let taken = std::mem::take(&mut self.state.lock().expect("combiner lock").queue);
+            let ids: Vec<u64> = taken.iter().map(|(i, _)| *i).collect();
+            let results = combine(taken.into_iter().map(|(_, w)| w).collect());
+            assert_eq!(results.len(), ids.len(), "one result per work");
+            s = self.state.lock().expect("combiner lock");
+            s.results.extend(ids.into_iter().zip(results));
+            s.busy = false;
+            self.done.notify_all();
+        }
+    }
+}
+
 /// Before a flush, lets the tasks already runnable on this runtime (requests received,
 /// being checked) reach their write and join the flush: two turns of the run queue,
 /// after the I/O driver. Alone on the runtime this costs microseconds; under load it
@@ -159,6 +225,34 @@ mod tests {
         assert_eq!(t.next(a), Step::Flush(1));
         t.flushed(1, false);
         assert_eq!(t.next(a), Step::Flush(1));
+    }
+
+    #[test]
+    fn combined_works_get_their_own_results_in_fewer_runs() {
+        let c = std::sync::Arc::new(Combiner::<u64, u64>::default());
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let threads: Vec<_> = (0..16u64)
+            .map(|i| {
+                let (c, runs) = (c.clone(), runs.clone());
+                std::thread::spawn(move || {
+                    (0..50u64)
+                        .map(|j| {
+                            let w = i * 1000 + j;
+                            let r = c.run(w, |ws| {
+                                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_micros(200));
+                                ws.iter().map(|w| w * 2).collect()
+                            });
+                            assert_eq!(r, w * 2);
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let done: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(done, 800);
+        let n = runs.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(n < 800, "{n} runs for 800 works: nothing was combined");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

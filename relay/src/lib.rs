@@ -36,6 +36,7 @@ pub mod config;
 pub mod defaults;
 pub mod directory;
 pub mod enrolment;
+pub mod enrolment_pages;
 pub mod enrolment_service;
 pub mod enrolment_store;
 pub mod escrow;

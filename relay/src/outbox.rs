@@ -3,12 +3,21 @@
 //! and batch, letters separated by a form feed, as a mail house takes them.
 //!
 //! Durability: a batch's files are written, the file system is synced once (`syncfs`),
-//! emails are then moved from `tmp/` into `new/` and synced again, and only then are the
+//! emails are then given their names in `new/` and synced again, and only then are the
 //! batch's messages removed from the outbox in one durable write. A crash in between
 //! delivers a batch twice, never loses one (at least once; the maildir's unique names
 //! keep the copies apart).
+//!
+//! An email is written as a file with no name (`O_TMPFILE` in `tmp/`), and linked into
+//! `new/` once its data is on disk: one directory operation per email instead of a
+//! creation in `tmp/` and a rename, and nothing left in `tmp/` by a crash. Files are
+//! written on every core, but named by one thread: two threads naming files in one
+//! directory spend their time waiting on its lock (docs/benchmarks.md, `campaign`).
+//! Where the file system has no `O_TMPFILE`, emails go through `tmp/` and a rename.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use lettre::message::{header::ContentType, Mailbox};
@@ -91,10 +100,18 @@ fn sync(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An email written, not yet in `new/`.
+enum Written {
+    /// A file with no name (`O_TMPFILE`), held open until it is linked.
+    Unnamed(File),
+    /// A file in `tmp/`, to rename.
+    Named(PathBuf),
+}
+
 /// One message made ready by a delivery worker.
 enum Rendered {
-    /// An email written into the maildir's `tmp/`, to move into `new/`.
-    Email { tmp: PathBuf, new: PathBuf },
+    /// An email written, to name in `new/`.
+    Email { file: Written, name: String },
     /// An email to send over SMTP.
     Smtp {
         to: String,
@@ -108,6 +125,36 @@ enum Rendered {
     },
 }
 
+/// Writes an email's bytes as a file with no name in `tmp/`, or `None` where the file
+/// system cannot.
+fn unnamed(tmp: &File, bytes: &[u8]) -> anyhow::Result<Option<File>> {
+    use rustix::fs::{openat, Mode, OFlags};
+    match openat(
+        tmp,
+        ".",
+        OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
+        Ok(fd) => {
+            let mut f = File::from(fd);
+            f.write_all(bytes)?;
+            Ok(Some(f))
+        }
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where a batch's emails are written: `tmp/` open (for unnamed files, when the file
+/// system has them) and its path.
+struct MaildirTmp {
+    dir: File,
+    path: PathBuf,
+    unnamed: bool,
+}
+
 fn render_one(
     m: &Outgoing,
     seq: &str,
@@ -115,27 +162,39 @@ fn render_one(
     code_key: &[u8; 32],
     templates: &Templates,
     d: &Delivery,
+    tmp: Option<&MaildirTmp>,
 ) -> anyhow::Result<Rendered> {
     let body = templates.render(m, m.code(code_key).as_deref(), &d.hub)?;
-    Ok(match (&m.email, &d.email) {
-        (Some(to), EmailSink::Maildir(dir)) => {
+    Ok(match (&m.email, &d.email, tmp) {
+        (Some(to), EmailSink::Maildir(_), Some(tmp)) => {
             let bytes = email_of(m, to, body, &d.hub)?.formatted();
             let name = format!(
                 "{}.M{seq}P{host}.mes-relay",
                 mes_protocol::time::UnixMillis::now().0 / 1000
             );
-            let tmp = dir.join("tmp").join(&name);
-            std::fs::write(&tmp, bytes)?;
-            Rendered::Email {
-                tmp,
-                new: dir.join("new").join(name),
-            }
+            let unnamed = if tmp.unnamed {
+                unnamed(&tmp.dir, &bytes)?
+            } else {
+                None
+            };
+            let file = match unnamed {
+                Some(f) => Written::Unnamed(f),
+                None => {
+                    let path = tmp.path.join(&name);
+                    std::fs::write(&path, bytes)?;
+                    Written::Named(path)
+                }
+            };
+            Rendered::Email { file, name }
         }
-        (Some(to), EmailSink::Smtp { .. }) => Rendered::Smtp {
+        (Some(to), EmailSink::Smtp { .. }, _) => Rendered::Smtp {
             to: to.clone(),
             message: email_of(m, to, body, &d.hub)?,
         },
-        (None, _) => Rendered::Letter {
+        (Some(_), EmailSink::Maildir(_), None) => {
+            anyhow::bail!("a maildir without its tmp/ directory open")
+        }
+        (None, _, _) => Rendered::Letter {
             departement: m.departement.clone(),
             seq: seq.to_string(),
             text: format!(
@@ -148,6 +207,45 @@ fn render_one(
     })
 }
 
+/// Whether the file system of `tmp` takes files with no name.
+fn has_unnamed_files(tmp: &File) -> bool {
+    unnamed(tmp, b"").is_ok_and(|f| f.is_some())
+}
+
+/// Raises the open-file limit to what the system allows and says how many files a
+/// batch may hold open (its emails wait open until they are named).
+fn open_file_budget() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    // Room for the store's files, sockets and the print files.
+    now.saturating_sub(256).min(usize::MAX as u64) as usize
+}
+
+/// Names the batch's emails in `new/`, from one thread (see the module's header).
+fn name_emails(new: &Path, emails: Vec<(Written, String)>) -> anyhow::Result<()> {
+    use rustix::fs::{linkat, AtFlags, CWD};
+    let dir = File::open(new)?;
+    for (file, name) in emails {
+        match file {
+            Written::Unnamed(f) => linkat(
+                CWD,
+                format!("/proc/self/fd/{}", f.as_raw_fd()).as_str(),
+                &dir,
+                name.as_str(),
+                AtFlags::SYMLINK_FOLLOW,
+            )
+            .map_err(|e| anyhow::anyhow!("naming {name} in {}: {e}", new.display()))?,
+            Written::Named(tmp) => std::fs::rename(&tmp, new.join(&name))?,
+        }
+    }
+    Ok(())
+}
+
 /// Delivers up to `limit` messages, in batches; `progress` is told of each.
 pub fn deliver(
     t: &EnrolmentTables,
@@ -158,23 +256,37 @@ pub fn deliver(
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
-    let smtp = match &d.email {
-        EmailSink::Smtp { host, port } => Some(
-            lettre::SmtpTransport::builder_dangerous(host.as_str())
-                .port(*port)
-                .build(),
+    let mut batch_size = crate::enrolment_service::BATCH;
+    let (smtp, tmp) = match &d.email {
+        EmailSink::Smtp { host, port } => (
+            Some(
+                lettre::SmtpTransport::builder_dangerous(host.as_str())
+                    .port(*port)
+                    .build(),
+            ),
+            None,
         ),
         EmailSink::Maildir(m) => {
             for sub in ["tmp", "new", "cur"] {
                 std::fs::create_dir_all(m.join(sub))?;
             }
-            None
+            let path = m.join("tmp");
+            let dir = File::open(&path)?;
+            // Unnamed files stay open until named: a batch holds at most what the
+            // open-file limit allows.
+            let budget = open_file_budget();
+            let unnamed =
+                budget >= 64 && has_unnamed_files(&dir) && Path::new("/proc/self/fd").exists();
+            if unnamed {
+                batch_size = batch_size.min(budget);
+            }
+            (None, Some(MaildirTmp { dir, path, unnamed }))
         }
     };
     std::fs::create_dir_all(&d.letters)?;
     let host = std::process::id();
     while report.emails + report.letters < limit {
-        let want = crate::enrolment_service::BATCH.min(limit - report.emails - report.letters);
+        let want = batch_size.min(limit - report.emails - report.letters);
         // Whole chunks, the last one cut at `want`: what is left of it is written back.
         // File names carry a number never used before (not the chunk's: a chunk cut
         // short is delivered again under the same key).
@@ -191,9 +303,11 @@ pub fn deliver(
             break;
         }
         // Rendering and writing the emails' files run on every core: each worker takes
-        // a slice of the batch and returns what stays to do in order (letters, SMTP).
+        // a slice of the batch and returns what stays to do in order (letters, SMTP,
+        // names).
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let slice = batch.len().div_ceil(workers).max(1);
+        let tmp = tmp.as_ref();
         let rendered: Vec<Vec<Rendered>> = std::thread::scope(|scope| {
             let jobs: Vec<_> = batch
                 .chunks(slice)
@@ -204,7 +318,7 @@ pub fn deliver(
                             .enumerate()
                             .map(|(j, m)| {
                                 let seq = format!("{run:020}_{:06}", w * slice + j);
-                                render_one(m, &seq, host, code_key, templates, d)
+                                render_one(m, &seq, host, code_key, templates, d, tmp)
                             })
                             .collect::<anyhow::Result<Vec<Rendered>>>()
                     })
@@ -217,13 +331,13 @@ pub fn deliver(
                 })
                 .collect::<anyhow::Result<_>>()
         })?;
-        let mut moves = Vec::new();
-        let mut prints: std::collections::BTreeMap<String, std::io::BufWriter<std::fs::File>> =
+        let mut emails = Vec::new();
+        let mut prints: std::collections::BTreeMap<String, std::io::BufWriter<File>> =
             Default::default();
         for r in rendered.into_iter().flatten() {
             match r {
-                Rendered::Email { tmp, new } => {
-                    moves.push((tmp, new));
+                Rendered::Email { file, name } => {
+                    emails.push((file, name));
                     report.emails += 1;
                 }
                 Rendered::Smtp { to, message } => {
@@ -245,7 +359,7 @@ pub fn deliver(
                             std::fs::create_dir_all(&dir)?;
                             let path = dir.join(format!("{seq:0>24}.txt"));
                             report.print_files += 1;
-                            v.insert(std::io::BufWriter::new(std::fs::File::create(path)?))
+                            v.insert(std::io::BufWriter::new(File::create(path)?))
                         }
                     };
                     file.write_all(text.as_bytes())?;
@@ -256,25 +370,15 @@ pub fn deliver(
         for (_, mut f) in prints {
             f.flush()?;
         }
+        // The letters and the emails' data on disk (one `syncfs` when they share a file
+        // system), then the emails named, then the names on disk.
         sync(&d.letters)?;
-        if let EmailSink::Maildir(dir) = &d.email {
-            let slice = moves.len().div_ceil(workers).max(1);
-            std::thread::scope(|scope| {
-                let jobs: Vec<_> = moves
-                    .chunks(slice)
-                    .map(|part| {
-                        scope.spawn(move || {
-                            part.iter()
-                                .try_for_each(|(from, to)| std::fs::rename(from, to))
-                        })
-                    })
-                    .collect();
-                jobs.into_iter().try_for_each(|j| {
-                    j.join()
-                        .map_err(|_| anyhow::anyhow!("a delivery worker panicked"))?
-                        .map_err(anyhow::Error::from)
-                })
-            })?;
+        if let Some(tmp) = tmp {
+            sync(&tmp.path)?;
+            let EmailSink::Maildir(dir) = &d.email else {
+                unreachable!("a tmp/ directory only for a maildir")
+            };
+            name_emails(&dir.join("new"), emails)?;
             sync(dir)?;
         }
         t.apply(done, true)?;

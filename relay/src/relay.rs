@@ -1476,7 +1476,7 @@ impl Relay {
             Err(e) => {
                 let code = match &e {
                     Refusal::Storage(_) => ErrorCode::Internal,
-                    Refusal::Locked(_) => ErrorCode::Busy,
+                    Refusal::Locked(_) | Refusal::Changed => ErrorCode::Busy,
                     Refusal::IdentifierTaken(_) | Refusal::State(_) => ErrorCode::Conflict,
                     Refusal::NoEmail => ErrorCode::NotFound,
                     Refusal::BadNir(_) | Refusal::MalformedCode(_) | Refusal::Rule(_) => {

@@ -1,6 +1,6 @@
 //! `campaign` (issue 7): the pilot's whole enrolment on the embedded store, through the
 //! functions `mes-relay` and the relay's request handler call: the population CSV
-//! parsed and checked whole, imported, notified in département order (one code and one
+//! parsed and checked whole (`parse_s`), imported, notified in département order (one code and one
 //! outbox message each), the outbox delivered (emails into a maildir, one file each;
 //! letters into print files), 4.83 % activating and 0.68 % opposing (the pilot's rates)
 //! through the handler's `EnrolmentHub::serve`, then the sweep six weeks later creating
@@ -23,6 +23,14 @@ const PILOT: usize = 3_391_505;
 /// Requests served at once in the decisions phase (the relay's blocking pool serves up
 /// to 512).
 const DECIDING: usize = 32;
+
+/// [`DECIDING`], or `MES_BENCH_DECIDING`.
+fn deciding() -> usize {
+    std::env::var("MES_BENCH_DECIDING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DECIDING)
+}
 
 const DEPARTEMENTS: &[&str] = &[
     "01", "02", "03", "06", "13", "2A", "2B", "31", "33", "34", "35", "38", "44", "59", "62", "67",
@@ -66,6 +74,22 @@ fn population(n: usize) -> String {
     csv
 }
 
+/// This process's user and system CPU seconds.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let tick = 100.0;
+    (
+        f.get(11).copied().unwrap_or(0.0) / tick,
+        f.get(12).copied().unwrap_or(0.0) / tick,
+    )
+}
+
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -97,8 +121,18 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     let data = dir.path().join("relay");
     let csv = population(n);
     let mut phases = Vec::new();
+    // Each phase's end on stderr as it happens (to attach a profiler to one phase).
+    let mut cpu = cpu_seconds();
     let mut phase = |name: &'static str, t: &mut Instant| {
         phases.push((name, t.elapsed().as_secs_f64()));
+        let now = cpu_seconds();
+        eprintln!(
+            "campaign: {name} {:.1} (cpu user {:.1} s, system {:.1} s)",
+            t.elapsed().as_secs_f64(),
+            now.0 - cpu.0,
+            now.1 - cpu.1
+        );
+        cpu = now;
         *t = Instant::now();
     };
     let mut t = Instant::now();
@@ -106,6 +140,7 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     let rows = mes_relay::population::parse(&csv, today)
         .map_err(|bad| anyhow::anyhow!("{} bad rows, first {:?}", bad.len(), bad.first()))?;
     drop(csv);
+    phase("parse_s", &mut t);
     let relay =
         tokio::runtime::Handle::current().block_on(mes_relay::server::open_offline(&data))?;
     let hub = relay.enrolment.get().expect("enrolment").clone();
@@ -178,7 +213,7 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     // the store's flushes.
     std::thread::scope(|s| -> anyhow::Result<()> {
         let workers: Vec<_> = decisions
-            .chunks(decisions.len().div_ceil(DECIDING).max(1))
+            .chunks(decisions.len().div_ceil(deciding()).max(1))
             .map(|chunk| {
                 let hub = cheap.clone();
                 let request = &request;
