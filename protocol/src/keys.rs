@@ -169,6 +169,59 @@ pub fn verify_batch(
     Ok(())
 }
 
+/// One signature to check, owned, so that the checks of several requests can be made
+/// in one batch ([`verify_checks`]).
+#[derive(Clone, Debug)]
+pub struct Check {
+    public: [u8; 32],
+    message: Vec<u8>,
+    signature: Signature,
+}
+
+impl Check {
+    /// The check of `signature` by `public` over `message` in `context`.
+    pub fn new(public: [u8; 32], context: &[u8], message: &[u8], signature: Signature) -> Self {
+        Check {
+            public,
+            message: domain(context, message),
+            signature,
+        }
+    }
+
+    fn holds(&self) -> bool {
+        verifying_key(&self.public, "signature").is_ok_and(|k| {
+            k.verify(
+                &self.message,
+                &ed25519_dalek::Signature::from_bytes(&self.signature.0),
+            )
+            .is_ok()
+        })
+    }
+}
+
+/// Whether each signature holds: all in one Ed25519 batch when they all do (about twice
+/// as fast per signature), one by one to tell which when the batch fails.
+pub fn verify_checks(checks: &[Check]) -> Vec<bool> {
+    if let [one] = checks {
+        return vec![one.holds()];
+    }
+    let keys: Option<Vec<ed25519_dalek::VerifyingKey>> = checks
+        .iter()
+        .map(|c| verifying_key(&c.public, "signature").ok())
+        .collect();
+    if let Some(keys) = keys {
+        let messages: Vec<&[u8]> = checks.iter().map(|c| c.message.as_slice()).collect();
+        let sigs: Vec<ed25519_dalek::Signature> = checks
+            .iter()
+            .map(|c| ed25519_dalek::Signature::from_bytes(&c.signature.0))
+            .collect();
+        if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
+            return vec![true; checks.len()];
+        }
+    }
+    checks.iter().map(Check::holds).collect()
+}
+
 /// An age X25519 identity (secret). Not `Clone`, not `Serialize`.
 pub struct AgeSecret(age::x25519::Identity);
 
@@ -358,6 +411,39 @@ pub const CHALLENGE_CONTEXT: &[u8] = b"mes/relay-challenge/v1";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch with one forged signature names exactly that one; the same batch honest
+    /// passes whole (the control).
+    #[test]
+    fn batched_checks_name_the_one_forgery() {
+        let mut rng = rand::thread_rng();
+        let keys: Vec<KeyPair> = (0..9).map(|_| KeyPair::generate(&mut rng)).collect();
+        let mut checks: Vec<Check> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let m = format!("bundle {i}");
+                Check::new(
+                    k.signing.public(),
+                    b"ctx",
+                    m.as_bytes(),
+                    k.signing.sign(b"ctx", m.as_bytes()),
+                )
+            })
+            .collect();
+        assert_eq!(verify_checks(&checks), vec![true; 9]);
+        // Bundle 4's signature over another message.
+        checks[4] = Check::new(
+            keys[4].signing.public(),
+            b"ctx",
+            b"bundle 4",
+            keys[4].signing.sign(b"ctx", b"something else"),
+        );
+        let held = verify_checks(&checks);
+        assert_eq!(held.iter().filter(|h| !**h).count(), 1);
+        assert!(!held[4]);
+        assert_eq!(verify_checks(&checks[4..5]), vec![false]);
+    }
 
     #[test]
     fn cert_verifies_and_tampering_fails() {

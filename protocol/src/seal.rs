@@ -274,6 +274,31 @@ impl SealedBundle {
         self.open_verified(key, expect, allow_null)
     }
 
+    /// The signature checks [`SealedBundle::verify_authors`] makes, owned (to batch them
+    /// with other requests'): (index of the bundle, check).
+    pub fn author_checks(bundles: &[SealedBundle]) -> Vec<(usize, crate::keys::Check)> {
+        let refs: Vec<&SealedBundle> = bundles.iter().collect();
+        let signed: Vec<Vec<u8>> = bundles
+            .iter()
+            .map(|b| signed_bytes(&codec::to_bytes(&b.header), &b.ciphertext))
+            .collect();
+        signatures_needed(&refs, &signed)
+            .into_iter()
+            .map(|i| {
+                let b = &bundles[i];
+                (
+                    i,
+                    crate::keys::Check::new(
+                        b.header.author.0,
+                        BUNDLE_CONTEXT,
+                        &signed[i],
+                        b.signature,
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// Checks the binding and decrypts a bundle whose signature was already checked with
     /// [`SealedBundle::verify_authors`].
     pub fn open_verified(

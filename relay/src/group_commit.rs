@@ -150,6 +150,103 @@ impl<W, R> Combiner<W, R> {
     }
 }
 
+/// Flat combining, the async shell: as [`Combiner`], for tasks. A leader cancelled while
+/// it gathers hands the lead on; a waiter cancelled takes its work back.
+pub struct AsyncCombiner<W, R> {
+    state: Mutex<Combining<W, R>>,
+    done: tokio::sync::Notify,
+}
+
+impl<W, R> Default for AsyncCombiner<W, R> {
+    fn default() -> Self {
+        AsyncCombiner {
+            state: Mutex::new(Combining {
+                next: 0,
+                queue: Vec::new(),
+                results: Default::default(),
+                busy: false,
+            }),
+            done: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// Undoes a caller's part if its future is dropped before its result came.
+struct Pending<'a, W, R> {
+    c: &'a AsyncCombiner<W, R>,
+    id: u64,
+    leading: bool,
+    finished: bool,
+}
+
+impl<W, R> Drop for Pending<'_, W, R> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut s = self.c.state.lock().expect("combiner lock");
+        s.queue.retain(|(i, _)| *i != self.id);
+        s.results.remove(&self.id);
+        if self.leading {
+            s.busy = false;
+        }
+        drop(s);
+        self.c.done.notify_waiters();
+    }
+}
+
+impl<W, R> AsyncCombiner<W, R> {
+    /// Runs `work`, maybe with others': `combine` gets the works in the order they came
+    /// and returns one result each, in that order.
+    pub async fn run(&self, work: W, combine: impl Fn(Vec<W>) -> Vec<R>) -> R {
+        let id = {
+            let mut s = self.state.lock().expect("combiner lock");
+            let id = s.next;
+            s.next += 1;
+            s.queue.push((id, work));
+            id
+        };
+        let mut me = Pending {
+            c: self,
+            id,
+            leading: false,
+            finished: false,
+        };
+        loop {
+            // Registered before the state is read, so no wake-up falls between the two.
+            let woken = self.done.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            {
+                let mut s = self.state.lock().expect("combiner lock");
+                if let Some(r) = s.results.remove(&id) {
+                    me.finished = true;
+                    return r;
+                }
+                if !s.busy {
+                    s.busy = true;
+                    me.leading = true;
+                }
+            }
+            if !me.leading {
+                woken.await;
+                continue;
+            }
+            gather().await;
+            let taken = std::mem::take(&mut self.state.lock().expect("combiner lock").queue);
+            let ids: Vec<u64> = taken.iter().map(|(i, _)| *i).collect();
+            let results = combine(taken.into_iter().map(|(_, w)| w).collect());
+            assert_eq!(results.len(), ids.len(), "one result per work");
+            let mut s = self.state.lock().expect("combiner lock");
+            s.results.extend(ids.into_iter().zip(results));
+            s.busy = false;
+            me.leading = false;
+            drop(s);
+            self.done.notify_waiters();
+        }
+    }
+}
+
 /// Before a flush, lets the tasks already runnable on this runtime (requests received,
 /// being checked) reach their write and join the flush: two turns of the run queue,
 /// after the I/O driver. Alone on the runtime this costs microseconds; under load it
@@ -202,6 +299,7 @@ impl AsyncGroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     #[test]
     fn one_flush_covers_every_ticket_taken_before_it_started() {
@@ -253,6 +351,35 @@ mod tests {
         assert_eq!(done, 800);
         let n = runs.load(std::sync::atomic::Ordering::SeqCst);
         assert!(n < 800, "{n} runs for 800 works: nothing was combined");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_works_are_combined_and_a_cancelled_leader_hands_on() {
+        let c = std::sync::Arc::new(AsyncCombiner::<u64, u64>::default());
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        // A caller dropped while it leads (before combining) must not stall the others.
+        {
+            let waker = futures_util::task::noop_waker();
+            let mut cx = std::task::Context::from_waker(&waker);
+            let mut lead = Box::pin(c.run(7, |ws| ws));
+            assert!(lead.as_mut().poll(&mut cx).is_pending(), "it gathers first");
+        }
+        let mut tasks = Vec::new();
+        for i in 0..64u64 {
+            let (c, runs) = (c.clone(), runs.clone());
+            tasks.push(tokio::spawn(async move {
+                c.run(i, |ws| {
+                    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    ws.iter().map(|w| w + 100).collect()
+                })
+                .await
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), i as u64 + 100);
+        }
+        let n = runs.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((1..64).contains(&n), "{n} runs for 64 works");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@
 
 use jiff::civil::Date;
 use mes_protocol::nir::Nir;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 pub use crate::checked_csv::BadRow;
 
@@ -71,7 +71,7 @@ pub fn check_departement(d: &str) -> Result<(), String> {
 
 /// Parses a population file, or names every bad row.
 pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
-    let mut lines = BTreeMap::new();
+    let mut lines = HashMap::new();
     let rows = crate::checked_csv::parse(text, HEADER, |line_no, field| {
         let nir = Nir::parse(&field(0)).map_err(|e| e.to_string())?;
         let vitale_serial = field(1);
@@ -145,9 +145,15 @@ pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
             representatives,
         })
     })?;
-    // Links between rows: a minor has representatives, all adults of this file.
-    let adult = |d: Date| mes_protocol::authority::age_on(&d.to_string(), today).unwrap_or(0) >= 18;
-    let by_nir: BTreeMap<&Nir, &Insured> = rows.iter().map(|r| (&r.nir, r)).collect();
+    // Links between rows: a minor has representatives, all adults of this file. Ages
+    // are worked out once per birth date (a population has a few tens of thousands).
+    let mut ages: HashMap<Date, bool> = HashMap::new();
+    let mut adult = |d: Date| {
+        *ages.entry(d).or_insert_with(|| {
+            mes_protocol::authority::age_on(&d.to_string(), today).unwrap_or(0) >= 18
+        })
+    };
+    let by_nir: HashMap<&Nir, &Insured> = rows.iter().map(|r| (&r.nir, r)).collect();
     let mut bad = Vec::new();
     for r in &rows {
         let line = lines[&r.nir];
