@@ -1,43 +1,43 @@
-//! The hub's enrolment tables (F1), on the embedded sled store: one tree whose key
-//! prefixes are the tables, so that every change to one person (their record, the
-//! campaign queue, the due index, the outbox) commits in one atomic, durable batch.
+//! The hub's enrolment tables (F1): the people, the campaign queue, the due index, the
+//! outbox, identifiers and metadata, on the relay's backend: the embedded sled store
+//! ([`crate::enrolment_sled`]) or PostgreSQL ([`crate::enrolment_pg`]). Every change to
+//! one person (their record, the queue, the due index, the outbox) commits in one atomic,
+//! durable batch.
+//!
+//! What both backends share is here: the operations the service calls, and the small
+//! tables, kept as the same ordered keys on both:
 //!
 //! | prefix | key | value |
 //! |---|---|---|
-//! | `r` | page (u64, big-endian) | a roster page: up to [`PAGE`] [`Person`]s of one import and one département |
-//! | `x` | first NIR of the leaf | an index leaf: NIR → [`Loc`], sorted |
 //! | `q` | département (3 bytes) ‖ chunk seq | places of people imported, not yet notified |
 //! | `d` | due time (ms, big-endian) ‖ chunk seq | places of people the clock may change then |
 //! | `o` | chunk seq (big-endian) | count ‖ [`Outgoing`] messages to deliver |
 //! | `i` | identifier | NIR: identifiers are unique |
 //! | `m` | name | metadata (the import in progress, the next page) |
 //!
-//! Bulk work goes by page, not by person: sled copies a node on every insert, and that
-//! copy is what a campaign of millions costs. An import writes its people in fresh pages,
-//! grouped by département in the campaign's order, and its NIRs into the index leaves in
-//! one merge; the campaign and the sweep rewrite whole pages, since the people notified
-//! together are neighbours. A person never moves, so the queue and due chunks hold places
-//! ([`Loc`]), not NIRs. A due entry is never removed one by one: the person's record names
-//! its live due time (`Person::due`), and the sweep skips the stale ones.
+//! People have a place ([`Loc`]: page and slot) given at import and never changed: an
+//! import takes fresh pages, each of one département, in the campaign's order, so the
+//! people notified together are neighbours, and the queue and due chunks hold places,
+//! not NIRs. On sled the page is the unit of storage (docs/enrolment.md, "Storage"); on
+//! PostgreSQL a person is a row keyed by place, with a unique index on the NIR. What one
+//! batch adds to the queue, the due index or the outbox is one key. A due entry is never
+//! removed one by one: the person's record names its live due time (`Person::due`), and
+//! the sweep skips the stale ones.
 //!
-//! Concurrency: a page is rewritten under its lock (taken all at once for a batch, so
-//! two batches never wait on each other in a cycle), from what is on disk at that moment.
-//! A request that read a person earlier writes back only if the person's bytes are still
-//! those it read ([`ApplyError::Conflict`] otherwise: the service runs it again). Index
-//! lookups wait while an import merges new leaves.
+//! Concurrency: the campaign and the sweep change people in place, each read fresh
+//! under a lock; a request that read a person earlier writes back only if the person's
+//! bytes are still those it read, and claims an identifier only if it is free or already
+//! theirs ([`ApplyError::Conflict`] otherwise: the service runs it again).
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::enrolment::Status;
 pub use crate::enrolment_pages::Loc;
-use crate::enrolment_pages::{
-    cut_leaves, encode_page, leaf_entries, leaf_find, merge_sorted, IndexEntry, NirBytes, PageView,
-    PAGE,
-};
+use crate::enrolment_pages::PAGE;
 use crate::store::StoreError;
 
 /// One insured person as stored (the checked population row, as plain values).
@@ -182,7 +182,7 @@ pub enum Op {
     Message(Box<Outgoing>),
     /// Rewrites an outbox chunk with what is left of it, or removes it.
     OutboxChunk(u64, Option<Vec<Outgoing>>),
-    /// Claims or frees an identifier.
+    /// Claims (if free or already theirs: else a conflict) or frees an identifier.
     Identifier(String, Option<String>),
     /// Writes or removes metadata.
     Meta(String, Option<Vec<u8>>),
@@ -191,7 +191,8 @@ pub enum Op {
 /// Why a batch was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// A person changed since the request read them: nothing was written.
+    /// A person changed since the request read them, or an identifier it claims is
+    /// someone else's: nothing was written.
     #[error("a person's record changed while the request was served")]
     Conflict,
     /// The store failed.
@@ -241,67 +242,107 @@ impl Found {
             person: Box::new(person),
         }
     }
-}
 
-/// Pages being rewritten; a batch takes all its pages at once or waits.
-#[derive(Default)]
-struct PageLocks {
-    held: Mutex<HashSet<u64>>,
-    freed: Condvar,
-}
-
-struct PagesHeld<'a> {
-    locks: &'a PageLocks,
-    pages: Vec<u64>,
-}
-
-impl PageLocks {
-    fn lock(&self, pages: Vec<u64>) -> PagesHeld<'_> {
-        let mut held = self.held.lock().expect("page locks");
-        while pages.iter().any(|p| held.contains(p)) {
-            held = self.freed.wait(held).expect("page locks");
-        }
-        held.extend(pages.iter().copied());
-        PagesHeld { locks: self, pages }
+    /// A person as stored at `loc`.
+    pub fn decode(loc: Loc, bytes: &[u8]) -> Result<Found, StoreError> {
+        Ok(Found {
+            loc,
+            person: decode(bytes)?,
+            read: bytes.to_vec(),
+        })
     }
 }
 
-impl Drop for PagesHeld<'_> {
-    fn drop(&mut self) {
-        let mut held = self.locks.held.lock().expect("page locks");
-        for p in &self.pages {
-            held.remove(p);
-        }
-        self.locks.freed.notify_all();
-    }
+/// A person to write: where, the bytes the slot must still hold (when checked), the new
+/// bytes.
+pub struct PersonWrite {
+    /// Where.
+    pub loc: Loc,
+    /// What must still be there.
+    pub was: Option<Vec<u8>>,
+    /// The new record's bytes.
+    pub now: Vec<u8>,
 }
 
-/// The enrolment tables.
-#[derive(Clone)]
-pub struct EnrolmentTables {
-    db: sled::Db,
-    tree: sled::Tree,
-    commits: Arc<crate::group_commit::GroupCommit>,
-    pages: Arc<PageLocks>,
-    combiner: Arc<crate::group_commit::Combiner<Commit, Result<(), ApplyError>>>,
-    /// Held to read the index; taken alone while an import merges its leaves.
-    index: Arc<RwLock<()>>,
+/// A write to the small tables: `None` removes; a claim holds only if the key is absent
+/// or already holds the value.
+pub struct KvWrite {
+    /// The key (with its table's prefix).
+    pub key: Vec<u8>,
+    /// The new value.
+    pub value: Option<Vec<u8>>,
+    /// Whether it is a claim.
+    pub claim: bool,
+}
+
+/// A person's change made under the lock of a bulk update: whether it changed them, and
+/// what goes with it.
+pub type Change<'a> = dyn FnMut(Loc, &mut Person, &mut Vec<Op>) -> Result<bool, StoreError> + 'a;
+
+/// What a backend provides: people by place and by NIR, and the small tables as ordered
+/// keys. Every write is atomic; `durable` ones are on disk when they return.
+pub trait Backend: Send + Sync {
+    /// Where a person lives, by NIR (13 characters).
+    fn locate(&self, nir: &str) -> Result<Option<Loc>, StoreError>;
+    /// The person at a place.
+    fn at(&self, loc: Loc) -> Result<Option<Found>, StoreError>;
+    /// Which of these NIRs are on file.
+    fn on_file(&self, nirs: &[&str]) -> Result<Vec<String>, StoreError>;
+    /// Writes people and small-table entries in one atomic batch; a `was` that no longer
+    /// holds, or a claim on someone else's key, refuses it whole.
+    fn write(
+        &self,
+        people: Vec<PersonWrite>,
+        kv: Vec<KvWrite>,
+        durable: bool,
+    ) -> Result<(), ApplyError>;
+    /// Runs `f` on each person at `locs`, read fresh under their lock; writes the people
+    /// it changed with the ops it added and `extra`, in one atomic batch.
+    fn update(
+        &self,
+        locs: &[Loc],
+        extra: Vec<Op>,
+        durable: bool,
+        f: &mut Change<'_>,
+    ) -> Result<(), StoreError>;
+    /// Adds new people in their pages, with small-table writes, atomically and durably.
+    fn insert_people(
+        &self,
+        import: u64,
+        pages: &[(u64, Vec<Person>)],
+        kv: Vec<KvWrite>,
+    ) -> Result<(), StoreError>;
+    /// Makes the people inserted since the last call findable by NIR (sled merges its
+    /// index leaves; PostgreSQL's index is kept by every insert).
+    fn index_people(&self, entries: Vec<(String, Loc)>) -> Result<(), StoreError>;
+    /// Removes the people of every page from `first_page` on (an import rolled back);
+    /// how many there were.
+    fn remove_people_from(&self, first_page: u64) -> Result<usize, StoreError>;
+    /// Visits every person in place order.
+    fn each_person(&self, f: &mut dyn FnMut(Loc, Person)) -> Result<(), StoreError>;
+    /// Visits the small-table entries from `start` to before `end` in key order, while
+    /// `visit` says to go on.
+    fn kv_range(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError>;
+    /// One small-table entry.
+    fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A fresh sequence number (monotonic across restarts).
+    fn next_seq(&self) -> Result<u64, StoreError>;
 }
 
 const IMPORT_IN_PROGRESS: &str = "import-in-progress";
 const NEXT_PAGE: &str = "next-page";
 
-fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+/// A key of the small tables.
+pub fn key(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     let mut k = vec![prefix];
     for p in parts {
         k.extend_from_slice(p);
     }
-    k
-}
-
-fn page_key(page: u64) -> [u8; 9] {
-    let mut k = [b'r'; 9];
-    k[1..].copy_from_slice(&page.to_be_bytes());
     k
 }
 
@@ -312,11 +353,6 @@ fn dept_key(d: &str) -> [u8; 3] {
     k
 }
 
-/// The 13 characters of a NIR as the index keys them, if it has 13.
-fn nir_bytes(nir: &str) -> Option<NirBytes> {
-    nir.as_bytes().get(..13)?.try_into().ok()
-}
-
 /// An outbox chunk: its message count (so the outbox is counted without decoding), then
 /// the messages.
 fn outbox_value(messages: &[Outgoing]) -> Vec<u8> {
@@ -325,184 +361,106 @@ fn outbox_value(messages: &[Outgoing]) -> Vec<u8> {
     v
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, StoreError> {
+/// Decodes a stored value.
+pub fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, StoreError> {
     mes_protocol::codec::from_bytes(v).map_err(|e| StoreError(format!("enrolment record: {e}")))
 }
 
-fn damaged(e: crate::enrolment_pages::Damaged) -> StoreError {
-    StoreError(e.to_string())
-}
-
-fn read_u64(v: &[u8]) -> u64 {
+/// A big-endian u64 at the start of `v` (0 when shorter).
+pub fn read_u64(v: &[u8]) -> u64 {
     v.get(..8)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_be_bytes)
 }
 
-/// One caller's commit, ready for [`EnrolmentTables::apply`]'s combiner: the people it
-/// writes (place, bytes the slot must still hold, new bytes) and its other ops.
-pub struct Commit {
-    writes: Vec<(Loc, Option<Vec<u8>>, Vec<u8>)>,
-    rest: Vec<Op>,
-    durable: bool,
+/// Splits ops into people writes and small-table writes; due entries and messages go
+/// into one new chunk each (per due time, one outbox chunk), numbered by `seq`.
+pub fn split_ops(
+    ops: Vec<Op>,
+    mut seq: impl FnMut() -> Result<u64, StoreError>,
+) -> Result<(Vec<PersonWrite>, Vec<KvWrite>), StoreError> {
+    let mut people = Vec::new();
+    let mut kv = Vec::new();
+    let put = |k: Vec<u8>, v: Option<Vec<u8>>| KvWrite {
+        key: k,
+        value: v,
+        claim: false,
+    };
+    let mut due: BTreeMap<u64, Vec<Loc>> = BTreeMap::new();
+    let mut messages: Vec<Outgoing> = Vec::new();
+    for op in ops {
+        match op {
+            Op::Person { loc, was, person } => people.push(PersonWrite {
+                loc,
+                was,
+                now: mes_protocol::codec::to_bytes(&*person),
+            }),
+            Op::QueueChunk(k, rest) => kv.push(put(
+                k,
+                rest.filter(|r| !r.is_empty())
+                    .map(|r| mes_protocol::codec::to_bytes(&r)),
+            )),
+            Op::Due(at, loc) => due.entry(at.0).or_default().push(loc),
+            Op::DueChunk(k) => kv.push(put(k, None)),
+            Op::Message(m) => messages.push(*m),
+            Op::OutboxChunk(seq, rest) => kv.push(put(
+                key(b'o', &[&seq.to_be_bytes()]),
+                rest.filter(|r| !r.is_empty()).map(|r| outbox_value(&r)),
+            )),
+            Op::Identifier(id, nir) => kv.push(KvWrite {
+                key: key(b'i', &[id.as_bytes()]),
+                claim: nir.is_some(),
+                value: nir.map(String::into_bytes),
+            }),
+            Op::Meta(name, v) => kv.push(put(key(b'm', &[name.as_bytes()]), v)),
+        }
+    }
+    for (at, locs) in due {
+        kv.push(put(
+            key(b'd', &[&at.to_be_bytes(), &seq()?.to_be_bytes()]),
+            Some(mes_protocol::codec::to_bytes(&locs)),
+        ));
+    }
+    if !messages.is_empty() {
+        kv.push(put(
+            key(b'o', &[&seq()?.to_be_bytes()]),
+            Some(outbox_value(&messages)),
+        ));
+    }
+    Ok((people, kv))
+}
+
+/// The enrolment tables, on either backend.
+#[derive(Clone)]
+pub struct EnrolmentTables {
+    backend: Arc<dyn Backend>,
 }
 
 impl EnrolmentTables {
-    /// Opens the tables in the relay's database.
+    /// The tables in the relay's sled database.
     pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        let tree = db.open_tree("enrolment")?;
-        // The first layout kept one key per person under `p`: refuse it rather than
-        // misread it (nothing converts it; import the population again).
-        if tree.scan_prefix([b'p']).next().is_some() {
-            return Err(StoreError(
-                "the enrolment tables use an older layout (one key per person); \
-                 import the population into a new data directory"
-                    .into(),
-            ));
+        Ok(Self::on(crate::enrolment_sled::SledTables::open(db)?))
+    }
+
+    /// The tables on a backend.
+    pub fn on(backend: impl Backend + 'static) -> Self {
+        EnrolmentTables {
+            backend: Arc::new(backend),
         }
-        Ok(EnrolmentTables {
-            db: db.clone(),
-            tree,
-            commits: Default::default(),
-            pages: Default::default(),
-            combiner: Default::default(),
-            index: Default::default(),
-        })
     }
 
     /// Applies `ops` atomically; durable when `durable` (else at the next flush). The
     /// due entries and messages of one call go into one new chunk each (per due time, one
-    /// outbox chunk). Refused whole with [`ApplyError::Conflict`] if a person written with
-    /// `was` changed since, or an identifier claimed is someone else's.
-    ///
-    /// Concurrent calls are combined: one caller writes them all in one sled batch and
-    /// one flush (sled seals and writes a buffer per atomic batch, so one batch per
-    /// request would cost a write each).
+    /// outbox chunk). Refused whole with [`ApplyError::Conflict`] if a person written
+    /// with `was` changed since, or an identifier claimed is someone else's.
     pub fn apply(&self, ops: Vec<Op>, durable: bool) -> Result<(), ApplyError> {
-        let mut writes = Vec::new();
-        let mut rest = Vec::with_capacity(ops.len());
-        for op in ops {
-            match op {
-                Op::Person { loc, was, person } => {
-                    writes.push((loc, was, mes_protocol::codec::to_bytes(&*person)))
-                }
-                other => rest.push(other),
-            }
-        }
-        let work = Commit {
-            writes,
-            rest,
-            durable,
-        };
-        self.combiner.run(work, |works| self.commit_all(works))
+        let (people, kv) = split_ops(ops, || self.backend.next_seq())?;
+        self.backend.write(people, kv, durable)
     }
 
-    /// Writes the commits that still apply in one batch: each checked against what is on
-    /// disk and what the commits before it in the group wrote.
-    fn commit_all(&self, works: Vec<Commit>) -> Vec<Result<(), ApplyError>> {
-        let failed = |e: StoreError, n: usize| {
-            (0..n)
-                .map(|_| Err(StoreError(e.0.clone()).into()))
-                .collect()
-        };
-        let n = works.len();
-        let pages: std::collections::BTreeSet<u64> = works
-            .iter()
-            .flat_map(|w| w.writes.iter().map(|(l, ..)| l.page()))
-            .collect();
-        let held = self.pages.lock(pages.iter().copied().collect());
-        let mut images: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
-        for page in pages {
-            let image = self
-                .tree
-                .get(page_key(page))
-                .map_err(StoreError::from)
-                .and_then(|b| {
-                    let b =
-                        b.ok_or_else(|| StoreError(format!("enrolment page {page} is missing")))?;
-                    let view = PageView::parse(&b).map_err(damaged)?;
-                    Ok(view.entries().map(<[u8]>::to_vec).collect())
-                });
-            match image {
-                Ok(i) => images.insert(page, i),
-                Err(e) => return failed(e, n),
-            };
-        }
-        let mut claimed: std::collections::HashMap<String, Option<String>> = Default::default();
-        let mut results = Vec::with_capacity(n);
-        let mut rest = Vec::new();
-        let mut durable = false;
-        for w in works {
-            match self.check(&w, &images, &claimed) {
-                Ok(true) => {}
-                Ok(false) => {
-                    results.push(Err(ApplyError::Conflict));
-                    continue;
-                }
-                Err(e) => {
-                    results.push(Err(e.into()));
-                    continue;
-                }
-            }
-            for (loc, _, bytes) in w.writes {
-                images.get_mut(&loc.page()).expect("page loaded")[loc.slot()] = bytes;
-            }
-            for op in &w.rest {
-                if let Op::Identifier(id, nir) = op {
-                    claimed.insert(id.clone(), nir.clone());
-                }
-            }
-            rest.extend(w.rest);
-            durable |= w.durable;
-            results.push(Ok(()));
-        }
-        let mut b = sled::Batch::default();
-        for (page, entries) in &images {
-            b.insert(&page_key(*page)[..], encode_page(entries));
-        }
-        let written = self
-            .add_ops(&mut b, rest)
-            .and_then(|()| Ok(self.tree.apply_batch(b)?));
-        drop(held);
-        if let Err(e) = written.and_then(|()| if durable { self.durable() } else { Ok(()) }) {
-            return failed(e, n);
-        }
-        results
-    }
-
-    /// Whether a commit still applies: the people it read unchanged, the identifiers it
-    /// claims free or already theirs.
-    fn check(
-        &self,
-        w: &Commit,
-        images: &BTreeMap<u64, Vec<Vec<u8>>>,
-        claimed: &std::collections::HashMap<String, Option<String>>,
-    ) -> Result<bool, StoreError> {
-        for (loc, was, _) in &w.writes {
-            let current = images[&loc.page()].get(loc.slot()).ok_or_else(|| {
-                StoreError(format!("no slot {} in page {}", loc.slot(), loc.page()))
-            })?;
-            if was.as_ref().is_some_and(|w| w != current) {
-                return Ok(false);
-            }
-        }
-        for op in &w.rest {
-            if let Op::Identifier(id, Some(nir)) = op {
-                let holder = match claimed.get(id) {
-                    Some(h) => h.clone(),
-                    None => self.identifier(id)?,
-                };
-                if holder.is_some_and(|h| h != *nir) {
-                    return Ok(false);
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// Runs `f` on each person at `locs`, read fresh under their pages' locks; the people
-    /// `f` changed (it returns true) are written back with the ops it added and `extra`,
-    /// in one atomic batch, durable when `durable`. `f` must not add [`Op::Person`].
+    /// Runs `f` on each person at `locs`, read fresh under their lock; the people `f`
+    /// changed (it returns true) are written back with the ops it added and `extra`, in
+    /// one atomic batch, durable when `durable`. `f` must not add [`Op::Person`].
     pub fn update(
         &self,
         locs: &[Loc],
@@ -510,131 +468,17 @@ impl EnrolmentTables {
         durable: bool,
         mut f: impl FnMut(Loc, &mut Person, &mut Vec<Op>) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
-        let mut by_page: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for l in locs {
-            by_page.entry(l.page()).or_default().push(l.slot());
-        }
-        let held = self.pages.lock(by_page.keys().copied().collect());
-        let mut b = sled::Batch::default();
-        let mut ops = extra;
-        for (page, mut slots) in by_page {
-            slots.sort_unstable();
-            slots.dedup();
-            let Some(bytes) = self.tree.get(page_key(page))? else {
-                continue; // rolled back since it was queued
-            };
-            let view = PageView::parse(&bytes).map_err(damaged)?;
-            let mut replaced = Vec::new();
-            for slot in slots {
-                let Some(entry) = view.entry(slot) else {
-                    continue;
-                };
-                let mut p: Person = decode(entry)?;
-                if f(Loc::new(page, slot), &mut p, &mut ops)? {
-                    replaced.push((slot, mes_protocol::codec::to_bytes(&p)));
-                }
-            }
-            if !replaced.is_empty() {
-                b.insert(&page_key(page)[..], view.replaced(&replaced));
-            }
-        }
-        if ops.iter().any(|o| matches!(o, Op::Person { .. })) {
-            return Err(StoreError("a page update cannot write other people".into()));
-        }
-        self.add_ops(&mut b, ops)?;
-        self.tree.apply_batch(b)?;
-        drop(held);
-        if durable {
-            self.durable()?;
-        }
-        Ok(())
-    }
-
-    /// Everything applied so far, on disk; concurrent callers share one flush.
-    fn durable(&self) -> Result<(), StoreError> {
-        self.commits.wait_durable(|| self.tree.flush().map(drop))?;
-        Ok(())
-    }
-
-    /// Adds the ops other than people to a batch (due entries and messages chunked).
-    fn add_ops(&self, b: &mut sled::Batch, ops: Vec<Op>) -> Result<(), StoreError> {
-        let mut due: BTreeMap<u64, Vec<Loc>> = BTreeMap::new();
-        let mut messages: Vec<Outgoing> = Vec::new();
-        for op in ops {
-            match op {
-                Op::Person { .. } => unreachable!("people are written by page"),
-                Op::QueueChunk(k, rest) => match rest {
-                    Some(rest) if !rest.is_empty() => {
-                        b.insert(k, mes_protocol::codec::to_bytes(&rest))
-                    }
-                    _ => b.remove(k),
-                },
-                Op::Due(at, loc) => due.entry(at.0).or_default().push(loc),
-                Op::DueChunk(k) => b.remove(k),
-                Op::Message(m) => messages.push(*m),
-                Op::OutboxChunk(seq, rest) => {
-                    let k = key(b'o', &[&seq.to_be_bytes()]);
-                    match rest {
-                        Some(rest) if !rest.is_empty() => b.insert(k, outbox_value(&rest)),
-                        _ => b.remove(k),
-                    }
-                }
-                Op::Identifier(id, nir) => match nir {
-                    Some(n) => b.insert(key(b'i', &[id.as_bytes()]), n.as_bytes()),
-                    None => b.remove(key(b'i', &[id.as_bytes()])),
-                },
-                Op::Meta(name, v) => match v {
-                    Some(v) => b.insert(key(b'm', &[name.as_bytes()]), v),
-                    None => b.remove(key(b'm', &[name.as_bytes()])),
-                },
-            }
-        }
-        for (at, locs) in due {
-            let seq = self.next_seq()?;
-            b.insert(
-                key(b'd', &[&at.to_be_bytes(), &seq.to_be_bytes()]),
-                mes_protocol::codec::to_bytes(&locs),
-            );
-        }
-        if !messages.is_empty() {
-            let seq = self.next_seq()?;
-            b.insert(key(b'o', &[&seq.to_be_bytes()]), outbox_value(&messages));
-        }
-        Ok(())
-    }
-
-    /// Makes everything applied so far durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.tree.flush_async().await?;
-        Ok(())
+        self.backend.update(locs, extra, durable, &mut f)
     }
 
     /// Where a person lives, by NIR (13 characters).
     pub fn locate(&self, nir: &str) -> Result<Option<Loc>, StoreError> {
-        let Some(n) = nir_bytes(nir) else {
-            return Ok(None);
-        };
-        let _reading = self.index.read().expect("index lock");
-        let Some(kv) = self.tree.range(vec![b'x']..=key(b'x', &[&n])).next_back() else {
-            return Ok(None);
-        };
-        Ok(leaf_find(&kv?.1, &n))
+        self.backend.locate(nir)
     }
 
     /// The person at a place.
     pub fn at(&self, loc: Loc) -> Result<Option<Found>, StoreError> {
-        let Some(bytes) = self.tree.get(page_key(loc.page()))? else {
-            return Ok(None);
-        };
-        let view = PageView::parse(&bytes).map_err(damaged)?;
-        let Some(entry) = view.entry(loc.slot()) else {
-            return Ok(None);
-        };
-        Ok(Some(Found {
-            loc,
-            person: decode(entry)?,
-            read: entry.to_vec(),
-        }))
+        self.backend.at(loc)
     }
 
     /// A person by NIR, with their place and bytes.
@@ -652,49 +496,21 @@ impl EnrolmentTables {
 
     /// Which of these NIRs are on file already (any order).
     pub fn on_file(&self, nirs: &[&str]) -> Result<Vec<String>, StoreError> {
-        let mut wanted: Vec<NirBytes> = nirs.iter().filter_map(|n| nir_bytes(n)).collect();
-        wanted.sort_unstable();
-        let (Some(first), Some(last)) = (wanted.first(), wanted.last()) else {
-            return Ok(Vec::new());
-        };
-        let _reading = self.index.read().expect("index lock");
-        // From the leaf that would hold the first wanted NIR to the last leaf that starts
-        // at or before the last one.
-        let start = self
-            .tree
-            .range(vec![b'x']..=key(b'x', &[first]))
-            .next_back()
-            .transpose()?
-            .map_or_else(|| vec![b'x'], |(k, _)| k.to_vec());
-        let mut found = Vec::new();
-        let mut w = wanted.iter().peekable();
-        for kv in self.tree.range(start..=key(b'x', &[last])) {
-            let (_, leaf) = kv?;
-            for (nir, _) in leaf_entries(&leaf).map_err(damaged)? {
-                while w.peek().is_some_and(|x| **x < nir) {
-                    w.next();
-                }
-                if w.peek().is_some_and(|x| **x == nir) {
-                    found.push(String::from_utf8_lossy(&nir).into_owned());
-                    w.next();
-                }
-            }
-        }
-        Ok(found)
+        self.backend.on_file(nirs)
     }
 
     /// Who holds an identifier.
     pub fn identifier(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
-            .tree
-            .get(key(b'i', &[id.as_bytes()]))?
+            .backend
+            .kv_get(&key(b'i', &[id.as_bytes()]))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// Adds the people of import `id`, in the order given (the campaign's: by
     /// département, then as listed), in fresh pages and durable batches of about `batch`
-    /// people with their queue chunks, then their NIRs to the index in one merge. The
-    /// import is marked in progress throughout: [`EnrolmentTables::roll_back`] undoes an
+    /// people with their queue chunks, then makes them findable by NIR. The import is
+    /// marked in progress throughout: [`EnrolmentTables::roll_back`] undoes an
     /// interrupted one. `progress` is told of each batch written.
     pub fn import(
         &self,
@@ -708,159 +524,73 @@ impl EnrolmentTables {
         mark.extend_from_slice(&first_page.to_be_bytes());
         self.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), Some(mark))], true)?;
         // Pages of one département each.
-        let mut pages: Vec<Vec<Person>> = Vec::new();
+        let mut pages: Vec<(u64, Vec<Person>)> = Vec::new();
         for p in people {
             match pages.last_mut() {
-                Some(last)
+                Some((_, last))
                     if last.len() < PAGE
                         && last[0].insured.departement == p.insured.departement =>
                 {
                     last.push(p)
                 }
-                _ => pages.push(vec![p]),
+                _ => pages.push((first_page + pages.len() as u64, vec![p])),
             }
         }
-        let mut index: Vec<IndexEntry> = Vec::new();
-        let mut next = first_page;
-        let per_batch = batch.div_ceil(PAGE).max(1);
-        for group in pages.chunks(per_batch) {
-            let mut b = sled::Batch::default();
+        let mut index = Vec::new();
+        for group in pages.chunks(batch.div_ceil(PAGE).max(1)) {
             let mut queue: BTreeMap<[u8; 3], Vec<Loc>> = BTreeMap::new();
-            let mut people = 0;
-            for page in group {
-                let entries: Vec<Vec<u8>> =
-                    page.iter().map(mes_protocol::codec::to_bytes).collect();
-                for (slot, p) in page.iter().enumerate() {
-                    let loc = Loc::new(next, slot);
+            for (page, people) in group {
+                for (slot, p) in people.iter().enumerate() {
+                    let loc = Loc::new(*page, slot);
                     queue
                         .entry(dept_key(&p.insured.departement))
                         .or_default()
                         .push(loc);
-                    if let Some(n) = nir_bytes(&p.insured.nir) {
-                        index.push((n, loc));
-                    }
+                    index.push((p.insured.nir.clone(), loc));
                 }
-                people += page.len();
-                b.insert(&page_key(next)[..], encode_page(&entries));
-                next += 1;
             }
+            let mut ops = Vec::new();
             for (d, locs) in queue {
-                let seq = self.next_seq()?;
-                b.insert(
-                    key(b'q', &[&d, &seq.to_be_bytes()]),
-                    mes_protocol::codec::to_bytes(&locs),
-                );
+                let k = key(b'q', &[&d, &self.next_seq()?.to_be_bytes()]);
+                ops.push(Op::QueueChunk(k, Some(locs)));
             }
-            b.insert(key(b'm', &[NEXT_PAGE.as_bytes()]), &next.to_be_bytes());
-            self.tree.apply_batch(b)?;
-            self.durable()?;
-            progress(people);
+            let next = group.last().map_or(first_page, |(p, _)| p + 1);
+            ops.push(Op::Meta(
+                NEXT_PAGE.into(),
+                Some(next.to_be_bytes().to_vec()),
+            ));
+            let (_, kv) = split_ops(ops, || self.backend.next_seq())?;
+            self.backend.insert_people(id, group, kv)?;
+            progress(group.iter().map(|(_, p)| p.len()).sum());
         }
-        index.sort_unstable();
-        self.merge_index(&index)?;
+        self.backend.index_people(index)?;
         self.apply(vec![Op::Meta(IMPORT_IN_PROGRESS.into(), None)], true)?;
         Ok(())
     }
 
-    /// Merges sorted entries into the index leaves, durably.
-    fn merge_index(&self, new: &[IndexEntry]) -> Result<(), StoreError> {
-        let _alone = self.index.write().expect("index lock");
-        let leaves: Vec<(Vec<u8>, NirBytes)> = self
-            .tree
-            .scan_prefix([b'x'])
-            .keys()
-            .map(|k| {
-                let k = k?;
-                let first = k[1..]
-                    .try_into()
-                    .map_err(|_| StoreError(format!("index leaf key of {} bytes", k.len())))?;
-                Ok((k.to_vec(), first))
-            })
-            .collect::<Result<_, StoreError>>()?;
-        let mut b = sled::Batch::default();
-        let mut pending = 0;
-        let mut rest = new;
-        for (i, (k, _)) in leaves.iter().enumerate() {
-            // Leaf i takes what sorts before leaf i+1 (the first takes what sorts before
-            // every leaf too).
-            let take = match leaves.get(i + 1) {
-                Some((_, next)) => rest.partition_point(|e| e.0 < *next),
-                None => rest.len(),
-            };
-            let (mine, after) = rest.split_at(take);
-            rest = after;
-            if mine.is_empty() {
-                continue;
-            }
-            let old = self.tree.get(k)?.map(|v| leaf_entries(&v)).transpose();
-            let merged = merge_sorted(old.map_err(damaged)?.unwrap_or_default(), mine);
-            b.remove(k.as_slice());
-            for (first, leaf) in cut_leaves(&merged) {
-                b.insert(key(b'x', &[&first]), leaf);
-            }
-            pending += 1;
-            if pending >= 256 {
-                self.tree.apply_batch(std::mem::take(&mut b))?;
-                pending = 0;
-            }
-        }
-        if leaves.is_empty() {
-            for (first, leaf) in cut_leaves(rest) {
-                b.insert(key(b'x', &[&first]), leaf);
-            }
-        }
-        self.tree.apply_batch(b)?;
-        self.durable()
-    }
-
-    /// Rolls back an import that was interrupted: its pages, index entries and queue
-    /// entries go. Returns how many people it had written.
+    /// Rolls back an import that was interrupted: its people and queue entries go.
+    /// Returns how many people it had written.
     pub fn roll_back(&self) -> Result<usize, StoreError> {
         let Some(mark) = self.meta(IMPORT_IN_PROGRESS)? else {
             return Ok(0);
         };
         let first_page = read_u64(mark.get(8..).unwrap_or_default());
-        let doomed = |l: &Loc| l.page() >= first_page;
-        let mut removed = 0;
-        {
-            let _alone = self.index.write().expect("index lock");
-            let mut b = sled::Batch::default();
-            for kv in self.tree.scan_prefix([b'x']) {
-                let (k, v) = kv?;
-                let entries = leaf_entries(&v).map_err(damaged)?;
-                let kept: Vec<IndexEntry> = entries
-                    .iter()
-                    .copied()
-                    .filter(|(_, l)| !doomed(l))
-                    .collect();
-                if kept.len() != entries.len() {
-                    b.remove(k);
-                    for (first, leaf) in cut_leaves(&kept) {
-                        b.insert(key(b'x', &[&first]), leaf);
-                    }
-                }
+        let removed = self.backend.remove_people_from(first_page)?;
+        let mut ops = Vec::new();
+        self.backend.kv_range(b"q", b"r", &mut |k, v| {
+            let locs: Vec<Loc> = decode(v)?;
+            let kept: Vec<Loc> = locs
+                .iter()
+                .copied()
+                .filter(|l| l.page() < first_page)
+                .collect();
+            if kept.len() != locs.len() {
+                ops.push(Op::QueueChunk(k.to_vec(), Some(kept)));
             }
-            self.tree.apply_batch(b)?;
-        }
-        let mut b = sled::Batch::default();
-        for kv in self.tree.scan_prefix([b'q']) {
-            let (k, v) = kv?;
-            let locs: Vec<Loc> = decode(&v)?;
-            let kept: Vec<Loc> = locs.iter().copied().filter(|l| !doomed(l)).collect();
-            if kept.is_empty() {
-                b.remove(k);
-            } else if kept.len() != locs.len() {
-                b.insert(k, mes_protocol::codec::to_bytes(&kept));
-            }
-        }
-        for kv in self.tree.range(page_key(first_page)..=page_key(u64::MAX)) {
-            let (k, v) = kv?;
-            removed += PageView::parse(&v).map_err(damaged)?.len();
-            b.remove(k);
-        }
-        b.remove(key(b'm', &[IMPORT_IN_PROGRESS.as_bytes()]));
-        self.tree.apply_batch(b)?;
-        self.durable()?;
+            Ok(true)
+        })?;
+        ops.push(Op::Meta(IMPORT_IN_PROGRESS.into(), None));
+        self.apply(ops, true)?;
         Ok(removed)
     }
 
@@ -889,16 +619,16 @@ impl EnrolmentTables {
         let mut out = Vec::new();
         let mut people = 0;
         for (start, end) in ranges {
-            for kv in self.tree.range(start..end) {
+            self.backend.kv_range(&start, &end, &mut |k, v| {
                 if people >= limit {
-                    return Ok(out);
+                    return Ok(false);
                 }
-                let (k, v) = kv?;
                 let d = String::from_utf8_lossy(&k[1..4]).trim_end().to_string();
-                let locs: Vec<Loc> = decode(&v)?;
+                let locs: Vec<Loc> = decode(v)?;
                 people += locs.len();
                 out.push((d, k.to_vec(), locs));
-            }
+                Ok(true)
+            })?;
         }
         Ok(out)
     }
@@ -915,20 +645,19 @@ impl EnrolmentTables {
         let end = key(b'd', &[&upto.0.saturating_add(1).to_be_bytes()]);
         let mut out = Vec::new();
         let mut people = 0;
-        for kv in self.tree.range(vec![b'd']..end) {
+        self.backend.kv_range(b"d", &end, &mut |k, v| {
             if people >= limit {
-                break;
+                return Ok(false);
             }
-            let (k, v) = kv?;
-            let at = u64::from_be_bytes(k[1..9].try_into().expect("8 bytes"));
-            let seq = u64::from_be_bytes(k[9..17].try_into().expect("8 bytes"));
-            if seq >= before {
-                continue;
+            let at = read_u64(&k[1..]);
+            let seq = read_u64(&k[9..]);
+            if seq < before {
+                let locs: Vec<Loc> = decode(v)?;
+                people += locs.len();
+                out.push((UnixMillis(at), k.to_vec(), locs));
             }
-            let locs: Vec<Loc> = decode(&v)?;
-            people += locs.len();
-            out.push((UnixMillis(at), k.to_vec(), locs));
-        }
+            Ok(true)
+        })?;
         Ok(out)
     }
 
@@ -936,18 +665,15 @@ impl EnrolmentTables {
     pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Vec<Outgoing>)>, StoreError> {
         let mut out = Vec::new();
         let mut messages = 0;
-        for kv in self.tree.range(vec![b'o']..vec![b'p']) {
+        self.backend.kv_range(b"o", b"p", &mut |k, v| {
             if messages >= limit {
-                break;
+                return Ok(false);
             }
-            let (k, v) = kv?;
             let chunk: Vec<Outgoing> = decode(v.get(4..).unwrap_or_default())?;
             messages += chunk.len();
-            out.push((
-                u64::from_be_bytes(k[1..9].try_into().expect("8 bytes")),
-                chunk,
-            ));
-        }
+            out.push((read_u64(&k[1..]), chunk));
+            Ok(true)
+        })?;
         Ok(out)
     }
 
@@ -963,42 +689,29 @@ impl EnrolmentTables {
 
     /// Messages waiting in the outbox (each chunk's count, without decoding it).
     pub fn outbox_len(&self) -> usize {
-        self.tree
-            .scan_prefix([b'o'])
-            .values()
-            .filter_map(|v| v.ok())
-            .map(|v| {
-                v.get(..4).map_or(0, |c| {
-                    u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize
-                })
-            })
-            .sum()
+        let mut n = 0;
+        let _ = self.backend.kv_range(b"o", b"p", &mut |_, v| {
+            n += v.get(..4).map_or(0, |c| {
+                u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize
+            });
+            Ok(true)
+        });
+        n
     }
 
     /// A fresh sequence number (monotonic across restarts).
     pub fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        self.backend.next_seq()
     }
 
-    /// Visits every person, page by page.
+    /// Visits every person, in place order.
     pub fn for_each_person(&self, mut f: impl FnMut(Loc, Person)) -> Result<(), StoreError> {
-        for kv in self.tree.scan_prefix([b'r']) {
-            let (k, v) = kv?;
-            let page = read_u64(&k[1..]);
-            let view = PageView::parse(&v).map_err(damaged)?;
-            for (slot, e) in view.entries().enumerate() {
-                f(Loc::new(page, slot), decode(e)?);
-            }
-        }
-        Ok(())
+        self.backend.each_person(&mut f)
     }
 
     /// Metadata.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree
-            .get(key(b'm', &[name.as_bytes()]))?
-            .map(|v| v.to_vec()))
+        self.backend.kv_get(&key(b'm', &[name.as_bytes()]))
     }
 }
 

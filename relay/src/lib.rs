@@ -38,6 +38,7 @@ pub mod directory;
 pub mod enrolment;
 pub mod enrolment_pages;
 pub mod enrolment_service;
+pub mod enrolment_sled;
 pub mod enrolment_store;
 pub mod escrow;
 pub mod group_commit;
