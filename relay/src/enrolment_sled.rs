@@ -25,7 +25,7 @@ use crate::enrolment_pages::{
 };
 use crate::enrolment_store::{
     decode, key, read_u64, split_ops, ApplyError, Backend, Change, Found, KvWrite, Loc, Op, Person,
-    PersonWrite,
+    PersonWrite, Visit,
 };
 use crate::store::StoreError;
 
@@ -463,12 +463,7 @@ impl Backend for SledTables {
         Ok(())
     }
 
-    fn kv_range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
-    ) -> Result<(), StoreError> {
+    fn kv_range(&self, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError> {
         for kv in self.tree.range(start..end) {
             let (k, v) = kv?;
             if !visit(&k, &v)? {

@@ -279,6 +279,9 @@ pub struct KvWrite {
 /// what goes with it.
 pub type Change<'a> = dyn FnMut(Loc, &mut Person, &mut Vec<Op>) -> Result<bool, StoreError> + 'a;
 
+/// A visitor of small-table entries (key, value): whether to go on.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError> + 'a;
+
 /// What a backend provides: people by place and by NIR, and the small tables as ordered
 /// keys. Every write is atomic; `durable` ones are on disk when they return.
 pub trait Backend: Send + Sync {
@@ -322,12 +325,7 @@ pub trait Backend: Send + Sync {
     fn each_person(&self, f: &mut dyn FnMut(Loc, Person)) -> Result<(), StoreError>;
     /// Visits the small-table entries from `start` to before `end` in key order, while
     /// `visit` says to go on.
-    fn kv_range(
-        &self,
-        start: &[u8],
-        end: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<bool, StoreError>,
-    ) -> Result<(), StoreError>;
+    fn kv_range(&self, start: &[u8], end: &[u8], visit: &mut Visit<'_>) -> Result<(), StoreError>;
     /// One small-table entry.
     fn kv_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
     /// A fresh sequence number (monotonic across restarts).

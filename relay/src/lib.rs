@@ -37,6 +37,7 @@ pub mod defaults;
 pub mod directory;
 pub mod enrolment;
 pub mod enrolment_pages;
+pub mod enrolment_pg;
 pub mod enrolment_service;
 pub mod enrolment_sled;
 pub mod enrolment_store;

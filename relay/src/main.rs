@@ -57,20 +57,24 @@ enum Command {
         s3_prefix: Option<String>,
     },
     /// Imports the insured population (F1.1) from a CSV checked whole: any bad row, or
-    /// anyone already on file, imports nothing. Run with the relay stopped.
+    /// anyone already on file, imports nothing. Run with the relay stopped, or with
+    /// `--postgres` while the instances serve.
     ImportPopulation {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
         data: PathBuf,
         /// The CSV file (header in docs/enrolment.md).
         file: PathBuf,
+        #[command(flatten)]
+        db: Database,
     },
     /// The notification campaign (F1.2).
     Campaign {
         #[command(subcommand)]
         command: CampaignCommand,
     },
-    /// Delivers the outbox: emails to the maildir or SMTP, letters to print files.
+    /// Delivers the outbox: emails to the maildir or SMTP, letters to print files. Run
+    /// with the relay stopped, or with `--postgres` while the instances serve.
     Deliver {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
@@ -81,6 +85,8 @@ enum Command {
         /// At most this many messages.
         #[arg(long, default_value_t = usize::MAX)]
         limit: usize,
+        #[command(flatten)]
+        db: Database,
     },
     /// Runs the clock (F1.5, F1.6, F1.8): spaces created at the deadline, archives deleted
     /// at their end, reminders queued. The serving relay also runs it periodically.
@@ -120,6 +126,8 @@ enum Command {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
         data: PathBuf,
+        #[command(flatten)]
+        db: Database,
     },
     /// The professional directory (F7): who the relay vouches for.
     Directory {
@@ -179,7 +187,8 @@ fn backend(postgres: Option<String>) -> mes_relay::server::Backend {
 #[derive(Subcommand)]
 enum CampaignCommand {
     /// Notifies imported people in département order, each with a code and a message in
-    /// the outbox, then delivers the outbox. Run with the relay stopped.
+    /// the outbox, then delivers the outbox. Run with the relay stopped, or with
+    /// `--postgres` while the instances serve.
     Run {
         /// Data directory.
         #[arg(long, env = "MES_RELAY_DATA")]
@@ -199,6 +208,8 @@ enum CampaignCommand {
         /// Leave the messages in the outbox (deliver them later with `deliver`).
         #[arg(long)]
         no_deliver: bool,
+        #[command(flatten)]
+        db: Database,
     },
 }
 
@@ -344,7 +355,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::ImportPopulation { data, file } => {
+        Command::ImportPopulation { data, file, db } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let today = jiff::Zoned::now()
@@ -354,7 +365,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(rows) => rows,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = mes_relay::server::open_offline(&data).await?;
+            let relay = offline(&data, Default::default(), &db).await?;
             let hub = enrolment(&relay);
             let bar = progress(rows.len() as u64, "import");
             match mes_relay::enrolment_service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
@@ -386,6 +397,7 @@ async fn main() -> anyhow::Result<()> {
                     limit,
                     rate,
                     no_deliver,
+                    db,
                 },
         } => {
             let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
@@ -400,7 +412,7 @@ async fn main() -> anyhow::Result<()> {
             let delivery = cfg.delivery(&data)?;
             let templates =
                 mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
-            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone()).await?;
+            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
             let hub = enrolment(&relay);
             let queued = mes_relay::enrolment_service::stats(&hub.tables)?.pending_notification;
             let bar = progress(queued.min(limit as u64), "notify");
@@ -432,12 +444,13 @@ async fn main() -> anyhow::Result<()> {
             data,
             config,
             limit,
+            db,
         } => {
             let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
             let delivery = cfg.delivery(&data)?;
             let templates =
                 mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
-            let relay = mes_relay::server::open_offline_with(&data, cfg.enrolment.clone()).await?;
+            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
             let report = deliver(enrolment(&relay), &templates, &delivery, limit)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
@@ -477,8 +490,8 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(2);
             }
         },
-        Command::Stats { data } => {
-            let relay = mes_relay::server::open_offline(&data).await?;
+        Command::Stats { data, db } => {
+            let relay = offline(&data, Default::default(), &db).await?;
             let stats = mes_relay::enrolment_service::stats(&enrolment(&relay).tables)?;
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())

@@ -58,8 +58,7 @@ pub enum Backend {
     Postgres(crate::store::postgres_store::PgOptions),
 }
 
-/// Opens the backend's store and the enrolment tables. On PostgreSQL the enrolment tables
-/// stay in a sled database of the data directory (the instance that runs the campaign).
+/// Opens the backend's store and the enrolment tables, both on the same backend.
 async fn open_store(
     backend: &Backend,
     blobs: &Blobs,
@@ -92,12 +91,15 @@ async fn open_backend(
             let store = PgStore::open(options.clone())
                 .await
                 .context("opening the PostgreSQL store")?;
-            let db = sled::Config::new()
-                .path(data_dir.join("enrolment.sled"))
-                .open()
-                .context("opening the enrolment tables (is a relay serving this directory?)")?;
-            let tables = crate::enrolment_store::EnrolmentTables::open(&db)?;
-            Ok((Arc::new(store), tables))
+            let url = options.url.clone();
+            let tables =
+                tokio::task::spawn_blocking(move || crate::enrolment_pg::PgTables::open(&url))
+                    .await?
+                    .context("opening the enrolment tables on PostgreSQL")?;
+            Ok((
+                Arc::new(store),
+                crate::enrolment_store::EnrolmentTables::on(tables),
+            ))
         }
     }
 }

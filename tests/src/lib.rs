@@ -454,6 +454,55 @@ pub fn run_mes(socket: &Path, args: &[&str]) -> anyhow::Result<(i32, String, Str
 }
 
 /// Runs the real `mes-relay` (an operator command): (exit code, stdout, stderr).
+/// On PostgreSQL (`MES_TEST_BACKEND=postgres`), the database of the relay directory
+/// `data_dir`, from any thread (async or not).
+fn pg_database_blocking(data_dir: &Path) -> anyhow::Result<Option<String>> {
+    if std::env::var("MES_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return Ok(None);
+    }
+    let dir = data_dir.to_path_buf();
+    let url = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(pg_database(&dir))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("creating the test database panicked"))??;
+    Ok(Some(url))
+}
+
+/// Runs `mes-relay` on the suite's backend for the relay directory `data_dir` (on
+/// PostgreSQL, `MES_RELAY_POSTGRES` names that directory's database): exit code,
+/// stdout, stderr.
+pub fn run_relay_on(data_dir: &Path, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let mut cmd = std::process::Command::new(binary("mes-relay")?);
+    cmd.args(args);
+    if let Some(url) = pg_database_blocking(data_dir)? {
+        cmd.env("MES_RELAY_POSTGRES", url);
+    }
+    let out = cmd.output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+/// The hub's enrolment tables for the relay directory `data_dir`, on the suite's backend
+/// (a sled database there, or that directory's PostgreSQL database).
+pub fn enrolment_tables(
+    data_dir: &Path,
+) -> anyhow::Result<mes_relay::enrolment_store::EnrolmentTables> {
+    if let Some(url) = pg_database_blocking(data_dir)? {
+        let pg = mes_relay::enrolment_pg::PgTables::open(&url)?;
+        return Ok(mes_relay::enrolment_store::EnrolmentTables::on(pg));
+    }
+    let db = sled::open(data_dir.join("enrolment.sled"))?;
+    Ok(mes_relay::enrolment_store::EnrolmentTables::open(&db)?)
+}
+
+/// Runs `mes-relay` with these arguments: exit code, stdout, stderr.
 pub fn run_relay(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
     let out = std::process::Command::new(binary("mes-relay")?)
         .args(args)

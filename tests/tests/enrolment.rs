@@ -11,7 +11,7 @@ use mes_protocol::nir::Nir;
 use mes_protocol::time::UnixMillis;
 use mes_relay::enrolment::{Policy, Status};
 use mes_relay::enrolment_service as svc;
-use mes_tests::{binary, device, files, home, online, relay, run_relay, target};
+use mes_tests::{binary, device, files, home, online, relay, run_relay_on, target};
 use std::path::Path;
 use std::process::Command;
 
@@ -70,7 +70,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     let data_s = data.to_str().unwrap();
     let p = people();
     let stats = || -> anyhow::Result<serde_json::Value> {
-        let (code, out, err) = run_relay(&["stats", "--data", data_s])?;
+        let (code, out, err) = run_relay_on(&data, &["stats", "--data", data_s])?;
         anyhow::ensure!(code == 0, "{err}");
         Ok(json(&out))
     };
@@ -81,12 +81,15 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         .replace(&format!(",{}\n", p.parent), ",\n");
     let bad_file = dir.path().join("bad.csv");
     std::fs::write(&bad_file, bad)?;
-    let (code, _, err) = run_relay(&[
-        "import-population",
-        "--data",
-        data_s,
-        bad_file.to_str().unwrap(),
-    ])?;
+    let (code, _, err) = run_relay_on(
+        &data,
+        &[
+            "import-population",
+            "--data",
+            data_s,
+            bad_file.to_str().unwrap(),
+        ],
+    )?;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bad.csv:3: ") && err.contains("key"), "{err}");
     assert!(
@@ -98,31 +101,42 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
 
     let file = dir.path().join("population.csv");
     std::fs::write(&file, population(&p))?;
-    let (code, out, err) = run_relay(&[
-        "import-population",
-        "--data",
-        data_s,
-        file.to_str().unwrap(),
-    ])?;
+    let (code, out, err) = run_relay_on(
+        &data,
+        &[
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+    )?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["imported"], 4);
     // Again: everyone is already on file, and nothing changes.
-    let (code, _, err) = run_relay(&[
-        "import-population",
-        "--data",
-        data_s,
-        file.to_str().unwrap(),
-    ])?;
+    let (code, _, err) = run_relay_on(
+        &data,
+        &[
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+    )?;
     assert_eq!(code, 2);
     assert!(err.contains("is already on file"), "{err}");
     assert_eq!(stats()?["people"], 4);
 
     // The campaign by département: only the Rhône first, then the rest.
-    let (code, _, err) = run_relay(&["campaign", "run", "--data", data_s, "--departements", "99"])?;
+    let (code, _, err) = run_relay_on(
+        &data,
+        &["campaign", "run", "--data", data_s, "--departements", "99"],
+    )?;
     assert_eq!(code, 2);
     assert!(err.contains("\"99\""), "{err}");
-    let (code, out, err) =
-        run_relay(&["campaign", "run", "--data", data_s, "--departements", "69"])?;
+    let (code, out, err) = run_relay_on(
+        &data,
+        &["campaign", "run", "--data", data_s, "--departements", "69"],
+    )?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["notified"], 1);
     let outbox = data.join("outbox");
@@ -135,7 +149,10 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
         ),
         (Some(3), Some(1))
     );
-    let (code, out, err) = run_relay(&["campaign", "run", "--data", data_s, "--rate", "100"])?;
+    let (code, out, err) = run_relay_on(
+        &data,
+        &["campaign", "run", "--data", data_s, "--rate", "100"],
+    )?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["notified"], 3);
     assert_eq!(json(&out)["delivered"]["letters"], 1);
@@ -435,7 +452,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     cam.shutdown().await;
     louis.shutdown().await;
     r.shutdown().await;
-    let (code, out, err) = run_relay(&["deliver", "--data", data_s])?;
+    let (code, out, err) = run_relay_on(&data, &["deliver", "--data", data_s])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["emails"], 1);
     let regenerated = mes_tests::files_containing(
@@ -452,7 +469,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     let later = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(43 * 24))?
         .to_string();
-    let (code, out, err) = run_relay(&["sweep", "--data", data_s, "--now", &later])?;
+    let (code, out, err) = run_relay_on(&data, &["sweep", "--data", data_s, "--now", &later])?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["auto_created"], 1);
     let s = stats()?;
@@ -484,8 +501,7 @@ fn insured(nir: &str, email: bool) -> mes_relay::population::Insured {
 #[test]
 fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let db = sled::open(dir.path().join("db"))?;
-    let t = mes_relay::enrolment_store::EnrolmentTables::open(&db)?;
+    let t = mes_tests::enrolment_tables(&dir.path().join("relay"))?;
     let policy = Policy::default();
     let secrets = svc::Secrets {
         code_key: [3; 32],
@@ -645,12 +661,15 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
     let p = people();
     let file = dir.path().join("population.csv");
     std::fs::write(&file, population(&p))?;
-    let (code, _, err) = run_relay(&[
-        "import-population",
-        "--data",
-        data_s,
-        file.to_str().unwrap(),
-    ])?;
+    let (code, _, err) = run_relay_on(
+        &data,
+        &[
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+    )?;
     assert_eq!(code, 0, "{err}");
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -662,10 +681,13 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
     )?;
     let config_s = config.to_str().unwrap();
     // Control first: no server listening, nothing delivered, nothing lost.
-    let (code, _, err) = run_relay(&["campaign", "run", "--data", data_s, "--config", config_s])?;
+    let (code, _, err) = run_relay_on(
+        &data,
+        &["campaign", "run", "--data", data_s, "--config", config_s],
+    )?;
     assert_ne!(code, 0);
     assert!(err.contains("SMTP delivery"), "{err}");
-    let (_, out, _) = run_relay(&["stats", "--data", data_s])?;
+    let (_, out, _) = run_relay_on(&data, &["stats", "--data", data_s])?;
     assert_eq!(json(&out)["outbox"], 4, "every message still waits");
 
     let inbox = dir.path().join("smtp-inbox");
@@ -698,7 +720,7 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
         );
         std::thread::yield_now();
     }
-    let result = run_relay(&["deliver", "--data", data_s, "--config", config_s]);
+    let result = run_relay_on(&data, &["deliver", "--data", data_s, "--config", config_s]);
     let _ = server.kill();
     let _ = server.wait();
     let (code, out, err) = result?;
@@ -715,7 +737,96 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
         mail.contains("louis.payet@exemple.re") && mail.contains("sante.exemple"),
         "{mail}"
     );
-    let (_, out, _) = run_relay(&["stats", "--data", data_s])?;
+    let (_, out, _) = run_relay_on(&data, &["stats", "--data", data_s])?;
     assert_eq!(json(&out)["outbox"], 0);
+    Ok(())
+}
+
+/// Requests racing on one person lose nothing: of twelve wrong codes sent at once, five
+/// are counted and lock the NIR and the rest find it locked (the record is read again
+/// when someone wrote it in between), and of two people racing for one identifier
+/// exactly one gets it. On the suite's backend.
+#[test]
+fn concurrent_requests_lose_no_update_and_share_no_identifier() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let t = mes_tests::enrolment_tables(&dir.path().join("relay"))?;
+    let policy = Policy::default();
+    let secrets = svc::Secrets {
+        code_key: [5; 32],
+        argon: argon2::Params::new(256, 1, 1, None).unwrap(),
+    };
+    let people: Vec<String> = (1..=3)
+        .map(|i| Nir::with_key(&format!("29001750010{i:02}")))
+        .collect();
+    let rows: Vec<_> = people.iter().map(|n| insured(n, true)).collect();
+    svc::import(&t, &rows, |_| {}).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let t0 = UnixMillis(1_780_000_000_000);
+    svc::campaign(
+        &t,
+        &policy,
+        &secrets,
+        &svc::CampaignRun::default(),
+        || t0,
+        |_| {},
+    )?;
+    let now = UnixMillis(t0.0 + 60_000);
+    let wrong = "ZZZZZZZZZZZZ";
+    let results: Vec<Result<Status, svc::Refusal>> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..12)
+            .map(|_| s.spawn(|| svc::oppose(&t, &policy, &secrets, wrong, &people[0], "VIT1", now)))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    // Each wrong code is counted until the fifth locks the NIR; the others find it
+    // locked. Lost updates would count fewer and never lock.
+    let counted = results
+        .iter()
+        .filter(|r| matches!(r, Err(svc::Refusal::WrongCode { .. })))
+        .count();
+    let locked = results
+        .iter()
+        .filter(|r| matches!(r, Err(svc::Refusal::Locked(_))))
+        .count();
+    assert_eq!((counted, locked), (5, 7), "{results:?}");
+    let p = t.person(&people[0][..13])?.unwrap();
+    assert_eq!(p.failures, svc::MAX_FAILURES, "every failure counted");
+    assert!(p.locked_until.is_some());
+
+    let code =
+        |i: usize| mes_relay::provisional_code::derive(&secrets.code_key, &people[i][..13], 1);
+    let results: Vec<Result<Status, svc::Refusal>> = std::thread::scope(|s| {
+        let racers: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|i| {
+                let (t, policy, secrets, people, code) = (&t, &policy, &secrets, &people, &code);
+                s.spawn(move || {
+                    svc::activate(
+                        t,
+                        policy,
+                        secrets,
+                        &svc::Activation {
+                            code: code(i),
+                            nir: people[i].clone(),
+                            vitale_serial: "VIT1".into(),
+                            identifier: "le.meme.identifiant".into(),
+                            password: "Sante-2026!".into(),
+                            email: String::new(),
+                            space: mes_protocol::ids::SpaceId([i as u8; 16]),
+                        },
+                        now,
+                    )
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    assert!(results
+        .iter()
+        .any(|r| matches!(r, Err(svc::Refusal::IdentifierTaken(_)))));
+    let holder = t.identifier("le.meme.identifiant")?.unwrap();
+    let winner = t.person(&holder)?.unwrap();
+    assert!(matches!(winner.status, Status::Activated { .. }));
     Ok(())
 }

@@ -7,7 +7,8 @@
 //!   document blob uploaded through one is served by the other from the S3-compatible
 //!   object store (`MES_TEST_S3`), as ciphertext, with nothing of it in PostgreSQL;
 //! - an operator command run on the database (`--postgres`) while an instance serves
-//!   reaches that instance's devices without a restart.
+//!   reaches that instance's devices without a restart: the catalogue, and the whole
+//!   enrolment (import, campaign, then an activation through the serving instance).
 
 use mes_protocol::ids::{Seq, VolumeId};
 use mes_relay::store::postgres_store::{PgOptions, PgStore, SeqMode};
@@ -289,6 +290,89 @@ async fn a_catalogue_imported_on_the_database_reaches_a_serving_instance() -> an
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    r.shutdown().await;
+    Ok(())
+}
+
+/// The hub on PostgreSQL runs its enrolment while it serves: the operator imports the
+/// population and runs the campaign from another machine (`--postgres`, the hub's key
+/// files), and a person activates through the serving instance with the code the
+/// campaign sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_campaign_runs_on_the_database_while_an_instance_serves() -> anyhow::Result<()> {
+    use mes_protocol::enrol::{CardHolder, EnrolRequest};
+    let dir = tempfile::tempdir()?;
+    let serving = dir.path().join("serving");
+    let url = pg_database(&serving).await?;
+    let mut cfg = mes_relay::RelayConfig::new(serving.clone());
+    cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url.clone()));
+    let r = mes_relay::server::start(cfg).await?;
+    let t = target(&r);
+    let operator = dir.path().join("operator");
+    second_instance(&serving, &operator)?;
+    let op = operator.to_str().unwrap();
+    let nir = mes_protocol::nir::Nir::with_key("1800569123456");
+    let file = dir.path().join("population.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{nir},VIT0001,Martin,Camille,1980-05-12,M,camille@exemple.fr,,69,\n",
+            mes_relay::population::HEADER.join(",")
+        ),
+    )?;
+    let relay_cmd = |args: &[&str]| -> anyhow::Result<String> {
+        let mut all = vec!["--postgres", url.as_str(), "--data", op];
+        all.splice(0..0, args.iter().copied());
+        let (code, out, err) = mes_tests::run_relay(&all)?;
+        anyhow::ensure!(code == 0, "mes-relay {args:?}: {err}");
+        Ok(out)
+    };
+    relay_cmd(&["import-population", file.to_str().unwrap()])?;
+    let out = relay_cmd(&["campaign", "run"])?;
+    assert!(out.contains("\"notified\":1"), "{out}");
+    let mail = mes_tests::files_containing(
+        &operator.join("outbox/maildir/new"),
+        b"Code provisoire pour Camille Martin : ",
+    );
+    assert_eq!(mail.len(), 1);
+    let text = std::fs::read_to_string(&mail[0])?;
+    let at = text.find("Code provisoire pour Camille Martin : ").unwrap() + 38;
+    let code = text[at..at + 12].to_string();
+
+    let cam = device(dir.path(), "camille", &t).await?;
+    mes_tests::online(&cam.daemon).await?;
+    let space = mes_tests::home(&cam.daemon).await?;
+    until(&cam.daemon, Duration::from_secs(30), "registered", |d| {
+        d.state()
+            .spaces
+            .get(&space)
+            .is_some_and(|s| s.record.registered)
+    })
+    .await?;
+    let ok = cam
+        .daemon
+        .enrol(
+            Some(space),
+            EnrolRequest::Activate {
+                holder: CardHolder {
+                    nir: nir.clone(),
+                    vitale_serial: "VIT0001".into(),
+                },
+                code,
+                identifier: "camille.martin".into(),
+                password: "Sante-2026!".into(),
+                email: String::new(),
+                space,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(ok.status, "activated");
+    let stats: serde_json::Value = serde_json::from_str(&relay_cmd(&["stats"])?)?;
+    assert_eq!(
+        (stats["activated"].as_u64(), stats["people"].as_u64()),
+        (Some(1), Some(1))
+    );
     r.shutdown().await;
     Ok(())
 }

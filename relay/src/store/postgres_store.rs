@@ -29,6 +29,7 @@ use super::{
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../migrations/0001_relay.sql")),
     (2, include_str!("../../migrations/0002_append_function.sql")),
+    (3, include_str!("../../migrations/0003_enrolment.sql")),
 ];
 
 /// Channel carrying `volume-hex:head` pairs, one notification per commit batch.
@@ -170,7 +171,7 @@ async fn connect(
 
 /// Applies the migrations not yet applied, under an advisory lock (instances starting
 /// together migrate once).
-async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock(7470611)", &[])
         .await?;
