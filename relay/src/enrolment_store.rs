@@ -661,9 +661,20 @@ impl EnrolmentTables {
 
     /// Outbox chunks, oldest first, until they hold at least `limit` messages.
     pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, Vec<Outgoing>)>, StoreError> {
+        self.outbox_from(0, limit)
+    }
+
+    /// Outbox chunks numbered `first` or later, oldest first, until they hold at least
+    /// `limit` messages.
+    pub fn outbox_from(
+        &self,
+        first: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<Outgoing>)>, StoreError> {
         let mut out = Vec::new();
         let mut messages = 0;
-        self.backend.kv_range(b"o", b"p", &mut |k, v| {
+        let start = key(b'o', &[&first.to_be_bytes()]);
+        self.backend.kv_range(&start, b"p", &mut |k, v| {
             if messages >= limit {
                 return Ok(false);
             }

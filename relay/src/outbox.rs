@@ -246,17 +246,66 @@ fn name_emails(new: &Path, emails: Vec<(Written, String)>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A batch written and on disk, for the naming thread: its emails to name, then what
+/// to remove from the outbox once they are named and synced.
+struct ToName {
+    emails: Vec<(Written, String)>,
+    done: Vec<Op>,
+}
+
+/// Names each batch's emails, syncs, and removes the batch from the outbox, in order; one
+/// answer per batch.
+fn namer(
+    t: &EnrolmentTables,
+    d: &Delivery,
+    jobs: std::sync::mpsc::Receiver<ToName>,
+    answers: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) {
+    for job in jobs {
+        let r = (|| {
+            if let EmailSink::Maildir(dir) = &d.email {
+                name_emails(&dir.join("new"), job.emails)?;
+                sync(dir)?;
+            }
+            t.apply(job.done, true)?;
+            anyhow::Ok(())
+        })();
+        let failed = r.is_err();
+        if answers.send(r).is_err() || failed {
+            return;
+        }
+    }
+}
+
 /// Delivers up to `limit` messages, in batches; `progress` is told of each.
+///
+/// Batches overlap: while one thread names a batch's emails (one directory operation
+/// each, on one thread), the others render and write the next. A batch that ends inside
+/// an outbox chunk waits for the batches before it and is named before the next is read,
+/// since its chunk is rewritten with what is left of it.
 pub fn deliver(
     t: &EnrolmentTables,
     code_key: &[u8; 32],
     templates: &Templates,
     d: &Delivery,
     limit: usize,
+    progress: impl FnMut(usize),
+) -> anyhow::Result<DeliveryReport> {
+    let batch = crate::enrolment_service::BATCH;
+    deliver_in_batches(t, code_key, templates, d, limit, batch, progress)
+}
+
+/// [`deliver`], in batches of at most `batch_size` messages.
+pub fn deliver_in_batches(
+    t: &EnrolmentTables,
+    code_key: &[u8; 32],
+    templates: &Templates,
+    d: &Delivery,
+    limit: usize,
+    mut batch_size: usize,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
-    let mut batch_size = crate::enrolment_service::BATCH;
     let (smtp, tmp) = match &d.email {
         EmailSink::Smtp { host, port } => (
             Some(
@@ -272,9 +321,9 @@ pub fn deliver(
             }
             let path = m.join("tmp");
             let dir = File::open(&path)?;
-            // Unnamed files stay open until named: a batch holds at most what the
-            // open-file limit allows.
-            let budget = open_file_budget();
+            // Unnamed files stay open until named: the two batches in flight hold at
+            // most what the open-file limit allows.
+            let budget = open_file_budget() / 2;
             let unnamed =
                 budget >= 64 && has_unnamed_files(&dir) && Path::new("/proc/self/fd").exists();
             if unnamed {
@@ -285,104 +334,155 @@ pub fn deliver(
     };
     std::fs::create_dir_all(&d.letters)?;
     let host = std::process::id();
-    while report.emails + report.letters < limit {
-        let want = batch_size.min(limit - report.emails - report.letters);
-        // Whole chunks, the last one cut at `want`: what is left of it is written back.
-        // File names carry a number never used before (not the chunk's: a chunk cut
-        // short is delivered again under the same key).
-        let run = t.next_seq()?;
-        let mut batch = Vec::with_capacity(want);
-        let mut done = Vec::new();
-        for (chunk, messages) in t.outbox(want)? {
-            let take = messages.len().min(want - batch.len());
-            let mut messages = messages.into_iter();
-            batch.extend(messages.by_ref().take(take));
-            done.push(Op::OutboxChunk(chunk, Some(messages.collect())));
-        }
-        if batch.is_empty() {
-            break;
-        }
-        // Rendering and writing the emails' files run on every core: each worker takes
-        // a slice of the batch and returns what stays to do in order (letters, SMTP,
-        // names).
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let slice = batch.len().div_ceil(workers).max(1);
-        let tmp = tmp.as_ref();
-        let rendered: Vec<Vec<Rendered>> = std::thread::scope(|scope| {
-            let jobs: Vec<_> = batch
-                .chunks(slice)
-                .enumerate()
-                .map(|(w, part)| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .enumerate()
-                            .map(|(j, m)| {
-                                let seq = format!("{run:020}_{:06}", w * slice + j);
-                                render_one(m, &seq, host, code_key, templates, d, tmp)
-                            })
-                            .collect::<anyhow::Result<Vec<Rendered>>>()
-                    })
-                })
-                .collect();
-            jobs.into_iter()
-                .map(|j| {
-                    j.join()
-                        .map_err(|_| anyhow::anyhow!("a delivery worker panicked"))?
-                })
-                .collect::<anyhow::Result<_>>()
-        })?;
-        let mut emails = Vec::new();
-        let mut prints: std::collections::BTreeMap<String, std::io::BufWriter<File>> =
-            Default::default();
-        for r in rendered.into_iter().flatten() {
-            match r {
-                Rendered::Email { file, name } => {
-                    emails.push((file, name));
-                    report.emails += 1;
-                }
-                Rendered::Smtp { to, message } => {
-                    smtp.as_ref()
-                        .expect("an SMTP transport for an SMTP sink")
-                        .send(&message)
-                        .map_err(|e| anyhow::anyhow!("SMTP delivery to {to}: {e}"))?;
-                    report.emails += 1;
-                }
-                Rendered::Letter {
-                    departement,
-                    seq,
-                    text,
-                } => {
-                    let file = match prints.entry(departement) {
-                        std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(v) => {
-                            let dir = d.letters.join(v.key());
-                            std::fs::create_dir_all(&dir)?;
-                            let path = dir.join(format!("{seq:0>24}.txt"));
-                            report.print_files += 1;
-                            v.insert(std::io::BufWriter::new(File::create(path)?))
-                        }
-                    };
-                    file.write_all(text.as_bytes())?;
-                    report.letters += 1;
+    std::thread::scope(|scope| -> anyhow::Result<DeliveryReport> {
+        let (jobs, jobs_rx) = std::sync::mpsc::sync_channel::<ToName>(1);
+        let (answers_tx, answers) = std::sync::mpsc::channel();
+        let naming = scope.spawn(move || namer(t, d, jobs_rx, answers_tx));
+        let mut in_flight = 0;
+        // Waits for the namer to finish every batch handed to it.
+        let drain = |in_flight: &mut usize| -> anyhow::Result<()> {
+            while *in_flight > 0 {
+                answers
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("the naming thread stopped"))??;
+                *in_flight -= 1;
+            }
+            Ok(())
+        };
+        let mut next_chunk = 0u64;
+        while report.emails + report.letters < limit {
+            let want = batch_size.min(limit - report.emails - report.letters);
+            // Whole chunks from the first not yet handed over, the last one cut at
+            // `want`: what is left of it is written back. File names carry a number
+            // never used before (not the chunk's: a chunk cut short is delivered again
+            // under the same key).
+            let run = t.next_seq()?;
+            let mut batch = Vec::with_capacity(want);
+            let mut done = Vec::new();
+            let mut cut = false;
+            for (chunk, messages) in t.outbox_from(next_chunk, want)? {
+                let take = messages.len().min(want - batch.len());
+                cut = take < messages.len();
+                let mut messages = messages.into_iter();
+                batch.extend(messages.by_ref().take(take));
+                done.push(Op::OutboxChunk(chunk, Some(messages.collect())));
+                next_chunk = chunk + 1;
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let rendered = render_all(&batch, run, host, code_key, templates, d, tmp.as_ref())?;
+            let mut emails = Vec::new();
+            let mut prints: std::collections::BTreeMap<String, std::io::BufWriter<File>> =
+                Default::default();
+            for r in rendered {
+                match r {
+                    Rendered::Email { file, name } => {
+                        emails.push((file, name));
+                        report.emails += 1;
+                    }
+                    Rendered::Smtp { to, message } => {
+                        smtp.as_ref()
+                            .expect("an SMTP transport for an SMTP sink")
+                            .send(&message)
+                            .map_err(|e| anyhow::anyhow!("SMTP delivery to {to}: {e}"))?;
+                        report.emails += 1;
+                    }
+                    Rendered::Letter {
+                        departement,
+                        seq,
+                        text,
+                    } => {
+                        let file = match prints.entry(departement) {
+                            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                            std::collections::btree_map::Entry::Vacant(v) => {
+                                let dir = d.letters.join(v.key());
+                                std::fs::create_dir_all(&dir)?;
+                                let path = dir.join(format!("{seq:0>24}.txt"));
+                                report.print_files += 1;
+                                v.insert(std::io::BufWriter::new(File::create(path)?))
+                            }
+                        };
+                        file.write_all(text.as_bytes())?;
+                        report.letters += 1;
+                    }
                 }
             }
+            for (_, mut f) in prints {
+                f.flush()?;
+            }
+            // The letters and the emails' data on disk (one `syncfs` when they share a
+            // file system); the namer then names the emails, syncs the names, and only
+            // then removes the batch from the outbox.
+            sync(&d.letters)?;
+            if let Some(tmp) = &tmp {
+                sync(&tmp.path)?;
+            }
+            if cut {
+                drain(&mut in_flight)?;
+            }
+            if jobs.send(ToName { emails, done }).is_err() {
+                break; // the namer failed: its answer says why
+            }
+            in_flight += 1;
+            if cut {
+                // Its chunk is rewritten with what is left: read again from there.
+                drain(&mut in_flight)?;
+                next_chunk = 0;
+            } else if in_flight > 1 {
+                // At most one batch named while the next is written.
+                answers
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("the naming thread stopped"))??;
+                in_flight -= 1;
+            }
+            progress(batch.len());
         }
-        for (_, mut f) in prints {
-            f.flush()?;
-        }
-        // The letters and the emails' data on disk (one `syncfs` when they share a file
-        // system), then the emails named, then the names on disk.
-        sync(&d.letters)?;
-        if let Some(tmp) = tmp {
-            sync(&tmp.path)?;
-            let EmailSink::Maildir(dir) = &d.email else {
-                unreachable!("a tmp/ directory only for a maildir")
-            };
-            name_emails(&dir.join("new"), emails)?;
-            sync(dir)?;
-        }
-        t.apply(done, true)?;
-        progress(batch.len());
-    }
-    Ok(report)
+        drop(jobs);
+        let drained = drain(&mut in_flight);
+        naming
+            .join()
+            .map_err(|_| anyhow::anyhow!("the naming thread panicked"))?;
+        drained?;
+        Ok(report)
+    })
+}
+
+/// Renders and writes a batch on every core: each worker takes a slice and returns what
+/// stays to do in order (letters, SMTP, names).
+fn render_all(
+    batch: &[Outgoing],
+    run: u64,
+    host: u32,
+    code_key: &[u8; 32],
+    templates: &Templates,
+    d: &Delivery,
+    tmp: Option<&MaildirTmp>,
+) -> anyhow::Result<Vec<Rendered>> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let slice = batch.len().div_ceil(workers).max(1);
+    let rendered: Vec<Vec<Rendered>> = std::thread::scope(|scope| {
+        let jobs: Vec<_> = batch
+            .chunks(slice)
+            .enumerate()
+            .map(|(w, part)| {
+                scope.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(j, m)| {
+                            let seq = format!("{run:020}_{:06}", w * slice + j);
+                            render_one(m, &seq, host, code_key, templates, d, tmp)
+                        })
+                        .collect::<anyhow::Result<Vec<Rendered>>>()
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .map_err(|_| anyhow::anyhow!("a delivery worker panicked"))?
+            })
+            .collect::<anyhow::Result<_>>()
+    })?;
+    Ok(rendered.into_iter().flatten().collect())
 }

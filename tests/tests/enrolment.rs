@@ -830,3 +830,82 @@ fn concurrent_requests_lose_no_update_and_share_no_identifier() -> anyhow::Resul
     assert!(matches!(winner.status, Status::Activated { .. }));
     Ok(())
 }
+
+/// Delivery in overlapping batches (one named while the next is written), some ending
+/// inside an outbox chunk, with a limit that stops mid-chunk: every message is delivered
+/// exactly once, and the outbox ends empty.
+#[test]
+fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let t = mes_tests::enrolment_tables(&dir.path().join("relay"))?;
+    let policy = Policy::default();
+    let secrets = svc::Secrets {
+        code_key: [6; 32],
+        argon: argon2::Params::new(256, 1, 1, None).unwrap(),
+    };
+    let rows: Vec<_> = (0..300)
+        .map(|i| insured(&Nir::with_key(&format!("290017500{i:04}")), i % 3 == 0))
+        .collect();
+    svc::import(&t, &rows, |_| {}).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    svc::campaign(
+        &t,
+        &policy,
+        &secrets,
+        &svc::CampaignRun::default(),
+        || UnixMillis(1_780_000_000_000),
+        |_| {},
+    )?;
+    assert_eq!(t.outbox_len(), 300);
+    let templates = mes_relay::notification::Templates::load(None)?;
+    let out = dir.path().join("outbox");
+    let delivery = mes_relay::outbox::Delivery::under(&out);
+    let first = mes_relay::outbox::deliver_in_batches(
+        &t,
+        &secrets.code_key,
+        &templates,
+        &delivery,
+        55,
+        17,
+        |_| {},
+    )?;
+    assert_eq!(first.emails + first.letters, 55);
+    assert_eq!(t.outbox_len(), 245);
+    let rest = mes_relay::outbox::deliver_in_batches(
+        &t,
+        &secrets.code_key,
+        &templates,
+        &delivery,
+        usize::MAX,
+        23,
+        |_| {},
+    )?;
+    assert_eq!(
+        (first.emails + rest.emails, first.letters + rest.letters),
+        (100, 200)
+    );
+    assert_eq!(t.outbox_len(), 0);
+    // Each person's code, once, in an email or a letter.
+    let mut texts: Vec<String> = files(&out.join("maildir/new"))
+        .iter()
+        .map(std::fs::read_to_string)
+        .collect::<Result<_, _>>()?;
+    for f in files(&out.join("letters")) {
+        texts.extend(
+            std::fs::read_to_string(f)?
+                .split('\x0c')
+                .filter(|l| l.contains("Code provisoire"))
+                .map(String::from),
+        );
+    }
+    assert_eq!(texts.len(), 300);
+    for r in &rows {
+        let code = mes_relay::provisional_code::derive(&secrets.code_key, r.nir.as_str(), 1);
+        let n = texts.iter().filter(|x| x.contains(&code)).count();
+        assert_eq!(n, 1, "{} delivered {n} times", r.nir.as_str());
+    }
+    assert!(
+        files(&out.join("maildir/tmp")).is_empty(),
+        "nothing left in tmp/"
+    );
+    Ok(())
+}
