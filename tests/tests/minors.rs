@@ -260,6 +260,9 @@ async fn a_minor_takes_over_at_the_age_and_keeps_private_documents_from_the_pare
             volume(d, child, DOCUMENTS_PRIVATE).is_some()
         })
         .await?;
+        // The move out of the shared volume reaches the parent after the declaration may:
+        // wait until the parent holds what Lola holds there.
+        mes_tests::converged(&f.lola.daemon, &parent.daemon, child, "documents/care").await?;
         assert!(
             parent.daemon.doc_find(child, &kept.id).is_err(),
             "a parent lists the private document"
