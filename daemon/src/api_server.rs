@@ -473,6 +473,16 @@ pub async fn handle(
             ApiReply::Done
         }
         Patients => ApiReply::Values(d.patients()),
+        HoldDocument { nir, doc } => {
+            let hold = d.hold_document(&nir, &doc).await?;
+            ApiReply::Values(d.after_hold(&hold).await?)
+        }
+        HoldMessage { nir, subject, body } => {
+            let hold = d.hold_message(&nir, &subject, &body).await?;
+            ApiReply::Values(d.after_hold(&hold).await?)
+        }
+        Held => ApiReply::Values(d.held()),
+        DeliverHeld => ApiReply::Values(d.deliver_held().await?),
         ConsentRequests => ApiReply::Values(d.consent_requests(d.resolve_space(space).await?)?),
         Research { share } => {
             d.set_research(d.resolve_space(space).await?, share).await?;

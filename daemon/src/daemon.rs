@@ -81,6 +81,8 @@ pub struct Daemon {
     /// One membership refresh at a time: two running at once could store an older
     /// membership over a newer one (a push-driven refresh finishing after a consent's).
     refresh_lock: tokio::sync::Mutex<()>,
+    /// One delivery of held items at a time (F1.5), so none is dropped twice.
+    pub(crate) held_lock: tokio::sync::Mutex<()>,
     /// Access history logs are read, extended and saved one at a time, so an alarm is
     /// never overwritten by a save that started before it.
     pub(crate) history_lock: tokio::sync::Mutex<()>,
@@ -212,6 +214,7 @@ impl Daemon {
             files,
             doc_cache: Default::default(),
             refresh_lock: Default::default(),
+            held_lock: Default::default(),
             history_lock: Default::default(),
             hub: Default::default(),
             relay_target: Default::default(),

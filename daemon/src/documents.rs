@@ -486,6 +486,17 @@ impl Daemon {
         meta: &mut DocumentMeta,
         path: &Path,
     ) -> Result<(), ApiError> {
+        let id = self.seal_file(meta, path)?;
+        crate::blobs::mark_pending(&self.files, space, id)
+    }
+
+    /// Seals a document's file into this device's cache under a fresh key, recorded in
+    /// its metadata (not queued for any space yet).
+    pub(crate) fn seal_file(
+        &self,
+        meta: &mut DocumentMeta,
+        path: &Path,
+    ) -> Result<mes_protocol::ids::BlobId, ApiError> {
         let r = crate::blobs::seal_into_cache(&self.files, path)?;
         meta.excerpt = excerpt(path, &meta.media_type);
         meta.size = r.plaintext_len;
@@ -493,7 +504,7 @@ impl Daemon {
         meta.blob = r.id.to_string();
         meta.blob_key = hex::encode(r.key);
         meta.added_at = jiff::Timestamp::now().to_string();
-        crate::blobs::mark_pending(&self.files, space, r.id)
+        Ok(r.id)
     }
 
     /// The document a fixed id already names, when it is this same document (bulk import

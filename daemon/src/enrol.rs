@@ -42,8 +42,23 @@ impl Daemon {
                     .map_err(|e| ApiError::new(ApiErrorCode::Offline, e.to_string()))?;
             }
         }
+        let activating = match &request {
+            EnrolRequest::Activate { holder, .. } => Some(holder.clone()),
+            _ => None,
+        };
         match c.request(Request::Enrol { request }).await {
-            Ok(Reply::Enrolment { status }) => Ok(status),
+            Ok(Reply::Enrolment { status }) => {
+                // Professionals holding items for the person may now feed the space
+                // (F1.5); the activation stands whatever this answers.
+                if let (Some(holder), "activated") = (activating, status.status.as_str()) {
+                    match self.let_holders_feed(&holder).await {
+                        Ok(n) if n > 0 => tracing::info!("{n} professional(s) may feed the space"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!("letting holders feed the space: {e}"),
+                    }
+                }
+                Ok(status)
+            }
             Ok(other) => Err(ApiError::new(
                 ApiErrorCode::Internal,
                 format!("unexpected reply to an enrolment request: {other:?}"),

@@ -22,6 +22,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod generation;
 pub mod history;
+pub mod holds;
 pub mod identity;
 pub mod inbox_items;
 pub mod keyring;

@@ -65,6 +65,8 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
 
 /// How long a refused step waits before it is tried again without other news.
 pub const RETRY_REFUSED: Duration = Duration::from_secs(2);
+/// How often a professional's device tries to deliver items it holds (F1.5).
+pub const DELIVER_HELD_EVERY: Duration = Duration::from_secs(60);
 
 enum Stop {
     Shutdown,
@@ -78,8 +80,11 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Stop, SyncError> {
     tolerate(daemon.bootstrap(client).await)?;
+    daemon.deliver_held_soon();
     let mut retry = tokio::time::interval(RETRY_REFUSED);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held = tokio::time::interval(DELIVER_HELD_EVERY);
+    held.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         drive(daemon, client).await?;
         tokio::select! {
@@ -93,6 +98,7 @@ async fn session(
                     v.progress.retry_refused();
                 }
             }
+            _ = held.tick() => daemon.deliver_held_soon(),
             _ = daemon.reconnect.notified() => return Ok(Stop::Reconnect),
             _ = client.closed() => return Err(SyncError::Client(crate::client::ClientError::Closed("connection closed".into()))),
             _ = shutdown.changed() => return Ok(Stop::Shutdown),
@@ -136,6 +142,8 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
                 daemon.refresh_space(client, space).await?;
             } else {
                 daemon.bootstrap(client).await?;
+                // Perhaps a person who activated let this professional in (F1.5).
+                daemon.deliver_held_soon();
             }
         }
         Push::History { space, .. } => daemon.sync_history(client, space).await?,

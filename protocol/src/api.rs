@@ -328,6 +328,27 @@ pub enum ApiCall {
     },
     /// Spaces this principal reads or feeds without owning them (a professional's patients).
     Patients,
+    /// Holds a document for a person whose space nobody holds keys to yet (F1.5),
+    /// delivered into their inbox once they activate and let this professional feed it.
+    HoldDocument {
+        /// The person's NIR.
+        nir: String,
+        /// The document, its path absolute.
+        doc: crate::documents::NewDocument,
+    },
+    /// Holds the first message of a thread for such a person (F1.5).
+    HoldMessage {
+        /// The person's NIR.
+        nir: String,
+        /// Subject.
+        subject: String,
+        /// Text.
+        body: String,
+    },
+    /// What this device holds for people without a device yet.
+    Held,
+    /// Delivers the held items of people who activated since.
+    DeliverHeld,
     /// Consent requests professionals sent to this space.
     ConsentRequests,
     /// Opts in or out of sharing anonymised data for research (F12.3).

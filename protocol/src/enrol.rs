@@ -79,6 +79,42 @@ pub enum EnrolRequest {
         /// Hub password.
         password: String,
     },
+    /// A listed professional holds documents or messages for this person, whose space
+    /// nobody holds keys to yet (F1.5); `release` once delivered. The hub keeps who holds
+    /// something for whom, never what.
+    Hold {
+        /// The person's NIR.
+        nir: String,
+        /// Delivered: forget the hold.
+        release: bool,
+    },
+    /// A professional asks which of the people it holds items for have activated since,
+    /// and their spaces.
+    HeldReady {
+        /// The NIRs it holds items for.
+        nirs: Vec<String>,
+    },
+    /// The person, from the device that owns their activated space, asks which
+    /// professionals hold items for them (to let them drop into the inbox).
+    Holders {
+        /// Who.
+        holder: CardHolder,
+    },
+}
+
+/// One hold (F1.5): who holds items for whom, and the person's space once activated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
+pub struct Hold {
+    /// The person's NIR.
+    pub nir: String,
+    /// The professional holding items.
+    pub principal: crate::ids::PrincipalId,
+    /// The person's space, once they activated it.
+    pub space: Option<SpaceId>,
+    /// The professional's RPPS number, told to the person (to find them in the
+    /// directory); empty in answers to the professional.
+    pub rpps: String,
 }
 
 /// Where an enrolment stands, as the person reads it.
@@ -101,7 +137,11 @@ impl EnrolRequest {
             | EnrolRequest::Regenerate { holder }
             | EnrolRequest::Reminders { holder, .. }
             | EnrolRequest::Status { holder } => Some(holder),
-            EnrolRequest::Close { .. } | EnrolRequest::Reopen { .. } => None,
+            EnrolRequest::Holders { holder } => Some(holder),
+            EnrolRequest::Close { .. }
+            | EnrolRequest::Reopen { .. }
+            | EnrolRequest::Hold { .. }
+            | EnrolRequest::HeldReady { .. } => None,
         }
     }
 }

@@ -75,7 +75,6 @@ impl Nir {
         Ok(Nir(body.to_string()))
     }
 
-    /// The key of 13 characters already checked.
     /// The 15 characters of a 13-character body with its key (test data, populations).
     pub fn with_key(body: &str) -> String {
         format!("{body}{:02}", Self::key_of(body))
@@ -90,6 +89,11 @@ impl Nir {
     /// The 13 characters, without the key.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The 15 characters, with the key.
+    pub fn full(&self) -> String {
+        Self::with_key(&self.0)
     }
 
     /// The key.

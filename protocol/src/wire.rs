@@ -359,6 +359,11 @@ pub enum Reply {
         /// The status.
         status: crate::enrol::EnrolStatus,
     },
+    /// Holds of items for people without a device yet (F1.5).
+    Holds {
+        /// The holds asked about.
+        holds: Vec<crate::enrol::Hold>,
+    },
     /// Access history entries, ascending.
     History {
         /// Relay-signed entries.

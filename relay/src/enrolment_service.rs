@@ -1042,6 +1042,9 @@ impl EnrolmentHub {
                 identifier,
                 password,
             } => reopen(t, p, identifier, password, now),
+            R::Hold { .. } | R::HeldReady { .. } | R::Holders { .. } => Err(Refusal::State(
+                "holds are answered with holds (crate::enrolment_holds), not a status".into(),
+            )),
         }
     }
 }

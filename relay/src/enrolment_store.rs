@@ -186,6 +186,8 @@ pub enum Op {
     Identifier(String, Option<String>),
     /// Writes or removes metadata.
     Meta(String, Option<Vec<u8>>),
+    /// Records (true) or forgets a hold of items for a person (F1.5), by its key.
+    Hold(Vec<u8>, bool),
 }
 
 /// Why a batch was not applied.
@@ -411,6 +413,7 @@ pub fn split_ops(
                 value: nir.map(String::into_bytes),
             }),
             Op::Meta(name, v) => kv.push(put(key(b'm', &[name.as_bytes()]), v)),
+            Op::Hold(k, on) => kv.push(put(k, on.then(Vec::new))),
         }
     }
     for (at, locs) in due {
@@ -721,6 +724,21 @@ impl EnrolmentTables {
     /// Metadata.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.backend.kv_get(&key(b'm', &[name.as_bytes()]))
+    }
+
+    /// A value of the small tables.
+    pub fn kv(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.kv_get(key)
+    }
+
+    /// Visits the small tables' keys in `start..end`, in order, while `visit` says so.
+    pub fn kv_scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        self.backend.kv_range(start, end, visit)
     }
 }
 

@@ -36,6 +36,7 @@ pub mod config;
 pub mod defaults;
 pub mod directory;
 pub mod enrolment;
+pub mod enrolment_holds;
 pub mod enrolment_pages;
 pub mod enrolment_pg;
 pub mod enrolment_service;

@@ -1446,6 +1446,14 @@ impl Relay {
             self.enrolment.get().cloned().ok_or_else(|| {
                 WireError::new(ErrorCode::NotFound, "this relay runs no enrolment")
             })?;
+        if matches!(
+            request,
+            mes_protocol::enrol::EnrolRequest::Hold { .. }
+                | mes_protocol::enrol::EnrolRequest::HeldReady { .. }
+                | mes_protocol::enrol::EnrolRequest::Holders { .. }
+        ) {
+            return self.enrol_holds(caller, hub, request).await;
+        }
         if let mes_protocol::enrol::EnrolRequest::Activate { space, .. } = &request {
             let m = self.membership(*space)?;
             if m.owner() != caller.principal {
@@ -1501,23 +1509,88 @@ impl Relay {
                     detail: crate::enrolment_service::describe(&s),
                 },
             }),
-            Err(e) => {
-                let code = match &e {
-                    Refusal::Storage(_) => ErrorCode::Internal,
-                    Refusal::Locked(_) | Refusal::Changed => ErrorCode::Busy,
-                    Refusal::IdentifierTaken(_) | Refusal::State(_) => ErrorCode::Conflict,
-                    Refusal::NoEmail => ErrorCode::NotFound,
-                    Refusal::BadNir(_) | Refusal::MalformedCode(_) | Refusal::Rule(_) => {
-                        ErrorCode::BadRecord
+            Err(e) => Err(refusal_error(e)),
+        }
+    }
+
+    /// Holds of items for people without a device yet (F1.5): a listed professional
+    /// records or releases a hold and asks which are ready; the person, from the device
+    /// that owns the activated space, asks who holds items for them.
+    async fn enrol_holds(
+        &self,
+        caller: &Caller,
+        hub: Arc<crate::enrolment_service::EnrolmentHub>,
+        request: mes_protocol::enrol::EnrolRequest,
+    ) -> Result<Reply, WireError> {
+        use crate::enrolment_holds as holds;
+        use mes_protocol::enrol::{EnrolRequest as R, Hold};
+        let by = caller.principal;
+        if matches!(request, R::Hold { .. } | R::HeldReady { .. })
+            && self.professional(by).await?.is_none()
+        {
+            return Err(WireError::new(
+                ErrorCode::Forbidden,
+                "only a professional listed in the directory holds items for a person",
+            ));
+        }
+        let now = mes_protocol::time::UnixMillis::now();
+        let device = caller.device;
+        let asked = tokio::task::spawn_blocking(move || {
+            let t = &hub.tables;
+            match &request {
+                R::Hold { nir, release } => {
+                    holds::hold(t, nir, by, *release).map(|h| (vec![h], None))
+                }
+                R::HeldReady { nirs } => holds::ready(t, nirs, by).map(|h| (h, None)),
+                R::Holders { holder } => {
+                    hub.admit(device, now)?;
+                    // The serial is checked as for every request naming a card holder.
+                    let found = hub.serve(
+                        &R::Status {
+                            holder: holder.clone(),
+                        },
+                        now,
+                    );
+                    if let Err(e) = found {
+                        hub.failed(device, now);
+                        return Err(e);
                     }
-                    Refusal::Unknown
-                    | Refusal::WrongCode { .. }
-                    | Refusal::NoCode
-                    | Refusal::Expired(_) => ErrorCode::Forbidden,
-                };
-                Err(WireError::new(code, e.to_string()))
+                    let (who, space) = holds::holders(t, &holder.nir)?;
+                    let nir = mes_protocol::nir::Nir::parse(&holder.nir)
+                        .map(|n| n.full())
+                        .unwrap_or_default();
+                    let held = who
+                        .into_iter()
+                        .map(|principal| Hold {
+                            nir: nir.clone(),
+                            principal,
+                            space: Some(space),
+                            rpps: String::new(),
+                        })
+                        .collect();
+                    Ok((held, Some(space)))
+                }
+                _ => unreachable!("only hold requests come here"),
+            }
+        })
+        .await
+        .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(refusal_error)?;
+        let (mut holds, owned) = asked;
+        if let Some(space) = owned {
+            if self.membership(space)?.owner() != by {
+                return Err(WireError::new(
+                    ErrorCode::Forbidden,
+                    "who holds items for a person is told only to the device that owns their space",
+                ));
+            }
+            for h in &mut holds {
+                if let Some(e) = self.professional(h.principal).await? {
+                    h.rpps = e.body.professional.rpps.as_str().to_string();
+                }
             }
         }
+        Ok(Reply::Holds { holds })
     }
 
     /// Marks a space closed (refused to everyone) or reopened, durably.
@@ -1792,4 +1865,20 @@ fn request_name(r: &Request) -> &'static str {
 
 fn envelope_key(space: SpaceId, device: DeviceId, slot: &[u8]) -> Vec<u8> {
     [space.0.as_slice(), device.0.as_slice(), slot].concat()
+}
+
+/// The wire error a refused enrolment request answers.
+fn refusal_error(e: crate::enrolment_service::Refusal) -> WireError {
+    use crate::enrolment_service::Refusal;
+    let code = match &e {
+        Refusal::Storage(_) => ErrorCode::Internal,
+        Refusal::Locked(_) | Refusal::Changed => ErrorCode::Busy,
+        Refusal::IdentifierTaken(_) | Refusal::State(_) => ErrorCode::Conflict,
+        Refusal::NoEmail => ErrorCode::NotFound,
+        Refusal::BadNir(_) | Refusal::MalformedCode(_) | Refusal::Rule(_) => ErrorCode::BadRecord,
+        Refusal::Unknown | Refusal::WrongCode { .. } | Refusal::NoCode | Refusal::Expired(_) => {
+            ErrorCode::Forbidden
+        }
+    };
+    WireError::new(code, e.to_string())
 }

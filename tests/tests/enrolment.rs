@@ -909,3 +909,210 @@ fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<(
     );
     Ok(())
 }
+
+/// F1.5: the deadline creates Camille's space with no device to hold its keys. A
+/// laboratory holds her results for her: the hub learns only that it holds something
+/// (the result's text is in no file of the hub, and only sealed on the lab's device),
+/// refuses a bad or unknown NIR and an unlisted sender, and nothing is delivered before
+/// she activates. Once she does, her device lets the lab feed the inbox (and read
+/// nothing); the lab's device delivers by itself, the hold is released, and her daemon
+/// files the document and the thread, which she reads back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    for args in [
+        vec![
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+        vec!["campaign", "run", "--data", data_s],
+    ] {
+        let (code, _, err) = run_relay_on(&data, &args)?;
+        assert_eq!(code, 0, "{err}");
+    }
+    let camille = code_for(&data.join("outbox"), "Camille Martin").expect("Camille's code");
+    let later = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(43 * 24))?
+        .to_string();
+    let (code, out, err) = run_relay_on(&data, &["sweep", "--data", data_s, "--now", &later])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["auto_created"], 4);
+
+    let r = relay(dir.path(), None, false).await?;
+    let hub = r.relay.enrolment.get().unwrap().clone();
+    let t = target(&r);
+    let lab = device(dir.path(), "lab", &t).await?;
+    let stranger = device(dir.path(), "stranger", &t).await?;
+    online(&lab.daemon).await?;
+    online(&stranger.daemon).await?;
+    let lab_id = lab.daemon.state().identity.principal.principal_id();
+    r.relay
+        .import_directory(vec![mes_tests::listed(
+            lab_id,
+            41,
+            "Laboratoire Biolyon",
+            "86",
+        )])
+        .await?;
+
+    const CANARY: &str = "CANARY-HELD-3b9d Hémoglobine 13,2 g/dL";
+    let result = dir.path().join("nfs.txt");
+    std::fs::write(&result, CANARY)?;
+    let nfs = mes_protocol::documents::NewDocument {
+        path: result.to_string_lossy().into_owned(),
+        category: "biology".into(),
+        title: "NFS de Camille".into(),
+        date: "2026-12-01".into(),
+        ..Default::default()
+    };
+    // Refused, each by name, and nothing is held.
+    let unknown = Nir::with_key("1991275123456");
+    let bad_key = format!("{}00", &p.adult[..13]);
+    for (who, nir, why) in [
+        (&lab, unknown.as_str(), "no one with this NIR"),
+        (&lab, bad_key.as_str(), "NIR"),
+        (&stranger, p.adult.as_str(), "only a professional listed"),
+    ] {
+        let e = who.daemon.hold_document(nir, &nfs).await.unwrap_err();
+        assert!(e.message.contains(why), "{why:?} not in {:?}", e.message);
+    }
+    let e = lab
+        .daemon
+        .hold_message(&p.adult, "", "sans sujet")
+        .await
+        .unwrap_err();
+    assert!(e.message.contains("subject"), "{}", e.message);
+    assert!(lab.daemon.held().is_empty() && stranger.daemon.held().is_empty());
+
+    let held = lab.daemon.hold_document(&p.adult, &nfs).await?;
+    assert_eq!(
+        held.space, None,
+        "auto-created: no space anyone can feed yet"
+    );
+    // The same through `mes`, as a professional's script would.
+    let (code, out, err) = mes_tests::run_mes(
+        &lab.ready.socket,
+        &[
+            "pro",
+            "hold-message",
+            &p.adult,
+            "--subject",
+            "Vos résultats",
+            "Votre NFS est disponible.",
+        ],
+    )?;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Retenu pour le NIR"), "{out}");
+    let (code, out, err) = mes_tests::run_mes(&lab.ready.socket, &["pro", "held"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("NFS de Camille") && out.contains("Vos résultats"),
+        "{out}"
+    );
+    assert_eq!(lab.daemon.held().len(), 2, "{:?}", lab.daemon.held());
+    assert!(
+        lab.daemon.deliver_held().await?.is_empty(),
+        "not before she activates"
+    );
+    assert_eq!(lab.daemon.held().len(), 2);
+    // The hub holds who, never what: the text is in none of its files, nor in clear on
+    // the lab's disk (control: the same scan finds it in the source file).
+    for part in ["relay", "lab"] {
+        let leaks = mes_tests::files_containing(&dir.path().join(part), b"CANARY-HELD-3b9d");
+        assert!(leaks.is_empty(), "found in {leaks:?}");
+    }
+    assert_eq!(
+        mes_tests::files_containing(dir.path(), b"CANARY-HELD-3b9d"),
+        vec![result.clone()],
+        "control: the scan finds the source file"
+    );
+
+    // Camille activates the space created for her, from her first device.
+    let cam = device(dir.path(), "camille", &t).await?;
+    online(&cam.daemon).await?;
+    let space = home(&cam.daemon).await?;
+    let s = cam
+        .daemon
+        .enrol(
+            Some(space),
+            EnrolRequest::Activate {
+                holder: holder(&p.adult, "VIT0001"),
+                code: camille,
+                identifier: "camille80".into(),
+                password: "Sant3!santé".into(),
+                email: "camille.martin@exemple.fr".into(),
+                space,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(s.status, "activated");
+    let m = cam.daemon.membership_of(space)?;
+    let inbox = mes_tests::volume(&cam.daemon, space, "inbox").expect("inbox");
+    assert_eq!(
+        m.role(lab_id, Some(inbox)),
+        Some(mes_protocol::membership::Role::Append)
+    );
+    assert!(
+        m.volumes
+            .values()
+            .all(|d| d.body.volume == inbox || m.role(lab_id, Some(d.body.volume)).is_none()),
+        "the lab may feed, and read nothing"
+    );
+
+    // The lab's device hears of the grant and delivers by itself.
+    mes_tests::until(
+        &lab.daemon,
+        std::time::Duration::from_secs(30),
+        "the lab delivers what it held, and the hold is released",
+        |d| {
+            d.held().is_empty()
+                && mes_relay::enrolment_holds::holders(&hub.tables, &p.adult)
+                    .is_ok_and(|(who, _)| who.is_empty())
+        },
+    )
+    .await?;
+    mes_tests::until(
+        &cam.daemon,
+        std::time::Duration::from_secs(60),
+        "filed",
+        |d| {
+            d.doc_search(space, &Default::default())
+                .is_ok_and(|(_, docs)| docs.iter().any(|x| x.title == "NFS de Camille"))
+                && d.messages_view(space)
+                    .is_ok_and(|(m, _)| m.threads.iter().any(|t| t.subject == "Vos résultats"))
+        },
+    )
+    .await?;
+    let doc = cam
+        .daemon
+        .doc_search(space, &Default::default())?
+        .1
+        .into_iter()
+        .find(|x| x.title == "NFS de Camille")
+        .unwrap();
+    assert!(
+        doc.source.name.contains("Laboratoire Biolyon"),
+        "{:?}",
+        doc.source
+    );
+    let back = dir.path().join("nfs-back.txt");
+    cam.daemon.doc_get(space, &doc.id, &back).await?;
+    assert_eq!(std::fs::read_to_string(&back)?, CANARY);
+    // Nothing is delivered twice.
+    assert!(lab.daemon.deliver_held().await?.is_empty());
+    drop(hub);
+    cam.shutdown().await;
+    lab.shutdown().await;
+    stranger.shutdown().await;
+    r.shutdown().await;
+    Ok(())
+}

@@ -740,6 +740,32 @@ enum ProCmd {
     },
     /// Ask the patient (--space) for consent.
     AskConsent { note: String },
+    /// Hold a document for a person whose space nobody holds keys to yet (F1.5): kept on
+    /// this device, delivered into their space once they activate it.
+    HoldDoc {
+        /// The person's NIR.
+        nir: String,
+        path: PathBuf,
+        #[arg(long, default_value = "")]
+        title: String,
+        #[arg(long, default_value = "reports")]
+        category: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
+    /// Hold the first message of a thread for such a person (F1.5).
+    HoldMessage {
+        /// The person's NIR.
+        nir: String,
+        #[arg(long)]
+        subject: String,
+        body: String,
+    },
+    /// What this device holds for people without a device yet.
+    Held,
+    /// Deliver what is held for people who activated since.
+    DeliverHeld,
 }
 
 #[derive(Subcommand)]
@@ -1173,6 +1199,27 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             },
         },
         Command::Pro(ProCmd::Message { subject, body }) => ApiCall::SendMessage { subject, body },
+        Command::Pro(ProCmd::HoldDoc {
+            nir,
+            path,
+            title,
+            category,
+            date,
+        }) => ApiCall::HoldDocument {
+            nir,
+            doc: mes_protocol::documents::NewDocument {
+                path: abs(path)?,
+                title,
+                category,
+                date,
+                ..Default::default()
+            },
+        },
+        Command::Pro(ProCmd::HoldMessage { nir, subject, body }) => {
+            ApiCall::HoldMessage { nir, subject, body }
+        }
+        Command::Pro(ProCmd::Held) => ApiCall::Held,
+        Command::Pro(ProCmd::DeliverHeld) => ApiCall::DeliverHeld,
         Command::Pro(ProCmd::Appointment {
             at,
             title,

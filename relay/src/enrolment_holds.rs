@@ -1,0 +1,128 @@
+//! Items held for a person whose space nobody holds keys to yet (F1.5).
+//!
+//! A space created at the deadline has no device: whatever the hub sealed to it, the hub
+//! could open, which DESIGN.md forbids. So a professional keeps the documents and
+//! messages on its own device and tells the hub only *that* it holds something for this
+//! NIR. When the person activates, their device asks who holds items for them and lets
+//! those professionals drop into the inbox; each professional's device asks which of its
+//! holds are ready, drops, and releases the hold. The hub stores one key per hold,
+//! `h <nir> <principal>`, with no content and no count.
+
+use mes_protocol::enrol::Hold;
+use mes_protocol::ids::{PrincipalId, SpaceId};
+use mes_protocol::nir::Nir;
+
+use crate::enrolment::Status;
+use crate::enrolment_service::Refusal;
+use crate::enrolment_store::{key, EnrolmentTables, Op};
+
+/// At most this many NIRs per question (a professional's backlog goes in several).
+pub const MAX_NIRS_PER_REQUEST: usize = 1_000;
+
+fn nir_of(typed: &str) -> Result<Nir, Refusal> {
+    Nir::parse(typed).map_err(|e| Refusal::BadNir(e.to_string()))
+}
+
+fn hold_key(nir: &Nir, by: PrincipalId) -> Vec<u8> {
+    key(b'h', &[nir.as_str().as_bytes(), &by.0])
+}
+
+/// Records (or, with `release`, forgets) that `by` holds items for this NIR. Refused for
+/// someone not on file, or who opposed, closed or was deleted: there is no space to feed.
+pub fn hold(
+    t: &EnrolmentTables,
+    nir: &str,
+    by: PrincipalId,
+    release: bool,
+) -> Result<Hold, Refusal> {
+    let nir = nir_of(nir)?;
+    if release {
+        t.apply(vec![Op::Hold(hold_key(&nir, by), false)], true)?;
+        return Ok(Hold {
+            nir: nir.full(),
+            principal: by,
+            space: None,
+            rpps: String::new(),
+        });
+    }
+    let found = t
+        .find(nir.as_str())?
+        .ok_or_else(|| Refusal::State("no one with this NIR is on file at the hub".into()))?;
+    let space = match &found.person.status {
+        Status::Imported | Status::Notified { .. } | Status::AutoCreated { .. } => None,
+        Status::Activated { .. } => found.person.account.as_ref().map(|a| a.space),
+        other => {
+            return Err(Refusal::State(format!(
+                "this person's space is {}: there is nothing to feed",
+                other.name()
+            )))
+        }
+    };
+    t.apply(vec![Op::Hold(hold_key(&nir, by), true)], true)?;
+    Ok(Hold {
+        nir: nir.full(),
+        principal: by,
+        space,
+        rpps: String::new(),
+    })
+}
+
+/// Of the NIRs `by` holds items for, those whose person has activated, with their space.
+/// A NIR `by` holds nothing for is not answered, whatever its status.
+pub fn ready(t: &EnrolmentTables, nirs: &[String], by: PrincipalId) -> Result<Vec<Hold>, Refusal> {
+    if nirs.len() > MAX_NIRS_PER_REQUEST {
+        return Err(Refusal::Rule(format!(
+            "{} NIRs in one question: at most {MAX_NIRS_PER_REQUEST}",
+            nirs.len()
+        )));
+    }
+    let mut out = Vec::new();
+    for typed in nirs {
+        let nir = nir_of(typed)?;
+        if t.kv(&hold_key(&nir, by))?.is_none() {
+            continue;
+        }
+        let Some(found) = t.find(nir.as_str())? else {
+            continue;
+        };
+        if let (Status::Activated { .. }, Some(a)) =
+            (&found.person.status, found.person.account.as_ref())
+        {
+            out.push(Hold {
+                nir: nir.full(),
+                principal: by,
+                space: Some(a.space),
+                rpps: String::new(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Who holds items for this person, and the space their account is bound to (the caller
+/// must prove it owns that space: the relay checks).
+pub fn holders(t: &EnrolmentTables, nir: &str) -> Result<(Vec<PrincipalId>, SpaceId), Refusal> {
+    let nir = nir_of(nir)?;
+    let found = t.find(nir.as_str())?.ok_or(Refusal::Unknown)?;
+    let space = match (&found.person.status, &found.person.account) {
+        (Status::Activated { .. }, Some(a)) => a.space,
+        (other, _) => {
+            return Err(Refusal::State(format!(
+                "the space is {}: activate it first",
+                other.name()
+            )))
+        }
+    };
+    let start = key(b'h', &[nir.as_str().as_bytes()]);
+    // NIRs are ASCII digits and letters of one length: the next key after the prefix.
+    let mut end = start.clone();
+    *end.last_mut().expect("a prefix") += 1;
+    let mut who = Vec::new();
+    t.kv_scan(&start, &end, &mut |k, _| {
+        if let Ok(p) = <[u8; 32]>::try_from(&k[start.len()..]) {
+            who.push(PrincipalId(p));
+        }
+        Ok(true)
+    })?;
+    Ok((who, space))
+}
