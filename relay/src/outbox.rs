@@ -73,12 +73,16 @@ pub struct DeliveryReport {
     pub print_files: usize,
 }
 
+/// An email. Into a maildir its text goes as 8-bit UTF-8 (the MTA that picks it up
+/// speaks 8BITMIME); over SMTP lettre chooses (quoted-printable for French text).
 fn email_of(
     m: &Outgoing,
     to: &str,
     body: String,
     hub: &HubIdentity,
+    eight_bit: bool,
 ) -> anyhow::Result<lettre::Message> {
+    use lettre::message::{header::ContentTransferEncoding, Body};
     let from: Mailbox = hub
         .from
         .parse()
@@ -91,7 +95,20 @@ fn email_of(
         .to(to)
         .subject(Templates::subject(m))
         .header(ContentType::TEXT_PLAIN)
-        .body(body)?)
+        .body(match eight_bit.then(|| eight_bit_body(&body)).flatten() {
+            Some(encoded) => {
+                Body::dangerous_pre_encoded(encoded, ContentTransferEncoding::EightBit)
+            }
+            None => Body::new(body),
+        })?)
+}
+
+/// The text as an 8-bit body (CRLF line ends), when it is one: no CR or NUL of its own,
+/// and no line over RFC 5322's 998 characters. Paragraphs stay on one line, which
+/// lettre's own choice (76 characters) would send as quoted-printable instead.
+fn eight_bit_body(text: &str) -> Option<Vec<u8>> {
+    let fits = !text.contains(['\r', '\0']) && text.split('\n').all(|line| line.len() <= 998);
+    fits.then(|| text.replace('\n', "\r\n").into_bytes())
 }
 
 fn sync(dir: &Path) -> anyhow::Result<()> {
@@ -167,7 +184,7 @@ fn render_one(
     let body = templates.render(m, m.code(code_key).as_deref(), &d.hub)?;
     Ok(match (&m.email, &d.email, tmp) {
         (Some(to), EmailSink::Maildir(_), Some(tmp)) => {
-            let bytes = email_of(m, to, body, &d.hub)?.formatted();
+            let bytes = email_of(m, to, body, &d.hub, true)?.formatted();
             let name = format!(
                 "{}.M{seq}P{host}.mes-relay",
                 mes_protocol::time::UnixMillis::now().0 / 1000
@@ -189,7 +206,7 @@ fn render_one(
         }
         (Some(to), EmailSink::Smtp { .. }, _) => Rendered::Smtp {
             to: to.clone(),
-            message: email_of(m, to, body, &d.hub)?,
+            message: email_of(m, to, body, &d.hub, false)?,
         },
         (Some(_), EmailSink::Maildir(_), None) => {
             anyhow::bail!("a maildir without its tmp/ directory open")
@@ -205,6 +222,15 @@ fn render_one(
             ),
         },
     })
+}
+
+/// Batches in flight: one rendered while one is printed and one named.
+const IN_FLIGHT: usize = 3;
+
+/// Whether two paths are on one file system (one `syncfs` covers both).
+fn same_file_system(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    matches!((a.metadata(), b.metadata()), (Ok(a), Ok(b)) if a.dev() == b.dev())
 }
 
 /// Whether the file system of `tmp` takes files with no name.
@@ -246,11 +272,62 @@ fn name_emails(new: &Path, emails: Vec<(Written, String)>) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A batch rendered, its emails' data written, for the printing thread: its letters to
+/// append to the print files (by département), then its emails to name and what to
+/// remove from the outbox once all is on disk.
+struct ToPrint {
+    letters: std::collections::BTreeMap<String, Vec<(String, String)>>,
+    next: ToName,
+}
+
 /// A batch written and on disk, for the naming thread: its emails to name, then what
 /// to remove from the outbox once they are named and synced.
 struct ToName {
     emails: Vec<(Written, String)>,
     done: Vec<Op>,
+}
+
+/// Writes each batch's letters into print files (one per département and batch), puts
+/// the batch's letters and emails on disk (one `syncfs` when they share a file system),
+/// and hands it to the naming thread; an error is answered in its place.
+fn printer(
+    d: &Delivery,
+    tmp: Option<&Path>,
+    jobs: std::sync::mpsc::Receiver<ToPrint>,
+    next: std::sync::mpsc::SyncSender<ToName>,
+    answers: std::sync::mpsc::Sender<anyhow::Result<()>>,
+) {
+    for job in jobs {
+        let r = (|| {
+            for (departement, letters) in job.letters {
+                let dir = d.letters.join(&departement);
+                std::fs::create_dir_all(&dir)?;
+                let first = &letters.first().expect("a département with letters").0;
+                let mut file =
+                    std::io::BufWriter::new(File::create(dir.join(format!("{first:0>24}.txt")))?);
+                for (_, text) in letters {
+                    file.write_all(text.as_bytes())?;
+                }
+                file.flush()?;
+            }
+            sync(&d.letters)?;
+            if let Some(tmp) = tmp {
+                sync(tmp)?;
+            }
+            anyhow::Ok(())
+        })();
+        match r {
+            Ok(()) => {
+                if next.send(job.next).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = answers.send(Err(e));
+                return;
+            }
+        }
+    }
 }
 
 /// Names each batch's emails, syncs, and removes the batch from the outbox, in order; one
@@ -279,8 +356,10 @@ fn namer(
 
 /// Delivers up to `limit` messages, in batches; `progress` is told of each.
 ///
-/// Batches overlap: while one thread names a batch's emails (one directory operation
-/// each, on one thread), the others render and write the next. A batch that ends inside
+/// Batches overlap in three stages: the workers render a batch and write its emails'
+/// data while one thread writes the previous batch's letters and syncs, and another
+/// names the emails of the one before (one directory operation each, on one thread),
+/// syncs, and removes it from the outbox. A batch that ends inside
 /// an outbox chunk waits for the batches before it and is named before the next is read,
 /// since its chunk is rewritten with what is left of it.
 pub fn deliver(
@@ -302,10 +381,16 @@ pub fn deliver_in_batches(
     templates: &Templates,
     d: &Delivery,
     limit: usize,
-    mut batch_size: usize,
+    batch_size: usize,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
+    // The most one batch may hold: a batch takes whole outbox chunks past
+    // `batch_size` (a chunk cut short must be written back before the next batch reads,
+    // which stops the overlap), up to this.
+    let cap = batch_size.saturating_mul(4);
+    // The most emails one batch may hold open (unnamed files wait open until named).
+    let mut open_emails = usize::MAX;
     let (smtp, tmp) = match &d.email {
         EmailSink::Smtp { host, port } => (
             Some(
@@ -321,47 +406,70 @@ pub fn deliver_in_batches(
             }
             let path = m.join("tmp");
             let dir = File::open(&path)?;
-            // Unnamed files stay open until named: the two batches in flight hold at
-            // most what the open-file limit allows.
-            let budget = open_file_budget() / 2;
+            // Unnamed files stay open until named: the batches in flight (one rendered,
+            // one printed, one named) hold at most what the open-file limit allows.
+            let budget = open_file_budget() / IN_FLIGHT;
             let unnamed =
                 budget >= 64 && has_unnamed_files(&dir) && Path::new("/proc/self/fd").exists();
             if unnamed {
-                batch_size = batch_size.min(budget);
+                open_emails = budget;
             }
             (None, Some(MaildirTmp { dir, path, unnamed }))
         }
     };
     std::fs::create_dir_all(&d.letters)?;
+    let same_fs = tmp
+        .as_ref()
+        .is_some_and(|tmp| same_file_system(&tmp.path, &d.letters));
+    let tmp_to_sync = tmp.as_ref().filter(|_| !same_fs).map(|t| t.path.clone());
     let host = std::process::id();
     std::thread::scope(|scope| -> anyhow::Result<DeliveryReport> {
-        let (jobs, jobs_rx) = std::sync::mpsc::sync_channel::<ToName>(1);
+        let (jobs, jobs_rx) = std::sync::mpsc::sync_channel::<ToPrint>(0);
+        let (names, names_rx) = std::sync::mpsc::sync_channel::<ToName>(0);
         let (answers_tx, answers) = std::sync::mpsc::channel();
-        let naming = scope.spawn(move || namer(t, d, jobs_rx, answers_tx));
+        let printer_answers = answers_tx.clone();
+        let printing = scope
+            .spawn(move || printer(d, tmp_to_sync.as_deref(), jobs_rx, names, printer_answers));
+        let naming = scope.spawn(move || namer(t, d, names_rx, answers_tx));
         let mut in_flight = 0;
         // Waits for the namer to finish every batch handed to it.
         let drain = |in_flight: &mut usize| -> anyhow::Result<()> {
             while *in_flight > 0 {
                 answers
                     .recv()
-                    .map_err(|_| anyhow::anyhow!("the naming thread stopped"))??;
+                    .map_err(|_| anyhow::anyhow!("the delivery threads stopped"))??;
                 *in_flight -= 1;
             }
             Ok(())
         };
         let mut next_chunk = 0u64;
         while report.emails + report.letters < limit {
-            let want = batch_size.min(limit - report.emails - report.letters);
+            let left = limit - report.emails - report.letters;
+            let (want, room) = (batch_size.min(left), cap.min(left));
             // Whole chunks from the first not yet handed over, the last one cut at
             // `want`: what is left of it is written back. File names carry a number
             // never used before (not the chunk's: a chunk cut short is delivered again
             // under the same key).
             let run = t.next_seq()?;
-            let mut batch = Vec::with_capacity(want);
+            let mut batch: Vec<Outgoing> = Vec::with_capacity(want);
             let mut done = Vec::new();
             let mut cut = false;
             for (chunk, messages) in t.outbox_from(next_chunk, want)? {
-                let take = messages.len().min(want - batch.len());
+                // As many as fit the batch and the open-file budget.
+                let mut emails = batch.iter().filter(|m| m.email.is_some()).count();
+                let mut take = 0;
+                for m in messages.iter().take(room - batch.len()) {
+                    if m.email.is_some() {
+                        if emails == open_emails {
+                            break;
+                        }
+                        emails += 1;
+                    }
+                    take += 1;
+                }
+                if take == 0 {
+                    break;
+                }
                 cut = take < messages.len();
                 let mut messages = messages.into_iter();
                 batch.extend(messages.by_ref().take(take));
@@ -373,7 +481,7 @@ pub fn deliver_in_batches(
             }
             let rendered = render_all(&batch, run, host, code_key, templates, d, tmp.as_ref())?;
             let mut emails = Vec::new();
-            let mut prints: std::collections::BTreeMap<String, std::io::BufWriter<File>> =
+            let mut letters: std::collections::BTreeMap<String, Vec<(String, String)>> =
                 Default::default();
             for r in rendered {
                 match r {
@@ -393,53 +501,44 @@ pub fn deliver_in_batches(
                         seq,
                         text,
                     } => {
-                        let file = match prints.entry(departement) {
-                            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                            std::collections::btree_map::Entry::Vacant(v) => {
-                                let dir = d.letters.join(v.key());
-                                std::fs::create_dir_all(&dir)?;
-                                let path = dir.join(format!("{seq:0>24}.txt"));
-                                report.print_files += 1;
-                                v.insert(std::io::BufWriter::new(File::create(path)?))
-                            }
-                        };
-                        file.write_all(text.as_bytes())?;
+                        letters.entry(departement).or_default().push((seq, text));
                         report.letters += 1;
                     }
                 }
             }
-            for (_, mut f) in prints {
-                f.flush()?;
-            }
-            // The letters and the emails' data on disk (one `syncfs` when they share a
-            // file system); the namer then names the emails, syncs the names, and only
-            // then removes the batch from the outbox.
-            sync(&d.letters)?;
-            if let Some(tmp) = &tmp {
-                sync(&tmp.path)?;
-            }
+            report.print_files += letters.len();
+            // The printer writes the letters and puts them and the emails' data on disk;
+            // the namer then names the emails, syncs the names, and only then removes the
+            // batch from the outbox.
             if cut {
                 drain(&mut in_flight)?;
             }
-            if jobs.send(ToName { emails, done }).is_err() {
-                break; // the namer failed: its answer says why
+            let job = ToPrint {
+                letters,
+                next: ToName { emails, done },
+            };
+            if jobs.send(job).is_err() {
+                break; // the printer or the namer failed: its answer says why
             }
             in_flight += 1;
             if cut {
                 // Its chunk is rewritten with what is left: read again from there.
                 drain(&mut in_flight)?;
                 next_chunk = 0;
-            } else if in_flight > 1 {
-                // At most one batch named while the next is written.
+            } else if in_flight >= IN_FLIGHT {
+                // At most one batch printed and one named while the next is rendered.
                 answers
                     .recv()
-                    .map_err(|_| anyhow::anyhow!("the naming thread stopped"))??;
+                    .map_err(|_| anyhow::anyhow!("the delivery threads stopped"))??;
                 in_flight -= 1;
             }
             progress(batch.len());
         }
         drop(jobs);
         let drained = drain(&mut in_flight);
+        printing
+            .join()
+            .map_err(|_| anyhow::anyhow!("the printing thread panicked"))?;
         naming
             .join()
             .map_err(|_| anyhow::anyhow!("the naming thread panicked"))?;
@@ -485,4 +584,22 @@ fn render_all(
             .collect::<anyhow::Result<_>>()
     })?;
     Ok(rendered.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eight_bit_body_has_crlf_and_refuses_what_8bit_cannot_carry() {
+        assert_eq!(
+            eight_bit_body("Bonjour Hélène,\n\nVotre code : ABCD").as_deref(),
+            Some("Bonjour Hélène,\r\n\r\nVotre code : ABCD".as_bytes())
+        );
+        // A paragraph of 900 bytes stays whole; a line over 998 does not fit.
+        assert!(eight_bit_body(&"é".repeat(450)).is_some());
+        assert!(eight_bit_body(&"a".repeat(999)).is_none());
+        assert!(eight_bit_body("a\rb").is_none());
+        assert!(eight_bit_body("a\0b").is_none());
+    }
 }

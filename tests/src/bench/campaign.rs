@@ -114,10 +114,16 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
 fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     // `MES_BENCH_DIR`: where the store and outbox go (ext4 creates files several times
     // slower in a block group full of recently deleted inodes: use a fresh place).
-    let dir = match std::env::var_os("MES_BENCH_DIR") {
+    // `MES_BENCH_KEEP`: leave them there (deleting 1.1 million files slows the next run's
+    // file creation for minutes on a file system without a journal; docs/benchmarks.md).
+    let mut dir = match std::env::var_os("MES_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,
     };
+    if std::env::var_os("MES_BENCH_KEEP").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("campaign: kept in {}", dir.path().display());
+    }
     let data = dir.path().join("relay");
     let csv = population(n);
     let mut phases = Vec::new();
