@@ -1068,10 +1068,11 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
         "the lab may feed, and read nothing"
     );
 
-    // The lab's device hears of the grant and delivers by itself.
+    // The lab's device hears of the grant and delivers by itself (on the push; else
+    // within a minute).
     mes_tests::until(
         &lab.daemon,
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(90),
         "the lab delivers what it held, and the hold is released",
         |d| {
             d.held().is_empty()
