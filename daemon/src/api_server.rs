@@ -475,11 +475,11 @@ pub async fn handle(
         Patients => ApiReply::Values(d.patients()),
         HoldDocument { nir, doc } => {
             let hold = d.hold_document(&nir, &doc).await?;
-            ApiReply::Values(d.after_hold(&hold).await?)
+            ApiReply::Values(d.after_hold(&hold))
         }
         HoldMessage { nir, subject, body } => {
             let hold = d.hold_message(&nir, &subject, &body).await?;
-            ApiReply::Values(d.after_hold(&hold).await?)
+            ApiReply::Values(d.after_hold(&hold))
         }
         Held => ApiReply::Values(d.held()),
         DeliverHeld => ApiReply::Values(d.deliver_held().await?),

@@ -105,17 +105,12 @@ impl Daemon {
         Ok(hold)
     }
 
-    /// What a hold answers: kept until the person activates, or delivered at once when
-    /// they already did and let this professional feed their space.
-    pub async fn after_hold(&self, hold: &Hold) -> Result<Vec<String>, ApiError> {
-        let mut out = vec![format!(
+    /// What a hold answers: kept until the person activates.
+    pub fn after_hold(&self, hold: &Hold) -> Vec<String> {
+        vec![format!(
             "Retenu pour le NIR {} jusqu'à l'activation de son profil / held for NIR {} until their profile is activated",
             hold.nir, hold.nir
-        )];
-        if hold.space.is_some() {
-            out.extend(self.deliver_held().await?);
-        }
-        Ok(out)
+        )]
     }
 
     /// Tells the hub (which refuses an unknown NIR, or a person who opposed: then nothing

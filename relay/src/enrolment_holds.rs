@@ -28,7 +28,8 @@ fn hold_key(nir: &Nir, by: PrincipalId) -> Vec<u8> {
 }
 
 /// Records (or, with `release`, forgets) that `by` holds items for this NIR. Refused for
-/// someone not on file, or who opposed, closed or was deleted: there is no space to feed.
+/// someone not on file, or who opposed, closed or was deleted (there is no space to
+/// feed), or who activated already (their consent is the way in).
 pub fn hold(
     t: &EnrolmentTables,
     nir: &str,
@@ -48,21 +49,28 @@ pub fn hold(
     let found = t
         .find(nir.as_str())?
         .ok_or_else(|| Refusal::State("no one with this NIR is on file at the hub".into()))?;
-    let space = match &found.person.status {
-        Status::Imported | Status::Notified { .. } | Status::AutoCreated { .. } => None,
-        Status::Activated { .. } => found.person.account.as_ref().map(|a| a.space),
+    match &found.person.status {
+        Status::Imported | Status::Notified { .. } | Status::AutoCreated { .. } => {}
+        // Holders are let in when the person activates; after that, the person's
+        // consent is the way in (a hold would wait for a grant nobody asks for).
+        Status::Activated { .. } => {
+            return Err(Refusal::State(
+                "this person has activated their space: send to it with their consent (mes pro send-doc --space)"
+                    .into(),
+            ))
+        }
         other => {
             return Err(Refusal::State(format!(
                 "this person's space is {}: there is nothing to feed",
                 other.name()
             )))
         }
-    };
+    }
     t.apply(vec![Op::Hold(hold_key(&nir, by), true)], true)?;
     Ok(Hold {
         nir: nir.full(),
         principal: by,
-        space,
+        space: None,
         rpps: String::new(),
     })
 }

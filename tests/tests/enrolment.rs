@@ -916,7 +916,8 @@ fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<(
 /// refuses a bad or unknown NIR and an unlisted sender, and nothing is delivered before
 /// she activates. Once she does, her device lets the lab feed the inbox (and read
 /// nothing); the lab's device delivers by itself, the hold is released, and her daemon
-/// files the document and the thread, which she reads back.
+/// files the document and the thread, which she reads back. Once she has activated, a
+/// new hold is refused: her consent is the way in.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() -> anyhow::Result<()>
 {
@@ -1108,8 +1109,11 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     let back = dir.path().join("nfs-back.txt");
     cam.daemon.doc_get(space, &doc.id, &back).await?;
     assert_eq!(std::fs::read_to_string(&back)?, CANARY);
-    // Nothing is delivered twice.
+    // Nothing is delivered twice; from now on her consent is the way in.
     assert!(lab.daemon.deliver_held().await?.is_empty());
+    let e = lab.daemon.hold_document(&p.adult, &nfs).await.unwrap_err();
+    assert!(e.message.contains("with their consent"), "{}", e.message);
+    assert!(lab.daemon.held().is_empty());
     drop(hub);
     cam.shutdown().await;
     lab.shutdown().await;
