@@ -42,18 +42,22 @@ impl Daemon {
                     .map_err(|e| ApiError::new(ApiErrorCode::Offline, e.to_string()))?;
             }
         }
-        let activating = match &request {
-            EnrolRequest::Activate { holder, .. } => Some(holder.clone()),
-            _ => None,
+        // On activation, and again whenever the status says activated (a grant that
+        // failed is tried again), professionals holding items for the person may feed
+        // the space (F1.5). The answer stands whatever this does.
+        let (holder, activating) = match &request {
+            EnrolRequest::Activate { holder, .. } => (Some(holder.clone()), true),
+            EnrolRequest::Status { holder } => (Some(holder.clone()), false),
+            _ => (None, false),
         };
         match c.request(Request::Enrol { request }).await {
             Ok(Reply::Enrolment { status }) => {
-                // Professionals holding items for the person may now feed the space
-                // (F1.5); the activation stands whatever this answers.
-                if let (Some(holder), "activated") = (activating, status.status.as_str()) {
+                if let (Some(holder), "activated") = (holder, status.status.as_str()) {
                     match self.let_holders_feed(&holder).await {
                         Ok(n) if n > 0 => tracing::info!("{n} professional(s) may feed the space"),
                         Ok(_) => {}
+                        // Asked from a device that does not own the space: not for it.
+                        Err(e) if !activating => tracing::debug!("holders not asked: {e}"),
                         Err(e) => tracing::warn!("letting holders feed the space: {e}"),
                     }
                 }
