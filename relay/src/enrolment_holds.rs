@@ -134,3 +134,106 @@ pub fn holders(t: &EnrolmentTables, nir: &str) -> Result<(Vec<PrincipalId>, Spac
     })?;
     Ok((who, space))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrolment_store::{Account, Insured, Person};
+    use mes_protocol::time::UnixMillis;
+
+    fn person(body: &str, status: Status) -> Person {
+        let activated = matches!(status, Status::Activated { .. });
+        Person {
+            insured: Insured {
+                nir: body.into(),
+                vitale_serial: "V1".into(),
+                last_name: "Martin".into(),
+                first_names: "Camille".into(),
+                birth_date: "1980-05-12".into(),
+                email: None,
+                postal_address: Some("1 rue Haute".into()),
+                departement: "69".into(),
+                representatives: Vec::new(),
+            },
+            status,
+            code: None,
+            failures: 0,
+            locked_until: None,
+            reminders_off: false,
+            last_reminder: None,
+            due: None,
+            account: activated.then(|| Account {
+                identifier: "camille80".into(),
+                password_hash: String::new(),
+                space: SpaceId([7; 16]),
+                email: None,
+            }),
+            import: 1,
+            code_issue: 1,
+        }
+    }
+
+    #[test]
+    fn holds_are_told_only_to_whom_they_concern_and_released_whole() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = EnrolmentTables::open(&sled::open(dir.path())?)?;
+        let (waiting, opposed, other) = ("1800569123456", "2750369123457", "1800569123458");
+        let at = UnixMillis(1);
+        t.import(
+            1,
+            vec![
+                person(waiting, Status::AutoCreated { at }),
+                person(opposed, Status::Opposed { at }),
+                person(other, Status::AutoCreated { at }),
+            ],
+            100,
+            |_| {},
+        )?;
+        // Principals at both ends of the key space: a prefix scan must keep them apart
+        // from the next NIR's holds.
+        let (low, high, third) = (
+            PrincipalId([0; 32]),
+            PrincipalId([0xff; 32]),
+            PrincipalId([9; 32]),
+        );
+        let nir = Nir::with_key(waiting);
+        hold(&t, &nir, low, false)?;
+        hold(&t, &nir, high, false)?;
+        hold(&t, &Nir::with_key(other), third, false)?;
+        let e = hold(&t, &Nir::with_key(opposed), low, false).unwrap_err();
+        assert!(e.to_string().contains("opposed"), "{e}");
+        assert!(
+            matches!(holders(&t, &nir), Err(Refusal::State(_))),
+            "not activated yet"
+        );
+        assert!(ready(&t, std::slice::from_ref(&nir), high)?.is_empty());
+
+        // She activates: each holder learns her space, and only for its own holds.
+        let found = t.find(waiting)?.expect("on file");
+        t.apply(
+            vec![Op::Person {
+                loc: found.loc,
+                was: None,
+                person: Box::new(person(waiting, Status::Activated { at })),
+            }],
+            true,
+        )?;
+        let (who, space) = holders(&t, &nir)?;
+        assert_eq!(who, vec![low, high]);
+        assert_eq!(space, SpaceId([7; 16]));
+        let r = ready(&t, &[nir.clone(), Nir::with_key(other)], high)?;
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].nir.as_str(), r[0].space), (nir.as_str(), Some(space)));
+        assert!(
+            ready(&t, std::slice::from_ref(&nir), third)?.is_empty(),
+            "third holds nothing for her"
+        );
+        let e = hold(&t, &nir, third, false).unwrap_err();
+        assert!(e.to_string().contains("consent"), "{e}");
+        assert!(ready(&t, &vec![nir.clone(); MAX_NIRS_PER_REQUEST + 1], high).is_err());
+
+        hold(&t, &nir, high, true)?;
+        assert_eq!(holders(&t, &nir)?.0, vec![low]);
+        Ok(())
+    }
+}
