@@ -11,6 +11,22 @@ use mes_protocol::wire::{ErrorCode, Reply, Request};
 use crate::client::ClientError;
 use crate::daemon::Daemon;
 
+/// What the person reads when the hub refuses an enrolment request, or cannot be reached.
+pub(crate) fn hub_refusal(e: ClientError) -> ApiError {
+    match e {
+        ClientError::Refused(w) => {
+            let code = match w.code {
+                ErrorCode::BadRecord | ErrorCode::Conflict => ApiErrorCode::BadRequest,
+                ErrorCode::NotFound => ApiErrorCode::NotFound,
+                ErrorCode::Internal => ApiErrorCode::Internal,
+                _ => ApiErrorCode::Forbidden,
+            };
+            ApiError::new(code, w.message)
+        }
+        ClientError::Closed(m) => ApiError::new(ApiErrorCode::Offline, m),
+    }
+}
+
 /// Sealed-store namespace of the profiles this device enrols, by label.
 const PROFILES: &str = "enrol-profiles";
 
@@ -67,16 +83,7 @@ impl Daemon {
                 ApiErrorCode::Internal,
                 format!("unexpected reply to an enrolment request: {other:?}"),
             )),
-            Err(ClientError::Refused(w)) => {
-                let code = match w.code {
-                    ErrorCode::BadRecord | ErrorCode::Conflict => ApiErrorCode::BadRequest,
-                    ErrorCode::NotFound => ApiErrorCode::NotFound,
-                    ErrorCode::Internal => ApiErrorCode::Internal,
-                    _ => ApiErrorCode::Forbidden,
-                };
-                Err(ApiError::new(code, w.message))
-            }
-            Err(ClientError::Closed(m)) => Err(ApiError::new(ApiErrorCode::Offline, m)),
+            Err(e) => Err(hub_refusal(e)),
         }
     }
 

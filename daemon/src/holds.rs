@@ -23,6 +23,7 @@ use std::path::Path;
 
 use crate::client::RelayClient;
 use crate::daemon::{Daemon, INBOX};
+use crate::enrol::hub_refusal;
 
 /// Sealed-store namespace of the items held (suffix: a random id, never the NIR).
 const HELD: &str = "held-for-nir";
@@ -42,26 +43,11 @@ fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
     ApiError::new(code, m)
 }
 
-fn refused(e: crate::client::ClientError) -> ApiError {
-    match e {
-        crate::client::ClientError::Refused(w) => api(
-            match w.code {
-                mes_protocol::wire::ErrorCode::BadRecord => ApiErrorCode::BadRequest,
-                mes_protocol::wire::ErrorCode::Conflict => ApiErrorCode::BadRequest,
-                mes_protocol::wire::ErrorCode::NotFound => ApiErrorCode::NotFound,
-                _ => ApiErrorCode::Forbidden,
-            },
-            w.message,
-        ),
-        crate::client::ClientError::Closed(m) => api(ApiErrorCode::Offline, m),
-    }
-}
-
 async fn holds(c: &RelayClient, request: EnrolRequest) -> Result<Vec<Hold>, ApiError> {
     match c
         .request(Request::Enrol { request })
         .await
-        .map_err(refused)?
+        .map_err(hub_refusal)?
     {
         Reply::Holds { holds } => Ok(holds),
         other => Err(api(
@@ -310,7 +296,7 @@ impl Daemon {
             let grant = self.signed_grant(&m, h.principal, Some(inbox), Some(Role::Append));
             c.request(Request::PutGrant { grant })
                 .await
-                .map_err(refused)?;
+                .map_err(hub_refusal)?;
             granted += 1;
             spaces.insert(space);
         }

@@ -143,33 +143,27 @@ mod tests {
 
     fn person(body: &str, status: Status) -> Person {
         let activated = matches!(status, Status::Activated { .. });
+        let insured = Insured {
+            nir: body.into(),
+            vitale_serial: "V1".into(),
+            last_name: "Martin".into(),
+            first_names: "Camille".into(),
+            birth_date: "1980-05-12".into(),
+            email: None,
+            postal_address: Some("1 rue Haute".into()),
+            departement: "69".into(),
+            representatives: Vec::new(),
+        };
         Person {
-            insured: Insured {
-                nir: body.into(),
-                vitale_serial: "V1".into(),
-                last_name: "Martin".into(),
-                first_names: "Camille".into(),
-                birth_date: "1980-05-12".into(),
-                email: None,
-                postal_address: Some("1 rue Haute".into()),
-                departement: "69".into(),
-                representatives: Vec::new(),
-            },
             status,
-            code: None,
-            failures: 0,
-            locked_until: None,
-            reminders_off: false,
-            last_reminder: None,
-            due: None,
             account: activated.then(|| Account {
                 identifier: "camille80".into(),
                 password_hash: String::new(),
                 space: SpaceId([7; 16]),
                 email: None,
             }),
-            import: 1,
             code_issue: 1,
+            ..Person::imported(insured, 1)
         }
     }
 

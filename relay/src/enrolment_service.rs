@@ -178,19 +178,7 @@ pub fn import(
     let id = t.next_seq().map_err(store)?;
     let mut people: Vec<Person> = rows
         .iter()
-        .map(|r| Person {
-            insured: insured(r),
-            status: Status::Imported,
-            code: None,
-            failures: 0,
-            locked_until: None,
-            reminders_off: false,
-            last_reminder: None,
-            due: None,
-            account: None,
-            import: id,
-            code_issue: 0,
-        })
+        .map(|r| Person::imported(insured(r), id))
         .collect();
     // Stable: within a département, the file's order.
     people.sort_by(|a, b| {
@@ -431,7 +419,12 @@ fn by_pages(mut locs: Vec<Loc>) -> Vec<Vec<Loc>> {
 }
 
 /// Looks a person up by NIR and serial, and refuses while locked.
-fn find(t: &EnrolmentTables, nir: &str, serial: &str, now: UnixMillis) -> Result<Found, Refusal> {
+pub(crate) fn find(
+    t: &EnrolmentTables,
+    nir: &str,
+    serial: &str,
+    now: UnixMillis,
+) -> Result<Found, Refusal> {
     let nir = Nir::parse(nir).map_err(|e| Refusal::BadNir(e.to_string()))?;
     let found = t.find(nir.as_str())?.ok_or(Refusal::Unknown)?;
     let p = &found.person;

@@ -113,6 +113,25 @@ pub struct Person {
     pub code_issue: u64,
 }
 
+impl Person {
+    /// Someone just imported by import `import`: not notified, no code, no account.
+    pub fn imported(insured: Insured, import: u64) -> Person {
+        Person {
+            insured,
+            status: Status::Imported,
+            code: None,
+            failures: 0,
+            locked_until: None,
+            reminders_off: false,
+            last_reminder: None,
+            due: None,
+            account: None,
+            import,
+            code_issue: 0,
+        }
+    }
+}
+
 /// What a message is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageKind {
@@ -747,8 +766,8 @@ mod tests {
     use super::*;
 
     fn person(i: usize, dept: &str, import: u64) -> Person {
-        Person {
-            insured: Insured {
+        Person::imported(
+            Insured {
                 nir: format!("{}{:012}", 1 + i % 2, i),
                 vitale_serial: format!("V{i}"),
                 last_name: format!("Nom{i}"),
@@ -759,17 +778,8 @@ mod tests {
                 departement: dept.into(),
                 representatives: Vec::new(),
             },
-            status: Status::Imported,
-            code: None,
-            failures: 0,
-            locked_until: None,
-            reminders_off: false,
-            last_reminder: None,
-            due: None,
-            account: None,
             import,
-            code_issue: 0,
-        }
+        )
     }
 
     /// People of two départements, grouped as the service hands them over.

@@ -454,9 +454,10 @@ pub fn deliver_in_batches(
             let mut batch: Vec<Outgoing> = Vec::with_capacity(want);
             let mut done = Vec::new();
             let mut cut = false;
+            // Emails in the batch, held open until named: at most `open_emails`.
+            let mut emails = 0;
             for (chunk, messages) in t.outbox_from(next_chunk, want)? {
                 // As many as fit the batch and the open-file budget.
-                let mut emails = batch.iter().filter(|m| m.email.is_some()).count();
                 let mut take = 0;
                 for m in messages.iter().take(room - batch.len()) {
                     if m.email.is_some() {

@@ -1523,6 +1523,7 @@ impl Relay {
         request: mes_protocol::enrol::EnrolRequest,
     ) -> Result<Reply, WireError> {
         use crate::enrolment_holds as holds;
+        use crate::enrolment_service::Refusal;
         use mes_protocol::enrol::{EnrolRequest as R, Hold};
         let by = caller.principal;
         if matches!(request, R::Hold { .. } | R::HeldReady { .. })
@@ -1545,20 +1546,15 @@ impl Relay {
                 R::Holders { holder } => {
                     hub.admit(device, now)?;
                     // The serial is checked as for every request naming a card holder.
-                    let found = hub.serve(
-                        &R::Status {
-                            holder: holder.clone(),
-                        },
-                        now,
-                    );
-                    if let Err(e) = found {
-                        hub.failed(device, now);
-                        return Err(e);
-                    }
-                    let (who, space) = holds::holders(t, &holder.nir)?;
-                    let nir = mes_protocol::nir::Nir::parse(&holder.nir)
-                        .map(|n| n.full())
-                        .unwrap_or_default();
+                    let found =
+                        crate::enrolment_service::find(t, &holder.nir, &holder.vitale_serial, now)
+                            .inspect_err(|e| {
+                                if matches!(e, Refusal::Unknown | Refusal::BadNir(_)) {
+                                    hub.failed(device, now);
+                                }
+                            })?;
+                    let nir = mes_protocol::nir::Nir::with_key(&found.person.insured.nir);
+                    let (who, space) = holds::holders(t, &nir)?;
                     let held = who
                         .into_iter()
                         .map(|principal| Hold {

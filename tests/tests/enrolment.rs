@@ -56,6 +56,26 @@ fn code_for(dir: &Path, name: &str) -> Option<String> {
     })
 }
 
+/// The suite backend's enrolment tables under `dir`, the default policy, and secrets
+/// with code key `key` and a cheap password cost.
+fn tables(
+    dir: &Path,
+    key: u8,
+) -> anyhow::Result<(
+    mes_relay::enrolment_store::EnrolmentTables,
+    Policy,
+    svc::Secrets,
+)> {
+    Ok((
+        mes_tests::enrolment_tables(&dir.join("relay"))?,
+        Policy::default(),
+        svc::Secrets {
+            code_key: [key; 32],
+            argon: argon2::Params::new(256, 1, 1, None).unwrap(),
+        },
+    ))
+}
+
 fn holder(nir: &str, serial: &str) -> CardHolder {
     CardHolder {
         nir: nir.into(),
@@ -501,12 +521,7 @@ fn insured(nir: &str, email: bool) -> mes_relay::population::Insured {
 #[test]
 fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let t = mes_tests::enrolment_tables(&dir.path().join("relay"))?;
-    let policy = Policy::default();
-    let secrets = svc::Secrets {
-        code_key: [3; 32],
-        argon: argon2::Params::new(256, 1, 1, None).unwrap(),
-    };
+    let (t, policy, secrets) = tables(dir.path(), 3)?;
     let (a, b) = (
         Nir::with_key("2900175001001"),
         Nir::with_key("2900175001002"),
@@ -749,12 +764,7 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
 #[test]
 fn concurrent_requests_lose_no_update_and_share_no_identifier() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let t = mes_tests::enrolment_tables(&dir.path().join("relay"))?;
-    let policy = Policy::default();
-    let secrets = svc::Secrets {
-        code_key: [5; 32],
-        argon: argon2::Params::new(256, 1, 1, None).unwrap(),
-    };
+    let (t, policy, secrets) = tables(dir.path(), 5)?;
     let people: Vec<String> = (1..=3)
         .map(|i| Nir::with_key(&format!("29001750010{i:02}")))
         .collect();
@@ -837,12 +847,7 @@ fn concurrent_requests_lose_no_update_and_share_no_identifier() -> anyhow::Resul
 #[test]
 fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let t = mes_tests::enrolment_tables(&dir.path().join("relay"))?;
-    let policy = Policy::default();
-    let secrets = svc::Secrets {
-        code_key: [6; 32],
-        argon: argon2::Params::new(256, 1, 1, None).unwrap(),
-    };
+    let (t, policy, secrets) = tables(dir.path(), 6)?;
     let rows: Vec<_> = (0..300)
         .map(|i| insured(&Nir::with_key(&format!("290017500{i:04}")), i % 3 == 0))
         .collect();

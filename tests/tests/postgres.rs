@@ -142,6 +142,16 @@ async fn control_numbers_taken_like_a_database_sequence_make_readers_miss_bundle
 
 /// Copies a relay's identity (certificate, keys) and its database name to a second data
 /// directory: two instances behind one name, on one database.
+/// A relay serving from `data` on a fresh database of its own; the database's URL.
+async fn serving_on_postgres(
+    data: &std::path::Path,
+) -> anyhow::Result<(String, mes_relay::server::RunningRelay)> {
+    let url = pg_database(data).await?;
+    let mut cfg = mes_relay::RelayConfig::new(data.to_path_buf());
+    cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url.clone()));
+    Ok((url, mes_relay::server::start(cfg).await?))
+}
+
 fn second_instance(first: &std::path::Path, second: &std::path::Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(second)?;
     for e in std::fs::read_dir(first)? {
@@ -248,10 +258,7 @@ async fn a_catalogue_imported_on_the_database_reaches_a_serving_instance() -> an
     use mes_protocol::wire::{Reply, Request};
     let dir = tempfile::tempdir()?;
     let serving = dir.path().join("serving");
-    let url = pg_database(&serving).await?;
-    let mut cfg = mes_relay::RelayConfig::new(serving.clone());
-    cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url.clone()));
-    let r = mes_relay::server::start(cfg).await?;
+    let (url, r) = serving_on_postgres(&serving).await?;
     let t = target(&r);
     let a = device(dir.path(), "a", &t).await?;
     let (c, _) = mes_tests::connect_as(&a.daemon, &t).await?;
@@ -303,10 +310,7 @@ async fn the_campaign_runs_on_the_database_while_an_instance_serves() -> anyhow:
     use mes_protocol::enrol::{CardHolder, EnrolRequest};
     let dir = tempfile::tempdir()?;
     let serving = dir.path().join("serving");
-    let url = pg_database(&serving).await?;
-    let mut cfg = mes_relay::RelayConfig::new(serving.clone());
-    cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url.clone()));
-    let r = mes_relay::server::start(cfg).await?;
+    let (url, r) = serving_on_postgres(&serving).await?;
     let t = target(&r);
     let operator = dir.path().join("operator");
     second_instance(&serving, &operator)?;

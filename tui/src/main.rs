@@ -700,6 +700,31 @@ enum ResearchCmd {
     Export { dir: PathBuf },
 }
 
+/// A document a professional sends or holds.
+#[derive(clap::Args)]
+struct ProDoc {
+    path: PathBuf,
+    #[arg(long, default_value = "")]
+    title: String,
+    #[arg(long, default_value = "reports")]
+    category: String,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    date: String,
+}
+
+impl ProDoc {
+    fn new_document(self) -> anyhow::Result<mes_protocol::documents::NewDocument> {
+        Ok(mes_protocol::documents::NewDocument {
+            path: abs(self.path)?,
+            title: self.title,
+            category: self.category,
+            date: self.date,
+            ..Default::default()
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum ProCmd {
     /// Emergency access to the space given with --space (logged, notified to the person).
@@ -710,16 +735,7 @@ enum ProCmd {
     /// The spaces you read or feed (your patients).
     Patients,
     /// Send a document into the patient's space (--space), readable by them only.
-    SendDoc {
-        path: PathBuf,
-        #[arg(long, default_value = "")]
-        title: String,
-        #[arg(long, default_value = "reports")]
-        category: String,
-        /// YYYY-MM-DD.
-        #[arg(long)]
-        date: String,
-    },
+    SendDoc(ProDoc),
     /// Start a message thread with the patient (--space).
     Message {
         #[arg(long)]
@@ -745,14 +761,8 @@ enum ProCmd {
     HoldDoc {
         /// The person's NIR.
         nir: String,
-        path: PathBuf,
-        #[arg(long, default_value = "")]
-        title: String,
-        #[arg(long, default_value = "reports")]
-        category: String,
-        /// YYYY-MM-DD.
-        #[arg(long)]
-        date: String,
+        #[command(flatten)]
+        doc: ProDoc,
     },
     /// Hold the first message of a thread for such a person (F1.5).
     HoldMessage {
@@ -1184,36 +1194,13 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             ApiCall::ResearchExport { out: abs(dir)? }
         }
         Command::Pro(ProCmd::Patients) => ApiCall::Patients,
-        Command::Pro(ProCmd::SendDoc {
-            path,
-            title,
-            category,
-            date,
-        }) => ApiCall::SendDocument {
-            doc: mes_protocol::documents::NewDocument {
-                path: abs(path)?,
-                title,
-                category,
-                date,
-                ..Default::default()
-            },
+        Command::Pro(ProCmd::SendDoc(doc)) => ApiCall::SendDocument {
+            doc: doc.new_document()?,
         },
         Command::Pro(ProCmd::Message { subject, body }) => ApiCall::SendMessage { subject, body },
-        Command::Pro(ProCmd::HoldDoc {
+        Command::Pro(ProCmd::HoldDoc { nir, doc }) => ApiCall::HoldDocument {
             nir,
-            path,
-            title,
-            category,
-            date,
-        }) => ApiCall::HoldDocument {
-            nir,
-            doc: mes_protocol::documents::NewDocument {
-                path: abs(path)?,
-                title,
-                category,
-                date,
-                ..Default::default()
-            },
+            doc: doc.new_document()?,
         },
         Command::Pro(ProCmd::HoldMessage { nir, subject, body }) => {
             ApiCall::HoldMessage { nir, subject, body }
