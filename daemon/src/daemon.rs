@@ -1153,6 +1153,7 @@ impl Daemon {
             } => (verify_membership(&membership, c.relay_key)?, devices),
             r => return Err(unexpected(r)),
         };
+        self.check_labels_kept(&membership)?;
         {
             let mut known = self.device_principals.lock().expect("device principals");
             for cert in devices.iter().filter(|c| c.verify().is_ok()) {
@@ -1751,6 +1752,33 @@ impl Daemon {
                 }
             }
             self.emit(ApiEvent::VolumeChanged { space, volume });
+        }
+        Ok(())
+    }
+}
+
+impl Daemon {
+    /// Refuses a membership that relabels a volume this device knows, unless the owner
+    /// signed it, and any that makes a private volume shared (issue 22, finding 2): a
+    /// relay can serve a former owner's relabelling as if it were the first declaration,
+    /// so the labels this device first saw are the reference, not the relay's copy.
+    fn check_labels_kept(&self, m: &Membership) -> Result<(), SyncError> {
+        let st = self.state();
+        for decl in m.volumes.values() {
+            let Some(known) = st.volumes.get(&decl.body.volume) else {
+                continue;
+            };
+            let old = mes_protocol::membership::VolumeDecl {
+                label: known.meta.label.clone(),
+                ..decl.body.clone()
+            };
+            mes_protocol::membership::check_relabel(&old, &decl.body, decl.signer == m.owner())
+                .map_err(|e| {
+                    SyncError::Refused(format!(
+                        "membership of space {} refused: {e}",
+                        m.space().short()
+                    ))
+                })?;
         }
         Ok(())
     }

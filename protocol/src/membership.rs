@@ -385,6 +385,7 @@ impl Membership {
                     reason: "generation went backwards",
                 });
             }
+            check_relabel(&old.body, &decl.body, decl.signer == self.owner())?;
         }
         self.volumes.insert(decl.body.volume, decl);
         Ok(())
@@ -606,6 +607,32 @@ impl Membership {
     }
 }
 
+/// A volume's label (and with it its privacy and whether the hub escrows it) changes only
+/// by the space's owner, and a private volume never becomes shared (issue 22, finding 2):
+/// otherwise a former owner relabels a minor's private volume and the minor's own devices
+/// wrap its keys to the parents, or an admin relabels a volume `emergency` to have it
+/// escrowed to the hub.
+pub fn check_relabel(
+    old: &VolumeDecl,
+    new: &VolumeDecl,
+    by_owner: bool,
+) -> Result<(), MembershipError> {
+    if old.label == new.label {
+        return Ok(());
+    }
+    let reason = if is_private(&old.label) && !is_private(&new.label) {
+        "a private volume never becomes shared"
+    } else if !by_owner {
+        "only the space's owner changes a volume's label"
+    } else {
+        return Ok(());
+    };
+    Err(MembershipError::VolumeConflict {
+        volume: new.volume,
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,6 +687,83 @@ mod tests {
             m.grant(forged),
             Err(MembershipError::Signature(_))
         ));
+    }
+
+    /// Issue 22, finding 2: an admin who is not the owner relabels nothing (the private
+    /// volume as shared, the notes as the escrowed emergency volume), and a private volume
+    /// never becomes shared, even by its owner. Control: the same declarations are taken
+    /// as first declarations, and the owner relabels a shared volume.
+    #[test]
+    fn a_label_changes_only_by_the_owner_and_never_from_private_to_shared() {
+        let mut rng = rand::thread_rng();
+        let owner = KeyPair::generate(&mut rng);
+        let admin = KeyPair::generate(&mut rng);
+        let space = SpaceId([8; 16]);
+        let mut m = Membership::new(Signed::sign(
+            SpaceGenesis {
+                space,
+                owner: owner.principal_id(),
+                inbox_recipient: AgeSecret::generate().recipient(),
+                created_at: UnixMillis(0),
+            },
+            &owner.signing,
+        ))
+        .unwrap();
+        m.grant(Signed::sign(
+            Grant {
+                space,
+                volume: None,
+                principal: admin.principal_id(),
+                role: Some(Role::Admin),
+                version: 1,
+                issued_at: UnixMillis(0),
+                expires_at: None,
+            },
+            &owner.signing,
+        ))
+        .unwrap();
+        m.declare(decl(space, 1, DOCUMENTS_PRIVATE_LABEL, &owner.signing))
+            .unwrap();
+        m.declare(decl(space, 2, "notes", &admin.signing)).unwrap();
+        let conflict = |r| matches!(r, Err(MembershipError::VolumeConflict { .. }));
+        let mut fresh = m.clone();
+        assert!(conflict(m.declare(decl(
+            space,
+            1,
+            "documents/care",
+            &admin.signing
+        ))));
+        assert!(conflict(m.declare(decl(
+            space,
+            2,
+            crate::escrow::ESCROWED_LABEL,
+            &admin.signing
+        ))));
+        assert!(conflict(m.declare(decl(
+            space,
+            1,
+            "documents/care",
+            &owner.signing
+        ))));
+        assert!(m.is_private(VolumeId([1; 16])));
+        // Control: new volumes take those labels, and the owner renames a shared one.
+        fresh
+            .declare(decl(space, 3, "documents/care", &admin.signing))
+            .unwrap();
+        fresh
+            .declare(decl(
+                space,
+                4,
+                crate::escrow::ESCROWED_LABEL,
+                &admin.signing,
+            ))
+            .unwrap();
+        fresh
+            .declare(decl(space, 2, "notes/renamed", &owner.signing))
+            .unwrap();
+        fresh
+            .declare(decl(space, 1, "private/other", &owner.signing))
+            .unwrap();
     }
 
     fn decl(space: SpaceId, n: u8, label: &str, key: &SigningSecret) -> Signed<VolumeDecl> {

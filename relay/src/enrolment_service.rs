@@ -22,6 +22,8 @@ use crate::store::StoreError;
 pub const MAX_FAILURES: u32 = 5;
 /// The first lock; each further failure doubles it.
 pub const LOCK_MINUTES: u64 = 15;
+/// Minutes between two new codes for one person (F1.7).
+pub const REGENERATE_INTERVAL_MINUTES: u64 = 15;
 /// People per durable batch in bulk operations.
 pub const BATCH: usize = 10_000;
 
@@ -52,6 +54,12 @@ pub enum Refusal {
     /// Too many failures.
     #[error("too many failed attempts: try again after {0}")]
     Locked(String),
+    /// A wrong identifier or password: the same words whether the identifier exists.
+    #[error("wrong identifier or password")]
+    WrongPassword,
+    /// A new code was sent a moment ago (F1.7, issue 22 finding 4).
+    #[error("a new code was sent to the email on file at {0}: another can be asked from {1}")]
+    TooSoon(String, String),
     /// The transition is not allowed.
     #[error("{0}")]
     State(String),
@@ -425,14 +433,24 @@ pub(crate) fn find(
     serial: &str,
     now: UnixMillis,
 ) -> Result<Found, Refusal> {
+    let found = find_unlocked(t, nir, serial)?;
+    if let Some(until) = found.person.locked_until.filter(|u| *u > now) {
+        return Err(Refusal::Locked(paris_time(until)));
+    }
+    Ok(found)
+}
+
+/// Looks a person up by NIR and serial, locked or not.
+fn find_unlocked(t: &EnrolmentTables, nir: &str, serial: &str) -> Result<Found, Refusal> {
     let nir = Nir::parse(nir).map_err(|e| Refusal::BadNir(e.to_string()))?;
     let found = t.find(nir.as_str())?.ok_or(Refusal::Unknown)?;
-    let p = &found.person;
-    if !p.insured.vitale_serial.eq_ignore_ascii_case(serial.trim()) {
+    if !found
+        .person
+        .insured
+        .vitale_serial
+        .eq_ignore_ascii_case(serial.trim())
+    {
         return Err(Refusal::Unknown);
-    }
-    if let Some(until) = p.locked_until.filter(|u| *u > now) {
-        return Err(Refusal::Locked(paris_time(until)));
     }
     Ok(found)
 }
@@ -500,15 +518,76 @@ pub fn hash_password(password: &str, params: &argon2::Params) -> Result<String, 
     .map_err(|e| Refusal::Storage(format!("password hash: {e}")))
 }
 
-/// Whether a password is the one behind a PHC hash.
+/// Whether a password is the one behind a PHC hash. At most [`ARGON2_AT_ONCE`] checks
+/// run at once in the process (each takes tens of MiB and a core for tens of ms): a
+/// flood of guesses queues instead of exhausting the hub (issue 22, finding 4).
 pub fn verify_password(password: &str, phc: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let _slot = ARGON2_SLOTS.take();
+    PASSWORD_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     PasswordHash::new(phc).is_ok_and(|h| {
         argon2::Argon2::default()
             .verify_password(password.as_bytes(), &h)
             .is_ok()
     })
 }
+
+/// Password checks that may run at once.
+pub const ARGON2_AT_ONCE: usize = 2;
+static ARGON2_SLOTS: Slots = Slots::new(ARGON2_AT_ONCE);
+
+/// A blocking counting semaphore for work on blocking threads.
+struct Slots {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Slots {
+    const fn new(n: usize) -> Self {
+        Slots {
+            free: std::sync::Mutex::new(n),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+    fn take(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().expect("slots lock");
+        while *free == 0 {
+            free = self.freed.wait(free).expect("slots lock");
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().expect("slots lock") += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// An Argon2id hash of no password anyone has, at the hub's cost, checked for an
+/// unknown identifier so that it costs what a known one costs.
+fn decoy_hash(params: &argon2::Params) -> String {
+    static DECOYS: std::sync::Mutex<Vec<(argon2::Params, String)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut decoys = DECOYS.lock().expect("decoys lock");
+    if let Some((_, h)) = decoys.iter().find(|(p, _)| p == params) {
+        return h.clone();
+    }
+    let h =
+        hash_password("decoy: no account has this password", params).expect("hashing the decoy");
+    decoys.push((params.clone(), h.clone()));
+    h
+}
+
+/// Password checks run since start (a test shows an unknown identifier costs one too).
+pub fn password_checks() -> u64 {
+    PASSWORD_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+static PASSWORD_CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Activates (F1.3): every check first (code, NIR, serial, rules, identifier), then one
 /// durable batch: the status, the account, the identifier; the code is spent.
@@ -580,7 +659,10 @@ pub fn oppose(
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
     retrying(|| {
-        let found = find(t, nir, serial, now)?;
+        // A stranger who knows the NIR and serial could lock them by guessing codes: the
+        // lock never stands between a person and their opposition (the guesser is
+        // counted and locked by device and source, `EnrolmentHub::admit`).
+        let found = find_unlocked(t, nir, serial)?;
         check_code(t, policy, secrets, &found, code, now)?;
         let mut p = found.person.clone();
         let status = p
@@ -589,6 +671,7 @@ pub fn oppose(
             .map_err(|e| Refusal::State(e.to_string()))?;
         p.status = status.clone();
         p.failures = 0;
+        p.locked_until = None;
         commit(t, &found, p, policy, Vec::new())?;
         Ok(status)
     })
@@ -615,6 +698,22 @@ pub fn regenerate(
                 p.status.name()
             )));
         }
+        // Each new code sends an email and replaces the live code: one per person per
+        // interval after the first new one, whoever asks (issue 22, finding 4). The
+        // campaign's code (issue 1) does not count: a letter lost on arrival is replaced.
+        let too_soon = p
+            .code
+            .as_ref()
+            .filter(|_| p.code_issue > 1)
+            .and_then(|live| {
+                let issued = crate::enrolment::after(
+                    live.expires,
+                    jiff::ToSpan::days(-policy.code_validity_days),
+                );
+                let next = UnixMillis(issued.0 + REGENERATE_INTERVAL_MINUTES * 60_000);
+                (now < next && issued <= now)
+                    .then(|| Refusal::TooSoon(paris_time(issued), paris_time(next)))
+            });
         let (code, record) = fresh_code(&mut p, secrets, now, policy);
         let deadline = match p.status {
             Status::Notified { deadline, .. } => Some(deadline),
@@ -630,19 +729,63 @@ pub fn regenerate(
         if m.email.is_none() {
             return Err(Refusal::NoEmail);
         }
+        if let Some(refusal) = too_soon {
+            return Err(refusal);
+        }
         p.code = Some(record);
         commit(t, &found, p, policy, vec![Op::Message(Box::new(m))])
     })
 }
 
-/// The person who activated `space`, found by their account.
-fn by_space(t: &EnrolmentTables, identifier: &str, password: &str) -> Result<Found, Refusal> {
-    let nir = t.identifier(identifier)?.ok_or(Refusal::Unknown)?;
-    let found = t.find(&nir)?.ok_or(Refusal::Unknown)?;
-    match &found.person.account {
-        Some(a) if verify_password(password, &a.password_hash) => Ok(found),
-        _ => Err(Refusal::Rule("wrong identifier or password".into())),
+/// The person who activated `space`, found by their account (issue 22, finding 4):
+/// - a known and an unknown identifier get the same refusal after the same Argon2 work;
+/// - a wrong password is counted on the account, durably (both backends, every
+///   instance), and [`MAX_FAILURES`] in a row lock it for [`LOCK_MINUTES`], doubling with
+///   each further failure; while locked even the right password is refused, with the
+///   time it opens again. The lock keeps the code path open (opposition never waits
+///   for it) and the way back is the right password after the pause.
+fn by_space(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    identifier: &str,
+    password: &str,
+    now: UnixMillis,
+) -> Result<Found, Refusal> {
+    let found = match t.identifier(identifier)? {
+        Some(nir) => t.find(&nir)?,
+        None => None,
+    };
+    let Some(found) = found.filter(|f| f.person.account.is_some()) else {
+        verify_password(password, &decoy_hash(&secrets.argon));
+        return Err(Refusal::WrongPassword);
+    };
+    if let Some(until) = found.person.locked_until.filter(|u| *u > now) {
+        return Err(Refusal::Locked(paris_time(until)));
     }
+    let hash = &found
+        .person
+        .account
+        .as_ref()
+        .expect("filtered")
+        .password_hash;
+    if verify_password(password, hash) {
+        if found.person.failures > 0 {
+            let mut p = found.person.clone();
+            p.failures = 0;
+            p.locked_until = None;
+            commit(t, &found, p, policy, Vec::new())?;
+        }
+        return Ok(found);
+    }
+    let mut p = found.person.clone();
+    p.failures += 1;
+    if p.failures >= MAX_FAILURES {
+        let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
+        p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
+    }
+    commit(t, &found, p, policy, Vec::new())?;
+    Err(Refusal::WrongPassword)
 }
 
 /// Closes (F1.6) with the hub account: archived for the policy's years, or deleted
@@ -650,12 +793,13 @@ fn by_space(t: &EnrolmentTables, identifier: &str, password: &str) -> Result<Fou
 pub fn close(
     t: &EnrolmentTables,
     policy: &Policy,
+    secrets: &Secrets,
     identifier: &str,
     password: &str,
     express: bool,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    account_change(t, policy, identifier, password, |s| {
+    account_change(t, policy, secrets, identifier, password, now, |s| {
         s.close(now, express, policy)
     })
 }
@@ -664,23 +808,31 @@ pub fn close(
 pub fn reopen(
     t: &EnrolmentTables,
     policy: &Policy,
+    secrets: &Secrets,
     identifier: &str,
     password: &str,
     now: UnixMillis,
 ) -> Result<Status, Refusal> {
-    account_change(t, policy, identifier, password, |s| s.reopen(now))
+    account_change(t, policy, secrets, identifier, password, now, |s| {
+        s.reopen(now)
+    })
 }
 
 /// A change of status asked with the hub account.
 fn account_change(
     t: &EnrolmentTables,
     policy: &Policy,
+    secrets: &Secrets,
     identifier: &str,
     password: &str,
+    now: UnixMillis,
     change: impl Fn(&Status) -> Result<Status, crate::enrolment::EnrolError>,
 ) -> Result<Status, Refusal> {
     // The password is checked once (it is slow); a retry only reads the record again.
-    let nir = by_space(t, identifier, password)?.person.insured.nir;
+    let nir = retrying(|| by_space(t, policy, secrets, identifier, password, now))?
+        .person
+        .insured
+        .nir;
     retrying(|| {
         let found = t.find(&nir)?.ok_or(Refusal::Unknown)?;
         let mut p = found.person.clone();
@@ -913,9 +1065,25 @@ pub struct EnrolmentHub {
     pub policy: Policy,
     /// Code key and password cost.
     pub secrets: Secrets,
-    /// Failed requests per device in the current hour (a device guessing across NIRs).
-    failures: std::sync::Mutex<std::collections::HashMap<mes_protocol::ids::DeviceId, (u32, u64)>>,
+    /// Failed requests per guesser in the current hour (a device guessing across NIRs,
+    /// or one address behind many fresh device identities); bounded, see [`MAX_GUESSERS`].
+    failures: std::sync::Mutex<std::collections::HashMap<Guesser, (u32, u64)>>,
 }
+
+/// Who a failed request is counted against: the device, and the network address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Guesser {
+    /// A device identity (cheap to make anew).
+    Device(mes_protocol::ids::DeviceId),
+    /// The address the connection came from (the guesser behind fresh identities).
+    Source(std::net::IpAddr),
+}
+
+/// Guessers tracked at once; past it, the previous hours' entries are dropped first,
+/// then the map is cleared (an attacker filling it loses its own counts too).
+pub const MAX_GUESSERS: usize = 100_000;
+/// Failed enrolment requests one network address may make per hour.
+pub const SOURCE_FAILURES_PER_HOUR: u32 = 100;
 
 /// Failed enrolment requests a device may make per hour.
 pub const DEVICE_FAILURES_PER_HOUR: u32 = 20;
@@ -956,31 +1124,43 @@ impl EnrolmentHub {
         }
     }
 
-    /// Refuses a device that failed too often this hour.
-    pub fn admit(
-        &self,
-        device: mes_protocol::ids::DeviceId,
-        now: UnixMillis,
-    ) -> Result<(), Refusal> {
+    /// Refuses a device, or an address, that failed too often this hour.
+    pub fn admit(&self, guessers: &[Guesser], now: UnixMillis) -> Result<(), Refusal> {
         let hour = now.0 / 3_600_000;
         let f = self.failures.lock().expect("failures lock");
-        match f.get(&device) {
-            Some((n, h)) if *h == hour && *n >= DEVICE_FAILURES_PER_HOUR => Err(Refusal::Locked(
-                paris_time(UnixMillis((hour + 1) * 3_600_000)),
-            )),
-            _ => Ok(()),
+        for g in guessers {
+            let limit = match g {
+                Guesser::Device(_) => DEVICE_FAILURES_PER_HOUR,
+                Guesser::Source(_) => SOURCE_FAILURES_PER_HOUR,
+            };
+            if let Some((n, h)) = f.get(g) {
+                if *h == hour && *n >= limit {
+                    return Err(Refusal::Locked(paris_time(UnixMillis(
+                        (hour + 1) * 3_600_000,
+                    ))));
+                }
+            }
         }
+        Ok(())
     }
 
-    /// Counts a device's failed request.
-    pub fn failed(&self, device: mes_protocol::ids::DeviceId, now: UnixMillis) {
+    /// Counts a failed request against each of its guessers.
+    pub fn failed(&self, guessers: &[Guesser], now: UnixMillis) {
         let hour = now.0 / 3_600_000;
         let mut f = self.failures.lock().expect("failures lock");
-        let e = f.entry(device).or_insert((0, hour));
-        if e.1 != hour {
-            *e = (0, hour);
+        if f.len() + guessers.len() > MAX_GUESSERS {
+            f.retain(|_, (_, h)| *h == hour);
+            if f.len() + guessers.len() > MAX_GUESSERS {
+                f.clear();
+            }
         }
-        e.0 += 1;
+        for g in guessers {
+            let e = f.entry(*g).or_insert((0, hour));
+            if e.1 != hour {
+                *e = (0, hour);
+            }
+            e.0 += 1;
+        }
     }
 
     /// Serves one request (blocking: password hashing and a durable write).
@@ -1030,11 +1210,11 @@ impl EnrolmentHub {
                 identifier,
                 password,
                 express,
-            } => close(t, p, identifier, password, *express, now),
+            } => close(t, p, s, identifier, password, *express, now),
             R::Reopen {
                 identifier,
                 password,
-            } => reopen(t, p, identifier, password, now),
+            } => reopen(t, p, s, identifier, password, now),
             R::Hold { .. } | R::HeldReady { .. } | R::Holders { .. } => Err(Refusal::State(
                 "holds are answered with holds (crate::enrolment_holds), not a status".into(),
             )),

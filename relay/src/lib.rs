@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod notification;
 pub mod outbox;
 pub mod population;
+pub mod private_files;
 pub mod provisional_code;
 pub mod relay;
 pub mod server;

@@ -264,6 +264,9 @@ async fn offline(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Everything the hub writes is its own user's only (issue 22, finding 9); the files
+    // that hold keys and codes also set their mode themselves (`private_files`).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("MES_LOG"))
         .with_writer(std::io::stderr)

@@ -198,7 +198,7 @@ fn render_one(
                 Some(f) => Written::Unnamed(f),
                 None => {
                     let path = tmp.path.join(&name);
-                    std::fs::write(&path, bytes)?;
+                    crate::private_files::write(&path, &bytes)?;
                     Written::Named(path)
                 }
             };
@@ -301,10 +301,11 @@ fn printer(
         let r = (|| {
             for (departement, letters) in job.letters {
                 let dir = d.letters.join(&departement);
-                std::fs::create_dir_all(&dir)?;
+                crate::private_files::create_dir(&dir)?;
                 let first = &letters.first().expect("a département with letters").0;
-                let mut file =
-                    std::io::BufWriter::new(File::create(dir.join(format!("{first:0>24}.txt")))?);
+                let mut file = std::io::BufWriter::new(crate::private_files::create(
+                    &dir.join(format!("{first:0>24}.txt")),
+                )?);
                 for (_, text) in letters {
                     file.write_all(text.as_bytes())?;
                 }
@@ -402,7 +403,7 @@ pub fn deliver_in_batches(
         ),
         EmailSink::Maildir(m) => {
             for sub in ["tmp", "new", "cur"] {
-                std::fs::create_dir_all(m.join(sub))?;
+                crate::private_files::create_dir(&m.join(sub))?;
             }
             let path = m.join("tmp");
             let dir = File::open(&path)?;
@@ -417,7 +418,7 @@ pub fn deliver_in_batches(
             (None, Some(MaildirTmp { dir, path, unnamed }))
         }
     };
-    std::fs::create_dir_all(&d.letters)?;
+    crate::private_files::create_dir(&d.letters)?;
     let same_fs = tmp
         .as_ref()
         .is_some_and(|tmp| same_file_system(&tmp.path, &d.letters));

@@ -52,6 +52,12 @@ pub struct Misbehaviour {
     /// Serve the catalogue with every suspension lifted, without signing again (a hub
     /// vouching for a service it suspended): devices must refuse the list.
     pub unsuspend_catalogue: bool,
+    /// Let a space declare a volume id another space holds (issue 22, finding 1's
+    /// control): the stranger's fetch must then reach the victim's log.
+    pub skip_volume_binding: bool,
+    /// Store any admin's volume declaration as it comes, relabelled or not (finding 2's
+    /// control): the owner's devices must still refuse it.
+    pub accept_any_declaration: bool,
 }
 
 /// The relay's own keys.
@@ -77,6 +83,18 @@ pub struct Caller {
     pub principal: PrincipalId,
     /// Where pushes for it go.
     pub outbox: Arc<Outbox>,
+    /// The address the connection came from (none in the simulator).
+    pub source: Option<std::net::IpAddr>,
+}
+
+impl Caller {
+    /// Who a failed enrolment request is counted against (issue 22, finding 4).
+    fn guessers(&self) -> Vec<crate::enrolment_service::Guesser> {
+        use crate::enrolment_service::Guesser;
+        let mut g = vec![Guesser::Device(self.device)];
+        g.extend(self.source.map(Guesser::Source));
+        g
+    }
 }
 
 /// Relay state shared by all connections.
@@ -101,6 +119,8 @@ pub struct Relay {
     /// A space's membership changes are read-modify-write: one at a time per space, or
     /// two devices declaring volumes at once would each save a copy missing the other's.
     membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
+    /// Volume bindings are checked and written one at a time.
+    binding_lock: tokio::sync::Mutex<()>,
     /// The hub's enrolment (F1), when this relay runs one.
     pub enrolment: std::sync::OnceLock<Arc<crate::enrolment_service::EnrolmentHub>>,
     /// Spaces their person closed (F1.6): archived, refused to everyone until reopened.
@@ -127,6 +147,16 @@ fn owner_only(m: &Membership, who: PrincipalId, does: &str) -> Result<(), WireEr
             format!("only the person whose space it is {does}"),
         ))
     }
+}
+
+fn volume_taken(volume: VolumeId) -> WireError {
+    WireError::new(
+        ErrorCode::Conflict,
+        format!(
+            "volume id {} belongs to another space; a volume id is bound to one space for ever",
+            volume.short()
+        ),
+    )
 }
 
 fn bad_record(e: impl std::fmt::Display) -> WireError {
@@ -175,12 +205,14 @@ impl Relay {
             appended: Default::default(),
             volume_locks: Default::default(),
             membership_locks: Default::default(),
+            binding_lock: Default::default(),
             enrolment: Default::default(),
             catalogue: RwLock::new(catalogue),
             signatures: Default::default(),
             metrics: Default::default(),
             closed: RwLock::new(closed),
         });
+        relay.backfill_volume_bindings().await?;
         // Another instance on a shared backend changed a record this one caches.
         let weak = Arc::downgrade(&relay);
         relay.store.set_record_hook(Box::new(move |kind, key| {
@@ -630,7 +662,14 @@ impl Relay {
                 if m.volumes.get(&decl.body.volume) == Some(&decl) {
                     return Ok(Reply::Done);
                 }
-                m.declare(decl).map_err(bad_record)?;
+                if self.misbehaviour.accept_any_declaration {
+                    m.volumes.insert(decl.body.volume, decl.clone());
+                } else {
+                    m.declare(decl.clone()).map_err(bad_record)?;
+                }
+                if !self.misbehaviour.skip_volume_binding {
+                    self.bind_volume(decl.body.space, decl.body.volume).await?;
+                }
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
             }
@@ -777,6 +816,9 @@ impl Relay {
                 snapshot,
                 prune,
             } => {
+                // A snapshot replaces what fresh devices load and may prune the log:
+                // the space's owner or an admin only, never a writer alone (finding 1).
+                self.authorize(space, caller.principal, Need::Admin).await?;
                 let m = self
                     .authorize(space, caller.principal, Need::Write(volume))
                     .await?;
@@ -1172,6 +1214,72 @@ impl Relay {
         }
     }
 
+    /// Binds a volume id to its space for ever (issue 22, finding 1): the log, heads and
+    /// snapshots are keyed by volume id, so an id another space declared is refused, and
+    /// a space may declare its own id again. The binding is durable and outlives the
+    /// space's deletion; ids are drawn at random by their owner's device, so two spaces
+    /// never legitimately race for one.
+    async fn bind_volume(&self, space: SpaceId, volume: VolumeId) -> Result<(), WireError> {
+        let _one_binding = self.binding_lock.lock().await;
+        let taken_here = self
+            .memberships
+            .read()
+            .expect("membership lock")
+            .values()
+            .any(|m| m.space() != space && m.volumes.contains_key(&volume));
+        let bound = self
+            .store
+            .get_record(RecordKind::VolumeSpace, &volume.0)
+            .await
+            .map_err(internal)?;
+        match bound {
+            Some(owner) if owner.as_slice() == space.0.as_slice() => Ok(()),
+            Some(_) => Err(volume_taken(volume)),
+            None if taken_here => Err(volume_taken(volume)),
+            None => self
+                .store
+                .put_record(RecordKind::VolumeSpace, volume.0.to_vec(), space.0.to_vec())
+                .await
+                .map_err(internal),
+        }
+    }
+
+    /// Records the binding of every declared volume once, for stores written before
+    /// bindings existed; a volume two spaces declared is bound to neither and logged.
+    async fn backfill_volume_bindings(&self) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"backfilled-v1";
+        if self
+            .store
+            .get_record(RecordKind::VolumeSpace, DONE)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut owners: HashMap<VolumeId, Vec<SpaceId>> = HashMap::new();
+        for m in self.memberships.read().expect("membership lock").values() {
+            for v in m.volumes.keys() {
+                owners.entry(*v).or_default().push(m.space());
+            }
+        }
+        for (volume, spaces) in owners {
+            if let [space] = spaces[..] {
+                self.store
+                    .put_record(RecordKind::VolumeSpace, volume.0.to_vec(), space.0.to_vec())
+                    .await?;
+            } else {
+                tracing::error!(
+                    "volume {} is declared by {} spaces; it stays unbound and each further declaration is refused",
+                    volume.short(),
+                    spaces.len()
+                );
+            }
+        }
+        self.store
+            .put_record(RecordKind::VolumeSpace, DONE.to_vec(), Vec::new())
+            .await
+    }
+
     fn membership_lock(&self, space: SpaceId) -> Arc<tokio::sync::Mutex<()>> {
         self.membership_locks
             .lock()
@@ -1464,7 +1572,7 @@ impl Relay {
             }
         }
         let now = mes_protocol::time::UnixMillis::now();
-        let device = caller.device;
+        let guessers = caller.guessers();
         let account_space = {
             let hub = hub.clone();
             move |identifier: &str| -> Option<SpaceId> {
@@ -1482,16 +1590,17 @@ impl Relay {
             _ => None,
         };
         let answer = tokio::task::spawn_blocking(move || {
-            hub.admit(device, now)?;
+            hub.admit(&guessers, now)?;
             let r = hub.serve(&request, now);
             if matches!(
                 r,
                 Err(Refusal::Unknown
                     | Refusal::WrongCode { .. }
+                    | Refusal::WrongPassword
                     | Refusal::BadNir(_)
                     | Refusal::MalformedCode(_))
             ) {
-                hub.failed(device, now);
+                hub.failed(&guessers, now);
             }
             r
         })
@@ -1535,7 +1644,7 @@ impl Relay {
             ));
         }
         let now = mes_protocol::time::UnixMillis::now();
-        let device = caller.device;
+        let guessers = caller.guessers();
         let asked = tokio::task::spawn_blocking(move || {
             let t = &hub.tables;
             match &request {
@@ -1544,13 +1653,13 @@ impl Relay {
                 }
                 R::HeldReady { nirs } => holds::ready(t, nirs, by).map(|h| (h, None)),
                 R::Holders { holder } => {
-                    hub.admit(device, now)?;
+                    hub.admit(&guessers, now)?;
                     // The serial is checked as for every request naming a card holder.
                     let found =
                         crate::enrolment_service::find(t, &holder.nir, &holder.vitale_serial, now)
                             .inspect_err(|e| {
                                 if matches!(e, Refusal::Unknown | Refusal::BadNir(_)) {
-                                    hub.failed(device, now);
+                                    hub.failed(&guessers, now);
                                 }
                             })?;
                     let nir = mes_protocol::nir::Nir::with_key(&found.person.insured.nir);
@@ -1868,13 +1977,15 @@ fn refusal_error(e: crate::enrolment_service::Refusal) -> WireError {
     use crate::enrolment_service::Refusal;
     let code = match &e {
         Refusal::Storage(_) => ErrorCode::Internal,
-        Refusal::Locked(_) | Refusal::Changed => ErrorCode::Busy,
+        Refusal::Locked(_) | Refusal::Changed | Refusal::TooSoon(..) => ErrorCode::Busy,
         Refusal::IdentifierTaken(_) | Refusal::State(_) => ErrorCode::Conflict,
         Refusal::NoEmail => ErrorCode::NotFound,
         Refusal::BadNir(_) | Refusal::MalformedCode(_) | Refusal::Rule(_) => ErrorCode::BadRecord,
-        Refusal::Unknown | Refusal::WrongCode { .. } | Refusal::NoCode | Refusal::Expired(_) => {
-            ErrorCode::Forbidden
-        }
+        Refusal::Unknown
+        | Refusal::WrongCode { .. }
+        | Refusal::NoCode
+        | Refusal::Expired(_)
+        | Refusal::WrongPassword => ErrorCode::Forbidden,
     };
     WireError::new(code, e.to_string())
 }

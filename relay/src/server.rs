@@ -203,8 +203,7 @@ pub async fn open_offline_on(
     enrolment: crate::enrolment::Policy,
     backend: &Backend,
 ) -> anyhow::Result<Arc<Relay>> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    crate::private_files::create_dir(data_dir)?;
     let (store, tables) = open_backend(backend, data_dir).await?;
     let key = crate::signing::load_or_create(data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(data_dir)?;
@@ -225,8 +224,7 @@ pub async fn open_offline_on(
 
 /// Starts a relay on the configured backend.
 pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    crate::private_files::create_dir(&config.data_dir)?;
     let (store, tables) = open_store(&config.backend, &config.blobs, &config.data_dir).await?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;

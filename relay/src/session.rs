@@ -69,6 +69,7 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
                 device,
                 principal,
                 outbox,
+                source: Some(conn.remote_address().ip()),
             }
         }
         Err(e) => {

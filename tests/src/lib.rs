@@ -660,3 +660,35 @@ pub fn python() -> anyhow::Result<PathBuf> {
     );
     Ok(p)
 }
+
+/// A file's or folder's permission bits.
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts that `path` is its owner's only (issue 22, finding 9), with the control that
+/// a file written the default way beside it is readable by others in this process.
+pub fn assert_owner_only(path: &Path) {
+    let probe = path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(".mode-control");
+    std::fs::write(&probe, b"control").expect("control file");
+    let loose = mode(&probe);
+    std::fs::remove_file(&probe).expect("control file removed");
+    assert_ne!(
+        loose & 0o077,
+        0,
+        "control: the default mode here is already owner-only, the check proves nothing"
+    );
+    let want = if path.is_dir() { 0o700 } else { 0o600 };
+    assert_eq!(
+        mode(path),
+        want,
+        "{} is not its owner's only",
+        path.display()
+    );
+}

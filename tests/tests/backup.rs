@@ -58,6 +58,9 @@ async fn a_restored_hub_is_the_same_hub_and_a_damaged_backup_changes_nothing() -
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(out.trim())?;
     assert_eq!(report["key_files"], 6, "{report}");
+    // It holds every key of the hub: 0600, in a 0700 data directory (issue 22, finding 9).
+    mes_tests::assert_owner_only(&backup);
+    mes_tests::assert_owner_only(&data);
     // Never over an existing file.
     let (code, _, err) = run_relay(&[
         "backup",

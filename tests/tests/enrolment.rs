@@ -179,6 +179,12 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     assert_eq!(json(&out)["delivered"]["emails"], 2);
     let letter = files(&outbox.join("letters/2A"));
     assert_eq!(letter.len(), 1, "one print file for Corse-du-Sud");
+    // Letters and emails carry live codes and addresses: owner-only (issue 22, finding 9).
+    mes_tests::assert_owner_only(&letter[0]);
+    mes_tests::assert_owner_only(&outbox.join("letters/2A"));
+    for mail in files(&outbox.join("maildir/new")) {
+        mes_tests::assert_owner_only(&mail);
+    }
     let letter = std::fs::read_to_string(&letter[0])?;
     assert!(
         letter.starts_with("Maria Santoni\n3 cours Napoléon, 20000 Ajaccio\n"),
@@ -630,6 +636,7 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
     let closed = svc::close(
         &t,
         &policy,
+        &secrets,
         "alix.durand",
         "Durand-1990",
         true,
@@ -639,6 +646,7 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
     let wrong = svc::close(
         &t,
         &policy,
+        &secrets,
         "alix.durand",
         "Wrong-pass1",
         true,
@@ -651,6 +659,7 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
     let e = svc::reopen(
         &t,
         &policy,
+        &secrets,
         "alix.durand",
         "Durand-1990",
         UnixMillis(t0.0 + 792 * day),
@@ -781,9 +790,22 @@ fn concurrent_requests_lose_no_update_and_share_no_identifier() -> anyhow::Resul
     )?;
     let now = UnixMillis(t0.0 + 60_000);
     let wrong = "ZZZZZZZZZZZZ";
-    let results: Vec<Result<Status, svc::Refusal>> = std::thread::scope(|s| {
+    let results: Vec<Result<(), svc::Refusal>> = std::thread::scope(|s| {
         let racers: Vec<_> = (0..12)
-            .map(|_| s.spawn(|| svc::oppose(&t, &policy, &secrets, wrong, &people[0], "VIT1", now)))
+            .map(|_| {
+                s.spawn(|| {
+                    // Reminders honour the NIR's lock (opposition never waits for it).
+                    svc::set_reminders(
+                        &t,
+                        &policy,
+                        &secrets,
+                        &holder(&people[0], "VIT1"),
+                        wrong,
+                        true,
+                        now,
+                    )
+                })
+            })
             .collect();
         racers.into_iter().map(|r| r.join().unwrap()).collect()
     });
@@ -1124,5 +1146,200 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     lab.shutdown().await;
     stranger.shutdown().await;
     r.shutdown().await;
+    Ok(())
+}
+
+/// Issue 22, finding 4, tried as the attacker: thirty wrong passwords in a row against a
+/// known identifier lock the account after five (durably, in the enrolment tables), and
+/// the thirty-first, right one is refused until the pause ends, so the space stays open;
+/// an unknown identifier gets the same refusal after the same Argon2 work; a locked NIR
+/// still opposes; new codes are one per quarter hour. Control: before the lock, four
+/// wrong guesses do not stop the right password.
+#[test]
+fn guessing_the_hub_password_locks_the_account_and_never_the_opposition() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (t, policy, secrets) = tables(dir.path(), 5)?;
+    let (a, b) = (
+        Nir::with_key("2900175001011"),
+        Nir::with_key("2900175001012"),
+    );
+    svc::import(&t, &[insured(&a, true), insured(&b, true)], |_| {})
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let t0 = UnixMillis(1_780_000_000_000);
+    let minute = 60_000;
+    svc::campaign(
+        &t,
+        &policy,
+        &secrets,
+        &svc::CampaignRun::default(),
+        || t0,
+        |_| {},
+    )?;
+    let code_of = |nir: &str| {
+        t.outbox_messages(100)
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.about == nir[..13])
+            .find_map(|m| m.code(&secrets.code_key))
+            .unwrap()
+    };
+    let act = svc::Activation {
+        code: code_of(&a),
+        nir: a.clone(),
+        vitale_serial: "VIT1".into(),
+        identifier: "alix.durand".into(),
+        password: "Durand-1990".into(),
+        email: String::new(),
+        space: mes_protocol::ids::SpaceId([7; 16]),
+    };
+    svc::activate(&t, &policy, &secrets, &act, t0).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reopen = |password: &str, at: UnixMillis| {
+        svc::reopen(&t, &policy, &secrets, "alix.durand", password, at)
+    };
+    let is_state = |r: Result<Status, svc::Refusal>| matches!(r, Err(svc::Refusal::State(_)));
+
+    // Control: four wrong guesses, then the right password passes (an open space cannot
+    // be reopened: the refusal is about the state, past the password) and resets the count.
+    for _ in 0..4 {
+        assert_eq!(reopen("Wrong-pass1", t0), Err(svc::Refusal::WrongPassword));
+    }
+    assert!(
+        is_state(reopen("Durand-1990", t0)),
+        "control: the right password passes"
+    );
+    assert_eq!(t.person(&a[..13])?.unwrap().failures, 0);
+
+    // The attack: thirty wrong guesses, then the right one.
+    let mut refusals = Vec::new();
+    for _ in 0..30 {
+        refusals.push(reopen("Wrong-pass1", t0).unwrap_err());
+    }
+    assert!(refusals[..5]
+        .iter()
+        .all(|r| *r == svc::Refusal::WrongPassword));
+    assert!(
+        refusals[5..]
+            .iter()
+            .all(|r| matches!(r, svc::Refusal::Locked(_))),
+        "{refusals:?}"
+    );
+    let closing = svc::close(
+        &t,
+        &policy,
+        &secrets,
+        "alix.durand",
+        "Durand-1990",
+        true,
+        t0,
+    );
+    assert!(
+        matches!(closing, Err(svc::Refusal::Locked(_))),
+        "{closing:?}"
+    );
+    let stored = t.person(&a[..13])?.unwrap();
+    assert!(
+        matches!(stored.status, Status::Activated { .. }),
+        "one guess never closes the space: {:?}",
+        stored.status
+    );
+    assert!(stored.locked_until.is_some_and(|u| u > t0));
+    // The pause ends: the right password works again.
+    assert!(is_state(reopen(
+        "Durand-1990",
+        UnixMillis(t0.0 + 16 * minute)
+    )));
+
+    // An unknown identifier: the same words, and one password check all the same.
+    let before = svc::password_checks();
+    let unknown = svc::reopen(&t, &policy, &secrets, "nobody.here", "Wrong-pass1", t0);
+    assert_eq!(unknown, Err(svc::Refusal::WrongPassword));
+    assert_eq!(
+        svc::password_checks(),
+        before + 1,
+        "a decoy hash was checked"
+    );
+    let known = reopen("Wrong-pass2", UnixMillis(t0.0 + 16 * minute));
+    assert_eq!(known, Err(svc::Refusal::WrongPassword));
+    assert_eq!(svc::password_checks(), before + 2);
+
+    // B's NIR is locked by five wrong codes (a stranger who knows NIR and serial)...
+    let reminders = |code: &str| {
+        svc::set_reminders(
+            &t,
+            &policy,
+            &secrets,
+            &holder(&b, "VIT1"),
+            code,
+            true,
+            UnixMillis(t0.0 + minute),
+        )
+    };
+    for _ in 0..5 {
+        assert!(matches!(
+            reminders("AAAAAAAAAAAA"),
+            Err(svc::Refusal::WrongCode { .. })
+        ));
+    }
+    // ...control: the lock is in force for what it guards...
+    assert!(matches!(
+        reminders(&code_of(&b)),
+        Err(svc::Refusal::Locked(_))
+    ));
+    // ...and yet B opposes with the code B received.
+    let opposed = svc::oppose(
+        &t,
+        &policy,
+        &secrets,
+        &code_of(&b),
+        &b,
+        "VIT1",
+        UnixMillis(t0.0 + 2 * minute),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(matches!(opposed, Status::Opposed { .. }));
+
+    // New codes: the campaign's may be replaced at once, then one per quarter hour per
+    // person, whoever asks.
+    let regenerate = |at: UnixMillis| svc::regenerate(&t, &policy, &secrets, &b, "VIT1", at);
+    let sent = t.outbox_len();
+    regenerate(UnixMillis(t0.0 + 3 * minute)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(t.outbox_len(), sent + 1);
+    let soon = regenerate(UnixMillis(t0.0 + 4 * minute)).unwrap_err();
+    assert!(matches!(soon, svc::Refusal::TooSoon(..)), "{soon}");
+    assert_eq!(t.outbox_len(), sent + 1, "a refused request sends nothing");
+    regenerate(UnixMillis(t0.0 + 19 * minute)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(t.outbox_len(), sent + 2);
+    let again = regenerate(UnixMillis(t0.0 + 20 * minute)).unwrap_err();
+    assert!(matches!(again, svc::Refusal::TooSoon(..)), "{again}");
+    Ok(())
+}
+
+/// Issue 22, finding 4: the guesser is counted by device and by address, so fresh device
+/// identities from one address are stopped too, and the map of guessers stays bounded.
+#[test]
+fn a_guesser_behind_fresh_identities_is_stopped_by_its_address() -> anyhow::Result<()> {
+    use svc::Guesser;
+    let dir = tempfile::tempdir()?;
+    let (t, policy, secrets) = tables(dir.path(), 6)?;
+    let hub = svc::EnrolmentHub::new(t, policy, secrets);
+    let now = UnixMillis(1_780_000_000_000);
+    let address: std::net::IpAddr = "192.0.2.7".parse()?;
+    let fresh = |n: u8| Guesser::Device(mes_protocol::ids::DeviceId([n; 32]));
+    for n in 0..svc::SOURCE_FAILURES_PER_HOUR {
+        let who = [fresh(n as u8), Guesser::Source(address)];
+        hub.admit(&who, now)
+            .map_err(|e| anyhow::anyhow!("guess {n}: {e}"))?;
+        hub.failed(&who, now);
+    }
+    let next = [fresh(250), Guesser::Source(address)];
+    assert!(matches!(
+        hub.admit(&next, now),
+        Err(svc::Refusal::Locked(_))
+    ));
+    // Control: the same fresh device from another address is admitted.
+    let elsewhere = [fresh(250), Guesser::Source("192.0.2.8".parse()?)];
+    assert!(hub.admit(&elsewhere, now).is_ok());
+    // An hour later the address may try again.
+    assert!(hub.admit(&next, UnixMillis(now.0 + 3_600_000)).is_ok());
     Ok(())
 }

@@ -543,3 +543,105 @@ async fn the_operator_records_a_court_removal_from_the_command_line() -> anyhow:
     drop((lola, relay));
     Ok(())
 }
+
+/// The father (an admin, not the owner) re-declares Lola's private volume under a shared
+/// label and her notes as the escrowed emergency volume. Returns the relay's answers,
+/// whether the father ends up holding the private volume's key, and whether the
+/// membership the relay then serves names him a reader of it.
+async fn father_relabels(m: Misbehaviour) -> anyhow::Result<(Vec<Option<ErrorCode>>, bool, bool)> {
+    let f = family(m).await?;
+    f.hand_over().await?;
+    let kept = f.dir.path().join("cegidd.txt");
+    std::fs::write(&kept, "Consultation CeGIDD")?;
+    let d = f
+        .lola
+        .daemon
+        .doc_add(f.child, &doc(&kept, "Consultation", "biology"))
+        .await?;
+    f.lola.daemon.doc_hide_from_parents(f.child, &d.id).await?;
+    f.uploaded(&f.lola).await?;
+    let private = volume(&f.lola.daemon, f.child, DOCUMENTS_PRIVATE).expect("private");
+    let notes = f.volume("notes");
+    let father = signing_of(&f.father);
+    let father_id = f.father.daemon.state().identity.principal.principal_id();
+    let (c, _) = connect_as(&f.father.daemon, &f.t).await?;
+    let mut answers = Vec::new();
+    for (v, label) in [
+        (private, "documents/care-extra"),
+        (notes, mes_protocol::escrow::ESCROWED_LABEL),
+    ] {
+        let kind = f
+            .lola
+            .daemon
+            .membership_of(f.child)?
+            .volume(v)
+            .expect("declared")
+            .kind;
+        let decl = Signed::sign(
+            mes_protocol::membership::VolumeDecl {
+                space: f.child,
+                volume: v,
+                kind,
+                generation: Generation(0),
+                label: label.into(),
+            },
+            &father,
+        );
+        answers.push(match c.request(Request::DeclareVolume { decl }).await {
+            Err(mes_daemon::client::ClientError::Refused(w)) => Some(w.code),
+            _ => None,
+        });
+    }
+    // Lola's device hears of the membership and wraps keys to whoever may read.
+    let lc = f.lola.daemon.client().expect("online");
+    let _ = f.lola.daemon.refresh_space(&lc, f.child).await;
+    let fc = f.father.daemon.client().expect("online");
+    let _ = f.father.daemon.refresh_space(&fc, f.child).await;
+    let leaked = mes_tests::current_key(&f.father.daemon, private).is_some();
+    let (lc, _) = connect_as(&f.lola.daemon, &f.t).await?;
+    let served = match lc
+        .request(Request::GetMembership { space: f.child })
+        .await?
+    {
+        Reply::Membership { membership, .. } => membership,
+        r => anyhow::bail!("GetMembership answered {r:?}"),
+    };
+    let names_him = served
+        .verified(Some(f.relay.relay.public_key()))
+        .is_ok_and(|m| m.readers(private).contains(&father_id));
+    Ok((answers, leaked, names_him))
+}
+
+/// Issue 22, finding 2: a legal representative with the admin role relabels the minor's
+/// private volume as a shared one, and her notes as the escrowed emergency volume. The
+/// relay refuses both and the father never gets the private key. Control: through a
+/// relay that stores any declaration, the relabelled membership it serves names the
+/// father a reader of the private volume (so the wrapping rule alone would leak the key),
+/// and still Lola's device, which keeps the labels it first saw, wraps nothing to him.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_cannot_relabel_the_minors_private_volume() -> anyhow::Result<()> {
+    let (answers, leaked, names_him) = father_relabels(Misbehaviour::default()).await?;
+    assert_eq!(
+        answers,
+        vec![Some(ErrorCode::BadRecord), Some(ErrorCode::BadRecord)]
+    );
+    assert!(
+        !leaked && !names_him,
+        "the private volume reached the father"
+    );
+    let (answers, leaked, names_him) = father_relabels(Misbehaviour {
+        accept_any_declaration: true,
+        ..Default::default()
+    })
+    .await?;
+    assert_eq!(answers, vec![None, None], "control: the relay took them");
+    assert!(
+        names_him,
+        "control: the served membership names the father a reader"
+    );
+    assert!(
+        !leaked,
+        "Lola's device wrapped the private key after a relabelling"
+    );
+    Ok(())
+}

@@ -76,11 +76,15 @@ pub enum RecordKind {
     Catalogue,
     /// Spaces closed by their person (F1.6), archived and refused, by space id.
     Closed,
+    /// The space a volume id belongs to, for ever, by volume id (issue 22, finding 1):
+    /// the log, snapshots and heads are keyed by volume alone, so an id is never
+    /// declared by a second space.
+    VolumeSpace,
 }
 
 impl RecordKind {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Membership,
         RecordKind::Device,
         RecordKind::Revocation,
@@ -91,6 +95,7 @@ impl RecordKind {
         RecordKind::Release,
         RecordKind::Catalogue,
         RecordKind::Closed,
+        RecordKind::VolumeSpace,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.

@@ -143,6 +143,7 @@ impl World {
                     device: keys.device_id(),
                     principal: principal.principal_id(),
                     outbox: Arc::new(Outbox::default()),
+                    source: None,
                 });
                 devs.push(SimDevice::new(index, person, keys, cert, space, &volumes));
             }
@@ -479,6 +480,7 @@ impl World {
             device: d.keys.device_id(),
             principal: d.cert.body.principal,
             outbox,
+            source: None,
         };
         self.callers.insert(conn, (device, caller));
         let d = &mut self.devices[device];
