@@ -146,6 +146,18 @@ impl RelayClient {
         cert: &DeviceCert,
         device_key: &SigningSecret,
     ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
+        Self::connect_vouched(endpoint, target, cert, device_key, None).await
+    }
+
+    /// Connects as [`RelayClient::connect`], with a recovery kit's word for a restored
+    /// device not yet on its person's list (issue 22, finding 3).
+    pub async fn connect_vouched(
+        endpoint: &quinn::Endpoint,
+        target: &RelayTarget,
+        cert: &DeviceCert,
+        device_key: &SigningSecret,
+        vouch: Option<mes_protocol::recovery::AdmissionVouch>,
+    ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
         let conn = endpoint
             .connect_with(
                 client_config(&target.fingerprint)?,
@@ -167,6 +179,7 @@ impl RelayClient {
             &ClientFrame::Hello {
                 cert: cert.clone(),
                 signature,
+                vouch,
             },
         )
         .await?;

@@ -161,6 +161,21 @@ async fn existing_side(mut ch: Channel, code: PairingCode) -> Result<(), ApiErro
             cert,
         }
     };
+    // The relay admits only devices on the person's list, which a listed device extends
+    // (issue 22, finding 3): this one lists the new device before handing anything over.
+    if let Err(e) = ch
+        .client
+        .request(Request::ListDevice {
+            cert: handover.cert.clone(),
+        })
+        .await
+    {
+        return Err(ch
+            .abort(pairing(format!(
+                "the relay did not list the new device: {e}"
+            )))
+            .await);
+    }
     let sealed = key
         .channel_key()
         .seal(&mut OsRng, HANDOVER_AAD, &codec::to_bytes(&handover));

@@ -134,6 +134,21 @@ impl Daemon {
                 .map(|s| s.id())
                 .collect()
         };
+        // The kit's admission key (issue 22, finding 3): registered at the relay by this
+        // listed device, its secret only in the kit, so a device restored from the kit
+        // is admitted and a stolen device cannot admit itself again.
+        let admission = mes_protocol::keys::SigningSecret::generate(&mut rand::rngs::OsRng);
+        self.online_client("making a recovery kit")?
+            .request(Request::SetAdmissionKey {
+                key: mes_protocol::ids::PrincipalId(admission.public()),
+            })
+            .await
+            .map_err(|e| {
+                api(
+                    ApiErrorCode::Offline,
+                    format!("the relay did not register the kit's admission key: {e}"),
+                )
+            })?;
         for space in &owned {
             self.note_set_internal(*space, RECIPIENT_KEY, &secret.recipient().0)
                 .await?;
@@ -144,6 +159,7 @@ impl Daemon {
             relay_address: target.address.to_string(),
             relay_fingerprint: target.fingerprint.clone(),
             created_at: UnixMillis::now(),
+            admission: Some(hex::encode(admission.to_bytes())),
         };
         let mut written = Vec::new();
         let (passphrase, shares) = match lock {
@@ -216,8 +232,8 @@ impl Daemon {
                 format!("kit recovery identity: {e}"),
             )
         })?;
-        {
-            let mut st = self.state();
+        let (device, cert) = {
+            let st = self.state();
             let device = mes_protocol::keys::KeyPair {
                 signing: mes_protocol::keys::SigningSecret::from_bytes(
                     &st.identity.device.signing.to_bytes(),
@@ -227,6 +243,13 @@ impl Daemon {
             };
             let name = format!("{} (restored)", st.identity.name());
             let cert = crate::identity::certify(&principal, &device, &name);
+            (device, cert)
+        };
+        // The relay admits the restored device on the kit's word, before anything changes
+        // here: a kit the relay does not know (or an older kit) restores nothing.
+        admit_restored(&kit, &cert, &device.signing).await?;
+        {
+            let mut st = self.state();
             let identity = Identity {
                 principal,
                 device,
@@ -272,6 +295,58 @@ impl Daemon {
         self.open_envelopes(space, envelopes, Some(&secret), c.relay_key)
             .await
     }
+}
+
+/// Has the kit's relay put a restored device on its person's list, with the kit's word.
+async fn admit_restored(
+    kit: &RecoveryKit,
+    cert: &mes_protocol::keys::DeviceCert,
+    device: &mes_protocol::keys::SigningSecret,
+) -> Result<(), ApiError> {
+    let Some(secret) = &kit.admission else {
+        return Err(api(
+            ApiErrorCode::Forbidden,
+            "this kit was made before device lists and cannot admit a device: list this device from one of your devices, or make a new kit there",
+        ));
+    };
+    let secret: [u8; 32] = hex::decode(secret)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            api(
+                ApiErrorCode::BadRequest,
+                "the kit's admission key is malformed",
+            )
+        })?;
+    let vouch = mes_protocol::recovery::AdmissionVouch::sign(
+        &mes_protocol::keys::SigningSecret::from_bytes(&secret),
+        cert,
+    );
+    let target = crate::client::RelayTarget {
+        address: kit.relay_address.parse().map_err(|e| {
+            api(
+                ApiErrorCode::BadRequest,
+                format!("the kit's relay address {:?}: {e}", kit.relay_address),
+            )
+        })?,
+        fingerprint: kit.relay_fingerprint.clone(),
+    };
+    let endpoint = crate::client::endpoint(target.address)
+        .map_err(|e| api(ApiErrorCode::Offline, e.to_string()))?;
+    let (client, _pushes) =
+        crate::client::RelayClient::connect_vouched(&endpoint, &target, cert, device, Some(vouch))
+            .await
+            .map_err(|e| {
+                api(
+                    ApiErrorCode::Offline,
+                    format!(
+                        "the relay named in the kit ({}) did not admit this device: {e:#}",
+                        kit.relay_address
+                    ),
+                )
+            })?;
+    drop(client);
+    Ok(())
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {

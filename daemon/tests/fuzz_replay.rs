@@ -138,6 +138,10 @@ fn write_corpus() {
         encode(&ClientFrame::Hello {
             cert: cert.clone(),
             signature: device.signing.sign(b"ctx", b"challenge"),
+            vouch: Some(mes_protocol::recovery::AdmissionVouch::sign(
+                &principal.signing,
+                &cert,
+            )),
         }),
     );
     write(

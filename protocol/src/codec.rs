@@ -155,7 +155,7 @@ mod tests {
         let err = decode::<(u32, String)>(&wrong, 100).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unsupported protocol version 99, this build speaks 7"
+            format!("unsupported protocol version 99, this build speaks {PROTOCOL_VERSION}")
         );
         let err = decode::<crate::wire::ClientFrame>(&[PROTOCOL_VERSION, 200, 1], 100).unwrap_err();
         assert!(

@@ -14,6 +14,46 @@ use crate::ids::{DeviceId, PrincipalId};
 use crate::keys::ExportedKeyPair;
 use crate::time::UnixMillis;
 
+/// A recovery kit's word for a restored device (issue 22, finding 3): the relay admits
+/// only devices on their person's list, and a device joins the list either through a
+/// listed device (pairing) or through this, signed by the kit's admission key, whose
+/// public half a listed device registered when the kit was made. The admission secret
+/// lives in the kit only, never on a device, so a stolen device cannot re-admit itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionVouch {
+    /// The kit's admission public key.
+    pub key: PrincipalId,
+    /// Its signature over the restored device's certificate.
+    pub signature: crate::keys::Signature,
+}
+
+const ADMISSION_CONTEXT: &[u8] = b"mes/recovery-admission/v1";
+
+impl AdmissionVouch {
+    /// The kit vouches for a restored device's certificate.
+    pub fn sign(kit: &crate::keys::SigningSecret, cert: &crate::keys::DeviceCert) -> Self {
+        AdmissionVouch {
+            key: PrincipalId(kit.public()),
+            signature: kit.sign(ADMISSION_CONTEXT, &crate::codec::to_bytes(cert)),
+        }
+    }
+
+    /// Checks the signature over `cert` (the relay then checks the key is the one
+    /// registered for the certificate's principal).
+    pub fn verify(
+        &self,
+        cert: &crate::keys::DeviceCert,
+    ) -> Result<(), crate::keys::SignatureError> {
+        crate::keys::verify(
+            &self.key.0,
+            ADMISSION_CONTEXT,
+            &crate::codec::to_bytes(cert),
+            &self.signature,
+            "recovery admission",
+        )
+    }
+}
+
 /// The pseudo-device recovery envelopes of an owner's spaces are addressed to.
 pub fn recovery_device(owner: PrincipalId) -> DeviceId {
     let mut h = blake3::Hasher::new();
@@ -35,11 +75,28 @@ pub struct RecoveryKit {
     pub relay_fingerprint: String,
     /// When the kit was made.
     pub created_at: UnixMillis,
+    /// The admission secret (hex) a restored device signs its certificate with
+    /// ([`AdmissionVouch`]); absent from kits made before device lists.
+    pub admission: Option<String>,
+}
+
+/// A kit as made before device lists (protocol 7): still opened, it restores the keys,
+/// and its device is admitted only once a listed device of the person lists it.
+#[derive(Serialize, Deserialize)]
+struct RecoveryKitV1 {
+    principal: ExportedKeyPair,
+    recovery: String,
+    relay_address: String,
+    relay_fingerprint: String,
+    created_at: UnixMillis,
 }
 
 impl Drop for RecoveryKit {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.recovery);
+        if let Some(a) = &mut self.admission {
+            zeroize::Zeroize::zeroize(a);
+        }
     }
 }
 
@@ -91,7 +148,20 @@ pub fn open(sealed: &[u8], passphrase: &str) -> Result<RecoveryKit, RecoveryErro
         )
         .map_err(|e| RecoveryError::Open(e.to_string()))?,
     );
-    crate::codec::from_bytes(&plain).map_err(|e| RecoveryError::Open(e.to_string()))
+    match crate::codec::from_bytes::<RecoveryKit>(&plain) {
+        Ok(kit) => Ok(kit),
+        Err(e) => match crate::codec::from_bytes::<RecoveryKitV1>(&plain) {
+            Ok(old) => Ok(RecoveryKit {
+                principal: old.principal,
+                recovery: old.recovery,
+                relay_address: old.relay_address,
+                relay_fingerprint: old.relay_fingerprint,
+                created_at: old.created_at,
+                admission: None,
+            }),
+            Err(_) => Err(RecoveryError::Open(e.to_string())),
+        },
+    }
 }
 
 /// Splits a 32-byte secret into `n` shares (hex lines), any `k` of which rebuild it.
@@ -184,6 +254,7 @@ mod tests {
             relay_address: "127.0.0.1:4433".into(),
             relay_fingerprint: "ab".into(),
             created_at: UnixMillis(1),
+            admission: Some("11".repeat(32)),
         };
         let sealed = seal(&kit, "cheval batterie agrafe");
         let back = open(&sealed, "cheval batterie agrafe").unwrap();
@@ -196,5 +267,48 @@ mod tests {
             Err(RecoveryError::Open(_))
         ));
         assert!(!String::from_utf8_lossy(&sealed).contains("127.0.0.1"));
+        assert_eq!(back.admission.as_deref(), Some("11".repeat(32).as_str()));
+    }
+
+    /// A kit made before device lists still opens (it has no admission key).
+    #[test]
+    fn a_kit_made_before_device_lists_still_opens() {
+        let kp = crate::keys::KeyPair::generate(&mut rand::thread_rng());
+        let old = RecoveryKitV1 {
+            principal: kp.export(),
+            recovery: "AGE-SECRET-KEY-1".into(),
+            relay_address: "127.0.0.1:4433".into(),
+            relay_fingerprint: "ab".into(),
+            created_at: UnixMillis(1),
+        };
+        let plain = crate::codec::to_bytes(&old);
+        let sealed = age::encrypt(
+            &age::scrypt::Recipient::new("cheval batterie agrafe".to_string().into()),
+            &plain,
+        )
+        .unwrap();
+        let back = open(&sealed, "cheval batterie agrafe").unwrap();
+        assert_eq!(back.relay_address, "127.0.0.1:4433");
+        assert!(back.admission.is_none());
+    }
+
+    /// The vouch binds the certificate: another certificate does not verify under it.
+    #[test]
+    fn an_admission_vouch_covers_one_certificate() {
+        let mut rng = rand::thread_rng();
+        let p = crate::keys::KeyPair::generate(&mut rng);
+        let kit = crate::keys::SigningSecret::generate(&mut rand::rngs::OsRng);
+        let cert = |name: &str| {
+            crate::keys::DeviceCert::for_device(
+                &p,
+                &crate::keys::KeyPair::generate(&mut rand::thread_rng()),
+                name,
+                UnixMillis(1),
+            )
+        };
+        let (a, b) = (cert("a"), cert("b"));
+        let vouch = AdmissionVouch::sign(&kit, &a);
+        assert!(vouch.verify(&a).is_ok());
+        assert!(vouch.verify(&b).is_err());
     }
 }

@@ -42,6 +42,10 @@ pub enum ClientFrame {
         /// Signature by the device key over challenge || relay fingerprint.
         #[cfg_attr(test, proptest(strategy = "crate::wire::arb::signature()"))]
         signature: Signature,
+        /// For a device restored from a recovery kit and not yet on its person's list:
+        /// the kit's word for it (issue 22, finding 3).
+        #[cfg_attr(test, proptest(strategy = "crate::wire::arb::vouch()"))]
+        vouch: Option<crate::recovery::AdmissionVouch>,
     },
     /// Liveness.
     Ping {
@@ -251,6 +255,18 @@ pub enum Request {
     },
     /// The hub's catalogue of approved services (F6), suspended ones included.
     GetCatalogue,
+    /// Puts a device on the caller's person's list (pairing, issue 22 finding 3): only a
+    /// listed device of the same principal does, and only a listed device is admitted.
+    ListDevice {
+        /// The new device's certificate, signed by the principal.
+        cert: DeviceCert,
+    },
+    /// Registers the admission key of the caller's person's recovery kit (replacing the
+    /// previous one): a device restored from that kit is admitted on its word.
+    SetAdmissionKey {
+        /// The kit's admission public key.
+        key: PrincipalId,
+    },
 }
 
 /// A frame from the relay to a device.
@@ -486,6 +502,15 @@ pub(crate) mod arb {
     use crate::seal::{BundleHeader, CipherSuite};
     use proptest::prelude::*;
 
+    pub fn vouch() -> impl Strategy<Value = Option<crate::recovery::AdmissionVouch>> {
+        proptest::option::of((any::<[u8; 32]>(), signature()).prop_map(|(k, signature)| {
+            crate::recovery::AdmissionVouch {
+                key: PrincipalId(k),
+                signature,
+            }
+        }))
+    }
+
     pub fn signature() -> impl Strategy<Value = Signature> {
         (any::<[u8; 32]>(), any::<[u8; 32]>()).prop_map(|(a, b)| {
             let mut s = [0u8; 64];
@@ -690,6 +715,10 @@ pub(crate) mod arb {
                 .prop_map(|envelopes| Request::PutEnvelopes { envelopes }),
             any::<[u8; 16]>().prop_map(|s| Request::GetEnvelopes { space: SpaceId(s) }),
             Just(Request::ListSpaces),
+            cert().prop_map(|cert| Request::ListDevice { cert }),
+            any::<[u8; 32]>().prop_map(|k| Request::SetAdmissionKey {
+                key: PrincipalId(k)
+            }),
             any::<[u8; 16]>().prop_map(|s| Request::GetMembership { space: SpaceId(s) }),
             (ids.clone(), proptest::collection::vec(bundle(), 0..4)).prop_map(
                 |((space, volume), bundles)| Request::Append {

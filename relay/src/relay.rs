@@ -58,6 +58,9 @@ pub struct Misbehaviour {
     /// Store any admin's volume declaration as it comes, relabelled or not (finding 2's
     /// control): the owner's devices must still refuse it.
     pub accept_any_declaration: bool,
+    /// Admit any device its principal certified, listed or not (finding 3's control): a
+    /// revoked device holding the principal's keys then comes back under a new name.
+    pub admit_any_certified_device: bool,
 }
 
 /// The relay's own keys.
@@ -149,6 +152,11 @@ fn owner_only(m: &Membership, who: PrincipalId, does: &str) -> Result<(), WireEr
     }
 }
 
+/// The key of a device's record: principal || device.
+fn device_key(principal: PrincipalId, device: DeviceId) -> Vec<u8> {
+    [principal.0.as_slice(), device.0.as_slice()].concat()
+}
+
 fn volume_taken(volume: VolumeId) -> WireError {
     WireError::new(
         ErrorCode::Conflict,
@@ -228,15 +236,18 @@ impl Relay {
         Ok(relay)
     }
 
-    /// Records a device certificate seen at authentication; refuses revoked devices.
-    pub async fn admit(&self, cert: &DeviceCert) -> Result<(), WireError> {
-        if self
-            .store
-            .get_record(RecordKind::Revocation, &cert.body.device.0)
-            .await
-            .map_err(internal)?
-            .is_some()
-        {
+    /// Admits a device at authentication (issue 22, finding 3): it must be on its person's
+    /// list, which a principal's first device starts, a listed device extends
+    /// ([`Request::ListDevice`], pairing) and a recovery kit's admission key extends
+    /// (`vouch`); a revoked device never comes back. The principal's signature on a
+    /// certificate is not enough: every device of a person holds the principal's keys,
+    /// so a stolen device could certify a new one.
+    pub async fn admit(
+        &self,
+        cert: &DeviceCert,
+        vouch: Option<&mes_protocol::recovery::AdmissionVouch>,
+    ) -> Result<(), WireError> {
+        if self.is_revoked(cert.body.device).await? {
             return Err(WireError::new(
                 ErrorCode::Revoked,
                 format!(
@@ -245,11 +256,60 @@ impl Relay {
                 ),
             ));
         }
-        let key = [
-            cert.body.principal.0.as_slice(),
-            cert.body.device.0.as_slice(),
-        ]
-        .concat();
+        let principal = cert.body.principal;
+        let listed = self
+            .store
+            .get_record(RecordKind::Device, &device_key(principal, cert.body.device))
+            .await
+            .map_err(internal)?
+            .is_some();
+        if listed || self.misbehaviour.admit_any_certified_device {
+            return self.list_device(cert).await;
+        }
+        if let Some(v) = vouch {
+            let registered = self
+                .store
+                .get_record(RecordKind::AdmissionKey, &principal.0)
+                .await
+                .map_err(internal)?;
+            if registered.as_deref() != Some(v.key.0.as_slice()) {
+                return Err(WireError::new(
+                    ErrorCode::Unauthenticated,
+                    "this recovery kit is not the person's current one: make a new kit from one of their devices",
+                ));
+            }
+            v.verify(cert)
+                .map_err(|e| WireError::new(ErrorCode::Unauthenticated, e.to_string()))?;
+            return self.list_device(cert).await;
+        }
+        let has_devices = !self
+            .store
+            .scan_records(RecordKind::Device, &principal.0)
+            .await
+            .map_err(internal)?
+            .is_empty();
+        if has_devices {
+            return Err(WireError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "device {} is not on its person's list: pair it from one of their devices (mes pair), or restore it from their recovery kit",
+                    cert.body.device.short()
+                ),
+            ));
+        }
+        // A principal's first device starts its list.
+        self.list_device(cert).await
+    }
+
+    /// Puts a certified device on its principal's list (first device, pairing, recovery).
+    pub async fn list_device(&self, cert: &DeviceCert) -> Result<(), WireError> {
+        if self.is_revoked(cert.body.device).await? {
+            return Err(WireError::new(
+                ErrorCode::Revoked,
+                format!("device {} is revoked", cert.body.device.short()),
+            ));
+        }
+        let key = device_key(cert.body.principal, cert.body.device);
         if self
             .store
             .get_record(RecordKind::Device, &key)
@@ -687,6 +747,28 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::RevokeDevice { revocation } => self.revoke(caller, revocation).await,
+            Request::ListDevice { cert } => {
+                cert.verify().map_err(bad_record)?;
+                if cert.body.principal != caller.principal {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        "a device lists devices of its own person only",
+                    ));
+                }
+                self.list_device(&cert).await?;
+                Ok(Reply::Done)
+            }
+            Request::SetAdmissionKey { key } => {
+                self.store
+                    .put_record(
+                        RecordKind::AdmissionKey,
+                        caller.principal.0.to_vec(),
+                        key.0.to_vec(),
+                    )
+                    .await
+                    .map_err(internal)?;
+                Ok(Reply::Done)
+            }
             Request::GetMembership { space } => {
                 let m = self
                     .authorize(space, caller.principal, Need::AnyRole)
@@ -1965,6 +2047,8 @@ fn request_name(r: &Request) -> &'static str {
         Request::ListStructure { .. } => "ListStructure",
         Request::PairOpen { .. } => "PairOpen",
         Request::PairSend { .. } => "PairSend",
+        Request::ListDevice { .. } => "ListDevice",
+        Request::SetAdmissionKey { .. } => "SetAdmissionKey",
     }
 }
 

@@ -128,7 +128,12 @@ async fn authenticate(
         }
         Ok(Ok(Some(f))) => f,
     };
-    let ClientFrame::Hello { cert, signature } = frame else {
+    let ClientFrame::Hello {
+        cert,
+        signature,
+        vouch,
+    } = frame
+    else {
         return Err(WireError::new(
             ErrorCode::Unauthenticated,
             "the first frame must be Hello",
@@ -144,7 +149,7 @@ async fn authenticate(
         "challenge",
     )
     .map_err(|e| WireError::new(ErrorCode::Unauthenticated, e.to_string()))?;
-    relay.admit(&cert).await?;
+    relay.admit(&cert, vouch.as_ref()).await?;
     Ok((cert.body.device, cert.body.principal))
 }
 

@@ -3,6 +3,9 @@
 //! against a relay with that one check removed succeeds).
 //!
 //! - Finding 1: a volume id is bound to its space for ever; a writer alone never prunes.
+//! - Finding 3: a revoked device, with everything it held, cannot come back under a new
+//!   name: only listed devices are admitted, and only a listed device (or the recovery
+//!   kit) lists another.
 //!
 //! Finding 2 (relabelling a minor's private volume) is in `minors.rs`, beside the family
 //! it needs.
@@ -232,5 +235,157 @@ async fn a_writer_alone_cannot_prune_a_log() -> anyhow::Result<()> {
     assert!(wrote.is_ok(), "control: the writer appends: {wrote:?}");
     a.shutdown().await;
     relay.shutdown().await;
+    Ok(())
+}
+
+/// What a thief holding a device's whole disk (the principal's keys included, as every
+/// device of a person holds them) obtains.
+#[derive(Debug, PartialEq, Eq)]
+struct Thief {
+    /// The stolen device's own certificate is admitted.
+    own_connects: bool,
+    /// A device the thief certifies with the principal's key gets on the list and is
+    /// admitted.
+    minted_connects: bool,
+    /// The minted device receives the key of the notes' epoch the owner's device writes in.
+    gets_the_current_key: bool,
+    /// A revocation of the owner's other device, sent by the thief, is taken.
+    revokes_the_owner: bool,
+}
+
+async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, m).await?;
+    let t = target(&relay);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = mes_tests::pair(&a.daemon, &b.daemon).await?;
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    // Everything the thief takes from b's disk.
+    let (principal, b_cert, b_key) = {
+        let st = b.daemon.state();
+        (
+            mes_protocol::keys::KeyPair {
+                signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
+                age: AgeSecret::parse(&st.identity.principal.age.to_secret_string())?,
+            },
+            st.identity.cert.clone(),
+            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+        )
+    };
+    let a_device = a.daemon.state().identity.device.device_id();
+    let b_device = b_cert.body.device;
+    b.shutdown().await;
+    if revoked_first {
+        a.daemon.revoke_device(b_device).await?;
+    }
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let own = mes_daemon::client::RelayClient::connect(&endpoint, &t, &b_cert, &b_key).await;
+    let minted = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
+    let minted_cert = mes_daemon::identity::certify(&principal, &minted, "thief");
+    if let Ok((c, _)) = &own {
+        // A listed device puts another on the person's list (what pairing does).
+        c.request(Request::ListDevice {
+            cert: minted_cert.clone(),
+        })
+        .await?;
+    }
+    let minted_conn =
+        mes_daemon::client::RelayClient::connect(&endpoint, &t, &minted_cert, &minted.signing)
+            .await;
+    let mut thief = Thief {
+        own_connects: own.is_ok(),
+        minted_connects: minted_conn.is_ok(),
+        gets_the_current_key: false,
+        revokes_the_owner: false,
+    };
+    if let Ok((c, _)) = &minted_conn {
+        // The owner's device writes; the thief waits for the key of that epoch.
+        a.daemon.note_set(space, "après", "écrit après").await?;
+        let epoch = a
+            .daemon
+            .state()
+            .keys
+            .current(notes, Generation(0))
+            .map(|(e, _)| e)
+            .expect("a key");
+        for _ in 0..100 {
+            if let Ok(Reply::Envelopes { envelopes }) =
+                c.request(Request::GetEnvelopes { space }).await
+            {
+                if envelopes.iter().any(|e| {
+                    e.slot.volume == notes && e.slot.epoch == epoch && e.unwrap(&minted.age).is_ok()
+                }) {
+                    thief.gets_the_current_key = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let revocation = Signed::sign(
+            mes_protocol::membership::DeviceRevocation {
+                device: a_device,
+                revoked_at: UnixMillis::now(),
+            },
+            &principal.signing,
+        );
+        thief.revokes_the_owner = c
+            .request(Request::RevokeDevice { revocation })
+            .await
+            .is_ok();
+    }
+    a.shutdown().await;
+    relay.shutdown().await;
+    Ok(thief)
+}
+
+/// Finding 3: a stolen, unlocked device holds the principal's keys. Revoked, it cannot
+/// connect, cannot get a device it certifies itself admitted, so it obtains no key of
+/// what is written after and cannot revoke the owner's real device. Controls: before the
+/// revocation it could do all of it (a listed device lists another, as pairing does);
+/// and after it, against a relay that admits any device its principal certified (the
+/// rule before device lists), the minted device comes back, gets the new key and
+/// revokes the owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_cannot_come_back_under_a_new_name() -> anyhow::Result<()> {
+    let revoked = steal(true, Misbehaviour::default()).await?;
+    assert_eq!(
+        revoked,
+        Thief {
+            own_connects: false,
+            minted_connects: false,
+            gets_the_current_key: false,
+            revokes_the_owner: false,
+        }
+    );
+    let before = steal(false, Misbehaviour::default()).await?;
+    assert_eq!(
+        before,
+        Thief {
+            own_connects: true,
+            minted_connects: true,
+            gets_the_current_key: true,
+            revokes_the_owner: true,
+        },
+        "control: before the revocation"
+    );
+    let old_rule = steal(
+        true,
+        Misbehaviour {
+            admit_any_certified_device: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert_eq!(
+        old_rule,
+        Thief {
+            own_connects: false,
+            minted_connects: true,
+            gets_the_current_key: true,
+            revokes_the_owner: true,
+        },
+        "control: a relay admitting any certified device"
+    );
     Ok(())
 }

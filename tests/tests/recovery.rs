@@ -1,7 +1,7 @@
 //! Recovery when every device is lost (issue 6 item 8, F12.4): a kit sealed with a
 //! passphrase, or its secret split 2 of 3 among trusted persons, restores the person on a
 //! fresh device against the real relay, with every record and file readable. Wrong
-//! passphrases and too few shares are refused and change nothing.
+//! passphrases, too few shares and a superseded kit are refused and change nothing.
 
 use mes_daemon::recovery::{KitKey, KitLock};
 use mes_protocol::documents::{DocQuery, NewDocument};
@@ -38,6 +38,15 @@ async fn lose_everything_and_restore(split: bool) -> anyhow::Result<()> {
     } else {
         KitLock::Passphrase(Zeroizing::new(passphrase.into()))
     };
+    // An earlier kit, superseded by the one made next (issue 22, finding 3: the relay
+    // admits a restored device on the word of the person's current kit only).
+    let superseded = dir.path().join("old-kit.age");
+    a.daemon
+        .make_recovery_kit(
+            &superseded,
+            KitLock::Passphrase(Zeroizing::new(passphrase.into())),
+        )
+        .await?;
     let written = a.daemon.make_recovery_kit(&kit, lock).await?;
     assert_eq!(written.len(), if split { 4 } else { 1 });
     until(&a.daemon, Duration::from_secs(30), "uploaded", |d| {
@@ -68,6 +77,24 @@ async fn lose_everything_and_restore(split: bool) -> anyhow::Result<()> {
         e.message
     );
     assert_eq!(c.daemon.state().identity.principal.principal_id(), before);
+    let e = c
+        .daemon
+        .restore_from_kit(
+            &std::fs::read(&superseded)?,
+            KitKey::Passphrase(Zeroizing::new(passphrase.into())),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("not the person's current one"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        c.daemon.state().identity.principal.principal_id(),
+        before,
+        "a refused restore changes nothing"
+    );
     let good = if split {
         KitKey::Shares(vec![
             std::fs::read_to_string(&written[1])?,

@@ -80,11 +80,13 @@ pub enum RecordKind {
     /// the log, snapshots and heads are keyed by volume alone, so an id is never
     /// declared by a second space.
     VolumeSpace,
+    /// The admission key of a person's recovery kit (issue 22, finding 3), by principal.
+    AdmissionKey,
 }
 
 impl RecordKind {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 11] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::Membership,
         RecordKind::Device,
         RecordKind::Revocation,
@@ -96,6 +98,7 @@ impl RecordKind {
         RecordKind::Catalogue,
         RecordKind::Closed,
         RecordKind::VolumeSpace,
+        RecordKind::AdmissionKey,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.

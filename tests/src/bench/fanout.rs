@@ -156,6 +156,11 @@ impl BenchSpace {
             &self.principal.signing,
         );
         c.request(Request::DeclareVolume { decl }).await?;
+        // The other devices of the person, on their list (as pairing leaves them).
+        for d in &self.devices[1..] {
+            let cert = certify(&self.principal, d, "fanout");
+            c.request(Request::ListDevice { cert }).await?;
+        }
         Ok(())
     }
 

@@ -9,9 +9,7 @@ use super::child::Child;
 use super::{measure, Measure, Size};
 use crate::{device, volume};
 use mes_daemon::client::RelayClient;
-use mes_daemon::identity::certify;
 use mes_protocol::ids::{Epoch, Generation};
-use mes_protocol::keys::KeyPair;
 use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
 use mes_protocol::wire::Request;
 use std::time::Instant;
@@ -40,9 +38,9 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     // Each device: its connection and its chain of sealed one-change bundles, made before
     // the clock starts (sealing is the device's work, not the relay's).
     let mut uploads = Vec::new();
+    let (lister, _) = crate::connect_as(&a.daemon, &t).await?;
     for i in 0..devices {
-        let dev = KeyPair::generate(&mut rng);
-        let cert = certify(&principal, &dev, &format!("ingest-{i}"));
+        let (dev, cert) = super::listed_device(&lister, &principal, &format!("ingest-{i}")).await?;
         let (client, pushes) = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
         let header = BundleHeader {
             suite: CipherSuite::XChaCha20Poly1305,

@@ -6,9 +6,7 @@ use super::{percentile, Measure, Size};
 use crate::{converged, device, pair, relay, target, volume};
 use mes_daemon::api_client::ApiClient;
 use mes_daemon::client::RelayClient;
-use mes_daemon::identity::certify;
 use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
-use mes_protocol::keys::KeyPair;
 use mes_protocol::wire::Request;
 use std::time::Instant;
 
@@ -32,9 +30,9 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     // Idle devices: real authenticated connections subscribed to the volume.
     let endpoint = mes_daemon::client::endpoint(t.address)?;
     let mut idle_devices = Vec::new();
+    let (lister, _) = crate::connect_as(&a.daemon, &t).await?;
     for i in 0..idle {
-        let dev = KeyPair::generate(&mut rand::rngs::OsRng);
-        let cert = certify(&principal, &dev, &format!("idle-{i}"));
+        let (dev, cert) = super::listed_device(&lister, &principal, &format!("idle-{i}")).await?;
         let (c, pushes) = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
         c.request(Request::Subscribe {
             space,

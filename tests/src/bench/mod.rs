@@ -110,6 +110,22 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
 }
 
 /// A copy of the daemon's principal keys, to certify extra devices of the same person.
+/// Certifies a new device of a person and puts it on their list through `lister`, a
+/// connection of one of their listed devices (what pairing does).
+pub async fn listed_device(
+    lister: &mes_daemon::client::RelayClient,
+    principal: &mes_protocol::keys::KeyPair,
+    name: &str,
+) -> anyhow::Result<(mes_protocol::keys::KeyPair, mes_protocol::keys::DeviceCert)> {
+    let dev = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
+    let cert = mes_daemon::identity::certify(principal, &dev, name);
+    lister
+        .request(mes_protocol::wire::Request::ListDevice { cert: cert.clone() })
+        .await?;
+    Ok((dev, cert))
+}
+
+/// The principal keys of a daemon's person.
 pub fn principal_keys(
     d: &mes_daemon::daemon::Daemon,
 ) -> anyhow::Result<mes_protocol::keys::KeyPair> {

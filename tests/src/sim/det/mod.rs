@@ -137,8 +137,9 @@ impl World {
                     &format!("device {index}"),
                     UnixMillis(0),
                 );
-                rt.block_on(relay.admit(&cert))
-                    .map_err(|e| anyhow::anyhow!("admit: {e}"))?;
+                // Every device of the person is on their list, as pairing would leave it.
+                rt.block_on(relay.list_device(&cert))
+                    .map_err(|e| anyhow::anyhow!("list: {e}"))?;
                 first_caller.get_or_insert(Caller {
                     device: keys.device_id(),
                     principal: principal.principal_id(),
@@ -470,7 +471,7 @@ impl World {
         let relay = self.relay.clone().expect("checked by the caller");
         let d = &self.devices[device];
         self.rt
-            .block_on(relay.admit(&d.cert))
+            .block_on(relay.admit(&d.cert, None))
             .map_err(|e| format!("d{device}: admission refused: {e}"))?;
         let outbox = Arc::new(Outbox::default());
         relay.hub.join_principal(d.cert.body.principal, &outbox);
