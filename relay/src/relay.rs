@@ -61,6 +61,8 @@ pub struct Misbehaviour {
     /// Admit any device its principal certified, listed or not (finding 3's control): a
     /// revoked device holding the principal's keys then comes back under a new name.
     pub admit_any_certified_device: bool,
+    /// Let any space claim a committed blob (finding 8's control).
+    pub skip_blob_binding: bool,
 }
 
 /// The relay's own keys.
@@ -88,6 +90,40 @@ pub struct Caller {
     pub outbox: Arc<Outbox>,
     /// The address the connection came from (none in the simulator).
     pub source: Option<std::net::IpAddr>,
+    /// Files this connection read lately, so each read is logged once (finding 8).
+    pub blob_reads: BlobReads,
+}
+
+/// The files a connection read lately: a read is logged at its first chunk, or at the
+/// first chunk a connection fetches of a file it was not logged for within
+/// [`BlobReads::FOR`]. Bounded to [`BlobReads::MAX`] files (the oldest forgotten).
+#[derive(Default)]
+pub struct BlobReads(
+    std::sync::Mutex<std::collections::VecDeque<(mes_protocol::ids::BlobId, std::time::Instant)>>,
+);
+
+impl BlobReads {
+    /// Files remembered per connection.
+    pub const MAX: usize = 256;
+    /// How long a logged read covers further chunks of the same file.
+    pub const FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// Whether fetching chunk `index` of `blob` starts a read to log (and remembers it).
+    pub fn starts_read(&self, blob: mes_protocol::ids::BlobId, index: u32) -> bool {
+        let now = std::time::Instant::now();
+        let mut reads = self.0.lock().expect("blob reads lock");
+        reads.retain(|(_, at)| now.duration_since(*at) < Self::FOR);
+        let known = reads.iter().any(|(b, _)| *b == blob);
+        if index != 0 && known {
+            return false;
+        }
+        reads.retain(|(b, _)| *b != blob);
+        if reads.len() >= Self::MAX {
+            reads.pop_front();
+        }
+        reads.push_back((blob, now));
+        true
+    }
 }
 
 impl Caller {
@@ -221,6 +257,7 @@ impl Relay {
             closed: RwLock::new(closed),
         });
         relay.backfill_volume_bindings().await?;
+        relay.backfill_blob_bindings().await?;
         // Another instance on a shared backend changed a record this one caches.
         let weak = Arc::downgrade(&relay);
         relay.store.set_record_hook(Box::new(move |kind, key| {
@@ -1061,6 +1098,9 @@ impl Relay {
             } => {
                 self.authorize(space, caller.principal, Need::AnyRole)
                     .await?;
+                // A committed blob belongs to the space that committed it (finding 8): a
+                // member of another space who learnt its id cannot claim it there.
+                self.blob_bound_here(space, blob).await?;
                 if data.len() > MAX_BLOB_CHUNK {
                     return Err(WireError::new(
                         ErrorCode::TooLarge,
@@ -1086,6 +1126,7 @@ impl Relay {
                             blob.short()
                         )));
                     }
+                    self.bind_blob(space, blob).await?;
                     let key = [space.0.as_slice(), blob.0.as_slice()].concat();
                     self.store
                         .put_record(RecordKind::BlobOwner, key, Vec::new())
@@ -1118,8 +1159,10 @@ impl Relay {
                     .map_err(internal)?
                 {
                     Some((data, last)) => {
-                        // One entry per download, at its first chunk.
-                        if index == 0 {
+                        // One entry per read of the file: at its first chunk, or at
+                        // whichever chunk a connection starts a file it was not logged
+                        // for lately (a reader skipping chunk 0 is logged too, finding 8).
+                        if caller.blob_reads.starts_read(blob, index) {
                             self.record_access(&m, caller, AccessTarget::Blob { blob })
                                 .await?;
                         }
@@ -1360,6 +1403,78 @@ impl Relay {
         self.store
             .put_record(RecordKind::VolumeSpace, DONE.to_vec(), Vec::new())
             .await
+    }
+
+    /// Binds blobs committed before bindings existed to the one space that holds each.
+    async fn backfill_blob_bindings(&self) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"backfilled-v1";
+        if self
+            .store
+            .get_record(RecordKind::BlobSpace, DONE)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut blob_spaces: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
+        for (k, _) in self.store.scan_records(RecordKind::BlobOwner, &[]).await? {
+            if k.len() == 48 {
+                blob_spaces
+                    .entry(k[16..].to_vec())
+                    .or_default()
+                    .push(k[..16].to_vec());
+            }
+        }
+        for (blob, spaces) in blob_spaces {
+            if let [space] = &spaces[..] {
+                self.store
+                    .put_record(RecordKind::BlobSpace, blob, space.clone())
+                    .await?;
+            }
+        }
+        self.store
+            .put_record(RecordKind::BlobSpace, DONE.to_vec(), Vec::new())
+            .await
+    }
+
+    /// Refuses a blob id another space committed (issue 22, finding 8).
+    async fn blob_bound_here(
+        &self,
+        space: SpaceId,
+        blob: mes_protocol::ids::BlobId,
+    ) -> Result<(), WireError> {
+        if self.misbehaviour.skip_blob_binding {
+            return Ok(());
+        }
+        match self
+            .store
+            .get_record(RecordKind::BlobSpace, &blob.0)
+            .await
+            .map_err(internal)?
+        {
+            Some(owner) if owner.as_slice() != space.0.as_slice() => Err(WireError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "blob {} belongs to another space; a blob is bound to the space that committed it",
+                    blob.short()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Binds a committed blob to its space for ever (first commit wins).
+    async fn bind_blob(
+        &self,
+        space: SpaceId,
+        blob: mes_protocol::ids::BlobId,
+    ) -> Result<(), WireError> {
+        let _one_binding = self.binding_lock.lock().await;
+        self.blob_bound_here(space, blob).await?;
+        self.store
+            .put_record(RecordKind::BlobSpace, blob.0.to_vec(), space.0.to_vec())
+            .await
+            .map_err(internal)
     }
 
     fn membership_lock(&self, space: SpaceId) -> Arc<tokio::sync::Mutex<()>> {

@@ -70,6 +70,7 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
                 principal,
                 outbox,
                 source: Some(conn.remote_address().ip()),
+                blob_reads: Default::default(),
             }
         }
         Err(e) => {

@@ -389,3 +389,127 @@ async fn a_revoked_device_cannot_come_back_under_a_new_name() -> anyhow::Result<
     );
     Ok(())
 }
+
+/// What a stranger who learnt a blob id obtains by claiming it in a space of their own:
+/// (the claim's last chunk accepted, chunks of the file fetched through their space).
+async fn stranger_claims_a_blob(m: Misbehaviour) -> anyhow::Result<(bool, bool)> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, m).await?;
+    let t = target(&relay);
+    let victim = device(dir.path(), "victim", &t).await?;
+    online(&victim.daemon).await?;
+    let space = home(&victim.daemon).await?;
+    registered(&victim, space).await?;
+    let file = dir.path().join("compte-rendu.txt");
+    std::fs::write(&file, "Compte rendu opératoire")?;
+    let (blob, _) = mes_daemon::blobs::put(&victim.daemon, space, &file).await?;
+    until(&victim.daemon, WAIT, "blob uploaded", |d| {
+        mes_daemon::blobs::pending(&d.files).is_empty()
+    })
+    .await?;
+    let stranger = RawPrincipal::new("stranger");
+    let theirs = own_space(&stranger, &t).await?;
+    let c = stranger.connect(&t).await?;
+    let claimed = c
+        .request(Request::PutBlobChunk {
+            space: theirs,
+            blob,
+            index: 0,
+            last: true,
+            data: b"anything: chunks of a committed blob are ignored".to_vec(),
+        })
+        .await
+        .is_ok();
+    let fetched = c
+        .request(Request::GetBlobChunk {
+            space: theirs,
+            blob,
+            index: 0,
+        })
+        .await
+        .is_ok();
+    victim.shutdown().await;
+    relay.shutdown().await;
+    Ok((claimed, fetched))
+}
+
+/// Finding 8: a committed blob belongs to the space that committed it; a stranger who
+/// learnt its id (ids are hashes, shared in links) cannot claim it in their own space and
+/// read the ciphertext from there, unlogged. Control: a relay that skips the binding lets
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_cannot_claim_another_spaces_blob() -> anyhow::Result<()> {
+    assert_eq!(
+        stranger_claims_a_blob(Misbehaviour::default()).await?,
+        (false, false)
+    );
+    assert_eq!(
+        stranger_claims_a_blob(Misbehaviour {
+            skip_blob_binding: true,
+            ..Default::default()
+        })
+        .await?,
+        (true, true),
+        "control: without the binding the stranger reads the file's ciphertext"
+    );
+    Ok(())
+}
+
+/// Finding 8: every read of a file by someone other than the owner is logged once,
+/// whichever chunk it starts at: a reader skipping chunk 0 is logged; further chunks of
+/// the same read are not logged again; a new read is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_of_a_file_is_logged_once_whichever_chunk_it_starts_at() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
+    let t = target(&relay);
+    let a = device(dir.path(), "a", &t).await?;
+    online(&a.daemon).await?;
+    let space = home(&a.daemon).await?;
+    registered(&a, space).await?;
+    let file = dir.path().join("irm.bin");
+    std::fs::write(&file, vec![7u8; 200_000])?;
+    let (blob, _) = mes_daemon::blobs::put(&a.daemon, space, &file).await?;
+    until(&a.daemon, WAIT, "blob uploaded", |d| {
+        mes_daemon::blobs::pending(&d.files).is_empty()
+    })
+    .await?;
+    let reader = RawPrincipal::new("relative");
+    reader.connect(&t).await?;
+    a.daemon.grant(space, reader.id(), Some(Role::Read)).await?;
+    let (owner, _) = mes_tests::connect_as(&a.daemon, &t).await?;
+    let file_reads = || async {
+        match owner.request(Request::GetHistory { space, after: 0 }).await {
+            Ok(Reply::History { entries }) => entries
+                .iter()
+                .filter(|e| {
+                    matches!(
+                        e.body.target,
+                        mes_protocol::history::AccessTarget::Blob { blob: b } if b == blob
+                    )
+                })
+                .count(),
+            other => panic!("history: {other:?}"),
+        }
+    };
+    let chunk = |index| Request::GetBlobChunk { space, blob, index };
+    assert_eq!(file_reads().await, 0);
+    let c = reader.connect(&t).await?;
+    c.request(chunk(1)).await?;
+    assert_eq!(
+        file_reads().await,
+        1,
+        "a read starting past chunk 0 is logged"
+    );
+    c.request(chunk(2)).await?;
+    c.request(chunk(1)).await?;
+    assert_eq!(file_reads().await, 1, "the same read is logged once");
+    c.request(chunk(0)).await?;
+    assert_eq!(file_reads().await, 2, "a read from the start is a new read");
+    let c2 = reader.connect(&t).await?;
+    c2.request(chunk(2)).await?;
+    assert_eq!(file_reads().await, 3, "another connection's read is logged");
+    a.shutdown().await;
+    relay.shutdown().await;
+    Ok(())
+}

@@ -82,11 +82,13 @@ pub enum RecordKind {
     VolumeSpace,
     /// The admission key of a person's recovery kit (issue 22, finding 3), by principal.
     AdmissionKey,
+    /// The space a committed blob belongs to, for ever, by blob id (issue 22, finding 8).
+    BlobSpace,
 }
 
 impl RecordKind {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::Membership,
         RecordKind::Device,
         RecordKind::Revocation,
@@ -99,6 +101,7 @@ impl RecordKind {
         RecordKind::Closed,
         RecordKind::VolumeSpace,
         RecordKind::AdmissionKey,
+        RecordKind::BlobSpace,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.

@@ -145,6 +145,7 @@ impl World {
                     principal: principal.principal_id(),
                     outbox: Arc::new(Outbox::default()),
                     source: None,
+                    blob_reads: Default::default(),
                 });
                 devs.push(SimDevice::new(index, person, keys, cert, space, &volumes));
             }
@@ -482,6 +483,7 @@ impl World {
             principal: d.cert.body.principal,
             outbox,
             source: None,
+            blob_reads: Default::default(),
         };
         self.callers.insert(conn, (device, caller));
         let d = &mut self.devices[device];
