@@ -71,11 +71,12 @@ impl SealedStore {
         // The replica is read once at open (volume metadata, stored document lists) and
         // then lazily per volume, which keeps what it loads in memory itself; sled's own
         // page cache (1 GiB by default) would only hold those pages a second time.
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(REPLICA_CACHE_BYTES)
-            .open()?;
+        let db = open_sled(
+            sled::Config::new()
+                .path(dir)
+                .mode(sled::Mode::HighThroughput)
+                .cache_capacity(REPLICA_CACHE_BYTES),
+        )?;
         Ok(SealedStore {
             db,
             clear: false,
@@ -178,6 +179,28 @@ impl SealedStore {
     /// Number of entries in a namespace.
     pub fn count(&self, namespace: &str) -> usize {
         self.db.scan_prefix(self.prefix(namespace)).count()
+    }
+}
+
+/// How long an open waits for the lock of a store closed a moment ago in this process.
+pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens a sled database, waiting up to [`OPEN_WAIT`] while its directory is still locked:
+/// sled's IO threads let go of the lock a moment after the last handle is dropped, so a
+/// store closed and reopened in one process (a daemon restarted in place, the tests)
+/// would otherwise fail at random (issue 23's stress test found it).
+pub fn open_sled(config: sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + OPEN_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
 

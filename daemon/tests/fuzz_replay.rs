@@ -32,34 +32,53 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Replays every seed and kept crasher of `targets` under `root` (`seeds/<target>/`,
+/// `crashers/<target>/`); the number replayed, or the first file a target panics on.
+fn replay(root: &Path, targets: &[(&str, mes_daemon::fuzzing::Target)]) -> Result<usize, String> {
+    let mut replayed = 0;
+    for (name, target) in targets {
+        let corpus = files(&root.join("seeds").join(name));
+        if corpus.is_empty() {
+            return Err(format!("no seed corpus for fuzz target {name}"));
+        }
+        for f in corpus
+            .iter()
+            .chain(&files(&root.join("crashers").join(name)))
+        {
+            let data = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            if std::panic::catch_unwind(|| target(&data)).is_err() {
+                return Err(format!("fuzz target {name} panics on {}", f.display()));
+            }
+            replayed += 1;
+        }
+    }
+    Ok(replayed)
+}
+
 #[test]
 fn corpus_and_kept_crashers_replay_without_panic() {
     if std::env::var_os("MES_WRITE_FUZZ_CORPUS").is_some() {
         write_corpus();
     }
-    let mut replayed = 0;
-    for (name, target) in TARGETS {
-        let corpus = files(&fuzz_dir().join("seeds").join(name));
-        assert!(!corpus.is_empty(), "no seed corpus for fuzz target {name}");
-        for f in corpus
-            .iter()
-            .chain(&files(&fuzz_dir().join("crashers").join(name)))
-        {
-            let data = std::fs::read(f).unwrap();
-            let r = std::panic::catch_unwind(|| target(&data));
-            assert!(r.is_ok(), "fuzz target {name} panics on {}", f.display());
-            replayed += 1;
-        }
-    }
+    let replayed = replay(&fuzz_dir(), TARGETS).unwrap_or_else(|e| panic!("{e}"));
     assert!(replayed >= TARGETS.len());
 }
 
 #[test]
 fn the_replay_catches_a_panicking_decoder() {
-    // Control: the same loop over a target that panics on some input must fail.
+    // Control: the same replay, over a planted target that panics on one kept crasher,
+    // fails and names the file; without that crasher it passes.
     let planted: fn(&[u8]) = |d| assert!(d.first() != Some(&0xff), "planted crash");
-    let r = std::panic::catch_unwind(|| planted(&[0xff, 1, 2]));
-    assert!(r.is_err());
+    let root = tempfile::tempdir().unwrap();
+    for (dir, name, bytes) in [("seeds", "fine", [1u8, 2]), ("crashers", "boom", [0xff, 1])] {
+        let d = root.path().join(dir).join("planted");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), bytes).unwrap();
+    }
+    let err = replay(root.path(), &[("planted", planted)]).unwrap_err();
+    assert!(err.contains("crashers/planted/boom"), "{err}");
+    std::fs::remove_file(root.path().join("crashers/planted/boom")).unwrap();
+    assert_eq!(replay(root.path(), &[("planted", planted)]), Ok(1));
 }
 
 fn write(target: &str, name: &str, bytes: Vec<u8>) {

@@ -645,6 +645,7 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 
 pub mod bench;
 pub mod sim;
+pub mod store_stress;
 pub mod tmux;
 
 /// The Python of the tests' checks (`target/pyenv`, which `scripts/test` creates with

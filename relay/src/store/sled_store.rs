@@ -51,10 +51,28 @@ fn chunk_key(blob: &[u8; 32], index: u32) -> [u8; 36] {
     k
 }
 
+/// Opens sled, waiting a moment while a store of the same directory closed in this
+/// process still holds its lock (sled's IO threads release it after the last handle; the
+/// daemon's twin is `mes_daemon::store::open_sled`, issue 23).
+pub fn open_db(config: sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir.join("relay.sled")).open()?;
+        let db = open_db(sled::Config::new().path(dir.join("relay.sled")))?;
         let t = |n: &str| db.open_tree(n);
         Ok(SledStore {
             log: t("log")?,

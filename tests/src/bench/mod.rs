@@ -4,6 +4,7 @@
 mod campaign;
 mod catch_up;
 pub mod child;
+pub mod compare;
 mod fanout;
 mod floor;
 mod ingest;

@@ -1,7 +1,8 @@
 //! `mes-bench`: runs the benchmark scenarios and prints one JSON object per metric
 //! (`scenario`, `metric`, `value`, `unit`) with `--json`, or a table without.
 //!
-//! `mes-bench --list`; `mes-bench SCENARIO... [--smoke] [--json]`; no scenario runs all.
+//! `mes-bench --list`; `mes-bench SCENARIO... [--smoke] [--json]`; `--all` (or no
+//! scenario) runs all; `mes-bench compare OLD.jsonl NEW.jsonl` compares two `--json` runs.
 
 use clap::Parser;
 
@@ -18,6 +19,9 @@ struct Cli {
     /// List the scenarios.
     #[arg(long)]
     list: bool,
+    /// Run every scenario (the same as naming none).
+    #[arg(long)]
+    all: bool,
     /// Tiny sizes, for CI.
     #[arg(long)]
     smoke: bool,
@@ -41,6 +45,23 @@ async fn main() -> anyhow::Result<()> {
     if let Some(child) = &cli.child {
         return bench::child::serve(&child[0], std::path::Path::new(&child[1])).await;
     }
+    if cli.scenarios.first().map(String::as_str) == Some("compare") {
+        let [_, old, new] = &cli.scenarios[..] else {
+            anyhow::bail!("usage: mes-bench compare OLD.jsonl NEW.jsonl");
+        };
+        let read = |p: &str| -> anyhow::Result<Vec<bench::compare::Figure>> {
+            let text =
+                std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {p}: {e}"))?;
+            Ok(bench::compare::read(&text))
+        };
+        let rows = bench::compare::compare(&read(old)?, &read(new)?);
+        print!("{}", bench::compare::render(&rows));
+        // A guard: a figure that moved the wrong way fails the command.
+        if rows.iter().any(|r| r.worse) {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     std::env::set_var("MES_TEST_BACKEND", &cli.backend);
     if cli.list {
         for (name, what) in bench::SCENARIOS {
@@ -49,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let size = if cli.smoke { Size::Smoke } else { Size::Full };
-    let names: Vec<String> = if cli.scenarios.is_empty() {
+    let names: Vec<String> = if cli.all || cli.scenarios.is_empty() {
         bench::SCENARIOS
             .iter()
             .map(|(n, _)| n.to_string())

@@ -119,7 +119,7 @@ pub fn trf(lang: Lang, key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
     /// Every literal key passed to `tr`/`trf`/`t`/`tf` in the app's sources.
@@ -158,34 +158,67 @@ mod tests {
         out
     }
 
+    /// What is wrong with a pair of catalogues against the keys the code uses: keys in
+    /// one language only, keys used but in neither, empty English texts.
+    fn catalogue_problems<V: AsRef<str>>(
+        fr: &BTreeMap<String, V>,
+        en: &BTreeMap<String, V>,
+        used: &BTreeSet<String>,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        for k in fr.keys().filter(|k| !en.contains_key(*k)) {
+            problems.push(format!("missing from en.toml: {k}"));
+        }
+        for k in en.keys().filter(|k| !fr.contains_key(*k)) {
+            problems.push(format!("missing from fr.toml: {k}"));
+        }
+        for k in used.iter().filter(|k| !fr.contains_key(*k)) {
+            problems.push(format!("used but in no catalogue: {k}"));
+        }
+        for (k, v) in en {
+            if v.as_ref().trim().is_empty() {
+                problems.push(format!("en {k} is empty"));
+            }
+        }
+        problems
+    }
+
+    fn sorted(lang: Lang) -> BTreeMap<String, String> {
+        catalogue(lang)
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
     fn both_catalogues_have_the_same_keys_and_every_key_the_code_uses() {
-        let fr: BTreeSet<_> = catalogue(Lang::Fr).keys().cloned().collect();
-        let en: BTreeSet<_> = catalogue(Lang::En).keys().cloned().collect();
-        let only_fr: Vec<_> = fr.difference(&en).collect();
-        let only_en: Vec<_> = en.difference(&fr).collect();
-        assert!(only_fr.is_empty(), "missing from en.toml: {only_fr:?}");
-        assert!(only_en.is_empty(), "missing from fr.toml: {only_en:?}");
         let used = keys_used();
         assert!(used.len() > 50, "the scan finds the keys ({})", used.len());
-        let missing: Vec<_> = used.iter().filter(|k| !fr.contains(*k)).collect();
-        assert!(
-            missing.is_empty(),
-            "keys used but in no catalogue: {missing:?}"
-        );
-        for (k, v) in catalogue(Lang::En) {
-            assert!(!v.trim().is_empty(), "en {k} is empty");
-        }
+        let problems = catalogue_problems(&sorted(Lang::Fr), &sorted(Lang::En), &used);
+        assert!(problems.is_empty(), "{problems:#?}");
     }
 
     #[test]
     fn the_check_catches_a_missing_key() {
-        // The control: a catalogue without one key the code uses is caught.
-        let mut fr = catalogue(Lang::Fr).clone();
+        // The control: the same check, on catalogues with one planted fault each, fails
+        // and names it.
         let used = keys_used();
-        let victim = used.iter().next().unwrap();
-        fr.remove(victim);
-        assert!(used.iter().any(|k| !fr.contains_key(k)));
+        let victim = used.iter().next().unwrap().clone();
+        let (fr, en) = (sorted(Lang::Fr), sorted(Lang::En));
+        let mut no_fr = fr.clone();
+        no_fr.remove(&victim);
+        let problems = catalogue_problems(&no_fr, &en, &used);
+        assert!(
+            problems.contains(&format!("missing from fr.toml: {victim}"))
+                && problems.contains(&format!("used but in no catalogue: {victim}")),
+            "{problems:?}"
+        );
+        let mut empty_en = en.clone();
+        empty_en.insert(victim.clone(), " ".into());
+        assert_eq!(
+            catalogue_problems(&fr, &empty_en, &used),
+            vec![format!("en {victim} is empty")]
+        );
     }
 
     #[test]
