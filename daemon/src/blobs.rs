@@ -42,6 +42,33 @@ pub struct Files {
 pub const DEFAULT_MAX_DOCUMENT_BYTES: u64 = 64 << 20;
 
 impl Files {
+    /// Removes what a crash left in the cache: temporary files and folders (plaintext of
+    /// a rekey, an import or an export being written, issue 22 finding 10). Every
+    /// temporary there is made by `tempfile`, named `.tmp…`; cached blobs are named by
+    /// their id. Returns how many were removed.
+    pub fn remove_leftovers(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.blob_dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(".tmp") {
+                continue;
+            }
+            let p = e.path();
+            let gone = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match gone {
+                Ok(()) => removed += 1,
+                Err(err) => tracing::warn!("cannot remove {}: {err}", p.display()),
+            }
+        }
+        removed
+    }
+
     fn cached(&self, id: BlobId) -> PathBuf {
         self.blob_dir.join(id.to_string())
     }
@@ -358,4 +385,33 @@ pub async fn get(d: &Arc<Daemon>, space: SpaceId, id: BlobId, out: &Path) -> Res
     };
     ensure_cached(d, space, &r).await?;
     decrypt_cached(&d.files, &r, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 22, finding 10: the plaintext a crash leaves in the cache (a rekey's or an
+    /// import's temporary file or folder) is gone at the next start, and cached blobs and
+    /// the upload queue stay. Control: before the clean-up the plaintext is on disk.
+    #[test]
+    fn plaintext_left_by_a_crash_is_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files {
+            blob_dir: dir.path().to_path_buf(),
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+        };
+        let left = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        std::fs::write(left.path(), "Compte rendu en clair").unwrap();
+        let (_, left) = left.keep().unwrap();
+        let folder = tempfile::tempdir_in(dir.path()).unwrap().keep();
+        std::fs::write(folder.join("ordonnance.pdf"), "en clair").unwrap();
+        let blob = dir.path().join(BlobId([7; 32]).to_string());
+        std::fs::write(&blob, "ciphertext").unwrap();
+        std::fs::create_dir_all(files.pending_dir()).unwrap();
+        assert!(left.exists() && folder.exists(), "control");
+        assert_eq!(files.remove_leftovers(), 2);
+        assert!(!left.exists() && !folder.exists());
+        assert!(blob.exists() && files.pending_dir().exists());
+    }
 }

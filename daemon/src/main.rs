@@ -41,9 +41,6 @@ enum Command {
         /// This device's name.
         #[arg(long, default_value = "device")]
         name: String,
-        /// Control of the confidentiality tests only: store and send everything in clear.
-        #[arg(long, hide = true)]
-        null_cipher: bool,
         /// Largest document file accepted, in MiB.
         #[arg(long, default_value_t = 64)]
         max_document_mib: u64,
@@ -63,7 +60,6 @@ async fn main() -> anyhow::Result<()> {
         relay,
         fingerprint,
         name,
-        null_cipher,
         max_document_mib,
     } = Cli::parse().command;
     let unlock = match (identity, passphrase_fd) {
@@ -80,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
         unlock,
         relay,
         name,
-        null_cipher,
+        // The null cipher is the confidentiality tests' control, reachable from the
+        // library only; the binary always seals (issue 22, finding 10).
+        null_cipher: false,
         max_document_bytes: max_document_mib << 20,
     })
     .await

@@ -78,6 +78,10 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
         blob_dir: config.data_dir.join("blobs"),
         max_document_bytes: config.max_document_bytes,
     };
+    let removed = files.remove_leftovers();
+    if removed > 0 {
+        tracing::info!("removed {removed} temporary file(s) a crash left in the blob cache");
+    }
     let daemon = Daemon::open(store, &config.name, suite, label, files)?;
     *daemon.relay_target.lock().expect("relay target lock") = config.relay.clone();
     let socket = config.data_dir.join("mesd.sock");

@@ -4,7 +4,9 @@
 //! pseudo-device of the owner ([`recovery_device`]), so a fresh device restored from the
 //! kit opens everything without any old device. The kit's passphrase can instead be a
 //! random secret split among trusted persons, `k` of `n` shares needed (Shamir over
-//! GF(256), the `sharks` crate).
+//! GF(256), the `blahaj` crate: the maintained fork of `sharks`, whose coefficients were
+//! drawn with a bias (a RustSec advisory); the share format is the same, so kits split
+//! before still open).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -169,7 +171,7 @@ pub fn split(secret: &[u8; 32], k: u8, n: u8) -> Result<Vec<String>, RecoveryErr
     if k == 0 || k > n {
         return Err(RecoveryError::Split { k, n });
     }
-    let dealer = sharks::Sharks(k).dealer(secret);
+    let dealer = blahaj::Sharks(k).dealer(secret);
     Ok(dealer
         .take(n as usize)
         .map(|s| format!("mes-share-{k}:{}", hex::encode(Vec::from(&s))))
@@ -194,7 +196,7 @@ pub fn combine(shares: &[String]) -> Result<Zeroizing<[u8; 32]>, RecoveryError> 
         k = Some(need);
         let bytes = hex::decode(body).map_err(|e| RecoveryError::Shares(e.to_string()))?;
         parsed.push(
-            sharks::Share::try_from(bytes.as_slice())
+            blahaj::Share::try_from(bytes.as_slice())
                 .map_err(|e| RecoveryError::Shares(e.to_string()))?,
         );
     }
@@ -205,7 +207,7 @@ pub fn combine(shares: &[String]) -> Result<Zeroizing<[u8; 32]>, RecoveryError> 
             parsed.len()
         )));
     }
-    let secret = sharks::Sharks(k)
+    let secret = blahaj::Sharks(k)
         .recover(parsed.iter())
         .map_err(|e| RecoveryError::Shares(e.to_string()))?;
     let bytes: [u8; 32] = secret
@@ -268,6 +270,19 @@ mod tests {
         ));
         assert!(!String::from_utf8_lossy(&sealed).contains("127.0.0.1"));
         assert_eq!(back.admission.as_deref(), Some("11".repeat(32).as_str()));
+    }
+
+    /// Shares made by `sharks` 0.5 (before the move to `blahaj`, issue 22 finding 10)
+    /// still rebuild their secret.
+    #[test]
+    fn shares_split_before_the_move_still_combine() {
+        let old = [
+            "mes-share-2:0185318cc2495fefb4cde335fa49500e7d6bc4d00f3ccff139808e423dfc04b1e4",
+            "mes-share-2:03c607dd0f8fb578951e6c0b478fa446d3e905394510185a1fc9db92134d589a65",
+        ];
+        let secret = combine(&old.map(String::from)).unwrap();
+        assert_eq!(*secret, [42u8; 32]);
+        assert!(combine(&[old[0].to_string()]).is_err());
     }
 
     /// A kit made before device lists still opens (it has no admission key).

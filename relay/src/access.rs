@@ -77,7 +77,9 @@ fn volume_kind(m: &Membership, volume: VolumeId) -> Result<VolumeKind, WireError
     })
 }
 
-fn not_member(space: SpaceId, who: PrincipalId) -> WireError {
+/// The refusal of a caller with no role on a space, or of a space that does not exist:
+/// the same words, so that a stranger cannot tell them apart.
+pub fn not_member(space: SpaceId, who: PrincipalId) -> WireError {
     WireError::new(
         ErrorCode::NotMember,
         format!("{who:?} is not a member of space {}", space.short()),

@@ -17,6 +17,8 @@ pub struct Outbox {
     others: Mutex<VecDeque<Push>>,
     /// Woken when something is added.
     pub notify: Notify,
+    /// The connection's principal, once it joined ([`Hub::join_principal`]).
+    principal: std::sync::OnceLock<PrincipalId>,
 }
 
 impl Outbox {
@@ -131,8 +133,30 @@ impl Hub {
         }
     }
 
+    /// Every live subscription to the volumes of a space: (volume, principal, outbox).
+    pub fn subscriptions_of(&self, space: SpaceId) -> Vec<(VolumeId, PrincipalId, Arc<Outbox>)> {
+        let v = self.volumes.lock().expect("hub lock");
+        v.iter()
+            .filter(|(_, (s, _))| *s == space)
+            .flat_map(|(volume, (_, subs))| {
+                subs.iter().filter_map(Weak::upgrade).filter_map(|o| {
+                    let p = *o.principal.get()?;
+                    Some((*volume, p, o))
+                })
+            })
+            .collect()
+    }
+
+    /// Ends a connection's subscription to a volume (its rights changed).
+    pub fn unsubscribe(&self, volume: VolumeId, out: &Arc<Outbox>) {
+        if let Some((_, subs)) = self.volumes.lock().expect("hub lock").get_mut(&volume) {
+            subs.retain(|w| w.strong_count() > 0 && w.as_ptr() != Arc::as_ptr(out));
+        }
+    }
+
     /// Registers a connection as one of `principal`'s devices.
     pub fn join_principal(&self, principal: PrincipalId, out: &Arc<Outbox>) {
+        let _ = out.principal.set(principal);
         let mut m = self.principals.lock().expect("hub lock");
         let e = m.entry(principal).or_default();
         e.retain(|w| w.strong_count() > 0);

@@ -63,6 +63,9 @@ pub struct Misbehaviour {
     pub admit_any_certified_device: bool,
     /// Let any space claim a committed blob (finding 8's control).
     pub skip_blob_binding: bool,
+    /// Store bundles sealed with the null cipher (the confidentiality tests' control;
+    /// a production relay refuses them, finding 10).
+    pub accept_null_cipher: bool,
 }
 
 /// The relay's own keys.
@@ -394,7 +397,11 @@ impl Relay {
         who: PrincipalId,
         need: Need,
     ) -> Result<Membership, WireError> {
-        let m = self.membership(space)?;
+        // An unknown space answers as one the caller is not a member of: a stranger
+        // cannot tell which space ids exist (finding 10).
+        let m = self
+            .membership(space)
+            .map_err(|_| crate::access::not_member(space, who))?;
         if self.misbehaviour.skip_access_check {
             return Ok(m);
         }
@@ -550,7 +557,26 @@ impl Relay {
             )
             .await
             .map_err(internal)?;
-        self.membership_changed(m);
+        self.membership_changed(m.clone());
+        self.recheck_subscriptions(&m).await
+    }
+
+    /// Ends the subscriptions a membership change took away (a consent withdrawn, a
+    /// block placed, a grant lapsed): pushes stop at once, not at the next reconnect
+    /// (issue 22, finding 10). A live emergency release keeps the emergency volume's.
+    async fn recheck_subscriptions(&self, m: &Membership) -> Result<(), WireError> {
+        let now = mes_protocol::time::UnixMillis::now();
+        let current = m.at(now);
+        for (volume, who, out) in self.hub.subscriptions_of(m.space()) {
+            let readable = authorize(&current, who, Need::Read(volume)).is_ok()
+                && !self.blocked(m, who).await?;
+            let released = !readable
+                && m.volume(volume).is_some_and(|d| d.label == ESCROWED_LABEL)
+                && self.release(m.space(), who).await?.is_some();
+            if !readable && !released {
+                self.hub.unsubscribe(volume, &out);
+            }
+        }
         Ok(())
     }
 
@@ -562,7 +588,10 @@ impl Relay {
                 if let Some(v) = value {
                     let m: Membership = codec::from_bytes(&v)
                         .map_err(|e| StoreError(format!("stored membership: {e}")))?;
-                    self.membership_changed(m);
+                    self.membership_changed(m.clone());
+                    self.recheck_subscriptions(&m)
+                        .await
+                        .map_err(|e| StoreError(e.to_string()))?;
                 }
             }
             RecordKind::Catalogue => {
@@ -662,6 +691,12 @@ impl Relay {
         m: &Membership,
     ) -> Result<(), WireError> {
         let h = &b.header;
+        if h.suite == mes_protocol::seal::CipherSuite::Null && !self.misbehaviour.accept_null_cipher
+        {
+            return Err(bad_record(
+                "bundle sealed with the null cipher: this relay stores ciphertext only",
+            ));
+        }
         if h.space != space || h.volume != volume {
             return Err(bad_record(format!(
                 "bundle is bound to {}/{}, not {}/{}",

@@ -513,3 +513,129 @@ async fn every_read_of_a_file_is_logged_once_whichever_chunk_it_starts_at() -> a
     relay.shutdown().await;
     Ok(())
 }
+
+/// Whether a connection hears of a new head of `volume` within a short wait.
+async fn hears_head(
+    pushes: &mut tokio::sync::mpsc::UnboundedReceiver<mes_protocol::wire::Push>,
+    volume: VolumeId,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match tokio::time::timeout_at(deadline, pushes.recv()).await {
+            Ok(Some(mes_protocol::wire::Push::Head { volume: v, .. })) if v == volume => {
+                return true
+            }
+            Ok(Some(_)) => continue,
+            _ => return false,
+        }
+    }
+}
+
+/// Finding 10: a withdrawn reader's subscription ends with the withdrawal: the relay stops
+/// pushing the volume's heads to it at once. Control: a reader who keeps the grant still
+/// hears them, and the withdrawn one heard them before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_ends_the_readers_subscription_at_once() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
+    let t = target(&relay);
+    let a = device(dir.path(), "a", &t).await?;
+    online(&a.daemon).await?;
+    let space = home(&a.daemon).await?;
+    registered(&a, space).await?;
+    a.daemon.note_set(space, "k", "0").await?;
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let mut readers = Vec::new();
+    for name in ["withdrawn", "kept"] {
+        let p = RawPrincipal::new(name);
+        p.connect(&t).await?;
+        a.daemon.grant(space, p.id(), Some(Role::Read)).await?;
+        let (c, pushes) =
+            mes_daemon::client::RelayClient::connect(&endpoint, &t, &p.cert, &p.device.signing)
+                .await?;
+        c.request(Request::Subscribe {
+            space,
+            volumes: vec![notes],
+        })
+        .await?;
+        readers.push((p, c, pushes));
+    }
+    let write = |v: &'static str| {
+        let d = a.daemon.clone();
+        async move { d.note_set(space, "k", v).await }
+    };
+    write("1").await?;
+    for (_, _, pushes) in &mut readers {
+        assert!(
+            hears_head(pushes, notes).await,
+            "control: both hear the first write"
+        );
+    }
+    let withdrawn = readers[0].0.id();
+    a.daemon.grant(space, withdrawn, None).await?;
+    // Whatever was queued before the withdrawal is drained first.
+    while readers[0].2.try_recv().is_ok() {}
+    write("2").await?;
+    assert!(
+        !hears_head(&mut readers[0].2, notes).await,
+        "the withdrawn reader still hears the volume"
+    );
+    assert!(
+        hears_head(&mut readers[1].2, notes).await,
+        "control: the kept reader hears it"
+    );
+    a.shutdown().await;
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// Finding 10: a production relay refuses a bundle sealed with the null cipher (`mesd`
+/// no longer offers it). Control: the confidentiality tests' relay takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_production_relay_refuses_null_cipher_bundles() -> anyhow::Result<()> {
+    for accept in [false, true] {
+        let dir = tempfile::tempdir()?;
+        let relay = relay_with(
+            dir.path(),
+            None,
+            Misbehaviour {
+                accept_null_cipher: accept,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let t = target(&relay);
+        let p = RawPrincipal::new("owner");
+        let space = own_space(&p, &t).await?;
+        let notes = VolumeId(rand::random());
+        let c = p.connect(&t).await?;
+        c.request(Request::DeclareVolume {
+            decl: declaration(space, notes, "notes", &p.principal.signing),
+        })
+        .await?;
+        let mut b = bundle(space, notes, &p);
+        b.header.suite = CipherSuite::Null;
+        let clear = SealedBundle::seal(
+            &SymmetricKey::generate(&mut rand::rngs::OsRng),
+            b.header.clone(),
+            &p.device.signing,
+            &mut rand::rngs::OsRng,
+            b"en clair",
+        );
+        let got = c
+            .request(Request::Append {
+                space,
+                volume: notes,
+                bundles: vec![clear],
+            })
+            .await;
+        if accept {
+            assert!(got.is_ok(), "control: {got:?}");
+        } else {
+            assert_eq!(refused_with(got), Some(ErrorCode::BadRecord));
+        }
+        relay.shutdown().await;
+    }
+    Ok(())
+}

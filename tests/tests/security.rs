@@ -16,7 +16,16 @@ use std::path::Path;
 use std::time::Duration;
 
 async fn write_canaries(null_cipher: bool, dir: &Path) -> anyhow::Result<()> {
-    let r = relay(dir, None, false).await?;
+    // The control's relay must take null-cipher bundles; a production relay refuses them.
+    let r = mes_tests::relay_with(
+        dir,
+        None,
+        mes_relay::relay::Misbehaviour {
+            accept_null_cipher: null_cipher,
+            ..Default::default()
+        },
+    )
+    .await?;
     let t = target(&r);
     let a = device_with(dir, "a", Some(t.clone()), null_cipher).await?;
     let b = device_with(dir, "b", Some(t), null_cipher).await?;

@@ -5,3 +5,4 @@
 //! async shell that feeds it keys and daemon replies.
 
 pub mod app;
+pub mod printable;

@@ -63,7 +63,18 @@ fn service_text(v: &mes_protocol::catalogue::ServiceView) -> String {
     out
 }
 
+/// A reply as `mes` prints it; text output keeps no control character of anyone's text
+/// (issue 22, finding 10), JSON escapes them.
 pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
+    let out = reply_unchecked(r, json)?;
+    Ok(if json {
+        out
+    } else {
+        mes_tui::printable::text(&out).into_owned()
+    })
+}
+
+fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
     if json {
         return Ok(match r {
             ApiReply::Done => serde_json::json!({ "ok": true }).to_string(),

@@ -29,7 +29,11 @@ pub fn draw(s: &State, f: &mut Frame<'_>) {
         top,
     );
     let page = view::page(s);
-    let cover = cover_lines(s);
+    let cover = cover_lines(s).map(|(mut title, mut lines)| {
+        crate::printable::clean_in_place(&mut title);
+        lines.iter_mut().for_each(crate::printable::clean_in_place);
+        (title, lines)
+    });
     if s.settings.linear {
         linear::page(s, &page, cover.as_ref(), f, body);
     } else {
@@ -129,8 +133,14 @@ fn status_line(s: &State) -> Line<'static> {
 fn notice_line(s: &State) -> Line<'static> {
     let th = s.theme();
     match &s.notice {
-        Some(n) if n.error => Line::from(Span::styled(format!("✗ {}", n.text), th.warn)),
-        Some(n) => Line::from(Span::styled(format!("✓ {}", n.text), th.ok)),
+        Some(n) if n.error => Line::from(Span::styled(
+            format!("✗ {}", crate::printable::line(&n.text)),
+            th.warn,
+        )),
+        Some(n) => Line::from(Span::styled(
+            format!("✓ {}", crate::printable::line(&n.text)),
+            th.ok,
+        )),
         None => Line::default(),
     }
 }

@@ -169,8 +169,42 @@ pub fn selection(s: &State, screen: Screen, pane: u8) -> (Option<usize>, bool) {
     (Some(s.cursor(screen, pane)), focused)
 }
 
-/// The page of the screen shown.
+/// The page of the screen shown, every string of it printable (other people's text never
+/// reaches the terminal with a control character, [`crate::printable`]).
 pub fn page(s: &State) -> Page {
+    let mut page = screen_page(s);
+    page.make_printable();
+    page
+}
+
+impl Page {
+    /// Removes control characters from every string of the page.
+    pub fn make_printable(&mut self) {
+        use crate::printable::clean_in_place as clean;
+        for section in &mut self.sections {
+            clean(&mut section.title);
+            match &mut section.body {
+                Body::List { items, empty, .. } => {
+                    clean(empty);
+                    for item in items {
+                        clean(&mut item.text);
+                        if let Some(tag) = &mut item.tag {
+                            clean(tag);
+                        }
+                    }
+                }
+                Body::Text(lines) => lines.iter_mut().for_each(clean),
+                Body::Chart(chart) => {
+                    clean(&mut chart.title);
+                    clean(&mut chart.summary);
+                    chart.x_labels.iter_mut().for_each(clean);
+                }
+            }
+        }
+    }
+}
+
+fn screen_page(s: &State) -> Page {
     match s.screen {
         Screen::Home => home::page(s),
         Screen::Profile => profile::page(s),
@@ -197,6 +231,38 @@ pub fn or_dash(v: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::window;
+
+    /// Issue 22, finding 10: a page drawn from someone's hostile title keeps no control
+    /// character in any of its strings. Control: the page as built holds them.
+    #[test]
+    fn a_page_keeps_no_control_character_of_anyones_text() {
+        use super::{Body, Item, Page, Section};
+        let hostile = "Ordonnance\u{1b}[2J\u{1b}]52;c;cGF5bG9hZA==\u{7}";
+        let mut page = Page {
+            sections: vec![Section {
+                title: hostile.into(),
+                focused: true,
+                body: Body::List {
+                    items: vec![Item {
+                        text: hostile.into(),
+                        tag: Some(hostile.into()),
+                    }],
+                    first: 0,
+                    len: 1,
+                    selected: Some(0),
+                    empty: String::new(),
+                },
+            }],
+            ..Default::default()
+        };
+        let controls = |p: &Page| format!("{p:?}").contains("\\u{1b}");
+        assert!(
+            controls(&page),
+            "control: the built page carries the escapes"
+        );
+        page.make_printable();
+        assert!(!controls(&page), "{page:?}");
+    }
 
     #[test]
     fn the_window_keeps_the_selection_and_stays_inside() {
