@@ -5,6 +5,20 @@
 //! Writes go through a [`Batch`] applied atomically; [`SealedStore::flush`] returns only once
 //! sled has made them durable. A fault switch makes the next flushes fail, so tests can
 //! show that nothing is acknowledged before durability.
+//!
+//! Why batches are journaled rather than sled's `apply_batch` (issue 23): sled's
+//! concurrency control is one static for every store in a process, lock-free until the
+//! first `apply_batch` (or transaction) switches it for good to a readers-writer lock.
+//! From then on a flush holding a read (every flush, and every drop of a store) can wait
+//! for a flusher thread whose read queues behind a waiting batch, while the batch waits
+//! for the flush: a cycle, seen as hangs in benchmarks and tests holding several stores.
+//! Without `apply_batch` the lock is never taken. A batch of several writes is made
+//! atomic by a journal instead: the batch is first written whole as one record of the
+//! `journal` tree (one sled write, atomic), then applied write by write, then the record
+//! is removed; sled recovers a prefix of its log after a crash, so a record that
+//! survives names a batch that may be partly applied, and opening replays it (its writes
+//! are whole values, so replaying is idempotent). Callers apply batches that touch the
+//! same keys one at a time (the daemon does, under its state lock).
 
 use mes_protocol::seal::SymmetricKey;
 use rand::rngs::OsRng;
@@ -27,6 +41,9 @@ impl From<sled::Error> for StoreError {
 #[derive(Clone)]
 pub struct SealedStore {
     db: sled::Db,
+    /// Batches being applied ([`SealedStore::apply`]).
+    journal: sled::Tree,
+    next_batch: Arc<std::sync::atomic::AtomicU64>,
     clear: bool,
     value_key: Arc<SymmetricKey>,
     name_key: [u8; 32],
@@ -42,10 +59,10 @@ const REPLICA_CACHE_BYTES: u64 = 8 << 20;
 /// Length of a hashed namespace prefix.
 const NAME_LEN: usize = 16;
 
-/// Atomic group of writes.
+/// Atomic group of writes: (key, new value or removal), in order.
 pub struct Batch<'a> {
     store: &'a SealedStore,
-    inner: sled::Batch,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl<'a> Batch<'a> {
@@ -57,11 +74,11 @@ impl<'a> Batch<'a> {
         } else {
             self.store.value_key.seal(&mut OsRng, &key, value)
         };
-        self.inner.insert(key, sealed);
+        self.ops.push((key, Some(sealed)));
     }
     /// Removes `(namespace, suffix)`.
     pub fn remove(&mut self, namespace: &str, suffix: &[u8]) {
-        self.inner.remove(self.store.key(namespace, suffix));
+        self.ops.push((self.store.key(namespace, suffix), None));
     }
 }
 
@@ -77,8 +94,15 @@ impl SealedStore {
                 .mode(sled::Mode::HighThroughput)
                 .cache_capacity(REPLICA_CACHE_BYTES),
         )?;
+        let journal = db.open_tree("journal")?;
+        let replayed = replay_journal(&db, &journal)?;
+        if replayed > 0 {
+            tracing::info!("replayed {replayed} batch(es) a crash interrupted");
+        }
         Ok(SealedStore {
             db,
+            journal,
+            next_batch: Arc::default(),
             clear: false,
             value_key: Arc::new(storage_key.derive("mes/replica/values/v1")),
             name_key: *storage_key.derive("mes/replica/names/v1").as_bytes(),
@@ -113,13 +137,25 @@ impl SealedStore {
     pub fn batch(&self) -> Batch<'_> {
         Batch {
             store: self,
-            inner: sled::Batch::default(),
+            ops: Vec::new(),
         }
     }
 
-    /// Applies a batch atomically (not yet durable: call [`SealedStore::flush`]).
+    /// Applies a batch atomically (not yet durable: call [`SealedStore::flush`]), through
+    /// the journal when it holds more than one write (see the module's header).
     pub fn apply(&self, batch: Batch<'_>) -> Result<(), StoreError> {
-        self.db.apply_batch(batch.inner)?;
+        let ops = batch.ops;
+        if ops.len() <= 1 {
+            return Ok(apply_ops(&self.db, &ops)?);
+        }
+        let id = self
+            .next_batch
+            .fetch_add(1, Ordering::Relaxed)
+            .to_be_bytes();
+        self.journal
+            .insert(id, mes_protocol::codec::to_bytes(&ops))?;
+        apply_ops(&self.db, &ops)?;
+        self.journal.remove(id)?;
         Ok(())
     }
 
@@ -182,6 +218,35 @@ impl SealedStore {
     }
 }
 
+/// Writes a batch's operations one by one.
+fn apply_ops(db: &sled::Db, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> sled::Result<()> {
+    for (key, value) in ops {
+        match value {
+            Some(v) => db.insert(key, v.as_slice())?,
+            None => db.remove(key)?,
+        };
+    }
+    Ok(())
+}
+
+/// Applies again every batch a crash left in the journal, in order, then forgets them;
+/// returns how many there were.
+fn replay_journal(db: &sled::Db, journal: &sled::Tree) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for entry in journal.iter() {
+        let (id, ops) = entry?;
+        let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::codec::from_bytes(&ops)
+            .map_err(|e| StoreError(format!("a journaled batch does not decode: {e}")))?;
+        apply_ops(db, &ops)?;
+        journal.remove(id)?;
+        n += 1;
+    }
+    if n > 0 {
+        db.flush()?;
+    }
+    Ok(n)
+}
+
 /// How long an open waits for the lock of a store closed a moment ago in this process.
 pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -219,6 +284,40 @@ pub fn suffix_seq(s: &[u8]) -> Result<u64, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch a crash cut in the middle (its journal record written, some of its writes
+    /// not) is whole after the next open, and the journal is empty. Control: before the
+    /// reopen the batch is only partly there.
+    #[test]
+    fn a_batch_cut_by_a_crash_is_completed_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SymmetricKey::generate(&mut OsRng);
+        {
+            let s = SealedStore::open(dir.path(), &key).unwrap();
+            let mut b = s.batch();
+            for n in 0..4u64 {
+                b.put("volume/notes", &seq_suffix(n), b"change");
+            }
+            b.remove("volume/gone", &[]);
+            // What `apply` does, stopped after the journal and two of the writes.
+            s.journal
+                .insert(7u64.to_be_bytes(), mes_protocol::codec::to_bytes(&b.ops))
+                .unwrap();
+            apply_ops(&s.db, &b.ops[..2]).unwrap();
+            s.db.flush().unwrap();
+            assert_eq!(s.count("volume/notes"), 2, "control: the batch is cut");
+        }
+        let s = SealedStore::open(dir.path(), &key).unwrap();
+        assert_eq!(s.count("volume/notes"), 4);
+        assert!(s.journal.is_empty());
+        // And a whole batch leaves no journal behind.
+        let mut b = s.batch();
+        b.put("a", b"1", b"x");
+        b.put("b", b"2", b"y");
+        s.apply(b).unwrap();
+        assert!(s.journal.is_empty());
+        assert_eq!(s.get("b", b"2").unwrap(), Some(b"y".to_vec()));
+    }
 
     #[test]
     fn values_and_names_are_sealed_and_reads_come_back_in_order() {

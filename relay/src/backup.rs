@@ -161,8 +161,6 @@ pub fn restore(from: &Path, data: &Path) -> anyhow::Result<BackupReport> {
     let db = sled::Config::new().path(data.join("relay.sled")).open()?;
     let mut tree: Option<sled::Tree> = None;
     let mut name: Option<&[u8]> = None;
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
     for (kind, body) in frames {
         match kind {
             1 => name = Some(body),
@@ -176,31 +174,23 @@ pub fn restore(from: &Path, data: &Path) -> anyhow::Result<BackupReport> {
                 report.key_files += 1;
             }
             3 => {
-                if let Some(t) = tree.take() {
-                    t.apply_batch(std::mem::take(&mut batch))?;
-                }
                 tree = Some(db.open_tree(body)?);
                 report.trees += 1;
             }
             4 => name = Some(body),
             5 => {
                 let k = name.take().context("a value without its key")?;
-                batch.insert(k, body);
+                // Plain inserts, never sled's `apply_batch` (issue 23): a restore goes
+                // into an empty directory, refused again until emptied if cut short.
+                tree.as_ref()
+                    .context("an entry before its tree")?
+                    .insert(k, body)?;
                 report.entries += 1;
-                pending += 1;
-                if pending >= 10_000 {
-                    tree.as_ref()
-                        .context("an entry before its tree")?
-                        .apply_batch(std::mem::take(&mut batch))?;
-                    pending = 0;
-                }
             }
             other => anyhow::bail!("unknown frame kind {other} in the backup"),
         }
     }
-    if let Some(t) = tree {
-        t.apply_batch(batch)?;
-    }
+    drop(tree);
     db.flush()?;
     Ok(report)
 }

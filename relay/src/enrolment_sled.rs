@@ -13,8 +13,8 @@
 //!
 //! Concurrency: a page is rewritten under its lock, from what is on disk then; a batch
 //! takes all its pages' locks at once (never some then wait: no cycle). Concurrent
-//! writes are combined: one caller writes them all in one sled batch and one flush, since
-//! sled seals and writes a buffer per atomic batch. Index lookups wait while an import
+//! writes are combined: one caller writes them all in one batch and one flush. Batches are
+//! journaled (`store::sled_batch`), never sled's `apply_batch` (issue 23). Index lookups wait while an import
 //! merges new leaves.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,6 +27,7 @@ use crate::enrolment_store::{
     decode, key, read_u64, split_ops, ApplyError, Backend, Change, Found, KvWrite, Loc, Op, Person,
     PersonWrite, Visit,
 };
+use crate::store::sled_batch::{Batch, Journal};
 use crate::store::StoreError;
 
 /// Pages being rewritten; a batch takes all its pages at once or waits.
@@ -73,6 +74,8 @@ struct Commit {
 pub struct SledTables {
     db: sled::Db,
     tree: sled::Tree,
+    /// Atomic batches without sled's `apply_batch` (issue 23, `store::sled_batch`).
+    journal: Journal,
     commits: crate::group_commit::GroupCommit,
     pages: PageLocks,
     combiner: crate::group_commit::Combiner<Commit, Result<(), ApplyError>>,
@@ -108,9 +111,14 @@ impl SledTables {
                     .into(),
             ));
         }
+        let (journal, replayed) = Journal::open(db, tree.clone())?;
+        if replayed > 0 {
+            tracing::info!("enrolment tables: replayed {replayed} batch(es) a crash cut short");
+        }
         Ok(SledTables {
             db: db.clone(),
             tree,
+            journal,
             commits: Default::default(),
             pages: Default::default(),
             combiner: Default::default(),
@@ -124,7 +132,7 @@ impl SledTables {
         Ok(())
     }
 
-    fn add_kv(b: &mut sled::Batch, kv: Vec<KvWrite>) {
+    fn add_kv(b: &mut Batch, kv: Vec<KvWrite>) {
         for w in kv {
             match w.value {
                 Some(v) => b.insert(w.key, v),
@@ -166,7 +174,7 @@ impl SledTables {
         }
         let mut claimed: HashMap<Vec<u8>, Option<Vec<u8>>> = HashMap::new();
         let mut results = Vec::with_capacity(n);
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         let mut durable = false;
         for w in works {
             match self.holds(&w, &images, &claimed) {
@@ -193,7 +201,7 @@ impl SledTables {
         for (page, entries) in &images {
             b.insert(&page_key(*page)[..], encode_page(entries));
         }
-        let written = self.tree.apply_batch(b).map_err(StoreError::from);
+        let written = self.journal.apply(b).map_err(StoreError::from);
         drop(held);
         if let Err(e) = written.and_then(|()| if durable { self.durable() } else { Ok(()) }) {
             return failed(e, n);
@@ -310,7 +318,7 @@ impl Backend for SledTables {
             by_page.entry(l.page()).or_default().push(l.slot());
         }
         let held = self.pages.lock(by_page.keys().copied().collect());
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         let mut ops = extra;
         for (page, mut slots) in by_page {
             slots.sort_unstable();
@@ -338,7 +346,7 @@ impl Backend for SledTables {
             return Err(StoreError("a page update cannot write other people".into()));
         }
         Self::add_kv(&mut b, kv);
-        self.tree.apply_batch(b)?;
+        self.journal.apply(b)?;
         drop(held);
         if durable {
             self.durable()?;
@@ -352,13 +360,13 @@ impl Backend for SledTables {
         pages: &[(u64, Vec<Person>)],
         kv: Vec<KvWrite>,
     ) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         for (page, people) in pages {
             let entries: Vec<Vec<u8>> = people.iter().map(mes_protocol::codec::to_bytes).collect();
             b.insert(&page_key(*page)[..], encode_page(&entries));
         }
         Self::add_kv(&mut b, kv);
-        self.tree.apply_batch(b)?;
+        self.journal.apply(b)?;
         self.durable()
     }
 
@@ -381,7 +389,7 @@ impl Backend for SledTables {
                 Ok((k.to_vec(), first))
             })
             .collect::<Result<_, StoreError>>()?;
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         let mut pending = 0;
         let mut rest = new.as_slice();
         for (i, (k, _)) in leaves.iter().enumerate() {
@@ -404,7 +412,7 @@ impl Backend for SledTables {
             }
             pending += 1;
             if pending >= 256 {
-                self.tree.apply_batch(std::mem::take(&mut b))?;
+                self.journal.apply(std::mem::take(&mut b))?;
                 pending = 0;
             }
         }
@@ -413,7 +421,7 @@ impl Backend for SledTables {
                 b.insert(key(b'x', &[&first]), leaf);
             }
         }
-        self.tree.apply_batch(b)?;
+        self.journal.apply(b)?;
         self.durable()
     }
 
@@ -421,7 +429,7 @@ impl Backend for SledTables {
         let doomed = |l: &Loc| l.page() >= first_page;
         {
             let _alone = self.index.write().expect("index lock");
-            let mut b = sled::Batch::default();
+            let mut b = Batch::default();
             for kv in self.tree.scan_prefix([b'x']) {
                 let (k, v) = kv?;
                 let entries = leaf_entries(&v).map_err(damaged)?;
@@ -437,16 +445,16 @@ impl Backend for SledTables {
                     }
                 }
             }
-            self.tree.apply_batch(b)?;
+            self.journal.apply(b)?;
         }
         let mut removed = 0;
-        let mut b = sled::Batch::default();
+        let mut b = Batch::default();
         for kv in self.tree.range(page_key(first_page)..=page_key(u64::MAX)) {
             let (k, v) = kv?;
             removed += PageView::parse(&v).map_err(damaged)?.len();
             b.remove(k);
         }
-        self.tree.apply_batch(b)?;
+        self.journal.apply(b)?;
         self.durable()?;
         Ok(removed)
     }

@@ -1,5 +1,6 @@
 //! Stress of the embedded stores in one process (issue 23): several sled stores at once,
-//! the daemon's sealed replica and the relay's log, each round opening a store, writing
+//! the daemon's sealed replica, the relay's log and its enrolment tables' journaled
+//! batches, each round opening a store, writing
 //! batches and flushing from several tasks while another store keeps working, then
 //! dropping it from a runtime worker, as the daemon and the relay do at shutdown. sled's
 //! concurrency control is one static for every store in a process, so this is where a
@@ -82,8 +83,16 @@ pub fn run(dir: &Path, rounds: u64) -> anyhow::Result<StressReport> {
         let (replica, waited) = reopen(&dir.join("replica"), &key)?;
         report.longest_reopen_wait = report.longest_reopen_wait.max(waited);
         let log = Arc::new(SledStore::open(&dir.join("relay"))?);
+        // The relay's enrolment tables write journaled batches into their own tree.
+        let tables_db =
+            mes_relay::store::sled_store::open_db(sled::Config::new().path(dir.join("tables")))?;
+        let (tables, _) = mes_relay::store::sled_batch::Journal::open(
+            &tables_db,
+            tables_db.open_tree("enrolment")?,
+        )?;
+        let tables = Arc::new((tables_db, tables));
         let volume = VolumeId([(round % 251) as u8; 16]);
-        let (a, b, c) = (replica.clone(), steady.clone(), log.clone());
+        let (a, b, c, t) = (replica.clone(), steady.clone(), log.clone(), tables.clone());
         let outcome = {
             rt.block_on(async move {
                 let writes = |s: SealedStore, tag: &'static str| async move {
@@ -103,19 +112,33 @@ pub fn run(dir: &Path, rounds: u64) -> anyhow::Result<StressReport> {
                     }
                     anyhow::Ok(())
                 };
-                let (x, y, z) = tokio::join!(
+                let batches = tokio::task::spawn_blocking(move || {
+                    for i in 0..8u64 {
+                        let mut batch = mes_relay::store::sled_batch::Batch::default();
+                        for k in 0..3u64 {
+                            batch.insert((round * 100 + i * 3 + k).to_be_bytes(), b"p".to_vec());
+                        }
+                        t.1.apply(batch)?;
+                        t.0.flush()?;
+                    }
+                    anyhow::Ok(())
+                });
+                let (x, y, z, w) = tokio::join!(
                     tokio::spawn(writes(a, "replica")),
                     tokio::spawn(writes(b.clone(), "steady")),
                     tokio::spawn(appends),
+                    batches,
                 );
                 x??;
                 y??;
                 z??;
+                w??;
                 // The last handles dropped on a runtime worker while the steady store
                 // keeps writing (the daemon's and the relay's shutdown).
                 let dropping = tokio::spawn(async move {
                     drop(replica);
                     drop(log);
+                    drop(tables);
                 });
                 let (d, w) = tokio::join!(dropping, tokio::spawn(writes(b, "steady-more")));
                 d?;

@@ -17,6 +17,7 @@
 
 pub mod object_blobs;
 pub mod postgres_store;
+pub mod sled_batch;
 pub mod sled_store;
 
 use mes_protocol::ids::{Seq, VolumeId};

@@ -264,15 +264,17 @@ impl Store for SledStore {
             self.snapshots.insert(volume.0, v)?;
             self.durable().await?;
             if prune {
-                // The snapshot is durable before any entry behind it is dropped.
+                // The snapshot is durable before any entry behind it is dropped, and the
+                // pruned mark is written before the entries go (sled recovers a prefix
+                // of its log: a reader never finds a gap the mark does not explain).
+                // Removed one by one, never with sled's `apply_batch` (issue 23,
+                // `sled_batch`); a crash leaves at most entries the next prune removes.
+                self.pruned.insert(volume.0, &upto.0.to_be_bytes())?;
                 let start = log_key(volume, Seq(0));
                 let end = log_key(volume, upto);
-                let mut batch = sled::Batch::default();
                 for k in self.log.range(start..=end).keys() {
-                    batch.remove(k?);
+                    self.log.remove(k?)?;
                 }
-                self.log.apply_batch(batch)?;
-                self.pruned.insert(volume.0, &upto.0.to_be_bytes())?;
                 self.durable().await?;
             }
             Ok(())
