@@ -281,6 +281,7 @@ impl Daemon {
     pub fn status(&self) -> StatusReport {
         let st = self.state();
         StatusReport {
+            slow_store_operations: crate::store::WATCHDOG.slow_total(),
             online: st.online,
             relay: self.relay_label.clone(),
             volumes: st

@@ -78,6 +78,7 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
         blob_dir: config.data_dir.join("blobs"),
         max_document_bytes: config.max_document_bytes,
     };
+    crate::store::watch_stores();
     let removed = files.remove_leftovers();
     if removed > 0 {
         tracing::info!("removed {removed} temporary file(s) a crash left in the blob cache");

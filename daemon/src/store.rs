@@ -37,6 +37,32 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// The replica store operations in flight in this process (issue 23): a thread of
+/// [`watch_stores`] logs any that runs longer than [`mes_protocol::watchdog::SLOW`].
+pub static WATCHDOG: mes_protocol::watchdog::Watchdog = mes_protocol::watchdog::Watchdog::new();
+
+/// Starts, once per process, the thread that logs store operations running too long.
+pub fn watch_stores() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("store-watchdog".into())
+            .spawn(|| loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = std::time::Instant::now();
+                for (what, ran) in WATCHDOG.overdue(now, mes_protocol::watchdog::SLOW) {
+                    tracing::warn!(
+                        "replica store: {what} has been running for {:.1} s (a store that stops making progress; see docs/architecture.md, \"The embedded stores\")",
+                        ran.as_secs_f64()
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("the store watchdog did not start: {e}");
+        }
+    });
+}
+
 /// The sealed store.
 #[derive(Clone)]
 pub struct SealedStore {
@@ -144,6 +170,7 @@ impl SealedStore {
     /// Applies a batch atomically (not yet durable: call [`SealedStore::flush`]), through
     /// the journal when it holds more than one write (see the module's header).
     pub fn apply(&self, batch: Batch<'_>) -> Result<(), StoreError> {
+        let _watched = WATCHDOG.begin("apply", std::time::Instant::now());
         let ops = batch.ops;
         if ops.len() <= 1 {
             return Ok(apply_ops(&self.db, &ops)?);
@@ -164,6 +191,7 @@ impl SealedStore {
         if self.fail_flush.load(Ordering::SeqCst) {
             return Err(StoreError("flush failed (injected fault)".into()));
         }
+        let _watched = WATCHDOG.begin("flush", std::time::Instant::now());
         self.db.flush_async().await?;
         Ok(())
     }

@@ -642,6 +642,9 @@ pub struct StatusReport {
     pub relay: String,
     /// Per volume.
     pub volumes: Vec<VolumeStatus>,
+    /// Replica store operations that ever ran longer than 5 s in this process (the
+    /// store watchdog, issue 23): anything but 0 deserves a look at the daemon's log.
+    pub slow_store_operations: u64,
 }
 
 /// Sync state of one volume.

@@ -62,6 +62,7 @@ pub mod record;
 pub mod recovery;
 pub mod seal;
 pub mod time;
+pub mod watchdog;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.

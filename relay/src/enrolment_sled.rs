@@ -128,7 +128,11 @@ impl SledTables {
 
     /// Everything applied so far, on disk; concurrent callers share one flush.
     fn durable(&self) -> Result<(), StoreError> {
-        self.commits.wait_durable(|| self.tree.flush().map(drop))?;
+        self.commits.wait_durable(|| {
+            let _watched =
+                crate::store::WATCHDOG.begin("enrolment flush", std::time::Instant::now());
+            self.tree.flush().map(drop)
+        })?;
         Ok(())
     }
 

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub enrolment: Family<StatusLabel, Gauge>,
     /// Enrolment sweeps run.
     pub sweeps: Counter,
+    /// Store operations that ran longer than 5 s (the store watchdog, issue 23).
+    pub store_slow: Gauge,
 }
 
 impl Default for Metrics {
@@ -63,6 +65,7 @@ impl Default for Metrics {
             spaces: Gauge::default(),
             enrolment: Family::default(),
             sweeps: Counter::default(),
+            store_slow: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -84,6 +87,11 @@ impl Default for Metrics {
             m.enrolment.clone(),
         );
         registry.register("enrolment_sweeps", "Enrolment sweeps run", m.sweeps.clone());
+        registry.register(
+            "store_slow_operations",
+            "Store operations (flushes, batches) that ran longer than 5 s since start",
+            m.store_slow.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -124,6 +132,8 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.store_slow
+            .set(crate::store::WATCHDOG.slow_total() as i64);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");

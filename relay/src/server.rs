@@ -225,6 +225,7 @@ pub async fn open_offline_on(
 /// Starts a relay on the configured backend.
 pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     crate::private_files::create_dir(&config.data_dir)?;
+    crate::store::watch_stores();
     let (store, tables) = open_store(&config.backend, &config.blobs, &config.data_dir).await?;
     let key = crate::signing::load_or_create(&config.data_dir)?;
     let escrow = crate::escrow::Escrow::load_or_create(&config.data_dir)?;

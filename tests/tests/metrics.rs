@@ -43,6 +43,12 @@ async fn health_and_metrics_follow_what_devices_do() -> anyhow::Result<()> {
     let (code, text) = http_get(m, "/metrics").await?;
     assert_eq!(code, 200);
     assert_eq!(sample(&text, "mes_relay_spaces"), Some(1.0), "{text}");
+    // The store watchdog's count (issue 23): served, and nothing ran too long here.
+    assert_eq!(
+        sample(&text, "mes_relay_store_slow_operations"),
+        Some(0.0),
+        "{text}"
+    );
     assert_eq!(
         sample(&text, "mes_relay_refusals_total{code=\"NotMember\"}"),
         Some(1.0),

@@ -150,6 +150,12 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
                     v.pending_uploads
                 ));
             }
+            if s.slow_store_operations > 0 {
+                out.push_str(&format!(
+                    "⚠ {} opération(s) du stockage ont duré plus de 5 s (voir le journal de mesd) / store operation(s) took over 5 s (see mesd's log)\n",
+                    s.slow_store_operations
+                ));
+            }
             out.trim_end().to_string()
         }
         ApiReply::Identity {

@@ -24,6 +24,34 @@ use mes_protocol::ids::{Seq, VolumeId};
 use std::future::Future;
 use std::pin::Pin;
 
+/// The store operations in flight in this process (issue 23): flushes and batches of the
+/// embedded stores; [`watch_stores`] logs any that runs longer than
+/// [`mes_protocol::watchdog::SLOW`], and the metrics serve the count
+/// (`mes_relay_store_slow_operations`).
+pub static WATCHDOG: mes_protocol::watchdog::Watchdog = mes_protocol::watchdog::Watchdog::new();
+
+/// Starts, once per process, the thread that logs store operations running too long.
+pub fn watch_stores() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("store-watchdog".into())
+            .spawn(|| loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                let now = std::time::Instant::now();
+                for (what, ran) in WATCHDOG.overdue(now, mes_protocol::watchdog::SLOW) {
+                    tracing::warn!(
+                        "relay store: {what} has been running for {:.1} s (a store that stops making progress; see docs/architecture.md, \"The embedded stores\")",
+                        ran.as_secs_f64()
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("the store watchdog did not start: {e}");
+        }
+    });
+}
+
 /// A boxed future, for dyn-compatible async methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

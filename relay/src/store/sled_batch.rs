@@ -94,6 +94,7 @@ impl Journal {
 
     /// Applies a batch atomically (not yet durable: flush after).
     pub fn apply(&self, batch: Batch) -> sled::Result<()> {
+        let _watched = super::WATCHDOG.begin("batch", std::time::Instant::now());
         if batch.ops.len() <= 1 {
             return write_all(&self.target, &batch.ops);
         }

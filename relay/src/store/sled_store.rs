@@ -184,6 +184,7 @@ impl SledStore {
         self.commits
             .wait_durable(|| async {
                 crate::group_commit::gather().await;
+                let _watched = super::WATCHDOG.begin("flush", std::time::Instant::now());
                 self.db
                     .flush_async()
                     .await
