@@ -721,6 +721,15 @@ impl Daemon {
         })
     }
 
+    /// The notes whose keys start with `prefix`, without reading the others.
+    pub fn note_list_prefix(
+        &self,
+        space: SpaceId,
+        prefix: &str,
+    ) -> Result<Vec<(String, Vec<String>)>, ApiError> {
+        self.with_doc(space, |d| d.with_prefix(prefix))
+    }
+
     /// Every note.
     pub fn note_list(&self, space: SpaceId) -> Result<Vec<NoteEntry>, ApiError> {
         Ok(self
@@ -1743,16 +1752,18 @@ impl Daemon {
                 .get(&volume)
                 .map(|v| v.meta.label.clone())
                 .unwrap_or_default();
-            if label == NOTES {
-                // Another device may have published its access history head.
-                self.recheck_history(space).await;
-            }
             if label == INBOX {
                 if let Err(e) = self.file_inbox(space).await {
                     tracing::warn!("filing the inbox of {}: {}", space.short(), e.message);
                 }
             }
+            // Clients hear of the change before the history heads are compared: that is
+            // housekeeping, not what they wait for (issue 23's latency).
             self.emit(ApiEvent::VolumeChanged { space, volume });
+            if label == NOTES {
+                // Another device may have published its access history head.
+                self.recheck_history(space).await;
+            }
         }
         Ok(())
     }

@@ -193,7 +193,9 @@ impl Daemon {
     /// Reads the heads the person's other devices published and compares them.
     fn compare_peer_heads(&self, space: SpaceId, log: &mut HistoryLog) {
         let me = self.state().identity.device.device_id().to_string();
-        let Ok(notes) = self.note_list_all(space) else {
+        // Only the heads' notes: a notes volume of ten thousand keys is not walked on each
+        // change (it was, and cost the edit-to-visible latency, issue 23).
+        let Ok(notes) = self.note_list_prefix(space, HEAD_NOTE_PREFIX) else {
             return;
         };
         for (key, values) in notes {

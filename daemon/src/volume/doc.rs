@@ -155,6 +155,20 @@ impl DocReplica {
             .all(|item| matches!(item.value, automerge::ValueRef::Scalar(_)))
     }
 
+    /// The keys starting with `prefix`, in order, with their values: a range of the
+    /// root map (automerge keeps its keys sorted), not a walk of every key.
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(String, Vec<String>)> {
+        self.doc
+            .map_range(ROOT, prefix.to_string()..)
+            .map(|item| item.key.to_string())
+            .take_while(|k| k.starts_with(prefix))
+            .map(|k| {
+                let v = self.get(&k);
+                (k, v)
+            })
+            .collect()
+    }
+
     /// Every key in order.
     pub fn keys(&self) -> Vec<String> {
         self.doc.keys(ROOT).collect()
