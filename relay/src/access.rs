@@ -77,6 +77,36 @@ fn volume_kind(m: &Membership, volume: VolumeId) -> Result<VolumeKind, WireError
     })
 }
 
+/// What an append-only feeder (a professional dropping into the inbox, a holder let in
+/// at activation, F1.5, F7.6) is shown of a space's membership, or `None` for anyone who
+/// reads something: the genesis and handover (the inbox recipient), the volumes it may
+/// append to, its own grants and the admins' (so the view still verifies); nothing of
+/// anyone else's grants, the person's choices or court removals (issue 22, finding 7).
+pub fn feeder_view(m: &Membership, who: PrincipalId) -> Option<Membership> {
+    if who == m.owner() {
+        return None;
+    }
+    let roles: Vec<(VolumeId, Role)> = m
+        .volumes
+        .keys()
+        .filter_map(|v| Some((*v, m.role(who, Some(*v))?)))
+        .collect();
+    if roles.is_empty() || roles.iter().any(|(_, r)| r.can_read()) {
+        return None;
+    }
+    let mut view = m.clone();
+    view.choices = None;
+    view.removals.clear();
+    view.grants
+        .retain(|(p, _), g| *p == who || g.body.role == Some(Role::Admin));
+    view.volumes.retain(|v, d| {
+        roles
+            .iter()
+            .any(|(rv, r)| rv == v && r.can_write(d.body.kind))
+    });
+    Some(view)
+}
+
 /// The refusal of a caller with no role on a space, or of a space that does not exist:
 /// the same words, so that a stranger cannot tell them apart.
 pub fn not_member(space: SpaceId, who: PrincipalId) -> WireError {

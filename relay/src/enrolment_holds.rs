@@ -27,9 +27,11 @@ fn hold_key(nir: &Nir, by: PrincipalId) -> Vec<u8> {
     key(b'h', &[nir.as_str().as_bytes(), &by.0])
 }
 
-/// Records (or, with `release`, forgets) that `by` holds items for this NIR. Refused for
-/// someone not on file, or who opposed, closed or was deleted (there is no space to
-/// feed), or who activated already (their consent is the way in).
+/// Records (or, with `release`, forgets) that `by` holds items for this NIR: only for
+/// someone on file who has not decided yet or whose space was created at the deadline.
+/// The answer is the same whatever the NIR's status (issue 22, finding 7: it must tell a
+/// professional nothing of whether the person is unknown, activated, opposed or closed),
+/// after the same durable write; a hold nobody can be let in by is simply never ready.
 pub fn hold(
     t: &EnrolmentTables,
     nir: &str,
@@ -46,27 +48,21 @@ pub fn hold(
             rpps: String::new(),
         });
     }
-    let found = t
-        .find(nir.as_str())?
-        .ok_or_else(|| Refusal::State("no one with this NIR is on file at the hub".into()))?;
-    match &found.person.status {
-        Status::Imported | Status::Notified { .. } | Status::AutoCreated { .. } => {}
-        // Holders are let in when the person activates; after that, the person's
-        // consent is the way in (a hold would wait for a grant nobody asks for).
-        Status::Activated { .. } => {
-            return Err(Refusal::State(
-                "this person has activated their space: send to it with their consent (mes pro send-doc --space)"
-                    .into(),
-            ))
-        }
-        other => {
-            return Err(Refusal::State(format!(
-                "this person's space is {}: there is nothing to feed",
-                other.name()
-            )))
-        }
-    }
-    t.apply(vec![Op::Hold(hold_key(&nir, by), true)], true)?;
+    // Holders are let in when the person activates; after that, their consent is the way
+    // in (a hold would be a way around it), and an opposed, closed or unknown person has
+    // no space to feed.
+    let eligible = t.find(nir.as_str())?.is_some_and(|found| {
+        matches!(
+            found.person.status,
+            Status::Imported | Status::Notified { .. } | Status::AutoCreated { .. }
+        )
+    });
+    let ops = if eligible {
+        vec![Op::Hold(hold_key(&nir, by), true)]
+    } else {
+        Vec::new()
+    };
+    t.apply(ops, true)?;
     Ok(Hold {
         nir: nir.full(),
         principal: by,
@@ -194,8 +190,25 @@ mod tests {
         hold(&t, &nir, low, false)?;
         hold(&t, &nir, high, false)?;
         hold(&t, &Nir::with_key(other), third, false)?;
-        let e = hold(&t, &Nir::with_key(opposed), low, false).unwrap_err();
-        assert!(e.to_string().contains("opposed"), "{e}");
+        // An opposed person's NIR gets the same answer as any other (no status oracle,
+        // issue 22 finding 7), and nothing is held for it.
+        let answer = |n: &str, by| hold(&t, &Nir::with_key(n), by, false).map(|h| h.nir.len());
+        assert_eq!(answer(opposed, low)?, answer(waiting, third)?);
+        assert_eq!(
+            answer("1800569123499", low)?,
+            answer(waiting, third)?,
+            "unknown alike"
+        );
+        hold(&t, &Nir::with_key(waiting), third, true)?;
+        let mut opposed_holds = 0;
+        let start = key(b'h', &[Nir::with_key(opposed).as_bytes()]);
+        let mut end = start.clone();
+        *end.last_mut().unwrap() += 1;
+        t.kv_scan(&start, &end, &mut |_, _| {
+            opposed_holds += 1;
+            Ok(true)
+        })?;
+        assert_eq!(opposed_holds, 0, "nothing held for an opposed person");
         assert!(
             matches!(holders(&t, &nir), Err(Refusal::State(_))),
             "not activated yet"
@@ -222,8 +235,10 @@ mod tests {
             ready(&t, std::slice::from_ref(&nir), third)?.is_empty(),
             "third holds nothing for her"
         );
-        let e = hold(&t, &nir, third, false).unwrap_err();
-        assert!(e.to_string().contains("consent"), "{e}");
+        // After activation a new hold answers alike and lets no one in: the person's
+        // consent is the way in.
+        hold(&t, &nir, third, false)?;
+        assert_eq!(holders(&t, &nir)?.0, vec![low, high], "third is not let in");
         assert!(ready(&t, &vec![nir.clone(); MAX_NIRS_PER_REQUEST + 1], high).is_err());
 
         hold(&t, &nir, high, true)?;

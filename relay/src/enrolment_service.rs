@@ -1068,7 +1068,14 @@ pub struct EnrolmentHub {
     /// Failed requests per guesser in the current hour (a device guessing across NIRs,
     /// or one address behind many fresh device identities); bounded, see [`MAX_GUESSERS`].
     failures: std::sync::Mutex<std::collections::HashMap<Guesser, (u32, u64)>>,
+    /// Holds asked per professional in the current hour (issue 22, finding 7).
+    holds_asked:
+        std::sync::Mutex<std::collections::HashMap<mes_protocol::ids::PrincipalId, (u32, u64)>>,
 }
+
+/// Holds one professional may ask per hour (a lab's backlog fits; a scan of the
+/// population does not).
+pub const HOLDS_PER_HOUR: u32 = 10_000;
 
 /// Who a failed request is counted against: the device, and the network address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -1121,7 +1128,35 @@ impl EnrolmentHub {
             policy,
             secrets,
             failures: Default::default(),
+            holds_asked: Default::default(),
         }
+    }
+
+    /// Counts a hold a professional asks, refusing past [`HOLDS_PER_HOUR`].
+    pub fn count_hold(
+        &self,
+        by: mes_protocol::ids::PrincipalId,
+        now: UnixMillis,
+    ) -> Result<(), Refusal> {
+        let hour = now.0 / 3_600_000;
+        let mut m = self.holds_asked.lock().expect("holds lock");
+        if m.len() >= MAX_GUESSERS {
+            m.retain(|_, (_, h)| *h == hour);
+            if m.len() >= MAX_GUESSERS {
+                m.clear();
+            }
+        }
+        let e = m.entry(by).or_insert((0, hour));
+        if e.1 != hour {
+            *e = (0, hour);
+        }
+        if e.0 >= HOLDS_PER_HOUR {
+            return Err(Refusal::Locked(paris_time(UnixMillis(
+                (hour + 1) * 3_600_000,
+            ))));
+        }
+        e.0 += 1;
+        Ok(())
     }
 
     /// Refuses a device, or an address, that failed too often this hour.

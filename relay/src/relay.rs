@@ -845,6 +845,15 @@ impl Relay {
                 let m = self
                     .authorize(space, caller.principal, Need::AnyRole)
                     .await?;
+                if let Some(view) = crate::access::feeder_view(&m, caller.principal) {
+                    // A feeder sees what it needs to drop into the inbox, and no more
+                    // (issue 22, finding 7): no one else's grants, no choices, no court
+                    // references, no volume but those it writes, no device.
+                    return Ok(Reply::Membership {
+                        membership: Box::new(view),
+                        devices: Vec::new(),
+                    });
+                }
                 let mut devices = self.devices_of(m.owner()).await?;
                 let mut seen = vec![m.owner()];
                 for p in m
@@ -1881,6 +1890,9 @@ impl Relay {
             let t = &hub.tables;
             match &request {
                 R::Hold { nir, release } => {
+                    if !*release {
+                        hub.count_hold(by, now)?;
+                    }
                     holds::hold(t, nir, by, *release).map(|h| (vec![h], None))
                 }
                 R::HeldReady { nirs } => holds::ready(t, nirs, by).map(|h| (h, None)),

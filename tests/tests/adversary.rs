@@ -639,3 +639,68 @@ async fn a_production_relay_refuses_null_cipher_bundles() -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// Finding 7: an append-only feeder (a holder let in at activation, a lab dropping
+/// results) is shown the inbox and its own grant, not the person's other grants, choices
+/// or volumes; the view still verifies on its device. Control: a reader is shown all of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feeder_sees_only_what_it_needs_to_drop() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
+    let t = target(&relay);
+    let a = device(dir.path(), "a", &t).await?;
+    online(&a.daemon).await?;
+    let space = home(&a.daemon).await?;
+    registered(&a, space).await?;
+    let (feeder, reader) = (RawPrincipal::new("lab"), RawPrincipal::new("relative"));
+    for p in [&feeder, &reader] {
+        p.connect(&t).await?;
+    }
+    a.daemon.grant(space, reader.id(), Some(Role::Read)).await?;
+    a.daemon
+        .grant(space, feeder.id(), Some(Role::Append))
+        .await?;
+    let view = |p: &RawPrincipal| {
+        let t = t.clone();
+        let (cert, key) = (
+            p.cert.clone(),
+            SigningSecret::from_bytes(&p.device.signing.to_bytes()),
+        );
+        async move {
+            let endpoint = mes_daemon::client::endpoint(t.address)?;
+            let (c, _) =
+                mes_daemon::client::RelayClient::connect(&endpoint, &t, &cert, &key).await?;
+            match c.request(Request::GetMembership { space }).await? {
+                Reply::Membership {
+                    membership,
+                    devices,
+                } => anyhow::Ok((*membership, devices)),
+                r => anyhow::bail!("GetMembership answered {r:?}"),
+            }
+        }
+    };
+    let (fed, fed_devices) = view(&feeder).await?;
+    let (read, read_devices) = view(&reader).await?;
+    assert_eq!(
+        fed.volumes
+            .values()
+            .map(|d| d.body.label.as_str())
+            .collect::<Vec<_>>(),
+        vec!["inbox"]
+    );
+    assert!(
+        fed.grants.keys().all(|(p, _)| *p == feeder.id()),
+        "{:?}",
+        fed.grants.keys()
+    );
+    assert!(fed_devices.is_empty());
+    assert!(fed.verified(Some(relay.relay.public_key())).is_ok());
+    // Control: the reader sees every volume, every grant and the owner's devices.
+    assert!(read.volumes.len() > 5);
+    assert!(read.grants.keys().any(|(p, _)| *p == feeder.id()));
+    assert!(read.grants.keys().any(|(p, _)| *p == reader.id()));
+    assert!(!read_devices.is_empty());
+    a.shutdown().await;
+    relay.shutdown().await;
+    Ok(())
+}
