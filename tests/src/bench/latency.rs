@@ -1,6 +1,8 @@
 //! `sync-latency`: an edit through A's local API until B's API shows it (B subscribed to
 //! events), through the relay, on a volume already holding 10,000 changes, with 100
-//! other devices of the person connected, subscribed and idle.
+//! other devices of the person connected, subscribed and idle. `sync-latency-crowd`:
+//! the same with 1,000 devices of other people connected to the relay besides
+//! (issue 23).
 
 use super::{percentile, Measure, Size};
 use crate::{converged, device, pair, relay, target, volume};
@@ -11,6 +13,19 @@ use mes_protocol::wire::Request;
 use std::time::Instant;
 
 pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
+    measure_with(size, "sync-latency", 0).await
+}
+
+/// `sync-latency` with 1,000 connected devices of other people.
+pub async fn crowd(size: Size) -> anyhow::Result<Vec<Measure>> {
+    measure_with(size, "sync-latency-crowd", size.pick(1_000, 20)).await
+}
+
+async fn measure_with(
+    size: Size,
+    scenario: &'static str,
+    others: usize,
+) -> anyhow::Result<Vec<Measure>> {
     let (prefill, idle, samples) = (
         size.pick(10_000, 200),
         size.pick(100, 5),
@@ -18,6 +33,12 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     );
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
+    // Other people's devices, each its own principal, connected and idle.
+    let mut crowd = Vec::with_capacity(others);
+    for i in 0..others {
+        let p = crate::RawPrincipal::new(&format!("other-{i}"));
+        crowd.push(p.connect(&target(&r)).await?);
+    }
     let t = target(&r);
     let a = device(dir.path(), "a", &t).await?;
     let b = device(dir.path(), "b", &t).await?;
@@ -85,15 +106,16 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         }
     }
     ms.sort_by(f64::total_cmp);
+    drop(crowd);
     Ok(vec![
         Measure {
-            scenario: "sync-latency",
+            scenario,
             metric: "p50_ms",
             value: percentile(&ms, 50.0),
             unit: "ms",
         },
         Measure {
-            scenario: "sync-latency",
+            scenario,
             metric: "p99_ms",
             value: percentile(&ms, 99.0),
             unit: "ms",

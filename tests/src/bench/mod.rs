@@ -50,6 +50,7 @@ impl Size {
 /// Scenarios and what they measure.
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("sync-latency", "edit on A until visible through B's API, via the relay, on a 10,000-change volume with 100 idle devices (p50_ms, p99_ms)"),
+    ("sync-latency-crowd", "sync-latency with 1,000 devices of other people connected to the relay besides (p50_ms, p99_ms)"),
     ("catch-up", "fresh device fetching, verifying, decrypting, applying, storing 100,000 one-change bundles (changes_per_s), and through a snapshot (snapshot_ms)"),
     ("automerge-floor", "automerge alone applying the same 100,000 changes in memory in one call (changes_per_s)"),
     ("open-space", "mesd started cold on a 10-year space (10,000 documents, 100,000 measurements) until the complete document list is served (cold_open_ms, rss_mib)"),
@@ -96,6 +97,7 @@ impl Context {
 pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Vec<Measure>> {
     match name {
         "sync-latency" => latency::run(size).await,
+        "sync-latency-crowd" => latency::crowd(size).await,
         "catch-up" => catch_up::run(size).await,
         "automerge-floor" => floor::run(size),
         "open-space" => record::open_space(ctx.ten_years(size).await?, size).await,
