@@ -90,6 +90,22 @@ fn build_binaries() -> anyhow::Result<()> {
     if release {
         cmd.arg("--release");
     }
+    // `cargo run` gives this process the run's package variables (`CARGO_PKG_NAME`,
+    // `CARGO_MANIFEST_DIR`, ...). Build scripts that read them (ring's reads several)
+    // tell cargo to rebuild when they change, so a child build that inherits them
+    // rebuilt ring and everything above it, and the next `cargo run` rebuilt them back:
+    // four minutes each way (issue 23). The child gets the shell's environment instead.
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy();
+        if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
+            .iter()
+            .any(|p| k.starts_with(p))
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "CARGO_RUSTC_CURRENT_DIR"
+        {
+            cmd.env_remove(k.as_ref());
+        }
+    }
     anyhow::ensure!(cmd.status()?.success(), "building mesd and mes failed");
     Ok(())
 }
