@@ -43,24 +43,15 @@ pub static WATCHDOG: mes_protocol::watchdog::Watchdog = mes_protocol::watchdog::
 
 /// Starts, once per process, the thread that logs store operations running too long.
 pub fn watch_stores() {
-    static STARTED: std::sync::Once = std::sync::Once::new();
-    STARTED.call_once(|| {
-        let spawned = std::thread::Builder::new()
-            .name("store-watchdog".into())
-            .spawn(|| loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                let now = std::time::Instant::now();
-                for (what, ran) in WATCHDOG.overdue(now, mes_protocol::watchdog::SLOW) {
-                    tracing::warn!(
-                        "replica store: {what} has been running for {:.1} s (a store that stops making progress; see docs/architecture.md, \"The embedded stores\")",
-                        ran.as_secs_f64()
-                    );
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!("the store watchdog did not start: {e}");
-        }
+    let logged = WATCHDOG.watch(|what, ran| {
+        tracing::warn!(
+            "replica store: {what} has been running for {:.1} s (a store that stops making progress; see docs/architecture.md, \"The embedded stores\")",
+            ran.as_secs_f64()
+        )
     });
+    if let Err(e) = logged {
+        tracing::warn!("the store watchdog did not start: {e}");
+    }
 }
 
 /// The sealed store.

@@ -20,9 +20,9 @@ struct Inflight {
 }
 
 /// Operations in flight, and how many ever ran too long.
-#[derive(Default)]
 pub struct Watchdog {
     inner: Mutex<Inflight>,
+    started: std::sync::Once,
 }
 
 /// An operation in flight; it ends when dropped.
@@ -42,6 +42,12 @@ impl Drop for Running<'_> {
     }
 }
 
+impl Default for Watchdog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Watchdog {
     /// A watchdog with nothing in flight (usable in a `static`).
     pub const fn new() -> Self {
@@ -51,7 +57,26 @@ impl Watchdog {
                 running: BTreeMap::new(),
                 slow_total: 0,
             }),
+            started: std::sync::Once::new(),
         }
+    }
+
+    /// Starts, once, a thread that every second hands `report` each operation running
+    /// longer than [`SLOW`] (the shell logs it); `Err` if the thread could not start.
+    pub fn watch(&'static self, report: fn(&'static str, Duration)) -> Result<(), std::io::Error> {
+        let mut outcome = Ok(());
+        self.started.call_once(|| {
+            outcome = std::thread::Builder::new()
+                .name("store-watchdog".into())
+                .spawn(move || loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                    for (what, ran) in self.overdue(Instant::now(), SLOW) {
+                        report(what, ran);
+                    }
+                })
+                .map(drop);
+        });
+        outcome
     }
 
     /// Registers an operation started at `now`.

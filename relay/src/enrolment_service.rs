@@ -1067,10 +1067,47 @@ pub struct EnrolmentHub {
     pub secrets: Secrets,
     /// Failed requests per guesser in the current hour (a device guessing across NIRs,
     /// or one address behind many fresh device identities); bounded, see [`MAX_GUESSERS`].
-    failures: std::sync::Mutex<std::collections::HashMap<Guesser, (u32, u64)>>,
+    failures: HourlyCounts<Guesser>,
     /// Holds asked per professional in the current hour (issue 22, finding 7).
-    holds_asked:
-        std::sync::Mutex<std::collections::HashMap<mes_protocol::ids::PrincipalId, (u32, u64)>>,
+    holds_asked: HourlyCounts<mes_protocol::ids::PrincipalId>,
+}
+
+/// Counts per key within the current hour, bounded to [`MAX_GUESSERS`] keys (past it the
+/// previous hours' go first, then all: an attacker filling it loses its own counts too).
+struct HourlyCounts<K>(std::sync::Mutex<std::collections::HashMap<K, (u32, u64)>>);
+
+impl<K> Default for HourlyCounts<K> {
+    fn default() -> Self {
+        HourlyCounts(Default::default())
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Copy> HourlyCounts<K> {
+    /// The count of `k` in `hour`.
+    fn get(&self, k: &K, hour: u64) -> u32 {
+        match self.0.lock().expect("counts lock").get(k) {
+            Some((n, h)) if *h == hour => *n,
+            _ => 0,
+        }
+    }
+
+    /// Adds one to each key's count in `hour`.
+    fn add(&self, keys: &[K], hour: u64) {
+        let mut m = self.0.lock().expect("counts lock");
+        if m.len() + keys.len() > MAX_GUESSERS {
+            m.retain(|_, (_, h)| *h == hour);
+            if m.len() + keys.len() > MAX_GUESSERS {
+                m.clear();
+            }
+        }
+        for k in keys {
+            let e = m.entry(*k).or_insert((0, hour));
+            if e.1 != hour {
+                *e = (0, hour);
+            }
+            e.0 += 1;
+        }
+    }
 }
 
 /// Holds one professional may ask per hour (a lab's backlog fits; a scan of the
@@ -1139,41 +1176,27 @@ impl EnrolmentHub {
         now: UnixMillis,
     ) -> Result<(), Refusal> {
         let hour = now.0 / 3_600_000;
-        let mut m = self.holds_asked.lock().expect("holds lock");
-        if m.len() >= MAX_GUESSERS {
-            m.retain(|_, (_, h)| *h == hour);
-            if m.len() >= MAX_GUESSERS {
-                m.clear();
-            }
-        }
-        let e = m.entry(by).or_insert((0, hour));
-        if e.1 != hour {
-            *e = (0, hour);
-        }
-        if e.0 >= HOLDS_PER_HOUR {
+        if self.holds_asked.get(&by, hour) >= HOLDS_PER_HOUR {
             return Err(Refusal::Locked(paris_time(UnixMillis(
                 (hour + 1) * 3_600_000,
             ))));
         }
-        e.0 += 1;
+        self.holds_asked.add(&[by], hour);
         Ok(())
     }
 
     /// Refuses a device, or an address, that failed too often this hour.
     pub fn admit(&self, guessers: &[Guesser], now: UnixMillis) -> Result<(), Refusal> {
         let hour = now.0 / 3_600_000;
-        let f = self.failures.lock().expect("failures lock");
         for g in guessers {
             let limit = match g {
                 Guesser::Device(_) => DEVICE_FAILURES_PER_HOUR,
                 Guesser::Source(_) => SOURCE_FAILURES_PER_HOUR,
             };
-            if let Some((n, h)) = f.get(g) {
-                if *h == hour && *n >= limit {
-                    return Err(Refusal::Locked(paris_time(UnixMillis(
-                        (hour + 1) * 3_600_000,
-                    ))));
-                }
+            if self.failures.get(g, hour) >= limit {
+                return Err(Refusal::Locked(paris_time(UnixMillis(
+                    (hour + 1) * 3_600_000,
+                ))));
             }
         }
         Ok(())
@@ -1181,21 +1204,7 @@ impl EnrolmentHub {
 
     /// Counts a failed request against each of its guessers.
     pub fn failed(&self, guessers: &[Guesser], now: UnixMillis) {
-        let hour = now.0 / 3_600_000;
-        let mut f = self.failures.lock().expect("failures lock");
-        if f.len() + guessers.len() > MAX_GUESSERS {
-            f.retain(|_, (_, h)| *h == hour);
-            if f.len() + guessers.len() > MAX_GUESSERS {
-                f.clear();
-            }
-        }
-        for g in guessers {
-            let e = f.entry(*g).or_insert((0, hour));
-            if e.1 != hour {
-                *e = (0, hour);
-            }
-            e.0 += 1;
-        }
+        self.failures.add(guessers, now.0 / 3_600_000);
     }
 
     /// Serves one request (blocking: password hashing and a durable write).

@@ -693,3 +693,36 @@ pub fn assert_owner_only(path: &Path) {
         path.display()
     );
 }
+
+/// A relay and one device of the person, with their space's volumes registered.
+pub struct Owner {
+    /// Holds every file; removed on drop.
+    pub dir: tempfile::TempDir,
+    /// The relay.
+    pub relay: RunningRelay,
+    /// What the device pins.
+    pub t: RelayTarget,
+    /// The person's device.
+    pub a: RunningDaemon,
+    /// Their space.
+    pub space: SpaceId,
+}
+
+/// Starts a relay misbehaving as told and one device of a person whose space is
+/// registered.
+pub async fn owner(m: mes_relay::relay::Misbehaviour) -> anyhow::Result<Owner> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, m).await?;
+    let t = target(&relay);
+    let a = device(dir.path(), "a", &t).await?;
+    online(&a.daemon).await?;
+    let space = home(&a.daemon).await?;
+    registered(&a, space).await?;
+    Ok(Owner {
+        dir,
+        relay,
+        t,
+        a,
+        space,
+    })
+}

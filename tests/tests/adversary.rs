@@ -186,13 +186,13 @@ async fn a_stranger_cannot_claim_another_spaces_volume_id() -> anyhow::Result<()
 /// cannot replace the snapshot or prune the log. Control: the owner can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_alone_cannot_prune_a_log() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
-    let t = target(&relay);
-    let a = device(dir.path(), "a", &t).await?;
-    online(&a.daemon).await?;
-    let space = home(&a.daemon).await?;
-    registered(&a, space).await?;
+    let mes_tests::Owner {
+        dir: _dir,
+        relay,
+        t,
+        a,
+        space,
+    } = mes_tests::owner(Misbehaviour::default()).await?;
     a.daemon.note_set(space, "k", "v").await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     until(&a.daemon, WAIT, "uploaded", |d| {
@@ -460,13 +460,13 @@ async fn a_stranger_cannot_claim_another_spaces_blob() -> anyhow::Result<()> {
 /// the same read are not logged again; a new read is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_read_of_a_file_is_logged_once_whichever_chunk_it_starts_at() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
-    let t = target(&relay);
-    let a = device(dir.path(), "a", &t).await?;
-    online(&a.daemon).await?;
-    let space = home(&a.daemon).await?;
-    registered(&a, space).await?;
+    let mes_tests::Owner {
+        dir,
+        relay,
+        t,
+        a,
+        space,
+    } = mes_tests::owner(Misbehaviour::default()).await?;
     let file = dir.path().join("irm.bin");
     std::fs::write(&file, vec![7u8; 200_000])?;
     let (blob, _) = mes_daemon::blobs::put(&a.daemon, space, &file).await?;
@@ -536,13 +536,13 @@ async fn hears_head(
 /// hears them, and the withdrawn one heard them before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_ends_the_readers_subscription_at_once() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
-    let t = target(&relay);
-    let a = device(dir.path(), "a", &t).await?;
-    online(&a.daemon).await?;
-    let space = home(&a.daemon).await?;
-    registered(&a, space).await?;
+    let mes_tests::Owner {
+        dir: _dir,
+        relay,
+        t,
+        a,
+        space,
+    } = mes_tests::owner(Misbehaviour::default()).await?;
     a.daemon.note_set(space, "k", "0").await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     let endpoint = mes_daemon::client::endpoint(t.address)?;
@@ -645,13 +645,13 @@ async fn a_production_relay_refuses_null_cipher_bundles() -> anyhow::Result<()> 
 /// or volumes; the view still verifies on its device. Control: a reader is shown all of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feeder_sees_only_what_it_needs_to_drop() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
-    let t = target(&relay);
-    let a = device(dir.path(), "a", &t).await?;
-    online(&a.daemon).await?;
-    let space = home(&a.daemon).await?;
-    registered(&a, space).await?;
+    let mes_tests::Owner {
+        dir: _dir,
+        relay,
+        t,
+        a,
+        space,
+    } = mes_tests::owner(Misbehaviour::default()).await?;
     let (feeder, reader) = (RawPrincipal::new("lab"), RawPrincipal::new("relative"));
     for p in [&feeder, &reader] {
         p.connect(&t).await?;

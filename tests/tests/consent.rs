@@ -15,40 +15,15 @@ use mes_protocol::membership::{Grant, Role, Signed};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 use mes_relay::relay::Misbehaviour;
-use mes_relay::server::RunningRelay;
 use mes_tests::{
-    connect_as, converged, device, device_with, home, listed, online, pair, registered, relay_with,
-    rpps, target, until, volume, RawPrincipal,
+    connect_as, converged, device, device_with, listed, online, pair, registered, relay_with, rpps,
+    target, until, volume, RawPrincipal,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-/// A relay and one device of the person, with their space's volumes registered.
-struct Owner {
-    dir: tempfile::TempDir,
-    relay: RunningRelay,
-    t: RelayTarget,
-    a: RunningDaemon,
-    space: SpaceId,
-}
-
-async fn owner(m: Misbehaviour) -> anyhow::Result<Owner> {
-    let dir = tempfile::tempdir()?;
-    let relay = relay_with(dir.path(), None, m).await?;
-    let t = target(&relay);
-    let a = device(dir.path(), "a", &t).await?;
-    online(&a.daemon).await?;
-    let space = home(&a.daemon).await?;
-    registered(&a, space).await?;
-    Ok(Owner {
-        dir,
-        relay,
-        t,
-        a,
-        space,
-    })
-}
+use mes_tests::{owner, Owner};
 
 fn labels(d: &RunningDaemon, space: SpaceId) -> BTreeMap<VolumeId, String> {
     d.daemon

@@ -97,9 +97,14 @@ fn build_binaries() -> anyhow::Result<()> {
     // four minutes each way (issue 23). The child gets the shell's environment instead.
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy();
-        if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_"]
-            .iter()
-            .any(|p| k.starts_with(p))
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
             || k == "CARGO_PRIMARY_PACKAGE"
             || k == "CARGO_RUSTC_CURRENT_DIR"
         {
