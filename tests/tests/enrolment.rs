@@ -386,9 +386,13 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     assert_eq!(listed["profiles"][0]["label"], "Lola", "{listed}");
     assert_eq!(listed["profiles"][0]["status"]["status"], "notified");
     assert!(listed["profiles"][0]["space"].is_null(), "{listed}");
+    // The code read from a descriptor, never on the command line where `ps` shows it
+    // (issue 22, finding 10).
+    let code_file = dir.path().join("code");
+    std::fs::write(&code_file, format!("{}\n", lola.to_lowercase()))?;
     let (code, out, err) = mes(&format!(
-        "enrol --profile Lola oppose {card} --code {}",
-        lola.to_lowercase()
+        "enrol --profile Lola oppose {card} --code-fd 4 4<{}",
+        code_file.display()
     ))?;
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("Opposé le "), "{out}");

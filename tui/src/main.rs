@@ -398,9 +398,14 @@ enum SpacesCmd {
 enum PairCmd {
     /// Show a code to type on the new device.
     Start,
-    /// Join the person whose device shows CODE (on a fresh daemon).
+    /// Join the person whose device shows the code (on a fresh daemon); the code is asked
+    /// at a prompt, or read from --code-fd (on the command line it shows in `ps`).
     Join {
-        code: String,
+        /// The code (visible to other users of the machine: prefer the prompt).
+        code: Option<String>,
+        /// File descriptor to read the code from.
+        #[arg(long, conflicts_with = "code")]
+        code_fd: Option<u32>,
         #[arg(long, default_value = "device")]
         name: String,
     },
@@ -554,9 +559,8 @@ enum EnrolCmd {
     Activate {
         #[command(flatten)]
         holder: Holder,
-        /// The provisional code of the letter or email.
-        #[arg(long)]
-        code: String,
+        #[command(flatten)]
+        code: CodeArg,
         /// Identifier to choose (8 characters or more, not an email).
         #[arg(long)]
         identifier: String,
@@ -572,9 +576,8 @@ enum EnrolCmd {
     Oppose {
         #[command(flatten)]
         holder: Holder,
-        /// The provisional code.
-        #[arg(long)]
-        code: String,
+        #[command(flatten)]
+        code: CodeArg,
     },
     /// Ask for a new code, sent to the email on file.
     Regenerate {
@@ -590,9 +593,8 @@ enum EnrolCmd {
     Reminders {
         #[command(flatten)]
         holder: Holder,
-        /// The provisional code.
-        #[arg(long)]
-        code: String,
+        #[command(flatten)]
+        code: CodeArg,
         /// Turn them back on.
         #[arg(long)]
         on: bool,
@@ -618,6 +620,50 @@ enum EnrolCmd {
         #[arg(long)]
         password_fd: u32,
     },
+}
+
+/// A provisional code (issue 22, finding 10): asked at a prompt, or read from a file
+/// descriptor as passwords are, so that it never shows in the process list; `--code`
+/// remains for scripts that accept that.
+#[derive(clap::Args)]
+struct CodeArg {
+    /// The provisional code (visible to other users in `ps`: prefer the prompt or
+    /// --code-fd).
+    #[arg(long)]
+    code: Option<String>,
+    /// File descriptor to read the provisional code from.
+    #[arg(long, conflicts_with = "code")]
+    code_fd: Option<u32>,
+}
+
+impl CodeArg {
+    fn read(self) -> anyhow::Result<String> {
+        code_from(
+            self.code,
+            self.code_fd,
+            "Code provisoire / provisional code",
+        )
+    }
+}
+
+/// A code from the command line, a file descriptor, or a prompt on the terminal.
+fn code_from(given: Option<String>, fd: Option<u32>, what: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Some(c) = given {
+        return Ok(c);
+    }
+    if let Some(fd) = fd {
+        return passphrase(Some(fd))?.ok_or_else(|| anyhow::anyhow!("no code on descriptor {fd}"));
+    }
+    anyhow::ensure!(
+        std::io::stdin().is_terminal(),
+        "{what}: type it at the prompt on a terminal, or give it with --code-fd N"
+    );
+    eprint!("{what} : ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_string())
 }
 
 fn password(fd: u32) -> anyhow::Result<String> {
@@ -1030,8 +1076,12 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         Command::Spaces(SpacesCmd::List) => ApiCall::ListSpaces,
         Command::Spaces(SpacesCmd::Create { label }) => ApiCall::CreateSpace { label },
         Command::Pair(PairCmd::Start) => ApiCall::PairStart,
-        Command::Pair(PairCmd::Join { code, name }) => ApiCall::PairJoin {
+        Command::Pair(PairCmd::Join {
             code,
+            code_fd,
+            name,
+        }) => ApiCall::PairJoin {
+            code: code_from(code, code_fd, "Code d'appairage / pairing code")?,
             device_name: name,
         },
         Command::Devices(DevicesCmd::List) => ApiCall::ListDevices,
@@ -1097,7 +1147,7 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
                     email,
                 } => R::Activate {
                     holder: holder.card(),
-                    code,
+                    code: code.read()?,
                     identifier,
                     password: password(password_fd)?,
                     email,
@@ -1105,7 +1155,7 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
                 },
                 EnrolCmd::Oppose { holder, code } => R::Oppose {
                     holder: holder.card(),
-                    code,
+                    code: code.read()?,
                 },
                 EnrolCmd::Regenerate { holder } => R::Regenerate {
                     holder: holder.card(),
@@ -1115,7 +1165,7 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
                 },
                 EnrolCmd::Reminders { holder, code, on } => R::Reminders {
                     holder: holder.card(),
-                    code,
+                    code: code.read()?,
                     off: !on,
                 },
                 EnrolCmd::Close {
