@@ -7,7 +7,7 @@
 //! gets a [`RelayFrame::Fatal`] naming the problem, and only that connection is closed.
 
 use mes_protocol::codec::MAX_WIRE_FRAME;
-use mes_protocol::framing::{read_frame, write_frame, FrameError};
+use mes_protocol::framing::{read_frame, read_frame_within, write_frame, FrameError};
 use mes_protocol::keys::{verify, CHALLENGE_CONTEXT};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ClientFrame, ErrorCode, RelayFrame, WireError};
@@ -170,7 +170,13 @@ async fn read_loop(
     tx: &mpsc::Sender<Box<RelayFrame>>,
 ) -> Result<(), WireError> {
     loop {
-        let frame = match read_frame::<ClientFrame, _>(recv, MAX_WIRE_FRAME).await {
+        let frame = match read_frame_within::<ClientFrame, _>(
+            recv,
+            MAX_WIRE_FRAME,
+            Some(crate::defaults::FRAME_BODY_TIMEOUT),
+        )
+        .await
+        {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(()),
             Err(FrameError::Io(_)) => return Ok(()),
