@@ -261,6 +261,7 @@ impl Relay {
         });
         relay.backfill_volume_bindings().await?;
         relay.backfill_blob_bindings().await?;
+        relay.backfill_current_certs().await?;
         // Another instance on a shared backend changed a record this one caches.
         let weak = Arc::downgrade(&relay);
         relay.store.set_record_hook(Box::new(move |kind, key| {
@@ -361,6 +362,7 @@ impl Relay {
                 .put_record(RecordKind::Device, key, codec::to_bytes(cert))
                 .await
                 .map_err(internal)?;
+            self.note_current(cert).await?;
             // A new device of a member: admins must wrap keys to it.
             for s in self.spaces_of(cert.body.principal) {
                 self.hub.publish_membership(s);
@@ -1607,32 +1609,80 @@ impl Relay {
             ));
         }
         // A device that joined a person through pairing has a newer certificate under that
-        // person's principal; the newest certificate is the device's current one.
-        let mut found: Option<DeviceCert> = None;
-        for (k, v) in self
-            .store
-            .scan_records(RecordKind::Device, &[])
-            .await
-            .map_err(internal)?
-        {
-            if k[32..] == device.0 {
-                let cert: DeviceCert =
-                    codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
-                if found
-                    .as_ref()
-                    .is_none_or(|f| cert.body.issued_at > f.body.issued_at)
-                {
-                    found = Some(cert);
-                }
-            }
-        }
-        match found {
+        // person's principal; the newest certificate is the device's current one, kept by
+        // device id when it is listed (no scan of every device, finding 6).
+        match self.current_cert(device).await? {
             Some(cert) => Ok(cert),
             None => Err(WireError::new(
                 ErrorCode::NotFound,
                 format!("unknown device {}", device.short()),
             )),
         }
+    }
+
+    /// The newest certificate listed for a device.
+    async fn current_cert(&self, device: DeviceId) -> Result<Option<DeviceCert>, WireError> {
+        self.store
+            .get_record(RecordKind::DeviceCurrent, &device.0)
+            .await
+            .map_err(internal)?
+            .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
+            .transpose()
+    }
+
+    /// Keeps `cert` as its device's current certificate if it is the newest.
+    async fn note_current(&self, cert: &DeviceCert) -> Result<(), WireError> {
+        let newer = self
+            .current_cert(cert.body.device)
+            .await?
+            .is_none_or(|c| cert.body.issued_at > c.body.issued_at);
+        if newer {
+            self.store
+                .put_record(
+                    RecordKind::DeviceCurrent,
+                    cert.body.device.0.to_vec(),
+                    codec::to_bytes(cert),
+                )
+                .await
+                .map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the current certificate of every device listed before the index existed.
+    async fn backfill_current_certs(&self) -> Result<(), StoreError> {
+        const DONE: &[u8] = b"backfilled-v1";
+        if self
+            .store
+            .get_record(RecordKind::DeviceCurrent, DONE)
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut newest: HashMap<DeviceId, DeviceCert> = HashMap::new();
+        for (_, v) in self.store.scan_records(RecordKind::Device, &[]).await? {
+            let cert: DeviceCert =
+                codec::from_bytes(&v).map_err(|e| StoreError(format!("stored device: {e}")))?;
+            let e = newest
+                .entry(cert.body.device)
+                .or_insert_with(|| cert.clone());
+            if cert.body.issued_at > e.body.issued_at {
+                *e = cert;
+            }
+        }
+        for (device, cert) in newest {
+            self.store
+                .put_record(
+                    RecordKind::DeviceCurrent,
+                    device.0.to_vec(),
+                    codec::to_bytes(&cert),
+                )
+                .await?;
+        }
+        self.store
+            .put_record(RecordKind::DeviceCurrent, DONE.to_vec(), Vec::new())
+            .await
     }
 
     async fn revoke(

@@ -91,6 +91,23 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Waits until the screen shows none of `texts` (an overlay closed); the last screen
+    /// on timeout. A key sent while an overlay still shows would go to it.
+    pub fn wait_gone(&self, texts: &[&str], timeout: Duration) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen()?;
+            if !texts.iter().any(|t| screen.contains(t)) {
+                return Ok(screen);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the screen still shows one of {texts:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 impl Drop for Tmux {

@@ -104,11 +104,14 @@ pub enum RecordKind {
     AdmissionKey,
     /// The space a committed blob belongs to, for ever, by blob id (issue 22, finding 8).
     BlobSpace,
+    /// A device's current certificate (the newest its principals issued), by device id:
+    /// found without scanning every device (issue 22, finding 6).
+    DeviceCurrent,
 }
 
 impl RecordKind {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 13] = [
+    pub const ALL: [RecordKind; 14] = [
         RecordKind::Membership,
         RecordKind::Device,
         RecordKind::Revocation,
@@ -122,6 +125,7 @@ impl RecordKind {
         RecordKind::VolumeSpace,
         RecordKind::AdmissionKey,
         RecordKind::BlobSpace,
+        RecordKind::DeviceCurrent,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.
