@@ -455,6 +455,16 @@ fn find_unlocked(t: &EnrolmentTables, nir: &str, serial: &str) -> Result<Found, 
     Ok(found)
 }
 
+/// Counts a failure on the person's record (a wrong code or password): the
+/// [`MAX_FAILURES`]th in a row locks it for [`LOCK_MINUTES`], each further one doubles it.
+fn count_failure(p: &mut Person, now: UnixMillis) {
+    p.failures += 1;
+    if p.failures >= MAX_FAILURES {
+        let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
+        p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
+    }
+}
+
 /// Checks the code; a wrong one is counted (and may lock the NIR), durably.
 fn check_code(
     t: &EnrolmentTables,
@@ -470,12 +480,8 @@ fn check_code(
     };
     if !provisional_code::matches(&secrets.code_key, typed, &code.hash) {
         let mut p = found.person.clone();
-        p.failures += 1;
+        count_failure(&mut p, now);
         let left = MAX_FAILURES.saturating_sub(p.failures);
-        if left == 0 {
-            let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
-            p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
-        }
         commit(t, found, p, policy, Vec::new())?;
         return Err(Refusal::WrongCode { left });
     }
@@ -779,11 +785,7 @@ fn by_space(
         return Ok(found);
     }
     let mut p = found.person.clone();
-    p.failures += 1;
-    if p.failures >= MAX_FAILURES {
-        let minutes = LOCK_MINUTES << (p.failures - MAX_FAILURES).min(10);
-        p.locked_until = Some(UnixMillis(now.0 + minutes * 60_000));
-    }
+    count_failure(&mut p, now);
     commit(t, &found, p, policy, Vec::new())?;
     Err(Refusal::WrongPassword)
 }
