@@ -191,6 +191,9 @@ fn owner_only(m: &Membership, who: PrincipalId, does: &str) -> Result<(), WireEr
     }
 }
 
+/// The marker of a finished one-time backfill, in the kind it fills.
+const BACKFILLED: &[u8] = b"backfilled-v1";
+
 /// The key of a device's record: principal || device.
 fn device_key(principal: PrincipalId, device: DeviceId) -> Vec<u8> {
     [principal.0.as_slice(), device.0.as_slice()].concat()
@@ -329,7 +332,16 @@ impl Relay {
             .await
             .map_err(internal)?
             .is_empty();
-        if has_devices {
+        // Checked again: a concurrent connection of this same first device may have just
+        // started the list with it.
+        let listed_since = has_devices
+            && self
+                .store
+                .get_record(RecordKind::Device, &device_key(principal, cert.body.device))
+                .await
+                .map_err(internal)?
+                .is_some();
+        if has_devices && !listed_since {
             return Err(WireError::new(
                 ErrorCode::Unauthenticated,
                 format!(
@@ -1392,12 +1404,6 @@ impl Relay {
     /// never legitimately race for one.
     async fn bind_volume(&self, space: SpaceId, volume: VolumeId) -> Result<(), WireError> {
         let _one_binding = self.binding_lock.lock().await;
-        let taken_here = self
-            .memberships
-            .read()
-            .expect("membership lock")
-            .values()
-            .any(|m| m.space() != space && m.volumes.contains_key(&volume));
         let bound = self
             .store
             .get_record(RecordKind::VolumeSpace, &volume.0)
@@ -1406,7 +1412,6 @@ impl Relay {
         match bound {
             Some(owner) if owner.as_slice() == space.0.as_slice() => Ok(()),
             Some(_) => Err(volume_taken(volume)),
-            None if taken_here => Err(volume_taken(volume)),
             None => self
                 .store
                 .put_record(RecordKind::VolumeSpace, volume.0.to_vec(), space.0.to_vec())
@@ -1415,16 +1420,22 @@ impl Relay {
         }
     }
 
+    /// Whether the one-time backfill of an index kind was done (its marker key, which no
+    /// id of 16 or 32 bytes can be).
+    async fn backfilled(&self, kind: RecordKind) -> Result<bool, StoreError> {
+        Ok(self.store.get_record(kind, BACKFILLED).await?.is_some())
+    }
+
+    async fn mark_backfilled(&self, kind: RecordKind) -> Result<(), StoreError> {
+        self.store
+            .put_record(kind, BACKFILLED.to_vec(), Vec::new())
+            .await
+    }
+
     /// Records the binding of every declared volume once, for stores written before
     /// bindings existed; a volume two spaces declared is bound to neither and logged.
     async fn backfill_volume_bindings(&self) -> Result<(), StoreError> {
-        const DONE: &[u8] = b"backfilled-v1";
-        if self
-            .store
-            .get_record(RecordKind::VolumeSpace, DONE)
-            .await?
-            .is_some()
-        {
+        if self.backfilled(RecordKind::VolumeSpace).await? {
             return Ok(());
         }
         let mut owners: HashMap<VolumeId, Vec<SpaceId>> = HashMap::new();
@@ -1434,32 +1445,29 @@ impl Relay {
             }
         }
         for (volume, spaces) in owners {
-            if let [space] = spaces[..] {
-                self.store
-                    .put_record(RecordKind::VolumeSpace, volume.0.to_vec(), space.0.to_vec())
-                    .await?;
-            } else {
-                tracing::error!(
-                    "volume {} is declared by {} spaces; it stays unbound and each further declaration is refused",
-                    volume.short(),
-                    spaces.len()
-                );
-            }
+            // A volume two spaces declared is bound to no space (an empty owner): every
+            // further declaration of it is refused.
+            let owner = match spaces[..] {
+                [space] => space.0.to_vec(),
+                _ => {
+                    tracing::error!(
+                        "volume {} is declared by {} spaces; every further declaration is refused",
+                        volume.short(),
+                        spaces.len()
+                    );
+                    Vec::new()
+                }
+            };
+            self.store
+                .put_record(RecordKind::VolumeSpace, volume.0.to_vec(), owner)
+                .await?;
         }
-        self.store
-            .put_record(RecordKind::VolumeSpace, DONE.to_vec(), Vec::new())
-            .await
+        self.mark_backfilled(RecordKind::VolumeSpace).await
     }
 
     /// Binds blobs committed before bindings existed to the one space that holds each.
     async fn backfill_blob_bindings(&self) -> Result<(), StoreError> {
-        const DONE: &[u8] = b"backfilled-v1";
-        if self
-            .store
-            .get_record(RecordKind::BlobSpace, DONE)
-            .await?
-            .is_some()
-        {
+        if self.backfilled(RecordKind::BlobSpace).await? {
             return Ok(());
         }
         let mut blob_spaces: HashMap<Vec<u8>, Vec<Vec<u8>>> = HashMap::new();
@@ -1478,9 +1486,7 @@ impl Relay {
                     .await?;
             }
         }
-        self.store
-            .put_record(RecordKind::BlobSpace, DONE.to_vec(), Vec::new())
-            .await
+        self.mark_backfilled(RecordKind::BlobSpace).await
     }
 
     /// Refuses a blob id another space committed (issue 22, finding 8).
@@ -1651,13 +1657,7 @@ impl Relay {
 
     /// Indexes the current certificate of every device listed before the index existed.
     async fn backfill_current_certs(&self) -> Result<(), StoreError> {
-        const DONE: &[u8] = b"backfilled-v1";
-        if self
-            .store
-            .get_record(RecordKind::DeviceCurrent, DONE)
-            .await?
-            .is_some()
-        {
+        if self.backfilled(RecordKind::DeviceCurrent).await? {
             return Ok(());
         }
         let mut newest: HashMap<DeviceId, DeviceCert> = HashMap::new();
@@ -1680,9 +1680,7 @@ impl Relay {
                 )
                 .await?;
         }
-        self.store
-            .put_record(RecordKind::DeviceCurrent, DONE.to_vec(), Vec::new())
-            .await
+        self.mark_backfilled(RecordKind::DeviceCurrent).await
     }
 
     async fn revoke(
