@@ -39,6 +39,13 @@ pub struct Misbehaviour {
     /// Acknowledge the `n`-th appended bundle (counted from 1 across all appends) but
     /// silently never store it: the simulator's planted bug, which its checker must catch.
     pub drop_bundle: Option<u64>,
+    /// Bundles appended so far while `drop_bundle` is set, shared by every relay built
+    /// from clones of this value: a restarted relay goes on counting, and the simulator
+    /// holds it far beyond `drop_bundle` during its setup and sets it to zero once the
+    /// setup is done, so the drop falls among the edits.
+    pub appended: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Bundles dropped so far (the simulator's report says whether the bug was planted).
+    pub dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Skip every access decision (the authorisation matrix test's control).
     pub skip_access_check: bool,
     /// Accept grants to professionals beyond the habilitation matrix (its control).
@@ -154,8 +161,6 @@ pub struct Relay {
     pub hub: Arc<Hub>,
     memberships: RwLock<HashMap<SpaceId, Membership>>,
     misbehaviour: Misbehaviour,
-    /// Bundles appended so far (counted only when a `drop_bundle` misbehaviour is set).
-    appended: std::sync::atomic::AtomicU64,
     /// Appends share a volume's lock; a generation switch takes it alone.
     volume_locks: std::sync::Mutex<HashMap<VolumeId, Arc<tokio::sync::RwLock<()>>>>,
     /// A space's membership changes are read-modify-write: one at a time per space, or
@@ -252,7 +257,6 @@ impl Relay {
             hub,
             memberships: RwLock::new(memberships),
             misbehaviour,
-            appended: Default::default(),
             volume_locks: Default::default(),
             membership_locks: Default::default(),
             binding_lock: Default::default(),
@@ -936,10 +940,14 @@ impl Relay {
                 let mut encoded: Vec<Vec<u8>> = bundles.iter().map(codec::to_bytes).collect();
                 if let Some(n) = self.misbehaviour.drop_bundle {
                     let before = self
+                        .misbehaviour
                         .appended
                         .fetch_add(encoded.len() as u64, std::sync::atomic::Ordering::SeqCst);
                     if (before + 1..=before + encoded.len() as u64).contains(&n) {
                         encoded.remove((n - before - 1) as usize);
+                        self.misbehaviour
+                            .dropped
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         if encoded.is_empty() {
                             let head = self.store.head(volume).await.map_err(internal)?;
                             return Ok(Reply::Appended {

@@ -13,10 +13,12 @@ use mes_daemon::client::RelayTarget;
 use mes_daemon::run::DaemonReady;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::ids::SpaceId;
+use mes_relay::relay::Misbehaviour;
 use mes_relay::server::{RelayConfig, RunningRelay};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::report::{Oracle, Report};
@@ -44,13 +46,14 @@ impl Drop for Device {
 async fn start_relay(
     dir: &Path,
     listen: Option<std::net::SocketAddr>,
-    drop_bundle: Option<u64>,
+    misbehaviour: &Misbehaviour,
 ) -> anyhow::Result<RunningRelay> {
     let mut cfg = RelayConfig::new(dir.join("relay"));
     if let Some(l) = listen {
         cfg.listen = l;
     }
-    cfg.misbehaviour.drop_bundle = drop_bundle;
+    // Clones share the planted bug's counters, so a restarted relay goes on counting.
+    cfg.misbehaviour = misbehaviour.clone();
     mes_relay::server::start(cfg).await
 }
 
@@ -112,7 +115,13 @@ pub async fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
     let s = trace.scenario.clone();
     let scale = s.real.time_scale;
     let dir = tempfile::tempdir()?;
-    let mut relay = start_relay(dir.path(), None, trace.drop_bundle).await?;
+    let misbehaviour = Misbehaviour {
+        drop_bundle: trace.drop_bundle,
+        ..Default::default()
+    };
+    // Not armed during the setup: the count starts far beyond the bundle to drop.
+    misbehaviour.appended.store(u64::MAX / 2, Ordering::SeqCst);
+    let mut relay = start_relay(dir.path(), None, &misbehaviour).await?;
     let (address, fingerprint) = (relay.ready.address, relay.ready.fingerprint.clone());
     let slots = devices(&s);
     let mut log = Vec::new();
@@ -190,6 +199,9 @@ pub async fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
             f.delay_ms = net.delay_ms;
         });
     }
+    // The planted drop is armed from here: a bundle of the setup (a space's creation, a
+    // pairing) is not an edit the oracle follows, and dropping it made the control miss.
+    misbehaviour.appended.store(0, Ordering::SeqCst);
     let mut report = Report::new(&trace, devs.len(), spaces.len());
     report.mode = "real".into();
     let mut oracle = Oracle::default();
@@ -252,7 +264,7 @@ pub async fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
                 tokio::time::sleep(Duration::from_millis((*down_ms).min(3_000))).await;
                 // Same data and identity (the pinned fingerprint), a fresh port: the old
                 // one may have been taken meanwhile; the proxies are the stable address.
-                relay = start_relay(dir.path(), None, trace.drop_bundle).await?;
+                relay = start_relay(dir.path(), None, &misbehaviour).await?;
                 anyhow::ensure!(
                     relay.ready.fingerprint == fingerprint,
                     "the restarted relay changed identity"
@@ -311,6 +323,7 @@ pub async fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
         report.operations.messages += c.forwarded.load(std::sync::atomic::Ordering::Relaxed);
     }
     report.latency_ms = oracle.latencies();
+    report.faults.dropped_bundles = misbehaviour.dropped.load(Ordering::SeqCst);
     report.ok = report.problems.is_empty();
     report.sim_ms = t0.elapsed().as_millis() as u64;
     report.wall_ms = started.elapsed().as_millis() as u64;

@@ -45,6 +45,9 @@ pub struct Faults {
     pub relay_restarts: u64,
     /// Device crashes.
     pub crashes: u64,
+    /// Bundles the relay acknowledged and dropped (the planted bug; 0 otherwise).
+    #[serde(default)]
+    pub dropped_bundles: u64,
 }
 
 /// Latency percentiles, milliseconds.
