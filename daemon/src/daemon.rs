@@ -1674,8 +1674,12 @@ impl Daemon {
             let mut merged: Option<OpenedBatch> = None;
             for b in waiting {
                 match &mut merged {
-                    Some(m) if m.opened.1.is_none() && b.opened.1.is_none() => {
-                        m.opened.0.extend(b.opened.0);
+                    Some(m)
+                        if m.opened.new_generation.is_none()
+                            && b.opened.new_generation.is_none() =>
+                    {
+                        m.opened.payloads.extend(b.opened.payloads);
+                        m.opened.quarantined.extend(b.opened.quarantined);
                         m.upto = b.upto;
                         m.head = m.head.max(b.head);
                     }
@@ -1711,7 +1715,11 @@ impl Daemon {
     async fn apply_fetched(
         &self,
         volume: VolumeId,
-        (payloads, new_generation): Opened,
+        Opened {
+            payloads,
+            new_generation,
+            quarantined,
+        }: Opened,
         cursor: Seq,
         head: Seq,
         pruned: Seq,
@@ -1744,6 +1752,26 @@ impl Daemon {
             // Changes carried over a generation switch were flushed just above.
             v.progress.on_durable(v.meta.last_local);
             v.compact_if_needed(&self.store)?;
+        }
+        for (seq, why) in &quarantined {
+            // Set aside, past the cursor: the person hears of it once (issue 22, finding 7).
+            tracing::warn!(
+                "inbox drop {} of space {} set aside: {why}",
+                seq.0,
+                space.short()
+            );
+            self.notify(
+                space,
+                "document",
+                format!(
+                    "Un dépôt dans votre boîte (n° {}) n'a pas pu être ouvert ; il est mis de côté : {why}",
+                    seq.0
+                ),
+                format!(
+                    "A drop in your inbox (no. {}) could not be opened; it is set aside: {why}",
+                    seq.0
+                ),
+            );
         }
         if !payloads.is_empty() {
             let label = self

@@ -10,8 +10,20 @@ use std::collections::HashMap;
 use crate::daemon::SyncError;
 use crate::volume::{self, Payload};
 
-/// Opened payloads in relay order, and the newer generation they start, if any.
-pub type Opened = (Vec<(Seq, Payload)>, Option<Generation>);
+/// What opening a batch gave.
+#[derive(Default)]
+pub struct Opened {
+    /// Payloads in relay order.
+    pub payloads: Vec<(Seq, Payload)>,
+    /// The newer generation they start, if any.
+    pub new_generation: Option<Generation>,
+    /// Inbox drops that could not be opened, and why: set aside and reported, so one bad
+    /// drop from a feeder never stalls the inbox (issue 22, finding 7).
+    pub quarantined: Vec<(Seq, String)>,
+}
+
+/// One opened bundle, or the reason an inbox drop was set aside.
+type OpenedOne = Result<(Seq, Generation, Payload), (Seq, String)>;
 
 /// What opening a volume's bundles needs, copied out of the daemon's state.
 pub struct OpenContext {
@@ -87,16 +99,29 @@ impl OpenContext {
         Ok(Some((seq, h.generation, payload)))
     }
 
-    fn open_part(
-        &self,
-        part: &[(Seq, SealedBundle)],
-    ) -> Result<Vec<(Seq, Generation, Payload)>, SyncError> {
+    fn open_part(&self, part: &[(Seq, SealedBundle)]) -> Result<Vec<OpenedOne>, SyncError> {
+        if self.kind == VolumeKind::Inbox {
+            // Drops come from many writers, each on its own: checked one by one, and one
+            // that does not open is set aside, never a reason to stop.
+            let mut out = Vec::with_capacity(part.len());
+            for (seq, b) in part {
+                let one = SealedBundle::verify_authors([b])
+                    .map_err(|(_, e)| refused(*seq, self.volume, e))
+                    .and_then(|()| self.open_one(*seq, b));
+                match one {
+                    Ok(Some(o)) => out.push(Ok(o)),
+                    Ok(None) => {}
+                    Err(e) => out.push(Err((*seq, e.to_string()))),
+                }
+            }
+            return Ok(out);
+        }
         if let Err((i, e)) = SealedBundle::verify_authors(part.iter().map(|(_, b)| b)) {
             return Err(refused(part[i].0, self.volume, e));
         }
         let mut out = Vec::with_capacity(part.len());
         for (seq, b) in part {
-            out.extend(self.open_one(*seq, b)?);
+            out.extend(self.open_one(*seq, b)?.map(Ok));
         }
         Ok(out)
     }
@@ -119,16 +144,25 @@ impl OpenContext {
             }
             Ok::<_, SyncError>(out)
         })?;
+        let mut quarantined = Vec::new();
+        let out: Vec<(Seq, Generation, Payload)> = out
+            .into_iter()
+            .filter_map(|o| o.map_err(|q| quarantined.push(q)).ok())
+            .collect();
         let newest = out
             .iter()
             .map(|(_, g, _)| *g)
             .max()
             .filter(|g| *g > self.generation);
-        let items = out
+        let payloads = out
             .into_iter()
             .filter(|(_, g, _)| newest.is_none_or(|n| *g == n))
             .map(|(s, _, p)| (s, p))
             .collect();
-        Ok((items, newest))
+        Ok(Opened {
+            payloads,
+            new_generation: newest,
+            quarantined,
+        })
     }
 }

@@ -120,14 +120,26 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
 impl RunningDaemon {
     /// Stops serving and syncing, and flushes.
     pub async fn shutdown(self) {
+        const SHUTDOWN_TASK_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        for mut t in self.tasks {
+            // A task that does not stop within the limit is aborted: a shutdown ends.
+            if tokio::time::timeout(SHUTDOWN_TASK_LIMIT, &mut t)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a task did not stop within {SHUTDOWN_TASK_LIMIT:?}; aborted");
+                t.abort();
+            }
         }
         if let Err(e) = self.daemon.save_document_indexes() {
             tracing::warn!("document indexes not saved (the next start rebuilds them): {e}");
         }
         let _ = self.daemon.store.flush().await;
         let _ = std::fs::remove_file(&self.ready.socket);
+        // The store is closed apart (`close_later`): wait for it, so the directory is
+        // free when this returns.
+        mes_protocol::close_later::release_and_wait(self.daemon, std::time::Duration::from_secs(5))
+            .await;
     }
 }

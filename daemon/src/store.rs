@@ -65,6 +65,9 @@ pub struct SealedStore {
     value_key: Arc<SymmetricKey>,
     name_key: [u8; 32],
     fail_flush: Arc<AtomicBool>,
+    /// The last handle, closed on a thread of its own when the last clone goes
+    /// (`close_later`, issue 23).
+    _close: Arc<mes_protocol::close_later::CloseLater<sled::Db>>,
 }
 
 /// A stored `(suffix, value)`.
@@ -117,6 +120,11 @@ impl SealedStore {
             tracing::info!("replayed {replayed} batch(es) a crash interrupted");
         }
         Ok(SealedStore {
+            _close: Arc::new(mes_protocol::close_later::CloseLater::new(
+                "replica close",
+                db.clone(),
+                &WATCHDOG,
+            )),
             db,
             journal,
             next_batch: Arc::default(),
@@ -277,8 +285,10 @@ pub fn open_sled(config: sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + OPEN_WAIT;
     loop {
         match config.open() {
+            // sled wraps the lock's WouldBlock in an error of its own kind.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));

@@ -37,6 +37,7 @@ pub mod blob;
 pub mod care;
 pub mod catalogue;
 pub mod choices;
+pub mod close_later;
 pub mod codec;
 pub mod codes;
 pub mod consent;

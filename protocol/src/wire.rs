@@ -62,8 +62,20 @@ pub enum ClientFrame {
     },
 }
 
-/// What a device asks of the relay.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a device asks of the relay. [`RequestKind`] names each variant (the relay's logs
+/// and metrics, and the authorization matrix, which must list every kind).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(RequestKind),
+    derive(
+        strum::EnumIter,
+        strum::IntoStaticStr,
+        strum::EnumString,
+        Hash,
+        PartialOrd,
+        Ord
+    )
+)]
 pub enum Request {
     /// Creates a space (first come; the genesis names the owner).
     RegisterSpace {

@@ -37,6 +37,10 @@ pub fn authorize(m: &Membership, who: PrincipalId, need: Need) -> Result<Role, W
             None => Err(not_member(space, who)),
         },
         Need::Read(volume) => {
+            // Whether a volume is in the space is told to members only: a stranger asking
+            // with this space's id and another space's volume id learns nothing (the
+            // authorization matrix, `mixed` rows).
+            authorize(m, who, Need::AnyRole)?;
             volume_kind(m, volume)?;
             match m.role(who, Some(volume)) {
                 Some(r) if r.can_read() => Ok(r),
@@ -48,6 +52,7 @@ pub fn authorize(m: &Membership, who: PrincipalId, need: Need) -> Result<Role, W
             }
         }
         Need::Write(volume) => {
+            authorize(m, who, Need::AnyRole)?;
             let kind = volume_kind(m, volume)?;
             match m.role(who, Some(volume)) {
                 Some(r) if r.can_write(kind) => Ok(r),

@@ -29,6 +29,7 @@ use crate::enrolment_store::{
 };
 use crate::store::sled_batch::{Batch, Journal};
 use crate::store::StoreError;
+use mes_protocol::close_later::CloseLater;
 
 /// Pages being rewritten; a batch takes all its pages at once or waits.
 #[derive(Default)]
@@ -81,6 +82,8 @@ pub struct SledTables {
     combiner: crate::group_commit::Combiner<Commit, Result<(), ApplyError>>,
     /// Held to read the index; taken alone while an import merges its leaves.
     index: RwLock<()>,
+    /// The last handle, closed on a thread of its own (`close_later`, issue 23).
+    _close: CloseLater<sled::Db>,
 }
 
 fn page_key(page: u64) -> [u8; 9] {
@@ -123,6 +126,11 @@ impl SledTables {
             pages: Default::default(),
             combiner: Default::default(),
             index: Default::default(),
+            _close: CloseLater::new(
+                "enrolment tables close",
+                db.clone(),
+                &crate::store::WATCHDOG,
+            ),
         })
     }
 

@@ -4,7 +4,7 @@
 //! head once, never a backlog) and never dropped: the pending map is only emptied by the
 //! connection's writer.
 
-use mes_protocol::ids::{PrincipalId, Seq, SpaceId, VolumeId};
+use mes_protocol::ids::{DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
 use mes_protocol::wire::Push;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
@@ -17,8 +17,12 @@ pub struct Outbox {
     others: Mutex<VecDeque<Push>>,
     /// Woken when something is added.
     pub notify: Notify,
-    /// The connection's principal, once it joined ([`Hub::join_principal`]).
-    principal: std::sync::OnceLock<PrincipalId>,
+    /// The connection's principal and device, once it joined ([`Hub::join_principal`]).
+    principal: std::sync::OnceLock<(PrincipalId, DeviceId)>,
+    /// Set when the device is revoked: the connection ends at once (issue 22, matrix).
+    revoked: std::sync::atomic::AtomicBool,
+    /// Woken when `revoked` is set.
+    pub revocation: Notify,
 }
 
 impl Outbox {
@@ -56,6 +60,11 @@ impl Outbox {
             q.push_back(p);
         }
         self.notify.notify_one();
+    }
+
+    /// Whether the connection's device was revoked while it was connected.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Takes everything pending.
@@ -140,7 +149,7 @@ impl Hub {
             .filter(|(_, (s, _))| *s == space)
             .flat_map(|(volume, (_, subs))| {
                 subs.iter().filter_map(Weak::upgrade).filter_map(|o| {
-                    let p = *o.principal.get()?;
+                    let (p, _) = *o.principal.get()?;
                     Some((*volume, p, o))
                 })
             })
@@ -154,9 +163,9 @@ impl Hub {
         }
     }
 
-    /// Registers a connection as one of `principal`'s devices.
-    pub fn join_principal(&self, principal: PrincipalId, out: &Arc<Outbox>) {
-        let _ = out.principal.set(principal);
+    /// Registers a connection as `device` of `principal`.
+    pub fn join_principal(&self, principal: PrincipalId, device: DeviceId, out: &Arc<Outbox>) {
+        let _ = out.principal.set((principal, device));
         let mut m = self.principals.lock().expect("hub lock");
         let e = m.entry(principal).or_default();
         e.retain(|w| w.strong_count() > 0);
@@ -175,6 +184,25 @@ impl Hub {
             .unwrap_or_default();
         for o in targets {
             o.push(push.clone());
+        }
+    }
+
+    /// Ends every live connection of a revoked device: what it asks from now on is
+    /// refused and nothing more is pushed to it.
+    pub fn revoke_device(&self, principal: PrincipalId, device: DeviceId) {
+        let targets: Vec<Arc<Outbox>> = self
+            .principals
+            .lock()
+            .expect("hub lock")
+            .get(&principal)
+            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for o in targets {
+            if o.principal.get().is_some_and(|(_, d)| *d == device) {
+                o.revoked.store(true, std::sync::atomic::Ordering::SeqCst);
+                o.revocation.notify_waiters();
+                o.revocation.notify_one();
+            }
         }
     }
 

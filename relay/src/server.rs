@@ -340,5 +340,10 @@ impl RunningRelay {
         }
         let _ =
             tokio::time::timeout(crate::defaults::DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
+        // The store is closed apart (`close_later`): wait for it, so the data directory is
+        // free when this returns.
+        let _ = self.accept.await;
+        mes_protocol::close_later::release_and_wait(self.relay, crate::defaults::DRAIN_TIMEOUT)
+            .await;
     }
 }

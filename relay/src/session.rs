@@ -64,7 +64,7 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
     let caller = match Box::pin(authenticate(&relay, hello, &nonce, fingerprint)).await {
         Ok((device, principal)) => {
             let outbox = Arc::new(Outbox::default());
-            relay.hub.join_principal(principal, &outbox);
+            relay.hub.join_principal(principal, device, &outbox);
             Caller {
                 device,
                 principal,
@@ -169,14 +169,30 @@ async fn read_loop(
     recv: &mut quinn::RecvStream,
     tx: &mpsc::Sender<Box<RelayFrame>>,
 ) -> Result<(), WireError> {
+    let revoked = || {
+        WireError::new(
+            ErrorCode::Revoked,
+            "this device was revoked by its person; it can no longer connect",
+        )
+    };
     loop {
-        let frame = match read_frame_within::<ClientFrame, _>(
+        if caller.outbox.is_revoked() {
+            return Err(revoked());
+        }
+        let read = read_frame_within::<ClientFrame, _>(
             recv,
             MAX_WIRE_FRAME,
             Some(crate::defaults::FRAME_BODY_TIMEOUT),
-        )
-        .await
-        {
+        );
+        // A device revoked while connected is cut at once, not at its next request.
+        let frame = tokio::select! {
+            f = read => f,
+            _ = caller.outbox.revocation.notified() => return Err(revoked()),
+        };
+        if caller.outbox.is_revoked() {
+            return Err(revoked());
+        }
+        let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(()),
             Err(FrameError::Io(_)) => return Ok(()),
@@ -217,6 +233,9 @@ async fn write_loop(
                 None => break,
             },
             _ = outbox.notify.notified() => {
+                if outbox.is_revoked() {
+                    continue; // a revoked device hears nothing more
+                }
                 for p in outbox.drain() {
                     if write_frame(&mut send, &RelayFrame::Push(p)).await.is_err() {
                         return send;

@@ -42,7 +42,9 @@ pub async fn relay_with(
 ) -> anyhow::Result<RunningRelay> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
+        // stderr, never stdout: mes-bench prints its figures there as JSON lines, and a
+        // log line among them broke `mes-bench compare` (nextest captures both).
+        .with_writer(std::io::stderr)
         .try_init();
     let mut cfg = RelayConfig::new(dir.join("relay"));
     if let Some(l) = listen {

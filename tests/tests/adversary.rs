@@ -704,3 +704,115 @@ async fn a_feeder_sees_only_what_it_needs_to_drop() -> anyhow::Result<()> {
     relay.shutdown().await;
     Ok(())
 }
+
+/// A drop from a feeder, sealed as it chooses: to the owner's inbox, or to anyone else.
+fn drop_from(
+    feeder: &RawPrincipal,
+    space: SpaceId,
+    inbox: VolumeId,
+    to: &mes_protocol::keys::AgeRecipient,
+    text: &str,
+) -> SealedBundle {
+    use mes_daemon::volume::{encode, inbox::Drop, Payload};
+    let drop = encode(&Payload::Changes(mes_protocol::codec::to_bytes(&Drop {
+        seq: Seq(0),
+        from: feeder.cert.body.device,
+        text: text.into(),
+    })));
+    SealedBundle::seal_drop(
+        to,
+        BundleHeader {
+            suite: CipherSuite::AgeInbox,
+            space,
+            volume: inbox,
+            generation: Generation(0),
+            epoch: Epoch(0),
+            author: feeder.cert.body.device,
+            nonce: [0; 24],
+            prev: None,
+        },
+        &feeder.device.signing,
+        &drop,
+    )
+    .expect("sealed drop")
+}
+
+/// Finding 7: one drop the owner's devices cannot open (sealed to someone else) is set
+/// aside and reported, and the drops after it are read; before, it stopped the inbox for
+/// good. Control: the relay took the bad drop (the test tries the attack for real), and
+/// the good drop alone raises no report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_that_cannot_be_opened_is_set_aside_and_the_inbox_goes_on() -> anyhow::Result<()> {
+    let o = mes_tests::owner(Misbehaviour::default()).await?;
+    let feeder = RawPrincipal::new("lab");
+    let c = feeder.connect(&o.t).await?;
+    o.a.daemon
+        .grant(o.space, feeder.id(), Some(Role::Append))
+        .await?;
+    let inbox = volume(&o.a.daemon, o.space, "inbox").expect("inbox");
+    let recipient =
+        o.a.daemon
+            .membership_of(o.space)?
+            .genesis
+            .body
+            .inbox_recipient;
+    let reports = |d: &mes_daemon::daemon::Daemon| {
+        d.notifications(o.space)
+            .iter()
+            .filter(|n| n.en.contains("could not be opened"))
+            .count()
+    };
+    let append = |b: SealedBundle| Request::Append {
+        space: o.space,
+        volume: inbox,
+        bundles: vec![b],
+    };
+    // Control first: a good drop alone is read and raises no report.
+    c.request(append(drop_from(
+        &feeder,
+        o.space,
+        inbox,
+        &recipient,
+        "résultats 1",
+    )))
+    .await?;
+    until(&o.a.daemon, WAIT, "the first drop read", |d| {
+        d.inbox_read(o.space)
+            .is_ok_and(|all| all.iter().any(|l| l.ends_with("résultats 1")))
+    })
+    .await?;
+    assert_eq!(reports(&o.a.daemon), 0);
+    // The attack: a drop sealed to someone else, then a good one.
+    let stranger = AgeSecret::generate().recipient();
+    let bad = c
+        .request(append(drop_from(
+            &feeder,
+            o.space,
+            inbox,
+            &stranger,
+            "illisible",
+        )))
+        .await;
+    assert!(matches!(bad, Ok(Reply::Appended { .. })), "{bad:?}");
+    c.request(append(drop_from(
+        &feeder,
+        o.space,
+        inbox,
+        &recipient,
+        "résultats 2",
+    )))
+    .await?;
+    until(&o.a.daemon, WAIT, "the drop after the bad one read", |d| {
+        d.inbox_read(o.space)
+            .is_ok_and(|all| all.iter().any(|l| l.ends_with("résultats 2")))
+    })
+    .await?;
+    assert_eq!(reports(&o.a.daemon), 1, "the bad drop is reported once");
+    assert!(!o
+        .a
+        .daemon
+        .inbox_read(o.space)?
+        .iter()
+        .any(|l| l.contains("illisible")));
+    Ok(())
+}

@@ -31,6 +31,8 @@ pub struct SledStore {
     commits: crate::group_commit::AsyncGroupCommit,
     visible: Mutex<HashMap<VolumeId, Seq>>,
     notify: std::sync::RwLock<Option<NotifyHook>>,
+    /// The last handle, closed on a thread of its own (`close_later`, issue 23).
+    _close: mes_protocol::close_later::CloseLater<sled::Db>,
 }
 
 fn log_key(volume: VolumeId, seq: Seq) -> [u8; 24] {
@@ -58,8 +60,10 @@ pub fn open_db(config: sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match config.open() {
+            // sled wraps the lock's WouldBlock in an error of its own kind.
             Err(sled::Error::Io(e))
-                if e.kind() == std::io::ErrorKind::WouldBlock
+                if (e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10))
@@ -97,6 +101,11 @@ impl SledStore {
             ],
             chunks: t("blob_chunks")?,
             blobs: t("blobs")?,
+            _close: mes_protocol::close_later::CloseLater::new(
+                "relay store close",
+                db.clone(),
+                &super::WATCHDOG,
+            ),
             db,
             append_lock: Mutex::new(()),
             commits: Default::default(),

@@ -268,7 +268,7 @@ impl SimDevice {
             inbox: None,
             allow_null: false,
         };
-        let (payloads, _) = ctx.open(items).map_err(|e| e.to_string())?;
+        let payloads = ctx.open(items).map_err(|e| e.to_string())?.payloads;
         v.replica
             .apply_remote(&payloads)
             .map_err(|e| e.to_string())?;

@@ -475,7 +475,9 @@ impl World {
             .block_on(relay.admit(&d.cert, None))
             .map_err(|e| format!("d{device}: admission refused: {e}"))?;
         let outbox = Arc::new(Outbox::default());
-        relay.hub.join_principal(d.cert.body.principal, &outbox);
+        relay
+            .hub
+            .join_principal(d.cert.body.principal, d.keys.device_id(), &outbox);
         let conn = self.next_conn;
         self.next_conn += 1;
         let caller = Caller {
