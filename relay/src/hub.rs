@@ -19,10 +19,9 @@ pub struct Outbox {
     pub notify: Notify,
     /// The connection's principal and device, once it joined ([`Hub::join_principal`]).
     principal: std::sync::OnceLock<(PrincipalId, DeviceId)>,
-    /// Set when the device is revoked: the connection ends at once (issue 22, matrix).
+    /// Set when the device is revoked: the connection's writer ends it at once (issue
+    /// 22, the authorization matrix), and its reader refuses what is still in flight.
     revoked: std::sync::atomic::AtomicBool,
-    /// Woken when `revoked` is set.
-    pub revocation: Notify,
 }
 
 impl Outbox {
@@ -200,8 +199,7 @@ impl Hub {
         for o in targets {
             if o.principal.get().is_some_and(|(_, d)| *d == device) {
                 o.revoked.store(true, std::sync::atomic::Ordering::SeqCst);
-                o.revocation.notify_waiters();
-                o.revocation.notify_one();
+                o.notify.notify_one();
             }
         }
     }

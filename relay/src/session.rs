@@ -95,7 +95,7 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
     // idle connection should not hold 32 frames' worth of memory (docs/benchmarks.md,
     // `fanout`).
     let (tx, rx) = mpsc::channel::<Box<RelayFrame>>(CONNECTION_QUEUE);
-    let writer = tokio::spawn(write_loop(send, rx, caller.outbox.clone()));
+    let writer = tokio::spawn(write_loop(send, rx, caller.outbox.clone(), conn.clone()));
     let outcome = read_loop(&relay, &caller, &mut recv, &tx).await;
     if let Err(e) = &outcome {
         tx.send(Box::new(RelayFrame::Fatal(e.clone()))).await.ok();
@@ -163,32 +163,30 @@ fn frame_error(e: &FrameError) -> WireError {
     }
 }
 
+/// What a device revoked while connected is told before its connection is closed.
+fn revoked() -> WireError {
+    WireError::new(
+        ErrorCode::Revoked,
+        "this device was revoked by its person; it can no longer connect",
+    )
+}
+
 async fn read_loop(
     relay: &Relay,
     caller: &Caller,
     recv: &mut quinn::RecvStream,
     tx: &mpsc::Sender<Box<RelayFrame>>,
 ) -> Result<(), WireError> {
-    let revoked = || {
-        WireError::new(
-            ErrorCode::Revoked,
-            "this device was revoked by its person; it can no longer connect",
-        )
-    };
     loop {
         if caller.outbox.is_revoked() {
             return Err(revoked());
         }
-        let read = read_frame_within::<ClientFrame, _>(
+        let frame = read_frame_within::<ClientFrame, _>(
             recv,
             MAX_WIRE_FRAME,
             Some(crate::defaults::FRAME_BODY_TIMEOUT),
-        );
-        // A device revoked while connected is cut at once, not at its next request.
-        let frame = tokio::select! {
-            f = read => f,
-            _ = caller.outbox.revocation.notified() => return Err(revoked()),
-        };
+        )
+        .await;
         if caller.outbox.is_revoked() {
             return Err(revoked());
         }
@@ -220,6 +218,7 @@ async fn write_loop(
     mut send: quinn::SendStream,
     mut rx: mpsc::Receiver<Box<RelayFrame>>,
     outbox: Arc<Outbox>,
+    conn: quinn::Connection,
 ) -> quinn::SendStream {
     loop {
         tokio::select! {
@@ -234,7 +233,11 @@ async fn write_loop(
             },
             _ = outbox.notify.notified() => {
                 if outbox.is_revoked() {
-                    continue; // a revoked device hears nothing more
+                    // A device revoked while connected is cut at once: told why, then
+                    // closed (its reader then ends too), and hears nothing more.
+                    let _ = write_frame(&mut send, &RelayFrame::Fatal(revoked())).await;
+                    conn.close(1u32.into(), b"revoked");
+                    break;
                 }
                 for p in outbox.drain() {
                     if write_frame(&mut send, &RelayFrame::Push(p)).await.is_err() {
