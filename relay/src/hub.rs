@@ -82,6 +82,18 @@ impl Outbox {
 /// Weak handles to the outboxes of live connections.
 type Subscribers = Vec<Weak<Outbox>>;
 
+/// The live connections a hub map holds under `key`.
+fn live<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Subscribers>>,
+    key: &K,
+) -> Vec<Arc<Outbox>> {
+    map.lock()
+        .expect("hub lock")
+        .get(key)
+        .map(|s| s.iter().filter_map(Weak::upgrade).collect())
+        .unwrap_or_default()
+}
+
 /// Subscriptions of all connections.
 #[derive(Default)]
 pub struct Hub {
@@ -129,13 +141,7 @@ impl Hub {
 
     /// The membership of a space changed.
     pub fn publish_membership(&self, space: SpaceId) {
-        let targets: Vec<Arc<Outbox>> = self
-            .spaces
-            .lock()
-            .expect("hub lock")
-            .get(&space)
-            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default();
+        let targets = live(&self.spaces, &space);
         for o in targets {
             o.push(Push::MembershipChanged { space });
         }
@@ -174,13 +180,7 @@ impl Hub {
     /// Sends a push to every connected device of `principal` (a membership change of a
     /// space it was not subscribed to yet, newly created or granted; its access history).
     pub fn publish_to_principal(&self, principal: PrincipalId, push: Push) {
-        let targets: Vec<Arc<Outbox>> = self
-            .principals
-            .lock()
-            .expect("hub lock")
-            .get(&principal)
-            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default();
+        let targets = live(&self.principals, &principal);
         for o in targets {
             o.push(push.clone());
         }
@@ -189,13 +189,7 @@ impl Hub {
     /// Ends every live connection of a revoked device: what it asks from now on is
     /// refused and nothing more is pushed to it.
     pub fn revoke_device(&self, principal: PrincipalId, device: DeviceId) {
-        let targets: Vec<Arc<Outbox>> = self
-            .principals
-            .lock()
-            .expect("hub lock")
-            .get(&principal)
-            .map(|s| s.iter().filter_map(Weak::upgrade).collect())
-            .unwrap_or_default();
+        let targets = live(&self.principals, &principal);
         for o in targets {
             if o.principal.get().is_some_and(|(_, d)| *d == device) {
                 o.revoked.store(true, std::sync::atomic::Ordering::SeqCst);

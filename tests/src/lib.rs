@@ -728,3 +728,30 @@ pub async fn owner(m: mes_relay::relay::Misbehaviour) -> anyhow::Result<Owner> {
         space,
     })
 }
+
+/// A bundle an author device signs, bound to (space, volume), sealed under a key of its
+/// own that no member holds: what an attacker can append (the adversary tests).
+pub fn foreign_bundle(
+    space: SpaceId,
+    volume: VolumeId,
+    author: mes_protocol::ids::DeviceId,
+    signing: &SigningSecret,
+) -> mes_protocol::seal::SealedBundle {
+    use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
+    SealedBundle::seal(
+        &SymmetricKey::generate(&mut rand::rngs::OsRng),
+        BundleHeader {
+            suite: CipherSuite::XChaCha20Poly1305,
+            space,
+            volume,
+            generation: Generation(0),
+            epoch: mes_protocol::ids::Epoch(0),
+            author,
+            nonce: [0; 24],
+            prev: None,
+        },
+        signing,
+        &mut rand::rngs::OsRng,
+        b"not a change the owner's devices can open",
+    )
+}

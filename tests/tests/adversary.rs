@@ -72,22 +72,7 @@ fn declaration(
 
 /// A bundle sealed under a key of the caller's choosing, bound to (space, volume).
 fn bundle(space: SpaceId, volume: VolumeId, p: &RawPrincipal) -> SealedBundle {
-    SealedBundle::seal(
-        &SymmetricKey::generate(&mut rand::rngs::OsRng),
-        BundleHeader {
-            suite: CipherSuite::XChaCha20Poly1305,
-            space,
-            volume,
-            generation: Generation(0),
-            epoch: Epoch(0),
-            author: p.cert.body.device,
-            nonce: [0; 24],
-            prev: None,
-        },
-        &p.device.signing,
-        &mut rand::rngs::OsRng,
-        b"not a change the owner's devices can open",
-    )
+    mes_tests::foreign_bundle(space, volume, p.cert.body.device, &p.device.signing)
 }
 
 /// What a stranger who learned a victim's volume id obtains by declaring it in a space

@@ -20,7 +20,7 @@ use mes_protocol::escrow::EscrowMode;
 use mes_protocol::ids::{BlobId, DeviceId, Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId};
 use mes_protocol::keys::{AgeSecret, DeviceCert, SigningSecret};
 use mes_protocol::membership::{DeviceRevocation, Grant, Role, Signed, SpaceGenesis, VolumeDecl};
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
+use mes_protocol::seal::{SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{Reply, Request, RequestKind};
 use mes_relay::relay::Misbehaviour;
@@ -314,22 +314,7 @@ fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
 
 /// A bundle the caller's device signs, bound to (space, volume), under a key of its own.
 fn bundle(space: SpaceId, volume: VolumeId, c: &Caller) -> SealedBundle {
-    SealedBundle::seal(
-        &SymmetricKey::generate(&mut rand::rngs::OsRng),
-        BundleHeader {
-            suite: CipherSuite::XChaCha20Poly1305,
-            space,
-            volume,
-            generation: Generation(0),
-            epoch: Epoch(0),
-            author: c.device,
-            nonce: [0; 24],
-            prev: None,
-        },
-        &c.device_key,
-        &mut rand::rngs::OsRng,
-        b"nothing",
-    )
+    mes_tests::foreign_bundle(space, volume, c.device, &c.device_key)
 }
 
 /// What a cell shows: `ok`, the refusal's code, or `closed` (the connection is gone).
@@ -378,21 +363,12 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
     let p_space = home(&p.daemon).await?;
     registered(&p, p_space).await?;
 
-    let raw: BTreeMap<&str, RawPrincipal> = [
-        "admin",
-        "reader",
-        "feeder",
-        "pro",
-        "withdrawn",
-        "blocked",
-        "break-glass",
-        "former",
-        "stranger",
-        "listed",
-    ]
-    .into_iter()
-    .map(|n| (n, RawPrincipal::new(n)))
-    .collect();
+    // Every caller but the owner's three devices is a principal of its own.
+    let raw: BTreeMap<&str, RawPrincipal> = CALLERS
+        .into_iter()
+        .filter(|n| !matches!(*n, "owner" | "owner-2" | "revoked"))
+        .map(|n| (n, RawPrincipal::new(n)))
+        .collect();
     for r in raw.values() {
         r.connect(t).await?;
     }

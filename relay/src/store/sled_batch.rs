@@ -135,7 +135,8 @@ mod tests {
             db.flush().unwrap();
             assert_eq!(j.target.len(), 1, "control: the batch is cut");
         }
-        let db = sled::open(dir.path()).unwrap();
+        // Reopened in the same process: wait for the lock as the relay does.
+        let db = super::super::sled_store::open_db(sled::Config::new().path(dir.path())).unwrap();
         let (j, replayed) = Journal::open(&db, db.open_tree("t").unwrap()).unwrap();
         assert_eq!((replayed, j.target.len()), (1, 4));
         assert!(j.records.is_empty());
