@@ -54,8 +54,14 @@ pub async fn first_frame(space: &TenYears, size: Size) -> anyhow::Result<Vec<Mea
         let deadline = Instant::now() + Duration::from_secs(60);
         let frame_ms = loop {
             if let Ok(line) = std::fs::read_to_string(&trace) {
-                if let Some(first) = line.lines().next() {
-                    let v: serde_json::Value = serde_json::from_str(first)?;
+                // Only a whole line: the client may be writing it as we read (a smoke
+                // run once read half a line).
+                if let Some(first) = line
+                    .split_inclusive('\n')
+                    .next()
+                    .filter(|l| l.ends_with('\n'))
+                {
+                    let v: serde_json::Value = serde_json::from_str(first.trim_end())?;
                     break v["unix_ms"].as_f64().unwrap_or(f64::NAN);
                 }
             }
