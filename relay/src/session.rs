@@ -178,15 +178,14 @@ async fn read_loop(
     tx: &mpsc::Sender<Box<RelayFrame>>,
 ) -> Result<(), WireError> {
     loop {
-        if caller.outbox.is_revoked() {
-            return Err(revoked());
-        }
         let frame = read_frame_within::<ClientFrame, _>(
             recv,
             MAX_WIRE_FRAME,
             Some(crate::defaults::FRAME_BODY_TIMEOUT),
         )
         .await;
+        // Whatever arrives after a revocation is refused (the writer closes the
+        // connection as soon as it hears of it).
         if caller.outbox.is_revoked() {
             return Err(revoked());
         }
