@@ -48,6 +48,27 @@ pub async fn read_frame_within<T: DeserializeOwned, R: AsyncRead + Unpin>(
     max: usize,
     body_within: Option<std::time::Duration>,
 ) -> Result<Option<T>, FrameError> {
+    Ok(read_frame_reserving(r, max, body_within, |_| async {})
+        .await?
+        .map(|(frame, ())| frame))
+}
+
+/// Reads one frame as [`read_frame_within`], first awaiting `reserve(length)` once the
+/// length is known and before any of the body is read: a server bounds the bytes all its
+/// peers' frames hold at once by handing out a permit there, which it keeps with the
+/// frame until it is handled (issue 22 finding 5).
+pub async fn read_frame_reserving<T, R, P, F, Fut>(
+    r: &mut R,
+    max: usize,
+    body_within: Option<std::time::Duration>,
+    reserve: F,
+) -> Result<Option<(T, P)>, FrameError>
+where
+    T: DeserializeOwned,
+    R: AsyncRead + Unpin,
+    F: FnOnce(usize) -> Fut,
+    Fut: std::future::Future<Output = P>,
+{
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -62,6 +83,7 @@ pub async fn read_frame_within<T: DeserializeOwned, R: AsyncRead + Unpin>(
         got += n;
     }
     let len = codec::check_length(u32::from_be_bytes(len), max)?;
+    let permit = reserve(len).await;
     let mut body = Vec::with_capacity(len.min(INITIAL_BODY));
     let mut limited = (&mut *r).take(len as u64);
     let read = limited.read_to_end(&mut body);
@@ -77,7 +99,7 @@ pub async fn read_frame_within<T: DeserializeOwned, R: AsyncRead + Unpin>(
     if body.len() < len {
         return Err(FrameError::Truncated);
     }
-    Ok(Some(codec::decode(&body, max)?))
+    Ok(Some((codec::decode(&body, max)?, permit)))
 }
 
 /// What a frame's body reserves before its bytes arrive.

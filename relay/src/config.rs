@@ -32,6 +32,37 @@ pub struct Serve {
     pub sweep_every_minutes: u64,
     /// Local HTTP address for `/health` and `/metrics` (Prometheus); none when absent.
     pub metrics: Option<SocketAddr>,
+    /// Connections one network address may hold at once (issue 22 finding 5); raise it
+    /// behind a carrier-grade NAT.
+    pub max_connections_per_address: usize,
+    /// Bytes per second one connection may send, sustained (0: unlimited).
+    pub bytes_per_second: u64,
+    /// Bytes one connection may send at once after a quiet while.
+    pub burst_bytes: u64,
+    /// New connections one address may open per second, sustained (0: unlimited).
+    pub new_connections_per_second: u64,
+    /// New connections one address may open at once.
+    pub new_connections_burst: u64,
+}
+
+impl Serve {
+    /// The arrival rate of new connections per address, none when unlimited.
+    pub fn arrival_rate(&self) -> Option<crate::read_rate::Rate> {
+        (self.new_connections_per_second > 0).then_some(crate::read_rate::Rate {
+            per_second: self.new_connections_per_second,
+            burst: self.new_connections_burst.max(1),
+        })
+    }
+
+    /// The rate of one connection, none when unlimited.
+    pub fn read_rate(&self) -> Option<crate::read_rate::Rate> {
+        (self.bytes_per_second > 0).then_some(crate::read_rate::Rate {
+            per_second: self.bytes_per_second,
+            burst: self
+                .burst_bytes
+                .max(mes_protocol::codec::MAX_WIRE_FRAME as u64),
+        })
+    }
 }
 
 impl Default for Serve {
@@ -40,6 +71,11 @@ impl Default for Serve {
             listen: "127.0.0.1:4433".parse().expect("valid address"),
             sweep_every_minutes: 60,
             metrics: None,
+            max_connections_per_address: crate::defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            bytes_per_second: crate::defaults::READ_RATE.per_second,
+            burst_bytes: crate::defaults::READ_RATE.burst,
+            new_connections_per_second: crate::defaults::ARRIVAL_RATE.per_second,
+            new_connections_burst: crate::defaults::ARRIVAL_RATE.burst,
         }
     }
 }

@@ -2,26 +2,76 @@
 //!
 //! Head pushes are coalesced per volume (a connection that is slow to read gets the latest
 //! head once, never a backlog) and never dropped: the pending map is only emptied by the
-//! connection's writer.
+//! connection's writer. Other pushes are bounded in bytes
+//! ([`crate::defaults::OUTBOX_BYTES`]): a connection that lets more wait is ended, told to
+//! reconnect, rather than buffered (issue 22 finding 5). The hub's maps are swept of dead
+//! connections as they grow ([`crate::pruned_map::Sweep`]).
 
 use mes_protocol::ids::{DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
-use mes_protocol::wire::Push;
+use mes_protocol::wire::{ErrorCode, Push, WireError};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
+
+use crate::defaults::{MAX_RENDEZVOUS_PER_CONNECTION, OUTBOX_BYTES};
+use crate::pruned_map::Sweep;
+
+/// Why the hub ended a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Its device was revoked while connected.
+    Revoked,
+    /// It let more pushes wait than [`OUTBOX_BYTES`].
+    TooFarBehind,
+}
+
+impl Ended {
+    /// What the device is told before its connection closes.
+    pub fn error(self) -> WireError {
+        match self {
+            Ended::Revoked => WireError::new(
+                ErrorCode::Revoked,
+                "this device was revoked by its person; it can no longer connect",
+            ),
+            Ended::TooFarBehind => WireError::new(
+                ErrorCode::Busy,
+                format!(
+                    "this connection let more than {} KiB of messages wait unread; reconnect",
+                    OUTBOX_BYTES / 1024
+                ),
+            ),
+        }
+    }
+}
+
+/// What a push costs while it waits, roughly: its payload and a frame's overhead.
+fn push_bytes(p: &Push) -> usize {
+    match p {
+        Push::Pair { body, .. } => body.len() + 64,
+        _ => 64,
+    }
+}
 
 /// What is waiting to be pushed to one connection.
 #[derive(Default)]
 pub struct Outbox {
     heads: Mutex<BTreeMap<VolumeId, (SpaceId, Seq)>>,
-    others: Mutex<VecDeque<Push>>,
+    /// Other pushes waiting, and their bytes.
+    others: Mutex<(VecDeque<Push>, usize)>,
     /// Woken when something is added.
     pub notify: Notify,
     /// The connection's principal and device, once it joined ([`Hub::join_principal`]).
     principal: std::sync::OnceLock<(PrincipalId, DeviceId)>,
-    /// Set when the device is revoked: the connection's writer ends it at once (issue
-    /// 22, the authorization matrix), and its reader refuses what is still in flight.
-    revoked: std::sync::atomic::AtomicBool,
+    /// Set when the hub ends the connection ([`Ended`], 0 while it lives): its writer
+    /// ends it at once, and its reader refuses what is still in flight.
+    ended: AtomicU8,
+    /// Pairing rendezvous this connection joined.
+    rendezvous: AtomicUsize,
+    /// Woken (all waiters) when the hub ends the connection.
+    ending: Notify,
+    /// Pairing messages this connection sent.
+    pair_messages: AtomicUsize,
 }
 
 impl Outbox {
@@ -40,7 +90,8 @@ impl Outbox {
     /// Queues another push (pairing messages, membership changes).
     pub fn push(&self, p: Push) {
         {
-            let mut q = self.others.lock().expect("outbox lock");
+            let mut guard = self.others.lock().expect("outbox lock");
+            let (q, bytes) = &mut *guard;
             // A membership change already waiting says the same thing.
             if matches!(p, Push::MembershipChanged { .. }) && q.contains(&p) {
                 return;
@@ -56,19 +107,68 @@ impl Outbox {
                     }
                 }
             }
+            let cost = push_bytes(&p);
+            if *bytes + cost > OUTBOX_BYTES {
+                drop(guard);
+                self.end(Ended::TooFarBehind);
+                return;
+            }
+            *bytes += cost;
             q.push_back(p);
         }
         self.notify.notify_one();
     }
 
-    /// Whether the connection's device was revoked while it was connected.
-    pub fn is_revoked(&self) -> bool {
-        self.revoked.load(std::sync::atomic::Ordering::SeqCst)
+    /// Counts a pairing message this connection sends; false past
+    /// [`crate::defaults::MAX_PAIRING_MESSAGES_PER_CONNECTION`].
+    pub fn count_pairing_message(&self) -> bool {
+        self.pair_messages.fetch_add(1, Ordering::SeqCst)
+            < crate::defaults::MAX_PAIRING_MESSAGES_PER_CONNECTION
+    }
+
+    /// Why the hub ended this connection, if it did.
+    pub fn ended(&self) -> Option<Ended> {
+        match self.ended.load(Ordering::SeqCst) {
+            1 => Some(Ended::Revoked),
+            2 => Some(Ended::TooFarBehind),
+            _ => None,
+        }
+    }
+
+    /// Ends the connection (the first reason stays) and wakes its writer.
+    fn end(&self, why: Ended) {
+        let code = match why {
+            Ended::Revoked => 1,
+            Ended::TooFarBehind => 2,
+        };
+        let _ = self
+            .ended
+            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+        self.notify.notify_one();
+        self.ending.notify_waiters();
+    }
+
+    /// Resolves once the hub ended the connection (a writer stuck on a peer that does not
+    /// read gives up then, not at its stall timeout).
+    pub async fn until_ended(&self) -> Ended {
+        loop {
+            let woken = self.ending.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(why) = self.ended() {
+                return why;
+            }
+            woken.await;
+        }
     }
 
     /// Takes everything pending.
     pub fn drain(&self) -> Vec<Push> {
-        let mut out: Vec<Push> = self.others.lock().expect("outbox lock").drain(..).collect();
+        let mut out: Vec<Push> = {
+            let mut guard = self.others.lock().expect("outbox lock");
+            guard.1 = 0;
+            guard.0.drain(..).collect()
+        };
         let heads = std::mem::take(&mut *self.heads.lock().expect("outbox lock"));
         out.extend(heads.into_iter().map(|(volume, (space, head))| Push::Head {
             space,
@@ -94,6 +194,12 @@ fn live<K: std::hash::Hash + Eq>(
         .unwrap_or_default()
 }
 
+/// Whether any of a map entry's connections still lives (what a sweep keeps).
+fn any_live(subs: &mut Subscribers) -> bool {
+    subs.retain(|w| w.strong_count() > 0);
+    !subs.is_empty()
+}
+
 /// Subscriptions of all connections.
 #[derive(Default)]
 pub struct Hub {
@@ -101,12 +207,15 @@ pub struct Hub {
     spaces: Mutex<HashMap<SpaceId, Vec<Weak<Outbox>>>>,
     rendezvous: Mutex<HashMap<[u8; 16], Vec<Weak<Outbox>>>>,
     principals: Mutex<HashMap<PrincipalId, Subscribers>>,
+    /// When each map is next swept of dead connections.
+    sweeps: [Sweep; 4],
 }
 
 impl Hub {
     /// Subscribes a connection to a volume's heads and its space's membership changes.
     pub fn subscribe(&self, space: SpaceId, volume: VolumeId, out: &Arc<Outbox>) {
         let mut v = self.volumes.lock().expect("hub lock");
+        self.sweeps[0].maybe(&mut v, |_, (_, subs)| any_live(subs));
         let e = v.entry(volume).or_insert_with(|| (space, Vec::new()));
         e.1.retain(|w| w.strong_count() > 0);
         if !e.1.iter().any(|w| w.as_ptr() == Arc::as_ptr(out)) {
@@ -114,6 +223,7 @@ impl Hub {
         }
         drop(v);
         let mut s = self.spaces.lock().expect("hub lock");
+        self.sweeps[1].maybe(&mut s, |_, subs| any_live(subs));
         let e = s.entry(space).or_default();
         e.retain(|w| w.strong_count() > 0);
         if !e.iter().any(|w| w.as_ptr() == Arc::as_ptr(out)) {
@@ -172,6 +282,7 @@ impl Hub {
     pub fn join_principal(&self, principal: PrincipalId, device: DeviceId, out: &Arc<Outbox>) {
         let _ = out.principal.set((principal, device));
         let mut m = self.principals.lock().expect("hub lock");
+        self.sweeps[2].maybe(&mut m, |_, subs| any_live(subs));
         let e = m.entry(principal).or_default();
         e.retain(|w| w.strong_count() > 0);
         e.push(Arc::downgrade(out));
@@ -192,25 +303,50 @@ impl Hub {
         let targets = live(&self.principals, &principal);
         for o in targets {
             if o.principal.get().is_some_and(|(_, d)| *d == device) {
-                o.revoked.store(true, std::sync::atomic::Ordering::SeqCst);
-                o.notify.notify_one();
+                o.end(Ended::Revoked);
             }
         }
     }
 
-    /// Joins a pairing rendezvous (at most two live parties).
-    pub fn join_rendezvous(&self, r: [u8; 16], out: &Arc<Outbox>) -> bool {
+    /// Joins a pairing rendezvous (at most two live parties; a connection joins at most
+    /// [`MAX_RENDEZVOUS_PER_CONNECTION`]).
+    pub fn join_rendezvous(&self, r: [u8; 16], out: &Arc<Outbox>) -> Result<(), WireError> {
         let mut m = self.rendezvous.lock().expect("hub lock");
+        self.sweeps[3].maybe(&mut m, |_, subs| any_live(subs));
         let e = m.entry(r).or_default();
         e.retain(|w| w.strong_count() > 0);
         if e.iter().any(|w| w.as_ptr() == Arc::as_ptr(out)) {
-            return true;
+            return Ok(());
         }
         if e.len() >= 2 {
-            return false;
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                "this pairing code is already in use by two devices",
+            ));
         }
+        if out.rendezvous.load(Ordering::SeqCst) >= MAX_RENDEZVOUS_PER_CONNECTION {
+            if e.is_empty() {
+                m.remove(&r);
+            }
+            return Err(WireError::new(
+                ErrorCode::Busy,
+                format!("a connection pairs through at most {MAX_RENDEZVOUS_PER_CONNECTION} codes"),
+            ));
+        }
+        out.rendezvous.fetch_add(1, Ordering::SeqCst);
         e.push(Arc::downgrade(out));
-        true
+        Ok(())
+    }
+
+    /// Entries in the hub's maps (volumes, spaces, principals, rendezvous), dead or
+    /// alive: what a sweep bounds (tests, metrics).
+    pub fn map_sizes(&self) -> [usize; 4] {
+        [
+            self.volumes.lock().expect("hub lock").len(),
+            self.spaces.lock().expect("hub lock").len(),
+            self.principals.lock().expect("hub lock").len(),
+            self.rendezvous.lock().expect("hub lock").len(),
+        ]
     }
 
     /// Forwards a pairing message to the other parties of the rendezvous.
@@ -240,6 +376,34 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 5: connections that come and go leave the hub's maps bounded (each is
+    /// swept once it doubled); a live connection's entries survive every sweep (control).
+    #[test]
+    fn maps_forget_connections_that_went() {
+        let hub = Hub::default();
+        let alive = Arc::new(Outbox::default());
+        hub.join_rendezvous([0; 16], &alive).unwrap();
+        hub.join_principal(PrincipalId([0; 32]), DeviceId([0; 32]), &alive);
+        for i in 1..100_000u32 {
+            let gone = Arc::new(Outbox::default());
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            hub.join_rendezvous(id[..16].try_into().unwrap(), &gone)
+                .unwrap();
+            hub.join_principal(PrincipalId(id), DeviceId(id), &gone);
+            hub.subscribe(
+                SpaceId(id[..16].try_into().unwrap()),
+                VolumeId(id[..16].try_into().unwrap()),
+                &gone,
+            );
+        }
+        for size in hub.map_sizes() {
+            assert!(size <= 2 * 1024 + 1, "a map kept {size} entries");
+        }
+        assert!(hub.join_rendezvous([0; 16], &alive).is_ok(), "still there");
+        assert_eq!(live(&hub.principals, &PrincipalId([0; 32])).len(), 1);
+    }
 
     #[test]
     fn heads_are_coalesced_not_dropped() {

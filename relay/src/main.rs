@@ -288,6 +288,9 @@ async fn main() -> anyhow::Result<()> {
             config.listen = listen.unwrap_or(hub.serve.listen);
             config.enrolment = hub.enrolment.clone();
             config.metrics = metrics.or(hub.serve.metrics);
+            config.max_connections_per_address = hub.serve.max_connections_per_address;
+            config.read_rate = hub.serve.read_rate();
+            config.arrival_rate = hub.serve.arrival_rate();
             config.backend = backend(postgres);
             if let Some(endpoint) = s3 {
                 let mut options =

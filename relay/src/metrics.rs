@@ -52,6 +52,10 @@ pub struct Metrics {
     pub sweeps: Counter,
     /// Store operations that ran longer than 5 s (the store watchdog, issue 23).
     pub store_slow: Gauge,
+    /// Connections refused before the handshake: their address held too many.
+    pub refused_connections: Counter,
+    /// Connections ended because their peer stopped reading (issue 22 finding 5).
+    pub stalled_connections: Counter,
 }
 
 impl Default for Metrics {
@@ -66,6 +70,8 @@ impl Default for Metrics {
             enrolment: Family::default(),
             sweeps: Counter::default(),
             store_slow: Gauge::default(),
+            refused_connections: Counter::default(),
+            stalled_connections: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -91,6 +97,16 @@ impl Default for Metrics {
             "store_slow_operations",
             "Store operations (flushes, batches) that ran longer than 5 s since start",
             m.store_slow.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused before the handshake: their address held too many",
+            m.refused_connections.clone(),
+        );
+        registry.register(
+            "connections_stalled",
+            "Connections ended because their peer stopped reading",
+            m.stalled_connections.clone(),
         );
         Metrics { registry, ..m }
     }

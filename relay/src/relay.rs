@@ -102,6 +102,80 @@ pub struct Caller {
     pub source: Option<std::net::IpAddr>,
     /// Files this connection read lately, so each read is logged once (finding 8).
     pub blob_reads: BlobReads,
+    /// The certificate of a principal's first device, admitted but not yet listed
+    /// (finding 6): listed at its first request that succeeds and is not
+    /// [`stateless`], so a fresh identity that only knocks leaves nothing durable.
+    pub first_device: FirstDevice,
+}
+
+/// A first device waiting to be listed ([`Caller::first_device`]).
+#[derive(Default)]
+pub struct FirstDevice(std::sync::Mutex<Option<DeviceCert>>);
+
+impl FirstDevice {
+    /// A first device admitted with `cert`.
+    pub fn new(cert: DeviceCert) -> Self {
+        FirstDevice(std::sync::Mutex::new(Some(cert)))
+    }
+
+    fn pending(&self) -> Option<DeviceCert> {
+        self.0.lock().expect("first device lock").clone()
+    }
+
+    fn listed(&self) {
+        *self.0.lock().expect("first device lock") = None;
+    }
+}
+
+/// How a device was admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// It is on its person's list.
+    Listed,
+    /// Its principal has no listed device: it will start the list at its first request
+    /// that needs one ([`Caller::first_device`]).
+    FirstDevice,
+}
+
+/// Requests that write: a first device is listed before them.
+fn writes(kind: mes_protocol::wire::RequestKind) -> bool {
+    use mes_protocol::wire::RequestKind as K;
+    !matches!(
+        kind,
+        K::GetMembership
+            | K::ListSpaces
+            | K::Fetch
+            | K::GetSnapshot
+            | K::Subscribe
+            | K::GetEnvelopes
+            | K::ListDevices
+            | K::GetBlobChunk
+            | K::GetHistory
+            | K::GetRecoveryEnvelopes
+            | K::GetHubInfo
+            | K::FindProfessional
+            | K::GetCatalogue
+            | K::ListStructure
+            | K::PairOpen
+            | K::PairSend
+    )
+}
+
+/// Requests that touch nothing of the caller's and leave nothing durable: a first device
+/// asking only these is never listed (finding 6). `ListSpaces` lists it when it finds a
+/// space.
+fn stateless(kind: mes_protocol::wire::RequestKind) -> bool {
+    use mes_protocol::wire::RequestKind as K;
+    matches!(
+        kind,
+        K::GetHubInfo
+            | K::FindProfessional
+            | K::PairOpen
+            | K::PairSend
+            | K::GetCatalogue
+            | K::ListStructure
+            | K::ListSpaces
+    )
 }
 
 /// The files a connection read lately: a read is logged at its first chunk, or at the
@@ -162,10 +236,10 @@ pub struct Relay {
     memberships: RwLock<HashMap<SpaceId, Membership>>,
     misbehaviour: Misbehaviour,
     /// Appends share a volume's lock; a generation switch takes it alone.
-    volume_locks: std::sync::Mutex<HashMap<VolumeId, Arc<tokio::sync::RwLock<()>>>>,
+    volume_locks: crate::pruned_map::LockMap<VolumeId, tokio::sync::RwLock<()>>,
     /// A space's membership changes are read-modify-write: one at a time per space, or
     /// two devices declaring volumes at once would each save a copy missing the other's.
-    membership_locks: std::sync::Mutex<HashMap<SpaceId, Arc<tokio::sync::Mutex<()>>>>,
+    membership_locks: crate::pruned_map::LockMap<SpaceId, tokio::sync::Mutex<()>>,
     /// Volume bindings are checked and written one at a time.
     binding_lock: tokio::sync::Mutex<()>,
     /// The hub's enrolment (F1), when this relay runs one.
@@ -178,7 +252,18 @@ pub struct Relay {
     pub(crate) catalogue: RwLock<HashMap<PrincipalId, Signed<CatalogueEntry>>>,
     /// Bundle signatures of concurrent appends, checked in one batch.
     signatures: crate::group_commit::AsyncCombiner<Vec<mes_protocol::keys::Check>, Vec<bool>>,
+    /// Bytes of frames all connections hold at once (issue 22 finding 5).
+    pub budgets: crate::byte_budget::RelayBudgets,
+    /// First devices admitted but not listed yet (finding 6), by principal, the oldest
+    /// forgotten past [`FIRST_DEVICES`]: a grant naming their principal lists them.
+    first_devices: std::sync::Mutex<(
+        HashMap<PrincipalId, DeviceCert>,
+        std::collections::VecDeque<PrincipalId>,
+    )>,
 }
+
+/// First devices remembered until their principal is granted something.
+const FIRST_DEVICES: usize = 4096;
 
 fn internal(e: StoreError) -> WireError {
     WireError::new(ErrorCode::Internal, e.to_string())
@@ -269,6 +354,8 @@ impl Relay {
             signatures: Default::default(),
             metrics: Default::default(),
             closed: RwLock::new(closed),
+            budgets: Default::default(),
+            first_devices: Default::default(),
         });
         relay.backfill_volume_bindings().await?;
         relay.backfill_blob_bindings().await?;
@@ -298,7 +385,7 @@ impl Relay {
         &self,
         cert: &DeviceCert,
         vouch: Option<&mes_protocol::recovery::AdmissionVouch>,
-    ) -> Result<(), WireError> {
+    ) -> Result<Admission, WireError> {
         if self.is_revoked(cert.body.device).await? {
             return Err(WireError::new(
                 ErrorCode::Revoked,
@@ -316,7 +403,7 @@ impl Relay {
             .map_err(internal)?
             .is_some();
         if listed || self.misbehaviour.admit_any_certified_device {
-            return self.list_device(cert).await;
+            return self.list_device(cert).await.map(|()| Admission::Listed);
         }
         if let Some(v) = vouch {
             let registered = self
@@ -332,7 +419,7 @@ impl Relay {
             }
             v.verify(cert)
                 .map_err(|e| WireError::new(ErrorCode::Unauthenticated, e.to_string()))?;
-            return self.list_device(cert).await;
+            return self.list_device(cert).await.map(|()| Admission::Listed);
         }
         let has_devices = !self
             .store
@@ -358,7 +445,77 @@ impl Relay {
                 ),
             ));
         }
-        // A principal's first device starts its list.
+        // A principal's first device starts its list, at its first request that needs
+        // one or when a grant names its principal: nothing durable for a stranger who
+        // only knocks (finding 6).
+        let mut waiting = self.first_devices.lock().expect("first devices lock");
+        let (certs, order) = &mut *waiting;
+        if certs.insert(principal, cert.clone()).is_none() {
+            order.push_back(principal);
+            while order.len() > FIRST_DEVICES {
+                if let Some(old) = order.pop_front() {
+                    certs.remove(&old);
+                }
+            }
+        }
+        Ok(Admission::FirstDevice)
+    }
+
+    /// Lists the waiting first devices of the principals `m` grants something.
+    async fn list_first_devices_of(&self, m: &Membership) -> Result<(), WireError> {
+        let granted: Vec<DeviceCert> = {
+            let mut waiting = self.first_devices.lock().expect("first devices lock");
+            let (certs, order) = &mut *waiting;
+            let granted: Vec<PrincipalId> = certs
+                .keys()
+                .filter(|p| authorize(m, **p, Need::AnyRole).is_ok())
+                .copied()
+                .collect();
+            order.retain(|p| !granted.contains(p));
+            granted.iter().filter_map(|p| certs.remove(p)).collect()
+        };
+        for cert in granted {
+            if let Err(e) = self.list_first_device(&cert).await {
+                tracing::info!("a granted first device was not listed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists the caller's device if it is a first device not listed yet.
+    async fn list_pending_first_device(&self, caller: &Caller) -> Result<(), WireError> {
+        let Some(cert) = caller.first_device.pending() else {
+            return Ok(());
+        };
+        self.list_first_device(&cert).await?;
+        caller.first_device.listed();
+        self.first_devices
+            .lock()
+            .expect("first devices lock")
+            .0
+            .remove(&caller.principal);
+        Ok(())
+    }
+
+    /// Lists a first device ([`Admission::FirstDevice`]), unless another device of its
+    /// principal started the list meanwhile.
+    async fn list_first_device(&self, cert: &DeviceCert) -> Result<(), WireError> {
+        let principal = cert.body.principal;
+        let key = device_key(principal, cert.body.device);
+        let others = self
+            .store
+            .scan_records(RecordKind::Device, &principal.0)
+            .await
+            .map_err(internal)?;
+        if !others.is_empty() && !others.iter().any(|(k, _)| *k == key) {
+            return Err(WireError::new(
+                ErrorCode::Unauthenticated,
+                format!(
+                    "another device started this person's list; device {} must be paired from it (mes pair)",
+                    cert.body.device.short()
+                ),
+            ));
+        }
         self.list_device(cert).await
     }
 
@@ -510,6 +667,32 @@ impl Relay {
         Ok((mes_protocol::time::UnixMillis::now().0 < until).then_some(mode))
     }
 
+    /// The spaces whose emergency volume is released to `who` now (one scan of the
+    /// releases, whatever the number of spaces).
+    async fn released_to(
+        &self,
+        who: PrincipalId,
+    ) -> Result<std::collections::HashSet<SpaceId>, WireError> {
+        let now = mes_protocol::time::UnixMillis::now().0;
+        let mut out = std::collections::HashSet::new();
+        for (k, v) in self
+            .store
+            .scan_records(RecordKind::Release, &[])
+            .await
+            .map_err(internal)?
+        {
+            if k.len() != 48 || k[16..] != who.0 {
+                continue;
+            }
+            let (_, until): (EscrowMode, u64) =
+                codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+            if now < until {
+                out.insert(SpaceId(k[..16].try_into().expect("16 bytes")));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records a court decision removing `principal`'s rights on `space` (F9.4), signed
     /// with the hub's key; the person's devices then start new epochs without them.
     pub async fn record_court_removal(
@@ -580,6 +763,7 @@ impl Relay {
             .await
             .map_err(internal)?;
         self.membership_changed(m.clone());
+        self.list_first_devices_of(&m).await?;
         self.recheck_subscriptions(&m).await
     }
 
@@ -752,8 +936,27 @@ impl Relay {
     /// Handles one request from an authenticated caller; every refusal is logged (and
     /// counted, [`Relay::refusals`]).
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
-        let what: &'static str = mes_protocol::wire::RequestKind::from(&req).into();
-        let outcome = self.handle_inner(caller, req).await;
+        let kind = mes_protocol::wire::RequestKind::from(&req);
+        let what: &'static str = kind.into();
+        // A first device is listed before a request that writes (its handler may wrap
+        // keys to the caller's devices), after a read that succeeded: a stranger who only
+        // knocks or reads what anyone may leaves nothing durable (finding 6).
+        let mut outcome = if writes(kind) {
+            match self.list_pending_first_device(caller).await {
+                Ok(()) => self.handle_inner(caller, req).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            self.handle_inner(caller, req).await
+        };
+        if let Ok(reply) = &outcome {
+            let found = matches!(reply, Reply::Spaces { spaces } if !spaces.is_empty());
+            if !stateless(kind) || found {
+                if let Err(e) = self.list_pending_first_device(caller).await {
+                    outcome = Err(e);
+                }
+            }
+        }
         self.metrics.request(
             what,
             outcome
@@ -894,24 +1097,20 @@ impl Relay {
                 })
             }
             Request::ListSpaces => {
-                let all: Vec<Membership> = self
+                // Finding 6: one pass over the cached memberships, cloning only the
+                // caller's, and one scan of the live releases, never a read per space.
+                let released = self.released_to(caller.principal).await?;
+                let mut spaces: Vec<_> = self
                     .memberships
                     .read()
                     .expect("membership lock")
                     .values()
-                    .cloned()
+                    .filter(|m| {
+                        authorize(m, caller.principal, Need::AnyRole).is_ok()
+                            || released.contains(&m.space())
+                    })
+                    .map(|m| m.genesis.clone())
                     .collect();
-                let mut spaces = Vec::new();
-                for m in all {
-                    if authorize(&m, caller.principal, Need::AnyRole).is_ok()
-                        || self
-                            .release(m.space(), caller.principal)
-                            .await
-                            .is_ok_and(|r| r.is_some())
-                    {
-                        spaces.push(m.genesis);
-                    }
-                }
                 spaces.sort_by_key(|g| g.body.space);
                 Ok(Reply::Spaces { spaces })
             }
@@ -1358,16 +1557,29 @@ impl Relay {
                 Ok(Reply::Professional { entry })
             }
             Request::PairOpen { rendezvous } => {
-                if self.hub.join_rendezvous(rendezvous, &caller.outbox) {
-                    Ok(Reply::Done)
-                } else {
-                    Err(WireError::new(
-                        ErrorCode::Conflict,
-                        "this pairing code is already in use by two devices",
-                    ))
-                }
+                self.hub.join_rendezvous(rendezvous, &caller.outbox)?;
+                Ok(Reply::Done)
             }
             Request::PairSend { rendezvous, body } => {
+                if !caller.outbox.count_pairing_message() {
+                    return Err(WireError::new(
+                        ErrorCode::Busy,
+                        format!(
+                            "a connection sends at most {} pairing messages",
+                            crate::defaults::MAX_PAIRING_MESSAGES_PER_CONNECTION
+                        ),
+                    ));
+                }
+                if body.len() > crate::defaults::MAX_PAIRING_MESSAGE {
+                    return Err(WireError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "a pairing message is at most {} bytes; this one is {}",
+                            crate::defaults::MAX_PAIRING_MESSAGE,
+                            body.len()
+                        ),
+                    ));
+                }
                 let body = if self.misbehaviour.tamper_pairing {
                     self.tamper(body)
                 } else {
@@ -1537,21 +1749,11 @@ impl Relay {
     }
 
     fn membership_lock(&self, space: SpaceId) -> Arc<tokio::sync::Mutex<()>> {
-        self.membership_locks
-            .lock()
-            .expect("membership locks")
-            .entry(space)
-            .or_default()
-            .clone()
+        self.membership_locks.get(space)
     }
 
     fn volume_lock(&self, volume: VolumeId) -> Arc<tokio::sync::RwLock<()>> {
-        self.volume_locks
-            .lock()
-            .expect("volume locks")
-            .entry(volume)
-            .or_default()
-            .clone()
+        self.volume_locks.get(volume)
     }
 
     async fn new_generation(

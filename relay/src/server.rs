@@ -36,6 +36,13 @@ pub struct RelayConfig {
     pub backend: Backend,
     /// Where document blobs live.
     pub blobs: Blobs,
+    /// Connections one network address may hold at once; more are refused before the
+    /// handshake (issue 22 finding 5).
+    pub max_connections_per_address: usize,
+    /// What one connection may send, sustained and at once (none: unlimited).
+    pub read_rate: Option<crate::read_rate::Rate>,
+    /// New connections one address may open, per second and at once (none: unlimited).
+    pub arrival_rate: Option<crate::read_rate::Rate>,
 }
 
 /// Where document blobs live, chosen at start-up (docs/operator-guide.md).
@@ -118,6 +125,9 @@ impl RelayConfig {
             metrics: None,
             backend: Backend::Sled,
             blobs: Blobs::InStore,
+            max_connections_per_address: crate::defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            read_rate: Some(crate::defaults::READ_RATE),
+            arrival_rate: Some(crate::defaults::ARRIVAL_RATE),
         }
     }
 }
@@ -309,14 +319,25 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     };
     let ep = endpoint.clone();
     let r = relay.clone();
+    let per_address = Arc::new(crate::peer_caps::PerAddress::new(
+        config.max_connections_per_address,
+        config.arrival_rate,
+    ));
+    let read_rate = config.read_rate;
     let accept = tokio::spawn(async move {
         while let Some(incoming) = ep.accept().await {
+            let Some(slot) = per_address.take(incoming.remote_address().ip()) else {
+                r.metrics.refused_connections.inc();
+                incoming.refuse();
+                continue;
+            };
             let r = r.clone();
             let fp = fingerprint.clone();
             tokio::spawn(async move {
                 if let Ok(conn) = incoming.await {
-                    crate::session::serve_connection(r, conn, fp).await;
+                    crate::session::serve_connection(r, conn, fp, read_rate).await;
                 }
+                drop(slot);
             });
         }
     });

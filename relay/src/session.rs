@@ -1,13 +1,17 @@
 //! One task per QUIC connection: challenge-response authentication, then a reader that
 //! handles requests in order and a writer that owns the stream's send half.
 //!
-//! The writer drains a bounded queue of responses and the connection's [`Outbox`] of
-//! coalesced pushes; a reader that outpaces its writer waits (backpressure), so one slow
-//! device never grows the relay's memory. A frame that does not decode or is too large
-//! gets a [`RelayFrame::Fatal`] naming the problem, and only that connection is closed.
+//! The writer drains a queue of encoded replies and the connection's [`Outbox`] of
+//! coalesced pushes. Everything is bounded in bytes (issue 22 finding 5): a request
+//! frame's body draws on the relay-wide pool before it is read, a reply on the
+//! connection's queue and the relay-wide pool before it is queued, so a reader that
+//! outpaces its writer waits (backpressure), and a writer whose peer takes nothing for
+//! [`WRITE_STALL`] closes the connection: a client that stops reading is disconnected,
+//! not buffered. A frame that does not decode or is too large gets a
+//! [`RelayFrame::Fatal`] naming the problem, and only that connection is closed.
 
-use mes_protocol::codec::MAX_WIRE_FRAME;
-use mes_protocol::framing::{read_frame, read_frame_within, write_frame, FrameError};
+use mes_protocol::codec::{self, MAX_WIRE_FRAME};
+use mes_protocol::framing::{read_frame, read_frame_reserving, write_frame, FrameError};
 use mes_protocol::keys::{verify, CHALLENGE_CONTEXT};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ClientFrame, ErrorCode, RelayFrame, WireError};
@@ -16,17 +20,23 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{debug, info_span, Instrument};
 
-use crate::defaults::{CONNECTION_QUEUE, HELLO_TIMEOUT};
+use crate::byte_budget::{ByteBudget, Held};
+use crate::defaults::{CONNECTION_QUEUE_BYTES, HELLO_TIMEOUT, SMALL_FRAME, WRITE_STALL};
 use crate::hub::Outbox;
 use crate::relay::{Caller, Relay};
 
 /// Serves one connection until it closes.
-pub async fn serve_connection(relay: Arc<Relay>, conn: quinn::Connection, fingerprint: Arc<str>) {
+pub async fn serve_connection(
+    relay: Arc<Relay>,
+    conn: quinn::Connection,
+    fingerprint: Arc<str>,
+    read_rate: Option<crate::read_rate::Rate>,
+) {
     let span = info_span!("conn", remote = %conn.remote_address());
     async move {
         relay.metrics.connections_total.inc();
         relay.metrics.connections.inc();
-        let outcome = run(relay.clone(), &conn, &fingerprint).await;
+        let outcome = run(relay.clone(), &conn, &fingerprint, read_rate).await;
         relay.metrics.connections.dec();
         if let Err(e) = outcome {
             debug!("connection ended: {e}");
@@ -42,7 +52,12 @@ pub fn challenge_message(nonce: &[u8; 32], fingerprint: &str) -> Vec<u8> {
     [nonce.as_slice(), fingerprint.as_bytes()].concat()
 }
 
-async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> anyhow::Result<()> {
+async fn run(
+    relay: Arc<Relay>,
+    conn: &quinn::Connection,
+    fingerprint: &str,
+    read_rate: Option<crate::read_rate::Rate>,
+) -> anyhow::Result<()> {
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut nonce = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut nonce);
@@ -62,7 +77,8 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
     .await;
     // Boxed for the same reason as the handler: it ends before the connection idles.
     let caller = match Box::pin(authenticate(&relay, hello, &nonce, fingerprint)).await {
-        Ok((device, principal)) => {
+        Ok((cert, admission)) => {
+            let (device, principal) = (cert.body.device, cert.body.principal);
             let outbox = Arc::new(Outbox::default());
             relay.hub.join_principal(principal, device, &outbox);
             Caller {
@@ -71,6 +87,10 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
                 outbox,
                 source: Some(conn.remote_address().ip()),
                 blob_reads: Default::default(),
+                first_device: match admission {
+                    crate::relay::Admission::FirstDevice => crate::relay::FirstDevice::new(cert),
+                    crate::relay::Admission::Listed => Default::default(),
+                },
             }
         }
         Err(e) => {
@@ -91,14 +111,20 @@ async fn run(relay: Arc<Relay>, conn: &quinn::Connection, fingerprint: &str) -> 
     )
     .await?;
 
-    // Frames are boxed: a channel allocates its slots in blocks of 32, up front, and an
-    // idle connection should not hold 32 frames' worth of memory (docs/benchmarks.md,
-    // `fanout`).
-    let (tx, rx) = mpsc::channel::<Box<RelayFrame>>(CONNECTION_QUEUE);
-    let writer = tokio::spawn(write_loop(send, rx, caller.outbox.clone(), conn.clone()));
-    let outcome = read_loop(&relay, &caller, &mut recv, &tx).await;
+    // Replies wait encoded, with the bytes they hold; the queue is bounded by those.
+    let (tx, rx) = mpsc::unbounded_channel::<Queued>();
+    let writer = tokio::spawn(write_loop(
+        send,
+        rx,
+        caller.outbox.clone(),
+        conn.clone(),
+        relay.metrics.stalled_connections.clone(),
+    ));
+    let queue = ByteBudget::new(CONNECTION_QUEUE_BYTES);
+    let rate = read_rate.map(|r| crate::read_rate::ReadRate::new(r, std::time::Instant::now()));
+    let outcome = read_loop(&relay, &caller, &mut recv, &tx, &queue, rate).await;
     if let Err(e) = &outcome {
-        tx.send(Box::new(RelayFrame::Fatal(e.clone()))).await.ok();
+        tx.send(Queued::unheld(&RelayFrame::Fatal(e.clone()))).ok();
     }
     drop(tx);
     if let Ok(send) = writer.await {
@@ -112,7 +138,7 @@ async fn authenticate(
     hello: Result<Result<Option<ClientFrame>, FrameError>, tokio::time::error::Elapsed>,
     nonce: &[u8; 32],
     fingerprint: &str,
-) -> Result<(mes_protocol::ids::DeviceId, mes_protocol::ids::PrincipalId), WireError> {
+) -> Result<(mes_protocol::keys::DeviceCert, crate::relay::Admission), WireError> {
     let frame = match hello {
         Err(_) => {
             return Err(WireError::new(
@@ -150,8 +176,8 @@ async fn authenticate(
         "challenge",
     )
     .map_err(|e| WireError::new(ErrorCode::Unauthenticated, e.to_string()))?;
-    relay.admit(&cert, vouch.as_ref()).await?;
-    Ok((cert.body.device, cert.body.principal))
+    let admission = relay.admit(&cert, vouch.as_ref()).await?;
+    Ok((cert, admission))
 }
 
 fn frame_error(e: &FrameError) -> WireError {
@@ -163,33 +189,57 @@ fn frame_error(e: &FrameError) -> WireError {
     }
 }
 
-/// What a device revoked while connected is told before its connection is closed.
-fn revoked() -> WireError {
-    WireError::new(
-        ErrorCode::Revoked,
-        "this device was revoked by its person; it can no longer connect",
-    )
+/// An encoded frame waiting for the writer, with the bytes it holds from the
+/// connection's queue and the relay-wide pool (given back once written).
+struct Queued {
+    bytes: Vec<u8>,
+    _held: (Held, Held),
+}
+
+impl Queued {
+    /// A frame that holds no budget (the last words before a close).
+    fn unheld(frame: &RelayFrame) -> Self {
+        Queued {
+            bytes: codec::length_prefixed(&codec::encode(frame)),
+            _held: (Held::none(), Held::none()),
+        }
+    }
 }
 
 async fn read_loop(
     relay: &Relay,
     caller: &Caller,
     recv: &mut quinn::RecvStream,
-    tx: &mpsc::Sender<Box<RelayFrame>>,
+    tx: &mpsc::UnboundedSender<Queued>,
+    queue: &ByteBudget,
+    mut rate: Option<crate::read_rate::ReadRate>,
 ) -> Result<(), WireError> {
+    let budgets = &relay.budgets;
     loop {
-        let frame = read_frame_within::<ClientFrame, _>(
+        let mut length = 0;
+        let frame = read_frame_reserving::<ClientFrame, _, _, _, _>(
             recv,
             MAX_WIRE_FRAME,
             Some(crate::defaults::FRAME_BODY_TIMEOUT),
+            |len| {
+                length = len;
+                budgets.request(len)
+            },
         )
         .await;
-        // Whatever arrives after a revocation is refused (the writer closes the
-        // connection as soon as it hears of it).
-        if caller.outbox.is_revoked() {
-            return Err(revoked());
+        // Over its rate, the connection is not read for a while (its peer slows down).
+        if let Some(rate) = rate.as_mut() {
+            let wait = rate.take(length + 4, std::time::Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
         }
-        let frame = match frame {
+        // Whatever arrives after the hub ended the connection (a revocation) is refused
+        // (the writer closes the connection as soon as it hears of it).
+        if let Some(why) = caller.outbox.ended() {
+            return Err(why.error());
+        }
+        let (frame, request_bytes) = match frame {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(()),
             Err(FrameError::Io(_)) => return Ok(()),
@@ -207,44 +257,114 @@ async fn read_loop(
                 return Err(WireError::new(ErrorCode::BadFrame, "Hello sent twice"))
             }
         };
-        if tx.send(Box::new(reply)).await.is_err() {
+        drop(request_bytes);
+        let bytes = codec::length_prefixed(&codec::encode(&reply));
+        drop(reply);
+        // The connection's queue first (this peer waits for its own replies), then the
+        // relay-wide pool for a large one.
+        let mine = queue.hold(bytes.len().max(64)).await;
+        let shared = if bytes.len() >= SMALL_FRAME {
+            budgets.replies.hold(bytes.len()).await
+        } else {
+            Held::none()
+        };
+        let queued = Queued {
+            bytes,
+            _held: (mine, shared),
+        };
+        if tx.send(queued).is_err() {
             return Ok(());
         }
     }
 }
 
+/// Why a write gave up.
+enum WriteFailed {
+    /// The stream failed or was closed.
+    Closed,
+    /// The peer took none of the bytes for [`WRITE_STALL`].
+    Stalled,
+    /// The hub ended the connection meanwhile.
+    Ended(crate::hub::Ended),
+}
+
+/// Writes `bytes` in pieces, each of which must leave within [`WRITE_STALL`]: a peer that
+/// reads slowly is served, one that stops reading is given up, and so is one the hub
+/// ends meanwhile.
+async fn write_or_stall(
+    send: &mut quinn::SendStream,
+    bytes: &[u8],
+    outbox: &Outbox,
+) -> Result<(), WriteFailed> {
+    for piece in bytes.chunks(64 << 10) {
+        tokio::select! {
+            written = tokio::time::timeout(WRITE_STALL, send.write_all(piece)) => match written {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(WriteFailed::Closed),
+                Err(_) => return Err(WriteFailed::Stalled),
+            },
+            why = outbox.until_ended() => return Err(WriteFailed::Ended(why)),
+        }
+    }
+    Ok(())
+}
+
 async fn write_loop(
     mut send: quinn::SendStream,
-    mut rx: mpsc::Receiver<Box<RelayFrame>>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     outbox: Arc<Outbox>,
     conn: quinn::Connection,
+    stalled: prometheus_client::metrics::counter::Counter,
 ) -> quinn::SendStream {
-    loop {
+    let outcome = loop {
         tokio::select! {
             biased;
             f = rx.recv() => match f {
                 Some(f) => {
-                    if write_frame(&mut send, &f).await.is_err() {
+                    if let Err(e) = write_or_stall(&mut send, &f.bytes, &outbox).await {
+                        break Err(e);
+                    }
+                }
+                None => break Ok(()),
+            },
+            _ = outbox.notify.notified() => {
+                if let Some(why) = outbox.ended() {
+                    // A device revoked while connected, or one that let too much wait, is
+                    // cut at once: told why, then closed (its reader then ends too), and
+                    // hears nothing more.
+                    let fatal = codec::length_prefixed(&codec::encode(&RelayFrame::Fatal(why.error())));
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.write_all(&fatal)).await;
+                    conn.close(1u32.into(), b"ended by the relay");
+                    break Ok(());
+                }
+                let mut failed = None;
+                for p in outbox.drain() {
+                    let bytes = codec::length_prefixed(&codec::encode(&RelayFrame::Push(p)));
+                    if let Err(e) = write_or_stall(&mut send, &bytes, &outbox).await {
+                        failed = Some(e);
                         break;
                     }
                 }
-                None => break,
-            },
-            _ = outbox.notify.notified() => {
-                if outbox.is_revoked() {
-                    // A device revoked while connected is cut at once: told why, then
-                    // closed (its reader then ends too), and hears nothing more.
-                    let _ = write_frame(&mut send, &RelayFrame::Fatal(revoked())).await;
-                    conn.close(1u32.into(), b"revoked");
-                    break;
-                }
-                for p in outbox.drain() {
-                    if write_frame(&mut send, &RelayFrame::Push(p)).await.is_err() {
-                        return send;
-                    }
+                if let Some(e) = failed {
+                    break Err(e);
                 }
             }
         }
+    };
+    match outcome {
+        Err(WriteFailed::Stalled) => {
+            stalled.inc();
+            conn.close(2u32.into(), b"stopped reading");
+        }
+        // Its stream is full: no last word can reach it.
+        Err(WriteFailed::Ended(why)) => conn.close(
+            1u32.into(),
+            match why {
+                crate::hub::Ended::Revoked => b"revoked",
+                crate::hub::Ended::TooFarBehind => b"too far behind",
+            },
+        ),
+        _ => {}
     }
     send
 }

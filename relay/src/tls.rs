@@ -82,8 +82,15 @@ pub fn server_config(id: TlsIdentity) -> anyhow::Result<quinn::ServerConfig> {
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport.max_idle_timeout(Some(crate::defaults::IDLE_TIMEOUT.try_into()?));
+    // The relay opens the one stream a connection uses; a device opens none, so a
+    // stream it opens would only hold the relay's memory unread (issue 22 finding 5).
     transport.max_concurrent_uni_streams(0u32.into());
-    transport.max_concurrent_bidi_streams(4u32.into());
+    transport.max_concurrent_bidi_streams(0u32.into());
+    // What one connection may make the relay hold: unread bytes from the device, and
+    // bytes sent but not yet acknowledged by it.
+    transport.stream_receive_window(crate::defaults::RECEIVE_WINDOW.into());
+    transport.receive_window(crate::defaults::RECEIVE_WINDOW.into());
+    transport.send_window(crate::defaults::SEND_WINDOW as u64);
     cfg.transport_config(Arc::new(transport));
     Ok(cfg)
 }

@@ -40,6 +40,20 @@ pub async fn relay_with(
     listen: Option<std::net::SocketAddr>,
     misbehaviour: mes_relay::relay::Misbehaviour,
 ) -> anyhow::Result<RunningRelay> {
+    relay_configured(dir, |cfg| {
+        if let Some(l) = listen {
+            cfg.listen = l;
+        }
+        cfg.misbehaviour = misbehaviour;
+    })
+    .await
+}
+
+/// Starts a relay on the suite's backend with `configure` applied to its configuration.
+pub async fn relay_configured(
+    dir: &Path,
+    configure: impl FnOnce(&mut RelayConfig),
+) -> anyhow::Result<RunningRelay> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         // stderr, never stdout: mes-bench prints its figures there as JSON lines, and a
@@ -47,12 +61,13 @@ pub async fn relay_with(
         .with_writer(std::io::stderr)
         .try_init();
     let mut cfg = RelayConfig::new(dir.join("relay"));
-    if let Some(l) = listen {
-        cfg.listen = l;
-    }
-    cfg.misbehaviour = misbehaviour;
+    // Whole populations connect from loopback here (10,000 devices in `fanout`): the
+    // per-address caps are tried by the tests and `mes-bench hostile`, which set them.
+    cfg.max_connections_per_address = usize::MAX;
+    cfg.arrival_rate = None;
     cfg.backend = test_backend(&dir.join("relay")).await?;
     cfg.blobs = test_blobs(&dir.join("relay")).await?;
+    configure(&mut cfg);
     mes_relay::server::start(cfg).await
 }
 
@@ -393,6 +408,26 @@ impl RawPrincipal {
     pub fn id(&self) -> mes_protocol::ids::PrincipalId {
         self.principal.principal_id()
     }
+
+    /// A new space of its own, signed, ready to register.
+    pub fn genesis(
+        &self,
+    ) -> (
+        SpaceId,
+        mes_protocol::membership::Signed<mes_protocol::membership::SpaceGenesis>,
+    ) {
+        let space = SpaceId(rand::random());
+        let genesis = mes_protocol::membership::Signed::sign(
+            mes_protocol::membership::SpaceGenesis {
+                space,
+                owner: self.id(),
+                inbox_recipient: mes_protocol::keys::AgeSecret::generate().recipient(),
+                created_at: mes_protocol::time::UnixMillis::now(),
+            },
+            &self.principal.signing,
+        );
+        (space, genesis)
+    }
     /// Connects and authenticates (the relay records the device on first contact).
     pub async fn connect(&self, t: &RelayTarget) -> anyhow::Result<RelayClient> {
         let (c, _pushes) = RelayClient::connect(
@@ -646,6 +681,7 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 }
 
 pub mod bench;
+pub mod hostile;
 pub mod sim;
 pub mod store_stress;
 pub mod tmux;

@@ -13,7 +13,7 @@
 use mes_daemon::client::{ClientError, RelayTarget};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::{AgeSecret, SigningSecret};
-use mes_protocol::membership::{Role, Signed, SpaceGenesis, VolumeDecl};
+use mes_protocol::membership::{Role, Signed, VolumeDecl};
 use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
@@ -34,16 +34,7 @@ fn refused_with(r: Result<Reply, ClientError>) -> Option<ErrorCode> {
 
 /// A stranger's own space, registered at the relay.
 async fn own_space(stranger: &RawPrincipal, t: &RelayTarget) -> anyhow::Result<SpaceId> {
-    let space = SpaceId(rand::random());
-    let genesis = Signed::sign(
-        SpaceGenesis {
-            space,
-            owner: stranger.id(),
-            inbox_recipient: AgeSecret::generate().recipient(),
-            created_at: UnixMillis::now(),
-        },
-        &stranger.principal.signing,
-    );
+    let (space, genesis) = stranger.genesis();
     stranger
         .connect(t)
         .await?

@@ -3,6 +3,7 @@
 //! (address and fingerprint) and runs until its standard input closes.
 //!
 //! - `relay`: the relay, as the test harness starts it (backend from `MES_TEST_BACKEND`);
+//! - `relay-production`: the same with a deployment's limits per network address;
 //! - `quinn`: a bare quinn server with the relay's own TLS and transport configuration,
 //!   accepting connections and holding them, nothing else: the floor.
 
@@ -19,8 +20,17 @@ pub async fn serve(kind: &str, dir: &Path) -> anyhow::Result<()> {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
     });
     match kind {
-        "relay" => {
-            let r = crate::relay(dir, None, false).await?;
+        "relay" | "relay-production" => {
+            let production = kind == "relay-production";
+            let r = crate::relay_configured(dir, |c| {
+                if production {
+                    // The limits a deployment runs with (RelayConfig's defaults).
+                    let d = mes_relay::RelayConfig::new(&c.data_dir);
+                    c.max_connections_per_address = d.max_connections_per_address;
+                    c.arrival_rate = d.arrival_rate;
+                }
+            })
+            .await?;
             ready(&crate::target(&r))?;
             stop.await?;
             r.shutdown().await;
@@ -52,7 +62,7 @@ pub async fn serve(kind: &str, dir: &Path) -> anyhow::Result<()> {
             endpoint.close(0u32.into(), b"done");
             held.abort();
         }
-        other => anyhow::bail!("unknown child {other:?}: relay or quinn"),
+        other => anyhow::bail!("unknown child {other:?}: relay, relay-production or quinn"),
     }
     Ok(())
 }
@@ -101,6 +111,11 @@ impl Child {
 }
 
 impl Child {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
     /// CPU time (user and system) the child has used so far, in seconds.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))?;

@@ -68,38 +68,7 @@ async fn measure_with(
     events.call(Some(space), ApiCall::Subscribe).await??;
     let mut ms = Vec::with_capacity(samples);
     for i in 0..samples {
-        let value = format!("mesure {i}");
-        let start = Instant::now();
-        writer
-            .call(
-                Some(space),
-                ApiCall::NoteSet {
-                    key: "tension".into(),
-                    value: value.clone(),
-                },
-            )
-            .await??;
-        loop {
-            if let ApiEvent::VolumeChanged { volume, .. } = events.next_event().await? {
-                if volume != notes {
-                    continue;
-                }
-                if let Ok(ApiReply::Values(v)) = reader
-                    .call(
-                        Some(space),
-                        ApiCall::NoteGet {
-                            key: "tension".into(),
-                        },
-                    )
-                    .await?
-                {
-                    if v == vec![value.clone()] {
-                        break;
-                    }
-                }
-            }
-        }
-        ms.push(start.elapsed().as_secs_f64() * 1000.0);
+        ms.push(one_edit(&mut writer, &mut reader, &mut events, space, notes, i).await?);
         // Drain the idle devices' pushes so they stay idle readers.
         for (_, p) in idle_devices.iter_mut() {
             while p.try_recv().is_ok() {}
@@ -121,4 +90,47 @@ async fn measure_with(
             unit: "ms",
         },
     ])
+}
+
+/// One edit through `writer`'s API until `reader`'s API shows it, told by `events` (a
+/// connection subscribed to the space's events), in milliseconds.
+pub(super) async fn one_edit(
+    writer: &mut ApiClient,
+    reader: &mut ApiClient,
+    events: &mut ApiClient,
+    space: mes_protocol::ids::SpaceId,
+    notes: mes_protocol::ids::VolumeId,
+    i: usize,
+) -> anyhow::Result<f64> {
+    let value = format!("mesure {i}");
+    let start = Instant::now();
+    writer
+        .call(
+            Some(space),
+            ApiCall::NoteSet {
+                key: "tension".into(),
+                value: value.clone(),
+            },
+        )
+        .await??;
+    loop {
+        if let ApiEvent::VolumeChanged { volume, .. } = events.next_event().await? {
+            if volume != notes {
+                continue;
+            }
+            if let Ok(ApiReply::Values(v)) = reader
+                .call(
+                    Some(space),
+                    ApiCall::NoteGet {
+                        key: "tension".into(),
+                    },
+                )
+                .await?
+            {
+                if v == vec![value.clone()] {
+                    return Ok(start.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ pub mod child;
 pub mod compare;
 mod fanout;
 mod floor;
+mod hostile;
 mod ingest;
 mod latency;
 mod record;
@@ -60,6 +61,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("campaign", "the pilot's enrolment, 3,391,505 people: import, notify, deliver, 4.83 % activate and 0.68 % oppose, sweep (seconds, each phase, peak_rss_mib, activation_ms)"),
     ("ingest", "single-change encrypted bundles from 100 devices at once, each acknowledged once durable; backend by --backend sled|postgres (uploads_per_s)"),
     ("fanout", "upload until the 4 other devices of the space fetched it, 1,000 devices across 200 spaces then 10,000 across 2,000 (p50_ms, p99_ms); relay memory per idle device next to a bare quinn server's per connection (kib_per_device, quinn_kib_per_conn)"),
+    ("hostile", "edit-to-visible on a person's two devices while 200 connections attack the relay: stop reading, trickle frames, announce 8 MiB frames, open unaccepted streams, flood pairing (victim_p99_ms_quiet, victim_p99_ms, relay_rss_mib peak)"),
     ("render", "the client's update and draw per frame while scrolling the 10-year space's documents, 160 x 48 (p50_ms, p99_ms)"),
 ];
 
@@ -108,6 +110,7 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
         "ingest" => ingest::run(size).await,
         "fanout" => fanout::run(size).await,
         "render" => tui::render(ctx.ten_years(size).await?, size).await,
+        "hostile" => hostile::run(size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }
 }

@@ -146,6 +146,7 @@ impl World {
                     outbox: Arc::new(Outbox::default()),
                     source: None,
                     blob_reads: Default::default(),
+                    first_device: Default::default(),
                 });
                 devs.push(SimDevice::new(index, person, keys, cert, space, &volumes));
             }
@@ -486,6 +487,7 @@ impl World {
             outbox,
             source: None,
             blob_reads: Default::default(),
+            first_device: Default::default(),
         };
         self.callers.insert(conn, (device, caller));
         let d = &mut self.devices[device];

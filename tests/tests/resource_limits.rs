@@ -1,0 +1,252 @@
+//! Issue 22 finding 5: memory a client can pin, tried against the real relay over QUIC.
+//! Each test has a control that behaves well in the same way and is served.
+//!
+//! - a client that stops reading is disconnected, and the bytes it held come back;
+//! - pairing messages are bounded in size, rendezvous per connection in number, and a
+//!   partner that never reads them is cut rather than buffered;
+//! - a network address holds at most its share of connections;
+//! - a device cannot open streams the relay would never read.
+//!
+//! `mes-bench hostile` measures the same attacks at scale (docs/benchmarks.md).
+
+use mes_daemon::client::ClientError;
+use mes_protocol::wire::{ErrorCode, Push, Request};
+use mes_relay::defaults::{
+    MAX_PAIRING_MESSAGE, MAX_PAIRING_MESSAGES_PER_CONNECTION, MAX_RENDEZVOUS_PER_CONNECTION,
+    WRITE_STALL,
+};
+use mes_tests::hostile::RawConn;
+use mes_tests::{relay, relay_configured, target, RawPrincipal};
+use std::time::Duration;
+
+/// Sends requests without reading until the relay stops taking them (every window and
+/// queue full): how many went.
+async fn fill(c: &mut RawConn) -> u64 {
+    let mut id = 0;
+    loop {
+        id += 1;
+        match tokio::time::timeout(Duration::from_secs(2), c.request(id, Request::GetHubInfo)).await
+        {
+            Ok(Ok(())) => {}
+            _ => return id,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_and_its_bytes_return() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let mut deaf = RawConn::open(&endpoint, &t, &RawPrincipal::new("deaf")).await?;
+    let sent = fill(&mut deaf).await;
+    assert!(
+        sent > 1000,
+        "the relay took {sent} requests before pushing back"
+    );
+    assert!(
+        deaf.closed_within(WRITE_STALL + Duration::from_secs(15))
+            .await,
+        "a client that never reads is disconnected once its writer stalls"
+    );
+    let stalled = r.relay.metrics.stalled_connections.get();
+    assert_eq!(stalled, 1, "counted as stalled");
+    // Control: a device that reads its replies asks as much and stays connected.
+    let reader = RawPrincipal::new("reader").connect(&t).await?;
+    for _ in 0..sent {
+        reader.request(Request::GetHubInfo).await?;
+    }
+    assert!(reader.request(Request::GetHubInfo).await.is_ok());
+    let budgets = &r.relay.budgets;
+    assert_eq!(budgets.replies.available(), budgets.replies.capacity());
+    assert_eq!(budgets.requests.available(), budgets.requests.capacity());
+    r.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let sender = RawPrincipal::new("sender").connect(&t).await?;
+    let refused = |r: Result<_, ClientError>| match r {
+        Err(ClientError::Refused(w)) => Some(w.code),
+        _ => None,
+    };
+    // A message over the limit is refused, naming it.
+    let rv: [u8; 16] = rand::random();
+    sender.request(Request::PairOpen { rendezvous: rv }).await?;
+    let big = sender
+        .request(Request::PairSend {
+            rendezvous: rv,
+            body: vec![0; MAX_PAIRING_MESSAGE + 1],
+        })
+        .await;
+    assert_eq!(refused(big), Some(ErrorCode::TooLarge));
+    // A connection joins at most so many rendezvous.
+    for _ in 1..MAX_RENDEZVOUS_PER_CONNECTION {
+        sender
+            .request(Request::PairOpen {
+                rendezvous: rand::random(),
+            })
+            .await?;
+    }
+    let one_more = sender
+        .request(Request::PairOpen {
+            rendezvous: rand::random(),
+        })
+        .await;
+    assert_eq!(refused(one_more), Some(ErrorCode::Busy));
+
+    // A partner that never reads is cut, not buffered.
+    let mut deaf = RawConn::open(&endpoint, &t, &RawPrincipal::new("deaf")).await?;
+    deaf.request(1, Request::PairOpen { rendezvous: rv })
+        .await?;
+    // Control: a partner that reads gets every message and stays.
+    let (listener, mut pushes) = {
+        let p = RawPrincipal::new("listener");
+        mes_daemon::client::RelayClient::connect(&endpoint, &t, &p.cert, &p.device.signing).await?
+    };
+    let rv2: [u8; 16] = rand::random();
+    listener
+        .request(Request::PairOpen { rendezvous: rv2 })
+        .await?;
+    let sender2 = RawPrincipal::new("sender2").connect(&t).await?;
+    sender2
+        .request(Request::PairOpen { rendezvous: rv2 })
+        .await?;
+    let body = vec![7u8; 60 << 10];
+    // The refused one above counted too.
+    let messages = MAX_PAIRING_MESSAGES_PER_CONNECTION - 1;
+    for _ in 0..messages {
+        sender
+            .request(Request::PairSend {
+                rendezvous: rv,
+                body: body.clone(),
+            })
+            .await?;
+    }
+    assert!(
+        deaf.closed_within(WRITE_STALL + Duration::from_secs(15))
+            .await,
+        "a partner that let {} KiB wait is cut",
+        messages * 60
+    );
+    // The control's exchange goes at the pace its partner reads, as pairing does.
+    for heard in 0..MAX_PAIRING_MESSAGES_PER_CONNECTION {
+        sender2
+            .request(Request::PairSend {
+                rendezvous: rv2,
+                body: body.clone(),
+            })
+            .await?;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), pushes.recv()).await? {
+                Some(Push::Pair { .. }) => break,
+                Some(_) => {}
+                None => anyhow::bail!("the reading partner was cut after {heard} messages"),
+            }
+        }
+    }
+    assert!(listener.request(Request::GetHubInfo).await.is_ok());
+    // A connection sends only so many.
+    let one_more = sender2
+        .request(Request::PairSend {
+            rendezvous: rv2,
+            body: vec![1],
+        })
+        .await;
+    assert_eq!(refused(one_more), Some(ErrorCode::Busy));
+    r.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_holds_at_most_its_share_of_connections() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay_configured(dir.path(), |c| {
+        c.max_connections_per_address = 2;
+        c.arrival_rate = Some(mes_relay::defaults::ARRIVAL_RATE);
+    })
+    .await?;
+    let t = target(&r);
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let one = RawConn::open(&endpoint, &t, &RawPrincipal::new("one")).await?;
+    let _two = RawConn::open(&endpoint, &t, &RawPrincipal::new("two")).await?;
+    let three = RawConn::open(&endpoint, &t, &RawPrincipal::new("three")).await;
+    assert!(three.is_err(), "a third connection from the same address");
+    assert_eq!(r.relay.metrics.refused_connections.get(), 1);
+    // Control: once one goes, another comes in.
+    one.conn.close(0u32.into(), b"bye");
+    let mut again = None;
+    for _ in 0..50 {
+        match RawConn::open(&endpoint, &t, &RawPrincipal::new("again")).await {
+            Ok(c) => {
+                again = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(again.is_some(), "a freed place is given again");
+    r.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_cannot_open_streams_the_relay_never_reads() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let mut c = RawConn::open(&endpoint, &t, &RawPrincipal::new("streams")).await?;
+    let bi = tokio::time::timeout(Duration::from_millis(500), c.conn.open_bi()).await;
+    assert!(bi.is_err(), "no credit for a stream of the device's own");
+    let uni = tokio::time::timeout(Duration::from_millis(500), c.conn.open_uni()).await;
+    assert!(uni.is_err(), "nor a one-way one");
+    // Control: the stream the relay opened carries requests as ever.
+    c.request(1, Request::GetHubInfo).await?;
+    let reply = mes_protocol::framing::read_frame::<mes_protocol::wire::RelayFrame, _>(
+        &mut c.recv,
+        mes_protocol::codec::MAX_WIRE_FRAME,
+    )
+    .await?;
+    assert!(matches!(
+        reply,
+        Some(mes_protocol::wire::RelayFrame::Response { id: 1, .. })
+    ));
+    r.shutdown().await;
+    Ok(())
+}
+
+/// Finding 6: a fresh identity that only knocks (asks what anyone may, opens a
+/// rendezvous, lists its spaces and finds none) leaves nothing durable at the relay; the
+/// control is the same identity registering a space, which lists its device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_who_only_knocks_leaves_nothing_durable() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let stranger = RawPrincipal::new("stranger");
+    let c = stranger.connect(&t).await?;
+    c.request(Request::GetHubInfo).await?;
+    c.request(Request::PairOpen {
+        rendezvous: rand::random(),
+    })
+    .await?;
+    c.request(Request::ListSpaces).await?;
+    assert!(
+        r.relay.devices_of(stranger.id()).await?.is_empty(),
+        "knocking listed the stranger's device"
+    );
+    // Control: a request that writes lists it first.
+    let (space, genesis) = stranger.genesis();
+    c.request(Request::RegisterSpace { genesis }).await?;
+    let listed = r.relay.devices_of(stranger.id()).await?;
+    assert_eq!(listed.len(), 1, "space {space:?}");
+    r.shutdown().await;
+    Ok(())
+}
