@@ -6,11 +6,16 @@
 //! chunk in both directions.
 //!
 //! The reference (id, key, sizes) lives in an encrypted volume: a document's metadata, or
-//! for a bare `mes blob put` the space's notes document.
+//! for a bare `mes blob put` the space's notes document. The relay binds a file to the
+//! volume it is uploaded for and serves it only through a volume it is bound to (issue 22
+//! finding 8); when a document moves to another volume (an inbox item filed, a hidden
+//! one shown again) its owner binds the file there too. Both wait in the same durable
+//! queue: `<data>/blobs/pending/{space}-{volume}-{blob}` to upload,
+//! `….bind` to bind.
 
 use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::blob::{open_chunk, seal_chunk, BlobRef, CHUNK_CIPHERTEXT, CHUNK_PLAINTEXT};
-use mes_protocol::ids::{BlobId, SpaceId};
+use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::wire::{Reply, Request};
 use std::io::{Read, Write};
@@ -170,28 +175,123 @@ pub fn rekey(files: &Files, r: &BlobRef) -> Result<BlobRef, ApiError> {
     )
 }
 
-/// Queues a cached blob for upload (durable: the marker is synced).
-pub fn mark_pending(files: &Files, space: SpaceId, id: BlobId) -> Result<(), ApiError> {
+/// Queues a cached blob for upload to `volume` (durable: the marker is synced).
+pub fn mark_pending(
+    files: &Files,
+    space: SpaceId,
+    volume: VolumeId,
+    id: BlobId,
+) -> Result<(), ApiError> {
+    write_marker(files, &format!("{space}-{volume}-{id}"))
+}
+
+/// Queues the binding of a blob already at the relay to another volume of its space
+/// (durable; sent by an admin's device).
+pub fn mark_bind(
+    files: &Files,
+    space: SpaceId,
+    volume: VolumeId,
+    id: BlobId,
+) -> Result<(), ApiError> {
+    write_marker(files, &format!("{space}-{volume}-{id}.bind"))
+}
+
+fn write_marker(files: &Files, name: &str) -> Result<(), ApiError> {
     let dir = files.pending_dir();
     std::fs::create_dir_all(&dir).map_err(storage)?;
-    let f = std::fs::File::create(dir.join(format!("{space}-{id}"))).map_err(storage)?;
+    let f = std::fs::File::create(dir.join(name)).map_err(storage)?;
     f.sync_all().map_err(storage)?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(storage)
 }
 
-/// Blobs waiting for upload.
-pub fn pending(files: &Files) -> Vec<(SpaceId, BlobId)> {
+/// What waits in the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    /// The marker's file name.
+    pub marker: String,
+    /// Space.
+    pub space: SpaceId,
+    /// The volume to bind it to (none: a marker left by a daemon before version 9).
+    pub volume: Option<VolumeId>,
+    /// Blob.
+    pub blob: BlobId,
+    /// Bind only (the file is at the relay already).
+    pub bind: bool,
+}
+
+/// Reads a marker's name.
+fn parse_marker(name: &str) -> Option<Pending> {
+    let (stem, bind) = match name.strip_suffix(".bind") {
+        Some(stem) => (stem, true),
+        None => (name, false),
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    let (space, volume, blob) = match parts.as_slice() {
+        [s, v, b] => (s.parse().ok()?, Some(v.parse().ok()?), b.parse().ok()?),
+        [s, b] => (s.parse().ok()?, None, b.parse().ok()?),
+        _ => return None,
+    };
+    Some(Pending {
+        marker: name.to_string(),
+        space,
+        volume,
+        blob,
+        bind,
+    })
+}
+
+/// Blobs waiting for upload or binding.
+pub fn pending(files: &Files) -> Vec<Pending> {
     let Ok(rd) = std::fs::read_dir(files.pending_dir()) else {
         return Vec::new();
     };
-    rd.filter_map(|e| {
-        let name = e.ok()?.file_name().into_string().ok()?;
-        let (s, b) = name.split_once('-')?;
-        Some((s.parse().ok()?, b.parse().ok()?))
-    })
-    .collect()
+    rd.filter_map(|e| parse_marker(&e.ok()?.file_name().into_string().ok()?))
+        .collect()
+}
+
+/// Uploads every pending blob and sends every pending binding; each marker is removed
+/// once the relay has it. A binding the relay refuses for good (this device's person is
+/// not an admin there) is dropped with a warning.
+pub async fn upload_pending(d: &Daemon, client: &RelayClient) -> Result<(), SyncError> {
+    for p in pending(&d.files) {
+        let volume = match p.volume {
+            Some(v) => v,
+            None => match d.volume_referencing(p.space, p.blob) {
+                Some(v) => v,
+                None => {
+                    tracing::warn!(
+                        "blob {} queued before version 9 is referenced by no volume here; left queued",
+                        p.blob
+                    );
+                    continue;
+                }
+            },
+        };
+        if p.bind {
+            let sent = client
+                .request(Request::BindBlob {
+                    space: p.space,
+                    volume,
+                    blob: p.blob,
+                })
+                .await;
+            if let Err(crate::client::ClientError::Refused(e)) = &sent {
+                use mes_protocol::wire::ErrorCode as C;
+                if matches!(e.code, C::Forbidden | C::NotMember | C::NotFound) {
+                    tracing::warn!("binding blob {} refused: {e}; dropped", p.blob);
+                    let _ = std::fs::remove_file(d.files.pending_dir().join(&p.marker));
+                    continue;
+                }
+            }
+            sent?;
+        } else {
+            upload(&d.files, client, p.space, volume, p.blob).await?;
+        }
+        let _ = std::fs::remove_file(d.files.pending_dir().join(&p.marker));
+    }
+    Ok(())
 }
 
 /// Uploads one cached blob chunk by chunk.
@@ -199,6 +299,7 @@ async fn upload(
     files: &Files,
     client: &RelayClient,
     space: SpaceId,
+    volume: VolumeId,
     id: BlobId,
 ) -> Result<(), SyncError> {
     let mut file = std::fs::File::open(files.cached(id))
@@ -216,6 +317,7 @@ async fn upload(
         client
             .request(Request::PutBlobChunk {
                 space,
+                volume,
                 blob: id,
                 index: i as u32,
                 last: i + 1 == count,
@@ -226,17 +328,16 @@ async fn upload(
     Ok(())
 }
 
-/// Uploads every pending blob; each marker is removed once the relay has the last chunk.
-pub async fn upload_pending(d: &Daemon, client: &RelayClient) -> Result<(), SyncError> {
-    for (space, id) in pending(&d.files) {
-        upload(&d.files, client, space, id).await?;
-        let _ = std::fs::remove_file(d.files.pending_dir().join(format!("{space}-{id}")));
-    }
-    Ok(())
-}
-
-/// Fetches a blob from the relay into the cache (checked against its id) unless cached.
-pub async fn ensure_cached(d: &Daemon, space: SpaceId, r: &BlobRef) -> Result<(), ApiError> {
+/// Fetches a blob from the relay into the cache (checked against its id) unless cached,
+/// through the first of `volumes` the relay serves it by (the volume of the entry that
+/// references it, then, for an admin, the inbox it may have come through before its
+/// binding reached the relay).
+pub async fn ensure_cached(
+    d: &Daemon,
+    space: SpaceId,
+    volumes: &[VolumeId],
+    r: &BlobRef,
+) -> Result<(), ApiError> {
     let path = d.files.cached(r.id);
     if path.exists() {
         return Ok(());
@@ -251,7 +352,34 @@ pub async fn ensure_cached(d: &Daemon, space: SpaceId, r: &BlobRef) -> Result<()
         )
     })?;
     std::fs::create_dir_all(&d.files.blob_dir).map_err(storage)?;
-    let tmp = tempfile::NamedTempFile::new_in(&d.files.blob_dir).map_err(storage)?;
+    let mut refused = None;
+    for volume in volumes {
+        match fetch(&client, &d.files.blob_dir, space, *volume, r).await {
+            Ok(tmp) => {
+                tmp.as_file().sync_all().map_err(storage)?;
+                tmp.persist(&path).map_err(|e| storage(e.error))?;
+                return Ok(());
+            }
+            Err(e) => refused = Some(e),
+        }
+    }
+    Err(refused.unwrap_or_else(|| {
+        err(
+            ApiErrorCode::NotFound,
+            format!("blob {} is referenced by no volume here", r.id),
+        )
+    }))
+}
+
+/// Fetches a blob through `volume` into a checked temporary file of the cache.
+async fn fetch(
+    client: &RelayClient,
+    dir: &Path,
+    space: SpaceId,
+    volume: VolumeId,
+    r: &BlobRef,
+) -> Result<tempfile::NamedTempFile, ApiError> {
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(storage)?;
     let mut out = std::io::BufWriter::new(tmp);
     let mut hasher = blake3::Hasher::new();
     let mut index = 0u32;
@@ -259,6 +387,7 @@ pub async fn ensure_cached(d: &Daemon, space: SpaceId, r: &BlobRef) -> Result<()
         let (data, last) = match client
             .request(Request::GetBlobChunk {
                 space,
+                volume,
                 blob: r.id,
                 index,
             })
@@ -294,10 +423,7 @@ pub async fn ensure_cached(d: &Daemon, space: SpaceId, r: &BlobRef) -> Result<()
             ),
         ));
     }
-    let tmp = out.into_inner().map_err(|e| storage(e.into_error()))?;
-    tmp.as_file().sync_all().map_err(storage)?;
-    tmp.persist(path).map_err(|e| storage(e.error))?;
-    Ok(())
+    out.into_inner().map_err(|e| storage(e.into_error()))
 }
 
 /// Decrypts a cached blob into `out` (written atomically); returns its size.
@@ -348,7 +474,8 @@ pub fn decrypt_cached(files: &Files, r: &BlobRef, out: &Path) -> Result<u64, Api
 /// `mes blob put`: caches, queues and records a bare blob in the notes; (id, size).
 pub async fn put(d: &Arc<Daemon>, space: SpaceId, path: &Path) -> Result<(BlobId, u64), ApiError> {
     let r = seal_into_cache(&d.files, path)?;
-    mark_pending(&d.files, space, r.id)?;
+    let notes = Daemon::volume_of(&d.state(), space, NOTES)?;
+    mark_pending(&d.files, space, notes, r.id)?;
     d.note_set_internal(
         space,
         &ref_key(r.id),
@@ -383,7 +510,8 @@ pub async fn get(d: &Arc<Daemon>, space: SpaceId, id: BlobId, out: &Path) -> Res
         mes_protocol::codec::from_bytes(&bytes)
             .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?
     };
-    ensure_cached(d, space, &r).await?;
+    let notes = Daemon::volume_of(&d.state(), space, NOTES)?;
+    ensure_cached(d, space, &[notes], &r).await?;
     decrypt_cached(&d.files, &r, out)
 }
 

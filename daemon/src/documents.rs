@@ -206,26 +206,70 @@ impl Daemon {
             d.blob_key.clear();
             return Ok(d);
         }
-        self.reseal(space, &mut d).await?;
+        let mut moved = d.clone();
+        moved.visibility.invisible_to_legal_representatives = true;
+        let to = self.doc_label(space, &moved)?;
+        self.reseal(space, &mut d, &to).await?;
         d.visibility.invisible_to_legal_representatives = true;
-        let to = self.doc_label(space, &d)?;
         self.doc_write(space, &to, &d).await?;
         self.doc_remove(space, &from, id).await?;
         d.blob_key.clear();
         Ok(d)
     }
 
-    /// Re-seals a document's file under a fresh key (queued for upload), so a key read
-    /// before opens nothing of what comes next.
-    async fn reseal(&self, space: SpaceId, d: &mut DocumentMeta) -> Result<(), ApiError> {
+    /// Re-seals a document's file under a fresh key, queued for upload to the volume of
+    /// `to` (the label it moves to), so a key read before opens nothing of what comes
+    /// next.
+    async fn reseal(&self, space: SpaceId, d: &mut DocumentMeta, to: &str) -> Result<(), ApiError> {
         let r = blob_ref(d)?;
-        crate::blobs::ensure_cached(self, space, &r).await?;
+        crate::blobs::ensure_cached(self, space, &self.blob_volumes(space, d)?, &r).await?;
         let fresh = crate::blobs::rekey(&self.files, &r)?;
-        crate::blobs::mark_pending(&self.files, space, fresh.id)?;
+        let target = Daemon::volume_of(&self.state(), space, to)?;
+        crate::blobs::mark_pending(&self.files, space, target, fresh.id)?;
         d.blob = fresh.id.to_string();
         d.blob_key = hex::encode(fresh.key);
         d.ciphertext_len = fresh.ciphertext_len;
         Ok(())
+    }
+
+    /// The volumes to fetch a document's file through: its own volume's, then the inbox
+    /// (a filed inbox document, before its binding reached the relay: only an admin
+    /// reads there).
+    fn blob_volumes(&self, space: SpaceId, d: &DocumentMeta) -> Result<Vec<VolumeId>, ApiError> {
+        let label = self.doc_label(space, d)?;
+        let st = self.state();
+        let mut v = vec![Daemon::volume_of(&st, space, &label)?];
+        v.extend(Daemon::volume_of(&st, space, crate::daemon::INBOX).ok());
+        Ok(v)
+    }
+
+    /// Queues the binding of a document's file to the volume of `label`, where its entry
+    /// now lives (finding 8; sent by an admin's device).
+    pub(crate) fn bind_to(
+        &self,
+        space: SpaceId,
+        label: &str,
+        d: &DocumentMeta,
+    ) -> Result<(), ApiError> {
+        if d.blob.is_empty() {
+            return Ok(());
+        }
+        let blob = d.blob.parse().map_err(internal)?;
+        let volume = Daemon::volume_of(&self.state(), space, label)?;
+        crate::blobs::mark_bind(&self.files, space, volume, blob)
+    }
+
+    /// The volume whose documents reference `blob` (a queue marker written before
+    /// version 9), or the notes for a bare blob.
+    pub(crate) fn volume_referencing(&self, space: SpaceId, blob: BlobId) -> Option<VolumeId> {
+        let wanted = blob.to_string();
+        for v in self.document_volumes(space) {
+            let ix = self.indexed(v).ok()?;
+            if ix.docs.iter().any(|d| d.blob == wanted) {
+                return Some(v);
+            }
+        }
+        Daemon::volume_of(&self.state(), space, crate::daemon::NOTES).ok()
     }
 
     /// The document volumes of a space.
@@ -471,23 +515,26 @@ impl Daemon {
         if meta.id.is_empty() {
             meta.id = hex::encode(rand::Rng::gen::<[u8; 8]>(&mut rand::rngs::OsRng));
         }
-        self.attach_file(space, &mut meta, path)?;
-        self.doc_write(space, &self.doc_label(space, &meta)?, &meta)
-            .await?;
+        let label = self.doc_label(space, &meta)?;
+        let volume = Daemon::volume_of(&self.state(), space, &label)?;
+        self.attach_file(space, volume, &mut meta, path)?;
+        self.doc_write(space, &label, &meta).await?;
         meta.blob_key.clear();
         Ok(meta)
     }
 
-    /// Seals a document's file into the blob cache, queues it for upload to `space`, and
-    /// fills in what the metadata says of it (size, blob, key, excerpt, time added).
+    /// Seals a document's file into the blob cache, queues it for upload to `volume` of
+    /// `space` (the volume whose entry references it), and fills in what the metadata
+    /// says of it (size, blob, key, excerpt, time added).
     pub(crate) fn attach_file(
         &self,
         space: SpaceId,
+        volume: VolumeId,
         meta: &mut DocumentMeta,
         path: &Path,
     ) -> Result<(), ApiError> {
         let id = self.seal_file(meta, path)?;
-        crate::blobs::mark_pending(&self.files, space, id)
+        crate::blobs::mark_pending(&self.files, space, volume, id)
     }
 
     /// Seals a document's file into this device's cache under a fresh key, recorded in
@@ -572,7 +619,7 @@ impl Daemon {
         }
         let d = self.doc_find(space, id)?;
         let r = blob_ref(&d)?;
-        crate::blobs::ensure_cached(self, space, &r).await?;
+        crate::blobs::ensure_cached(self, space, &self.blob_volumes(space, &d)?, &r).await?;
         crate::blobs::decrypt_cached(&self.files, &r, out)
     }
 
@@ -599,6 +646,9 @@ impl Daemon {
             let from = self.doc_label(space, &d)?;
             d.visibility = new;
             let to = self.doc_label(space, &d)?;
+            if to != from {
+                self.bind_to(space, &to, &d)?;
+            }
             self.doc_write(space, &to, &d).await?;
             if to != from {
                 self.doc_remove(space, &from, id).await?;
@@ -625,11 +675,16 @@ impl Daemon {
             ));
         }
         let from = self.doc_label(space, &d)?;
+        let mut moved = d.clone();
+        moved.visibility.hidden_from_professionals = hidden;
+        let to = self.doc_label(space, &moved)?;
         if hidden {
-            self.reseal(space, &mut d).await?;
+            self.reseal(space, &mut d, &to).await?;
+        } else {
+            // Shown again: the same file, now read through its group's volume.
+            self.bind_to(space, &to, &d)?;
         }
         d.visibility.hidden_from_professionals = hidden;
-        let to = self.doc_label(space, &d)?;
         // Written to its new volume before it leaves the old one: a crash in between
         // leaves it in both (shown once), never in neither.
         self.doc_write(space, &to, &d).await?;

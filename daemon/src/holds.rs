@@ -199,7 +199,8 @@ impl Daemon {
                         .blob
                         .parse()
                         .map_err(|_| api(ApiErrorCode::Internal, "a held document's blob id"))?;
-                    crate::blobs::mark_pending(&self.files, space, blob)?;
+                    let inbox = Daemon::volume_of(&self.state(), space, crate::daemon::INBOX)?;
+                    crate::blobs::mark_pending(&self.files, space, inbox, blob)?;
                 }
                 self.drop_item(space, &held.item).await?;
                 let mut batch = self.store.batch();

@@ -33,7 +33,8 @@ impl Daemon {
     /// (before the drop, like every document), its key travels inside the sealed drop.
     pub async fn send_document(&self, space: SpaceId, new: &NewDocument) -> Result<(), ApiError> {
         let mut meta = crate::documents::checked_meta(new)?;
-        self.attach_file(space, &mut meta, Path::new(&new.path))?;
+        let inbox = Daemon::volume_of(&self.state(), space, crate::daemon::INBOX)?;
+        self.attach_file(space, inbox, &mut meta, Path::new(&new.path))?;
         self.drop_item(space, &InboxItem::Document(Box::new(meta)))
             .await
     }
@@ -109,6 +110,9 @@ impl Daemon {
                     meta.visibility =
                         mes_protocol::documents::Visibility::from_professional(&meta.visibility);
                     let label = self.doc_label(space, &meta)?;
+                    // Its file was uploaded for the inbox: readers of `label` get it
+                    // once the relay binds it there too (finding 8).
+                    self.bind_to(space, &label, &meta)?;
                     let r = self.doc_write(space, &label, &meta).await;
                     if r.is_ok() {
                         self.notify(

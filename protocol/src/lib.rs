@@ -67,8 +67,8 @@ pub mod watchdog;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 8;
+pub const PROTOCOL_VERSION: u8 = 9;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/8";
+pub const ALPN: &[u8] = b"mes-sync/9";

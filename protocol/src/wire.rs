@@ -179,10 +179,14 @@ pub enum Request {
         /// Principal.
         principal: PrincipalId,
     },
-    /// Uploads one chunk of a blob; the last chunk commits it if the hash matches.
+    /// Uploads one chunk of a blob; the last chunk commits it if the hash matches, and
+    /// binds it to `volume` (issue 22 finding 8: a file is read through the volume that
+    /// references it). Needs write access to `volume`.
     PutBlobChunk {
         /// Space the blob belongs to.
         space: SpaceId,
+        /// The volume whose entries reference the file.
+        volume: VolumeId,
         /// Claimed id (hash of the whole ciphertext).
         blob: BlobId,
         /// Chunk index, from 0.
@@ -193,10 +197,12 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
-    /// Downloads one chunk of a blob.
+    /// Downloads one chunk of a blob bound to `volume`; needs read access to it.
     GetBlobChunk {
         /// Space.
         space: SpaceId,
+        /// A volume the blob is bound to.
+        volume: VolumeId,
         /// Blob.
         blob: BlobId,
         /// Chunk index.
@@ -278,6 +284,17 @@ pub enum Request {
     SetAdmissionKey {
         /// The kit's admission public key.
         key: PrincipalId,
+    },
+    /// Binds a blob already committed in the space to another of its volumes (an admin
+    /// filing an inbox document, showing a hidden one again): readers of that volume may
+    /// then fetch it.
+    BindBlob {
+        /// Space.
+        space: SpaceId,
+        /// The volume that now references the file.
+        volume: VolumeId,
+        /// Blob.
+        blob: BlobId,
     },
 }
 
@@ -778,16 +795,27 @@ pub(crate) mod arb {
                 any::<bool>(),
                 proptest::collection::vec(any::<u8>(), 0..64)
             )
-                .prop_map(|((space, _), b, index, last, data)| Request::PutBlobChunk {
-                    space,
-                    blob: BlobId(b),
-                    index,
-                    last,
-                    data
+                .prop_map(|((space, volume), b, index, last, data)| {
+                    Request::PutBlobChunk {
+                        space,
+                        volume,
+                        blob: BlobId(b),
+                        index,
+                        last,
+                        data,
+                    }
                 }),
-            (ids, any::<[u8; 32]>(), any::<u32>()).prop_map(|((space, _), b, index)| {
+            (ids.clone(), any::<[u8; 32]>()).prop_map(|((space, volume), b)| {
+                Request::BindBlob {
+                    space,
+                    volume,
+                    blob: BlobId(b),
+                }
+            }),
+            (ids, any::<[u8; 32]>(), any::<u32>()).prop_map(|((space, volume), b, index)| {
                 Request::GetBlobChunk {
                     space,
+                    volume,
                     blob: BlobId(b),
                     index,
                 }

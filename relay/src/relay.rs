@@ -1360,12 +1360,15 @@ impl Relay {
             }
             Request::PutBlobChunk {
                 space,
+                volume,
                 blob,
                 index,
                 last,
                 data,
             } => {
-                self.authorize(space, caller.principal, Need::AnyRole)
+                // Finding 8: a file is uploaded for the volume whose entries reference it,
+                // by someone who may write there.
+                self.authorize(space, caller.principal, Need::Write(volume))
                     .await?;
                 // A committed blob belongs to the space that committed it (finding 8): a
                 // member of another space who learnt its id cannot claim it there.
@@ -1401,24 +1404,59 @@ impl Relay {
                         .put_record(RecordKind::BlobOwner, key, Vec::new())
                         .await
                         .map_err(internal)?;
+                    self.bind_blob_to_volume(space, volume, blob).await?;
                 }
                 Ok(Reply::Done)
             }
-            Request::GetBlobChunk { space, blob, index } => {
-                let m = self
-                    .authorize(space, caller.principal, Need::AnyRole)
-                    .await?;
-                let key = [space.0.as_slice(), blob.0.as_slice()].concat();
-                if self
-                    .store
-                    .get_record(RecordKind::BlobOwner, &key)
-                    .await
-                    .map_err(internal)?
-                    .is_none()
-                {
+            Request::BindBlob {
+                space,
+                volume,
+                blob,
+            } => {
+                let m = self.authorize(space, caller.principal, Need::Admin).await?;
+                if m.volume(volume).is_none() {
+                    return Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!("no volume {} in space {}", volume.short(), space.short()),
+                    ));
+                }
+                if !self.blob_committed_in(space, blob).await? {
                     return Err(WireError::new(
                         ErrorCode::NotFound,
                         format!("no blob {} in space {}", blob.short(), space.short()),
+                    ));
+                }
+                self.bind_blob_to_volume(space, volume, blob).await?;
+                Ok(Reply::Done)
+            }
+            Request::GetBlobChunk {
+                space,
+                volume,
+                blob,
+                index,
+            } => {
+                let m = self
+                    .authorize(space, caller.principal, Need::Read(volume))
+                    .await?;
+                if !self.blob_committed_in(space, blob).await? {
+                    return Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!("no blob {} in space {}", blob.short(), space.short()),
+                    ));
+                }
+                // Finding 8: read only through a volume the file is bound to. A file
+                // committed before bindings existed (bound to none) stays readable by any
+                // member, as it was.
+                if !self.misbehaviour.skip_access_check
+                    && !self.blob_readable_through(space, volume, blob).await?
+                {
+                    return Err(WireError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "blob {} is not referenced by volume {}",
+                            blob.short(),
+                            volume.short()
+                        ),
                     ));
                 }
                 match self
@@ -1732,6 +1770,52 @@ impl Relay {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// Whether `blob` was committed for `space`.
+    async fn blob_committed_in(
+        &self,
+        space: SpaceId,
+        blob: mes_protocol::ids::BlobId,
+    ) -> Result<bool, WireError> {
+        let key = [space.0.as_slice(), blob.0.as_slice()].concat();
+        Ok(self
+            .store
+            .get_record(RecordKind::BlobOwner, &key)
+            .await
+            .map_err(internal)?
+            .is_some())
+    }
+
+    /// Binds a committed blob to a volume of its space (finding 8).
+    async fn bind_blob_to_volume(
+        &self,
+        space: SpaceId,
+        volume: VolumeId,
+        blob: mes_protocol::ids::BlobId,
+    ) -> Result<(), WireError> {
+        let key = [space.0.as_slice(), blob.0.as_slice(), volume.0.as_slice()].concat();
+        self.store
+            .put_record(RecordKind::BlobVolume, key, Vec::new())
+            .await
+            .map_err(internal)
+    }
+
+    /// Whether a blob of `space` may be read through `volume`: bound to it, or bound to
+    /// no volume at all (committed before bindings existed).
+    async fn blob_readable_through(
+        &self,
+        space: SpaceId,
+        volume: VolumeId,
+        blob: mes_protocol::ids::BlobId,
+    ) -> Result<bool, WireError> {
+        let prefix = [space.0.as_slice(), blob.0.as_slice()].concat();
+        let bound = self
+            .store
+            .scan_records(RecordKind::BlobVolume, &prefix)
+            .await
+            .map_err(internal)?;
+        Ok(bound.is_empty() || bound.iter().any(|(k, _)| k[prefix.len()..] == volume.0))
     }
 
     /// Binds a committed blob to its space for ever (first commit wins).

@@ -386,9 +386,16 @@ async fn stranger_claims_a_blob(m: Misbehaviour) -> anyhow::Result<(bool, bool)>
     let stranger = RawPrincipal::new("stranger");
     let theirs = own_space(&stranger, &t).await?;
     let c = stranger.connect(&t).await?;
+    // A volume of their own to upload for.
+    let mine = VolumeId(rand::random());
+    c.request(Request::DeclareVolume {
+        decl: declaration(theirs, mine, "notes", &stranger.principal.signing),
+    })
+    .await?;
     let claimed = c
         .request(Request::PutBlobChunk {
             space: theirs,
+            volume: mine,
             blob,
             index: 0,
             last: true,
@@ -399,6 +406,7 @@ async fn stranger_claims_a_blob(m: Misbehaviour) -> anyhow::Result<(bool, bool)>
     let fetched = c
         .request(Request::GetBlobChunk {
             space: theirs,
+            volume: mine,
             blob,
             index: 0,
         })
@@ -468,7 +476,13 @@ async fn every_read_of_a_file_is_logged_once_whichever_chunk_it_starts_at() -> a
             other => panic!("history: {other:?}"),
         }
     };
-    let chunk = |index| Request::GetBlobChunk { space, blob, index };
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    let chunk = |index| Request::GetBlobChunk {
+        space,
+        volume: notes,
+        blob,
+        index,
+    };
     assert_eq!(file_reads().await, 0);
     let c = reader.connect(&t).await?;
     c.request(chunk(1)).await?;
@@ -790,5 +804,81 @@ async fn a_drop_that_cannot_be_opened_is_set_aside_and_the_inbox_goes_on() -> an
         .inbox_read(o.space)?
         .iter()
         .any(|l| l.contains("illisible")));
+    Ok(())
+}
+
+/// What a reader of the emergency volume alone gets of a document's file (kept in a
+/// documents volume): (through the emergency volume, through the document's own).
+async fn reader_fetches_a_file_of_another_volume(
+    m: Misbehaviour,
+) -> anyhow::Result<(Option<ErrorCode>, Option<ErrorCode>)> {
+    let mes_tests::Owner {
+        dir,
+        relay,
+        t,
+        a,
+        space,
+    } = mes_tests::owner(m).await?;
+    let file = dir.path().join("bilan.txt");
+    std::fs::write(&file, "Bilan sanguin")?;
+    let meta = a
+        .daemon
+        .doc_add(
+            space,
+            &mes_protocol::documents::NewDocument {
+                path: file.to_string_lossy().into_owned(),
+                category: "biology".into(),
+                title: "Bilan".into(),
+                date: "2026-11-02".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    until(&a.daemon, WAIT, "blob uploaded", |d| {
+        mes_daemon::blobs::pending(&d.files).is_empty()
+    })
+    .await?;
+    let blob = meta.blob.parse().expect("blob id");
+    let documents = volume(&a.daemon, space, &mes_daemon::documents::label_of(&meta)?)
+        .expect("documents volume");
+    let emergency = volume(&a.daemon, space, "emergency").expect("emergency volume");
+    let reader = RawPrincipal::new("reader");
+    reader.connect(&t).await?;
+    a.daemon
+        .delegate(space, reader.id(), Role::Read, &["emergency".into()], None)
+        .await?;
+    let c = reader.connect(&t).await?;
+    let through = |volume| Request::GetBlobChunk {
+        space,
+        volume,
+        blob,
+        index: 0,
+    };
+    let via_emergency = refused_with(c.request(through(emergency)).await);
+    let via_documents = refused_with(c.request(through(documents)).await);
+    a.shutdown().await;
+    relay.shutdown().await;
+    Ok((via_emergency, via_documents))
+}
+
+/// Finding 8: a file is read only through a volume that references it, by someone who
+/// may read that volume: a reader of the emergency volume alone fetches neither by naming
+/// the volume it reads nor the document's own. Control: a relay that skips its access
+/// checks hands them the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_of_one_volume_cannot_fetch_a_file_of_another() -> anyhow::Result<()> {
+    assert_eq!(
+        reader_fetches_a_file_of_another_volume(Misbehaviour::default()).await?,
+        (Some(ErrorCode::NotFound), Some(ErrorCode::NotMember))
+    );
+    assert_eq!(
+        reader_fetches_a_file_of_another_volume(Misbehaviour {
+            skip_access_check: true,
+            ..Default::default()
+        })
+        .await?,
+        (None, None),
+        "control: without the checks the reader gets the file"
+    );
     Ok(())
 }

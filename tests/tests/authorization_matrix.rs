@@ -80,6 +80,8 @@ struct Target {
     volume: VolumeId,
     decl: VolumeDecl,
     blob: BlobId,
+    /// The volume whose document references `blob`.
+    blob_volume: VolumeId,
     owner: PrincipalId,
     owner_cert: DeviceCert,
 }
@@ -233,6 +235,7 @@ fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
         // Chunk 0 of a committed file, rewritten.
         RequestKind::PutBlobChunk => Request::PutBlobChunk {
             space,
+            volume: t.blob_volume,
             blob: t.blob,
             index: 0,
             last: false,
@@ -240,8 +243,15 @@ fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
         },
         RequestKind::GetBlobChunk => Request::GetBlobChunk {
             space,
+            volume: t.blob_volume,
             blob: t.blob,
             index: 0,
+        },
+        // The document's file bound to the target volume as well.
+        RequestKind::BindBlob => Request::BindBlob {
+            space,
+            volume: t.volume,
+            blob: t.blob,
         },
         RequestKind::PairOpen => Request::PairOpen {
             rendezvous: rand::random(),
@@ -429,8 +439,8 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
         })
         .await?;
     // A document in each space: its blob is the file the blob rows ask for.
-    let blob_o = document(&o.a, space, o.dir.path()).await?;
-    let blob_p = document(&p, p_space, o.dir.path()).await?;
+    let (blob_o, blob_volume_o) = document(&o.a, space, o.dir.path()).await?;
+    let (blob_p, blob_volume_p) = document(&p, p_space, o.dir.path()).await?;
 
     let mut callers = vec![
         daemon_caller("owner", a, t).await?,
@@ -470,6 +480,7 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
             volume: emergency,
             decl: decl_of(a, space, emergency),
             blob: blob_o,
+            blob_volume: blob_volume_o,
             owner: o_cert.body.principal,
             owner_cert: o_cert.clone(),
         },
@@ -478,6 +489,7 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
             volume: inbox,
             decl: decl_of(a, space, inbox),
             blob: blob_o,
+            blob_volume: blob_volume_o,
             owner: o_cert.body.principal,
             owner_cert: o_cert.clone(),
         },
@@ -486,6 +498,7 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
             volume: p_emergency,
             decl: decl_of(&p.daemon, p_space, p_emergency),
             blob: blob_p,
+            blob_volume: blob_volume_p,
             owner: p_cert.body.principal,
             owner_cert: p_cert.clone(),
         },
@@ -494,6 +507,7 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
             volume: p_emergency,
             decl: decl_of(&p.daemon, p_space, p_emergency),
             blob: blob_p,
+            blob_volume: blob_volume_p,
             owner: p_cert.body.principal,
             owner_cert: p_cert,
         },
@@ -519,12 +533,13 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
     Ok(table)
 }
 
-/// Adds a small document to a space and waits until its blob is at the relay.
+/// Adds a small document to a space and waits until its blob is at the relay: the blob
+/// and the volume of the document.
 async fn document(
     d: &mes_daemon::run::RunningDaemon,
     space: SpaceId,
     dir: &std::path::Path,
-) -> anyhow::Result<BlobId> {
+) -> anyhow::Result<(BlobId, VolumeId)> {
     let path = dir.join(format!("{}.txt", hex::encode(&space.0[..4])));
     std::fs::write(&path, "Compte rendu de consultation")?;
     let meta = d
@@ -548,7 +563,9 @@ async fn document(
         mes_daemon::blobs::pending(&d.files).is_empty()
     })
     .await?;
-    Ok(blob)
+    let label = mes_daemon::documents::label_of(&meta)?;
+    let v = volume(&d.daemon, space, &label).expect("the document's volume");
+    Ok((blob, v))
 }
 
 fn render(table: &Table) -> String {

@@ -1347,6 +1347,32 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     let back = o.dir.path().join("nfs-back.txt");
     o.a.daemon.doc_get(o.space, &doc.id, &back).await?;
     assert_eq!(std::fs::read_to_string(&back)?, "Hémoglobine 13,2 g/dL");
+    // Issue 22 finding 8: the file came bound to the inbox; filed, the owner's daemon
+    // binds it to the document's volume, where its readers fetch it (the lab, which only
+    // drops into the inbox, still cannot).
+    until(&o.a.daemon, Duration::from_secs(30), "binding sent", |d| {
+        mes_daemon::blobs::pending(&d.files).is_empty()
+    })
+    .await?;
+    let documents = mes_tests::volume(
+        &o.a.daemon,
+        o.space,
+        &mes_daemon::documents::label_of(&doc)?,
+    )
+    .expect("documents volume");
+    let chunk = mes_protocol::wire::Request::GetBlobChunk {
+        space: o.space,
+        volume: documents,
+        blob: doc.blob.parse().expect("blob id"),
+        index: 0,
+    };
+    let (owner_conn, _) = mes_tests::connect_as(&o.a.daemon, &o.t).await?;
+    assert!(owner_conn.request(chunk.clone()).await.is_ok());
+    let (lab_conn, _) = mes_tests::connect_as(&lab.daemon, &o.t).await?;
+    assert!(
+        lab_conn.request(chunk).await.is_err(),
+        "control: a feeder of the inbox does not read the documents volume"
+    );
     let (messages, _) = o.a.daemon.messages_view(o.space)?;
     assert!(messages
         .threads

@@ -241,6 +241,7 @@ async fn a_committed_blob_survives_chunks_sent_under_its_id() -> anyhow::Result<
     let content: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
     std::fs::write(&file, &content)?;
     let (blob, _) = mes_daemon::blobs::put(&a.daemon, a_space, &file).await?;
+    let notes = mes_tests::volume(&a.daemon, a_space, "notes").expect("notes");
     let (reader, _) = connect_as(&a.daemon, &t).await?;
     let download = || async {
         let mut bytes = Vec::new();
@@ -248,6 +249,7 @@ async fn a_committed_blob_survives_chunks_sent_under_its_id() -> anyhow::Result<
             let reply = reader
                 .request(Request::GetBlobChunk {
                     space: a_space,
+                    volume: notes,
                     blob,
                     index,
                 })
@@ -278,10 +280,12 @@ async fn a_committed_blob_survives_chunks_sent_under_its_id() -> anyhow::Result<
         "stored as uploaded"
     );
     let (c, _pushes) = connect_as(&m.daemon, &t).await?;
+    let m_notes = mes_tests::volume(&m.daemon, m_space, "notes").expect("notes");
     for (index, last) in [(0, false), (1, true), (0, true), (3, true)] {
         let _ = c
             .request(Request::PutBlobChunk {
                 space: m_space,
+                volume: m_notes,
                 blob,
                 index,
                 last,

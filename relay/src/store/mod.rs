@@ -107,11 +107,14 @@ pub enum RecordKind {
     /// A device's current certificate (the newest its principals issued), by device id:
     /// found without scanning every device (issue 22, finding 6).
     DeviceCurrent,
+    /// The volumes a committed blob is bound to (issue 22, finding 8), by space || blob
+    /// || volume: a file is read only through a volume that references it.
+    BlobVolume,
 }
 
 impl RecordKind {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 14] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::Membership,
         RecordKind::Device,
         RecordKind::Revocation,
@@ -126,6 +129,7 @@ impl RecordKind {
         RecordKind::AdmissionKey,
         RecordKind::BlobSpace,
         RecordKind::DeviceCurrent,
+        RecordKind::BlobVolume,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.
