@@ -97,6 +97,17 @@ pub struct OutboxConfig {
     pub dir: Option<PathBuf>,
     /// SMTP server `host:port` for emails instead of the maildir.
     pub smtp: Option<String>,
+    /// How the SMTP connection is protected: `starttls` (the default: the server must
+    /// offer STARTTLS, its certificate is checked), `tls` (TLS from the first byte, port
+    /// 465), or `none` (plain text: only for a server on the same host).
+    pub smtp_tls: crate::outbox::SmtpTls,
+    /// A PEM file of the CA that signed the SMTP server's certificate, besides the
+    /// system's.
+    pub smtp_ca: Option<PathBuf>,
+    /// The SMTP account's user name (AUTH PLAIN or LOGIN, over TLS only).
+    pub smtp_user: Option<String>,
+    /// A file holding the SMTP account's password (never the password itself here).
+    pub smtp_password_file: Option<PathBuf>,
     /// Directory of templates replacing the embedded ones (same file names).
     pub templates: Option<PathBuf>,
     /// Where to activate, as messages say it.
@@ -131,7 +142,38 @@ impl HubConfig {
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
                 .ok_or_else(|| anyhow::anyhow!("outbox.smtp {smtp:?} is not host:port"))?;
-            d.email = crate::outbox::EmailSink::Smtp { host, port };
+            let credentials = match (&self.outbox.smtp_user, &self.outbox.smtp_password_file) {
+                (Some(user), Some(file)) => {
+                    let password = std::fs::read_to_string(file).map_err(|e| {
+                        anyhow::anyhow!("outbox.smtp_password_file {}: {e}", file.display())
+                    })?;
+                    Some((
+                        user.clone(),
+                        password.trim_end_matches(['\r', '\n']).to_string(),
+                    ))
+                }
+                (None, None) => None,
+                _ => anyhow::bail!("outbox.smtp_user and outbox.smtp_password_file go together"),
+            };
+            if credentials.is_some() && self.outbox.smtp_tls == crate::outbox::SmtpTls::None {
+                anyhow::bail!(
+                    "outbox.smtp_user with smtp_tls = \"none\" would send the password in the clear: use starttls or tls"
+                );
+            }
+            let ca = match &self.outbox.smtp_ca {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| anyhow::anyhow!("outbox.smtp_ca {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            d.email = crate::outbox::EmailSink::Smtp(crate::outbox::SmtpServer {
+                host,
+                port,
+                tls: self.outbox.smtp_tls,
+                ca,
+                credentials,
+            });
         }
         if let Some(s) = &self.outbox.site {
             d.hub.site = s.clone();
@@ -161,5 +203,35 @@ mod tests {
         assert_eq!(example.serve, expected.serve);
         let e = toml::from_str::<HubConfig>("[enrolment]\nopposition_day = 42\n").unwrap_err();
         assert!(e.to_string().contains("opposition_day"), "{e}");
+    }
+
+    /// Issue 22 finding 10: SMTP is protected unless the operator says otherwise, and a
+    /// password is never sent in the clear nor written in the file (control: the same
+    /// account over STARTTLS is taken).
+    #[test]
+    fn smtp_is_protected_and_its_password_never_in_the_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "secret\n").unwrap();
+        let load = |extra: &str| {
+            let c: HubConfig = toml::from_str(&format!(
+                "[outbox]\nsmtp = \"mail.example.fr:587\"\n{extra}"
+            ))
+            .unwrap();
+            c.delivery(dir.path())
+        };
+        let account = format!("smtp_user = \"hub\"\nsmtp_password_file = {:?}\n", pw);
+        let plain = load(&format!("smtp_tls = \"none\"\n{account}")).unwrap_err();
+        assert!(plain.to_string().contains("in the clear"), "{plain}");
+        let half = load("smtp_user = \"hub\"\n").unwrap_err();
+        assert!(half.to_string().contains("go together"), "{half}");
+        match load(&account).unwrap().email {
+            crate::outbox::EmailSink::Smtp(s) => {
+                assert_eq!(s.tls, crate::outbox::SmtpTls::Starttls, "the default");
+                assert_eq!(s.credentials, Some(("hub".into(), "secret".into())));
+                assert!(!format!("{s:?}").contains("secret"), "kept out of logs");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -31,13 +31,79 @@ use crate::notification::{HubIdentity, Templates};
 pub enum EmailSink {
     /// A maildir (`tmp/`, `new/`, `cur/`).
     Maildir(PathBuf),
-    /// An SMTP server (plain, for a relay on the same host or loopback).
-    Smtp {
-        /// Host.
-        host: String,
-        /// Port.
-        port: u16,
-    },
+    /// An SMTP server.
+    Smtp(SmtpServer),
+}
+
+/// How the connection to the SMTP server is protected (issue 22 finding 10).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// STARTTLS, required: a server that does not offer it is refused.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465).
+    Tls,
+    /// Plain text (a server on the same host only).
+    None,
+}
+
+/// An SMTP server and how to reach it.
+#[derive(Clone)]
+pub struct SmtpServer {
+    /// Host (also the name its certificate must carry).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Protection.
+    pub tls: SmtpTls,
+    /// A PEM CA certificate trusted besides the system's.
+    pub ca: Option<Vec<u8>>,
+    /// User name and password (sent over TLS only).
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for SmtpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpServer")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("ca", &self.ca.is_some())
+            .field("user", &self.credentials.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
+impl SmtpServer {
+    /// The lettre transport for this server.
+    pub fn transport(&self) -> anyhow::Result<lettre::SmtpTransport> {
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let mut b = lettre::SmtpTransport::builder_dangerous(self.host.as_str()).port(self.port);
+        if self.tls != SmtpTls::None {
+            let mut params = TlsParameters::builder(self.host.clone());
+            if let Some(pem) = &self.ca {
+                params = params.add_root_certificate(
+                    Certificate::from_pem(pem)
+                        .map_err(|e| anyhow::anyhow!("the SMTP CA certificate: {e}"))?,
+                );
+            }
+            let params = params
+                .build_rustls()
+                .map_err(|e| anyhow::anyhow!("SMTP TLS settings: {e}"))?;
+            b = b.tls(match self.tls {
+                SmtpTls::Tls => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        }
+        if let Some((user, password)) = &self.credentials {
+            b = b.credentials(lettre::transport::smtp::authentication::Credentials::new(
+                user.clone(),
+                password.clone(),
+            ));
+        }
+        Ok(b.build())
+    }
 }
 
 /// Where the outbox delivers.
@@ -204,7 +270,7 @@ fn render_one(
             };
             Rendered::Email { file, name }
         }
-        (Some(to), EmailSink::Smtp { .. }, _) => Rendered::Smtp {
+        (Some(to), EmailSink::Smtp(_), _) => Rendered::Smtp {
             to: to.clone(),
             message: email_of(m, to, body, &d.hub, false)?,
         },
@@ -393,14 +459,7 @@ pub fn deliver_in_batches(
     // The most emails one batch may hold open (unnamed files wait open until named).
     let mut open_emails = usize::MAX;
     let (smtp, tmp) = match &d.email {
-        EmailSink::Smtp { host, port } => (
-            Some(
-                lettre::SmtpTransport::builder_dangerous(host.as_str())
-                    .port(*port)
-                    .build(),
-            ),
-            None,
-        ),
+        EmailSink::Smtp(server) => (Some(server.transport()?), None),
         EmailSink::Maildir(m) => {
             for sub in ["tmp", "new", "cur"] {
                 crate::private_files::create_dir(&m.join(sub))?;

@@ -679,8 +679,10 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
 }
 
 /// Emails over SMTP when configured (F1.2): a real SMTP server (aiosmtpd, from PyPI)
-/// started on loopback receives the campaign's messages; the letters still go to print
-/// files. With the server stopped, delivery fails and the messages stay in the outbox.
+/// started on loopback, requiring STARTTLS and a password (issue 22 finding 10),
+/// receives the campaign's messages; the letters still go to print files. Controls, each
+/// leaving every message in the outbox: no server listening; a server whose certificate
+/// the relay does not trust; a wrong password; plain text to a server that requires TLS.
 #[test]
 fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -702,55 +704,87 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let config = dir.path().join("mes-relay.toml");
-    std::fs::write(
-        &config,
-        format!("[outbox]\nsmtp = \"127.0.0.1:{port}\"\nsite = \"sante.exemple\"\n"),
-    )?;
-    let config_s = config.to_str().unwrap();
+    // The server's certificate, and another one the relay is not told about.
+    let pem = |name: &str| -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+        let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])?;
+        let (cert, key) = (
+            dir.path().join(format!("{name}.pem")),
+            dir.path().join(format!("{name}-key.pem")),
+        );
+        std::fs::write(&cert, c.cert.pem())?;
+        std::fs::write(&key, c.key_pair.serialize_pem())?;
+        Ok((cert, key))
+    };
+    let (cert, key) = pem("smtp")?;
+    let (stranger_ca, _) = pem("other")?;
+    let password = dir.path().join("smtp-password");
+    std::fs::write(&password, "s3cret-hub\n")?;
+    let wrong_password = dir.path().join("smtp-wrong");
+    std::fs::write(&wrong_password, "guess")?;
+    let config = |name: &str, extra: &str| -> anyhow::Result<String> {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("[outbox]\nsmtp = \"127.0.0.1:{port}\"\nsite = \"sante.exemple\"\n{extra}"),
+        )?;
+        Ok(path.to_string_lossy().into_owned())
+    };
+    let with = |ca: &std::path::Path, pw: &std::path::Path| {
+        format!(
+            "smtp_ca = {:?}\nsmtp_user = \"hub\"\nsmtp_password_file = {:?}\n",
+            ca.to_str().unwrap(),
+            pw.to_str().unwrap()
+        )
+    };
+    let good = config("good", &with(&cert, &password))?;
+    let untrusted = config("untrusted", &with(&stranger_ca, &password))?;
+    let wrong = config("wrong", &with(&cert, &wrong_password))?;
+    let plain = config("plain", "smtp_tls = \"none\"\n")?;
+    let waiting = |data: &std::path::Path| -> anyhow::Result<serde_json::Value> {
+        let (_, out, _) = run_relay_on(data, &["stats", "--data", data.to_str().unwrap()])?;
+        Ok(json(&out)["outbox"].clone())
+    };
     // Control first: no server listening, nothing delivered, nothing lost.
     let (code, _, err) = run_relay_on(
         &data,
-        &["campaign", "run", "--data", data_s, "--config", config_s],
+        &["campaign", "run", "--data", data_s, "--config", &good],
     )?;
     assert_ne!(code, 0);
     assert!(err.contains("SMTP delivery"), "{err}");
-    let (_, out, _) = run_relay_on(&data, &["stats", "--data", data_s])?;
-    assert_eq!(json(&out)["outbox"], 4, "every message still waits");
+    assert_eq!(waiting(&data)?, 4, "every message still waits");
 
     let inbox = dir.path().join("smtp-inbox");
     let mut server = Command::new(mes_tests::python()?)
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &format!("127.0.0.1:{port}"),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
-        .arg(&inbox)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/smtp_server.py"))
+        .args(["127.0.0.1", &port.to_string()])
+        .args([&cert, &key, &inbox])
+        .args(["hub", "s3cret-hub"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()?;
-    // Ready once it accepts a connection and greets.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        use std::io::Read;
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            let mut greeting = [0u8; 3];
-            if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
-                break;
-            }
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "aiosmtpd did not start"
-        );
-        std::thread::yield_now();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().expect("stdout")).read_line(&mut line)?;
+        anyhow::ensure!(line.trim() == "ready", "the SMTP server said {line:?}");
     }
-    let result = run_relay_on(&data, &["deliver", "--data", data_s, "--config", config_s]);
-    let _ = server.kill();
+    let deliver =
+        |config: &str| run_relay_on(&data, &["deliver", "--data", data_s, "--config", config]);
+    let controls = [
+        (&untrusted, "a certificate the relay does not trust"),
+        (&wrong, "a wrong password"),
+        (&plain, "plain text to a server that requires STARTTLS"),
+    ]
+    .map(|(config, what)| (deliver(config), what));
+    let result = deliver(&good);
+    drop(server.stdin.take());
     let _ = server.wait();
+    for (outcome, what) in controls {
+        let (code, _, err) = outcome?;
+        assert_ne!(code, 0, "control ({what}) delivered");
+        assert!(err.contains("SMTP delivery"), "{what}: {err}");
+    }
     let (code, out, err) = result?;
     assert_eq!(code, 0, "{err}");
     assert_eq!(json(&out)["emails"], 3);
@@ -765,8 +799,7 @@ fn the_campaign_sends_emails_through_a_real_smtp_server() -> anyhow::Result<()> 
         mail.contains("louis.payet@exemple.re") && mail.contains("sante.exemple"),
         "{mail}"
     );
-    let (_, out, _) = run_relay_on(&data, &["stats", "--data", data_s])?;
-    assert_eq!(json(&out)["outbox"], 0);
+    assert_eq!(waiting(&data)?, 0);
     Ok(())
 }
 
