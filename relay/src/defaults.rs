@@ -53,6 +53,11 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest blob chunk accepted.
 pub const MAX_BLOB_CHUNK: usize = mes_protocol::blob::CHUNK_CIPHERTEXT;
+/// Chunks of one file (1 GiB of ciphertext): an upload never committed holds at most
+/// this much under one id (issue 22 finding 6).
+pub const MAX_BLOB_CHUNKS: usize = 16_384;
+/// Spaces one principal may own (a person, their minors' spaces until handed over).
+pub const MAX_SPACES_PER_PRINCIPAL: usize = 64;
 /// Largest bundle batch in one append.
 pub const MAX_APPEND_BUNDLES: usize = 4096;
 /// Graceful shutdown: how long connections get to drain.

@@ -137,27 +137,14 @@ pub enum Admission {
     FirstDevice,
 }
 
-/// Requests that write: a first device is listed before them.
-fn writes(kind: mes_protocol::wire::RequestKind) -> bool {
+/// Requests whose handler needs the caller's device listed already (it wraps keys to the
+/// caller's devices, or extends or trims their list): a first device is listed before
+/// them; after any other request only once it succeeded.
+fn lists_first(kind: mes_protocol::wire::RequestKind) -> bool {
     use mes_protocol::wire::RequestKind as K;
-    !matches!(
+    matches!(
         kind,
-        K::GetMembership
-            | K::ListSpaces
-            | K::Fetch
-            | K::GetSnapshot
-            | K::Subscribe
-            | K::GetEnvelopes
-            | K::ListDevices
-            | K::GetBlobChunk
-            | K::GetHistory
-            | K::GetRecoveryEnvelopes
-            | K::GetHubInfo
-            | K::FindProfessional
-            | K::GetCatalogue
-            | K::ListStructure
-            | K::PairOpen
-            | K::PairSend
+        K::EmergencyAccess | K::Enrol | K::ListDevice | K::RevokeDevice
     )
 }
 
@@ -360,6 +347,7 @@ impl Relay {
         relay.backfill_volume_bindings().await?;
         relay.backfill_blob_bindings().await?;
         relay.backfill_current_certs().await?;
+        relay.backfill_structure_index().await?;
         // Another instance on a shared backend changed a record this one caches.
         let weak = Arc::downgrade(&relay);
         relay.store.set_record_hook(Box::new(move |kind, key| {
@@ -938,10 +926,10 @@ impl Relay {
     pub async fn handle(&self, caller: &Caller, req: Request) -> Result<Reply, WireError> {
         let kind = mes_protocol::wire::RequestKind::from(&req);
         let what: &'static str = kind.into();
-        // A first device is listed before a request that writes (its handler may wrap
-        // keys to the caller's devices), after a read that succeeded: a stranger who only
-        // knocks or reads what anyone may leaves nothing durable (finding 6).
-        let mut outcome = if writes(kind) {
+        // A first device is listed before a request whose handler needs it, otherwise
+        // once a request succeeded: a stranger who only knocks, reads what anyone may or
+        // is refused leaves nothing durable (finding 6).
+        let mut outcome = if lists_first(kind) {
             match self.list_pending_first_device(caller).await {
                 Ok(()) => self.handle_inner(caller, req).await,
                 Err(e) => Err(e),
@@ -1006,6 +994,23 @@ impl Relay {
                         ))
                     };
                 }
+                // Finding 6: what one principal may make the relay keep is bounded.
+                let owned = self
+                    .memberships
+                    .read()
+                    .expect("membership lock")
+                    .values()
+                    .filter(|m| m.owner() == caller.principal)
+                    .count();
+                if owned >= crate::defaults::MAX_SPACES_PER_PRINCIPAL {
+                    return Err(WireError::new(
+                        ErrorCode::Busy,
+                        format!(
+                            "a person owns at most {} spaces at this hub",
+                            crate::defaults::MAX_SPACES_PER_PRINCIPAL
+                        ),
+                    ));
+                }
                 let m = Membership::new(genesis).map_err(bad_record)?;
                 self.save_membership(m).await?;
                 Ok(Reply::Done)
@@ -1056,6 +1061,14 @@ impl Relay {
                 Ok(Reply::Done)
             }
             Request::SetAdmissionKey { key } => {
+                // Finding 6: a recovery kit restores a person who has something here; a
+                // fresh identity with no space leaves nothing durable.
+                if self.spaces_of(caller.principal).is_empty() {
+                    return Err(WireError::new(
+                        ErrorCode::Forbidden,
+                        "a recovery kit is for a person with a space at this hub: create or join one first",
+                    ));
+                }
                 self.store
                     .put_record(
                         RecordKind::AdmissionKey,
@@ -1382,6 +1395,15 @@ impl Relay {
                         ),
                     ));
                 }
+                if index as usize >= crate::defaults::MAX_BLOB_CHUNKS {
+                    return Err(WireError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "chunk {index}: a file has at most {} chunks",
+                            crate::defaults::MAX_BLOB_CHUNKS
+                        ),
+                    ));
+                }
                 self.store
                     .put_blob_chunk(&blob.0, index, &data)
                     .await
@@ -1554,17 +1576,22 @@ impl Relay {
                 Ok(Reply::History { entries })
             }
             Request::ListStructure { structure } => {
+                // One structure's index lines, then each listed entry (finding 6).
+                let prefix = [b"s".as_slice(), structure.as_bytes(), &[0]].concat();
                 let mut entries = Vec::new();
                 for (_, v) in self
                     .store
-                    .scan_records(RecordKind::Directory, b"p")
+                    .scan_records(RecordKind::Directory, &prefix)
                     .await
                     .map_err(internal)?
                 {
-                    let e: Signed<DirectoryEntry> =
-                        codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
-                    if e.body.professional.structure.as_deref() == Some(structure.as_str()) {
-                        entries.push(e);
+                    let Ok(p) = <[u8; 32]>::try_from(v.as_slice()) else {
+                        continue;
+                    };
+                    if let Some(e) = self.professional(PrincipalId(p)).await? {
+                        if e.body.professional.structure.as_deref() == Some(structure.as_str()) {
+                            entries.push(e);
+                        }
                     }
                 }
                 Ok(Reply::Professionals { entries })
@@ -1679,6 +1706,28 @@ impl Relay {
 
     /// Whether the one-time backfill of an index kind was done (its marker key, which no
     /// id of 16 or 32 bytes can be).
+    /// Indexes the directory by structure once, for directories imported before the
+    /// index existed.
+    async fn backfill_structure_index(&self) -> Result<(), StoreError> {
+        if self.backfilled(RecordKind::Directory).await? {
+            return Ok(());
+        }
+        for (_, v) in self.store.scan_records(RecordKind::Directory, b"p").await? {
+            let e: Signed<DirectoryEntry> =
+                codec::from_bytes(&v).map_err(|e| StoreError(e.to_string()))?;
+            if let Some(structure) = &e.body.professional.structure {
+                self.store
+                    .put_record(
+                        RecordKind::Directory,
+                        structure_key(structure, e.body.principal),
+                        e.body.principal.0.to_vec(),
+                    )
+                    .await?;
+            }
+        }
+        self.mark_backfilled(RecordKind::Directory).await
+    }
+
     async fn backfilled(&self, kind: RecordKind) -> Result<bool, StoreError> {
         Ok(self.store.get_record(kind, BACKFILLED).await?.is_some())
     }
@@ -2326,6 +2375,26 @@ impl Relay {
                         )
                         .await?;
                 }
+                if let Some(left) = old.body.professional.structure.as_deref() {
+                    if Some(left) != professional.structure.as_deref() {
+                        self.store
+                            .put_record(
+                                RecordKind::Directory,
+                                structure_key(left, principal),
+                                Vec::new(),
+                            )
+                            .await?;
+                    }
+                }
+            }
+            if let Some(structure) = &professional.structure {
+                self.store
+                    .put_record(
+                        RecordKind::Directory,
+                        structure_key(structure, principal),
+                        principal.0.to_vec(),
+                    )
+                    .await?;
             }
             let rk = rpps_key(&professional.rpps);
             let entry = Signed::sign(
@@ -2515,6 +2584,13 @@ impl Relay {
 
 fn rpps_key(rpps: &Rpps) -> Vec<u8> {
     [b"r".as_slice(), rpps.as_str().as_bytes()].concat()
+}
+
+/// The structure index of the directory: `s` || structure || 0 || principal, whose value
+/// is the principal while it works there, empty once it left (finding 6: `ListStructure`
+/// reads one structure, not the whole directory).
+fn structure_key(structure: &str, p: PrincipalId) -> Vec<u8> {
+    [b"s".as_slice(), structure.as_bytes(), &[0], p.0.as_slice()].concat()
 }
 
 fn principal_key(p: PrincipalId) -> Vec<u8> {

@@ -242,11 +242,78 @@ async fn a_stranger_who_only_knocks_leaves_nothing_durable() -> anyhow::Result<(
         r.relay.devices_of(stranger.id()).await?.is_empty(),
         "knocking listed the stranger's device"
     );
-    // Control: a request that writes lists it first.
+    // Nor can it keep a recovery kit's key without a space.
+    let kit = Request::SetAdmissionKey {
+        key: RawPrincipal::new("kit").id(),
+    };
+    let refused = |r: Result<_, ClientError>| match r {
+        Err(ClientError::Refused(w)) => Some(w.code),
+        _ => None,
+    };
+    assert_eq!(
+        refused(c.request(kit.clone()).await),
+        Some(ErrorCode::Forbidden)
+    );
+    assert!(r.relay.devices_of(stranger.id()).await?.is_empty());
+    // Control: a request that writes lists it first, and with a space the kit is kept.
     let (space, genesis) = stranger.genesis();
     c.request(Request::RegisterSpace { genesis }).await?;
     let listed = r.relay.devices_of(stranger.id()).await?;
     assert_eq!(listed.len(), 1, "space {space:?}");
+    assert!(c.request(kit).await.is_ok());
+    r.shutdown().await;
+    Ok(())
+}
+
+/// Finding 6: what one principal makes the relay keep is bounded: so many spaces, so many
+/// chunks under one file id (control: the last space within the quota is taken).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_principal_owns_only_so_many_spaces_and_chunks() -> anyhow::Result<()> {
+    use mes_relay::defaults::{MAX_BLOB_CHUNKS, MAX_SPACES_PER_PRINCIPAL};
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let hoarder = RawPrincipal::new("hoarder");
+    let c = hoarder.connect(&t).await?;
+    let mut first = None;
+    for _ in 0..MAX_SPACES_PER_PRINCIPAL {
+        let (space, genesis) = hoarder.genesis();
+        c.request(Request::RegisterSpace { genesis }).await?;
+        first.get_or_insert(space);
+    }
+    let (_, genesis) = hoarder.genesis();
+    match c.request(Request::RegisterSpace { genesis }).await {
+        Err(ClientError::Refused(w)) => assert_eq!(w.code, ErrorCode::Busy, "{w:?}"),
+        other => panic!("one space more than the quota: {other:?}"),
+    }
+    let space = first.expect("a space");
+    let notes = mes_protocol::ids::VolumeId(rand::random());
+    c.request(Request::DeclareVolume {
+        decl: mes_protocol::membership::Signed::sign(
+            mes_protocol::membership::VolumeDecl {
+                space,
+                volume: notes,
+                kind: mes_protocol::ids::VolumeKind::Automerge,
+                generation: mes_protocol::ids::Generation(0),
+                label: "notes".into(),
+            },
+            &hoarder.principal.signing,
+        ),
+    })
+    .await?;
+    let chunk = |index: usize| Request::PutBlobChunk {
+        space,
+        volume: notes,
+        blob: mes_protocol::ids::BlobId(rand::random()),
+        index: index as u32,
+        last: false,
+        data: vec![1; 16],
+    };
+    assert!(c.request(chunk(MAX_BLOB_CHUNKS - 1)).await.is_ok());
+    match c.request(chunk(MAX_BLOB_CHUNKS)).await {
+        Err(ClientError::Refused(w)) => assert_eq!(w.code, ErrorCode::TooLarge, "{w:?}"),
+        other => panic!("a chunk past the last: {other:?}"),
+    }
     r.shutdown().await;
     Ok(())
 }
