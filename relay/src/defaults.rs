@@ -10,6 +10,9 @@ pub const REPLY_BYTES: usize = 128 << 20;
 /// Bytes of request frames being read or handled by all connections at once (a frame
 /// under [`SMALL_FRAME`] takes none of it).
 pub const REQUEST_BYTES: usize = 64 << 20;
+/// Largest frame from a device not listed yet (a stranger, a device being paired):
+/// larger ones wait until a request of it succeeded and listed it.
+pub const MAX_UNLISTED_FRAME: usize = 1 << 20;
 /// Frames under this size do not draw on the relay-wide pools.
 pub const SMALL_FRAME: usize = 64 << 10;
 /// A connection whose peer takes none of its bytes for this long is closed: a client

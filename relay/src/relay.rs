@@ -122,6 +122,11 @@ impl FirstDevice {
         self.0.lock().expect("first device lock").clone()
     }
 
+    /// Whether the device is admitted but not listed yet.
+    pub fn is_pending(&self) -> bool {
+        self.0.lock().expect("first device lock").is_some()
+    }
+
     fn listed(&self) {
         *self.0.lock().expect("first device lock") = None;
     }

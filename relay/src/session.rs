@@ -217,9 +217,16 @@ async fn read_loop(
     let budgets = &relay.budgets;
     loop {
         let mut length = 0;
+        // A device not on any list yet (a stranger, a device being paired) sends small
+        // frames: its first requests are; a large one waits until it is listed.
+        let max = if caller.first_device.is_pending() {
+            crate::defaults::MAX_UNLISTED_FRAME
+        } else {
+            MAX_WIRE_FRAME
+        };
         let frame = read_frame_reserving::<ClientFrame, _, _, _, _>(
             recv,
-            MAX_WIRE_FRAME,
+            max,
             Some(crate::defaults::FRAME_BODY_TIMEOUT),
             |len| {
                 length = len;

@@ -317,3 +317,40 @@ async fn one_principal_owns_only_so_many_spaces_and_chunks() -> anyhow::Result<(
     r.shutdown().await;
     Ok(())
 }
+
+/// Finding 5: a device on no list yet (a stranger, a device being paired) sends no large
+/// frame: a 2 MiB one ends its connection before the body is read. Control: the same
+/// frame from the same identity once listed (it registered a space) is read and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_on_no_list_sends_no_large_frame() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let big = || Request::PairSend {
+        rendezvous: [7; 16],
+        body: vec![0; 2 << 20],
+    };
+    let stranger = RawPrincipal::new("stranger");
+    let c = stranger.connect(&t).await?;
+    assert!(
+        !matches!(c.request(big()).await, Err(ClientError::Refused(ref w)) if w.code == ErrorCode::TooLarge && w.message.contains("pairing")),
+        "the body was read"
+    );
+    assert!(
+        c.request(Request::GetHubInfo).await.is_err(),
+        "the connection ended"
+    );
+    let c = stranger.connect(&t).await?;
+    let (_, genesis) = stranger.genesis();
+    c.request(Request::RegisterSpace { genesis }).await?;
+    match c.request(big()).await {
+        Err(ClientError::Refused(w)) => {
+            assert_eq!(w.code, ErrorCode::TooLarge);
+            assert!(w.message.contains("pairing message"), "{w:?}");
+        }
+        other => panic!("control: read and answered, got {other:?}"),
+    }
+    assert!(c.request(Request::GetHubInfo).await.is_ok());
+    r.shutdown().await;
+    Ok(())
+}
