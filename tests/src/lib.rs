@@ -441,6 +441,41 @@ impl RawPrincipal {
     }
 }
 
+/// A document added to a space as a person would (a small file of biology results), once
+/// its file is at the relay: its id, its file's id and the volume that references it.
+pub async fn uploaded_document(
+    d: &Arc<Daemon>,
+    space: SpaceId,
+    dir: &Path,
+    title: &str,
+) -> anyhow::Result<(String, mes_protocol::ids::BlobId, VolumeId)> {
+    let path = dir.join(format!("{}-{title}.txt", hex::encode(&space.0[..4])));
+    std::fs::write(&path, format!("{title} : compte rendu"))?;
+    let meta = d
+        .doc_add(
+            space,
+            &mes_protocol::documents::NewDocument {
+                path: path.to_string_lossy().into_owned(),
+                category: "biology".into(),
+                title: title.into(),
+                date: "2026-11-02".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+    until(d, Duration::from_secs(30), "file uploaded", |d| {
+        mes_daemon::blobs::pending(&d.files).is_empty()
+    })
+    .await?;
+    let blob = meta
+        .blob
+        .parse()
+        .map_err(|e| anyhow::anyhow!("blob id {:?}: {e:?}", meta.blob))?;
+    let label = mes_daemon::documents::label_of(&meta)?;
+    let v = volume(d, space, &label).context("the document's volume")?;
+    Ok((meta.id, blob, v))
+}
+
 /// A valid RPPS number for fixture `n`.
 pub fn rpps(n: u32) -> mes_protocol::principal::Rpps {
     mes_protocol::principal::Rpps::with_check_digit(&format!("10{n:08}")).expect("rpps")

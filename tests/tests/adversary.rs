@@ -819,28 +819,8 @@ async fn reader_fetches_a_file_of_another_volume(
         a,
         space,
     } = mes_tests::owner(m).await?;
-    let file = dir.path().join("bilan.txt");
-    std::fs::write(&file, "Bilan sanguin")?;
-    let meta = a
-        .daemon
-        .doc_add(
-            space,
-            &mes_protocol::documents::NewDocument {
-                path: file.to_string_lossy().into_owned(),
-                category: "biology".into(),
-                title: "Bilan".into(),
-                date: "2026-11-02".into(),
-                ..Default::default()
-            },
-        )
-        .await?;
-    until(&a.daemon, WAIT, "blob uploaded", |d| {
-        mes_daemon::blobs::pending(&d.files).is_empty()
-    })
-    .await?;
-    let blob = meta.blob.parse().expect("blob id");
-    let documents = volume(&a.daemon, space, &mes_daemon::documents::label_of(&meta)?)
-        .expect("documents volume");
+    let (_, blob, documents) =
+        mes_tests::uploaded_document(&a.daemon, space, dir.path(), "Bilan").await?;
     let emergency = volume(&a.daemon, space, "emergency").expect("emergency volume");
     let reader = RawPrincipal::new("reader");
     reader.connect(&t).await?;

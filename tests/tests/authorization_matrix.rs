@@ -25,8 +25,7 @@ use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{Reply, Request, RequestKind};
 use mes_relay::relay::Misbehaviour;
 use mes_tests::{
-    connect_as, device, home, listed, online, owner, pair, registered, rpps, until, volume,
-    RawPrincipal,
+    connect_as, device, home, listed, online, owner, pair, registered, rpps, volume, RawPrincipal,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -439,8 +438,10 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
         })
         .await?;
     // A document in each space: its blob is the file the blob rows ask for.
-    let (blob_o, blob_volume_o) = document(&o.a, space, o.dir.path()).await?;
-    let (blob_p, blob_volume_p) = document(&p, p_space, o.dir.path()).await?;
+    let (_, blob_o, blob_volume_o) =
+        mes_tests::uploaded_document(&o.a.daemon, space, o.dir.path(), "Compte rendu").await?;
+    let (_, blob_p, blob_volume_p) =
+        mes_tests::uploaded_document(&p.daemon, p_space, o.dir.path(), "Compte rendu").await?;
 
     let mut callers = vec![
         daemon_caller("owner", a, t).await?,
@@ -531,41 +532,6 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
         }
     }
     Ok(table)
-}
-
-/// Adds a small document to a space and waits until its blob is at the relay: the blob
-/// and the volume of the document.
-async fn document(
-    d: &mes_daemon::run::RunningDaemon,
-    space: SpaceId,
-    dir: &std::path::Path,
-) -> anyhow::Result<(BlobId, VolumeId)> {
-    let path = dir.join(format!("{}.txt", hex::encode(&space.0[..4])));
-    std::fs::write(&path, "Compte rendu de consultation")?;
-    let meta = d
-        .daemon
-        .doc_add(
-            space,
-            &mes_protocol::documents::NewDocument {
-                path: path.to_string_lossy().into_owned(),
-                category: "biology".into(),
-                title: "Compte rendu".into(),
-                date: "2026-11-02".into(),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let blob: BlobId = meta
-        .blob
-        .parse()
-        .map_err(|e| anyhow::anyhow!("blob id: {e:?}"))?;
-    until(&d.daemon, Duration::from_secs(30), "blob uploaded", |d| {
-        mes_daemon::blobs::pending(&d.files).is_empty()
-    })
-    .await?;
-    let label = mes_daemon::documents::label_of(&meta)?;
-    let v = volume(&d.daemon, space, &label).expect("the document's volume");
-    Ok((blob, v))
 }
 
 fn render(table: &Table) -> String {
