@@ -196,6 +196,7 @@ pub fn mark_bind(
     write_marker(files, &format!("{space}-{volume}-{id}.bind"))
 }
 
+/// Writes a queue marker durably (the file and its directory synced).
 fn write_marker(files: &Files, name: &str) -> Result<(), ApiError> {
     let dir = files.pending_dir();
     std::fs::create_dir_all(&dir).map_err(storage)?;

@@ -17,16 +17,25 @@ use tokio::sync::Notify;
 use crate::defaults::{MAX_RENDEZVOUS_PER_CONNECTION, OUTBOX_BYTES};
 use crate::pruned_map::Sweep;
 
-/// Why the hub ended a connection.
+/// Why the hub ended a connection (its code in [`Outbox`]'s flag; 0 while it lives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Ended {
     /// Its device was revoked while connected.
-    Revoked,
+    Revoked = 1,
     /// It let more pushes wait than [`OUTBOX_BYTES`].
-    TooFarBehind,
+    TooFarBehind = 2,
 }
 
 impl Ended {
+    /// The QUIC close reason.
+    pub fn reason(self) -> &'static [u8] {
+        match self {
+            Ended::Revoked => b"revoked",
+            Ended::TooFarBehind => b"too far behind",
+        }
+    }
+
     /// What the device is told before its connection closes.
     pub fn error(self) -> WireError {
         match self {
@@ -137,13 +146,9 @@ impl Outbox {
 
     /// Ends the connection (the first reason stays) and wakes its writer.
     fn end(&self, why: Ended) {
-        let code = match why {
-            Ended::Revoked => 1,
-            Ended::TooFarBehind => 2,
-        };
         let _ = self
             .ended
-            .compare_exchange(0, code, Ordering::SeqCst, Ordering::SeqCst);
+            .compare_exchange(0, why as u8, Ordering::SeqCst, Ordering::SeqCst);
         self.notify.notify_one();
         self.ending.notify_waiters();
     }

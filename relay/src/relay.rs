@@ -1855,8 +1855,9 @@ impl Relay {
             .map_err(internal)
     }
 
-    /// Whether a blob of `space` may be read through `volume`: bound to it, or bound to
-    /// no volume at all (committed before bindings existed).
+    /// Whether a blob of `space` may be read through `volume`: bound to it (one read, the
+    /// path of every chunk), or bound to no volume at all (committed before bindings
+    /// existed: a prefix scan, only when the first read missed).
     async fn blob_readable_through(
         &self,
         space: SpaceId,
@@ -1864,12 +1865,22 @@ impl Relay {
         blob: mes_protocol::ids::BlobId,
     ) -> Result<bool, WireError> {
         let prefix = [space.0.as_slice(), blob.0.as_slice()].concat();
-        let bound = self
+        let key = [prefix.as_slice(), volume.0.as_slice()].concat();
+        if self
+            .store
+            .get_record(RecordKind::BlobVolume, &key)
+            .await
+            .map_err(internal)?
+            .is_some()
+        {
+            return Ok(true);
+        }
+        Ok(self
             .store
             .scan_records(RecordKind::BlobVolume, &prefix)
             .await
-            .map_err(internal)?;
-        Ok(bound.is_empty() || bound.iter().any(|(k, _)| k[prefix.len()..] == volume.0))
+            .map_err(internal)?
+            .is_empty())
     }
 
     /// Binds a committed blob to its space for ever (first commit wins).

@@ -200,10 +200,15 @@ impl Queued {
     /// A frame that holds no budget (the last words before a close).
     fn unheld(frame: &RelayFrame) -> Self {
         Queued {
-            bytes: codec::length_prefixed(&codec::encode(frame)),
+            bytes: encoded(frame),
             _held: (Held::none(), Held::none()),
         }
     }
+}
+
+/// A frame as it goes on the stream.
+fn encoded(frame: &RelayFrame) -> Vec<u8> {
+    codec::length_prefixed(&codec::encode(frame))
 }
 
 async fn read_loop(
@@ -265,7 +270,7 @@ async fn read_loop(
             }
         };
         drop(request_bytes);
-        let bytes = codec::length_prefixed(&codec::encode(&reply));
+        let bytes = encoded(&reply);
         drop(reply);
         // The connection's queue first (this peer waits for its own replies), then the
         // relay-wide pool for a large one.
@@ -339,14 +344,14 @@ async fn write_loop(
                     // A device revoked while connected, or one that let too much wait, is
                     // cut at once: told why, then closed (its reader then ends too), and
                     // hears nothing more.
-                    let fatal = codec::length_prefixed(&codec::encode(&RelayFrame::Fatal(why.error())));
+                    let fatal = encoded(&RelayFrame::Fatal(why.error()));
                     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send.write_all(&fatal)).await;
-                    conn.close(1u32.into(), b"ended by the relay");
+                    conn.close(1u32.into(), why.reason());
                     break Ok(());
                 }
                 let mut failed = None;
                 for p in outbox.drain() {
-                    let bytes = codec::length_prefixed(&codec::encode(&RelayFrame::Push(p)));
+                    let bytes = encoded(&RelayFrame::Push(p));
                     if let Err(e) = write_or_stall(&mut send, &bytes, &outbox).await {
                         failed = Some(e);
                         break;
@@ -364,13 +369,7 @@ async fn write_loop(
             conn.close(2u32.into(), b"stopped reading");
         }
         // Its stream is full: no last word can reach it.
-        Err(WriteFailed::Ended(why)) => conn.close(
-            1u32.into(),
-            match why {
-                crate::hub::Ended::Revoked => b"revoked",
-                crate::hub::Ended::TooFarBehind => b"too far behind",
-            },
-        ),
+        Err(WriteFailed::Ended(why)) => conn.close(1u32.into(), why.reason()),
         _ => {}
     }
     send

@@ -476,6 +476,17 @@ pub async fn uploaded_document(
     Ok((meta.id, blob, v))
 }
 
+/// The code a relay request was refused with, none when it was answered or failed
+/// otherwise.
+pub fn refused_with<T>(
+    r: Result<T, mes_daemon::client::ClientError>,
+) -> Option<mes_protocol::wire::ErrorCode> {
+    match r {
+        Err(mes_daemon::client::ClientError::Refused(w)) => Some(w.code),
+        _ => None,
+    }
+}
+
 /// A valid RPPS number for fixture `n`.
 pub fn rpps(n: u32) -> mes_protocol::principal::Rpps {
     mes_protocol::principal::Rpps::with_check_digit(&format!("10{n:08}")).expect("rpps")

@@ -10,7 +10,7 @@
 //! Finding 2 (relabelling a minor's private volume) is in `minors.rs`, beside the family
 //! it needs.
 
-use mes_daemon::client::{ClientError, RelayTarget};
+use mes_daemon::client::RelayTarget;
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::{AgeSecret, SigningSecret};
 use mes_protocol::membership::{Role, Signed, VolumeDecl};
@@ -25,12 +25,7 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn refused_with(r: Result<Reply, ClientError>) -> Option<ErrorCode> {
-    match r {
-        Err(ClientError::Refused(w)) => Some(w.code),
-        _ => None,
-    }
-}
+use mes_tests::refused_with;
 
 /// A stranger's own space, registered at the relay.
 async fn own_space(stranger: &RawPrincipal, t: &RelayTarget) -> anyhow::Result<SpaceId> {

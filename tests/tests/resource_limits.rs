@@ -16,7 +16,7 @@ use mes_relay::defaults::{
     WRITE_STALL,
 };
 use mes_tests::hostile::RawConn;
-use mes_tests::{relay, relay_configured, target, RawPrincipal};
+use mes_tests::{refused_with, relay, relay_configured, target, RawPrincipal};
 use std::time::Duration;
 
 /// Sends requests without reading until the relay stops taking them (every window and
@@ -72,10 +72,6 @@ async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> a
     let t = target(&r);
     let endpoint = mes_daemon::client::endpoint(t.address)?;
     let sender = RawPrincipal::new("sender").connect(&t).await?;
-    let refused = |r: Result<_, ClientError>| match r {
-        Err(ClientError::Refused(w)) => Some(w.code),
-        _ => None,
-    };
     // A message over the limit is refused, naming it.
     let rv: [u8; 16] = rand::random();
     sender.request(Request::PairOpen { rendezvous: rv }).await?;
@@ -85,7 +81,7 @@ async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> a
             body: vec![0; MAX_PAIRING_MESSAGE + 1],
         })
         .await;
-    assert_eq!(refused(big), Some(ErrorCode::TooLarge));
+    assert_eq!(refused_with(big), Some(ErrorCode::TooLarge));
     // A connection joins at most so many rendezvous.
     for _ in 1..MAX_RENDEZVOUS_PER_CONNECTION {
         sender
@@ -99,7 +95,7 @@ async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> a
             rendezvous: rand::random(),
         })
         .await;
-    assert_eq!(refused(one_more), Some(ErrorCode::Busy));
+    assert_eq!(refused_with(one_more), Some(ErrorCode::Busy));
 
     // A partner that never reads is cut, not buffered.
     let mut deaf = RawConn::open(&endpoint, &t, &RawPrincipal::new("deaf")).await?;
@@ -159,7 +155,7 @@ async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> a
             body: vec![1],
         })
         .await;
-    assert_eq!(refused(one_more), Some(ErrorCode::Busy));
+    assert_eq!(refused_with(one_more), Some(ErrorCode::Busy));
     r.shutdown().await;
     Ok(())
 }
@@ -246,12 +242,8 @@ async fn a_stranger_who_only_knocks_leaves_nothing_durable() -> anyhow::Result<(
     let kit = Request::SetAdmissionKey {
         key: RawPrincipal::new("kit").id(),
     };
-    let refused = |r: Result<_, ClientError>| match r {
-        Err(ClientError::Refused(w)) => Some(w.code),
-        _ => None,
-    };
     assert_eq!(
-        refused(c.request(kit.clone()).await),
+        refused_with(c.request(kit.clone()).await),
         Some(ErrorCode::Forbidden)
     );
     assert!(r.relay.devices_of(stranger.id()).await?.is_empty());
