@@ -405,9 +405,9 @@ impl Daemon {
         self.start_epochs_with(volumes, false)
     }
 
-    /// Like [`Daemon::start_epochs`], each new key derived from the owner's principal
-    /// secret and the slot: every device of the owner rotating on the same departure
-    /// picks the same key, and nobody else can derive it.
+    /// Like [`Daemon::start_epochs`], each new key derived (see [`rotation_key`]): every
+    /// device of the owner rotating on the same departure picks the same key, and nobody
+    /// else can derive it.
     fn start_derived_epochs(&self, volumes: &[VolumeId]) -> Result<(), ApiError> {
         self.start_epochs_with(volumes, true)
     }
@@ -421,25 +421,18 @@ impl Daemon {
                 continue;
             };
             let (space, generation) = (v.meta.space, v.meta.generation);
-            let next = st
-                .keys
-                .current(*volume, generation)
-                .map(|(e, _)| Epoch(e.0 + 1))
-                .unwrap_or(Epoch(0));
+            let current = st.keys.current(*volume, generation);
             let slot = KeySlot {
                 space,
                 volume: *volume,
                 generation,
-                epoch: next,
+                epoch: current.map(|(e, _)| Epoch(e.0 + 1)).unwrap_or(Epoch(0)),
             };
-            let key = match &secret {
-                Some(secret) => {
-                    let mut h = blake3::Hasher::new_derive_key("mes rotation epoch key v1");
-                    h.update(secret.as_bytes());
-                    h.update(&mes_protocol::codec::to_bytes(&slot));
-                    SymmetricKey::from_bytes(*h.finalize().as_bytes())
-                }
-                None => SymmetricKey::generate(&mut OsRng),
+            let key = match (&secret, current) {
+                (Some(secret), Some((_, previous))) => rotation_key(secret, previous, &slot),
+                // Nothing to chain from: a fresh key (the owner's other devices adopt
+                // whichever reaches them first).
+                _ => SymmetricKey::generate(&mut OsRng),
             };
             st.keys.insert(slot, key, &mut batch);
         }
@@ -528,4 +521,21 @@ impl Daemon {
             alarm: log.alarm.map(|a| a.to_string()),
         }
     }
+}
+
+/// The key of a rotation away from a lapsed grant (F9.2), derived from the owner's
+/// principal secret, the volume's key before it and the slot (threat model, finding 3).
+/// Both inputs are needed: the lapsed grantee holds the previous key but not the secret;
+/// a revoked device holds the secret but not the random key its revocation started, so
+/// it derives no key of a rotation that follows its revocation.
+pub fn rotation_key(
+    principal_secret: &str,
+    previous: &SymmetricKey,
+    slot: &KeySlot,
+) -> SymmetricKey {
+    let mut h = blake3::Hasher::new_derive_key("mes rotation epoch key v2");
+    h.update(principal_secret.as_bytes());
+    h.update(previous.as_bytes());
+    h.update(&mes_protocol::codec::to_bytes(slot));
+    SymmetricKey::from_bytes(*h.finalize().as_bytes())
 }

@@ -43,6 +43,9 @@ pub struct Serve {
     pub new_connections_per_second: u64,
     /// New connections one address may open at once.
     pub new_connections_burst: u64,
+    /// Bytes of files one space may hold, committed or being uploaded (issue 22
+    /// finding 6).
+    pub file_bytes_per_space: u64,
 }
 
 impl Serve {
@@ -76,6 +79,7 @@ impl Default for Serve {
             burst_bytes: crate::defaults::READ_RATE.burst,
             new_connections_per_second: crate::defaults::ARRIVAL_RATE.per_second,
             new_connections_burst: crate::defaults::ARRIVAL_RATE.burst,
+            file_bytes_per_space: crate::defaults::FILE_BYTES_PER_SPACE,
         }
     }
 }

@@ -59,6 +59,12 @@ pub const MAX_BLOB_CHUNK: usize = mes_protocol::blob::CHUNK_CIPHERTEXT;
 /// Chunks of one file (1 GiB of ciphertext): an upload never committed holds at most
 /// this much under one id (issue 22 finding 6).
 pub const MAX_BLOB_CHUNKS: usize = 16_384;
+/// Bytes of files one space may hold at the hub by default, committed or being uploaded
+/// (`serve.file_bytes_per_space`; issue 22 finding 6).
+pub const FILE_BYTES_PER_SPACE: u64 = 8 << 30;
+/// An upload that has not grown for this long is swept (its chunks removed), at the
+/// relay's periodic sweep.
+pub const UNCOMMITTED_UPLOAD_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Spaces one principal may own (a person, their minors' spaces until handed over).
 pub const MAX_SPACES_PER_PRINCIPAL: usize = 64;
 /// Largest bundle batch in one append.

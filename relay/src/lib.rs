@@ -44,6 +44,7 @@ pub mod enrolment_service;
 pub mod enrolment_sled;
 pub mod enrolment_store;
 pub mod escrow;
+pub mod file_quota;
 pub mod group_commit;
 pub mod hub;
 pub mod metrics;

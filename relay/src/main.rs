@@ -291,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
             config.max_connections_per_address = hub.serve.max_connections_per_address;
             config.read_rate = hub.serve.read_rate();
             config.arrival_rate = hub.serve.arrival_rate();
+            config.policy.file_bytes_per_space = hub.serve.file_bytes_per_space;
             config.backend = backend(postgres);
             if let Some(endpoint) = s3 {
                 let mut options =

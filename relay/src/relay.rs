@@ -84,10 +84,22 @@ pub struct RelayKeys {
 }
 
 /// The deployment's policies.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct HubPolicy {
     /// What a médecin traitant reads when the person chose no policy (F7.3).
     pub attending: AttendingPolicy,
+    /// Bytes of files one space may hold at the hub, committed or being uploaded
+    /// (`serve.file_bytes_per_space`; issue 22 finding 6).
+    pub file_bytes_per_space: u64,
+}
+
+impl Default for HubPolicy {
+    fn default() -> Self {
+        HubPolicy {
+            attending: AttendingPolicy::default(),
+            file_bytes_per_space: crate::defaults::FILE_BYTES_PER_SPACE,
+        }
+    }
 }
 
 /// An authenticated connection's identity.
@@ -1390,7 +1402,7 @@ impl Relay {
                     .await?;
                 // A committed blob belongs to the space that committed it (finding 8): a
                 // member of another space who learnt its id cannot claim it there.
-                self.blob_bound_here(space, blob).await?;
+                let committed_here = self.blob_bound_here(space, blob).await?;
                 if data.len() > MAX_BLOB_CHUNK {
                     return Err(WireError::new(
                         ErrorCode::TooLarge,
@@ -1409,6 +1421,9 @@ impl Relay {
                         ),
                     ));
                 }
+                if !committed_here {
+                    self.reserve_chunk(space, blob, index).await?;
+                }
                 self.store
                     .put_blob_chunk(&blob.0, index, &data)
                     .await
@@ -1426,11 +1441,8 @@ impl Relay {
                         )));
                     }
                     self.bind_blob(space, blob).await?;
-                    let key = [space.0.as_slice(), blob.0.as_slice()].concat();
-                    self.store
-                        .put_record(RecordKind::BlobOwner, key, Vec::new())
-                        .await
-                        .map_err(internal)?;
+                    let size = crate::file_quota::chunk_bytes(index) + data.len() as u64;
+                    self.upload_committed(space, blob, index + 1, size).await?;
                     self.bind_blob_to_volume(space, volume, blob).await?;
                 }
                 Ok(Reply::Done)
@@ -1801,13 +1813,14 @@ impl Relay {
     }
 
     /// Refuses a blob id another space committed (issue 22, finding 8).
+    /// Refuses a blob committed by another space; says whether `space` committed it.
     async fn blob_bound_here(
         &self,
         space: SpaceId,
         blob: mes_protocol::ids::BlobId,
-    ) -> Result<(), WireError> {
+    ) -> Result<bool, WireError> {
         if self.misbehaviour.skip_blob_binding {
-            return Ok(());
+            return Ok(false);
         }
         match self
             .store
@@ -1822,7 +1835,7 @@ impl Relay {
                     blob.short()
                 ),
             )),
-            _ => Ok(()),
+            owner => Ok(owner.is_some()),
         }
     }
 
@@ -1895,6 +1908,11 @@ impl Relay {
             .put_record(RecordKind::BlobSpace, blob.0.to_vec(), space.0.to_vec())
             .await
             .map_err(internal)
+    }
+
+    /// The deployment's policies.
+    pub(crate) fn policy(&self) -> &HubPolicy {
+        &self.policy
     }
 
     fn membership_lock(&self, space: SpaceId) -> Arc<tokio::sync::Mutex<()>> {

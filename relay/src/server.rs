@@ -284,6 +284,13 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
                 Ok::<_, crate::store::StoreError>(report)
             })
             .await;
+            if sweep {
+                match r.sweep_uploads(mes_protocol::time::UnixMillis::now()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("swept {n} uploads left unfinished for a day"),
+                    Err(e) => tracing::warn!("the sweep of unfinished uploads failed: {e}"),
+                }
+            }
             match outcome {
                 Ok(Ok(Some(report))) => {
                     r.metrics.sweeps.inc();

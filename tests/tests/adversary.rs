@@ -5,7 +5,7 @@
 //! - Finding 1: a volume id is bound to its space for ever; a writer alone never prunes.
 //! - Finding 3: a revoked device, with everything it held, cannot come back under a new
 //!   name: only listed devices are admitted, and only a listed device (or the recovery
-//!   kit) lists another.
+//!   kit) lists another; and it derives no key of a rotation that follows its revocation.
 //!
 //! Finding 2 (relabelling a minor's private volume) is in `minors.rs`, beside the family
 //! it needs.
@@ -357,6 +357,103 @@ async fn a_revoked_device_cannot_come_back_under_a_new_name() -> anyhow::Result<
             revokes_the_owner: true,
         },
         "control: a relay admitting any certified device"
+    );
+    Ok(())
+}
+
+/// Whether a thief holding everything device b held (the principal's secret and every key
+/// of the notes volume) derives the key the owner's device a picks when a delegation
+/// lapses after b was stolen, with or without b's revocation in between.
+async fn thief_derives_the_next_rotation(revoked_first: bool) -> anyhow::Result<bool> {
+    let dir = tempfile::tempdir()?;
+    let relay = relay_with(dir.path(), None, Misbehaviour::default()).await?;
+    let t = target(&relay);
+    let a = device(dir.path(), "a", &t).await?;
+    let b = device(dir.path(), "b", &t).await?;
+    let space = mes_tests::pair(&a.daemon, &b.daemon).await?;
+    let notes = volume(&a.daemon, space, "notes").expect("notes");
+    a.daemon.note_set(space, "avant", "écrit avant").await?;
+    until(&b.daemon, WAIT, "b holds the notes key", |d| {
+        d.state().keys.current(notes, Generation(0)).is_some()
+    })
+    .await?;
+    let (secret, held) = {
+        let st = b.daemon.state();
+        (
+            st.identity.principal.age.to_secret_string(),
+            st.keys
+                .slots(notes, Generation(0))
+                .into_iter()
+                .map(|(_, k)| k.duplicate())
+                .collect::<Vec<_>>(),
+        )
+    };
+    let b_device = b.daemon.state().identity.device.device_id();
+    b.shutdown().await;
+    if revoked_first {
+        a.daemon.revoke_device(b_device).await?;
+    }
+    let trusted = RawPrincipal::new("trusted");
+    trusted.connect(&t).await?;
+    let end = UnixMillis(UnixMillis::now().0 + 2_000);
+    a.daemon
+        .delegate(
+            space,
+            trusted.id(),
+            Role::Read,
+            &["notes".into()],
+            Some(end),
+        )
+        .await?;
+    let before = a
+        .daemon
+        .state()
+        .keys
+        .current(notes, Generation(0))
+        .map(|(e, _)| e);
+    // The delegation's end is a wall-clock instant: wait for it, then write.
+    while UnixMillis::now().0 <= end.0 + 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.daemon.note_set(space, "après", "écrit après").await?;
+    until(&a.daemon, WAIT, "a rotated away from the delegate", |d| {
+        d.state().keys.current(notes, Generation(0)).map(|(e, _)| e) > before
+    })
+    .await?;
+    let derived = {
+        let st = a.daemon.state();
+        let (epoch, key) = st.keys.current(notes, Generation(0)).expect("a key");
+        let slot = mes_protocol::envelope::KeySlot {
+            space,
+            volume: notes,
+            generation: Generation(0),
+            epoch,
+        };
+        // Every derivation the thief can try: from each key it held, and from the
+        // principal's secret alone (what the design before this one derived from).
+        let mut alone = blake3::Hasher::new_derive_key("mes rotation epoch key v1");
+        alone.update(secret.as_bytes());
+        alone.update(&mes_protocol::codec::to_bytes(&slot));
+        held.iter()
+            .any(|k| mes_daemon::consent::rotation_key(&secret, k, &slot) == *key)
+            || SymmetricKey::from_bytes(*alone.finalize().as_bytes()) == *key
+    };
+    a.shutdown().await;
+    relay.shutdown().await;
+    Ok(derived)
+}
+
+/// Finding 3, the keys: a rotation away from a lapsed grant is derived (every device of
+/// the owner picks the same key), but from the principal's secret *and* the volume's key
+/// before it. A stolen device holds the secret, and is revoked: its revocation started a
+/// random epoch it never received, so it derives no key of what follows. Control: a
+/// stolen device not yet revoked, holding the current key, derives the next one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_device_derives_no_key_of_a_later_rotation() -> anyhow::Result<()> {
+    assert!(!thief_derives_the_next_rotation(true).await?);
+    assert!(
+        thief_derives_the_next_rotation(false).await?,
+        "control: before the revocation the thief derives the rotation's key"
     );
     Ok(())
 }

@@ -5,7 +5,8 @@
 //! - pairing messages are bounded in size, rendezvous per connection in number, and a
 //!   partner that never reads them is cut rather than buffered;
 //! - a network address holds at most its share of connections;
-//! - a device cannot open streams the relay would never read.
+//! - a device cannot open streams the relay would never read;
+//! - a space holds files up to its quota, and uploads left unfinished are swept.
 //!
 //! `mes-bench hostile` measures the same attacks at scale (docs/benchmarks.md).
 
@@ -306,6 +307,120 @@ async fn one_principal_owns_only_so_many_spaces_and_chunks() -> anyhow::Result<(
         Err(ClientError::Refused(w)) => assert_eq!(w.code, ErrorCode::TooLarge, "{w:?}"),
         other => panic!("a chunk past the last: {other:?}"),
     }
+    r.shutdown().await;
+    Ok(())
+}
+
+/// The message of a refusal with `code`; panics on anything else.
+fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>, code: ErrorCode) -> String {
+    match r {
+        Err(ClientError::Refused(w)) if w.code == code => w.message,
+        other => panic!("expected a refusal {code:?}, got {other:?}"),
+    }
+}
+
+/// Finding 6: the files of a space count in bytes against its quota, what is committed
+/// at its size and an upload at what it reserved; an upload that has not grown for a day
+/// is swept, its chunks removed and its reservation freed. Controls: an upload within
+/// the quota is taken, a sweep before the day keeps everything, and a file uploaded
+/// whole commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_space_holds_files_up_to_its_quota_and_unfinished_uploads_are_swept() -> anyhow::Result<()>
+{
+    use mes_protocol::ids::BlobId;
+    use mes_protocol::time::UnixMillis;
+    use mes_relay::file_quota::{chunk_bytes, FileUsage, RESERVE_CHUNKS};
+    let step = chunk_bytes(RESERVE_CHUNKS);
+    let dir = tempfile::tempdir()?;
+    let r = relay_configured(dir.path(), |cfg| cfg.policy.file_bytes_per_space = 3 * step).await?;
+    let t = target(&r);
+    let person = RawPrincipal::new("person");
+    let c = person.connect(&t).await?;
+    let (space, genesis) = person.genesis();
+    c.request(Request::RegisterSpace { genesis }).await?;
+    let notes = mes_protocol::ids::VolumeId(rand::random());
+    c.request(Request::DeclareVolume {
+        decl: mes_protocol::membership::Signed::sign(
+            mes_protocol::membership::VolumeDecl {
+                space,
+                volume: notes,
+                kind: mes_protocol::ids::VolumeKind::Automerge,
+                generation: mes_protocol::ids::Generation(0),
+                label: "notes".into(),
+            },
+            &person.principal.signing,
+        ),
+    })
+    .await?;
+    let chunk = |blob: BlobId, index: u32, last: bool, data: Vec<u8>| Request::PutBlobChunk {
+        space,
+        volume: notes,
+        blob,
+        index,
+        last,
+        data,
+    };
+    let file = |len: usize| mes_protocol::blob::seal_blob(&mut rand::rngs::OsRng, &vec![7u8; len]);
+    // Two chunks of a real file, the first sent; and an upload reaching past one step.
+    let (a, a_chunks) = file(100 << 10);
+    c.request(chunk(a.id, 0, false, a_chunks[0].clone()))
+        .await?;
+    c.request(chunk(
+        BlobId(rand::random()),
+        RESERVE_CHUNKS,
+        false,
+        vec![1; 16],
+    ))
+    .await?;
+    assert_eq!(
+        r.relay.file_usage(space).await?,
+        FileUsage {
+            committed: 0,
+            pending: 3 * step
+        }
+    );
+    let over = || chunk(BlobId(rand::random()), 0, false, vec![1; 16]);
+    let refused = refusal(c.request(over()).await, ErrorCode::Busy);
+    assert!(refused.contains("quota"), "{refused}");
+    // Not a day yet: nothing is swept.
+    let now = UnixMillis::now().0;
+    assert_eq!(
+        r.relay
+            .sweep_uploads(UnixMillis(now + 23 * 3600 * 1000))
+            .await?,
+        0
+    );
+    refusal(c.request(over()).await, ErrorCode::Busy);
+    // A day later both uploads are swept: the quota is free and the file's first chunk
+    // is gone, so its last one no longer completes it.
+    assert_eq!(
+        r.relay
+            .sweep_uploads(UnixMillis(now + 25 * 3600 * 1000))
+            .await?,
+        2
+    );
+    assert_eq!(r.relay.file_usage(space).await?, FileUsage::default());
+    let incomplete = refusal(
+        c.request(chunk(a.id, 1, true, a_chunks[1].clone())).await,
+        ErrorCode::BadRecord,
+    );
+    assert!(incomplete.contains("misses chunks"), "{incomplete}");
+    // Control: a file sent whole commits, counted at its size; a stray chunk sent past
+    // its end goes with its reservation.
+    let (b, b_chunks) = file(100 << 10);
+    c.request(chunk(b.id, 5, false, vec![1; 16])).await?;
+    for (i, data) in b_chunks.iter().enumerate() {
+        c.request(chunk(b.id, i as u32, i + 1 == b_chunks.len(), data.clone()))
+            .await?;
+    }
+    assert_eq!(
+        r.relay.file_usage(space).await?,
+        FileUsage {
+            committed: b.ciphertext_len,
+            pending: step // a's reservation, taken again by its last chunk
+        }
+    );
+    c.request(over()).await?;
     r.shutdown().await;
     Ok(())
 }

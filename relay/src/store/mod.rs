@@ -110,11 +110,14 @@ pub enum RecordKind {
     /// The volumes a committed blob is bound to (issue 22, finding 8), by space || blob
     /// || volume: a file is read only through a volume that references it.
     BlobVolume,
+    /// An upload not committed yet, by space || blob: the chunks it reserved against the
+    /// space's quota and when it last grew (issue 22 finding 6; `file_quota`).
+    BlobPending,
 }
 
 impl RecordKind {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 15] = [
+    pub const ALL: [RecordKind; 16] = [
         RecordKind::Membership,
         RecordKind::Device,
         RecordKind::Revocation,
@@ -130,6 +133,7 @@ impl RecordKind {
         RecordKind::BlobSpace,
         RecordKind::DeviceCurrent,
         RecordKind::BlobVolume,
+        RecordKind::BlobPending,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.
@@ -219,6 +223,15 @@ pub trait Store: Send + Sync + 'static {
         blob: [u8; 32],
         chunks: u32,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+    /// Removes the chunks `from..to` of a blob, durably; a committed blob keeps those it
+    /// is made of (an upload never committed, or chunks sent past a file's end, are
+    /// swept: issue 22 finding 6).
+    fn remove_blob_chunks<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        from: u32,
+        to: u32,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Reads a committed blob's chunk; `None` if missing. Returns (data, last).
     fn get_blob_chunk<'a>(
         &'a self,

@@ -254,6 +254,24 @@ impl Store for ObjectBlobs {
         })
     }
 
+    fn remove_blob_chunks<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        from: u32,
+        to: u32,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let kept = self.count(blob).await?.unwrap_or(0);
+            for i in from.max(kept)..to {
+                match self.objects.delete(&chunk_path(blob, i)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            Ok(())
+        })
+    }
+
     fn get_blob_chunk<'a>(
         &'a self,
         blob: &'a [u8; 32],

@@ -829,6 +829,23 @@ impl Store for PgStore {
         })
     }
 
+    fn remove_blob_chunks<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        from: u32,
+        to: u32,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.reader()
+                .execute(
+                    "DELETE FROM blob_chunks WHERE blob = $1 AND idx >= GREATEST($2, COALESCE((SELECT chunks FROM blobs WHERE blob = $1), 0)) AND idx < $3",
+                    &[&blob.as_slice(), &(from as i32), &(to.min(i32::MAX as u32) as i32)],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     fn get_blob_chunk<'a>(
         &'a self,
         blob: &'a [u8; 32],

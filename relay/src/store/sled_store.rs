@@ -99,6 +99,7 @@ impl SledStore {
                 t("blob_spaces")?,
                 t("device_current")?,
                 t("blob_volumes")?,
+                t("blob_pending")?,
             ],
             chunks: t("blob_chunks")?,
             blobs: t("blobs")?,
@@ -397,6 +398,25 @@ impl Store for SledStore {
             self.blobs.insert(blob, &chunks.to_be_bytes())?;
             self.durable().await?;
             Ok(true)
+        })
+    }
+
+    fn remove_blob_chunks<'a>(
+        &'a self,
+        blob: &'a [u8; 32],
+        from: u32,
+        to: u32,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let kept = match self.blobs.get(blob)? {
+                Some(n) => u32::from_be_bytes(n[..4].try_into().expect("4 bytes")),
+                None => 0,
+            };
+            for i in from.max(kept)..to {
+                self.chunks.remove(chunk_key(blob, i))?;
+            }
+            self.durable().await?;
+            Ok(())
         })
     }
 
