@@ -13,6 +13,12 @@ pub const REQUEST_BYTES: usize = 64 << 20;
 /// Largest frame from a device not listed yet (a stranger, a device being paired):
 /// larger ones wait until a request of it succeeded and listed it.
 pub const MAX_UNLISTED_FRAME: usize = 1 << 20;
+/// Requests a device on no list yet may send (per second, and at once): pairing takes
+/// a few dozen at most, a stranger flooding cheap requests is paced (`mes-bench hostile`).
+pub const UNLISTED_REQUEST_RATE: crate::read_rate::Rate = crate::read_rate::Rate {
+    per_second: 20,
+    burst: 100,
+};
 /// Frames under this size do not draw on the relay-wide pools.
 pub const SMALL_FRAME: usize = 64 << 10;
 /// A connection whose peer takes none of its bytes for this long is closed: a client

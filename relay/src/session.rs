@@ -220,6 +220,10 @@ async fn read_loop(
     mut rate: Option<crate::read_rate::ReadRate>,
 ) -> Result<(), WireError> {
     let budgets = &relay.budgets;
+    let mut unlisted_pace = crate::read_rate::ReadRate::new(
+        crate::defaults::UNLISTED_REQUEST_RATE,
+        std::time::Instant::now(),
+    );
     loop {
         let mut length = 0;
         // A device not on any list yet (a stranger, a device being paired) sends small
@@ -242,6 +246,14 @@ async fn read_loop(
         // Over its rate, the connection is not read for a while (its peer slows down).
         if let Some(rate) = rate.as_mut() {
             let wait = rate.take(length + 4, std::time::Instant::now());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        // A device on no list yet pairs, enrols or registers: a handful of requests. A
+        // stranger pipelining thousands is paced, not served at the relay's full speed.
+        if caller.first_device.is_pending() {
+            let wait = unlisted_pace.take(1, std::time::Instant::now());
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -287,6 +299,10 @@ async fn read_loop(
         if tx.send(queued).is_err() {
             return Ok(());
         }
+        // One request per turn: a peer whose requests are already buffered would
+        // otherwise be served thousands in a row (nothing above waits), while every other
+        // connection, a person's among them, waits for the worker (`mes-bench hostile`).
+        tokio::task::yield_now().await;
     }
 }
 

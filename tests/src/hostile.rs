@@ -86,6 +86,23 @@ pub enum Attack {
 }
 
 impl Attack {
+    /// The kinds `MES_HOSTILE_ATTACKS=0,3` names (to tell which one costs what), every
+    /// kind when it is not set.
+    pub fn chosen() -> anyhow::Result<Vec<Attack>> {
+        let kinds: Vec<Attack> = match std::env::var("MES_HOSTILE_ATTACKS") {
+            Ok(list) => list
+                .split(',')
+                .filter_map(|i| Attack::ALL.get(i.trim().parse::<usize>().ok()?).copied())
+                .collect(),
+            Err(_) => Attack::ALL.to_vec(),
+        };
+        anyhow::ensure!(
+            !kinds.is_empty(),
+            "MES_HOSTILE_ATTACKS names no attack (0 to 4)"
+        );
+        Ok(kinds)
+    }
+
     /// Every attack, in the order connections are given them.
     pub const ALL: [Attack; 5] = [
         Attack::StopReading,
@@ -105,6 +122,20 @@ pub struct Tally {
     pub cut: AtomicU64,
     /// Connections refused at the door.
     pub refused: AtomicU64,
+}
+
+impl Tally {
+    /// The counts, by name (admitted, cut, refused).
+    pub fn counts(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        [
+            ("admitted", &self.admitted),
+            ("cut", &self.cut),
+            ("refused", &self.refused),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+        .collect()
+    }
 }
 
 /// Runs `attack` from one connection, reconnecting whenever the relay cuts it, until

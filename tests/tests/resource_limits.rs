@@ -6,7 +6,8 @@
 //!   partner that never reads them is cut rather than buffered;
 //! - a network address holds at most its share of connections;
 //! - a device cannot open streams the relay would never read;
-//! - a space holds files up to its quota, and uploads left unfinished are swept.
+//! - a space holds files up to its quota, and uploads left unfinished are swept;
+//! - a stranger pipelining requests is paced.
 //!
 //! `mes-bench hostile` measures the same attacks at scale (docs/benchmarks.md).
 
@@ -40,7 +41,15 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_bytes_return() -> a
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
     let endpoint = mes_daemon::client::endpoint(t.address)?;
-    let mut deaf = RawConn::open(&endpoint, &t, &RawPrincipal::new("deaf")).await?;
+    // A listed device (a stranger's requests are paced, so it never fills its queue).
+    let deaf_person = RawPrincipal::new("deaf");
+    let (_, genesis) = deaf_person.genesis();
+    deaf_person
+        .connect(&t)
+        .await?
+        .request(Request::RegisterSpace { genesis })
+        .await?;
+    let mut deaf = RawConn::open(&endpoint, &t, &deaf_person).await?;
     let sent = fill(&mut deaf).await;
     assert!(
         sent > 1000,
@@ -54,7 +63,10 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_bytes_return() -> a
     let stalled = r.relay.metrics.stalled_connections.get();
     assert_eq!(stalled, 1, "counted as stalled");
     // Control: a device that reads its replies asks as much and stays connected.
-    let reader = RawPrincipal::new("reader").connect(&t).await?;
+    let reader_person = RawPrincipal::new("reader");
+    let reader = reader_person.connect(&t).await?;
+    let (_, genesis) = reader_person.genesis();
+    reader.request(Request::RegisterSpace { genesis }).await?;
     for _ in 0..sent {
         reader.request(Request::GetHubInfo).await?;
     }
@@ -307,6 +319,72 @@ async fn one_principal_owns_only_so_many_spaces_and_chunks() -> anyhow::Result<(
         Err(ClientError::Refused(w)) => assert_eq!(w.code, ErrorCode::TooLarge, "{w:?}"),
         other => panic!("a chunk past the last: {other:?}"),
     }
+    r.shutdown().await;
+    Ok(())
+}
+
+/// Replies `c` reads within `within` to `sent` pipelined requests.
+async fn replies_within(c: &mut RawConn, sent: u64, within: Duration) -> u64 {
+    use mes_protocol::framing::read_frame;
+    use mes_protocol::wire::RelayFrame;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut got = 0;
+    while got < sent {
+        match tokio::time::timeout_at(
+            deadline,
+            read_frame::<RelayFrame, _>(&mut c.recv, mes_protocol::codec::MAX_WIRE_FRAME),
+        )
+        .await
+        {
+            Ok(Ok(Some(RelayFrame::Response { .. }))) => got += 1,
+            Ok(Ok(Some(_))) => {}
+            _ => break,
+        }
+    }
+    got
+}
+
+/// Issue 22 item 12: a device on no list yet (a stranger) pipelining cheap requests is
+/// paced (`UNLISTED_REQUEST_RATE`), not served at the relay's full speed at the cost of
+/// everyone else. Control: a listed device sending as many gets every answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_pipelining_requests_is_paced() -> anyhow::Result<()> {
+    use mes_relay::defaults::UNLISTED_REQUEST_RATE;
+    let dir = tempfile::tempdir()?;
+    let r = relay(dir.path(), None, false).await?;
+    let t = target(&r);
+    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let sent = 4 * UNLISTED_REQUEST_RATE.burst;
+    let within = Duration::from_secs(1);
+    let mut stranger = RawConn::open(&endpoint, &t, &RawPrincipal::new("stranger")).await?;
+    let started = std::time::Instant::now();
+    for id in 0..sent {
+        stranger.request(id, Request::GetHubInfo).await?;
+    }
+    let served = replies_within(&mut stranger, sent, within).await;
+    let allowed = UNLISTED_REQUEST_RATE.burst
+        + UNLISTED_REQUEST_RATE.per_second * (started.elapsed().as_millis() as u64 + 999) / 1000;
+    assert!(
+        served <= allowed,
+        "a stranger was served {served} requests, the pace allows {allowed}"
+    );
+    assert!(served > 0, "a stranger is served at its pace");
+    // Control: listed (it registered a space), the same requests are all answered.
+    let person = RawPrincipal::new("person");
+    let (_, genesis) = person.genesis();
+    person
+        .connect(&t)
+        .await?
+        .request(Request::RegisterSpace { genesis })
+        .await?;
+    let mut listed = RawConn::open(&endpoint, &t, &person).await?;
+    for id in 0..sent {
+        listed.request(id, Request::GetHubInfo).await?;
+    }
+    assert_eq!(
+        replies_within(&mut listed, sent, Duration::from_secs(60)).await,
+        sent
+    );
     r.shutdown().await;
     Ok(())
 }

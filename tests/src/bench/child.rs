@@ -5,7 +5,10 @@
 //! - `relay`: the relay, as the test harness starts it (backend from `MES_TEST_BACKEND`);
 //! - `relay-production`: the same with a deployment's limits per network address;
 //! - `quinn`: a bare quinn server with the relay's own TLS and transport configuration,
-//!   accepting connections and holding them, nothing else: the floor.
+//!   accepting connections and holding them, nothing else: the floor;
+//! - `attackers`: not a server, `hostile`'s attack connections (`MES_ATTACKERS` of them
+//!   against the relay in `MES_ATTACK_TARGET`), kept out of the process that measures
+//!   the victim; on exit it writes what they met to `DIR/tally.json`.
 
 use anyhow::Context as _;
 use mes_daemon::client::RelayTarget;
@@ -62,7 +65,43 @@ pub async fn serve(kind: &str, dir: &Path) -> anyhow::Result<()> {
             endpoint.close(0u32.into(), b"done");
             held.abort();
         }
-        other => anyhow::bail!("unknown child {other:?}: relay, relay-production or quinn"),
+        "attackers" => {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            use std::sync::Arc;
+            let t: RelayTarget = serde_json::from_str(
+                &std::env::var("MES_ATTACK_TARGET").context("MES_ATTACK_TARGET")?,
+            )?;
+            let count: usize = std::env::var("MES_ATTACKERS")
+                .context("MES_ATTACKERS")?
+                .parse()?;
+            let kinds = crate::hostile::Attack::chosen()?;
+            let (halt, tally) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(crate::hostile::Tally::default()),
+            );
+            let endpoint = mes_daemon::client::endpoint(t.address)?;
+            let attacks: Vec<_> = (0..count)
+                .map(|i| {
+                    tokio::spawn(crate::hostile::keep_attacking(
+                        kinds[i % kinds.len()],
+                        endpoint.clone(),
+                        t.clone(),
+                        halt.clone(),
+                        tally.clone(),
+                    ))
+                })
+                .collect();
+            ready(&t)?;
+            stop.await?;
+            halt.store(true, Ordering::Relaxed);
+            for a in attacks {
+                let _ = a.await;
+            }
+            std::fs::write(dir.join("tally.json"), serde_json::to_vec(&tally.counts())?)?;
+        }
+        other => {
+            anyhow::bail!("unknown child {other:?}: relay, relay-production, quinn or attackers")
+        }
     }
     Ok(())
 }
@@ -77,17 +116,37 @@ pub struct Child {
     process: std::process::Child,
     /// Where it listens and what to pin.
     pub target: RelayTarget,
+    data: std::path::PathBuf,
 }
 
 impl Child {
     /// Starts `mes-bench --child KIND` with a data directory under `dir`, and reads its
     /// ready line.
     pub fn spawn(kind: &str, dir: &Path) -> anyhow::Result<Self> {
+        Self::spawn_with(kind, dir, &[], 0)
+    }
+
+    /// Like [`Child::spawn`], with `env` set and at `niceness` (0: as this process).
+    pub fn spawn_with(
+        kind: &str,
+        dir: &Path,
+        env: &[(&str, String)],
+        niceness: u8,
+    ) -> anyhow::Result<Self> {
         let data = dir.join(format!("child-{kind}"));
         std::fs::create_dir_all(&data)?;
-        let mut process = Command::new(std::env::current_exe()?)
+        let mut command = if niceness > 0 {
+            // `nice` execs the program: the process id stays the child's.
+            let mut c = Command::new("nice");
+            c.arg(format!("-n{niceness}")).arg(std::env::current_exe()?);
+            c
+        } else {
+            Command::new(std::env::current_exe()?)
+        };
+        let mut process = command
             .args(["--child", kind])
             .arg(&data)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -100,7 +159,19 @@ impl Child {
             .with_context(|| format!("the {kind} child's ready line {line:?}"))?;
         // Whatever else it prints goes on to stderr (a closed pipe would make it fail).
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::stderr()));
-        Ok(Child { process, target })
+        Ok(Child {
+            process,
+            target,
+            data,
+        })
+    }
+
+    /// Waits for the child to exit (its standard input closed) and returns its data
+    /// directory.
+    pub fn finish(mut self) -> anyhow::Result<std::path::PathBuf> {
+        drop(self.process.stdin.take());
+        self.process.wait()?;
+        Ok(self.data.clone())
     }
 
     /// Resident memory (`VmRSS`) once the child has settled after a burst of work.
