@@ -14,13 +14,6 @@ use mes_protocol::wire::{Reply, Request};
 
 use crate::daemon::Daemon;
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: m.into(),
-    }
-}
-
 /// Whom to block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlockTarget {
@@ -44,7 +37,7 @@ impl Daemon {
         f: impl FnOnce(&mut PersonChoices) -> Result<(), ApiError>,
     ) -> Result<(PersonChoices, PersonChoices), ApiError> {
         let c = self.client().ok_or_else(|| {
-            api(
+            ApiError::new(
                 ApiErrorCode::Offline,
                 "these choices go to the relay, and the daemon is offline",
             )
@@ -53,7 +46,7 @@ impl Daemon {
         let (old, signed) = {
             let st = self.state();
             if m.owner() != st.identity.principal.principal_id() {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::Forbidden,
                     "only the person whose space it is makes these choices",
                 ));
@@ -69,7 +62,7 @@ impl Daemon {
         let new = signed.body.clone();
         c.request(Request::PutChoices { choices: signed })
             .await
-            .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         Ok((old, new))
     }
 
@@ -77,10 +70,10 @@ impl Daemon {
     pub(crate) async fn refresh_online(&self, space: SpaceId) -> Result<(), ApiError> {
         let c = self
             .client()
-            .ok_or_else(|| api(ApiErrorCode::Offline, "the daemon went offline"))?;
+            .ok_or_else(|| ApiError::new(ApiErrorCode::Offline, "the daemon went offline"))?;
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
     }
 
     /// The relay's verified directory entry for an RPPS number.
@@ -89,7 +82,7 @@ impl Daemon {
         rpps: &str,
     ) -> Result<Signed<DirectoryEntry>, ApiError> {
         let c = self.client().ok_or_else(|| {
-            api(
+            ApiError::new(
                 ApiErrorCode::Offline,
                 "the relay's directory is needed, and the daemon is offline",
             )
@@ -99,15 +92,20 @@ impl Daemon {
             .await
         {
             Ok(Reply::Professional { entry }) => entry,
-            Ok(r) => return Err(api(ApiErrorCode::Internal, format!("unexpected {r:?}"))),
-            Err(e) => return Err(api(ApiErrorCode::NotFound, e.to_string())),
+            Ok(r) => {
+                return Err(ApiError::new(
+                    ApiErrorCode::Internal,
+                    format!("unexpected {r:?}"),
+                ))
+            }
+            Err(e) => return Err(ApiError::new(ApiErrorCode::NotFound, e.to_string())),
         };
         // The hub's word, checked: signed by the pinned relay key, for this RPPS.
         if entry.signer != c.relay_key
             || entry.verify().is_err()
             || entry.body.professional.rpps.as_str() != rpps.trim()
         {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 format!("the relay's directory entry for RPPS {rpps} does not verify"),
             ));
@@ -123,7 +121,7 @@ impl Daemon {
         let pro = match &target {
             BlockTarget::Professional(rpps) => Some(self.find_professional(rpps).await?),
             BlockTarget::Structure(s) if s.trim().is_empty() => {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::BadRequest,
                     "the establishment name is empty",
                 ))
@@ -135,7 +133,7 @@ impl Daemon {
                 match (&target, &pro) {
                     (BlockTarget::Professional(_), Some(p)) => {
                         if c.attending == Some(p.body.principal) {
-                            return Err(api(
+                            return Err(ApiError::new(
                                 ApiErrorCode::BadRequest,
                                 "this is your designated médecin traitant: designate another one before blocking them",
                             ));
@@ -203,7 +201,7 @@ impl Daemon {
         let structure = structure.trim();
         let c = self
             .client()
-            .ok_or_else(|| api(ApiErrorCode::Offline, "the daemon is offline"))?;
+            .ok_or_else(|| ApiError::new(ApiErrorCode::Offline, "the daemon is offline"))?;
         let entries = match c
             .request(Request::ListStructure {
                 structure: structure.into(),
@@ -211,22 +209,27 @@ impl Daemon {
             .await
         {
             Ok(Reply::Professionals { entries }) => entries,
-            Ok(r) => return Err(api(ApiErrorCode::Internal, format!("unexpected {r:?}"))),
-            Err(e) => return Err(api(ApiErrorCode::Forbidden, e.to_string())),
+            Ok(r) => {
+                return Err(ApiError::new(
+                    ApiErrorCode::Internal,
+                    format!("unexpected {r:?}"),
+                ))
+            }
+            Err(e) => return Err(ApiError::new(ApiErrorCode::Forbidden, e.to_string())),
         };
         let entries: Vec<_> = entries
             .into_iter()
             .filter(|e| e.signer == c.relay_key && e.verify().is_ok())
             .collect();
         if entries.is_empty() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::NotFound,
                 format!("the directory lists nobody under {structure:?}"),
             ));
         }
         self.update_choices(space, |c| {
             if c.blocked_structures.contains(structure) {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::BadRequest,
                     "this establishment is blocked: unblock it first",
                 ));
@@ -267,7 +270,10 @@ impl Daemon {
             if removed {
                 Ok(())
             } else {
-                Err(api(ApiErrorCode::NotFound, "nothing blocked by that name"))
+                Err(ApiError::new(
+                    ApiErrorCode::NotFound,
+                    "nothing blocked by that name",
+                ))
             }
         })
         .await?;
@@ -287,14 +293,14 @@ impl Daemon {
     ) -> Result<(ConsentView, Option<String>), ApiError> {
         let entry = self.find_professional(rpps).await?;
         if entry.body.professional.profession != mes_protocol::habilitation::PHYSICIAN {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 format!("RPPS {rpps} is not a physician (profession 10): only a physician can be médecin traitant"),
             ));
         }
         let effective = policy.unwrap_or_else(|| self.hub_attending_policy());
         if effective == AttendingPolicy::Law2022 && !except.is_empty() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 "under the law-2022 policy the médecin traitant reads everything, hidden documents included; nothing can be kept from them (the citizen-committee policy allows it)",
             ));
@@ -302,7 +308,7 @@ impl Daemon {
         let principal = entry.body.principal;
         self.update_choices(space, |c| {
             if c.blocks(principal, entry.body.professional.structure.as_deref()) {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::BadRequest,
                     "this professional is blocked: unblock them first",
                 ));

@@ -27,13 +27,6 @@ const DIRECTORY: &str = "directory";
 /// Sealed-store namespace of the lapsed grants already rotated away from.
 const LAPSED: &str = "lapsed-grants";
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: m.into(),
-    }
-}
-
 /// The volumes a consent for `profession` opens, minus `except` (labels or groups).
 pub fn consent_volumes(
     m: &Membership,
@@ -64,7 +57,7 @@ impl Daemon {
             .get(&space)
             .and_then(|s| s.membership.clone())
             .ok_or_else(|| {
-                api(
+                ApiError::new(
                     ApiErrorCode::Offline,
                     "the membership of this space is not synced yet",
                 )
@@ -117,7 +110,7 @@ impl Daemon {
         if m.at(UnixMillis::now()).role(me, None) == Some(Role::Admin) {
             Ok(())
         } else {
-            Err(api(
+            Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 format!(
                     "only the person whose space it is, or who manages it with them, can {does}"
@@ -139,7 +132,7 @@ impl Daemon {
         );
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))
     }
 
     /// Grants a verified professional what the matrix allows (and the hidden documents
@@ -165,7 +158,7 @@ impl Daemon {
                 .any(|d| d.body.label == *e || d.body.label == format!("documents/{e}"))
                 || e == "measurements";
             if !known {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::BadRequest,
                     format!("nothing to keep back named {e:?}: give a volume label (documents/mental) or a group (mental)"),
                 ));
@@ -214,13 +207,13 @@ impl Daemon {
         for grant in grants {
             c.request(Request::PutGrant { grant })
                 .await
-                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         }
         self.remember_professional(entry)?;
         self.start_epochs(&dropped)?;
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
         Ok(self
             .consents(space)?
             .into_iter()
@@ -246,7 +239,7 @@ impl Daemon {
             .map(|((_, scope), _)| self.signed_grant(&m, principal, *scope, None))
             .collect();
         if grants.is_empty() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::NotFound,
                 format!("{principal:?} holds no right on this space"),
             ));
@@ -254,16 +247,16 @@ impl Daemon {
         for grant in grants {
             c.request(Request::PutGrant { grant })
                 .await
-                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         }
         self.start_epochs(&readable)?;
         self.store
             .flush()
             .await
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
     }
 
     /// Grants to a relative, trusted person, caregiver or guardian (F9.2, F9.3): `role` on
@@ -280,7 +273,7 @@ impl Daemon {
         let c = self.online_client("delegating")?;
         let m = self.membership_of(space)?;
         if until.is_some_and(|t| t <= UnixMillis::now()) {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 "the end of the access is already past",
             ));
@@ -292,7 +285,7 @@ impl Daemon {
                 .values()
                 .find(|d| d.body.label == *label)
                 .ok_or_else(|| {
-                    api(
+                    ApiError::new(
                         ApiErrorCode::BadRequest,
                         format!("no volume {label:?} in this space"),
                     )
@@ -310,11 +303,11 @@ impl Daemon {
             }
             c.request(Request::PutGrant { grant: g })
                 .await
-                .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         }
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
     }
 
     /// Starts a new epoch, once, on what each lapsed grant covered (F9.2) and on every
@@ -360,7 +353,7 @@ impl Daemon {
         }
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         todo.sort();
         todo.dedup();
         self.start_derived_epochs(&todo)?;
@@ -438,7 +431,7 @@ impl Daemon {
         }
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))
     }
 
     pub(crate) fn directory_entry(&self, principal: PrincipalId) -> Option<Signed<DirectoryEntry>> {

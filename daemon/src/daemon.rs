@@ -108,12 +108,8 @@ pub enum SyncError {
     Refused(String),
 }
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 fn storage(e: StoreError) -> ApiError {
-    api(ApiErrorCode::Storage, e.to_string())
+    ApiError::new(ApiErrorCode::Storage, e.to_string())
 }
 
 fn unexpected(r: Reply) -> SyncError {
@@ -268,7 +264,7 @@ impl Daemon {
     /// The relay connection, or an Offline error saying that `what` needs it.
     pub(crate) fn online_client(&self, what: &str) -> Result<Arc<RelayClient>, ApiError> {
         self.client().ok_or_else(|| {
-            api(
+            ApiError::new(
                 ApiErrorCode::Offline,
                 format!("{what} needs the relay, and the daemon is offline"),
             )
@@ -309,7 +305,7 @@ impl Daemon {
     /// Creates a space with its three volumes; durable on return.
     pub async fn create_space(&self, label: &str) -> Result<SpaceId, ApiError> {
         if label.trim().is_empty() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 "a space needs a non-empty label",
             ));
@@ -362,7 +358,7 @@ impl Daemon {
                     if let Replica::Doc(d) = v.replica().map_err(storage)? {
                         let p = d
                             .set(LABEL_KEY, label)
-                            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
                         v.record_local(&p, &mut batch);
                     }
                 }
@@ -406,7 +402,7 @@ impl Daemon {
             return if self.state().spaces.contains_key(&s) {
                 Ok(s)
             } else {
-                Err(api(
+                Err(ApiError::new(
                     ApiErrorCode::NotFound,
                     format!("this daemon holds no space {s}"),
                 ))
@@ -447,7 +443,7 @@ impl Daemon {
             .find(|v| v.meta.space == space && v.meta.label == label)
             .map(|v| v.meta.volume)
             .ok_or_else(|| {
-                api(
+                ApiError::new(
                     ApiErrorCode::NotFound,
                     format!(
                         "space {} has no {label} volume here yet (not synced?)",
@@ -468,7 +464,7 @@ impl Daemon {
         };
         match role {
             Some(r) if r.can_write(kind) => Ok(()),
-            _ => Err(api(
+            _ => Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 format!(
                     "you may not write to the {} volume of this space",
@@ -521,10 +517,10 @@ impl Daemon {
         match Self::replica_of(&mut st, space, label)? {
             Replica::Doc(d) => Ok((
                 d.hydrate()
-                    .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?,
+                    .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?,
                 d.conflicts(),
             )),
-            _ => Err(api(
+            _ => Err(ApiError::new(
                 ApiErrorCode::Internal,
                 format!("{} volume is not a document", T::LABEL),
             )),
@@ -544,7 +540,7 @@ impl Daemon {
             let (edited, id) = crate::record::edit::apply(&*current, &T::SECTIONS, edit, || {
                 hex::encode(rand::Rng::gen::<[u8; 6]>(&mut OsRng))
             })
-            .map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e))?;
             *current = edited;
             Ok(id)
         })
@@ -574,18 +570,19 @@ impl Daemon {
         let mut touched = String::new();
         self.local_change(space, label, |v, _| {
             let Replica::Doc(d) = v.replica().map_err(storage)? else {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::Internal,
                     format!("{} volume is not a document", T::LABEL),
                 ));
             };
             let mut doc: T = d
                 .hydrate()
-                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
             touched = f(&mut doc)?;
-            doc.check().map_err(|e| api(ApiErrorCode::BadRequest, e))?;
+            doc.check()
+                .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e))?;
             d.reconcile(&doc)
-                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+                .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
         })
         .await?;
         if T::LABEL == PROFILE {
@@ -600,14 +597,17 @@ impl Daemon {
         let (profile, _) = self.record_get::<mes_protocol::record::Profile>(space)?;
         self.local_change(space, EMERGENCY, |v, _| {
             let Replica::Doc(d) = v.replica().map_err(storage)? else {
-                return Err(api(ApiErrorCode::Internal, "emergency is not a document"));
+                return Err(ApiError::new(
+                    ApiErrorCode::Internal,
+                    "emergency is not a document",
+                ));
             };
             let mut e: mes_protocol::record::Emergency = d
                 .hydrate()
-                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
             e.copy_from(&profile);
             d.reconcile(&e)
-                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+                .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
         })
         .await
         .map(|_| ())
@@ -624,7 +624,7 @@ impl Daemon {
         let (profile, _) = self.record_get(space)?;
         let (record, _) = self.record_get(space)?;
         crate::record::check::reminders(&profile, &record, today, months)
-            .map_err(|e| api(ApiErrorCode::BadRequest, e))
+            .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e))
     }
 
     /// Sets a note.
@@ -644,8 +644,8 @@ impl Daemon {
             Replica::Doc(d) => d
                 .set(key, value)
                 .map(Some)
-                .map_err(|e| api(ApiErrorCode::Internal, e.to_string())),
-            _ => Err(api(
+                .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string())),
+            _ => Err(ApiError::new(
                 ApiErrorCode::Internal,
                 "notes volume is not a document",
             )),
@@ -661,8 +661,8 @@ impl Daemon {
             .local_change(space, NOTES, |v, _| match v.replica().map_err(storage)? {
                 Replica::Doc(d) => d
                     .delete(key)
-                    .map_err(|e| api(ApiErrorCode::Internal, e.to_string())),
-                _ => Err(api(
+                    .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string())),
+                _ => Err(ApiError::new(
                     ApiErrorCode::Internal,
                     "notes volume is not a document",
                 )),
@@ -671,7 +671,10 @@ impl Daemon {
         if changed {
             Ok(())
         } else {
-            Err(api(ApiErrorCode::NotFound, format!("no note {key:?}")))
+            Err(ApiError::new(
+                ApiErrorCode::NotFound,
+                format!("no note {key:?}"),
+            ))
         }
     }
 
@@ -683,7 +686,7 @@ impl Daemon {
         let mut st = self.state();
         match Self::replica_of(&mut st, space, NOTES)? {
             Replica::Doc(d) => Ok(f(d)),
-            _ => Err(api(
+            _ => Err(ApiError::new(
                 ApiErrorCode::Internal,
                 "notes volume is not a document",
             )),
@@ -694,7 +697,10 @@ impl Daemon {
     pub fn note_get(&self, space: SpaceId, key: &str) -> Result<Vec<String>, ApiError> {
         let values = self.with_doc(space, |d| d.get(key))?;
         if values.is_empty() {
-            Err(api(ApiErrorCode::NotFound, format!("no note {key:?}")))
+            Err(ApiError::new(
+                ApiErrorCode::NotFound,
+                format!("no note {key:?}"),
+            ))
         } else {
             Ok(values)
         }
@@ -752,7 +758,10 @@ impl Daemon {
             };
             match v.replica().map_err(storage)? {
                 Replica::Log(l) => Ok(Some(l.append(e))),
-                _ => Err(api(ApiErrorCode::Internal, "journal volume is not a log")),
+                _ => Err(ApiError::new(
+                    ApiErrorCode::Internal,
+                    "journal volume is not a log",
+                )),
             }
         })
         .await
@@ -772,7 +781,10 @@ impl Daemon {
                 out.extend(pending.iter().map(|e| format!("(pending) {}", e.text)));
                 Ok(out)
             }
-            _ => Err(api(ApiErrorCode::Internal, "journal volume is not a log")),
+            _ => Err(ApiError::new(
+                ApiErrorCode::Internal,
+                "journal volume is not a log",
+            )),
         }
     }
 
@@ -796,7 +808,7 @@ impl Daemon {
         let mut st = self.state();
         Self::volume_of(&st, space, INBOX)?;
         if st.spaces[&space].owner() != st.identity.principal.principal_id() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 "only the space's owner reads its inbox",
             ));
@@ -807,7 +819,10 @@ impl Daemon {
                 .iter()
                 .map(|d| format!("#{} from {}: {}", d.seq.0, d.from.short(), d.text))
                 .collect()),
-            _ => Err(api(ApiErrorCode::Internal, "inbox volume is not an inbox")),
+            _ => Err(ApiError::new(
+                ApiErrorCode::Internal,
+                "inbox volume is not an inbox",
+            )),
         }
     }
 
@@ -870,7 +885,7 @@ impl Daemon {
                     this_device: c.body.device == this,
                 })
                 .collect()),
-            r => Err(api(
+            r => Err(ApiError::new(
                 ApiErrorCode::Internal,
                 format!("unexpected reply {r:?}"),
             )),
@@ -884,7 +899,7 @@ impl Daemon {
         let revocation = {
             let st = self.state();
             if device == st.identity.device.device_id() {
-                return Err(api(
+                return Err(ApiError::new(
                     ApiErrorCode::BadRequest,
                     "a device cannot revoke itself; revoke it from another device",
                 ));
@@ -992,7 +1007,10 @@ impl Daemon {
             let v = &st.volumes[&volume];
             let (generation, upto) = (v.meta.generation, v.progress.cursor);
             let Some((epoch, key)) = st.keys.current(volume, generation) else {
-                return Err(api(ApiErrorCode::Forbidden, "no key for this volume yet"));
+                return Err(ApiError::new(
+                    ApiErrorCode::Forbidden,
+                    "no key for this volume yet",
+                ));
             };
             let key = key.duplicate();
             let body = st
@@ -1022,7 +1040,7 @@ impl Daemon {
             (volume, upto, b)
         };
         if upto == Seq(0) {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 "nothing synced yet: the volume's cursor is 0",
             ));
@@ -1829,7 +1847,7 @@ pub const LABEL_KEY: &str = "_label";
 
 fn check_key(key: &str) -> Result<(), ApiError> {
     if key.is_empty() || key.starts_with('_') || key.len() > 256 {
-        Err(api(
+        Err(ApiError::new(
             ApiErrorCode::BadRequest,
             format!("note key {key:?} must be 1 to 256 bytes and not start with '_'"),
         ))
@@ -1840,8 +1858,8 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 
 fn client_api(e: ClientError) -> ApiError {
     match e {
-        ClientError::Closed(m) => api(ApiErrorCode::Offline, m),
-        ClientError::Refused(w) => api(ApiErrorCode::Forbidden, w.to_string()),
+        ClientError::Closed(m) => ApiError::new(ApiErrorCode::Offline, m),
+        ClientError::Refused(w) => ApiError::new(ApiErrorCode::Forbidden, w.to_string()),
     }
 }
 
@@ -1849,7 +1867,7 @@ fn sync_api(e: SyncError) -> ApiError {
     match e {
         SyncError::Client(c) => client_api(c),
         SyncError::Store(s) => storage(s),
-        SyncError::Refused(m) => api(ApiErrorCode::Internal, m),
+        SyncError::Refused(m) => ApiError::new(ApiErrorCode::Internal, m),
     }
 }
 

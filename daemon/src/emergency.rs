@@ -16,13 +16,6 @@ use mes_protocol::wire::{Reply, Request};
 use crate::client::RelayClient;
 use crate::daemon::{Daemon, State, SyncError};
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError {
-        code,
-        message: m.into(),
-    }
-}
-
 /// What the hub said of itself.
 #[derive(Clone, Debug)]
 pub struct HubInfo {
@@ -131,7 +124,7 @@ impl Daemon {
             self.store
                 .flush()
                 .await
-                .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         }
         self.refresh_online(space).await
     }
@@ -141,9 +134,9 @@ impl Daemon {
         let c = self.online_client("emergency access")?;
         c.request(Request::EmergencyAccess { space, mode })
             .await
-            .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         self.bootstrap(&c)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
     }
 }

@@ -39,10 +39,6 @@ struct HeldItem {
     at: UnixMillis,
 }
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 async fn holds(c: &RelayClient, request: EnrolRequest) -> Result<Vec<Hold>, ApiError> {
     match c
         .request(Request::Enrol { request })
@@ -50,7 +46,7 @@ async fn holds(c: &RelayClient, request: EnrolRequest) -> Result<Vec<Hold>, ApiE
         .map_err(hub_refusal)?
     {
         Reply::Holds { holds } => Ok(holds),
-        other => Err(api(
+        other => Err(ApiError::new(
             ApiErrorCode::Internal,
             format!("unexpected reply to a hold: {other:?}"),
         )),
@@ -112,7 +108,7 @@ impl Daemon {
         )
         .await?
         .pop()
-        .ok_or_else(|| api(ApiErrorCode::Internal, "the hub answered no hold"))
+        .ok_or_else(|| ApiError::new(ApiErrorCode::Internal, "the hub answered no hold"))
     }
 
     async fn keep_held(&self, nir: &str, item: InboxItem) -> Result<(), ApiError> {
@@ -126,11 +122,11 @@ impl Daemon {
         batch.put(HELD, &id, &mes_protocol::codec::to_bytes(&held));
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         self.store
             .flush()
             .await
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))
     }
 
     fn held_items(&self) -> Vec<(Vec<u8>, HeldItem)> {
@@ -195,10 +191,9 @@ impl Daemon {
             let mut n = 0;
             for (id, held) in items.iter().filter(|(_, h)| h.nir == hold.nir) {
                 if let InboxItem::Document(meta) = &held.item {
-                    let blob = meta
-                        .blob
-                        .parse()
-                        .map_err(|_| api(ApiErrorCode::Internal, "a held document's blob id"))?;
+                    let blob = meta.blob.parse().map_err(|_| {
+                        ApiError::new(ApiErrorCode::Internal, "a held document's blob id")
+                    })?;
                     let inbox = Daemon::volume_of(&self.state(), space, crate::daemon::INBOX)?;
                     crate::blobs::mark_pending(&self.files, space, inbox, blob)?;
                 }
@@ -207,7 +202,7 @@ impl Daemon {
                 batch.remove(HELD, id);
                 self.store
                     .apply(batch)
-                    .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+                    .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
                 n += 1;
             }
             holds(
@@ -304,7 +299,7 @@ impl Daemon {
         for space in spaces {
             self.refresh_space(&c, space)
                 .await
-                .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
         }
         Ok(granted)
     }

@@ -19,10 +19,6 @@ use crate::volume::Replica;
 /// Notes key prefix of consent requests waiting for the person.
 pub const CONSENT_REQUEST_PREFIX: &str = "_consent-request/";
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 impl Daemon {
     /// Drops an item into the space's inbox.
     pub async fn drop_item(&self, space: SpaceId, item: &InboxItem) -> Result<(), ApiError> {
@@ -243,7 +239,7 @@ impl Daemon {
 /// Refuses an empty subject or body before anything is dropped.
 pub fn check_message(subject: &str, body: &str) -> Result<(), ApiError> {
     if subject.trim().is_empty() || body.trim().is_empty() {
-        return Err(api(
+        return Err(ApiError::new(
             ApiErrorCode::BadRequest,
             "a new thread needs a subject and a text",
         ));

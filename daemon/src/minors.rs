@@ -15,10 +15,6 @@ use mes_protocol::wire::Request;
 
 use crate::daemon::Daemon;
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 /// The private volume's id and epoch-0 key, derived from the owner's principal secret:
 /// every device of the owner finds the same ones offline, and nobody else can.
 fn derive_private(space: SpaceId, owner_secret: &str, label: &str) -> (VolumeId, SymmetricKey) {
@@ -46,7 +42,7 @@ impl Daemon {
     ) -> Result<(), ApiError> {
         let c = self.online_client("handing a space over")?;
         inbox_recipient.parse().map_err(|e| {
-            api(
+            ApiError::new(
                 ApiErrorCode::BadRequest,
                 format!("the minor's inbox recipient: {e}"),
             )
@@ -54,13 +50,13 @@ impl Daemon {
         let m = self.membership_of(space)?;
         let me = self.state().identity.principal.principal_id();
         if m.owner() != me {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 "only the owner of the space (the parent who created it) hands it over",
             ));
         }
         if to == me {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 "the space is handed over to the minor's own principal, not to yours",
             ));
@@ -72,14 +68,14 @@ impl Daemon {
             .unwrap_or_else(|| self.hub_attending_policy());
         let age =
             age_on(&profile.person.birth_date, paris_day(UnixMillis::now())).map_err(|e| {
-                api(
+                ApiError::new(
                     ApiErrorCode::BadRequest,
                     format!("{e}: set it with `mes profile set person.birth_date YYYY-MM-DD`"),
                 )
             })?;
         let from = u32::from(policy.handover_age());
         if age < from {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 format!(
                     "{} is {age}: the space is handed over from {from} under the {} policy",
@@ -107,10 +103,10 @@ impl Daemon {
         );
         c.request(Request::HandOver { handover })
             .await
-            .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
     }
 
     /// The private volume of a space this principal owns, declared (durably, queued for
@@ -120,7 +116,7 @@ impl Daemon {
         let mut st = self.state();
         let principal = &st.identity.principal;
         if m.owner() != principal.principal_id() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 "only the owner of the space keeps documents private",
             ));
@@ -134,7 +130,7 @@ impl Daemon {
         crate::partition::declare_new(&mut st, (space, volume, DOCUMENTS_PRIVATE), key, &mut batch);
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         Ok(volume)
     }
 }

@@ -26,10 +26,6 @@ const NAMESPACE: &str = "recovery";
 /// Notes key of the recovery recipient (public).
 pub const RECIPIENT_KEY: &str = "_recovery-recipient";
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 /// How a kit is protected.
 pub enum KitLock {
     /// A passphrase the person keeps.
@@ -95,7 +91,7 @@ impl Daemon {
         batch.put(NAMESPACE, &[], s.to_secret_string().as_bytes());
         self.store
             .apply(batch)
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))
     }
 
     /// Writes a recovery kit to `out` (and, for a split, its shares beside it as
@@ -119,7 +115,7 @@ impl Daemon {
             .expect("relay target lock")
             .clone()
             .ok_or_else(|| {
-                api(
+                ApiError::new(
                     ApiErrorCode::Offline,
                     "this daemon has no relay to name in a kit",
                 )
@@ -144,7 +140,7 @@ impl Daemon {
             })
             .await
             .map_err(|e| {
-                api(
+                ApiError::new(
                     ApiErrorCode::Offline,
                     format!("the relay did not register the kit's admission key: {e}"),
                 )
@@ -165,7 +161,7 @@ impl Daemon {
         let (passphrase, shares) = match lock {
             KitLock::Passphrase(p) => {
                 if p.trim().len() < 12 {
-                    return Err(api(
+                    return Err(ApiError::new(
                         ApiErrorCode::BadRequest,
                         "a recovery passphrase needs at least 12 characters",
                     ));
@@ -176,7 +172,7 @@ impl Daemon {
                 let mut raw = [0u8; 32];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
                 let shares = recovery::split(&raw, k, n)
-                    .map_err(|e| api(ApiErrorCode::BadRequest, e.to_string()))?;
+                    .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e.to_string()))?;
                 (recovery::split_passphrase(&raw), shares)
             }
         };
@@ -193,7 +189,7 @@ impl Daemon {
             for space in owned {
                 self.refresh_space(&c, space)
                     .await
-                    .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
+                    .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
             }
         }
         Ok(written)
@@ -207,7 +203,7 @@ impl Daemon {
         key: KitKey,
     ) -> Result<(String, String), ApiError> {
         if !self.state().spaces.is_empty() {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 "this daemon already holds spaces; restore on a fresh daemon",
             ));
@@ -216,18 +212,18 @@ impl Daemon {
             KitKey::Passphrase(p) => p,
             KitKey::Shares(s) => {
                 let raw = recovery::combine(&s)
-                    .map_err(|e| api(ApiErrorCode::BadRequest, e.to_string()))?;
+                    .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e.to_string()))?;
                 recovery::split_passphrase(&raw)
             }
         };
         let kit = recovery::open(sealed, &passphrase)
-            .map_err(|e| api(ApiErrorCode::BadRequest, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e.to_string()))?;
         let principal = kit
             .principal
             .import()
-            .map_err(|e| api(ApiErrorCode::BadRequest, format!("kit keys: {e}")))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, format!("kit keys: {e}")))?;
         let secret = AgeSecret::parse(&kit.recovery).map_err(|e| {
-            api(
+            ApiError::new(
                 ApiErrorCode::BadRequest,
                 format!("kit recovery identity: {e}"),
             )
@@ -239,7 +235,7 @@ impl Daemon {
                     &st.identity.device.signing.to_bytes(),
                 ),
                 age: AgeSecret::parse(&st.identity.device.age.to_secret_string())
-                    .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?,
+                    .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?,
             };
             let name = format!("{} (restored)", st.identity.name());
             let cert = crate::identity::certify(&principal, &device, &name);
@@ -260,13 +256,13 @@ impl Daemon {
             batch.put(NAMESPACE, &[], secret.to_secret_string().as_bytes());
             self.store
                 .apply(batch)
-                .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
             st.identity = identity;
         }
         self.store
             .flush()
             .await
-            .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
         self.reconnect.notify_one();
         Ok((kit.relay_address.clone(), kit.relay_fingerprint.clone()))
     }
@@ -304,7 +300,7 @@ async fn admit_restored(
     device: &mes_protocol::keys::SigningSecret,
 ) -> Result<(), ApiError> {
     let Some(secret) = &kit.admission else {
-        return Err(api(
+        return Err(ApiError::new(
             ApiErrorCode::Forbidden,
             "this kit was made before device lists and cannot admit a device: list this device from one of your devices, or make a new kit there",
         ));
@@ -313,7 +309,7 @@ async fn admit_restored(
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| {
-            api(
+            ApiError::new(
                 ApiErrorCode::BadRequest,
                 "the kit's admission key is malformed",
             )
@@ -324,7 +320,7 @@ async fn admit_restored(
     );
     let target = crate::client::RelayTarget {
         address: kit.relay_address.parse().map_err(|e| {
-            api(
+            ApiError::new(
                 ApiErrorCode::BadRequest,
                 format!("the kit's relay address {:?}: {e}", kit.relay_address),
             )
@@ -332,12 +328,12 @@ async fn admit_restored(
         fingerprint: kit.relay_fingerprint.clone(),
     };
     let endpoint = crate::client::endpoint(target.address)
-        .map_err(|e| api(ApiErrorCode::Offline, e.to_string()))?;
+        .map_err(|e| ApiError::new(ApiErrorCode::Offline, e.to_string()))?;
     let (client, _pushes) =
         crate::client::RelayClient::connect_vouched(&endpoint, &target, cert, device, Some(vouch))
             .await
             .map_err(|e| {
-                api(
+                ApiError::new(
                     ApiErrorCode::Offline,
                     format!(
                         "the relay named in the kit ({}) did not admit this device: {e:#}",
@@ -351,5 +347,5 @@ async fn admit_restored(
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
     crate::unlock::write_private(path, bytes)
-        .map_err(|e| api(ApiErrorCode::BadRequest, format!("{e:#}")))
+        .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, format!("{e:#}")))
 }

@@ -15,10 +15,6 @@ use rand::rngs::OsRng;
 use crate::daemon::{Daemon, MESSAGES};
 use crate::record::Conflict;
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 impl Daemon {
     /// The thread volumes of a space this device holds a key for.
     fn thread_labels(&self, space: SpaceId) -> Vec<String> {
@@ -79,18 +75,18 @@ impl Daemon {
                 crate::partition::declare_new(&mut st, (space, volume, &label), key, &mut batch);
             self.store
                 .apply(batch)
-                .map_err(|e| api(ApiErrorCode::Storage, e.to_string()))?;
+                .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
             decl
         };
         let volume = decl.body.volume;
         c.request(Request::DeclareVolume { decl })
             .await
-            .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         let m = self.membership_of(space)?;
         let grant = self.signed_grant(&m, professional, Some(volume), Some(Role::Write));
         c.request(Request::PutGrant { grant })
             .await
-            .map_err(|e| api(ApiErrorCode::Forbidden, e.to_string()))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Forbidden, e.to_string()))?;
         self.record_update_in::<Messages>(space, &label, |m| {
             m.threads.push(Thread {
                 id: thread.clone(),
@@ -105,6 +101,6 @@ impl Daemon {
         .await?;
         self.refresh_space(&c, space)
             .await
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))
     }
 }

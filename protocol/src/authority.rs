@@ -76,14 +76,7 @@ pub fn age_on(birth_date: &str, day: jiff::civil::Date) -> Result<u32, String> {
     Ok(span.get_years() as u32)
 }
 
-/// The day in Europe/Paris at `t` (ages turn at midnight there).
-pub fn paris_day(t: UnixMillis) -> jiff::civil::Date {
-    let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    match jiff::tz::TimeZone::get("Europe/Paris") {
-        Ok(tz) => ts.to_zoned(tz).date(),
-        Err(_) => ts.to_zoned(jiff::tz::TimeZone::UTC).date(),
-    }
-}
+pub use crate::time::paris_day;
 
 #[cfg(test)]
 mod tests {

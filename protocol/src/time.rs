@@ -24,9 +24,21 @@ impl UnixMillis {
         let Ok(ts) = jiff::Timestamp::from_millisecond(self.0 as i64) else {
             return format!("{} ms", self.0);
         };
-        match jiff::tz::TimeZone::get("Europe/Paris") {
-            Ok(tz) => ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string(),
-            Err(_) => ts.strftime("%Y-%m-%d %H:%M UTC").to_string(),
-        }
+        ts.to_zoned(paris()).strftime("%Y-%m-%d %H:%M").to_string()
     }
+}
+
+/// Europe/Paris, where every calendar rule of the service counts (deadlines, ages,
+/// appointments), looked up once; UTC on a system without its time zone data.
+pub fn paris() -> jiff::tz::TimeZone {
+    static PARIS: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+    PARIS
+        .get_or_init(|| jiff::tz::TimeZone::get("Europe/Paris").unwrap_or(jiff::tz::TimeZone::UTC))
+        .clone()
+}
+
+/// The day in Europe/Paris at `t` (ages turn at midnight there).
+pub fn paris_day(t: UnixMillis) -> jiff::civil::Date {
+    let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(paris()).date()
 }

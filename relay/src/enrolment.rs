@@ -4,7 +4,7 @@
 //! saving change in between). The store, the campaign and the notifications drive it
 //! (docs/enrolment.md).
 
-use jiff::{tz::TimeZone, Span, Timestamp, ToSpan};
+use jiff::{Span, Timestamp, ToSpan};
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
@@ -215,13 +215,7 @@ fn after_days(t: UnixMillis, days: i64) -> UnixMillis {
     after(t, days.days())
 }
 
-/// Europe/Paris, looked up once.
-pub fn paris() -> TimeZone {
-    static PARIS: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
-    PARIS
-        .get_or_init(|| TimeZone::get("Europe/Paris").unwrap_or(TimeZone::UTC))
-        .clone()
-}
+pub use mes_protocol::time::paris;
 
 /// `t` plus a calendar span in Europe/Paris.
 pub fn after(t: UnixMillis, span: Span) -> UnixMillis {

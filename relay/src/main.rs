@@ -366,7 +366,7 @@ async fn main() -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let today = jiff::Zoned::now()
-                .with_time_zone(jiff::tz::TimeZone::get("Europe/Paris")?)
+                .with_time_zone(mes_protocol::time::paris())
                 .date();
             let rows = match mes_relay::population::parse(&text, today) {
                 Ok(rows) => rows,

@@ -102,8 +102,7 @@ fn is_date(s: &str) -> bool {
 /// date alone.
 pub fn instant(at: &str) -> Option<String> {
     if let Ok(dt) = at.parse::<jiff::civil::DateTime>() {
-        let tz = jiff::tz::TimeZone::get("Europe/Paris").ok()?;
-        let z = dt.to_zoned(tz).ok()?;
+        let z = dt.to_zoned(mes_protocol::time::paris()).ok()?;
         return Some(z.timestamp().strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
     }
     if let Ok(t) = at.parse::<jiff::Timestamp>() {

@@ -103,10 +103,6 @@ pub fn anonymise(r: &SpaceRecords, pseudonym: String) -> ResearchRecord {
     }
 }
 
-fn api(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
-    ApiError::new(code, m)
-}
-
 impl Daemon {
     /// Opts in (a fresh salt) or out (the salt is forgotten) of research sharing.
     pub async fn set_research(&self, space: SpaceId, share: bool) -> Result<(), ApiError> {
@@ -128,7 +124,7 @@ impl Daemon {
     /// Writes `dir/research.json` if the person opted in; refuses otherwise.
     pub async fn research_export(&self, space: SpaceId, dir: &Path) -> Result<String, ApiError> {
         let Some(salt) = self.research_salt(space) else {
-            return Err(api(
+            return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 "research sharing is off for this space: opt in first (mes research opt-in)",
             ));
@@ -138,12 +134,13 @@ impl Daemon {
         let pseudonym = blake3::keyed_hash(&key, &space.0).to_hex()[..16].to_string();
         let r = anonymise(&records, pseudonym);
         std::fs::create_dir_all(dir)
-            .map_err(|e| api(ApiErrorCode::Storage, format!("{}: {e}", dir.display())))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Storage, format!("{}: {e}", dir.display())))?;
         let path = dir.join("research.json");
         let text = serde_json::to_string_pretty(&r)
-            .map_err(|e| api(ApiErrorCode::Internal, e.to_string()))?;
-        std::fs::write(&path, text)
-            .map_err(|e| api(ApiErrorCode::Storage, format!("{}: {e}", path.display())))?;
+            .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| {
+            ApiError::new(ApiErrorCode::Storage, format!("{}: {e}", path.display()))
+        })?;
         Ok(path.to_string_lossy().into_owned())
     }
 }
