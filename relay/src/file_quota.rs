@@ -98,6 +98,16 @@ impl Relay {
         Ok(FileUsage { committed, pending })
     }
 
+    /// The upload of `key` (space || blob) not committed yet, if any.
+    async fn pending(&self, key: &[u8]) -> Result<Option<PendingUpload>, WireError> {
+        Ok(self
+            .store
+            .get_record(RecordKind::BlobPending, key)
+            .await
+            .map_err(storage)?
+            .and_then(|v| PendingUpload::decode(&v)))
+    }
+
     /// Before a chunk at `index` of `blob` is stored for `space`: grows the upload's
     /// reservation when the chunk lies past it, refused when the space's files would
     /// pass its quota (the check and the write are not atomic: concurrent uploads of a
@@ -109,12 +119,7 @@ impl Relay {
         index: u32,
     ) -> Result<(), WireError> {
         let key = key(space, blob);
-        let held = self
-            .store
-            .get_record(RecordKind::BlobPending, &key)
-            .await
-            .map_err(storage)?
-            .and_then(|v| PendingUpload::decode(&v));
+        let held = self.pending(&key).await?;
         let held_chunks = held.map(|p| p.reserved).unwrap_or(0);
         if index < held_chunks {
             return Ok(());
@@ -163,13 +168,7 @@ impl Relay {
             )
             .await
             .map_err(storage)?;
-        let held = self
-            .store
-            .get_record(RecordKind::BlobPending, &key)
-            .await
-            .map_err(storage)?
-            .and_then(|v| PendingUpload::decode(&v));
-        if let Some(p) = held {
+        if let Some(p) = self.pending(&key).await? {
             if p.reserved > chunks {
                 self.store
                     .remove_blob_chunks(&blob.0, chunks, p.reserved)

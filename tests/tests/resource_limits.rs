@@ -21,6 +21,40 @@ use mes_tests::hostile::RawConn;
 use mes_tests::{refused_with, relay, relay_configured, target, RawPrincipal};
 use std::time::Duration;
 
+/// A principal whose device is listed: it registered a space.
+async fn listed(t: &mes_daemon::client::RelayTarget, name: &str) -> anyhow::Result<RawPrincipal> {
+    let p = RawPrincipal::new(name);
+    let (_, genesis) = p.genesis();
+    p.connect(t)
+        .await?
+        .request(Request::RegisterSpace { genesis })
+        .await?;
+    Ok(p)
+}
+
+/// Declares a "notes" volume in `space`, signed by its owner `p`.
+async fn notes_volume(
+    c: &mes_daemon::client::RelayClient,
+    space: mes_protocol::ids::SpaceId,
+    p: &RawPrincipal,
+) -> anyhow::Result<mes_protocol::ids::VolumeId> {
+    let notes = mes_protocol::ids::VolumeId(rand::random());
+    c.request(Request::DeclareVolume {
+        decl: mes_protocol::membership::Signed::sign(
+            mes_protocol::membership::VolumeDecl {
+                space,
+                volume: notes,
+                kind: mes_protocol::ids::VolumeKind::Automerge,
+                generation: mes_protocol::ids::Generation(0),
+                label: "notes".into(),
+            },
+            &p.principal.signing,
+        ),
+    })
+    .await?;
+    Ok(notes)
+}
+
 /// Sends requests without reading until the relay stops taking them (every window and
 /// queue full): how many went.
 async fn fill(c: &mut RawConn) -> u64 {
@@ -42,13 +76,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_bytes_return() -> a
     let t = target(&r);
     let endpoint = mes_daemon::client::endpoint(t.address)?;
     // A listed device (a stranger's requests are paced, so it never fills its queue).
-    let deaf_person = RawPrincipal::new("deaf");
-    let (_, genesis) = deaf_person.genesis();
-    deaf_person
-        .connect(&t)
-        .await?
-        .request(Request::RegisterSpace { genesis })
-        .await?;
+    let deaf_person = listed(&t, "deaf").await?;
     let mut deaf = RawConn::open(&endpoint, &t, &deaf_person).await?;
     let sent = fill(&mut deaf).await;
     assert!(
@@ -63,10 +91,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_bytes_return() -> a
     let stalled = r.relay.metrics.stalled_connections.get();
     assert_eq!(stalled, 1, "counted as stalled");
     // Control: a device that reads its replies asks as much and stays connected.
-    let reader_person = RawPrincipal::new("reader");
-    let reader = reader_person.connect(&t).await?;
-    let (_, genesis) = reader_person.genesis();
-    reader.request(Request::RegisterSpace { genesis }).await?;
+    let reader = listed(&t, "reader").await?.connect(&t).await?;
     for _ in 0..sent {
         reader.request(Request::GetHubInfo).await?;
     }
@@ -292,20 +317,7 @@ async fn one_principal_owns_only_so_many_spaces_and_chunks() -> anyhow::Result<(
         other => panic!("one space more than the quota: {other:?}"),
     }
     let space = first.expect("a space");
-    let notes = mes_protocol::ids::VolumeId(rand::random());
-    c.request(Request::DeclareVolume {
-        decl: mes_protocol::membership::Signed::sign(
-            mes_protocol::membership::VolumeDecl {
-                space,
-                volume: notes,
-                kind: mes_protocol::ids::VolumeKind::Automerge,
-                generation: mes_protocol::ids::Generation(0),
-                label: "notes".into(),
-            },
-            &hoarder.principal.signing,
-        ),
-    })
-    .await?;
+    let notes = notes_volume(&c, space, &hoarder).await?;
     let chunk = |index: usize| Request::PutBlobChunk {
         space,
         volume: notes,
@@ -370,19 +382,13 @@ async fn a_stranger_pipelining_requests_is_paced() -> anyhow::Result<()> {
     );
     assert!(served > 0, "a stranger is served at its pace");
     // Control: listed (it registered a space), the same requests are all answered.
-    let person = RawPrincipal::new("person");
-    let (_, genesis) = person.genesis();
-    person
-        .connect(&t)
-        .await?
-        .request(Request::RegisterSpace { genesis })
-        .await?;
-    let mut listed = RawConn::open(&endpoint, &t, &person).await?;
+    let person = listed(&t, "person").await?;
+    let mut member = RawConn::open(&endpoint, &t, &person).await?;
     for id in 0..sent {
-        listed.request(id, Request::GetHubInfo).await?;
+        member.request(id, Request::GetHubInfo).await?;
     }
     assert_eq!(
-        replies_within(&mut listed, sent, Duration::from_secs(60)).await,
+        replies_within(&mut member, sent, Duration::from_secs(60)).await,
         sent
     );
     r.shutdown().await;
@@ -416,20 +422,7 @@ async fn a_space_holds_files_up_to_its_quota_and_unfinished_uploads_are_swept() 
     let c = person.connect(&t).await?;
     let (space, genesis) = person.genesis();
     c.request(Request::RegisterSpace { genesis }).await?;
-    let notes = mes_protocol::ids::VolumeId(rand::random());
-    c.request(Request::DeclareVolume {
-        decl: mes_protocol::membership::Signed::sign(
-            mes_protocol::membership::VolumeDecl {
-                space,
-                volume: notes,
-                kind: mes_protocol::ids::VolumeKind::Automerge,
-                generation: mes_protocol::ids::Generation(0),
-                label: "notes".into(),
-            },
-            &person.principal.signing,
-        ),
-    })
-    .await?;
+    let notes = notes_volume(&c, space, &person).await?;
     let chunk = |blob: BlobId, index: u32, last: bool, data: Vec<u8>| Request::PutBlobChunk {
         space,
         volume: notes,
