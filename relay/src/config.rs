@@ -50,16 +50,16 @@ pub struct Serve {
 
 impl Serve {
     /// The arrival rate of new connections per address, none when unlimited.
-    pub fn arrival_rate(&self) -> Option<crate::read_rate::Rate> {
-        (self.new_connections_per_second > 0).then_some(crate::read_rate::Rate {
+    pub fn arrival_rate(&self) -> Option<crate::server::read_rate::Rate> {
+        (self.new_connections_per_second > 0).then_some(crate::server::read_rate::Rate {
             per_second: self.new_connections_per_second,
             burst: self.new_connections_burst.max(1),
         })
     }
 
     /// The rate of one connection, none when unlimited.
-    pub fn read_rate(&self) -> Option<crate::read_rate::Rate> {
-        (self.bytes_per_second > 0).then_some(crate::read_rate::Rate {
+    pub fn read_rate(&self) -> Option<crate::server::read_rate::Rate> {
+        (self.bytes_per_second > 0).then_some(crate::server::read_rate::Rate {
             per_second: self.bytes_per_second,
             burst: self
                 .burst_bytes

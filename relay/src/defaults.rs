@@ -15,7 +15,7 @@ pub const REQUEST_BYTES: usize = 64 << 20;
 pub const MAX_UNLISTED_FRAME: usize = 1 << 20;
 /// Requests a device on no list yet may send (per second, and at once): pairing takes
 /// a few dozen at most, a stranger flooding cheap requests is paced (`mes-bench hostile`).
-pub const UNLISTED_REQUEST_RATE: crate::read_rate::Rate = crate::read_rate::Rate {
+pub const UNLISTED_REQUEST_RATE: crate::server::read_rate::Rate = crate::server::read_rate::Rate {
     per_second: 20,
     burst: 100,
 };
@@ -43,13 +43,13 @@ pub const MAX_RENDEZVOUS_PER_CONNECTION: usize = 4;
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 1024;
 /// New connections one network address may open, by default
 /// (`serve.new_connections_per_second` and `serve.new_connections_burst`).
-pub const ARRIVAL_RATE: crate::read_rate::Rate = crate::read_rate::Rate {
+pub const ARRIVAL_RATE: crate::server::read_rate::Rate = crate::server::read_rate::Rate {
     per_second: 20,
     burst: 200,
 };
 /// What one connection may send the relay, by default (`serve.bytes_per_second` and
 /// `serve.burst_bytes`): a home uplink's pace, and a whole snapshot at once.
-pub const READ_RATE: crate::read_rate::Rate = crate::read_rate::Rate {
+pub const READ_RATE: crate::server::read_rate::Rate = crate::server::read_rate::Rate {
     per_second: 4 << 20,
     burst: 16 << 20,
 };

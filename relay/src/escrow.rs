@@ -34,7 +34,7 @@ impl Escrow {
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
             }
             let s = AgeSecret::generate();
-            crate::tls::write_private(&path, s.to_secret_string().as_bytes())?;
+            crate::server::tls::write_private(&path, s.to_secret_string().as_bytes())?;
             Ok(s)
         };
         Ok(Escrow {

@@ -368,14 +368,14 @@ async fn main() -> anyhow::Result<()> {
             let today = jiff::Zoned::now()
                 .with_time_zone(mes_protocol::time::paris())
                 .date();
-            let rows = match mes_relay::population::parse(&text, today) {
+            let rows = match mes_relay::enrolment::population::parse(&text, today) {
                 Ok(rows) => rows,
                 Err(bad) => refuse_rows(&file, &bad),
             };
             let relay = offline(&data, Default::default(), &db).await?;
             let hub = enrolment(&relay);
             let bar = progress(rows.len() as u64, "import");
-            match mes_relay::enrolment_service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
+            match mes_relay::enrolment::service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
                 Ok(report) => {
                     bar.finish_and_clear();
                     println!("{}", serde_json::to_string(&report)?);
@@ -410,7 +410,7 @@ async fn main() -> anyhow::Result<()> {
             let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
             if let Some(ds) = &departements {
                 for d in ds {
-                    if let Err(e) = mes_relay::population::check_departement(d) {
+                    if let Err(e) = mes_relay::enrolment::population::check_departement(d) {
                         eprintln!("--departements: {e}");
                         std::process::exit(2);
                     }
@@ -421,13 +421,13 @@ async fn main() -> anyhow::Result<()> {
                 mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
             let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
             let hub = enrolment(&relay);
-            let queued = mes_relay::enrolment_service::stats(&hub.tables)?.pending_notification;
+            let queued = mes_relay::enrolment::service::stats(&hub.tables)?.pending_notification;
             let bar = progress(queued.min(limit as u64), "notify");
-            let report = mes_relay::enrolment_service::campaign(
+            let report = mes_relay::enrolment::service::campaign(
                 &hub.tables,
                 &hub.policy,
                 &hub.secrets,
-                &mes_relay::enrolment_service::CampaignRun {
+                &mes_relay::enrolment::service::CampaignRun {
                     departements,
                     limit,
                     rate: rate.or(cfg.campaign.rate_per_second),
@@ -475,9 +475,10 @@ async fn main() -> anyhow::Result<()> {
                 .map(|t| mes_protocol::time::UnixMillis(t.as_millisecond().max(0) as u64))
                 .unwrap_or_else(mes_protocol::time::UnixMillis::now);
             let bar = progress(0, "sweep");
-            let report = mes_relay::enrolment_service::sweep(&hub.tables, &hub.policy, now, |n| {
-                bar.inc(n as u64)
-            })?;
+            let report =
+                mes_relay::enrolment::service::sweep(&hub.tables, &hub.policy, now, |n| {
+                    bar.inc(n as u64)
+                })?;
             bar.finish_and_clear();
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
@@ -499,7 +500,7 @@ async fn main() -> anyhow::Result<()> {
         },
         Command::Stats { data, db } => {
             let relay = offline(&data, Default::default(), &db).await?;
-            let stats = mes_relay::enrolment_service::stats(&enrolment(&relay).tables)?;
+            let stats = mes_relay::enrolment::service::stats(&enrolment(&relay).tables)?;
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())
         }
@@ -540,7 +541,7 @@ fn refuse_rows(file: &std::path::Path, bad: &[mes_relay::checked_csv::BadRow]) -
     std::process::exit(2);
 }
 
-fn enrolment(relay: &mes_relay::relay::Relay) -> &mes_relay::enrolment_service::EnrolmentHub {
+fn enrolment(relay: &mes_relay::relay::Relay) -> &mes_relay::enrolment::service::EnrolmentHub {
     relay
         .enrolment
         .get()
@@ -564,7 +565,7 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 }
 
 fn deliver(
-    hub: &mes_relay::enrolment_service::EnrolmentHub,
+    hub: &mes_relay::enrolment::service::EnrolmentHub,
     templates: &mes_relay::notification::Templates,
     delivery: &mes_relay::outbox::Delivery,
     limit: usize,

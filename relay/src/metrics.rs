@@ -128,7 +128,7 @@ impl Metrics {
     }
 
     /// Sets the enrolment gauges from campaign statistics.
-    pub fn set_enrolment(&self, s: &crate::enrolment_service::Stats) {
+    pub fn set_enrolment(&self, s: &crate::enrolment::service::Stats) {
         for (status, n) in [
             ("pending_notification", s.pending_notification),
             ("awaiting_decision", s.awaiting_decision),

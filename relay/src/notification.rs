@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use crate::enrolment_service::paris_date;
-use crate::enrolment_store::{MessageKind, Outgoing};
+use crate::enrolment::service::paris_date;
+use crate::enrolment::store::{MessageKind, Outgoing};
 
 /// The embedded templates, by name.
 const BUILTIN: &[(&str, &str)] = &[

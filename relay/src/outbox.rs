@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::Transport;
 
-use crate::enrolment_store::{EnrolmentTables, Op, Outgoing};
+use crate::enrolment::store::{EnrolmentTables, Op, Outgoing};
 use crate::notification::{HubIdentity, Templates};
 
 /// Where emails go.
@@ -437,7 +437,7 @@ pub fn deliver(
     limit: usize,
     progress: impl FnMut(usize),
 ) -> anyhow::Result<DeliveryReport> {
-    let batch = crate::enrolment_service::BATCH;
+    let batch = crate::enrolment::service::BATCH;
     deliver_in_batches(t, code_key, templates, d, limit, batch, progress)
 }
 

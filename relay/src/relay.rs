@@ -116,7 +116,7 @@ pub struct Caller {
     pub blob_reads: BlobReads,
     /// The certificate of a principal's first device, admitted but not yet listed
     /// (finding 6): listed at its first request that succeeds and is not
-    /// [`stateless`], so a fresh identity that only knocks leaves nothing durable.
+    /// `stateless`, so a fresh identity that only knocks leaves nothing durable.
     pub first_device: FirstDevice,
 }
 
@@ -216,8 +216,8 @@ impl BlobReads {
 
 impl Caller {
     /// Who a failed enrolment request is counted against (issue 22, finding 4).
-    fn guessers(&self) -> Vec<crate::enrolment_service::Guesser> {
-        use crate::enrolment_service::Guesser;
+    fn guessers(&self) -> Vec<crate::enrolment::service::Guesser> {
+        use crate::enrolment::service::Guesser;
         let mut g = vec![Guesser::Device(self.device)];
         g.extend(self.source.map(Guesser::Source));
         g
@@ -247,7 +247,7 @@ pub struct Relay {
     /// Volume bindings are checked and written one at a time.
     binding_lock: tokio::sync::Mutex<()>,
     /// The hub's enrolment (F1), when this relay runs one.
-    pub enrolment: std::sync::OnceLock<Arc<crate::enrolment_service::EnrolmentHub>>,
+    pub enrolment: std::sync::OnceLock<Arc<crate::enrolment::service::EnrolmentHub>>,
     /// Spaces their person closed (F1.6): archived, refused to everyone until reopened.
     closed: RwLock<std::collections::HashSet<SpaceId>>,
     /// What the relay counts (served on the metrics port).
@@ -257,7 +257,7 @@ pub struct Relay {
     /// Bundle signatures of concurrent appends, checked in one batch.
     signatures: crate::group_commit::AsyncCombiner<Vec<mes_protocol::keys::Check>, Vec<bool>>,
     /// Bytes of frames all connections hold at once (issue 22 finding 5).
-    pub budgets: crate::byte_budget::RelayBudgets,
+    pub budgets: crate::server::byte_budget::RelayBudgets,
     /// First devices admitted but not listed yet (finding 6), by principal, the oldest
     /// forgotten past [`FIRST_DEVICES`]: a grant naming their principal lists them.
     first_devices: std::sync::Mutex<(
@@ -2216,7 +2216,7 @@ impl Relay {
         caller: &Caller,
         request: mes_protocol::enrol::EnrolRequest,
     ) -> Result<Reply, WireError> {
-        use crate::enrolment_service::Refusal;
+        use crate::enrolment::service::Refusal;
         let hub =
             self.enrolment.get().cloned().ok_or_else(|| {
                 WireError::new(ErrorCode::NotFound, "this relay runs no enrolment")
@@ -2282,7 +2282,7 @@ impl Relay {
             Ok(s) => Ok(Reply::Enrolment {
                 status: mes_protocol::enrol::EnrolStatus {
                     status: s.name().into(),
-                    detail: crate::enrolment_service::describe(&s),
+                    detail: crate::enrolment::service::describe(&s),
                 },
             }),
             Err(e) => Err(refusal_error(e)),
@@ -2295,11 +2295,11 @@ impl Relay {
     async fn enrol_holds(
         &self,
         caller: &Caller,
-        hub: Arc<crate::enrolment_service::EnrolmentHub>,
+        hub: Arc<crate::enrolment::service::EnrolmentHub>,
         request: mes_protocol::enrol::EnrolRequest,
     ) -> Result<Reply, WireError> {
-        use crate::enrolment_holds as holds;
-        use crate::enrolment_service::Refusal;
+        use crate::enrolment::holds;
+        use crate::enrolment::service::Refusal;
         use mes_protocol::enrol::{EnrolRequest as R, Hold};
         let by = caller.principal;
         if matches!(request, R::Hold { .. } | R::HeldReady { .. })
@@ -2326,7 +2326,7 @@ impl Relay {
                     hub.admit(&guessers, now)?;
                     // The serial is checked as for every request naming a card holder.
                     let found =
-                        crate::enrolment_service::find(t, &holder.nir, &holder.vitale_serial, now)
+                        crate::enrolment::service::find(t, &holder.nir, &holder.vitale_serial, now)
                             .inspect_err(|e| {
                                 if matches!(e, Refusal::Unknown | Refusal::BadNir(_)) {
                                     hub.failed(&guessers, now);
@@ -2636,8 +2636,8 @@ fn envelope_key(space: SpaceId, device: DeviceId, slot: &[u8]) -> Vec<u8> {
 }
 
 /// The wire error a refused enrolment request answers.
-fn refusal_error(e: crate::enrolment_service::Refusal) -> WireError {
-    use crate::enrolment_service::Refusal;
+fn refusal_error(e: crate::enrolment::service::Refusal) -> WireError {
+    use crate::enrolment::service::Refusal;
     let code = match &e {
         Refusal::Storage(_) => ErrorCode::Internal,
         Refusal::Locked(_) | Refusal::Changed | Refusal::TooSoon(..) => ErrorCode::Busy,

@@ -21,6 +21,6 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<SigningSecret> {
         return Ok(SigningSecret::from_bytes(&bytes));
     }
     let key = SigningSecret::generate(&mut rand::rngs::OsRng);
-    crate::tls::write_private(&path, key.to_bytes().as_slice())?;
+    crate::server::tls::write_private(&path, key.to_bytes().as_slice())?;
     Ok(key)
 }

@@ -576,13 +576,13 @@ pub fn run_relay_on(data_dir: &Path, args: &[&str]) -> anyhow::Result<(i32, Stri
 /// (a sled database there, or that directory's PostgreSQL database).
 pub fn enrolment_tables(
     data_dir: &Path,
-) -> anyhow::Result<mes_relay::enrolment_store::EnrolmentTables> {
+) -> anyhow::Result<mes_relay::enrolment::store::EnrolmentTables> {
     if let Some(url) = pg_database_blocking(data_dir)? {
-        let pg = mes_relay::enrolment_pg::PgTables::open(&url)?;
-        return Ok(mes_relay::enrolment_store::EnrolmentTables::on(pg));
+        let pg = mes_relay::enrolment::tables::pg_tables::PgTables::open(&url)?;
+        return Ok(mes_relay::enrolment::store::EnrolmentTables::on(pg));
     }
     let db = sled::open(data_dir.join("enrolment.sled"))?;
-    Ok(mes_relay::enrolment_store::EnrolmentTables::open(&db)?)
+    Ok(mes_relay::enrolment::store::EnrolmentTables::open(&db)?)
 }
 
 /// Runs `mes-relay` with these arguments: exit code, stdout, stderr.

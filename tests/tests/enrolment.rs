@@ -9,8 +9,8 @@
 use mes_protocol::enrol::{CardHolder, EnrolRequest};
 use mes_protocol::nir::Nir;
 use mes_protocol::time::UnixMillis;
+use mes_relay::enrolment::service as svc;
 use mes_relay::enrolment::{Policy, Status};
-use mes_relay::enrolment_service as svc;
 use mes_tests::{binary, device, files, home, online, relay, run_relay_on, target};
 use std::path::Path;
 use std::process::Command;
@@ -62,7 +62,7 @@ fn tables(
     dir: &Path,
     key: u8,
 ) -> anyhow::Result<(
-    mes_relay::enrolment_store::EnrolmentTables,
+    mes_relay::enrolment::store::EnrolmentTables,
     Policy,
     svc::Secrets,
 )> {
@@ -511,8 +511,8 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     Ok(())
 }
 
-fn insured(nir: &str, email: bool) -> mes_relay::population::Insured {
-    mes_relay::population::Insured {
+fn insured(nir: &str, email: bool) -> mes_relay::enrolment::population::Insured {
+    mes_relay::enrolment::population::Insured {
         nir: Nir::parse(nir).unwrap(),
         vitale_serial: "VIT1".into(),
         last_name: "Durand".into(),
@@ -861,8 +861,9 @@ fn concurrent_requests_lose_no_update_and_share_no_identifier() -> anyhow::Resul
     assert_eq!(p.failures, svc::MAX_FAILURES, "every failure counted");
     assert!(p.locked_until.is_some());
 
-    let code =
-        |i: usize| mes_relay::provisional_code::derive(&secrets.code_key, &people[i][..13], 1);
+    let code = |i: usize| {
+        mes_relay::enrolment::provisional_code::derive(&secrets.code_key, &people[i][..13], 1)
+    };
     let results: Vec<Result<Status, svc::Refusal>> = std::thread::scope(|s| {
         let racers: Vec<_> = [1, 2]
             .into_iter()
@@ -963,7 +964,8 @@ fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<(
     }
     assert_eq!(texts.len(), 300);
     for r in &rows {
-        let code = mes_relay::provisional_code::derive(&secrets.code_key, r.nir.as_str(), 1);
+        let code =
+            mes_relay::enrolment::provisional_code::derive(&secrets.code_key, r.nir.as_str(), 1);
         let n = texts.iter().filter(|x| x.contains(&code)).count();
         assert_eq!(n, 1, "{} delivered {n} times", r.nir.as_str());
     }
@@ -1142,7 +1144,7 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
         "the lab delivers what it held, and the hold is released",
         |d| {
             d.held().is_empty()
-                && mes_relay::enrolment_holds::holders(&hub.tables, &p.adult)
+                && mes_relay::enrolment::holds::holders(&hub.tables, &p.adult)
                     .is_ok_and(|(who, _)| who.is_empty())
         },
     )

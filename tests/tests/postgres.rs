@@ -321,7 +321,7 @@ async fn the_campaign_runs_on_the_database_while_an_instance_serves() -> anyhow:
         &file,
         format!(
             "{}\n{nir},VIT0001,Martin,Camille,1980-05-12,M,camille@exemple.fr,,69,\n",
-            mes_relay::population::HEADER.join(",")
+            mes_relay::enrolment::population::HEADER.join(",")
         ),
     )?;
     let relay_cmd = |args: &[&str]| -> anyhow::Result<String> {

@@ -117,8 +117,8 @@ impl SledStore {
     }
 
     /// The enrolment tables, in the same database.
-    pub fn enrolment_tables(&self) -> Result<crate::enrolment_store::EnrolmentTables, StoreError> {
-        crate::enrolment_store::EnrolmentTables::open(&self.db)
+    pub fn enrolment_tables(&self) -> Result<crate::enrolment::store::EnrolmentTables, StoreError> {
+        crate::enrolment::store::EnrolmentTables::open(&self.db)
     }
 
     fn tree(&self, kind: RecordKind) -> &sled::Tree {

@@ -13,7 +13,7 @@ use super::{measure, percentile, Measure, Size};
 use mes_protocol::enrol::{CardHolder, EnrolRequest};
 use mes_protocol::nir::Nir;
 use mes_protocol::time::UnixMillis;
-use mes_relay::enrolment_service as svc;
+use mes_relay::enrolment::service as svc;
 use std::fmt::Write;
 use std::time::Instant;
 
@@ -45,7 +45,7 @@ fn nir(i: usize) -> String {
 /// One row in five is a minor whose representative is the row before (an adult).
 fn population(n: usize) -> String {
     let mut csv = String::with_capacity(n * 140);
-    csv.push_str(&mes_relay::population::HEADER.join(","));
+    csv.push_str(&mes_relay::enrolment::population::HEADER.join(","));
     csv.push('\n');
     for i in 0..n {
         let minor = i % 5 == 4;
@@ -143,7 +143,7 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     };
     let mut t = Instant::now();
     let today = jiff::civil::date(2026, 12, 2);
-    let rows = mes_relay::population::parse(&csv, today)
+    let rows = mes_relay::enrolment::population::parse(&csv, today)
         .map_err(|bad| anyhow::anyhow!("{} bad rows, first {:?}", bad.len(), bad.first()))?;
     drop(csv);
     phase("parse_s", &mut t);
@@ -191,7 +191,8 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
             nir: nir(i),
             vitale_serial: format!("V{i:010}"),
         };
-        let code = mes_relay::provisional_code::derive(&hub.secrets.code_key, &nir(i)[..13], 1);
+        let code =
+            mes_relay::enrolment::provisional_code::derive(&hub.secrets.code_key, &nir(i)[..13], 1);
         if activate {
             EnrolRequest::Activate {
                 holder,

@@ -39,10 +39,10 @@ pub async fn serve(kind: &str, dir: &Path) -> anyhow::Result<()> {
             r.shutdown().await;
         }
         "quinn" => {
-            let id = mes_relay::tls::load_or_create(dir, &["mes-relay".into()])?;
+            let id = mes_relay::server::tls::load_or_create(dir, &["mes-relay".into()])?;
             let fingerprint = id.fingerprint();
             let endpoint = quinn::Endpoint::server(
-                mes_relay::tls::server_config(id)?,
+                mes_relay::server::tls::server_config(id)?,
                 "127.0.0.1:0".parse()?,
             )?;
             ready(&RelayTarget {

@@ -20,17 +20,17 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::{debug, info_span, Instrument};
 
-use crate::byte_budget::{ByteBudget, Held};
 use crate::defaults::{CONNECTION_QUEUE_BYTES, HELLO_TIMEOUT, SMALL_FRAME, WRITE_STALL};
 use crate::hub::Outbox;
 use crate::relay::{Caller, Relay};
+use crate::server::byte_budget::{ByteBudget, Held};
 
 /// Serves one connection until it closes.
 pub async fn serve_connection(
     relay: Arc<Relay>,
     conn: quinn::Connection,
     fingerprint: Arc<str>,
-    read_rate: Option<crate::read_rate::Rate>,
+    read_rate: Option<crate::server::read_rate::Rate>,
 ) {
     let span = info_span!("conn", remote = %conn.remote_address());
     async move {
@@ -56,7 +56,7 @@ async fn run(
     relay: Arc<Relay>,
     conn: &quinn::Connection,
     fingerprint: &str,
-    read_rate: Option<crate::read_rate::Rate>,
+    read_rate: Option<crate::server::read_rate::Rate>,
 ) -> anyhow::Result<()> {
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut nonce = [0u8; 32];
@@ -121,7 +121,8 @@ async fn run(
         relay.metrics.stalled_connections.clone(),
     ));
     let queue = ByteBudget::new(CONNECTION_QUEUE_BYTES);
-    let rate = read_rate.map(|r| crate::read_rate::ReadRate::new(r, std::time::Instant::now()));
+    let rate =
+        read_rate.map(|r| crate::server::read_rate::ReadRate::new(r, std::time::Instant::now()));
     let outcome = read_loop(&relay, &caller, &mut recv, &tx, &queue, rate).await;
     if let Err(e) = &outcome {
         tx.send(Queued::unheld(&RelayFrame::Fatal(e.clone()))).ok();
@@ -217,10 +218,10 @@ async fn read_loop(
     recv: &mut quinn::RecvStream,
     tx: &mpsc::UnboundedSender<Queued>,
     queue: &ByteBudget,
-    mut rate: Option<crate::read_rate::ReadRate>,
+    mut rate: Option<crate::server::read_rate::ReadRate>,
 ) -> Result<(), WireError> {
     let budgets = &relay.budgets;
-    let mut unlisted_pace = crate::read_rate::ReadRate::new(
+    let mut unlisted_pace = crate::server::read_rate::ReadRate::new(
         crate::defaults::UNLISTED_REQUEST_RATE,
         std::time::Instant::now(),
     );

@@ -2,20 +2,20 @@
 //! activation, opposition, closure, reopening and new codes, the clock's sweep and the
 //! statistics. Each person's change commits in one batch with what it implies (queue,
 //! due index, outbox), so a crash leaves either the old state or the new, never half.
-//! The state machine is [`crate::enrolment`]; the tables [`crate::enrolment_store`].
+//! The state machine is [`crate::enrolment`]; the tables [`crate::enrolment::store`].
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::nir::Nir;
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
-use crate::enrolment::{next_reminder, Policy, Status};
-use crate::enrolment_store::{
+use crate::enrolment::population;
+use crate::enrolment::provisional_code;
+use crate::enrolment::store::{
     Account, ApplyError, CodeRecord, DueChunk, EnrolmentTables, Found, Insured, Loc, MessageKind,
     Op, Outgoing, Person,
 };
-use crate::population;
-use crate::provisional_code;
+use crate::enrolment::{next_reminder, Policy, Status};
 use crate::store::StoreError;
 
 /// Consecutive failures after which a NIR is locked for a while (F1.3).
@@ -1262,7 +1262,7 @@ impl EnrolmentHub {
                 password,
             } => reopen(t, p, s, identifier, password, now),
             R::Hold { .. } | R::HeldReady { .. } | R::Holders { .. } => Err(Refusal::State(
-                "holds are answered with holds (crate::enrolment_holds), not a status".into(),
+                "holds are answered with holds (crate::enrolment::holds), not a status".into(),
             )),
         }
     }

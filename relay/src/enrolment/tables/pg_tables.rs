@@ -1,5 +1,5 @@
 //! The enrolment tables on PostgreSQL (migrations/0003): people as rows by place with a
-//! unique NIR, and the small tables of [`crate::enrolment_store`] as the same ordered
+//! unique NIR, and the small tables of [`crate::enrolment::store`] as the same ordered
 //! keys as on sled, so that every relay instance of a deployment serves activations and
 //! any of them runs the campaign, the delivery and the sweep while the others serve.
 //!
@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use crate::enrolment_pages::PAGE;
-use crate::enrolment_store::{
+use crate::enrolment::pages::PAGE;
+use crate::enrolment::store::{
     decode, split_ops, ApplyError, Backend, Change, Found, KvWrite, Loc, Op, Person, PersonWrite,
     Visit,
 };

@@ -12,9 +12,9 @@ use mes_protocol::enrol::Hold;
 use mes_protocol::ids::{PrincipalId, SpaceId};
 use mes_protocol::nir::Nir;
 
+use crate::enrolment::service::Refusal;
+use crate::enrolment::store::{key, EnrolmentTables, Op};
 use crate::enrolment::Status;
-use crate::enrolment_service::Refusal;
-use crate::enrolment_store::{key, EnrolmentTables, Op};
 
 /// At most this many NIRs per question (a professional's backlog goes in several).
 pub const MAX_NIRS_PER_REQUEST: usize = 1_000;
@@ -134,7 +134,7 @@ pub fn holders(t: &EnrolmentTables, nir: &str) -> Result<(Vec<PrincipalId>, Spac
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::enrolment_store::{Account, Insured, Person};
+    use crate::enrolment::store::{Account, Insured, Person};
     use mes_protocol::time::UnixMillis;
 
     fn person(body: &str, status: Status) -> Person {

@@ -1,6 +1,12 @@
 //! The QUIC server: binds, accepts connections (one task each), and shuts down gracefully
 //! (stop accepting, close connections, wait for the endpoint to drain).
 
+pub mod byte_budget;
+pub mod peer_caps;
+pub mod read_rate;
+pub mod session;
+pub mod tls;
+
 use anyhow::Context;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -40,9 +46,9 @@ pub struct RelayConfig {
     /// handshake (issue 22 finding 5).
     pub max_connections_per_address: usize,
     /// What one connection may send, sustained and at once (none: unlimited).
-    pub read_rate: Option<crate::read_rate::Rate>,
+    pub read_rate: Option<crate::server::read_rate::Rate>,
     /// New connections one address may open, per second and at once (none: unlimited).
-    pub arrival_rate: Option<crate::read_rate::Rate>,
+    pub arrival_rate: Option<crate::server::read_rate::Rate>,
 }
 
 /// Where document blobs live, chosen at start-up (docs/operator-guide.md).
@@ -70,7 +76,7 @@ async fn open_store(
     backend: &Backend,
     blobs: &Blobs,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment_store::EnrolmentTables)> {
+) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment::store::EnrolmentTables)> {
     let (store, tables) = open_backend(backend, data_dir).await?;
     match blobs {
         Blobs::InStore => Ok((store, tables)),
@@ -85,7 +91,7 @@ async fn open_store(
 async fn open_backend(
     backend: &Backend,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment_store::EnrolmentTables)> {
+) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment::store::EnrolmentTables)> {
     match backend {
         Backend::Sled => {
             let store = SledStore::open(data_dir).context(
@@ -99,13 +105,14 @@ async fn open_backend(
                 .await
                 .context("opening the PostgreSQL store")?;
             let url = options.url.clone();
-            let tables =
-                tokio::task::spawn_blocking(move || crate::enrolment_pg::PgTables::open(&url))
-                    .await?
-                    .context("opening the enrolment tables on PostgreSQL")?;
+            let tables = tokio::task::spawn_blocking(move || {
+                crate::enrolment::tables::pg_tables::PgTables::open(&url)
+            })
+            .await?
+            .context("opening the enrolment tables on PostgreSQL")?;
             Ok((
                 Arc::new(store),
-                crate::enrolment_store::EnrolmentTables::on(tables),
+                crate::enrolment::store::EnrolmentTables::on(tables),
             ))
         }
     }
@@ -135,10 +142,10 @@ impl RelayConfig {
 /// The hub's enrolment over the store's tables, with the code key of the data directory
 /// (`enrolment-code.key`, created on first use, mode 0600).
 fn enrolment_hub(
-    tables: crate::enrolment_store::EnrolmentTables,
+    tables: crate::enrolment::store::EnrolmentTables,
     data_dir: &std::path::Path,
     policy: crate::enrolment::Policy,
-) -> anyhow::Result<crate::enrolment_service::EnrolmentHub> {
+) -> anyhow::Result<crate::enrolment::service::EnrolmentHub> {
     let path = data_dir.join("enrolment-code.key");
     let code_key: [u8; 32] = if path.exists() {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -151,13 +158,13 @@ fn enrolment_hub(
         })?
     } else {
         let key: [u8; 32] = rand::random();
-        crate::tls::write_private(&path, &key)?;
+        crate::server::tls::write_private(&path, &key)?;
         key
     };
-    Ok(crate::enrolment_service::EnrolmentHub::new(
+    Ok(crate::enrolment::service::EnrolmentHub::new(
         tables,
         policy,
-        crate::enrolment_service::Secrets {
+        crate::enrolment::service::Secrets {
             code_key,
             argon: argon2::Params::default(),
         },
@@ -271,7 +278,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
             let outcome = tokio::task::spawn_blocking(move || {
                 let report = sweep
                     .then(|| {
-                        crate::enrolment_service::sweep(
+                        crate::enrolment::service::sweep(
                             &h.tables,
                             &h.policy,
                             mes_protocol::time::UnixMillis::now(),
@@ -280,7 +287,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
                     })
                     .transpose()?;
                 r2.metrics
-                    .set_enrolment(&crate::enrolment_service::stats(&h.tables)?);
+                    .set_enrolment(&crate::enrolment::service::stats(&h.tables)?);
                 Ok::<_, crate::store::StoreError>(report)
             })
             .await;
@@ -312,9 +319,9 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
         }
         None => (None, None),
     };
-    let id = crate::tls::load_or_create(&config.data_dir, &config.tls_names)?;
+    let id = crate::server::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
-    let endpoint = quinn::Endpoint::server(crate::tls::server_config(id)?, config.listen)
+    let endpoint = quinn::Endpoint::server(crate::server::tls::server_config(id)?, config.listen)
         .with_context(|| format!("binding UDP {}", config.listen))?;
     let address = endpoint.local_addr()?;
     let ready = RelayReady {
@@ -326,7 +333,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     };
     let ep = endpoint.clone();
     let r = relay.clone();
-    let per_address = Arc::new(crate::peer_caps::PerAddress::new(
+    let per_address = Arc::new(crate::server::peer_caps::PerAddress::new(
         config.max_connections_per_address,
         config.arrival_rate,
     ));
@@ -342,7 +349,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
             let fp = fingerprint.clone();
             tokio::spawn(async move {
                 if let Ok(conn) = incoming.await {
-                    crate::session::serve_connection(r, conn, fp, read_rate).await;
+                    crate::server::session::serve_connection(r, conn, fp, read_rate).await;
                 }
                 drop(slot);
             });

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex};
 pub struct PerAddress {
     max: usize,
     live: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    rate: Option<crate::read_rate::Rate>,
+    rate: Option<crate::server::read_rate::Rate>,
     arrivals: Mutex<(
-        HashMap<IpAddr, crate::read_rate::ReadRate>,
+        HashMap<IpAddr, crate::server::read_rate::ReadRate>,
         crate::pruned_map::Sweep,
     )>,
 }
@@ -29,7 +29,7 @@ pub struct Slot {
 impl PerAddress {
     /// At most `max` connections per address, new ones at most at `rate` (a connection
     /// counts as one unit of the rate).
-    pub fn new(max: usize, rate: Option<crate::read_rate::Rate>) -> Self {
+    pub fn new(max: usize, rate: Option<crate::server::read_rate::Rate>) -> Self {
         PerAddress {
             max,
             live: Default::default(),
@@ -49,7 +49,7 @@ impl PerAddress {
             sweep.maybe(arrivals, |_, b| !b.is_full(now));
             let bucket = arrivals
                 .entry(address)
-                .or_insert_with(|| crate::read_rate::ReadRate::new(rate, now));
+                .or_insert_with(|| crate::server::read_rate::ReadRate::new(rate, now));
             if !bucket.take(1, now).is_zero() {
                 bucket.give_back(1);
                 return None;
@@ -104,7 +104,7 @@ mod tests {
     /// address still comes in).
     #[test]
     fn arrivals_beyond_the_rate_are_refused() {
-        let rate = crate::read_rate::Rate {
+        let rate = crate::server::read_rate::Rate {
             per_second: 1,
             burst: 3,
         };

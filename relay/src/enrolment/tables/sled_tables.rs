@@ -1,10 +1,10 @@
 //! The enrolment tables on the embedded sled store (one tree, `enrolment`, in the relay's
-//! database): the small tables of [`crate::enrolment_store`] under their keys, and the
+//! database): the small tables of [`crate::enrolment::store`] under their keys, and the
 //! people by page:
 //!
 //! | prefix | key | value |
 //! |---|---|---|
-//! | `r` | page (u64, big-endian) | a roster page: up to [`crate::enrolment_pages::PAGE`] people of one import and one département |
+//! | `r` | page (u64, big-endian) | a roster page: up to [`crate::enrolment::pages::PAGE`] people of one import and one département |
 //! | `x` | first NIR of the leaf | an index leaf: NIR → [`Loc`], sorted |
 //!
 //! sled copies a tree node on every insert, and at the scale of a campaign that copy is
@@ -20,10 +20,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Condvar, Mutex, RwLock};
 
-use crate::enrolment_pages::{
+use crate::enrolment::pages::{
     cut_leaves, encode_page, leaf_entries, leaf_find, merge_sorted, IndexEntry, NirBytes, PageView,
 };
-use crate::enrolment_store::{
+use crate::enrolment::store::{
     decode, key, read_u64, split_ops, ApplyError, Backend, Change, Found, KvWrite, Loc, Op, Person,
     PersonWrite, Visit,
 };
@@ -97,7 +97,7 @@ fn nir_bytes(nir: &str) -> Option<NirBytes> {
     nir.as_bytes().get(..13)?.try_into().ok()
 }
 
-fn damaged(e: crate::enrolment_pages::Damaged) -> StoreError {
+fn damaged(e: crate::enrolment::pages::Damaged) -> StoreError {
     StoreError(e.to_string())
 }
 

@@ -4,6 +4,14 @@
 //! saving change in between). The store, the campaign and the notifications drive it
 //! (docs/enrolment.md).
 
+pub mod holds;
+pub mod pages;
+pub mod population;
+pub mod provisional_code;
+pub mod service;
+pub mod store;
+pub mod tables;
+
 use jiff::{Span, Timestamp, ToSpan};
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};

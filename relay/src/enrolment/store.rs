@@ -1,6 +1,6 @@
 //! The hub's enrolment tables (F1): the people, the campaign queue, the due index, the
 //! outbox, identifiers and metadata, on the relay's backend: the embedded sled store
-//! ([`crate::enrolment_sled`]) or PostgreSQL ([`crate::enrolment_pg`]). Every change to
+//! ([`crate::enrolment::tables::sled_tables`]) or PostgreSQL ([`crate::enrolment::tables::pg_tables`]). Every change to
 //! one person (their record, the queue, the due index, the outbox) commits in one atomic,
 //! durable batch.
 //!
@@ -35,9 +35,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use crate::enrolment::pages::Loc;
+use crate::enrolment::pages::PAGE;
 use crate::enrolment::Status;
-pub use crate::enrolment_pages::Loc;
-use crate::enrolment_pages::PAGE;
 use crate::store::StoreError;
 
 /// One insured person as stored (the checked population row, as plain values).
@@ -175,7 +175,7 @@ impl Outgoing {
     /// The code the message carries, derived with the hub's key.
     pub fn code(&self, key: &[u8; 32]) -> Option<String> {
         self.code_issue
-            .map(|i| crate::provisional_code::derive(key, &self.about, i))
+            .map(|i| crate::enrolment::provisional_code::derive(key, &self.about, i))
     }
 }
 
@@ -459,7 +459,9 @@ pub struct EnrolmentTables {
 impl EnrolmentTables {
     /// The tables in the relay's sled database.
     pub fn open(db: &sled::Db) -> Result<Self, StoreError> {
-        Ok(Self::on(crate::enrolment_sled::SledTables::open(db)?))
+        Ok(Self::on(
+            crate::enrolment::tables::sled_tables::SledTables::open(db)?,
+        ))
     }
 
     /// The tables on a backend.
