@@ -22,8 +22,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::client::RelayClient;
 use crate::daemon::{Daemon, SyncError, NOTES};
+use crate::sync::relay_client::RelayClient;
 use crate::volume::Replica;
 
 fn err(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
@@ -278,7 +278,7 @@ pub async fn upload_pending(d: &Daemon, client: &RelayClient) -> Result<(), Sync
                     blob: p.blob,
                 })
                 .await;
-            if let Err(crate::client::ClientError::Refused(e)) = &sent {
+            if let Err(crate::sync::relay_client::ClientError::Refused(e)) = &sent {
                 use mes_protocol::wire::ErrorCode as C;
                 if matches!(e.code, C::Forbidden | C::NotMember | C::NotFound) {
                     tracing::warn!("binding blob {} refused: {e}; dropped", p.blob);

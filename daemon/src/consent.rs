@@ -364,7 +364,7 @@ impl Daemon {
     /// administers, and wraps the new keys to who remains.
     pub async fn rotate_all_lapsed(
         &self,
-        c: &crate::client::RelayClient,
+        c: &crate::sync::relay_client::RelayClient,
     ) -> Result<(), crate::daemon::SyncError> {
         // Run before every upload: clone only the memberships with a lapsed grant.
         let now = UnixMillis::now();

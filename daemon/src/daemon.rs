@@ -25,12 +25,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc, Notify};
 
-use crate::client::{ClientError, RelayClient};
 use crate::identity::Identity;
 use crate::keyring::Keyring;
 use crate::opening::{OpenContext, Opened};
 use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
 use crate::store::{SealedStore, StoreError};
+use crate::sync::relay_client::{ClientError, RelayClient};
 use crate::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
 
 /// A batch opened by the fetching stage, for the applier.
@@ -89,7 +89,7 @@ pub struct Daemon {
     /// What the hub said of itself (escrow recipients, policy), asked once per run.
     pub(crate) hub: Mutex<Option<crate::emergency::HubInfo>>,
     /// The relay this daemon syncs with (what a recovery kit names).
-    pub relay_target: Mutex<Option<crate::client::RelayTarget>>,
+    pub relay_target: Mutex<Option<crate::sync::relay_client::RelayTarget>>,
     /// Verified device certificates seen in memberships: who a dropping device is.
     pub(crate) device_principals: Mutex<BTreeMap<DeviceId, PrincipalId>>,
 }

@@ -13,8 +13,8 @@ use mes_protocol::keys::AgeRecipient;
 use mes_protocol::membership::Membership;
 use mes_protocol::wire::{Reply, Request};
 
-use crate::client::RelayClient;
 use crate::daemon::{Daemon, State, SyncError};
+use crate::sync::relay_client::RelayClient;
 
 /// What the hub said of itself.
 #[derive(Clone, Debug)]

@@ -8,8 +8,8 @@ use mes_protocol::enrol::{EnrolProfile, EnrolRequest, EnrolStatus};
 use mes_protocol::ids::SpaceId;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 
-use crate::client::ClientError;
 use crate::daemon::Daemon;
+use crate::sync::relay_client::ClientError;
 
 /// What the person reads when the hub refuses an enrolment request, or cannot be reached.
 pub(crate) fn hub_refusal(e: ClientError) -> ApiError {

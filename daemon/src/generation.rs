@@ -15,8 +15,8 @@ use mes_protocol::wire::{ErrorCode, Request};
 use rand::rngs::OsRng;
 use std::sync::Arc;
 
-use crate::client::ClientError;
 use crate::daemon::Daemon;
+use crate::sync::relay_client::ClientError;
 use crate::volume::{self, Payload, Replica};
 
 fn err(code: ApiErrorCode, m: impl Into<String>) -> ApiError {

@@ -17,8 +17,8 @@ use mes_protocol::wire::{Reply, Request};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::client::RelayClient;
 use crate::daemon::{Daemon, SyncError};
+use crate::sync::relay_client::RelayClient;
 
 /// Sealed-store namespace of the logs, by space.
 const NAMESPACE: &str = "history";

@@ -21,9 +21,9 @@ use mes_protocol::wire::{Reply, Request};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-use crate::client::RelayClient;
 use crate::daemon::{Daemon, INBOX};
 use crate::enrol::hub_refusal;
+use crate::sync::relay_client::RelayClient;
 
 /// Sealed-store namespace of the items held (suffix: a random id, never the NIR).
 const HELD: &str = "held-for-nir";

@@ -2,8 +2,8 @@
 //! sled, serves a local API on a Unix socket, and syncs with the relay over QUIC.
 //!
 //! Layout: [`store`] (sealed sled), [`unlock`] (storage key), [`identity`], [`keyring`],
-//! [`volume`] (pure replicas), [`spaces`] (their storage), [`sync_core`] (sans-IO sync
-//! decisions), [`client`] (QUIC), [`daemon`] (operations), [`sync`] (async engine),
+//! [`volume`] (pure replicas), [`spaces`] (their storage), [`sync::step`] (sans-IO sync
+//! decisions), [`daemon`] (operations), [`sync`] (async engine and its QUIC client),
 //! [`pairing`], [`blobs`], [`api_server`], and [`run`] which wires them.
 
 pub mod api_client;
@@ -11,7 +11,6 @@ pub mod api_server;
 pub mod blobs;
 pub mod catalogue;
 pub mod choices;
-pub mod client;
 pub mod consent;
 pub mod daemon;
 pub mod doc_index;
@@ -39,7 +38,6 @@ pub mod sandbox;
 pub mod spaces;
 pub mod store;
 pub mod sync;
-pub mod sync_core;
 pub mod threads;
 pub mod unlock;
 pub mod volume;

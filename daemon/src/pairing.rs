@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use crate::client::RelayClient;
 use crate::daemon::Daemon;
 use crate::identity::{certify_offer, DeviceOffer, Identity, PrincipalHandover};
+use crate::sync::relay_client::RelayClient;
 
 /// How long the existing device waits for someone to type the code.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(300);

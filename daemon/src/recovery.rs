@@ -16,9 +16,9 @@ use mes_protocol::wire::{Reply, Request};
 use std::path::Path;
 use zeroize::Zeroizing;
 
-use crate::client::RelayClient;
 use crate::daemon::{Daemon, State, SyncError};
 use crate::identity::Identity;
+use crate::sync::relay_client::RelayClient;
 
 /// Sealed-store namespace of the recovery identity.
 const NAMESPACE: &str = "recovery";
@@ -318,7 +318,7 @@ async fn admit_restored(
         &mes_protocol::keys::SigningSecret::from_bytes(&secret),
         cert,
     );
-    let target = crate::client::RelayTarget {
+    let target = crate::sync::relay_client::RelayTarget {
         address: kit.relay_address.parse().map_err(|e| {
             ApiError::new(
                 ApiErrorCode::BadRequest,
@@ -327,20 +327,25 @@ async fn admit_restored(
         })?,
         fingerprint: kit.relay_fingerprint.clone(),
     };
-    let endpoint = crate::client::endpoint(target.address)
+    let endpoint = crate::sync::relay_client::endpoint(target.address)
         .map_err(|e| ApiError::new(ApiErrorCode::Offline, e.to_string()))?;
-    let (client, _pushes) =
-        crate::client::RelayClient::connect_vouched(&endpoint, &target, cert, device, Some(vouch))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    ApiErrorCode::Offline,
-                    format!(
-                        "the relay named in the kit ({}) did not admit this device: {e:#}",
-                        kit.relay_address
-                    ),
-                )
-            })?;
+    let (client, _pushes) = crate::sync::relay_client::RelayClient::connect_vouched(
+        &endpoint,
+        &target,
+        cert,
+        device,
+        Some(vouch),
+    )
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            ApiErrorCode::Offline,
+            format!(
+                "the relay named in the kit ({}) did not admit this device: {e:#}",
+                kit.relay_address
+            ),
+        )
+    })?;
     drop(client);
     Ok(())
 }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::RelayTarget;
 use crate::daemon::Daemon;
 use crate::store::SealedStore;
+use crate::sync::relay_client::RelayTarget;
 use crate::unlock::{storage_key, Unlock};
 
 /// How to start a daemon.

@@ -11,7 +11,7 @@ use mes_protocol::seal::BundleLink;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{seq_suffix, suffix_seq, Batch, SealedStore, StoreError};
-use crate::sync_core::VolumeProgress;
+use crate::sync::step::VolumeProgress;
 use crate::volume::{self, Payload, Replica};
 
 /// Applied batches kept before the volume is compacted into its base.

@@ -4,7 +4,7 @@
 //! never does.
 
 use crate::RawPrincipal;
-use mes_daemon::client::{challenge_message, client_config, RelayTarget};
+use mes_daemon::sync::relay_client::{challenge_message, client_config, RelayTarget};
 use mes_protocol::codec::MAX_WIRE_FRAME;
 use mes_protocol::framing::{read_frame, write_frame};
 use mes_protocol::keys::CHALLENGE_CONTEXT;

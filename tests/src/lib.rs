@@ -3,10 +3,10 @@
 //! with waits driven by the daemons' events rather than sleeps.
 
 use anyhow::Context;
-use mes_daemon::client::RelayClient;
-use mes_daemon::client::RelayTarget;
 use mes_daemon::daemon::Daemon;
 use mes_daemon::run::{start, DaemonConfig, RunningDaemon};
+use mes_daemon::sync::relay_client::RelayClient;
+use mes_daemon::sync::relay_client::RelayTarget;
 use mes_daemon::unlock::Unlock;
 use mes_protocol::ids::{Generation, SpaceId, VolumeId};
 use mes_protocol::keys::SigningSecret;
@@ -372,7 +372,13 @@ pub async fn connect_as(
             SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
         )
     };
-    RelayClient::connect(&mes_daemon::client::endpoint(t.address)?, t, &cert, &key).await
+    RelayClient::connect(
+        &mes_daemon::sync::relay_client::endpoint(t.address)?,
+        t,
+        &cert,
+        &key,
+    )
+    .await
 }
 
 /// A principal with one device, outside any daemon: a professional, a relative or an
@@ -431,7 +437,7 @@ impl RawPrincipal {
     /// Connects and authenticates (the relay records the device on first contact).
     pub async fn connect(&self, t: &RelayTarget) -> anyhow::Result<RelayClient> {
         let (c, _pushes) = RelayClient::connect(
-            &mes_daemon::client::endpoint(t.address)?,
+            &mes_daemon::sync::relay_client::endpoint(t.address)?,
             t,
             &self.cert,
             &self.device.signing,
@@ -479,10 +485,10 @@ pub async fn uploaded_document(
 /// The code a relay request was refused with, none when it was answered or failed
 /// otherwise.
 pub fn refused_with<T>(
-    r: Result<T, mes_daemon::client::ClientError>,
+    r: Result<T, mes_daemon::sync::relay_client::ClientError>,
 ) -> Option<mes_protocol::wire::ErrorCode> {
     match r {
-        Err(mes_daemon::client::ClientError::Refused(w)) => Some(w.code),
+        Err(mes_daemon::sync::relay_client::ClientError::Refused(w)) => Some(w.code),
         _ => None,
     }
 }

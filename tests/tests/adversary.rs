@@ -10,7 +10,7 @@
 //! Finding 2 (relabelling a minor's private volume) is in `minors.rs`, beside the family
 //! it needs.
 
-use mes_daemon::client::RelayTarget;
+use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::{AgeSecret, SigningSecret};
 use mes_protocol::membership::{Role, Signed, VolumeDecl};
@@ -250,8 +250,9 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
     if revoked_first {
         a.daemon.revoke_device(b_device).await?;
     }
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
-    let own = mes_daemon::client::RelayClient::connect(&endpoint, &t, &b_cert, &b_key).await;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
+    let own =
+        mes_daemon::sync::relay_client::RelayClient::connect(&endpoint, &t, &b_cert, &b_key).await;
     let minted = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
     let minted_cert = mes_daemon::identity::certify(&principal, &minted, "thief");
     if let Ok((c, _)) = &own {
@@ -261,9 +262,13 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
         })
         .await?;
     }
-    let minted_conn =
-        mes_daemon::client::RelayClient::connect(&endpoint, &t, &minted_cert, &minted.signing)
-            .await;
+    let minted_conn = mes_daemon::sync::relay_client::RelayClient::connect(
+        &endpoint,
+        &t,
+        &minted_cert,
+        &minted.signing,
+    )
+    .await;
     let mut thief = Thief {
         own_connects: own.is_ok(),
         minted_connects: minted_conn.is_ok(),
@@ -627,15 +632,19 @@ async fn a_withdrawal_ends_the_readers_subscription_at_once() -> anyhow::Result<
     } = mes_tests::owner(Misbehaviour::default()).await?;
     a.daemon.note_set(space, "k", "0").await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let mut readers = Vec::new();
     for name in ["withdrawn", "kept"] {
         let p = RawPrincipal::new(name);
         p.connect(&t).await?;
         a.daemon.grant(space, p.id(), Some(Role::Read)).await?;
-        let (c, pushes) =
-            mes_daemon::client::RelayClient::connect(&endpoint, &t, &p.cert, &p.device.signing)
-                .await?;
+        let (c, pushes) = mes_daemon::sync::relay_client::RelayClient::connect(
+            &endpoint,
+            &t,
+            &p.cert,
+            &p.device.signing,
+        )
+        .await?;
         c.request(Request::Subscribe {
             space,
             volumes: vec![notes],
@@ -749,9 +758,10 @@ async fn a_feeder_sees_only_what_it_needs_to_drop() -> anyhow::Result<()> {
             SigningSecret::from_bytes(&p.device.signing.to_bytes()),
         );
         async move {
-            let endpoint = mes_daemon::client::endpoint(t.address)?;
+            let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
             let (c, _) =
-                mes_daemon::client::RelayClient::connect(&endpoint, &t, &cert, &key).await?;
+                mes_daemon::sync::relay_client::RelayClient::connect(&endpoint, &t, &cert, &key)
+                    .await?;
             match c.request(Request::GetMembership { space }).await? {
                 Reply::Membership {
                     membership,

@@ -14,7 +14,7 @@
 //!
 //! `MES_MATRIX_WRITE=1` writes the table from what the relay answers, to review the diff.
 
-use mes_daemon::client::{ClientError, RelayClient, RelayTarget};
+use mes_daemon::sync::relay_client::{ClientError, RelayClient, RelayTarget};
 use mes_protocol::envelope::{KeyEnvelope, KeySlot};
 use mes_protocol::escrow::EscrowMode;
 use mes_protocol::ids::{BlobId, DeviceId, Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId};

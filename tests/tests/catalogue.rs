@@ -5,7 +5,7 @@
 //! refuses grants beyond that even when the owner signs them, the access is logged as a
 //! service's, and revoking closes it again. Each refusal has its control.
 
-use mes_daemon::client::{ClientError, RelayClient};
+use mes_daemon::sync::relay_client::{ClientError, RelayClient};
 use mes_protocol::catalogue::{Criteria, Service};
 use mes_protocol::ids::{Seq, SpaceId, VolumeId};
 use mes_protocol::membership::{Grant, Role, Signed};

@@ -4,8 +4,8 @@
 //! for alteration, gaps, reordering and forks, and every principal kind x volume kind x
 //! operation gets its expected answer. Each security test has a control that fails it.
 
-use mes_daemon::client::{ClientError, RelayTarget};
 use mes_daemon::run::RunningDaemon;
+use mes_daemon::sync::relay_client::{ClientError, RelayTarget};
 use mes_protocol::codec;
 use mes_protocol::documents::NewDocument;
 use mes_protocol::habilitation::Matrix;
@@ -997,7 +997,7 @@ async fn refusing_break_glass_leaves_centre_15_and_escrows_nothing_after() -> an
 }
 
 async fn fetch_code(
-    c: &mes_daemon::client::RelayClient,
+    c: &mes_daemon::sync::relay_client::RelayClient,
     space: SpaceId,
     volume: VolumeId,
 ) -> Result<Reply, ErrorCode> {

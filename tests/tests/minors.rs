@@ -56,7 +56,7 @@ async fn with_membership(d: &RunningDaemon, space: SpaceId, what: &str) -> anyho
 
 async fn fetch(
     d: &RunningDaemon,
-    t: &mes_daemon::client::RelayTarget,
+    t: &mes_daemon::sync::relay_client::RelayTarget,
     space: SpaceId,
     volume: VolumeId,
 ) -> Result<Reply, ErrorCode> {
@@ -69,7 +69,7 @@ async fn fetch(
     })
     .await
     .map_err(|e| match e {
-        mes_daemon::client::ClientError::Refused(w) => w.code,
+        mes_daemon::sync::relay_client::ClientError::Refused(w) => w.code,
         other => panic!("not a refusal: {other}"),
     })
 }
@@ -89,7 +89,7 @@ fn doc(path: &std::path::Path, title: &str, category: &str) -> NewDocument {
 struct Family {
     dir: tempfile::TempDir,
     relay: mes_relay::server::RunningRelay,
-    t: mes_daemon::client::RelayTarget,
+    t: mes_daemon::sync::relay_client::RelayTarget,
     mother: RunningDaemon,
     father: RunningDaemon,
     lola: RunningDaemon,
@@ -588,7 +588,7 @@ async fn father_relabels(m: Misbehaviour) -> anyhow::Result<(Vec<Option<ErrorCod
             &father,
         );
         answers.push(match c.request(Request::DeclareVolume { decl }).await {
-            Err(mes_daemon::client::ClientError::Refused(w)) => Some(w.code),
+            Err(mes_daemon::sync::relay_client::ClientError::Refused(w)) => Some(w.code),
             _ => None,
         });
     }

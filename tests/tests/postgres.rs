@@ -404,7 +404,7 @@ async fn an_instance_killed_mid_upload_loses_nothing_acknowledged() -> anyhow::R
     let data = dir.path().join("relay");
     let url = pg_database(&data).await?;
     let (mut first, ready) = serve_process(&data, &url, "127.0.0.1:0")?;
-    let t = mes_daemon::client::RelayTarget {
+    let t = mes_daemon::sync::relay_client::RelayTarget {
         address: ready.address,
         fingerprint: ready.fingerprint.clone(),
     };

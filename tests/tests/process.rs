@@ -4,7 +4,7 @@
 //! disturb other connections.
 
 use mes_daemon::api_client::ApiClient;
-use mes_daemon::client::RelayTarget;
+use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::codec::MAX_WIRE_FRAME;
 use mes_protocol::framing::read_frame;
@@ -105,10 +105,10 @@ async fn sigkill_during_a_write_burst_loses_no_acknowledged_change() -> anyhow::
 async fn raw_connection(
     t: &RelayTarget,
 ) -> anyhow::Result<(quinn::SendStream, quinn::RecvStream, quinn::Connection)> {
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let conn = endpoint
         .connect_with(
-            mes_daemon::client::client_config(&t.fingerprint)?,
+            mes_daemon::sync::relay_client::client_config(&t.fingerprint)?,
             t.address,
             "mes-relay",
         )?

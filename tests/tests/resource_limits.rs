@@ -11,7 +11,7 @@
 //!
 //! `mes-bench hostile` measures the same attacks at scale (docs/benchmarks.md).
 
-use mes_daemon::client::ClientError;
+use mes_daemon::sync::relay_client::ClientError;
 use mes_protocol::wire::{ErrorCode, Push, Request};
 use mes_relay::defaults::{
     MAX_PAIRING_MESSAGE, MAX_PAIRING_MESSAGES_PER_CONNECTION, MAX_RENDEZVOUS_PER_CONNECTION,
@@ -22,7 +22,10 @@ use mes_tests::{refused_with, relay, relay_configured, target, RawPrincipal};
 use std::time::Duration;
 
 /// A principal whose device is listed: it registered a space.
-async fn listed(t: &mes_daemon::client::RelayTarget, name: &str) -> anyhow::Result<RawPrincipal> {
+async fn listed(
+    t: &mes_daemon::sync::relay_client::RelayTarget,
+    name: &str,
+) -> anyhow::Result<RawPrincipal> {
     let p = RawPrincipal::new(name);
     let (_, genesis) = p.genesis();
     p.connect(t)
@@ -34,7 +37,7 @@ async fn listed(t: &mes_daemon::client::RelayTarget, name: &str) -> anyhow::Resu
 
 /// Declares a "notes" volume in `space`, signed by its owner `p`.
 async fn notes_volume(
-    c: &mes_daemon::client::RelayClient,
+    c: &mes_daemon::sync::relay_client::RelayClient,
     space: mes_protocol::ids::SpaceId,
     p: &RawPrincipal,
 ) -> anyhow::Result<mes_protocol::ids::VolumeId> {
@@ -74,7 +77,7 @@ async fn a_client_that_stops_reading_is_disconnected_and_its_bytes_return() -> a
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     // A listed device (a stranger's requests are paced, so it never fills its queue).
     let deaf_person = listed(&t, "deaf").await?;
     let mut deaf = RawConn::open(&endpoint, &t, &deaf_person).await?;
@@ -108,7 +111,7 @@ async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> a
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let sender = RawPrincipal::new("sender").connect(&t).await?;
     // A message over the limit is refused, naming it.
     let rv: [u8; 16] = rand::random();
@@ -142,7 +145,13 @@ async fn pairing_pushes_are_bounded_and_a_partner_that_never_reads_is_cut() -> a
     // Control: a partner that reads gets every message and stays.
     let (listener, mut pushes) = {
         let p = RawPrincipal::new("listener");
-        mes_daemon::client::RelayClient::connect(&endpoint, &t, &p.cert, &p.device.signing).await?
+        mes_daemon::sync::relay_client::RelayClient::connect(
+            &endpoint,
+            &t,
+            &p.cert,
+            &p.device.signing,
+        )
+        .await?
     };
     let rv2: [u8; 16] = rand::random();
     listener
@@ -207,7 +216,7 @@ async fn an_address_holds_at_most_its_share_of_connections() -> anyhow::Result<(
     })
     .await?;
     let t = target(&r);
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let one = RawConn::open(&endpoint, &t, &RawPrincipal::new("one")).await?;
     let _two = RawConn::open(&endpoint, &t, &RawPrincipal::new("two")).await?;
     let three = RawConn::open(&endpoint, &t, &RawPrincipal::new("three")).await;
@@ -235,7 +244,7 @@ async fn a_device_cannot_open_streams_the_relay_never_reads() -> anyhow::Result<
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let mut c = RawConn::open(&endpoint, &t, &RawPrincipal::new("streams")).await?;
     let bi = tokio::time::timeout(Duration::from_millis(500), c.conn.open_bi()).await;
     assert!(bi.is_err(), "no credit for a stream of the device's own");
@@ -365,7 +374,7 @@ async fn a_stranger_pipelining_requests_is_paced() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let sent = 4 * UNLISTED_REQUEST_RATE.burst;
     let within = Duration::from_secs(1);
     let mut stranger = RawConn::open(&endpoint, &t, &RawPrincipal::new("stranger")).await?;

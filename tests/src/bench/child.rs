@@ -11,7 +11,7 @@
 //!   the victim; on exit it writes what they met to `DIR/tally.json`.
 
 use anyhow::Context as _;
-use mes_daemon::client::RelayTarget;
+use mes_daemon::sync::relay_client::RelayTarget;
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -79,7 +79,7 @@ pub async fn serve(kind: &str, dir: &Path) -> anyhow::Result<()> {
                 Arc::new(AtomicBool::new(false)),
                 Arc::new(crate::hostile::Tally::default()),
             );
-            let endpoint = mes_daemon::client::endpoint(t.address)?;
+            let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
             let attacks: Vec<_> = (0..count)
                 .map(|i| {
                     tokio::spawn(crate::hostile::keep_attacking(

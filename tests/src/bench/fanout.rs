@@ -9,8 +9,8 @@
 
 use super::child::Child;
 use super::{measure, percentile, Measure, Size};
-use mes_daemon::client::{RelayClient, RelayTarget};
 use mes_daemon::identity::certify;
+use mes_daemon::sync::relay_client::{RelayClient, RelayTarget};
 use mes_protocol::ids::{DeviceId, Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::KeyPair;
 use mes_protocol::membership::{Signed, SpaceGenesis, VolumeDecl};
@@ -198,7 +198,7 @@ impl BenchSpace {
 /// Client endpoints, [`PER_ENDPOINT`] connections each.
 fn endpoints(target: &RelayTarget, connections: usize) -> anyhow::Result<Vec<quinn::Endpoint>> {
     (0..connections.div_ceil(PER_ENDPOINT))
-        .map(|_| mes_daemon::client::endpoint(target.address))
+        .map(|_| mes_daemon::sync::relay_client::endpoint(target.address))
         .collect()
 }
 
@@ -286,7 +286,7 @@ async fn one_size(spaces: usize, rounds: usize) -> anyhow::Result<Figures> {
         let open = |i: usize| {
             let (ep, t) = (eps[i % eps.len()].clone(), t.clone());
             async move {
-                let cfg = mes_daemon::client::client_config(&t.fingerprint)?;
+                let cfg = mes_daemon::sync::relay_client::client_config(&t.fingerprint)?;
                 anyhow::Ok(ep.connect_with(cfg, t.address, "mes-relay")?.await?)
             }
         };

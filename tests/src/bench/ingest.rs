@@ -8,7 +8,7 @@
 use super::child::Child;
 use super::{measure, Measure, Size};
 use crate::{device, volume};
-use mes_daemon::client::RelayClient;
+use mes_daemon::sync::relay_client::RelayClient;
 use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
 use mes_protocol::wire::Request;
@@ -32,7 +32,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         .current(notes, Generation(0))
         .map(|(e, _)| e)
         .unwrap_or(Epoch(0));
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let changes = super::changes(per_device);
     let mut rng = rand::rngs::OsRng;
     // Each device: its connection and its chain of sealed one-change bundles, made before

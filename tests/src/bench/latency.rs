@@ -7,7 +7,7 @@
 use super::{percentile, Measure, Size};
 use crate::{converged, device, pair, relay, target, volume};
 use mes_daemon::api_client::ApiClient;
-use mes_daemon::client::RelayClient;
+use mes_daemon::sync::relay_client::RelayClient;
 use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
 use mes_protocol::wire::Request;
 use std::time::Instant;
@@ -49,7 +49,7 @@ async fn measure_with(
     super::append_one_change_bundles(&a.daemon, &t, space, notes, prefill).await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     // Idle devices: real authenticated connections subscribed to the volume.
-    let endpoint = mes_daemon::client::endpoint(t.address)?;
+    let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let mut idle_devices = Vec::new();
     let (lister, _) = crate::connect_as(&a.daemon, &t).await?;
     for i in 0..idle {

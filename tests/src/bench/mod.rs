@@ -119,7 +119,7 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
 /// Certifies a new device of a person and puts it on their list through `lister`, a
 /// connection of one of their listed devices (what pairing does).
 pub async fn listed_device(
-    lister: &mes_daemon::client::RelayClient,
+    lister: &mes_daemon::sync::relay_client::RelayClient,
     principal: &mes_protocol::keys::KeyPair,
     name: &str,
 ) -> anyhow::Result<(mes_protocol::keys::KeyPair, mes_protocol::keys::DeviceCert)> {
@@ -185,7 +185,7 @@ pub fn changes(n: usize) -> Vec<Vec<u8>> {
 /// signed by the device.
 pub async fn append_one_change_bundles(
     d: &mes_daemon::daemon::Daemon,
-    t: &mes_daemon::client::RelayTarget,
+    t: &mes_daemon::sync::relay_client::RelayTarget,
     space: mes_protocol::ids::SpaceId,
     volume: mes_protocol::ids::VolumeId,
     n: usize,

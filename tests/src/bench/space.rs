@@ -7,8 +7,8 @@
 use super::Size;
 use crate::{relay, target};
 use mes_daemon::api_client::ApiClient;
-use mes_daemon::client::RelayTarget;
 use mes_daemon::sandbox::{self, Scale};
+use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::documents::DocQuery;
 use mes_protocol::ids::SpaceId;

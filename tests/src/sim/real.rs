@@ -9,8 +9,8 @@
 
 use anyhow::Context;
 use mes_daemon::api_client::ApiClient;
-use mes_daemon::client::RelayTarget;
 use mes_daemon::run::DaemonReady;
+use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::ids::SpaceId;
 use mes_relay::relay::Misbehaviour;

@@ -12,7 +12,7 @@
 pub mod device;
 
 use mes_daemon::daemon::MAX_UPLOAD;
-use mes_daemon::sync_core::Step;
+use mes_daemon::sync::step::Step;
 use mes_protocol::ids::{Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::{DeviceCert, KeyPair};
 use mes_protocol::membership::{Signed, SpaceGenesis, VolumeDecl};

@@ -3,6 +3,9 @@
 //! reconnect with jittered backoff when the connection drops. The daemon stays fully
 //! usable offline meanwhile.
 
+pub mod relay_client;
+pub mod step;
+
 use mes_protocol::ids::VolumeId;
 use mes_protocol::wire::Push;
 use rand::Rng;
@@ -10,13 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-use crate::client::{RelayClient, RelayTarget};
 use crate::daemon::{Daemon, SyncError, MAX_UPLOAD};
-use crate::sync_core::{Backoff, Step};
+use crate::sync::relay_client::{RelayClient, RelayTarget};
+use crate::sync::step::{Backoff, Step};
 
 /// Runs until `shutdown` turns true.
 pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::Receiver<bool>) {
-    let endpoint = match crate::client::endpoint(target.address) {
+    let endpoint = match crate::sync::relay_client::endpoint(target.address) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!("cannot open a UDP socket for the relay: {e}");
@@ -90,7 +93,7 @@ async fn session(
         tokio::select! {
             p = pushes.recv() => match p {
                 Some(p) => tolerate(handle_push(daemon, client, p).await)?,
-                None => return Err(SyncError::Client(crate::client::ClientError::Closed("push channel closed".into()))),
+                None => return Err(SyncError::Client(crate::sync::relay_client::ClientError::Closed("push channel closed".into()))),
             },
             _ = daemon.wake.notified() => {}
             _ = retry.tick() => {
@@ -100,7 +103,7 @@ async fn session(
             }
             _ = held.tick() => daemon.deliver_held_soon(),
             _ = daemon.reconnect.notified() => return Ok(Stop::Reconnect),
-            _ = client.closed() => return Err(SyncError::Client(crate::client::ClientError::Closed("connection closed".into()))),
+            _ = client.closed() => return Err(SyncError::Client(crate::sync::relay_client::ClientError::Closed("connection closed".into()))),
             _ = shutdown.changed() => return Ok(Stop::Shutdown),
         }
     }
@@ -109,8 +112,8 @@ async fn session(
 /// A lost connection, or this device being revoked, ends the session.
 fn ends_session(e: &SyncError) -> bool {
     match e {
-        SyncError::Client(crate::client::ClientError::Closed(_)) => true,
-        SyncError::Client(crate::client::ClientError::Refused(w)) => {
+        SyncError::Client(crate::sync::relay_client::ClientError::Closed(_)) => true,
+        SyncError::Client(crate::sync::relay_client::ClientError::Refused(w)) => {
             w.code == mes_protocol::wire::ErrorCode::Revoked
         }
         _ => false,
