@@ -255,9 +255,9 @@ pub async fn handle(
             crate::generation::compact(d, d.resolve_space(space).await?, &volume).await?;
             ApiReply::Done
         }
-        PairStart => ApiReply::PairingCode(crate::pairing::start(d.clone()).await?),
+        PairStart => ApiReply::PairingCode(crate::devices::pairing::start(d.clone()).await?),
         PairJoin { code, device_name } => {
-            crate::pairing::join(d.clone(), &code, &device_name).await?;
+            crate::devices::pairing::join(d.clone(), &code, &device_name).await?;
             ApiReply::Done
         }
         ListDevices => ApiReply::Devices(d.list_devices().await?),
@@ -371,8 +371,8 @@ pub async fn handle(
             split,
         } => {
             let lock = match (passphrase, split) {
-                (Some(p), None) => crate::recovery::KitLock::Passphrase(p.into()),
-                (None, Some((k, n))) => crate::recovery::KitLock::Split { k, n },
+                (Some(p), None) => crate::devices::recovery::KitLock::Passphrase(p.into()),
+                (None, Some((k, n))) => crate::devices::recovery::KitLock::Split { k, n },
                 _ => {
                     return Err(ApiError::new(
                         ApiErrorCode::BadRequest,
@@ -393,8 +393,8 @@ pub async fn handle(
             let sealed = std::fs::read(&kit)
                 .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, format!("{kit}: {e}")))?;
             let key = match passphrase {
-                Some(p) => crate::recovery::KitKey::Passphrase(p.into()),
-                None => crate::recovery::KitKey::Shares(shares),
+                Some(p) => crate::devices::recovery::KitKey::Passphrase(p.into()),
+                None => crate::devices::recovery::KitKey::Shares(shares),
             };
             let (address, fingerprint) = d.restore_from_kit(&sealed, key).await?;
             ApiReply::Values(vec![address, fingerprint])
@@ -524,10 +524,10 @@ pub async fn handle(
 fn block_target(
     rpps: Option<String>,
     structure: Option<String>,
-) -> Result<crate::choices::BlockTarget, ApiError> {
+) -> Result<crate::access::choices::BlockTarget, ApiError> {
     match (rpps, structure) {
-        (Some(r), None) => Ok(crate::choices::BlockTarget::Professional(r)),
-        (None, Some(s)) => Ok(crate::choices::BlockTarget::Structure(s)),
+        (Some(r), None) => Ok(crate::access::choices::BlockTarget::Professional(r)),
+        (None, Some(s)) => Ok(crate::access::choices::BlockTarget::Structure(s)),
         _ => Err(ApiError {
             code: ApiErrorCode::BadRequest,
             message: "name either a professional (--rpps) or an establishment (--structure)".into(),

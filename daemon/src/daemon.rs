@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc, Notify};
 
-use crate::identity::Identity;
+use crate::devices::identity::Identity;
 use crate::keyring::Keyring;
 use crate::opening::{OpenContext, Opened};
 use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
@@ -87,7 +87,7 @@ pub struct Daemon {
     /// never overwritten by a save that started before it.
     pub(crate) history_lock: tokio::sync::Mutex<()>,
     /// What the hub said of itself (escrow recipients, policy), asked once per run.
-    pub(crate) hub: Mutex<Option<crate::emergency::HubInfo>>,
+    pub(crate) hub: Mutex<Option<crate::access::emergency::HubInfo>>,
     /// The relay this daemon syncs with (what a recovery kit names).
     pub relay_target: Mutex<Option<crate::sync::relay_client::RelayTarget>>,
     /// Verified device certificates seen in memberships: who a dropping device is.
@@ -1241,7 +1241,7 @@ impl Daemon {
             let envelopes = if membership.role(me, None) == Some(Role::Admin) {
                 let mut e = self.wrap_missing(&mut st, &membership, &devices);
                 e.extend(self.wrap_escrow(&mut st, &membership));
-                e.extend(crate::recovery::wrap_recovery(
+                e.extend(crate::devices::recovery::wrap_recovery(
                     &mut st,
                     &membership,
                     recovery_recipient.as_ref(),

@@ -2,9 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mes_daemon::devices::unlock::Unlock;
 use mes_daemon::run::{start, DaemonConfig};
 use mes_daemon::sync::relay_client::RelayTarget;
-use mes_daemon::unlock::Unlock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -10,9 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::daemon::Daemon;
+use crate::devices::unlock::{storage_key, Unlock};
 use crate::store::SealedStore;
 use crate::sync::relay_client::RelayTarget;
-use crate::unlock::{storage_key, Unlock};
 
 /// How to start a daemon.
 pub struct DaemonConfig {

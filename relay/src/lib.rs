@@ -16,7 +16,7 @@
 //! - [`enrolment`]: opt-out enrolment (F1): the state machine, the population import,
 //!   provisional codes, holds, its tables (`enrolment::tables`) and the operations over
 //!   them (`enrolment::service`);
-//! - [`notification`], [`outbox`]: messages from templates, delivered to a maildir, SMTP
+//! - [`outbox`]: messages from templates (`outbox::notification`), delivered to a maildir, SMTP
 //!   or print files;
 //! - [`backup`]: backup and restore of a stopped hub;
 //! - [`escrow`]: the emergency escrow identities (F7.5);
@@ -41,7 +41,6 @@ pub mod file_quota;
 pub mod group_commit;
 pub mod hub;
 pub mod metrics;
-pub mod notification;
 pub mod outbox;
 pub mod private_files;
 pub mod pruned_map;

@@ -418,7 +418,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let delivery = cfg.delivery(&data)?;
             let templates =
-                mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
+                mes_relay::outbox::notification::Templates::load(cfg.outbox.templates.as_deref())?;
             let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
             let hub = enrolment(&relay);
             let queued = mes_relay::enrolment::service::stats(&hub.tables)?.pending_notification;
@@ -456,7 +456,7 @@ async fn main() -> anyhow::Result<()> {
             let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
             let delivery = cfg.delivery(&data)?;
             let templates =
-                mes_relay::notification::Templates::load(cfg.outbox.templates.as_deref())?;
+                mes_relay::outbox::notification::Templates::load(cfg.outbox.templates.as_deref())?;
             let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
             let report = deliver(enrolment(&relay), &templates, &delivery, limit)?;
             println!("{}", serde_json::to_string(&report)?);
@@ -566,7 +566,7 @@ fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
 
 fn deliver(
     hub: &mes_relay::enrolment::service::EnrolmentHub,
-    templates: &mes_relay::notification::Templates,
+    templates: &mes_relay::outbox::notification::Templates,
     delivery: &mes_relay::outbox::Delivery,
     limit: usize,
 ) -> anyhow::Result<mes_relay::outbox::DeliveryReport> {

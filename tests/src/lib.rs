@@ -4,10 +4,10 @@
 
 use anyhow::Context;
 use mes_daemon::daemon::Daemon;
+use mes_daemon::devices::unlock::Unlock;
 use mes_daemon::run::{start, DaemonConfig, RunningDaemon};
 use mes_daemon::sync::relay_client::RelayClient;
 use mes_daemon::sync::relay_client::RelayTarget;
-use mes_daemon::unlock::Unlock;
 use mes_protocol::ids::{Generation, SpaceId, VolumeId};
 use mes_protocol::keys::SigningSecret;
 use mes_protocol::seal::SymmetricKey;
@@ -280,10 +280,10 @@ pub async fn pair(a: &Arc<Daemon>, b: &Arc<Daemon>) -> anyhow::Result<SpaceId> {
     online(a).await?;
     online(b).await?;
     let space = home(a).await?;
-    let code = mes_daemon::pairing::start(a.clone())
+    let code = mes_daemon::devices::pairing::start(a.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    mes_daemon::pairing::join(b.clone(), &code, "joined")
+    mes_daemon::devices::pairing::join(b.clone(), &code, "joined")
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     converged(a, b, space, "notes").await?;

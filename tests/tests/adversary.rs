@@ -254,7 +254,7 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
     let own =
         mes_daemon::sync::relay_client::RelayClient::connect(&endpoint, &t, &b_cert, &b_key).await;
     let minted = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
-    let minted_cert = mes_daemon::identity::certify(&principal, &minted, "thief");
+    let minted_cert = mes_daemon::devices::identity::certify(&principal, &minted, "thief");
     if let Ok((c, _)) = &own {
         // A listed device puts another on the person's list (what pairing does).
         c.request(Request::ListDevice {
@@ -440,7 +440,7 @@ async fn thief_derives_the_next_rotation(revoked_first: bool) -> anyhow::Result<
         alone.update(secret.as_bytes());
         alone.update(&mes_protocol::codec::to_bytes(&slot));
         held.iter()
-            .any(|k| mes_daemon::consent::rotation_key(&secret, k, &slot) == *key)
+            .any(|k| mes_daemon::access::consent::rotation_key(&secret, k, &slot) == *key)
             || SymmetricKey::from_bytes(*alone.finalize().as_bytes()) == *key
     };
     a.shutdown().await;

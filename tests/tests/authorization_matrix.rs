@@ -405,7 +405,7 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
     a.consent(space, rpps(3).as_str(), &[]).await?;
     a.block(
         space,
-        mes_daemon::choices::BlockTarget::Professional(rpps(3).to_string()),
+        mes_daemon::access::choices::BlockTarget::Professional(rpps(3).to_string()),
     )
     .await?;
     let (owner_conn, _) = connect_as(a, t).await?;

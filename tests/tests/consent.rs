@@ -628,7 +628,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
     o.a.daemon
         .block(
             o.space,
-            mes_daemon::choices::BlockTarget::Professional(rpps(3).to_string()),
+            mes_daemon::access::choices::BlockTarget::Professional(rpps(3).to_string()),
         )
         .await?;
     // Released by break-glass: the emergency volume only.
@@ -1036,7 +1036,7 @@ fn owner_grant(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocking_a_professional_or_an_establishment_cuts_them_off_and_only_the_person_can(
 ) -> anyhow::Result<()> {
-    use mes_daemon::choices::BlockTarget;
+    use mes_daemon::access::choices::BlockTarget;
     let o = owner(Misbehaviour::default()).await?;
     let doc_a = RawPrincipal::new("a");
     let doc_b = RawPrincipal::new("b");
@@ -1223,7 +1223,7 @@ async fn the_attending_physician_reads_hidden_documents_under_law_2022_and_may_b
         o.a.daemon
             .block(
                 o.space,
-                mes_daemon::choices::BlockTarget::Professional(rpps(30).to_string()),
+                mes_daemon::access::choices::BlockTarget::Professional(rpps(30).to_string()),
             )
             .await
             .unwrap_err();

@@ -921,7 +921,7 @@ fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<(
         |_| {},
     )?;
     assert_eq!(t.outbox_len(), 300);
-    let templates = mes_relay::notification::Templates::load(None)?;
+    let templates = mes_relay::outbox::notification::Templates::load(None)?;
     let out = dir.path().join("outbox");
     let delivery = mes_relay::outbox::Delivery::under(&out);
     let first = mes_relay::outbox::deliver_in_batches(

@@ -3,7 +3,7 @@
 //! fresh device against the real relay, with every record and file readable. Wrong
 //! passphrases, too few shares and a superseded kit are refused and change nothing.
 
-use mes_daemon::recovery::{KitKey, KitLock};
+use mes_daemon::devices::recovery::{KitKey, KitLock};
 use mes_protocol::documents::{DocQuery, NewDocument};
 use mes_tests::{device, home, online, relay, target, until};
 use std::time::Duration;

@@ -332,8 +332,8 @@ async fn a_relay_in_the_middle_of_pairing_makes_it_fail() -> anyhow::Result<()> 
         online(&b.daemon).await?;
         mes_tests::home(&a.daemon).await?;
         let b_principal = b.daemon.state().identity.principal.principal_id();
-        let code = mes_daemon::pairing::start(a.daemon.clone()).await?;
-        let joined = mes_daemon::pairing::join(b.daemon.clone(), &code, "b").await;
+        let code = mes_daemon::devices::pairing::start(a.daemon.clone()).await?;
+        let joined = mes_daemon::devices::pairing::join(b.daemon.clone(), &code, "b").await;
         if tamper {
             let e = joined.expect_err("pairing through a tampering relay must fail");
             assert_eq!(e.code, ApiErrorCode::Pairing);

@@ -6,10 +6,10 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mes_daemon::api_client::ApiClient;
+use mes_daemon::devices::unlock::Unlock;
 use mes_daemon::run::{start, DaemonConfig};
 use mes_daemon::sandbox;
 use mes_daemon::sync::relay_client::RelayTarget;
-use mes_daemon::unlock::Unlock;
 use mes_protocol::api::{ApiCall, ApiReply};
 use std::time::Duration;
 

@@ -729,10 +729,12 @@ fn parse_split(s: &str) -> Result<(u8, u8), String> {
 }
 
 fn passphrase(fd: Option<u32>) -> anyhow::Result<Option<String>> {
-    fd.map(|fd| match mes_daemon::unlock::Unlock::from_fd(fd)? {
-        mes_daemon::unlock::Unlock::Passphrase(p) => Ok(p.to_string()),
-        _ => anyhow::bail!("file descriptor {fd} gave no passphrase"),
-    })
+    fd.map(
+        |fd| match mes_daemon::devices::unlock::Unlock::from_fd(fd)? {
+            mes_daemon::devices::unlock::Unlock::Passphrase(p) => Ok(p.to_string()),
+            _ => anyhow::bail!("file descriptor {fd} gave no passphrase"),
+        },
+    )
     .transpose()
 }
 

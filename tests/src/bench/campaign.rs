@@ -164,7 +164,7 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     )?;
     anyhow::ensure!(r.notified == n, "notified {} of {n}", r.notified);
     phase("notify_s", &mut t);
-    let templates = mes_relay::notification::Templates::load(None)?;
+    let templates = mes_relay::outbox::notification::Templates::load(None)?;
     let delivery = mes_relay::outbox::Delivery::under(&dir.path().join("outbox"));
     let d = mes_relay::outbox::deliver(
         &hub.tables,

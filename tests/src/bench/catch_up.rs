@@ -36,8 +36,8 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let start = Instant::now();
     let b = device(dir.path(), "b", &t).await?;
     online(&b.daemon).await?;
-    let code = mes_daemon::pairing::start(a.daemon.clone()).await?;
-    mes_daemon::pairing::join(b.daemon.clone(), &code, "b").await?;
+    let code = mes_daemon::devices::pairing::start(a.daemon.clone()).await?;
+    mes_daemon::devices::pairing::join(b.daemon.clone(), &code, "b").await?;
     let paired = start.elapsed();
     until(&b.daemon, Duration::from_secs(600), "b caught up", |d| {
         d.state()
@@ -57,8 +57,8 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let start = Instant::now();
     let c = device(dir.path(), "c", &t).await?;
     online(&c.daemon).await?;
-    let code = mes_daemon::pairing::start(a.daemon.clone()).await?;
-    mes_daemon::pairing::join(c.daemon.clone(), &code, "c").await?;
+    let code = mes_daemon::devices::pairing::start(a.daemon.clone()).await?;
+    mes_daemon::devices::pairing::join(c.daemon.clone(), &code, "c").await?;
     let paired = start.elapsed();
     until(
         &c.daemon,

@@ -9,7 +9,7 @@
 
 use super::child::Child;
 use super::{measure, percentile, Measure, Size};
-use mes_daemon::identity::certify;
+use mes_daemon::devices::identity::certify;
 use mes_daemon::sync::relay_client::{RelayClient, RelayTarget};
 use mes_protocol::ids::{DeviceId, Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::KeyPair;

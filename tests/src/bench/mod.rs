@@ -124,7 +124,7 @@ pub async fn listed_device(
     name: &str,
 ) -> anyhow::Result<(mes_protocol::keys::KeyPair, mes_protocol::keys::DeviceCert)> {
     let dev = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
-    let cert = mes_daemon::identity::certify(principal, &dev, name);
+    let cert = mes_daemon::devices::identity::certify(principal, &dev, name);
     lister
         .request(mes_protocol::wire::Request::ListDevice { cert: cert.clone() })
         .await?;

@@ -15,6 +15,8 @@
 //! directory spend their time waiting on its lock (docs/benchmarks.md, `campaign`).
 //! Where the file system has no `O_TMPFILE`, emails go through `tmp/` and a rename.
 
+pub mod notification;
+
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -24,7 +26,7 @@ use lettre::message::{header::ContentType, Mailbox};
 use lettre::Transport;
 
 use crate::enrolment::store::{EnrolmentTables, Op, Outgoing};
-use crate::notification::{HubIdentity, Templates};
+use crate::outbox::notification::{HubIdentity, Templates};
 
 /// Where emails go.
 #[derive(Clone, Debug)]

@@ -17,7 +17,7 @@ use std::path::Path;
 use zeroize::Zeroizing;
 
 use crate::daemon::{Daemon, State, SyncError};
-use crate::identity::Identity;
+use crate::devices::identity::Identity;
 use crate::sync::relay_client::RelayClient;
 
 /// Sealed-store namespace of the recovery identity.
@@ -238,7 +238,7 @@ impl Daemon {
                     .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?,
             };
             let name = format!("{} (restored)", st.identity.name());
-            let cert = crate::identity::certify(&principal, &device, &name);
+            let cert = crate::devices::identity::certify(&principal, &device, &name);
             (device, cert)
         };
         // The relay admits the restored device on the kit's word, before anything changes
@@ -351,6 +351,6 @@ async fn admit_restored(
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), ApiError> {
-    crate::unlock::write_private(path, bytes)
+    crate::devices::unlock::write_private(path, bytes)
         .map_err(|e| ApiError::new(ApiErrorCode::BadRequest, format!("{e:#}")))
 }

@@ -12,15 +12,15 @@ use crate::enrolment::store::{MessageKind, Outgoing};
 const BUILTIN: &[(&str, &str)] = &[
     (
         "notification.txt.j2",
-        include_str!("../templates/notification.txt.j2"),
+        include_str!("../../templates/notification.txt.j2"),
     ),
     (
         "regenerated.txt.j2",
-        include_str!("../templates/regenerated.txt.j2"),
+        include_str!("../../templates/regenerated.txt.j2"),
     ),
     (
         "reminder.txt.j2",
-        include_str!("../templates/reminder.txt.j2"),
+        include_str!("../../templates/reminder.txt.j2"),
     ),
 ];
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::daemon::Daemon;
-use crate::identity::{certify_offer, DeviceOffer, Identity, PrincipalHandover};
+use crate::devices::identity::{certify_offer, DeviceOffer, Identity, PrincipalHandover};
 use crate::sync::relay_client::RelayClient;
 
 /// How long the existing device waits for someone to type the code.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::daemon::{Daemon, INBOX};
-use crate::enrol::hub_refusal;
+use crate::devices::enrol::hub_refusal;
 use crate::sync::relay_client::RelayClient;
 
 /// Sealed-store namespace of the items held (suffix: a random id, never the NIR).

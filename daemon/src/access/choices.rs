@@ -1,6 +1,6 @@
 //! The person's own choices (F7.2, F7.3, F7.5), signed by the owner's principal key and
 //! by nobody else: blocking professionals or establishments, designating the médecin
-//! traitant under a policy, refusing emergency modes ([`crate::emergency`]). Blocking
+//! traitant under a policy, refusing emergency modes ([`crate::access::emergency`]). Blocking
 //! also withdraws what the blocked held, with new epochs.
 
 use mes_protocol::api::{ApiError, ApiErrorCode};

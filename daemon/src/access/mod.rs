@@ -1,0 +1,9 @@
+//! Who may read what: consent, delegation and blocks, minors and their handover,
+//! emergency access (F7.5), held items, the access history and the person's choices.
+
+pub mod choices;
+pub mod consent;
+pub mod emergency;
+pub mod history;
+pub mod holds;
+pub mod minors;

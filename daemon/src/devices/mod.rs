@@ -1,0 +1,8 @@
+//! A person's devices: this device's identity and its unlocking, pairing a new one,
+//! recovery kits, and enrolling through the hub (F1).
+
+pub mod enrol;
+pub mod identity;
+pub mod pairing;
+pub mod recovery;
+pub mod unlock;
