@@ -252,7 +252,7 @@ pub async fn handle(
             ApiReply::Done
         }
         Compact { volume } => {
-            crate::generation::compact(d, d.resolve_space(space).await?, &volume).await?;
+            crate::replica::generation::compact(d, d.resolve_space(space).await?, &volume).await?;
             ApiReply::Done
         }
         PairStart => ApiReply::PairingCode(crate::devices::pairing::start(d.clone()).await?),

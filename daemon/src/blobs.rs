@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::daemon::{Daemon, SyncError, NOTES};
+use crate::replica::volume::Replica;
 use crate::sync::relay_client::RelayClient;
-use crate::volume::Replica;
 
 fn err(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
     ApiError::new(code, m)

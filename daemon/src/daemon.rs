@@ -26,12 +26,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc, Notify};
 
 use crate::devices::identity::Identity;
-use crate::keyring::Keyring;
 use crate::opening::{OpenContext, Opened};
-use crate::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
-use crate::store::{SealedStore, StoreError};
+use crate::replica::keyring::Keyring;
+use crate::replica::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
+use crate::replica::store::{SealedStore, StoreError};
+use crate::replica::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
 use crate::sync::relay_client::{ClientError, RelayClient};
-use crate::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
 
 /// A batch opened by the fetching stage, for the applier.
 struct OpenedBatch {
@@ -77,7 +77,7 @@ pub struct Daemon {
     pub files: crate::blobs::Files,
     /// Hydrated document volumes, by volume, valid while the volume's heads are unchanged
     /// (search and listing never hydrate 10,000 documents per query).
-    pub(crate) doc_cache: crate::doc_index::Cache,
+    pub(crate) doc_cache: crate::record::doc_index::Cache,
     /// One membership refresh at a time: two running at once could store an older
     /// membership over a newer one (a push-driven refresh finishing after a consent's).
     refresh_lock: tokio::sync::Mutex<()>,
@@ -277,7 +277,7 @@ impl Daemon {
     pub fn status(&self) -> StatusReport {
         let st = self.state();
         StatusReport {
-            slow_store_operations: crate::store::WATCHDOG.slow_total(),
+            slow_store_operations: crate::replica::store::WATCHDOG.slow_total(),
             online: st.online,
             relay: self.relay_label.clone(),
             volumes: st

@@ -15,7 +15,7 @@ use mes_protocol::pairing::PairMessage;
 use mes_protocol::seal::{SealedBundle, SymmetricKey};
 use mes_protocol::wire::{ClientFrame, RelayFrame};
 
-use crate::volume::{self, Replica};
+use crate::replica::volume::{self, Replica};
 
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);

@@ -14,7 +14,7 @@ use mes_protocol::record::Source;
 use std::path::Path;
 
 use crate::daemon::{Daemon, INBOX};
-use crate::volume::Replica;
+use crate::replica::volume::Replica;
 
 /// Notes key prefix of consent requests waiting for the person.
 pub const CONSENT_REQUEST_PREFIX: &str = "_consent-request/";
@@ -28,7 +28,7 @@ impl Daemon {
     /// Sends a document into the space's inbox: the file is sealed and queued for upload
     /// (before the drop, like every document), its key travels inside the sealed drop.
     pub async fn send_document(&self, space: SpaceId, new: &NewDocument) -> Result<(), ApiError> {
-        let mut meta = crate::documents::checked_meta(new)?;
+        let mut meta = crate::record::documents::checked_meta(new)?;
         let inbox = Daemon::volume_of(&self.state(), space, crate::daemon::INBOX)?;
         self.attach_file(space, inbox, &mut meta, Path::new(&new.path))?;
         self.drop_item(space, &InboxItem::Document(Box::new(meta)))

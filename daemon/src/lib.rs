@@ -1,11 +1,13 @@
 //! `mesd`: the per-device daemon. It holds an encrypted replica of the person's spaces in
 //! sled, serves a local API on a Unix socket, and syncs with the relay over QUIC.
 //!
-//! Layout: [`store`] (sealed sled), [`keyring`], [`volume`] (pure replicas), [`spaces`]
-//! (their storage), [`sync::step`] (sans-IO sync decisions), [`daemon`] (operations),
-//! [`sync`] (async engine and its QUIC client), [`devices`] (identity, unlocking, pairing,
+//! Layout (docs/architecture.md, "Where things are"): [`replica`] (the sealed store,
+//! keyring, pure volume replicas, spaces, generations), [`sync`] (the sans-IO core
+//! `sync::step`, the QUIC client, the loop), [`devices`] (identity, unlocking, pairing,
 //! recovery, enrolment), [`access`] (consent, minors, emergency, holds, history,
-//! choices), [`blobs`], [`api_server`], and [`run`] which wires them.
+//! choices), [`record`] (documents, measurements, threads, notifications, the search
+//! index), [`export`], [`daemon`] (operations), [`blobs`], [`api_server`], and [`run`]
+//! which wires them.
 
 pub mod access;
 pub mod api_client;
@@ -14,22 +16,13 @@ pub mod blobs;
 pub mod catalogue;
 pub mod daemon;
 pub mod devices;
-pub mod doc_index;
-pub mod documents;
 pub mod export;
 pub mod fuzzing;
-pub mod generation;
 pub mod inbox_items;
-pub mod keyring;
-pub mod measurements;
-pub mod notifications;
 pub mod opening;
 pub mod partition;
 pub mod record;
+pub mod replica;
 pub mod run;
 pub mod sandbox;
-pub mod spaces;
-pub mod store;
 pub mod sync;
-pub mod threads;
-pub mod volume;

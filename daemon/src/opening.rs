@@ -8,7 +8,7 @@ use mes_protocol::seal::{SealedBundle, SymmetricKey};
 use std::collections::HashMap;
 
 use crate::daemon::SyncError;
-use crate::volume::{self, Payload};
+use crate::replica::volume::{self, Payload};
 
 /// What opening a batch gave.
 #[derive(Default)]

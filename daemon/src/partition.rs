@@ -16,7 +16,7 @@ use mes_protocol::membership::{Signed, VolumeDecl};
 use mes_protocol::seal::SymmetricKey;
 
 use crate::daemon::{Daemon, NOTES};
-use crate::spaces::{Volume, VolumeMeta};
+use crate::replica::spaces::{Volume, VolumeMeta};
 
 fn derive(
     space: SpaceId,
@@ -47,7 +47,7 @@ pub(crate) fn declare_new(
     st: &mut crate::daemon::State,
     (space, volume, label): (SpaceId, VolumeId, &str),
     key: SymmetricKey,
-    batch: &mut crate::store::Batch<'_>,
+    batch: &mut crate::replica::store::Batch<'_>,
 ) -> Signed<VolumeDecl> {
     let slot = KeySlot {
         space,

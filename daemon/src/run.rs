@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::daemon::Daemon;
 use crate::devices::unlock::{storage_key, Unlock};
-use crate::store::SealedStore;
+use crate::replica::store::SealedStore;
 use crate::sync::relay_client::RelayTarget;
 
 /// How to start a daemon.
@@ -78,7 +78,7 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
         blob_dir: config.data_dir.join("blobs"),
         max_document_bytes: config.max_document_bytes,
     };
-    crate::store::watch_stores();
+    crate::replica::store::watch_stores();
     let removed = files.remove_leftovers();
     if removed > 0 {
         tracing::info!("removed {removed} temporary file(s) a crash left in the blob cache");

@@ -6,7 +6,7 @@
 //! corpus from valid encodings of real values.
 
 use mes_daemon::fuzzing::TARGETS;
-use mes_daemon::volume::{self, Payload, Replica};
+use mes_daemon::replica::volume::{self, Payload, Replica};
 use mes_protocol::api::{ApiCall, ApiRequest};
 use mes_protocol::codec::{encode, to_bytes};
 use mes_protocol::envelope::{KeyEnvelope, KeySlot};

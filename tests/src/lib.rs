@@ -477,7 +477,7 @@ pub async fn uploaded_document(
         .blob
         .parse()
         .map_err(|e| anyhow::anyhow!("blob id {:?}: {e:?}", meta.blob))?;
-    let label = mes_daemon::documents::label_of(&meta)?;
+    let label = mes_daemon::record::documents::label_of(&meta)?;
     let v = volume(d, space, &label).context("the document's volume")?;
     Ok((meta.id, blob, v))
 }

@@ -7,7 +7,7 @@
 //! batch queued behind a flush, or a flush on drop, would hang. A watchdog reports a
 //! round that does not end in [`HANG_AFTER`].
 
-use mes_daemon::store::SealedStore;
+use mes_daemon::replica::store::SealedStore;
 use mes_protocol::ids::VolumeId;
 use mes_protocol::seal::SymmetricKey;
 use mes_relay::store::{sled_store::SledStore, Store};

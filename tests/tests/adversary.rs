@@ -805,7 +805,7 @@ fn drop_from(
     to: &mes_protocol::keys::AgeRecipient,
     text: &str,
 ) -> SealedBundle {
-    use mes_daemon::volume::{encode, inbox::Drop, Payload};
+    use mes_daemon::replica::volume::{encode, inbox::Drop, Payload};
     let drop = encode(&Payload::Changes(mes_protocol::codec::to_bytes(&Drop {
         seq: Seq(0),
         from: feeder.cert.body.device,

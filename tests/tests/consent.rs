@@ -1357,7 +1357,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     let documents = mes_tests::volume(
         &o.a.daemon,
         o.space,
-        &mes_daemon::documents::label_of(&doc)?,
+        &mes_daemon::record::documents::label_of(&doc)?,
     )
     .expect("documents volume");
     let chunk = mes_protocol::wire::Request::GetBlobChunk {

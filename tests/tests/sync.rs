@@ -331,17 +331,17 @@ async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow
         .map(|(_, k)| k.duplicate())
         .expect("key");
     assert_eq!(
-        mes_daemon::generation::compact(&a.daemon, space, "notes").await?,
+        mes_daemon::replica::generation::compact(&a.daemon, space, "notes").await?,
         mes_protocol::ids::Generation(1)
     );
-    mes_daemon::generation::compact(&a.daemon, space, "journal").await?;
-    let refused = mes_daemon::generation::compact(&a.daemon, space, "inbox")
+    mes_daemon::replica::generation::compact(&a.daemon, space, "journal").await?;
+    let refused = mes_daemon::replica::generation::compact(&a.daemon, space, "inbox")
         .await
         .expect_err("inboxes have none");
     assert!(refused.message.contains("inbox"), "{refused}");
     // A structured record would be emptied by a copy of its root values: refused, and
     // the volume stays at its generation.
-    let refused = mes_daemon::generation::compact(&a.daemon, space, "care")
+    let refused = mes_daemon::replica::generation::compact(&a.daemon, space, "care")
         .await
         .expect_err("records have none yet");
     assert!(refused.message.contains("structured"), "{refused}");

@@ -57,7 +57,7 @@ impl Daemon {
     /// Holds a document for the person with this NIR (F1.5): the file is sealed into this
     /// device's cache now, the hub records the hold; delivered when the space can be fed.
     pub async fn hold_document(&self, nir: &str, new: &NewDocument) -> Result<Hold, ApiError> {
-        let mut meta: DocumentMeta = crate::documents::checked_meta(new)?;
+        let mut meta: DocumentMeta = crate::record::documents::checked_meta(new)?;
         // The file is checked before the hub hears of anything.
         crate::blobs::open_checked(&self.files, Path::new(&new.path))?;
         let hold = self.announce_hold(nir).await?;

@@ -7,7 +7,7 @@ use mes_protocol::keys::{DeviceCert, DeviceCertBody, ExportedKeyPair, KeyPair};
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{SealedStore, StoreError};
+use crate::replica::store::{SealedStore, StoreError};
 
 /// The daemon's keys.
 pub struct Identity {
@@ -59,7 +59,7 @@ impl Identity {
     }
 
     /// Writes the identity in a batch.
-    pub fn save(&self, batch: &mut crate::store::Batch<'_>) {
+    pub fn save(&self, batch: &mut crate::replica::store::Batch<'_>) {
         let s = Stored {
             principal: self.principal.export(),
             device: self.device.export(),

@@ -3,8 +3,13 @@
 //! conflict report every record kind shares.
 
 pub mod check;
+pub mod doc_index;
+pub mod documents;
 pub mod edit;
+pub mod measurements;
 pub mod messaging;
+pub mod notifications;
+pub mod threads;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
 use mes_protocol::agenda::Agenda;

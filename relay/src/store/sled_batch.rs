@@ -12,7 +12,7 @@
 //! that may be partly applied, and [`Journal::open`] applies it again (whole values:
 //! replaying is idempotent). Callers apply batches that touch the same keys one at a
 //! time (the enrolment tables do, under their page locks). The daemon's sealed store
-//! does the same (`mes_daemon::store`).
+//! does the same (`mes_daemon::replica::store`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -55,7 +55,7 @@ fn chunk_key(blob: &[u8; 32], index: u32) -> [u8; 36] {
 
 /// Opens sled, waiting a moment while a store of the same directory closed in this
 /// process still holds its lock (sled's IO threads release it after the last handle; the
-/// daemon's twin is `mes_daemon::store::open_sled`, issue 23).
+/// daemon's twin is `mes_daemon::replica::store::open_sled`, issue 23).
 pub fn open_db(config: sled::Config) -> sled::Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {

@@ -56,8 +56,9 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         let bundles: Vec<SealedBundle> = changes
             .iter()
             .map(|c| {
-                let plain =
-                    mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()));
+                let plain = mes_daemon::replica::volume::encode(
+                    &mes_daemon::replica::volume::Payload::Changes(c.clone()),
+                );
                 let b = SealedBundle::seal(
                     &key,
                     BundleHeader {

@@ -166,15 +166,15 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// `n` automerge changes, one key each, as one device typing them: the payloads of
 /// one-change bundles.
 pub fn changes(n: usize) -> Vec<Vec<u8>> {
-    let mut doc = mes_daemon::volume::doc::DocReplica::new(b"bench-author");
+    let mut doc = mes_daemon::replica::volume::doc::DocReplica::new(b"bench-author");
     (0..n)
         .map(|i| {
             match doc
                 .set(&format!("k{i:06}"), &format!("value {i}"))
                 .expect("set")
             {
-                mes_daemon::volume::Payload::Changes(b) => b,
-                mes_daemon::volume::Payload::Snapshot(b) => b,
+                mes_daemon::replica::volume::Payload::Changes(b) => b,
+                mes_daemon::replica::volume::Payload::Snapshot(b) => b,
             }
         })
         .collect()
@@ -225,8 +225,9 @@ pub async fn append_one_change_bundles(
         let bundles = chunk
             .iter()
             .map(|c| {
-                let plain =
-                    mes_daemon::volume::encode(&mes_daemon::volume::Payload::Changes(c.clone()));
+                let plain = mes_daemon::replica::volume::encode(
+                    &mes_daemon::replica::volume::Payload::Changes(c.clone()),
+                );
                 let header = BundleHeader {
                     prev,
                     ..header.clone()

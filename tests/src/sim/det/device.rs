@@ -3,8 +3,8 @@
 //! over a simulated disk that a crash reduces to what was flushed.
 
 use mes_daemon::opening::OpenContext;
+use mes_daemon::replica::volume::{self, Payload, Replica};
 use mes_daemon::sync::step::{Backoff, VolumeProgress};
-use mes_daemon::volume::{self, Payload, Replica};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use mes_protocol::keys::{DeviceCert, KeyPair};
 use mes_protocol::seal::{BundleHeader, BundleLink, CipherSuite, SealedBundle, SymmetricKey};

@@ -10,9 +10,9 @@ use mes_protocol::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
 use mes_protocol::seal::BundleLink;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{seq_suffix, suffix_seq, Batch, SealedStore, StoreError};
+use crate::replica::store::{seq_suffix, suffix_seq, Batch, SealedStore, StoreError};
+use crate::replica::volume::{self, Payload, Replica};
 use crate::sync::step::VolumeProgress;
-use crate::volume::{self, Payload, Replica};
 
 /// Applied batches kept before the volume is compacted into its base.
 pub const COMPACT_AFTER: usize = 64;

@@ -15,9 +15,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::daemon::{documents_label, Daemon, DOCUMENTS_HIDDEN};
-use crate::doc_index::{self, Entry, Indexed};
-use crate::store::StoreError;
-use crate::volume::Replica;
+use crate::record::doc_index::{self, Entry, Indexed};
+use crate::replica::store::StoreError;
+use crate::replica::volume::Replica;
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::new(ApiErrorCode::BadRequest, m)
@@ -334,7 +334,7 @@ impl Daemon {
     /// rebuilt.
     fn patch_index(
         &self,
-        v: &crate::spaces::Volume,
+        v: &crate::replica::spaces::Volume,
         before: &str,
         after: String,
         patch: impl FnOnce(&mut Indexed),

@@ -16,8 +16,8 @@ use rand::rngs::OsRng;
 use std::sync::Arc;
 
 use crate::daemon::Daemon;
+use crate::replica::volume::{self, Payload, Replica};
 use crate::sync::relay_client::ClientError;
-use crate::volume::{self, Payload, Replica};
 
 fn err(code: ApiErrorCode, m: impl Into<String>) -> ApiError {
     ApiError::new(code, m)

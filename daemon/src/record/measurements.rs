@@ -10,7 +10,7 @@ use mes_protocol::record::Source;
 use std::collections::BTreeMap;
 
 use crate::daemon::Daemon;
-use crate::volume::Replica;
+use crate::replica::volume::Replica;
 
 fn bad(m: impl Into<String>) -> ApiError {
     ApiError::new(ApiErrorCode::BadRequest, m)

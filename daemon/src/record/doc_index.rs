@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::spaces::Volume;
-use crate::store::{Batch, SealedStore, StoreError};
+use crate::replica::spaces::Volume;
+use crate::replica::store::{Batch, SealedStore, StoreError};
 
 /// What a volume's content is at: (generation, cursor, local change count). Content
 /// cannot change without one of them changing.

@@ -6,7 +6,7 @@ use mes_protocol::ids::{Epoch, Generation, VolumeId};
 use mes_protocol::seal::SymmetricKey;
 use std::collections::BTreeMap;
 
-use crate::store::{Batch, SealedStore, StoreError};
+use crate::replica::store::{Batch, SealedStore, StoreError};
 
 const NS: &str = "keys";
 
