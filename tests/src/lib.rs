@@ -482,6 +482,16 @@ pub async fn uploaded_document(
     Ok((meta.id, blob, v))
 }
 
+/// The code and message a relay request was refused with; panics on anything else.
+pub fn refusal<T: std::fmt::Debug>(
+    r: Result<T, mes_daemon::sync::relay_client::ClientError>,
+) -> (mes_protocol::wire::ErrorCode, String) {
+    match r {
+        Err(mes_daemon::sync::relay_client::ClientError::Refused(w)) => (w.code, w.message),
+        other => panic!("not a refusal: {other:?}"),
+    }
+}
+
 /// The code a relay request was refused with, none when it was answered or failed
 /// otherwise.
 pub fn refused_with<T>(

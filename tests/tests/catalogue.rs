@@ -39,12 +39,7 @@ fn service(id: &str, who: &RawPrincipal, hosting: &str, data: &[&str]) -> Servic
     }
 }
 
-fn refusal(r: Result<Reply, ClientError>) -> (ErrorCode, String) {
-    match r {
-        Err(ClientError::Refused(w)) => (w.code, w.message),
-        other => panic!("not a refusal: {other:?}"),
-    }
-}
+use mes_tests::refusal;
 
 async fn fetch(c: &RelayClient, space: SpaceId, volume: VolumeId) -> Result<Reply, ClientError> {
     c.request(Request::Fetch {

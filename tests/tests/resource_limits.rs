@@ -406,10 +406,9 @@ async fn a_stranger_pipelining_requests_is_paced() -> anyhow::Result<()> {
 
 /// The message of a refusal with `code`; panics on anything else.
 fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>, code: ErrorCode) -> String {
-    match r {
-        Err(ClientError::Refused(w)) if w.code == code => w.message,
-        other => panic!("expected a refusal {code:?}, got {other:?}"),
-    }
+    let (got, message) = mes_tests::refusal(r);
+    assert_eq!(got, code, "{message}");
+    message
 }
 
 /// Finding 6: the files of a space count in bytes against its quota, what is committed
