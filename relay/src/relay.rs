@@ -1441,9 +1441,12 @@ impl Relay {
                         )));
                     }
                     self.bind_blob(space, blob).await?;
+                    // Bound to its volume before it counts as committed here (read by
+                    // `blob_committed_in`): no moment where it is committed and bound to
+                    // no volume, which reads as a file from before bindings.
+                    self.bind_blob_to_volume(space, volume, blob).await?;
                     let size = crate::file_quota::chunk_bytes(index) + data.len() as u64;
                     self.upload_committed(space, blob, index + 1, size).await?;
-                    self.bind_blob_to_volume(space, volume, blob).await?;
                 }
                 Ok(Reply::Done)
             }
