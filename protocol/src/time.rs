@@ -28,6 +28,51 @@ impl UnixMillis {
     }
 }
 
+/// Where a shell reads the time: the wall clock in production, a clock a test or the
+/// simulator moves otherwise. Cores take the time it gives as input.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> UnixMillis;
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixMillis {
+        UnixMillis::now()
+    }
+}
+
+/// A clock that moves only when told, shared by its clones (tests, the simulator).
+#[derive(Clone, Debug, Default)]
+pub struct ManualClock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    /// A clock showing `t`.
+    pub fn at(t: UnixMillis) -> Self {
+        ManualClock(std::sync::Arc::new(t.0.into()))
+    }
+
+    /// Sets the time to `t`.
+    pub fn set(&self, t: UnixMillis) {
+        self.0.store(t.0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time on by `millis`.
+    pub fn advance(&self, millis: u64) {
+        self.0
+            .fetch_add(millis, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixMillis {
+        UnixMillis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
 /// Europe/Paris, where every calendar rule of the service counts (deadlines, ages,
 /// appointments), looked up once; UTC on a system without its time zone data.
 pub fn paris() -> jiff::tz::TimeZone {

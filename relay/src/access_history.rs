@@ -83,6 +83,7 @@ impl AccessHistory {
         space: SpaceId,
         who: Accessor,
         target: AccessTarget,
+        at: UnixMillis,
     ) -> Result<u64, StoreError> {
         let lock = self
             .locks
@@ -98,7 +99,7 @@ impl AccessHistory {
                 space,
                 seq: head.seq + 1,
                 prev: head.link,
-                at: UnixMillis::now(),
+                at,
                 actor: who.actor,
                 device: who.device,
                 professional: who.professional,

@@ -258,7 +258,7 @@ async fn offline(
     data: &std::path::Path,
     enrolment: mes_relay::enrolment::Policy,
     db: &Database,
-) -> anyhow::Result<std::sync::Arc<mes_relay::relay::Relay>> {
+) -> anyhow::Result<std::sync::Arc<mes_relay::handler::Relay>> {
     mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await
 }
 
@@ -541,7 +541,7 @@ fn refuse_rows(file: &std::path::Path, bad: &[mes_relay::checked_csv::BadRow]) -
     std::process::exit(2);
 }
 
-fn enrolment(relay: &mes_relay::relay::Relay) -> &mes_relay::enrolment::service::EnrolmentHub {
+fn enrolment(relay: &mes_relay::handler::Relay) -> &mes_relay::enrolment::service::EnrolmentHub {
     relay
         .enrolment
         .get()

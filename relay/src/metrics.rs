@@ -168,7 +168,7 @@ fn respond(status: u16, content_type: &str, body: String) -> hyper::Response<Bod
 }
 
 /// Answers one HTTP request.
-async fn answer(relay: &crate::relay::Relay, path: &str) -> hyper::Response<Body> {
+async fn answer(relay: &crate::handler::Relay, path: &str) -> hyper::Response<Body> {
     match path {
         "/metrics" => {
             relay.metrics.spaces.set(relay.space_count() as i64);
@@ -206,7 +206,7 @@ async fn answer(relay: &crate::relay::Relay, path: &str) -> hyper::Response<Body
 /// Binds the metrics port and serves it until the task is aborted; returns the address
 /// bound (port 0 picks one).
 pub async fn serve(
-    relay: Arc<crate::relay::Relay>,
+    relay: Arc<crate::handler::Relay>,
     address: SocketAddr,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(address)

@@ -26,7 +26,7 @@ pub async fn relay(
     relay_with(
         dir,
         listen,
-        mes_relay::relay::Misbehaviour {
+        mes_relay::handler::Misbehaviour {
             tamper_pairing,
             ..Default::default()
         },
@@ -38,7 +38,7 @@ pub async fn relay(
 pub async fn relay_with(
     dir: &Path,
     listen: Option<std::net::SocketAddr>,
-    misbehaviour: mes_relay::relay::Misbehaviour,
+    misbehaviour: mes_relay::handler::Misbehaviour,
 ) -> anyhow::Result<RunningRelay> {
     relay_configured(dir, |cfg| {
         if let Some(l) = listen {
@@ -810,7 +810,7 @@ pub struct Owner {
 
 /// Starts a relay misbehaving as told and one device of a person whose space is
 /// registered.
-pub async fn owner(m: mes_relay::relay::Misbehaviour) -> anyhow::Result<Owner> {
+pub async fn owner(m: mes_relay::handler::Misbehaviour) -> anyhow::Result<Owner> {
     let dir = tempfile::tempdir()?;
     let relay = relay_with(dir.path(), None, m).await?;
     let t = target(&relay);

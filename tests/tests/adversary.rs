@@ -17,7 +17,7 @@ use mes_protocol::membership::{Role, Signed, VolumeDecl};
 use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
-use mes_relay::relay::Misbehaviour;
+use mes_relay::handler::Misbehaviour;
 use mes_tests::{
     device, home, online, registered, relay_with, target, until, volume, RawPrincipal,
 };

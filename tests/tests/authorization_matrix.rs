@@ -23,7 +23,7 @@ use mes_protocol::membership::{DeviceRevocation, Grant, Role, Signed, SpaceGenes
 use mes_protocol::seal::{SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{Reply, Request, RequestKind};
-use mes_relay::relay::Misbehaviour;
+use mes_relay::handler::Misbehaviour;
 use mes_tests::{
     connect_as, device, home, listed, online, owner, pair, registered, rpps, volume, RawPrincipal,
 };

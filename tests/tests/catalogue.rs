@@ -11,7 +11,7 @@ use mes_protocol::ids::{Seq, SpaceId, VolumeId};
 use mes_protocol::membership::{Grant, Role, Signed};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
-use mes_relay::relay::Misbehaviour;
+use mes_relay::handler::Misbehaviour;
 use mes_tests::{
     device, home, online, registered, relay_with, run_relay, target, until, volume, RawPrincipal,
 };

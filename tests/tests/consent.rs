@@ -14,7 +14,7 @@ use mes_protocol::ids::{Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId};
 use mes_protocol::membership::{Grant, Role, Signed};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
-use mes_relay::relay::Misbehaviour;
+use mes_relay::handler::Misbehaviour;
 use mes_tests::{
     connect_as, converged, device, device_with, listed, online, pair, registered, relay_with, rpps,
     target, until, volume, RawPrincipal,

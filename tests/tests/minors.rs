@@ -14,7 +14,7 @@ use mes_protocol::record::{Profile, RecordEdit};
 use mes_protocol::seal::SymmetricKey;
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
-use mes_relay::relay::Misbehaviour;
+use mes_relay::handler::Misbehaviour;
 use mes_tests::{connect_as, device, listed, online, relay_with, rpps, target, until, volume};
 use std::time::Duration;
 

@@ -421,7 +421,7 @@ async fn a_space_holds_files_up_to_its_quota_and_unfinished_uploads_are_swept() 
 {
     use mes_protocol::ids::BlobId;
     use mes_protocol::time::UnixMillis;
-    use mes_relay::file_quota::{chunk_bytes, FileUsage, RESERVE_CHUNKS};
+    use mes_relay::handler::file_quota::{chunk_bytes, FileUsage, RESERVE_CHUNKS};
     let step = chunk_bytes(RESERVE_CHUNKS);
     let dir = tempfile::tempdir()?;
     let r = relay_configured(dir.path(), |cfg| cfg.policy.file_bytes_per_space = 3 * step).await?;

@@ -20,7 +20,7 @@ async fn write_canaries(null_cipher: bool, dir: &Path) -> anyhow::Result<()> {
     let r = mes_tests::relay_with(
         dir,
         None,
-        mes_relay::relay::Misbehaviour {
+        mes_relay::handler::Misbehaviour {
             accept_null_cipher: null_cipher,
             ..Default::default()
         },

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
-use crate::relay::{Misbehaviour, Relay};
+use crate::handler::{Misbehaviour, Relay};
 use crate::store::postgres_store::PgStore;
 use crate::store::sled_store::SledStore;
 use crate::store::Store;
@@ -31,7 +31,7 @@ pub struct RelayConfig {
     /// Deliberate faults, for tests' controls only.
     pub misbehaviour: Misbehaviour,
     /// The deployment's policies.
-    pub policy: crate::relay::HubPolicy,
+    pub policy: crate::handler::HubPolicy,
     /// Enrolment deadlines (F1).
     pub enrolment: crate::enrolment::Policy,
     /// How often to run the enrolment sweep while serving (none: never).
@@ -227,7 +227,7 @@ pub async fn open_offline_on(
     let hub = enrolment_hub(tables, data_dir, enrolment)?;
     let relay = Relay::new(
         store,
-        crate::relay::RelayKeys {
+        crate::handler::RelayKeys {
             signing: key,
             escrow,
         },
@@ -253,7 +253,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     )?);
     let relay = Relay::new(
         store,
-        crate::relay::RelayKeys {
+        crate::handler::RelayKeys {
             signing: key,
             escrow,
         },
@@ -281,7 +281,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
                         crate::enrolment::service::sweep(
                             &h.tables,
                             &h.policy,
-                            mes_protocol::time::UnixMillis::now(),
+                            r2.clock.now(),
                             |_| {},
                         )
                     })
@@ -292,7 +292,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
             })
             .await;
             if sweep {
-                match r.sweep_uploads(mes_protocol::time::UnixMillis::now()).await {
+                match r.sweep_uploads(r.clock.now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!("swept {n} uploads left unfinished for a day"),
                     Err(e) => tracing::warn!("the sweep of unfinished uploads failed: {e}"),

@@ -13,7 +13,6 @@
 use mes_protocol::codec::{self, MAX_WIRE_FRAME};
 use mes_protocol::framing::{read_frame, read_frame_reserving, write_frame, FrameError};
 use mes_protocol::keys::{verify, CHALLENGE_CONTEXT};
-use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ClientFrame, ErrorCode, RelayFrame, WireError};
 use rand::RngCore;
 use std::sync::Arc;
@@ -21,8 +20,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, info_span, Instrument};
 
 use crate::defaults::{CONNECTION_QUEUE_BYTES, HELLO_TIMEOUT, SMALL_FRAME, WRITE_STALL};
+use crate::handler::{Caller, Relay};
 use crate::hub::Outbox;
-use crate::relay::{Caller, Relay};
 use crate::server::byte_budget::{ByteBudget, Held};
 
 /// Serves one connection until it closes.
@@ -65,7 +64,7 @@ async fn run(
         &mut send,
         &RelayFrame::Challenge {
             nonce,
-            now: UnixMillis::now(),
+            now: relay.clock.now(),
         },
     )
     .await?;
@@ -88,8 +87,10 @@ async fn run(
                 source: Some(conn.remote_address().ip()),
                 blob_reads: Default::default(),
                 first_device: match admission {
-                    crate::relay::Admission::FirstDevice => crate::relay::FirstDevice::new(cert),
-                    crate::relay::Admission::Listed => Default::default(),
+                    crate::handler::Admission::FirstDevice => {
+                        crate::handler::FirstDevice::new(cert)
+                    }
+                    crate::handler::Admission::Listed => Default::default(),
                 },
             }
         }
@@ -139,7 +140,7 @@ async fn authenticate(
     hello: Result<Result<Option<ClientFrame>, FrameError>, tokio::time::error::Elapsed>,
     nonce: &[u8; 32],
     fingerprint: &str,
-) -> Result<(mes_protocol::keys::DeviceCert, crate::relay::Admission), WireError> {
+) -> Result<(mes_protocol::keys::DeviceCert, crate::handler::Admission), WireError> {
     let frame = match hello {
         Err(_) => {
             return Err(WireError::new(

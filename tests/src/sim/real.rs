@@ -13,7 +13,7 @@ use mes_daemon::run::DaemonReady;
 use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::ids::SpaceId;
-use mes_relay::relay::Misbehaviour;
+use mes_relay::handler::Misbehaviour;
 use mes_relay::server::{RelayConfig, RunningRelay};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -18,8 +18,8 @@ use mes_protocol::keys::{DeviceCert, KeyPair};
 use mes_protocol::membership::{Signed, SpaceGenesis, VolumeDecl};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{Push, Reply, Request, WireError};
+use mes_relay::handler::{Caller, Misbehaviour, Relay};
 use mes_relay::hub::Outbox;
-use mes_relay::relay::{Caller, Misbehaviour, Relay};
 use mes_relay::store::sled_store::SledStore;
 use mes_relay::store::Store;
 use rand::{Rng, SeedableRng};
@@ -793,8 +793,8 @@ pub fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
 }
 
 /// The simulated relay's keys: a fixed signing key, so runs stay deterministic.
-fn sim_keys() -> mes_relay::relay::RelayKeys {
-    mes_relay::relay::RelayKeys {
+fn sim_keys() -> mes_relay::handler::RelayKeys {
+    mes_relay::handler::RelayKeys {
         signing: mes_protocol::keys::SigningSecret::from_bytes(&[0x5a; 32]),
         escrow: mes_relay::escrow::Escrow::generate(),
     }

@@ -8,7 +8,7 @@
 //! count for nothing.
 
 use crate::defaults::{MAX_BLOB_CHUNK, MAX_BLOB_CHUNKS};
-use crate::relay::Relay;
+use crate::handler::Relay;
 use crate::store::{RecordKind, StoreError};
 use mes_protocol::ids::{BlobId, SpaceId};
 use mes_protocol::time::UnixMillis;
@@ -142,7 +142,7 @@ impl Relay {
         }
         let pending = PendingUpload {
             reserved: wanted,
-            grown_at: UnixMillis::now(),
+            grown_at: self.clock.now(),
         };
         self.store
             .put_record(RecordKind::BlobPending, key, pending.encode())

@@ -8,11 +8,10 @@ use mes_protocol::catalogue::{CatalogueEntry, Service, Suspension};
 use mes_protocol::codec;
 use mes_protocol::ids::PrincipalId;
 use mes_protocol::membership::{Grant, Membership, Role, Signed};
-use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, WireError};
 use serde::Serialize;
 
-use crate::relay::Relay;
+use crate::handler::Relay;
 use crate::store::RecordKind;
 
 /// What an import did.
@@ -50,7 +49,7 @@ impl Relay {
                 );
             }
         }
-        let now = UnixMillis::now();
+        let now = self.clock.now();
         let mut report = CatalogueReport {
             listed: services.len(),
             ..Default::default()
