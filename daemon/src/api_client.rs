@@ -2,10 +2,10 @@
 //! stream of events after `subscribe`.
 
 use anyhow::Context;
-use mes_protocol::api::{ApiCall, ApiError, ApiEvent, ApiFrame, ApiReply, ApiRequest};
-use mes_protocol::codec::MAX_API_FRAME;
-use mes_protocol::framing::{read_frame, write_frame};
 use mes_protocol::ids::SpaceId;
+use mes_protocol::wire::api::{ApiCall, ApiError, ApiEvent, ApiFrame, ApiReply, ApiRequest};
+use mes_protocol::wire::codec::MAX_API_FRAME;
+use mes_protocol::wire::framing::{read_frame, write_frame};
 use std::path::Path;
 use tokio::net::UnixStream;
 

@@ -3,9 +3,9 @@
 //! Requests on one connection run concurrently; a malformed frame gets an error naming
 //! the problem and the connection is closed.
 
-use mes_protocol::api::{ApiCall, ApiError, ApiErrorCode, ApiFrame, ApiReply, ApiRequest};
-use mes_protocol::codec::MAX_API_FRAME;
-use mes_protocol::framing::{read_frame, write_frame, FrameError};
+use mes_protocol::wire::api::{ApiCall, ApiError, ApiErrorCode, ApiFrame, ApiReply, ApiRequest};
+use mes_protocol::wire::codec::MAX_API_FRAME;
+use mes_protocol::wire::framing::{read_frame, write_frame, FrameError};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -217,7 +217,9 @@ pub async fn handle(
         ImportFhir { path } => ApiReply::Imported(
             crate::export::import(d, d.resolve_space(space).await?, Path::new(&path)).await?,
         ),
-        EmergencyNumbers => ApiReply::EmergencyNumbers(mes_protocol::emergency::builtin().to_vec()),
+        EmergencyNumbers => {
+            ApiReply::EmergencyNumbers(mes_protocol::record::emergency::builtin().to_vec())
+        }
         Reminders { months } => {
             let today = jiff::Zoned::now().date();
             ApiReply::Reminders(d.reminders(d.resolve_space(space).await?, today, months)?)
@@ -354,7 +356,7 @@ pub async fn handle(
             except,
         } => {
             let policy = policy
-                .map(|p| mes_protocol::choices::AttendingPolicy::parse(&p))
+                .map(|p| mes_protocol::access::choices::AttendingPolicy::parse(&p))
                 .transpose()
                 .map_err(|message| ApiError {
                     code: ApiErrorCode::BadRequest,
@@ -401,7 +403,7 @@ pub async fn handle(
         }
         Enrol { request } => {
             let for_space = match &request {
-                mes_protocol::enrol::EnrolRequest::Activate { .. } => {
+                mes_protocol::enrolment::EnrolRequest::Activate { .. } => {
                     Some(d.resolve_space(space).await?)
                 }
                 _ => None,
@@ -424,7 +426,7 @@ pub async fn handle(
             d.hand_over(
                 d.resolve_space(space).await?,
                 to,
-                mes_protocol::keys::AgeRecipient(recipient),
+                mes_protocol::crypto::keys::AgeRecipient(recipient),
             )
             .await?;
             ApiReply::Done
@@ -445,7 +447,7 @@ pub async fn handle(
             crate::inbox_items::check_message(&subject, &body)?;
             d.drop_item(
                 d.resolve_space(space).await?,
-                &mes_protocol::inbox::InboxItem::Message { subject, body },
+                &mes_protocol::record::inbox::InboxItem::Message { subject, body },
             )
             .await?;
             ApiReply::Done
@@ -459,7 +461,7 @@ pub async fn handle(
             }
             d.drop_item(
                 d.resolve_space(space).await?,
-                &mes_protocol::inbox::InboxItem::Appointment(appointment),
+                &mes_protocol::record::inbox::InboxItem::Appointment(appointment),
             )
             .await?;
             ApiReply::Done
@@ -467,7 +469,7 @@ pub async fn handle(
         AskConsent { note } => {
             d.drop_item(
                 d.resolve_space(space).await?,
-                &mes_protocol::inbox::InboxItem::ConsentRequest { note },
+                &mes_protocol::record::inbox::InboxItem::ConsentRequest { note },
             )
             .await?;
             ApiReply::Done

@@ -13,10 +13,12 @@
 //! queue: `<data>/blobs/pending/{space}-{volume}-{blob}` to upload,
 //! `….bind` to bind.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::blob::{open_chunk, seal_chunk, BlobRef, CHUNK_CIPHERTEXT, CHUNK_PLAINTEXT};
+use mes_protocol::crypto::blob::{
+    open_chunk, seal_chunk, BlobRef, CHUNK_CIPHERTEXT, CHUNK_PLAINTEXT,
+};
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
-use mes_protocol::seal::SymmetricKey;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{Reply, Request};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -480,7 +482,7 @@ pub async fn put(d: &Arc<Daemon>, space: SpaceId, path: &Path) -> Result<(BlobId
     d.note_set_internal(
         space,
         &ref_key(r.id),
-        &hex::encode(mes_protocol::codec::to_bytes(&r)),
+        &hex::encode(mes_protocol::wire::codec::to_bytes(&r)),
     )
     .await?;
     Ok((r.id, r.plaintext_len))
@@ -508,7 +510,7 @@ pub async fn get(d: &Arc<Daemon>, space: SpaceId, id: BlobId, out: &Path) -> Res
             )
         })?;
         let bytes = hex::decode(text).map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?;
-        mes_protocol::codec::from_bytes(&bytes)
+        mes_protocol::wire::codec::from_bytes(&bytes)
             .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?
     };
     let notes = Daemon::volume_of(&d.state(), space, NOTES)?;

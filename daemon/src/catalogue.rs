@@ -4,10 +4,10 @@
 //! exactly the data the person chose among what the service was approved for. Revoking
 //! withdraws them and starts new key epochs, as for a professional.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::catalogue::{data_covers, CatalogueEntry, ServiceView};
+use mes_protocol::access::membership::{Membership, Role, Signed};
+use mes_protocol::enrolment::catalogue::{data_covers, CatalogueEntry, ServiceView};
 use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId};
-use mes_protocol::membership::{Membership, Role, Signed};
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{Reply, Request};
 use std::collections::BTreeSet;
 
@@ -77,7 +77,7 @@ impl Daemon {
             batch.put(
                 CATALOGUE,
                 &e.body.service.principal.0,
-                &mes_protocol::codec::to_bytes(e),
+                &mes_protocol::wire::codec::to_bytes(e),
             );
         }
         self.store
@@ -93,7 +93,7 @@ impl Daemon {
             .scan(CATALOGUE)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(_, v)| mes_protocol::codec::from_bytes(&v).ok())
+            .filter_map(|(_, v)| mes_protocol::wire::codec::from_bytes(&v).ok())
             .collect();
         v.sort_by(|a, b| a.body.service.id.cmp(&b.body.service.id));
         v

@@ -5,20 +5,20 @@
 //! Locking: one std mutex over the in-memory state, never held across an await; sled
 //! flushes and relay requests happen outside it.
 
-use mes_protocol::api::{
-    ApiError, ApiErrorCode, ApiEvent, DeviceSummary, NoteEntry, SpaceSummary, StatusReport,
-    VolumeStatus,
+use mes_protocol::access::membership::{
+    DeviceRevocation, Grant, Membership, Role, Signed, SpaceGenesis, VolumeDecl,
 };
-use mes_protocol::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::crypto::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::crypto::keys::{AgeSecret, DeviceCert};
+use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::ids::{
     DeviceId, Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind,
 };
-use mes_protocol::keys::{AgeSecret, DeviceCert};
-use mes_protocol::membership::{
-    DeviceRevocation, Grant, Membership, Role, Signed, SpaceGenesis, VolumeDecl,
-};
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{
+    ApiError, ApiErrorCode, ApiEvent, DeviceSummary, NoteEntry, SpaceSummary, StatusReport,
+    VolumeStatus,
+};
 use mes_protocol::wire::{Reply, Request, MAX_FETCH};
 use rand::rngs::OsRng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use crate::devices::identity::Identity;
 use crate::opening::{OpenContext, Opened};
 use crate::replica::keyring::Keyring;
-use crate::replica::spaces::{load_all, Space, SpaceRecord, Volume, VolumeMeta};
+use crate::replica::spaces::{load_all, LoadedVolume, Space, SpaceRecord, VolumeMeta};
 use crate::replica::store::{SealedStore, StoreError};
 use crate::replica::volume::{self, inbox::Drop, log::LogEntry, Payload, Replica};
 use crate::sync::relay_client::{ClientError, RelayClient};
@@ -50,7 +50,7 @@ pub struct State {
     /// Spaces.
     pub spaces: BTreeMap<SpaceId, Space>,
     /// Volumes.
-    pub volumes: BTreeMap<VolumeId, Volume>,
+    pub volumes: BTreeMap<VolumeId, LoadedVolume>,
     /// Epoch keys.
     pub keys: Keyring,
     /// Connected to the relay.
@@ -87,7 +87,7 @@ pub struct Daemon {
     /// never overwritten by a save that started before it.
     pub(crate) history_lock: tokio::sync::Mutex<()>,
     /// What the hub said of itself (escrow recipients, policy), asked once per run.
-    pub(crate) hub: Mutex<Option<crate::access::emergency::HubInfo>>,
+    pub(crate) hub_info: Mutex<Option<crate::access::emergency::HubInfo>>,
     /// The relay this daemon syncs with (what a recovery kit names).
     pub relay_target: Mutex<Option<crate::sync::relay_client::RelayTarget>>,
     /// Verified device certificates seen in memberships: who a dropping device is.
@@ -160,7 +160,7 @@ pub fn fixed_volumes() -> Vec<(VolumeKind, String)> {
     .map(|(k, l)| (k, l.to_string()))
     .collect();
     v.extend(
-        mes_protocol::codes::DOC_GROUPS
+        mes_protocol::record::codes::DOC_GROUPS
             .iter()
             .map(|g| (VolumeKind::Automerge, documents_label(g))),
     );
@@ -212,7 +212,7 @@ impl Daemon {
             refresh_lock: Default::default(),
             held_lock: Default::default(),
             history_lock: Default::default(),
-            hub: Default::default(),
+            hub_info: Default::default(),
             relay_target: Default::default(),
             device_principals: Default::default(),
         }))
@@ -342,7 +342,7 @@ impl Daemon {
             for ((kind, vlabel), decl) in kinds.into_iter().zip(&decls) {
                 let volume = decl.body.volume;
                 let meta = VolumeMeta::new(space, volume, kind, &vlabel);
-                let mut v = Volume::create(meta, &st.identity.device.device_id().0);
+                let mut v = LoadedVolume::create(meta, &st.identity.device.device_id().0);
                 v.save_meta(&mut batch);
                 if kind != VolumeKind::Inbox {
                     let slot = KeySlot {
@@ -479,7 +479,7 @@ impl Daemon {
         &self,
         space: SpaceId,
         label: &str,
-        change: impl FnOnce(&mut Volume, DeviceId) -> Result<Option<Payload>, ApiError>,
+        change: impl FnOnce(&mut LoadedVolume, DeviceId) -> Result<Option<Payload>, ApiError>,
     ) -> Result<bool, ApiError> {
         {
             let mut st = self.state();
@@ -791,7 +791,7 @@ impl Daemon {
     /// Drops a message into the space's inbox.
     pub async fn inbox_drop(&self, space: SpaceId, text: &str) -> Result<(), ApiError> {
         self.local_change(space, INBOX, |_, device| {
-            Ok(Some(Payload::Changes(mes_protocol::codec::to_bytes(
+            Ok(Some(Payload::Changes(mes_protocol::wire::codec::to_bytes(
                 &Drop {
                     seq: Seq(0),
                     from: device,
@@ -1232,7 +1232,7 @@ impl Daemon {
                             pruned: Seq(0),
                             log_counter: 0,
                         };
-                        let mut v = Volume::create(meta, &actor);
+                        let mut v = LoadedVolume::create(meta, &actor);
                         v.save_meta(&mut batch);
                         st.volumes.insert(d.volume, v);
                     }
@@ -1396,7 +1396,7 @@ impl Daemon {
                     continue;
                 }
                 // Only a key someone may choose is adopted (a hub's own key is not).
-                if let Err(why) = mes_protocol::envelope::may_adopt(&e, &m, hub) {
+                if let Err(why) = mes_protocol::crypto::envelope::may_adopt(&e, &m, hub) {
                     tracing::warn!(
                         "envelope for {} refused on {}: {why}",
                         e.slot.volume.short(),
@@ -1826,17 +1826,21 @@ impl Daemon {
             let Some(known) = st.volumes.get(&decl.body.volume) else {
                 continue;
             };
-            let old = mes_protocol::membership::VolumeDecl {
+            let old = mes_protocol::access::membership::VolumeDecl {
                 label: known.meta.label.clone(),
                 ..decl.body.clone()
             };
-            mes_protocol::membership::check_relabel(&old, &decl.body, decl.signer == m.owner())
-                .map_err(|e| {
-                    SyncError::Refused(format!(
-                        "membership of space {} refused: {e}",
-                        m.space().short()
-                    ))
-                })?;
+            mes_protocol::access::membership::check_relabel(
+                &old,
+                &decl.body,
+                decl.signer == m.owner(),
+            )
+            .map_err(|e| {
+                SyncError::Refused(format!(
+                    "membership of space {} refused: {e}",
+                    m.space().short()
+                ))
+            })?;
         }
         Ok(())
     }

@@ -4,13 +4,13 @@
 //! consent); the owner's daemon files each where it belongs, once, under a stable id
 //! (`inbox-<seq>`), naming the sender as the relay's directory lists them.
 
-use mes_protocol::agenda::{Agenda, Appointment};
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::documents::NewDocument;
 use mes_protocol::ids::{DeviceId, SpaceId};
-use mes_protocol::inbox::InboxItem;
-use mes_protocol::messages::Message;
+use mes_protocol::record::agenda::{Agenda, Appointment};
+use mes_protocol::record::documents::NewDocument;
+use mes_protocol::record::inbox::InboxItem;
+use mes_protocol::record::messages::Message;
 use mes_protocol::record::Source;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use std::path::Path;
 
 use crate::daemon::{Daemon, INBOX};
@@ -104,7 +104,9 @@ impl Daemon {
                     // The professional's flags, made consistent; MASQUE_PS moves it to
                     // the hidden volume like any hidden document.
                     meta.visibility =
-                        mes_protocol::documents::Visibility::from_professional(&meta.visibility);
+                        mes_protocol::record::documents::Visibility::from_professional(
+                            &meta.visibility,
+                        );
                     let label = self.doc_label(space, &meta)?;
                     // Its file was uploaded for the inbox: readers of `label` get it
                     // once the relay binds it there too (finding 8).

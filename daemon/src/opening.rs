@@ -2,9 +2,9 @@
 //! decrypted, payloads decoded. Pure CPU on a snapshot of the keys, so it runs off the
 //! async runtime and overlaps with applying the previous batch (the catch-up hot path).
 
+use mes_protocol::crypto::keys::AgeSecret;
+use mes_protocol::crypto::seal::{SealedBundle, SymmetricKey};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::keys::AgeSecret;
-use mes_protocol::seal::{SealedBundle, SymmetricKey};
 use std::collections::HashMap;
 
 use crate::daemon::SyncError;

@@ -9,14 +9,14 @@
 //! revocation rotates the notes key, a new partition of the same label gets a new id the
 //! revoked device cannot derive; readers take the union of every volume of a label.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::envelope::KeySlot;
+use mes_protocol::access::membership::{Signed, VolumeDecl};
+use mes_protocol::crypto::envelope::KeySlot;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{Epoch, Generation, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::membership::{Signed, VolumeDecl};
-use mes_protocol::seal::SymmetricKey;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 
 use crate::daemon::{Daemon, NOTES};
-use crate::replica::spaces::{Volume, VolumeMeta};
+use crate::replica::spaces::{LoadedVolume, VolumeMeta};
 
 fn derive(
     space: SpaceId,
@@ -68,7 +68,7 @@ pub(crate) fn declare_new(
     );
     let d = &decl.body;
     let meta = VolumeMeta::new(d.space, d.volume, d.kind, &d.label);
-    let mut v = Volume::create(meta, &st.identity.device.device_id().0);
+    let mut v = LoadedVolume::create(meta, &st.identity.device.device_id().0);
     v.save_meta(batch);
     st.volumes.insert(d.volume, v);
     let s = st.spaces.get_mut(&d.space).expect("space exists");

@@ -1,7 +1,7 @@
 //! Starting and stopping a daemon: unlock, open the store, serve the local API, run the
 //! sync engine. Used by `mesd`, by `mes demo`, and by tests that embed daemons.
 
-use mes_protocol::seal::CipherSuite;
+use mes_protocol::crypto::seal::CipherSuite;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;

@@ -7,12 +7,12 @@
 
 use jiff::civil::Date;
 use jiff::ToSpan;
-use mes_protocol::api::{ApiCall, ApiReply};
-use mes_protocol::documents::NewDocument;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::measurements::Measurement;
-use mes_protocol::messages::Message;
+use mes_protocol::record::documents::NewDocument;
+use mes_protocol::record::measurements::Measurement;
+use mes_protocol::record::messages::Message;
 use mes_protocol::record::{RecordEdit, RecordKind, Source};
+use mes_protocol::wire::api::{ApiCall, ApiReply};
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::path::{Path, PathBuf};

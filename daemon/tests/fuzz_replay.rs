@@ -5,17 +5,17 @@
 //! `MES_WRITE_FUZZ_CORPUS=1 cargo test -p mes-daemon --test fuzz_replay` rewrites the seed
 //! corpus from valid encodings of real values.
 
-use mes_daemon::fuzzing::TARGETS;
+use mes_daemon::fuzzing::targets;
 use mes_daemon::replica::volume::{self, Payload, Replica};
-use mes_protocol::api::{ApiCall, ApiRequest};
-use mes_protocol::codec::{encode, to_bytes};
-use mes_protocol::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::access::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
+use mes_protocol::crypto::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::crypto::keys::{DeviceCert, KeyPair};
+use mes_protocol::crypto::pairing::PairMessage;
+use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::keys::{DeviceCert, KeyPair};
-use mes_protocol::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
-use mes_protocol::pairing::PairMessage;
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiCall, ApiRequest};
+use mes_protocol::wire::codec::{encode, to_bytes};
 use mes_protocol::wire::{ClientFrame, Reply, Request};
 use std::path::{Path, PathBuf};
 
@@ -60,8 +60,8 @@ fn corpus_and_kept_crashers_replay_without_panic() {
     if std::env::var_os("MES_WRITE_FUZZ_CORPUS").is_some() {
         write_corpus();
     }
-    let replayed = replay(&fuzz_dir(), TARGETS).unwrap_or_else(|e| panic!("{e}"));
-    assert!(replayed >= TARGETS.len());
+    let replayed = replay(&fuzz_dir(), &targets()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(replayed >= targets().len());
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn write_corpus() {
         encode(&ClientFrame::Hello {
             cert: cert.clone(),
             signature: device.signing.sign(b"ctx", b"challenge"),
-            vouch: Some(mes_protocol::recovery::AdmissionVouch::sign(
+            vouch: Some(mes_protocol::crypto::recovery::AdmissionVouch::sign(
                 &principal.signing,
                 &cert,
             )),
@@ -229,8 +229,8 @@ fn write_corpus() {
     write(
         "api_frame",
         "event",
-        encode(&mes_protocol::api::ApiFrame::Event(
-            mes_protocol::api::ApiEvent::VolumeChanged { space, volume },
+        encode(&mes_protocol::wire::api::ApiFrame::Event(
+            mes_protocol::wire::api::ApiEvent::VolumeChanged { space, volume },
         )),
     );
     write("envelope", "wrapped", to_bytes(&envelope));
@@ -240,7 +240,7 @@ fn write_corpus() {
         "pair_message",
         "confirm",
         to_bytes(&PairMessage::Confirm {
-            role: mes_protocol::pairing::PairingRole::Existing,
+            role: mes_protocol::crypto::pairing::PairingRole::Existing,
             mac: [5; 32],
         }),
     );

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mes_daemon::fuzzing::envelope(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mes_protocol::fuzzing::envelope(data));

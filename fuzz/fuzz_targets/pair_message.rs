@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mes_daemon::fuzzing::pair_message(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mes_protocol::fuzzing::pair_message(data));

@@ -175,8 +175,11 @@ mod tests {
         assert_eq!(json, format!("\"{}\"", "ab".repeat(32)));
         assert_eq!(serde_json::from_str::<DeviceId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<DeviceId>("\"abc\"").is_err());
-        let bin = crate::codec::to_bytes(&id);
+        let bin = crate::wire::codec::to_bytes(&id);
         assert_eq!(bin.len(), 32);
-        assert_eq!(crate::codec::from_bytes::<DeviceId>(&bin).unwrap(), id);
+        assert_eq!(
+            crate::wire::codec::from_bytes::<DeviceId>(&bin).unwrap(),
+            id
+        );
     }
 }

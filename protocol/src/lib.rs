@@ -4,25 +4,26 @@
 //! nothing that does IO:
 //!
 //! - [`ids`]: typed identifiers (spaces, volumes, principals, devices, blobs, sequence numbers);
-//! - [`codec`]: the versioned compact binary codec (postcard) with explicit size limits;
-//! - [`keys`]: Ed25519 signing keys, X25519 (age) recipients, device certificates;
-//! - [`seal`]: change bundles sealed with XChaCha20-Poly1305 and signed by their author;
-//! - [`envelope`]: epoch keys wrapped to members with age;
-//! - [`membership`]: owner-signed membership records and roles;
-//! - [`blob`]: encrypted, chunked, content-addressed document files;
-//! - [`pairing`]: the SPAKE2 exchange that adds a device to a person (sans-IO);
-//! - [`principal`], [`habilitation`], [`history`]: professionals and the relay's directory,
-//!   the habilitation matrix as data, the relay-signed access history (docs/threat-model.md);
-//! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]);
-//! - [`api`]: frames between `mes` and the daemon (over a Unix socket);
-//! - [`catalogue`]: the hub-signed catalogue of approved services (F6);
-//! - [`codes`], [`prevention`], [`emergency`]: codes and policy as data (document
-//!   categories, vaccine calendar, screenings, emergency numbers), from `protocol/data/`;
-//! - [`record`], [`documents`], [`measurements`], [`agenda`], [`messages`], [`care`]: the
-//!   health record's types (docs/health-record.md).
+//!   [`time`]: Unix milliseconds, the clock as an input, Europe/Paris;
+//! - [`wire`]: frames between a daemon and the relay (over QUIC, ALPN [`ALPN`]); its
+//!   [`wire::api`] frames between `mes` and the daemon (over a Unix socket), the versioned
+//!   [`wire::codec`] with explicit size limits, and [`wire::framing`];
+//! - [`crypto`]: Ed25519 and X25519 (age) keys and device certificates, change bundles
+//!   sealed with XChaCha20-Poly1305, key envelopes, encrypted chunked files, recovery
+//!   kits, the SPAKE2 pairing exchange;
+//! - [`access`]: owner-signed membership and roles, the habilitation matrix as data,
+//!   consents, the person's choices, authority over minors, emergency escrow, the
+//!   relay-signed access history (docs/threat-model.md);
+//! - [`record`]: the health record's types (docs/health-record.md): profile, documents,
+//!   measurements, agenda, messages, care, prevention, inbox items, emergency numbers, and
+//!   the codes of the record, as data from `protocol/data/`;
+//! - [`enrolment`]: what a person asks of the hub (F1), the NIR, professionals and the
+//!   directory, the hub-signed catalogue of approved services (F6);
+//! - [`watchdog`], [`close_later`]: the store watchdog's core and closing a store off
+//!   the caller's thread.
 //!
 //! ```
-//! use mes_protocol::{codec, wire::ClientFrame};
+//! use mes_protocol::wire::{codec, ClientFrame};
 //! let frame = ClientFrame::Ping { nonce: 7 };
 //! let bytes = codec::encode(&frame);
 //! let back: ClientFrame = codec::decode(&bytes, codec::MAX_WIRE_FRAME).unwrap();
@@ -30,38 +31,13 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod agenda;
-pub mod api;
-pub mod authority;
-pub mod blob;
-pub mod care;
-pub mod catalogue;
-pub mod choices;
+pub mod access;
 pub mod close_later;
-pub mod codec;
-pub mod codes;
-pub mod consent;
-pub mod documents;
-pub mod emergency;
-pub mod enrol;
-pub mod envelope;
-pub mod escrow;
-pub mod framing;
-pub mod habilitation;
-pub mod history;
+pub mod crypto;
+pub mod enrolment;
+pub mod fuzzing;
 pub mod ids;
-pub mod inbox;
-pub mod keys;
-pub mod measurements;
-pub mod membership;
-pub mod messages;
-pub mod nir;
-pub mod pairing;
-pub mod prevention;
-pub mod principal;
 pub mod record;
-pub mod recovery;
-pub mod seal;
 pub mod time;
 pub mod watchdog;
 pub mod wire;

@@ -1,8 +1,8 @@
 //! Access decisions of the relay, as pure functions over a space's [`Membership`]: which
 //! principal may read, write or manage which volume. Every refusal names the reason.
 
+use mes_protocol::access::membership::{Membership, Role};
 use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::membership::{Membership, Role};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, WireError};
 
@@ -128,7 +128,7 @@ pub fn release_may_open(m: &Membership, need: Need) -> bool {
         Need::AnyRole => true,
         Need::Read(v) => m
             .volume(v)
-            .is_some_and(|d| d.label == mes_protocol::escrow::ESCROWED_LABEL),
+            .is_some_and(|d| d.label == mes_protocol::access::escrow::ESCROWED_LABEL),
         Need::Write(_) | Need::Admin => false,
     }
 }
@@ -188,9 +188,9 @@ pub fn not_member(space: SpaceId, who: PrincipalId) -> WireError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mes_protocol::access::membership::{Grant, Signed, SpaceGenesis, VolumeDecl};
+    use mes_protocol::crypto::keys::{AgeSecret, KeyPair};
     use mes_protocol::ids::Generation;
-    use mes_protocol::keys::{AgeSecret, KeyPair};
-    use mes_protocol::membership::{Grant, Signed, SpaceGenesis, VolumeDecl};
     use mes_protocol::time::UnixMillis;
 
     #[test]
@@ -299,7 +299,7 @@ mod tests {
         .unwrap();
         for (volume, label) in [
             (notes, ""),
-            (emergency, mes_protocol::escrow::ESCROWED_LABEL),
+            (emergency, mes_protocol::access::escrow::ESCROWED_LABEL),
         ] {
             m.declare(Signed::sign(
                 VolumeDecl {

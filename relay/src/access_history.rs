@@ -3,17 +3,17 @@
 //! and pushed to the owner's devices. Entries are records `History`, keyed
 //! `space || seq (big-endian)`.
 
-use mes_protocol::codec;
-use mes_protocol::history::{link, AccessMode, AccessTarget, HistoryEntry, HistoryHead};
+use mes_protocol::access::history::{link, AccessMode, AccessTarget, HistoryEntry, HistoryHead};
+use mes_protocol::access::membership::Signed;
+use mes_protocol::crypto::keys::SigningSecret;
+use mes_protocol::enrolment::principal::Professional;
 use mes_protocol::ids::{DeviceId, PrincipalId, SpaceId};
-use mes_protocol::keys::SigningSecret;
-use mes_protocol::membership::Signed;
-use mes_protocol::principal::Professional;
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::codec;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::store::{RecordKind, Store, StoreError};
+use crate::store::{Store, StoreError, Table};
 
 /// Appends and serves access histories.
 pub struct AccessHistory {
@@ -58,7 +58,7 @@ impl AccessHistory {
         }
         let last = self
             .store
-            .scan_records(RecordKind::History, &space.0)
+            .scan_records(Table::History, &space.0)
             .await?
             .last()
             .map(|(_, v)| decode(v))
@@ -110,7 +110,7 @@ impl AccessHistory {
         );
         self.store
             .put_record(
-                RecordKind::History,
+                Table::History,
                 key(space, entry.body.seq),
                 codec::to_bytes(&entry),
             )
@@ -131,11 +131,7 @@ impl AccessHistory {
         max: usize,
     ) -> Result<Vec<Signed<HistoryEntry>>, StoreError> {
         let mut out = Vec::new();
-        for (k, v) in self
-            .store
-            .scan_records(RecordKind::History, &space.0)
-            .await?
-        {
+        for (k, v) in self.store.scan_records(Table::History, &space.0).await? {
             let seq = u64::from_be_bytes(k[16..24].try_into().expect("history key"));
             if seq > after {
                 out.push(decode(&v)?);

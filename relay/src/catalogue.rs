@@ -3,7 +3,7 @@
 //! service is reported with the line its table starts on and the reason; a file with any
 //! bad service imports nothing.
 
-use mes_protocol::catalogue::Service;
+use mes_protocol::enrolment::catalogue::Service;
 use std::collections::BTreeSet;
 
 pub use crate::checked_csv::BadRow;

@@ -63,7 +63,7 @@ impl Serve {
             per_second: self.bytes_per_second,
             burst: self
                 .burst_bytes
-                .max(mes_protocol::codec::MAX_WIRE_FRAME as u64),
+                .max(mes_protocol::wire::codec::MAX_WIRE_FRAME as u64),
         })
     }
 }

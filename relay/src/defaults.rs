@@ -61,7 +61,7 @@ pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// frame is disconnected, issue 22 finding 5).
 pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest blob chunk accepted.
-pub const MAX_BLOB_CHUNK: usize = mes_protocol::blob::CHUNK_CIPHERTEXT;
+pub const MAX_BLOB_CHUNK: usize = mes_protocol::crypto::blob::CHUNK_CIPHERTEXT;
 /// Chunks of one file (1 GiB of ciphertext): an upload never committed holds at most
 /// this much under one id (issue 22 finding 6).
 pub const MAX_BLOB_CHUNKS: usize = 16_384;

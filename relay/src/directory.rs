@@ -3,9 +3,9 @@
 //! stored. Every bad row is reported with its line and reason, and a file with any bad row
 //! imports nothing.
 
-use mes_protocol::habilitation::Matrix;
+use mes_protocol::access::habilitation::Matrix;
+use mes_protocol::enrolment::principal::{check_specialty, Professional, Rpps};
 use mes_protocol::ids::PrincipalId;
-use mes_protocol::principal::{check_specialty, Professional, Rpps};
 use std::collections::BTreeSet;
 
 pub use crate::checked_csv::BadRow;

@@ -4,8 +4,8 @@
 //! unwraps them only to re-wrap for a listed professional's release.
 
 use anyhow::Context;
-use mes_protocol::escrow::EscrowMode;
-use mes_protocol::keys::{AgeRecipient, AgeSecret};
+use mes_protocol::access::escrow::EscrowMode;
+use mes_protocol::crypto::keys::{AgeRecipient, AgeSecret};
 use std::path::Path;
 
 /// The two escrow identities.

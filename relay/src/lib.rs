@@ -7,7 +7,7 @@
 //!
 //! - [`server`]: QUIC endpoint, accept loop, graceful shutdown; its sessions, one task
 //!   per connection (`server::session`), byte budgets, rates, per-address caps and TLS;
-//! - [`relay`]: shared state and the request handler;
+//! - [`handler`]: shared state and the request handler, one module per concern;
 //! - [`access`]: access decisions (pure);
 //! - [`directory`]: the professional directory import (CSV, checked whole);
 //! - [`catalogue`]: the catalogue of approved services import (TOML, checked whole; F6);
@@ -22,7 +22,7 @@
 //! - [`escrow`]: the emergency escrow identities (F7.5);
 //! - [`group_commit`]: concurrent writers sharing one flush;
 //! - [`signing`]: the relay's own signing key;
-//! - [`hub`]: coalesced pushes and pairing rendezvous;
+//! - [`push`]: per-connection push queues (`PushQueue`), coalesced pushes and pairing rendezvous;
 //! - [`metrics`]: Prometheus counters and the local `/health` and `/metrics` port;
 //! - [`store`]: the storage trait and its backends.
 
@@ -38,11 +38,11 @@ pub mod enrolment;
 pub mod escrow;
 pub mod group_commit;
 pub mod handler;
-pub mod hub;
 pub mod metrics;
 pub mod outbox;
 pub mod private_files;
 pub mod pruned_map;
+pub mod push;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -3,7 +3,7 @@
 //! health data. Daemons learn its public half in `Welcome`, over the pinned connection.
 
 use anyhow::Context;
-use mes_protocol::keys::SigningSecret;
+use mes_protocol::crypto::keys::SigningSecret;
 use std::path::Path;
 
 /// Loads the key from `dir`, creating it on first start.

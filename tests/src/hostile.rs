@@ -5,9 +5,9 @@
 
 use crate::RawPrincipal;
 use mes_daemon::sync::relay_client::{challenge_message, client_config, RelayTarget};
-use mes_protocol::codec::MAX_WIRE_FRAME;
-use mes_protocol::framing::{read_frame, write_frame};
-use mes_protocol::keys::CHALLENGE_CONTEXT;
+use mes_protocol::crypto::keys::CHALLENGE_CONTEXT;
+use mes_protocol::wire::codec::MAX_WIRE_FRAME;
+use mes_protocol::wire::framing::{read_frame, write_frame};
 use mes_protocol::wire::{ClientFrame, RelayFrame, Request};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

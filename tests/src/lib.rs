@@ -8,9 +8,9 @@ use mes_daemon::devices::unlock::Unlock;
 use mes_daemon::run::{start, DaemonConfig, RunningDaemon};
 use mes_daemon::sync::relay_client::RelayClient;
 use mes_daemon::sync::relay_client::RelayTarget;
+use mes_protocol::crypto::keys::SigningSecret;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{Generation, SpaceId, VolumeId};
-use mes_protocol::keys::SigningSecret;
-use mes_protocol::seal::SymmetricKey;
 use mes_protocol::wire::Push;
 use mes_relay::server::{RelayConfig, RunningRelay};
 use std::path::{Path, PathBuf};
@@ -385,20 +385,20 @@ pub async fn connect_as(
 /// attacker, speaking to the relay directly.
 pub struct RawPrincipal {
     /// Principal keys.
-    pub principal: mes_protocol::keys::KeyPair,
+    pub principal: mes_protocol::crypto::keys::KeyPair,
     /// Device keys.
-    pub device: mes_protocol::keys::KeyPair,
+    pub device: mes_protocol::crypto::keys::KeyPair,
     /// Its certificate.
-    pub cert: mes_protocol::keys::DeviceCert,
+    pub cert: mes_protocol::crypto::keys::DeviceCert,
 }
 
 impl RawPrincipal {
     /// Fresh keys.
     pub fn new(name: &str) -> Self {
         let mut rng = rand::rngs::OsRng;
-        let principal = mes_protocol::keys::KeyPair::generate(&mut rng);
-        let device = mes_protocol::keys::KeyPair::generate(&mut rng);
-        let cert = mes_protocol::keys::DeviceCert::for_device(
+        let principal = mes_protocol::crypto::keys::KeyPair::generate(&mut rng);
+        let device = mes_protocol::crypto::keys::KeyPair::generate(&mut rng);
+        let cert = mes_protocol::crypto::keys::DeviceCert::for_device(
             &principal,
             &device,
             name,
@@ -420,14 +420,14 @@ impl RawPrincipal {
         &self,
     ) -> (
         SpaceId,
-        mes_protocol::membership::Signed<mes_protocol::membership::SpaceGenesis>,
+        mes_protocol::access::membership::Signed<mes_protocol::access::membership::SpaceGenesis>,
     ) {
         let space = SpaceId(rand::random());
-        let genesis = mes_protocol::membership::Signed::sign(
-            mes_protocol::membership::SpaceGenesis {
+        let genesis = mes_protocol::access::membership::Signed::sign(
+            mes_protocol::access::membership::SpaceGenesis {
                 space,
                 owner: self.id(),
-                inbox_recipient: mes_protocol::keys::AgeSecret::generate().recipient(),
+                inbox_recipient: mes_protocol::crypto::keys::AgeSecret::generate().recipient(),
                 created_at: mes_protocol::time::UnixMillis::now(),
             },
             &self.principal.signing,
@@ -460,7 +460,7 @@ pub async fn uploaded_document(
     let meta = d
         .doc_add(
             space,
-            &mes_protocol::documents::NewDocument {
+            &mes_protocol::record::documents::NewDocument {
                 path: path.to_string_lossy().into_owned(),
                 category: "biology".into(),
                 title: title.into(),
@@ -504,8 +504,8 @@ pub fn refused_with<T>(
 }
 
 /// A valid RPPS number for fixture `n`.
-pub fn rpps(n: u32) -> mes_protocol::principal::Rpps {
-    mes_protocol::principal::Rpps::with_check_digit(&format!("10{n:08}")).expect("rpps")
+pub fn rpps(n: u32) -> mes_protocol::enrolment::principal::Rpps {
+    mes_protocol::enrolment::principal::Rpps::with_check_digit(&format!("10{n:08}")).expect("rpps")
 }
 
 /// A directory row for a professional.
@@ -516,11 +516,11 @@ pub fn listed(
     profession: &str,
 ) -> (
     mes_protocol::ids::PrincipalId,
-    mes_protocol::principal::Professional,
+    mes_protocol::enrolment::principal::Professional,
 ) {
     (
         principal,
-        mes_protocol::principal::Professional {
+        mes_protocol::enrolment::principal::Professional {
             rpps: rpps(n),
             name: name.into(),
             profession: profession.into(),
@@ -834,8 +834,8 @@ pub fn foreign_bundle(
     volume: VolumeId,
     author: mes_protocol::ids::DeviceId,
     signing: &SigningSecret,
-) -> mes_protocol::seal::SealedBundle {
-    use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
+) -> mes_protocol::crypto::seal::SealedBundle {
+    use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle};
     SealedBundle::seal(
         &SymmetricKey::generate(&mut rand::rngs::OsRng),
         BundleHeader {

@@ -8,8 +8,8 @@
 //! round that does not end in [`HANG_AFTER`].
 
 use mes_daemon::replica::store::SealedStore;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::VolumeId;
-use mes_protocol::seal::SymmetricKey;
 use mes_relay::store::{sled_store::SledStore, Store};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

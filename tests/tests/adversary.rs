@@ -11,10 +11,10 @@
 //! it needs.
 
 use mes_daemon::sync::relay_client::RelayTarget;
+use mes_protocol::access::membership::{Role, Signed, VolumeDecl};
+use mes_protocol::crypto::keys::{AgeSecret, SigningSecret};
+use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::keys::{AgeSecret, SigningSecret};
-use mes_protocol::membership::{Role, Signed, VolumeDecl};
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 use mes_relay::handler::Misbehaviour;
@@ -236,7 +236,7 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
     let (principal, b_cert, b_key) = {
         let st = b.daemon.state();
         (
-            mes_protocol::keys::KeyPair {
+            mes_protocol::crypto::keys::KeyPair {
                 signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
                 age: AgeSecret::parse(&st.identity.principal.age.to_secret_string())?,
             },
@@ -253,7 +253,7 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
     let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let own =
         mes_daemon::sync::relay_client::RelayClient::connect(&endpoint, &t, &b_cert, &b_key).await;
-    let minted = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
+    let minted = mes_protocol::crypto::keys::KeyPair::generate(&mut rand::rngs::OsRng);
     let minted_cert = mes_daemon::devices::identity::certify(&principal, &minted, "thief");
     if let Ok((c, _)) = &own {
         // A listed device puts another on the person's list (what pairing does).
@@ -299,7 +299,7 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let revocation = Signed::sign(
-            mes_protocol::membership::DeviceRevocation {
+            mes_protocol::access::membership::DeviceRevocation {
                 device: a_device,
                 revoked_at: UnixMillis::now(),
             },
@@ -428,7 +428,7 @@ async fn thief_derives_the_next_rotation(revoked_first: bool) -> anyhow::Result<
     let derived = {
         let st = a.daemon.state();
         let (epoch, key) = st.keys.current(notes, Generation(0)).expect("a key");
-        let slot = mes_protocol::envelope::KeySlot {
+        let slot = mes_protocol::crypto::envelope::KeySlot {
             space,
             volume: notes,
             generation: Generation(0),
@@ -438,7 +438,7 @@ async fn thief_derives_the_next_rotation(revoked_first: bool) -> anyhow::Result<
         // principal's secret alone (what the design before this one derived from).
         let mut alone = blake3::Hasher::new_derive_key("mes rotation epoch key v1");
         alone.update(secret.as_bytes());
-        alone.update(&mes_protocol::codec::to_bytes(&slot));
+        alone.update(&mes_protocol::wire::codec::to_bytes(&slot));
         held.iter()
             .any(|k| mes_daemon::access::consent::rotation_key(&secret, k, &slot) == *key)
             || SymmetricKey::from_bytes(*alone.finalize().as_bytes()) == *key
@@ -566,7 +566,7 @@ async fn every_read_of_a_file_is_logged_once_whichever_chunk_it_starts_at() -> a
                 .filter(|e| {
                     matches!(
                         e.body.target,
-                        mes_protocol::history::AccessTarget::Blob { blob: b } if b == blob
+                        mes_protocol::access::history::AccessTarget::Blob { blob: b } if b == blob
                     )
                 })
                 .count(),
@@ -802,15 +802,17 @@ fn drop_from(
     feeder: &RawPrincipal,
     space: SpaceId,
     inbox: VolumeId,
-    to: &mes_protocol::keys::AgeRecipient,
+    to: &mes_protocol::crypto::keys::AgeRecipient,
     text: &str,
 ) -> SealedBundle {
     use mes_daemon::replica::volume::{encode, inbox::Drop, Payload};
-    let drop = encode(&Payload::Changes(mes_protocol::codec::to_bytes(&Drop {
-        seq: Seq(0),
-        from: feeder.cert.body.device,
-        text: text.into(),
-    })));
+    let drop = encode(&Payload::Changes(mes_protocol::wire::codec::to_bytes(
+        &Drop {
+            seq: Seq(0),
+            from: feeder.cert.body.device,
+            text: text.into(),
+        },
+    )));
     SealedBundle::seal_drop(
         to,
         BundleHeader {

@@ -15,12 +15,14 @@
 //! `MES_MATRIX_WRITE=1` writes the table from what the relay answers, to review the diff.
 
 use mes_daemon::sync::relay_client::{ClientError, RelayClient, RelayTarget};
-use mes_protocol::envelope::{KeyEnvelope, KeySlot};
-use mes_protocol::escrow::EscrowMode;
+use mes_protocol::access::escrow::EscrowMode;
+use mes_protocol::access::membership::{
+    DeviceRevocation, Grant, Role, Signed, SpaceGenesis, VolumeDecl,
+};
+use mes_protocol::crypto::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::crypto::keys::{AgeSecret, DeviceCert, SigningSecret};
+use mes_protocol::crypto::seal::{SealedBundle, SymmetricKey};
 use mes_protocol::ids::{BlobId, DeviceId, Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId};
-use mes_protocol::keys::{AgeSecret, DeviceCert, SigningSecret};
-use mes_protocol::membership::{DeviceRevocation, Grant, Role, Signed, SpaceGenesis, VolumeDecl};
-use mes_protocol::seal::{SealedBundle, SymmetricKey};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{Reply, Request, RequestKind};
 use mes_relay::handler::Misbehaviour;
@@ -258,7 +260,7 @@ fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
         // An old version: refused after the checks.
         RequestKind::PutChoices => Request::PutChoices {
             choices: Signed::sign(
-                mes_protocol::choices::PersonChoices {
+                mes_protocol::access::choices::PersonChoices {
                     space,
                     version: 0,
                     issued_at: now,
@@ -276,7 +278,7 @@ fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
         // To oneself: refused after the checks.
         RequestKind::HandOver => Request::HandOver {
             handover: Signed::sign(
-                mes_protocol::authority::Handover {
+                mes_protocol::access::authority::Handover {
                     space,
                     to: c.id(),
                     inbox_recipient: AgeSecret::generate().recipient(),
@@ -289,8 +291,8 @@ fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
         RequestKind::GetHubInfo => Request::GetHubInfo,
         // Releases a hold nobody has.
         RequestKind::Enrol => Request::Enrol {
-            request: mes_protocol::enrol::EnrolRequest::Hold {
-                nir: mes_protocol::nir::Nir::with_key("1850578006084"),
+            request: mes_protocol::enrolment::EnrolRequest::Hold {
+                nir: mes_protocol::enrolment::nir::Nir::with_key("1850578006084"),
                 release: true,
             },
         },

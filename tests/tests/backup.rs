@@ -4,7 +4,7 @@
 //! the original carries on with the copy. A damaged backup, or a target that is not
 //! empty, is refused and writes nothing.
 
-use mes_protocol::nir::Nir;
+use mes_protocol::enrolment::nir::Nir;
 use mes_tests::{converged, device, home, online, relay, run_relay, target, until};
 use std::time::Duration;
 

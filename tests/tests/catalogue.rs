@@ -6,9 +6,9 @@
 //! service's, and revoking closes it again. Each refusal has its control.
 
 use mes_daemon::sync::relay_client::{ClientError, RelayClient};
-use mes_protocol::catalogue::{Criteria, Service};
+use mes_protocol::access::membership::{Grant, Role, Signed};
+use mes_protocol::enrolment::catalogue::{Criteria, Service};
 use mes_protocol::ids::{Seq, SpaceId, VolumeId};
-use mes_protocol::membership::{Grant, Role, Signed};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 use mes_relay::handler::Misbehaviour;
@@ -161,7 +161,7 @@ async fn a_service_exchanges_only_the_chosen_data_and_a_suspended_one_nothing() 
     assert!(message.contains("not \"profile\""), "{message}");
     // ...and the service reads what it was allowed, not the rest.
     a.daemon
-        .record_edit::<mes_protocol::agenda::Agenda>(
+        .record_edit::<mes_protocol::record::agenda::Agenda>(
             space,
             &mes_protocol::record::RecordEdit::Put {
                 section: "appointments".into(),

@@ -6,13 +6,13 @@
 
 use mes_daemon::run::RunningDaemon;
 use mes_daemon::sync::relay_client::{ClientError, RelayTarget};
-use mes_protocol::codec;
-use mes_protocol::documents::NewDocument;
-use mes_protocol::habilitation::Matrix;
-use mes_protocol::history::HistoryEntry;
+use mes_protocol::access::habilitation::Matrix;
+use mes_protocol::access::history::HistoryEntry;
+use mes_protocol::access::membership::{Grant, Role, Signed};
 use mes_protocol::ids::{Epoch, Generation, PrincipalId, Seq, SpaceId, VolumeId};
-use mes_protocol::membership::{Grant, Role, Signed};
+use mes_protocol::record::documents::NewDocument;
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 use mes_relay::handler::Misbehaviour;
 use mes_tests::{
@@ -398,7 +398,9 @@ enum Tamper {
     Swap,
 }
 
-async fn history_after(tamper: Tamper) -> anyhow::Result<mes_protocol::consent::AccessHistoryView> {
+async fn history_after(
+    tamper: Tamper,
+) -> anyhow::Result<mes_protocol::access::consent::AccessHistoryView> {
     let o = owner(Misbehaviour::default()).await?;
     let doctor = RawPrincipal::new("doctor");
     doctor.connect(&o.t).await?;
@@ -507,7 +509,7 @@ async fn an_altered_reordered_or_gapped_history_raises_an_alarm() -> anyhow::Res
 /// Two devices of the person; the relay may show the second a forked history.
 async fn two_devices_see(
     fork: bool,
-) -> anyhow::Result<[mes_protocol::consent::AccessHistoryView; 2]> {
+) -> anyhow::Result<[mes_protocol::access::consent::AccessHistoryView; 2]> {
     let dir = tempfile::tempdir()?;
     // The second device's id first, to tell the misbehaving relay whom to fork for.
     let b_device = {
@@ -636,7 +638,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
         .await?
         .request(Request::EmergencyAccess {
             space: o.space,
-            mode: mes_protocol::escrow::EscrowMode::BreakGlass,
+            mode: mes_protocol::access::escrow::EscrowMode::BreakGlass,
         })
         .await?;
     o.a.daemon
@@ -648,7 +650,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
 
     let (owner_conn, _) = connect_as(&o.a.daemon, &o.t).await?;
     let owner_signing = || {
-        mes_protocol::keys::SigningSecret::from_bytes(
+        mes_protocol::crypto::keys::SigningSecret::from_bytes(
             &o.a.daemon.state().identity.principal.signing.to_bytes(),
         )
     };
@@ -665,7 +667,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
         callers.push((
             name,
             p.connect(&o.t).await?,
-            mes_protocol::keys::SigningSecret::from_bytes(&p.principal.signing.to_bytes()),
+            mes_protocol::crypto::keys::SigningSecret::from_bytes(&p.principal.signing.to_bytes()),
         ));
     }
     // Expected answers: (who, volume) -> (read, write).
@@ -831,7 +833,7 @@ async fn emergency_card_of(d: &RunningDaemon, space: SpaceId) -> anyhow::Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn break_glass_opens_the_emergency_section_only_and_is_logged() -> anyhow::Result<()> {
-    use mes_protocol::escrow::EscrowMode;
+    use mes_protocol::access::escrow::EscrowMode;
     let o = owner(Misbehaviour::default()).await?;
     emergency_card(&o).await?;
     let samu = device(o.dir.path(), "samu", &o.t).await?;
@@ -906,7 +908,7 @@ async fn break_glass_opens_the_emergency_section_only_and_is_logged() -> anyhow:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusing_break_glass_leaves_centre_15_and_escrows_nothing_after() -> anyhow::Result<()> {
-    use mes_protocol::escrow::EscrowMode;
+    use mes_protocol::access::escrow::EscrowMode;
     let o = owner(Misbehaviour::default()).await?;
     emergency_card(&o).await?;
     let samu = device(o.dir.path(), "samu", &o.t).await?;
@@ -978,7 +980,7 @@ async fn refusing_break_glass_leaves_centre_15_and_escrows_nothing_after() -> an
         let mut epochs = BTreeSet::new();
         for kv in envelopes.scan_prefix(prefix) {
             let (_, v) = kv?;
-            let e: mes_protocol::envelope::KeyEnvelope = codec::from_bytes(&v)?;
+            let e: mes_protocol::crypto::envelope::KeyEnvelope = codec::from_bytes(&v)?;
             if e.slot.volume == emergency {
                 epochs.insert(e.slot.epoch.0);
             }
@@ -1150,7 +1152,7 @@ async fn blocking_a_professional_or_an_establishment_cuts_them_off_and_only_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_attending_physician_reads_hidden_documents_under_law_2022_and_may_be_restricted_under_the_committee(
 ) -> anyhow::Result<()> {
-    use mes_protocol::choices::AttendingPolicy;
+    use mes_protocol::access::choices::AttendingPolicy;
     let o = owner(Misbehaviour::default()).await?;
     let mt = RawPrincipal::new("mt");
     let other = RawPrincipal::new("other");
@@ -1249,7 +1251,7 @@ async fn the_attending_physician_reads_hidden_documents_under_law_2022_and_may_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() -> anyhow::Result<()>
 {
-    use mes_protocol::inbox::InboxItem;
+    use mes_protocol::record::inbox::InboxItem;
     let o = owner(Misbehaviour::default()).await?;
     let lab = device(o.dir.path(), "lab", &o.t).await?;
     online(&lab.daemon).await?;
@@ -1308,7 +1310,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     lab.daemon
         .drop_item(
             o.space,
-            &InboxItem::Appointment(mes_protocol::agenda::Appointment {
+            &InboxItem::Appointment(mes_protocol::record::agenda::Appointment {
                 at: "2026-12-10T08:00:00+01:00".into(),
                 minutes: 15,
                 title: "Prise de sang de contrôle".into(),
@@ -1384,7 +1386,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
         .any(|m| m.from.contains("Laboratoire Biolyon")));
     let (agenda, _) =
         o.a.daemon
-            .record_get::<mes_protocol::agenda::Agenda>(o.space)?;
+            .record_get::<mes_protocol::record::agenda::Agenda>(o.space)?;
     assert!(agenda
         .appointments
         .iter()
@@ -1406,11 +1408,11 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
         .unwrap()
         .id
         .clone();
-    let shared = mes_protocol::messages::thread_label(&thread);
+    let shared = mes_protocol::record::messages::thread_label(&thread);
     o.a.daemon
         .message_post(
             o.space,
-            mes_protocol::messages::Message {
+            mes_protocol::record::messages::Message {
                 thread: thread.clone(),
                 body: "Merci, faut-il être à jeun ?".into(),
                 ..Default::default()
@@ -1434,7 +1436,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     lab.daemon
         .message_post(
             o.space,
-            mes_protocol::messages::Message {
+            mes_protocol::record::messages::Message {
                 thread: thread.clone(),
                 body: "Oui, 12 heures.".into(),
                 ..Default::default()

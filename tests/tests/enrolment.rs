@@ -6,8 +6,8 @@
 //! nothing; a wrong code is counted and locks the NIR. The clock's effects (deadlines,
 //! expiry, archives, reminders) run on real sled files with a given time.
 
-use mes_protocol::enrol::{CardHolder, EnrolRequest};
-use mes_protocol::nir::Nir;
+use mes_protocol::enrolment::nir::Nir;
+use mes_protocol::enrolment::{CardHolder, EnrolRequest};
 use mes_protocol::time::UnixMillis;
 use mes_relay::enrolment::service as svc;
 use mes_relay::enrolment::{Policy, Status};
@@ -238,9 +238,10 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
             space,
         }
     };
-    let refused = |r: Result<mes_protocol::enrol::EnrolStatus, mes_protocol::api::ApiError>| {
-        r.expect_err("refused").message
-    };
+    let refused = |r: Result<
+        mes_protocol::enrolment::EnrolStatus,
+        mes_protocol::wire::api::ApiError,
+    >| { r.expect_err("refused").message };
     let before = svc::stats(&hub.tables)?;
     let wrong_key = format!(
         "{}{:02}",
@@ -1034,7 +1035,7 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     const CANARY: &str = "CANARY-HELD-3b9d Hémoglobine 13,2 g/dL";
     let result = dir.path().join("nfs.txt");
     std::fs::write(&result, CANARY)?;
-    let nfs = mes_protocol::documents::NewDocument {
+    let nfs = mes_protocol::record::documents::NewDocument {
         path: result.to_string_lossy().into_owned(),
         category: "biology".into(),
         title: "NFS de Camille".into(),
@@ -1127,7 +1128,7 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     let inbox = mes_tests::volume(&cam.daemon, space, "inbox").expect("inbox");
     assert_eq!(
         m.role(lab_id, Some(inbox)),
-        Some(mes_protocol::membership::Role::Append)
+        Some(mes_protocol::access::membership::Role::Append)
     );
     assert!(
         m.volumes

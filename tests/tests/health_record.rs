@@ -4,13 +4,13 @@
 //! bad input; export to FHIR R4 + IPS + PDF checked by independent implementations, and
 //! import back into an empty space.
 
-use mes_protocol::agenda::Agenda;
-use mes_protocol::api::ApiErrorCode;
-use mes_protocol::care::CareHistory;
-use mes_protocol::documents::{DocQuery, NewDocument};
-use mes_protocol::measurements::{MeasureQuery, Measurement};
-use mes_protocol::messages::{Message, Messages};
+use mes_protocol::record::agenda::Agenda;
+use mes_protocol::record::care::CareHistory;
+use mes_protocol::record::documents::{DocQuery, NewDocument};
+use mes_protocol::record::measurements::{MeasureQuery, Measurement};
+use mes_protocol::record::messages::{Message, Messages};
 use mes_protocol::record::{Emergency, Profile, RecordEdit};
+use mes_protocol::wire::api::ApiErrorCode;
 use mes_tests::{converged, device, home, online, paired, python, relay, until, Paired};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -666,12 +666,14 @@ async fn export_is_valid_fhir_r4_with_an_ips_summary_and_a_pdf_and_imports_back(
     assert_eq!(back.care, orig.care);
     assert_eq!(back.measurements, orig.measurements);
     assert_eq!(back_e, orig_e);
-    let strip = |d: &mes_protocol::documents::DocumentMeta| mes_protocol::documents::DocumentMeta {
-        blob: String::new(),
-        blob_key: String::new(),
-        ciphertext_len: 0,
-        added_at: String::new(),
-        ..d.clone()
+    let strip = |d: &mes_protocol::record::documents::DocumentMeta| {
+        mes_protocol::record::documents::DocumentMeta {
+            blob: String::new(),
+            blob_key: String::new(),
+            ciphertext_len: 0,
+            added_at: String::new(),
+            ..d.clone()
+        }
     };
     assert_eq!(
         back.documents.iter().map(strip).collect::<Vec<_>>(),

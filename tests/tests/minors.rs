@@ -4,14 +4,14 @@
 //! a guardian within a measure, and a court removing a parent. Each attack has a control.
 
 use mes_daemon::run::RunningDaemon;
-use mes_protocol::authority::DOCUMENTS_PRIVATE;
-use mes_protocol::documents::NewDocument;
-use mes_protocol::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::access::authority::DOCUMENTS_PRIVATE;
+use mes_protocol::access::membership::{Grant, Role, Signed};
+use mes_protocol::crypto::envelope::{KeyEnvelope, KeySlot};
+use mes_protocol::crypto::keys::SigningSecret;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{Epoch, Generation, SpaceId, VolumeId};
-use mes_protocol::keys::SigningSecret;
-use mes_protocol::membership::{Grant, Role, Signed};
+use mes_protocol::record::documents::NewDocument;
 use mes_protocol::record::{Profile, RecordEdit};
-use mes_protocol::seal::SymmetricKey;
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 use mes_relay::handler::Misbehaviour;
@@ -21,7 +21,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn years_ago(years: i16, plus_days: i64) -> String {
-    let today = mes_protocol::authority::paris_day(UnixMillis::now());
+    let today = mes_protocol::access::authority::paris_day(UnixMillis::now());
     let d = today
         .checked_sub(jiff::Span::new().years(years))
         .unwrap()
@@ -131,7 +131,7 @@ impl Family {
         &self,
     ) -> (
         mes_protocol::ids::PrincipalId,
-        mes_protocol::keys::AgeRecipient,
+        mes_protocol::crypto::keys::AgeRecipient,
     ) {
         let st = self.lola.daemon.state();
         (
@@ -244,7 +244,7 @@ async fn a_minor_takes_over_at_the_age_and_keeps_private_documents_from_the_pare
         .doc_hide_from_parents(child, &kept.id)
         .await
         .unwrap_err();
-    assert_eq!(e.code, mes_protocol::api::ApiErrorCode::Forbidden);
+    assert_eq!(e.code, mes_protocol::wire::api::ApiErrorCode::Forbidden);
     f.lola.daemon.doc_hide_from_parents(child, &kept.id).await?;
     let private = volume(&f.lola.daemon, child, DOCUMENTS_PRIVATE).expect("private volume");
     f.uploaded(&f.lola).await?;
@@ -408,7 +408,7 @@ async fn a_key_chosen_by_someone_who_may_not_is_never_adopted() -> anyhow::Resul
     f.uploaded(&f.lola).await?;
     let private = volume(&f.lola.daemon, f.child, DOCUMENTS_PRIVATE).expect("private");
     let general = f.volume("documents/care");
-    let emergency = f.volume(mes_protocol::escrow::ESCROWED_LABEL);
+    let emergency = f.volume(mes_protocol::access::escrow::ESCROWED_LABEL);
     let hub = mes_relay::signing::load_or_create(&f.dir.path().join("relay"))?;
     let lola = signing_of(&f.lola);
 
@@ -568,7 +568,7 @@ async fn father_relabels(m: Misbehaviour) -> anyhow::Result<(Vec<Option<ErrorCod
     let mut answers = Vec::new();
     for (v, label) in [
         (private, "documents/care-extra"),
-        (notes, mes_protocol::escrow::ESCROWED_LABEL),
+        (notes, mes_protocol::access::escrow::ESCROWED_LABEL),
     ] {
         let kind = f
             .lola
@@ -578,7 +578,7 @@ async fn father_relabels(m: Misbehaviour) -> anyhow::Result<(Vec<Option<ErrorCod
             .expect("declared")
             .kind;
         let decl = Signed::sign(
-            mes_protocol::membership::VolumeDecl {
+            mes_protocol::access::membership::VolumeDecl {
                 space: f.child,
                 volume: v,
                 kind,

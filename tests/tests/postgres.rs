@@ -307,7 +307,7 @@ async fn a_catalogue_imported_on_the_database_reaches_a_serving_instance() -> an
 /// campaign sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_campaign_runs_on_the_database_while_an_instance_serves() -> anyhow::Result<()> {
-    use mes_protocol::enrol::{CardHolder, EnrolRequest};
+    use mes_protocol::enrolment::{CardHolder, EnrolRequest};
     let dir = tempfile::tempdir()?;
     let serving = dir.path().join("serving");
     let (url, r) = serving_on_postgres(&serving).await?;
@@ -315,7 +315,7 @@ async fn the_campaign_runs_on_the_database_while_an_instance_serves() -> anyhow:
     let operator = dir.path().join("operator");
     second_instance(&serving, &operator)?;
     let op = operator.to_str().unwrap();
-    let nir = mes_protocol::nir::Nir::with_key("1800569123456");
+    let nir = mes_protocol::enrolment::nir::Nir::with_key("1800569123456");
     let file = dir.path().join("population.csv");
     std::fs::write(
         &file,

@@ -5,9 +5,9 @@
 
 use mes_daemon::api_client::ApiClient;
 use mes_daemon::sync::relay_client::RelayTarget;
-use mes_protocol::api::{ApiCall, ApiReply};
-use mes_protocol::codec::MAX_WIRE_FRAME;
-use mes_protocol::framing::read_frame;
+use mes_protocol::wire::api::{ApiCall, ApiReply};
+use mes_protocol::wire::codec::MAX_WIRE_FRAME;
+use mes_protocol::wire::framing::read_frame;
 use mes_protocol::wire::{ErrorCode, RelayFrame};
 use mes_tests::{binary, converged, paired, relay, target, Paired};
 use std::path::Path;

@@ -2,8 +2,8 @@
 //! concurrent edits to one field are reported as a conflict on both, bad edits change
 //! nothing.
 
-use mes_protocol::api::ApiErrorCode;
 use mes_protocol::record::{PreventionRecord, Profile, RecordEdit};
+use mes_protocol::wire::api::ApiErrorCode;
 use mes_tests::{converged, paired, relay, until, Paired};
 use std::time::Duration;
 

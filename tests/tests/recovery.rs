@@ -4,7 +4,7 @@
 //! passphrases, too few shares and a superseded kit are refused and change nothing.
 
 use mes_daemon::devices::recovery::{KitKey, KitLock};
-use mes_protocol::documents::{DocQuery, NewDocument};
+use mes_protocol::record::documents::{DocQuery, NewDocument};
 use mes_tests::{device, home, online, relay, target, until};
 use std::time::Duration;
 use zeroize::Zeroizing;

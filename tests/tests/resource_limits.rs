@@ -43,8 +43,8 @@ async fn notes_volume(
 ) -> anyhow::Result<mes_protocol::ids::VolumeId> {
     let notes = mes_protocol::ids::VolumeId(rand::random());
     c.request(Request::DeclareVolume {
-        decl: mes_protocol::membership::Signed::sign(
-            mes_protocol::membership::VolumeDecl {
+        decl: mes_protocol::access::membership::Signed::sign(
+            mes_protocol::access::membership::VolumeDecl {
                 space,
                 volume: notes,
                 kind: mes_protocol::ids::VolumeKind::Automerge,
@@ -252,9 +252,9 @@ async fn a_device_cannot_open_streams_the_relay_never_reads() -> anyhow::Result<
     assert!(uni.is_err(), "nor a one-way one");
     // Control: the stream the relay opened carries requests as ever.
     c.request(1, Request::GetHubInfo).await?;
-    let reply = mes_protocol::framing::read_frame::<mes_protocol::wire::RelayFrame, _>(
+    let reply = mes_protocol::wire::framing::read_frame::<mes_protocol::wire::RelayFrame, _>(
         &mut c.recv,
-        mes_protocol::codec::MAX_WIRE_FRAME,
+        mes_protocol::wire::codec::MAX_WIRE_FRAME,
     )
     .await?;
     assert!(matches!(
@@ -346,14 +346,14 @@ async fn one_principal_owns_only_so_many_spaces_and_chunks() -> anyhow::Result<(
 
 /// Replies `c` reads within `within` to `sent` pipelined requests.
 async fn replies_within(c: &mut RawConn, sent: u64, within: Duration) -> u64 {
-    use mes_protocol::framing::read_frame;
+    use mes_protocol::wire::framing::read_frame;
     use mes_protocol::wire::RelayFrame;
     let deadline = tokio::time::Instant::now() + within;
     let mut got = 0;
     while got < sent {
         match tokio::time::timeout_at(
             deadline,
-            read_frame::<RelayFrame, _>(&mut c.recv, mes_protocol::codec::MAX_WIRE_FRAME),
+            read_frame::<RelayFrame, _>(&mut c.recv, mes_protocol::wire::codec::MAX_WIRE_FRAME),
         )
         .await
         {
@@ -439,7 +439,8 @@ async fn a_space_holds_files_up_to_its_quota_and_unfinished_uploads_are_swept() 
         last,
         data,
     };
-    let file = |len: usize| mes_protocol::blob::seal_blob(&mut rand::rngs::OsRng, &vec![7u8; len]);
+    let file =
+        |len: usize| mes_protocol::crypto::blob::seal_blob(&mut rand::rngs::OsRng, &vec![7u8; len]);
     // Two chunks of a real file, the first sent; and an upload reaching past one step.
     let (a, a_chunks) = file(100 << 10);
     c.request(chunk(a.id, 0, false, a_chunks[0].clone()))

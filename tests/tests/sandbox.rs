@@ -5,11 +5,11 @@
 //! SIGTERM stops it and removes its temporary directory.
 
 use mes_daemon::api_client::ApiClient;
-use mes_protocol::api::{ApiCall, ApiReply};
-use mes_protocol::documents::DocQuery;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::measurements::MeasureQuery;
+use mes_protocol::record::documents::DocQuery;
+use mes_protocol::record::measurements::MeasureQuery;
 use mes_protocol::record::RecordKind;
+use mes_protocol::wire::api::{ApiCall, ApiReply};
 use mes_tests::binary;
 use std::io::BufRead;
 use std::process::{Command, Stdio};

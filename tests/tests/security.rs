@@ -3,10 +3,10 @@
 //! devices, tampered bundles, a pairing relay in the middle, and acknowledgement only
 //! after flush.
 
-use mes_protocol::api::ApiErrorCode;
+use mes_protocol::crypto::keys::SigningSecret;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::Seq;
-use mes_protocol::keys::SigningSecret;
-use mes_protocol::seal::SymmetricKey;
+use mes_protocol::wire::api::ApiErrorCode;
 use mes_protocol::wire::{Reply, Request};
 use mes_tests::{
     connect_as, converged, current_key, device, device_with, files_containing, online, pair,
@@ -233,7 +233,7 @@ async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow
         .map(|i| {
             let mut h = items[0].1.header.clone();
             h.prev = prev;
-            let b = mes_protocol::seal::SealedBundle::seal(
+            let b = mes_protocol::crypto::seal::SealedBundle::seal(
                 &good_key,
                 h,
                 &key,
@@ -245,7 +245,7 @@ async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow
         })
         .collect();
     assert_eq!(
-        mes_protocol::seal::SealedBundle::verify_authors(&chain),
+        mes_protocol::crypto::seal::SealedBundle::verify_authors(&chain),
         Ok(()),
         "control: the intact chain verifies"
     );
@@ -268,7 +268,7 @@ async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow
     let cursor_before = b.daemon.state().volumes[&notes].progress.cursor;
     let header = items[0].1.header.clone();
     let wrong = SymmetricKey::generate(&mut rand::rngs::OsRng);
-    let forged = mes_protocol::seal::SealedBundle::seal(
+    let forged = mes_protocol::crypto::seal::SealedBundle::seal(
         &wrong,
         header.clone(),
         &key,
@@ -303,7 +303,7 @@ async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow
         "the cursor did not pass it"
     );
     // Control: the same bundle under the right key would have been accepted.
-    let honest = mes_protocol::seal::SealedBundle::seal(
+    let honest = mes_protocol::crypto::seal::SealedBundle::seal(
         &good_key,
         header.clone(),
         &key,

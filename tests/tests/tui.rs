@@ -5,7 +5,7 @@
 //! quitting with the terminal restored. Also: no daemon gets a message saying how to
 //! start one.
 
-use mes_protocol::documents::NewDocument;
+use mes_protocol::record::documents::NewDocument;
 use mes_tests::tmux::Tmux;
 use mes_tests::{binary, paired};
 use std::path::Path;

@@ -10,7 +10,7 @@ use mes_daemon::devices::unlock::Unlock;
 use mes_daemon::run::{start, DaemonConfig};
 use mes_daemon::sandbox;
 use mes_daemon::sync::relay_client::RelayTarget;
-use mes_protocol::api::{ApiCall, ApiReply};
+use mes_protocol::wire::api::{ApiCall, ApiReply};
 use std::time::Duration;
 
 async fn online(c: &mut ApiClient) -> anyhow::Result<()> {

@@ -7,8 +7,8 @@
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mes_daemon::api_client::ApiClient;
-use mes_protocol::api::{ApiCall, ApiReply};
 use mes_protocol::ids::SpaceId;
+use mes_protocol::wire::api::{ApiCall, ApiReply};
 use std::path::Path;
 
 use crate::manifest::{self, Problem, Row};

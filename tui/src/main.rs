@@ -10,12 +10,12 @@ mod render;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mes_protocol::api::ApiCall;
-use mes_protocol::documents::{DocQuery, NewDocument};
 use mes_protocol::ids::{BlobId, DeviceId, PrincipalId, SpaceId};
-use mes_protocol::measurements::{MeasureQuery, Measurement};
-use mes_protocol::messages::Message;
+use mes_protocol::record::documents::{DocQuery, NewDocument};
+use mes_protocol::record::measurements::{MeasureQuery, Measurement};
+use mes_protocol::record::messages::Message;
 use mes_protocol::record::{RecordEdit, RecordKind};
+use mes_protocol::wire::api::ApiCall;
 use std::path::PathBuf;
 
 use mes_daemon::api_client::ApiClient;
@@ -541,8 +541,8 @@ struct Holder {
 }
 
 impl Holder {
-    fn card(self) -> mes_protocol::enrol::CardHolder {
-        mes_protocol::enrol::CardHolder {
+    fn card(self) -> mes_protocol::enrolment::CardHolder {
+        mes_protocol::enrolment::CardHolder {
             nir: self.nir,
             vitale_serial: self.serial,
         }
@@ -689,11 +689,11 @@ enum Mode {
     BreakGlass,
 }
 
-impl From<Mode> for mes_protocol::escrow::EscrowMode {
+impl From<Mode> for mes_protocol::access::escrow::EscrowMode {
     fn from(m: Mode) -> Self {
         match m {
-            Mode::Centre15 => mes_protocol::escrow::EscrowMode::Centre15,
-            Mode::BreakGlass => mes_protocol::escrow::EscrowMode::BreakGlass,
+            Mode::Centre15 => mes_protocol::access::escrow::EscrowMode::Centre15,
+            Mode::BreakGlass => mes_protocol::access::escrow::EscrowMode::BreakGlass,
         }
     }
 }
@@ -762,8 +762,8 @@ struct ProDoc {
 }
 
 impl ProDoc {
-    fn new_document(self) -> anyhow::Result<mes_protocol::documents::NewDocument> {
-        Ok(mes_protocol::documents::NewDocument {
+    fn new_document(self) -> anyhow::Result<mes_protocol::record::documents::NewDocument> {
+        Ok(mes_protocol::record::documents::NewDocument {
             path: abs(self.path)?,
             title: self.title,
             category: self.category,
@@ -1111,22 +1111,22 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
         }) => ApiCall::Delegate {
             principal,
             role: match role {
-                DelegateRole::Read => mes_protocol::membership::Role::Read,
-                DelegateRole::Write => mes_protocol::membership::Role::Write,
-                DelegateRole::Admin => mes_protocol::membership::Role::Admin,
+                DelegateRole::Read => mes_protocol::access::membership::Role::Read,
+                DelegateRole::Write => mes_protocol::access::membership::Role::Write,
+                DelegateRole::Admin => mes_protocol::access::membership::Role::Admin,
             },
             volumes,
             until,
         },
         Command::Consent(ConsentCmd::Guardian { principal, until }) => ApiCall::Delegate {
             principal,
-            role: mes_protocol::membership::Role::Admin,
+            role: mes_protocol::access::membership::Role::Admin,
             volumes: Vec::new(),
             until: Some(until),
         },
         Command::Minor(MinorCmd::AddParent { principal }) => ApiCall::Delegate {
             principal,
-            role: mes_protocol::membership::Role::Admin,
+            role: mes_protocol::access::membership::Role::Admin,
             volumes: Vec::new(),
             until: None,
         },
@@ -1139,7 +1139,7 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             profile,
             command: e,
         } => {
-            use mes_protocol::enrol::EnrolRequest as R;
+            use mes_protocol::enrolment::EnrolRequest as R;
             let request = match e {
                 EnrolCmd::Activate {
                     holder,
@@ -1265,7 +1265,7 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             place,
             minutes,
         }) => ApiCall::SendAppointment {
-            appointment: mes_protocol::agenda::Appointment {
+            appointment: mes_protocol::record::agenda::Appointment {
                 at,
                 title,
                 place,

@@ -3,7 +3,7 @@
 //! and optional title, type, class, author and id. Every bad row is reported with its
 //! line and the reason; nothing comes out unless every row is good.
 
-use mes_protocol::documents::NewDocument;
+use mes_protocol::record::documents::NewDocument;
 use serde::Deserialize;
 use std::path::Path;
 

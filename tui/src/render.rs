@@ -1,6 +1,6 @@
 //! How replies are shown: JSON for scripts, short bilingual text for people.
 
-use mes_protocol::api::ApiReply;
+use mes_protocol::wire::api::ApiReply;
 
 /// A record document, readable and complete: indented JSON (French labels are the TUI's
 /// job), then the conflicts the person has to resolve.
@@ -20,7 +20,7 @@ fn with_conflicts(
 }
 
 /// One document per line: date, category, title, author, hidden flag, id.
-fn doc_line(d: &mes_protocol::documents::DocumentMeta) -> String {
+fn doc_line(d: &mes_protocol::record::documents::DocumentMeta) -> String {
     format!(
         "{}  {:<14} {}  — {}{}  [{}]",
         d.date,
@@ -38,7 +38,7 @@ fn doc_line(d: &mes_protocol::documents::DocumentMeta) -> String {
 
 /// Renders a reply.
 /// A service of the catalogue (F6): name, criteria, hosting, suspension, what is allowed.
-fn service_text(v: &mes_protocol::catalogue::ServiceView) -> String {
+fn service_text(v: &mes_protocol::enrolment::catalogue::ServiceView) -> String {
     let s = &v.service;
     let mut out = format!(
         "{} — {} ({})\n  {}\n  {}\n  éco-score / eco-score {} · hébergé en / hosted in {} · contrôlé depuis / controlled from {}\n  échange / exchanges: {}",
@@ -210,7 +210,7 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
         }
         ApiReply::Document(d) => doc_line(d),
         ApiReply::Measurements(m) => {
-            let codes = mes_protocol::codes::Codes::builtin();
+            let codes = mes_protocol::record::codes::Codes::builtin();
             m.iter()
                 .map(|m| {
                     let unit = codes
@@ -225,11 +225,11 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
         ApiReply::Agenda(a) => a
             .iter()
             .map(|i| match i {
-                mes_protocol::agenda::AgendaItem::Appointment(a) => format!(
+                mes_protocol::record::agenda::AgendaItem::Appointment(a) => format!(
                     "{}  RDV / appointment  {} {} {}  [{}]",
                     a.at, a.title, a.with, a.place, a.id
                 ),
-                mes_protocol::agenda::AgendaItem::Reminder(r) => {
+                mes_protocol::record::agenda::AgendaItem::Reminder(r) => {
                     format!("{}  rappel / reminder  {} / {}", r.from, r.fr, r.en)
                 }
             })

@@ -4,7 +4,7 @@
 
 mod fixture;
 
-use mes_protocol::api::{ApiCall, ApiReply};
+use mes_protocol::wire::api::{ApiCall, ApiReply};
 use mes_tui::app::action::{Action, Request, Slot};
 use mes_tui::app::i18n::Lang;
 use mes_tui::app::keymap::action_for;
@@ -161,12 +161,12 @@ fn a_change_pushed_by_the_daemon_reloads_the_space_without_a_key() {
     let volume = "ab".repeat(16).parse().unwrap();
     let sent = update(
         &mut s,
-        Action::Event(mes_protocol::api::ApiEvent::VolumeChanged { space: own, volume }),
+        Action::Event(mes_protocol::wire::api::ApiEvent::VolumeChanged { space: own, volume }),
     );
     assert!(sent.iter().any(|r| r.slot == Slot::HomeDocs));
     let other = update(
         &mut s,
-        Action::Event(mes_protocol::api::ApiEvent::VolumeChanged {
+        Action::Event(mes_protocol::wire::api::ApiEvent::VolumeChanged {
             space: child,
             volume,
         }),
@@ -177,7 +177,7 @@ fn a_change_pushed_by_the_daemon_reloads_the_space_without_a_key() {
     );
     update(
         &mut s,
-        Action::Event(mes_protocol::api::ApiEvent::Connection { online: false }),
+        Action::Event(mes_protocol::wire::api::ApiEvent::Connection { online: false }),
     );
     assert!(!s.status.as_ref().unwrap().online);
 }
@@ -205,7 +205,7 @@ fn coalescing_keeps_the_newest_query_and_every_command() {
         call,
     };
     let q = |text: &str| ApiCall::DocSearch {
-        query: mes_protocol::documents::DocQuery {
+        query: mes_protocol::record::documents::DocQuery {
             text: text.into(),
             ..Default::default()
         },
@@ -274,7 +274,7 @@ fn open_a_thread_marks_it_read_and_reply_in_it() {
     assert_eq!(s.notice.as_ref().unwrap().text, "Message envoyé.");
     // The person's own message, as the daemon records it, is never "unread".
     let before = s.unread();
-    let own = mes_protocol::messages::Message {
+    let own = mes_protocol::record::messages::Message {
         id: "m2".into(),
         thread: "th1".into(),
         from: "me".into(),
@@ -305,7 +305,7 @@ fn flag_an_access_as_suspicious_and_the_alarm_comes_first() {
     let space = s.space.unwrap();
     let sent = update(
         &mut s,
-        Action::Event(mes_protocol::api::ApiEvent::AccessHistory { space }),
+        Action::Event(mes_protocol::wire::api::ApiEvent::AccessHistory { space }),
     );
     assert!(
         matches!(sent.as_slice(), [r] if r.call == ApiCall::AccessHistory),
@@ -360,7 +360,7 @@ fn a_parent_activates_a_child_awaiting_a_decision_with_the_password_never_drawn(
         panic!("{sent:?}")
     };
     assert_eq!(profile, "Lola");
-    let mes_protocol::enrol::EnrolRequest::Activate {
+    let mes_protocol::enrolment::EnrolRequest::Activate {
         holder,
         code,
         identifier,
@@ -392,7 +392,7 @@ fn a_parent_activates_a_child_awaiting_a_decision_with_the_password_never_drawn(
         &mut s,
         Action::Answer(
             Slot::Command,
-            Ok(ApiReply::Enrolment(mes_protocol::enrol::EnrolStatus {
+            Ok(ApiReply::Enrolment(mes_protocol::enrolment::EnrolStatus {
                 status: "activated".into(),
                 detail: "Activé le 02/12/2026 / Activated on 02/12/2026".into(),
             })),

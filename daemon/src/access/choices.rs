@@ -3,13 +3,13 @@
 //! traitant under a policy, refusing emergency modes ([`crate::access::emergency`]). Blocking
 //! also withdraws what the blocked held, with new epochs.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::choices::{AttendingPolicy, PersonChoices};
-use mes_protocol::consent::ConsentView;
+use mes_protocol::access::choices::{AttendingPolicy, PersonChoices};
+use mes_protocol::access::consent::ConsentView;
+use mes_protocol::access::membership::Signed;
+use mes_protocol::enrolment::principal::DirectoryEntry;
 use mes_protocol::ids::{PrincipalId, SpaceId};
-use mes_protocol::membership::Signed;
-use mes_protocol::principal::DirectoryEntry;
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{Reply, Request};
 
 use crate::daemon::Daemon;
@@ -292,7 +292,7 @@ impl Daemon {
         except: &[String],
     ) -> Result<(ConsentView, Option<String>), ApiError> {
         let entry = self.find_professional(rpps).await?;
-        if entry.body.professional.profession != mes_protocol::habilitation::PHYSICIAN {
+        if entry.body.professional.profession != mes_protocol::access::habilitation::PHYSICIAN {
             return Err(ApiError::new(
                 ApiErrorCode::BadRequest,
                 format!("RPPS {rpps} is not a physician (profession 10): only a physician can be médecin traitant"),

@@ -5,16 +5,16 @@
 //! and to nobody else. Withdrawing removes every grant and starts a new key epoch on
 //! every volume the principal could read, so nothing written afterwards opens for them.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::consent::{AccessEntryView, AccessHistoryView, ConsentView};
-use mes_protocol::envelope::KeySlot;
-use mes_protocol::habilitation::{Matrix, HIDDEN};
-use mes_protocol::history::AccessTarget;
+use mes_protocol::access::consent::{AccessEntryView, AccessHistoryView, ConsentView};
+use mes_protocol::access::habilitation::{Matrix, HIDDEN};
+use mes_protocol::access::history::AccessTarget;
+use mes_protocol::access::membership::{Grant, Membership, Role, Signed};
+use mes_protocol::crypto::envelope::KeySlot;
+use mes_protocol::crypto::seal::SymmetricKey;
+use mes_protocol::enrolment::principal::DirectoryEntry;
 use mes_protocol::ids::{Epoch, PrincipalId, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::membership::{Grant, Membership, Role, Signed};
-use mes_protocol::principal::DirectoryEntry;
-use mes_protocol::seal::SymmetricKey;
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::Request;
 use rand::rngs::OsRng;
 use std::collections::BTreeSet;
@@ -128,7 +128,7 @@ impl Daemon {
         batch.put(
             DIRECTORY,
             &entry.body.principal.0,
-            &mes_protocol::codec::to_bytes(entry),
+            &mes_protocol::wire::codec::to_bytes(entry),
         );
         self.store
             .apply(batch)
@@ -529,6 +529,6 @@ pub fn rotation_key(
     let mut h = blake3::Hasher::new_derive_key("mes rotation epoch key v2");
     h.update(principal_secret.as_bytes());
     h.update(previous.as_bytes());
-    h.update(&mes_protocol::codec::to_bytes(slot));
+    h.update(&mes_protocol::wire::codec::to_bytes(slot));
     SymmetricKey::from_bytes(*h.finalize().as_bytes())
 }

@@ -4,13 +4,13 @@
 //! never gets; a professional asks for a release and then syncs the emergency volume like
 //! any other.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::choices::AttendingPolicy;
-use mes_protocol::envelope::KeyEnvelope;
-use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL};
+use mes_protocol::access::choices::AttendingPolicy;
+use mes_protocol::access::escrow::{EscrowMode, ESCROWED_LABEL};
+use mes_protocol::access::membership::Membership;
+use mes_protocol::crypto::envelope::KeyEnvelope;
+use mes_protocol::crypto::keys::AgeRecipient;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::keys::AgeRecipient;
-use mes_protocol::membership::Membership;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{Reply, Request};
 
 use crate::daemon::{Daemon, State, SyncError};
@@ -30,7 +30,7 @@ pub struct HubInfo {
 impl Daemon {
     /// Asks the relay what it is once per run.
     pub(crate) async fn learn_hub(&self, c: &RelayClient) -> Result<(), SyncError> {
-        if self.hub.lock().expect("hub lock").is_some() {
+        if self.hub_info.lock().expect("hub info lock").is_some() {
             return Ok(());
         }
         match c.request(Request::GetHubInfo).await? {
@@ -39,7 +39,7 @@ impl Daemon {
                 break_glass,
                 attending_policy,
             } => {
-                *self.hub.lock().expect("hub lock") = Some(HubInfo {
+                *self.hub_info.lock().expect("hub info lock") = Some(HubInfo {
                     centre15,
                     break_glass,
                     attending_policy,
@@ -52,9 +52,9 @@ impl Daemon {
 
     /// The deployment's médecin traitant policy, once the hub was asked.
     pub fn hub_attending_policy(&self) -> AttendingPolicy {
-        self.hub
+        self.hub_info
             .lock()
-            .expect("hub lock")
+            .expect("hub info lock")
             .as_ref()
             .map(|h| h.attending_policy)
             .unwrap_or_default()
@@ -66,7 +66,7 @@ impl Daemon {
             centre15: c15,
             break_glass: bg,
             ..
-        }) = self.hub.lock().expect("hub lock").clone()
+        }) = self.hub_info.lock().expect("hub info lock").clone()
         else {
             return Vec::new();
         };

@@ -6,13 +6,13 @@
 //!
 //! [`HistoryLog`] is the pure core; the `impl Daemon` block is its shell.
 
-use mes_protocol::api::ApiEvent;
-use mes_protocol::codec;
-use mes_protocol::history::{
+use mes_protocol::access::history::{
     compare_heads, link, verify_prefix, HistoryEntry, HistoryError, HistoryHead,
 };
+use mes_protocol::access::membership::Signed;
 use mes_protocol::ids::{PrincipalId, SpaceId};
-use mes_protocol::membership::Signed;
+use mes_protocol::wire::api::ApiEvent;
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{Reply, Request};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,8 +92,10 @@ fn access_notice(e: &HistoryEntry) -> (String, String) {
         None => e.actor.short(),
     };
     let what = match &e.target {
-        mes_protocol::history::AccessTarget::Volume { label, .. } => label.clone(),
-        mes_protocol::history::AccessTarget::Blob { blob } => format!("file {}", blob.short()),
+        mes_protocol::access::history::AccessTarget::Volume { label, .. } => label.clone(),
+        mes_protocol::access::history::AccessTarget::Blob { blob } => {
+            format!("file {}", blob.short())
+        }
     };
     let mode = e.mode.name();
     (
@@ -257,9 +259,9 @@ impl Daemon {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mes_protocol::history::{AccessMode, AccessTarget};
+    use mes_protocol::access::history::{AccessMode, AccessTarget};
+    use mes_protocol::crypto::keys::SigningSecret;
     use mes_protocol::ids::{BlobId, DeviceId};
-    use mes_protocol::keys::SigningSecret;
     use mes_protocol::time::UnixMillis;
 
     fn entry(relay: &SigningSecret, seq: u64, prev: [u8; 32]) -> Signed<HistoryEntry> {

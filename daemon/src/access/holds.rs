@@ -10,19 +10,19 @@
 //! grants each of them `Append` on the inbox, nothing to read (feeding without reading,
 //! F7.6).
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::documents::{DocumentMeta, NewDocument};
-use mes_protocol::enrol::{CardHolder, EnrolRequest, Hold};
+use mes_protocol::access::membership::Role;
+use mes_protocol::enrolment::{CardHolder, EnrolRequest, Hold};
 use mes_protocol::ids::SpaceId;
-use mes_protocol::inbox::InboxItem;
-use mes_protocol::membership::Role;
+use mes_protocol::record::documents::{DocumentMeta, NewDocument};
+use mes_protocol::record::inbox::InboxItem;
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{Reply, Request};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::daemon::{Daemon, INBOX};
-use crate::devices::enrol::hub_refusal;
+use crate::devices::enrolment::hub_refusal;
 use crate::sync::relay_client::RelayClient;
 
 /// Sealed-store namespace of the items held (suffix: a random id, never the NIR).
@@ -119,7 +119,7 @@ impl Daemon {
         };
         let id: [u8; 16] = rand::random();
         let mut batch = self.store.batch();
-        batch.put(HELD, &id, &mes_protocol::codec::to_bytes(&held));
+        batch.put(HELD, &id, &mes_protocol::wire::codec::to_bytes(&held));
         self.store
             .apply(batch)
             .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
@@ -134,7 +134,7 @@ impl Daemon {
             .scan(HELD)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(k, v)| Some((k, mes_protocol::codec::from_bytes(&v).ok()?)))
+            .filter_map(|(k, v)| Some((k, mes_protocol::wire::codec::from_bytes(&v).ok()?)))
             .collect()
     }
 

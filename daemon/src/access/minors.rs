@@ -3,14 +3,14 @@
 //! parents live in the private volume, whose keys only the child's principal derives or
 //! wraps. See docs/consent.md "Delegation".
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::authority::{age_on, paris_day, Handover, DOCUMENTS_PRIVATE};
+use mes_protocol::access::authority::{age_on, paris_day, Handover, DOCUMENTS_PRIVATE};
+use mes_protocol::access::membership::{Role, Signed};
+use mes_protocol::crypto::keys::AgeRecipient;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId};
-use mes_protocol::keys::AgeRecipient;
-use mes_protocol::membership::{Role, Signed};
 use mes_protocol::record::Profile;
-use mes_protocol::seal::SymmetricKey;
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::Request;
 
 use crate::daemon::Daemon;

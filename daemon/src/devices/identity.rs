@@ -2,9 +2,9 @@
 //! pairing), the device's own keys, and the certificate binding them. Kept sealed in the
 //! replica store.
 
-use mes_protocol::codec;
-use mes_protocol::keys::{DeviceCert, DeviceCertBody, ExportedKeyPair, KeyPair};
+use mes_protocol::crypto::keys::{DeviceCert, DeviceCertBody, ExportedKeyPair, KeyPair};
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::codec;
 use serde::{Deserialize, Serialize};
 
 use crate::replica::store::{SealedStore, StoreError};
@@ -49,8 +49,9 @@ impl Identity {
         };
         let s: Stored =
             codec::from_bytes(&bytes).map_err(|e| StoreError(format!("stored identity: {e}")))?;
-        let err =
-            |e: mes_protocol::keys::KeyParseError| StoreError(format!("stored identity: {e}"));
+        let err = |e: mes_protocol::crypto::keys::KeyParseError| {
+            StoreError(format!("stored identity: {e}"))
+        };
         Ok(Some(Identity {
             principal: s.principal.import().map_err(err)?,
             device: s.device.import().map_err(err)?,
@@ -92,7 +93,7 @@ pub struct DeviceOffer {
     /// Its signing key.
     pub device: mes_protocol::ids::DeviceId,
     /// Its age recipient.
-    pub recipient: mes_protocol::keys::AgeRecipient,
+    pub recipient: mes_protocol::crypto::keys::AgeRecipient,
     /// The name its owner chose.
     pub name: String,
 }

@@ -1,7 +1,7 @@
 //! A person's devices: this device's identity and its unlocking, pairing a new one,
 //! recovery kits, and enrolling through the hub (F1).
 
-pub mod enrol;
+pub mod enrolment;
 pub mod identity;
 pub mod pairing;
 pub mod recovery;

@@ -8,9 +8,11 @@
 //! Order: joining → Spake; existing → Spake, Confirm; joining → Confirm, Sealed(offer);
 //! existing → Sealed(handover).
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::codec;
-use mes_protocol::pairing::{PairMessage, PairingCode, PairingExchange, PairingKey, PairingRole};
+use mes_protocol::crypto::pairing::{
+    PairMessage, PairingCode, PairingExchange, PairingKey, PairingRole,
+};
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::Request;
 use rand::rngs::OsRng;
 use std::sync::Arc;
@@ -262,12 +264,14 @@ pub async fn join(daemon: Arc<Daemon>, code: &str, device_name: &str) -> Result<
     }
     {
         let mut st = daemon.state();
-        let device = mes_protocol::keys::KeyPair {
-            signing: mes_protocol::keys::SigningSecret::from_bytes(
+        let device = mes_protocol::crypto::keys::KeyPair {
+            signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(
                 &st.identity.device.signing.to_bytes(),
             ),
-            age: mes_protocol::keys::AgeSecret::parse(&st.identity.device.age.to_secret_string())
-                .map_err(|e| pairing(e.to_string()))?,
+            age: mes_protocol::crypto::keys::AgeSecret::parse(
+                &st.identity.device.age.to_secret_string(),
+            )
+            .map_err(|e| pairing(e.to_string()))?,
         };
         let identity = Identity {
             principal,

@@ -5,13 +5,13 @@
 //! kit gives it the principal keys, a certificate for itself and the recovery identity; it
 //! then opens the recovery envelopes the relay kept ([`Daemon::collect_recovery_envelopes`]).
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::envelope::KeyEnvelope;
+use mes_protocol::access::membership::Membership;
+use mes_protocol::crypto::envelope::KeyEnvelope;
+use mes_protocol::crypto::keys::{AgeRecipient, AgeSecret};
+use mes_protocol::crypto::recovery::{self, recovery_device, RecoveryKit};
 use mes_protocol::ids::{SpaceId, VolumeKind};
-use mes_protocol::keys::{AgeRecipient, AgeSecret};
-use mes_protocol::membership::Membership;
-use mes_protocol::recovery::{self, recovery_device, RecoveryKit};
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{Reply, Request};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -133,7 +133,7 @@ impl Daemon {
         // The kit's admission key (issue 22, finding 3): registered at the relay by this
         // listed device, its secret only in the kit, so a device restored from the kit
         // is admitted and a stolen device cannot admit itself again.
-        let admission = mes_protocol::keys::SigningSecret::generate(&mut rand::rngs::OsRng);
+        let admission = mes_protocol::crypto::keys::SigningSecret::generate(&mut rand::rngs::OsRng);
         self.online_client("making a recovery kit")?
             .request(Request::SetAdmissionKey {
                 key: mes_protocol::ids::PrincipalId(admission.public()),
@@ -230,8 +230,8 @@ impl Daemon {
         })?;
         let (device, cert) = {
             let st = self.state();
-            let device = mes_protocol::keys::KeyPair {
-                signing: mes_protocol::keys::SigningSecret::from_bytes(
+            let device = mes_protocol::crypto::keys::KeyPair {
+                signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(
                     &st.identity.device.signing.to_bytes(),
                 ),
                 age: AgeSecret::parse(&st.identity.device.age.to_secret_string())
@@ -296,8 +296,8 @@ impl Daemon {
 /// Has the kit's relay put a restored device on its person's list, with the kit's word.
 async fn admit_restored(
     kit: &RecoveryKit,
-    cert: &mes_protocol::keys::DeviceCert,
-    device: &mes_protocol::keys::SigningSecret,
+    cert: &mes_protocol::crypto::keys::DeviceCert,
+    device: &mes_protocol::crypto::keys::SigningSecret,
 ) -> Result<(), ApiError> {
     let Some(secret) = &kit.admission else {
         return Err(ApiError::new(
@@ -314,8 +314,8 @@ async fn admit_restored(
                 "the kit's admission key is malformed",
             )
         })?;
-    let vouch = mes_protocol::recovery::AdmissionVouch::sign(
-        &mes_protocol::keys::SigningSecret::from_bytes(&secret),
+    let vouch = mes_protocol::crypto::recovery::AdmissionVouch::sign(
+        &mes_protocol::crypto::keys::SigningSecret::from_bytes(&secret),
         cert,
     );
     let target = crate::sync::relay_client::RelayTarget {

@@ -4,8 +4,8 @@
 //! clear.
 
 use anyhow::{bail, Context};
-use mes_protocol::keys::AgeSecret;
-use mes_protocol::seal::SymmetricKey;
+use mes_protocol::crypto::keys::AgeSecret;
+use mes_protocol::crypto::seal::SymmetricKey;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};

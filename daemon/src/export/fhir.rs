@@ -10,13 +10,13 @@
 //! that is unambiguous (Observation, AllergyIntolerance, Condition).
 
 use base64::Engine;
-use mes_protocol::agenda::{Agenda, Appointment};
-use mes_protocol::care::CareHistory;
-use mes_protocol::codes::Codes;
-use mes_protocol::documents::DocumentMeta;
-use mes_protocol::measurements::Measurement;
-use mes_protocol::messages::{Messages, Thread};
-use mes_protocol::prevention::Policy;
+use mes_protocol::record::agenda::{Agenda, Appointment};
+use mes_protocol::record::care::CareHistory;
+use mes_protocol::record::codes::Codes;
+use mes_protocol::record::documents::DocumentMeta;
+use mes_protocol::record::measurements::Measurement;
+use mes_protocol::record::messages::{Messages, Thread};
+use mes_protocol::record::prevention::Policy;
 use mes_protocol::record::{
     Allergy, Condition, EmergencyCard, Hospitalisation, PreventionAct, PreventionRecord, Profile,
     Treatment, VaccineDose,
@@ -396,11 +396,11 @@ fn appointment(a: &Appointment, now: &str) -> Value {
 
 #[derive(Serialize, Deserialize)]
 struct MessageExtra {
-    message: mes_protocol::messages::Message,
+    message: mes_protocol::record::messages::Message,
     thread: Thread,
 }
 
-fn communication(m: &mes_protocol::messages::Message, thread: &Thread) -> Value {
+fn communication(m: &mes_protocol::record::messages::Message, thread: &Thread) -> Value {
     let mut payload = vec![json!({ "contentString": m.body })];
     for a in &m.attachments {
         payload.push(json!({ "contentReference": { "reference": urn("DocumentReference", a) } }));

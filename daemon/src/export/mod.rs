@@ -15,11 +15,11 @@ pub mod fhir;
 pub mod pdf;
 pub mod research;
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::documents::NewDocument;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::measurements::MeasureQuery;
+use mes_protocol::record::documents::NewDocument;
+use mes_protocol::record::measurements::MeasureQuery;
 use mes_protocol::record::Emergency;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use std::collections::BTreeMap;
 use std::path::Path;
 

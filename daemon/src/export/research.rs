@@ -6,8 +6,8 @@
 //! birth, no free text (titles, authors, labels, notes, messages), no identifier of the
 //! person, their devices or their space.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::ids::SpaceId;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use serde::Serialize;
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! the reminders computed from them (F10).
 
 use jiff::civil::Date;
-use mes_protocol::prevention::{evaluate, History, Months, Policy, Sex};
+use mes_protocol::record::prevention::{evaluate, History, Months, Policy, Sex};
 use mes_protocol::record::{PreventionRecord, Profile, ReminderItem};
 
 fn date(what: &str, s: &str) -> Result<Date, String> {
@@ -127,7 +127,7 @@ pub fn emergency(e: &mes_protocol::record::Emergency) -> Result<(), String> {
 }
 
 /// The agenda: every appointment has a time and a title.
-pub fn agenda(a: &mes_protocol::agenda::Agenda) -> Result<(), String> {
+pub fn agenda(a: &mes_protocol::record::agenda::Agenda) -> Result<(), String> {
     for x in &a.appointments {
         when("appointment time", &x.at)?;
         if x.title.trim().is_empty() {
@@ -138,7 +138,7 @@ pub fn agenda(a: &mes_protocol::agenda::Agenda) -> Result<(), String> {
 }
 
 /// Messages: each in a known thread, at a valid time.
-pub fn messages(m: &mes_protocol::messages::Messages) -> Result<(), String> {
+pub fn messages(m: &mes_protocol::record::messages::Messages) -> Result<(), String> {
     for x in m.messages.values() {
         if !m.threads.iter().any(|t| t.id == x.thread) {
             return Err(format!(
@@ -153,7 +153,7 @@ pub fn messages(m: &mes_protocol::messages::Messages) -> Result<(), String> {
 }
 
 /// Care history: dates.
-pub fn care(c: &mes_protocol::care::CareHistory) -> Result<(), String> {
+pub fn care(c: &mes_protocol::record::care::CareHistory) -> Result<(), String> {
     for x in &c.items {
         date("date", &x.date)?;
     }

@@ -12,13 +12,13 @@
 //!   documents are listed without loading automerge. A stale or missing stored list (the
 //!   daemon was killed, or the volume changed since) is simply rebuilt.
 
-use mes_protocol::documents::{folded, DocumentMeta, Folded};
 use mes_protocol::ids::VolumeId;
+use mes_protocol::record::documents::{folded, DocumentMeta, Folded};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::replica::spaces::Volume;
+use crate::replica::spaces::LoadedVolume;
 use crate::replica::store::{Batch, SealedStore, StoreError};
 
 /// What a volume's content is at: (generation, cursor, local change count). Content
@@ -26,7 +26,7 @@ use crate::replica::store::{Batch, SealedStore, StoreError};
 pub type Version = (u32, u64, u64);
 
 /// A volume's version now.
-pub fn version(v: &Volume) -> Version {
+pub fn version(v: &LoadedVolume) -> Version {
     (v.meta.generation.0, v.meta.cursor.0, v.meta.last_local)
 }
 
@@ -147,7 +147,7 @@ pub fn load(
     let Some(bytes) = store.get(&namespace(volume), &[])? else {
         return Ok(None);
     };
-    let stored: Stored = mes_protocol::codec::from_bytes(&bytes)
+    let stored: Stored = mes_protocol::wire::codec::from_bytes(&bytes)
         .map_err(|e| StoreError(format!("stored document index: {e}")))?;
     Ok((stored.version == version).then(|| Indexed::new(stored.docs)))
 }
@@ -161,7 +161,7 @@ pub fn save(batch: &mut Batch<'_>, volume: VolumeId, entry: &Entry) {
     batch.put(
         &namespace(volume),
         &[],
-        &mes_protocol::codec::to_bytes(&stored),
+        &mes_protocol::wire::codec::to_bytes(&stored),
     );
 }
 

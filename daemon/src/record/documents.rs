@@ -2,14 +2,14 @@
 //! to the document volume of its type's habilitation group), listing and search over a
 //! cache of hydrated volumes, writing a file out, hiding and showing again.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::blob::BlobRef;
-use mes_protocol::codes::Codes;
-use mes_protocol::documents::{
+use mes_protocol::crypto::blob::BlobRef;
+use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
+use mes_protocol::record::codes::Codes;
+use mes_protocol::record::documents::{
     DocQuery, DocumentMeta, Folded, ImportCheck, NewDocument, RowProblem,
 };
-use mes_protocol::ids::{BlobId, SpaceId, VolumeId};
 use mes_protocol::record::Source;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -177,7 +177,7 @@ impl Daemon {
                 .is_ok_and(|m| m.handover.is_some());
             if handed_over {
                 self.ensure_private_volume(space)?;
-                return Ok(mes_protocol::authority::DOCUMENTS_PRIVATE.into());
+                return Ok(mes_protocol::access::authority::DOCUMENTS_PRIVATE.into());
             }
         }
         label_of(d)
@@ -201,7 +201,7 @@ impl Daemon {
         let mut d = self.doc_find(space, id)?;
         let from = self.doc_label(space, &d)?;
         if d.visibility.invisible_to_legal_representatives
-            && from == mes_protocol::authority::DOCUMENTS_PRIVATE
+            && from == mes_protocol::access::authority::DOCUMENTS_PRIVATE
         {
             d.blob_key.clear();
             return Ok(d);
@@ -316,7 +316,8 @@ impl Daemon {
                 return Ok(e.index.clone());
             }
         }
-        let map: mes_protocol::documents::DocumentVolume = doc.hydrate().map_err(internal)?;
+        let map: mes_protocol::record::documents::DocumentVolume =
+            doc.hydrate().map_err(internal)?;
         let index = Arc::new(Indexed::new(map.into_values().collect()));
         let entry = Entry {
             heads: Some(heads),
@@ -334,7 +335,7 @@ impl Daemon {
     /// rebuilt.
     fn patch_index(
         &self,
-        v: &crate::replica::spaces::Volume,
+        v: &crate::replica::spaces::LoadedVolume,
         before: &str,
         after: String,
         patch: impl FnOnce(&mut Indexed),
@@ -635,7 +636,7 @@ impl Daemon {
         confirmed: bool,
     ) -> Result<DocumentMeta, ApiError> {
         let mut d = self.doc_find(space, id)?;
-        let new = mes_protocol::documents::Visibility {
+        let new = mes_protocol::record::documents::Visibility {
             invisible_to_legal_representatives: false,
             ..d.visibility.clone()
         };

@@ -36,19 +36,19 @@ pub const EMERGENCY: Sections = Sections {
 
 /// The agenda's sections.
 pub const AGENDA: Sections = Sections {
-    lists: mes_protocol::agenda::AGENDA_LISTS,
+    lists: mes_protocol::record::agenda::AGENDA_LISTS,
     fields: &[],
 };
 
 /// The messages' sections (`messages` is a map by id; `put` and `rm` treat it alike).
 pub const MESSAGES: Sections = Sections {
-    lists: mes_protocol::messages::MESSAGES_LISTS,
+    lists: mes_protocol::record::messages::MESSAGES_LISTS,
     fields: &[],
 };
 
 /// The care history's sections.
 pub const CARE: Sections = Sections {
-    lists: mes_protocol::care::CARE_LISTS,
+    lists: mes_protocol::record::care::CARE_LISTS,
     fields: &[],
 };
 

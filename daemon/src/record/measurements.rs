@@ -2,11 +2,13 @@
 //! the partition volume of their kind and year (created on first use, see
 //! `partition.rs`), read back as the union of a kind's partitions.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::codes::Codes;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::measurements::{partition_label, MeasureQuery, Measurement, SeriesVolume};
+use mes_protocol::record::codes::Codes;
+use mes_protocol::record::measurements::{
+    partition_label, MeasureQuery, Measurement, SeriesVolume,
+};
 use mes_protocol::record::Source;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use std::collections::BTreeMap;
 
 use crate::daemon::Daemon;

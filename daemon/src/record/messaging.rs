@@ -3,10 +3,10 @@
 //! reminders computed beside them (F5.2).
 
 use jiff::civil::Date;
-use mes_protocol::agenda::{Agenda, AgendaItem};
-use mes_protocol::api::{ApiError, ApiErrorCode};
 use mes_protocol::ids::SpaceId;
-use mes_protocol::messages::{Message, Messages, Thread};
+use mes_protocol::record::agenda::{Agenda, AgendaItem};
+use mes_protocol::record::messages::{Message, Messages, Thread};
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 
 use crate::daemon::Daemon;
 

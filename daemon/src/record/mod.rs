@@ -12,15 +12,15 @@ pub mod notifications;
 pub mod threads;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
-use mes_protocol::agenda::Agenda;
-use mes_protocol::api::ApiError;
-use mes_protocol::care::CareHistory;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::messages::Messages;
+use mes_protocol::record::agenda::Agenda;
+use mes_protocol::record::care::CareHistory;
+use mes_protocol::record::messages::Messages;
 pub use mes_protocol::record::Conflict;
 use mes_protocol::record::{
     Emergency, PreventionRecord, Profile, RecordBody, RecordEdit, RecordKind,
 };
+use mes_protocol::wire::api::ApiError;
 
 use crate::daemon::Daemon;
 
@@ -156,7 +156,7 @@ pub fn seed_change(label: &str) -> Option<Vec<u8>> {
         crate::daemon::AGENDA => of::<Agenda>(),
         crate::daemon::MESSAGES => of::<Messages>(),
         crate::daemon::CARE => of::<CareHistory>(),
-        l if l.starts_with(mes_protocol::messages::THREADS_PREFIX) => of::<Messages>(),
+        l if l.starts_with(mes_protocol::record::messages::THREADS_PREFIX) => of::<Messages>(),
         _ => return None,
     })
 }
@@ -247,7 +247,7 @@ mod tests {
 
     /// Two devices that each start a volume from nothing and add a care item.
     fn two_items_from(seed: impl Fn(u8) -> AutoCommit) -> usize {
-        use mes_protocol::care::CareItem;
+        use mes_protocol::record::care::CareItem;
         let mut docs: Vec<AutoCommit> = (1..=2u8)
             .map(|n| {
                 let mut doc = seed(n).with_actor(ActorId::from(vec![n + 10; 16]));

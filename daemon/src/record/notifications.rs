@@ -4,11 +4,11 @@
 //! replica, newest first, and announced with an `ApiEvent::Notified`. Email from the hub
 //! comes with the hub's enrolment (issue 7).
 
-use mes_protocol::api::{ApiError, ApiErrorCode, ApiEvent};
-use mes_protocol::codec;
-use mes_protocol::consent::{NotificationView, NOTIFICATION_KINDS};
+use mes_protocol::access::consent::{NotificationView, NOTIFICATION_KINDS};
 use mes_protocol::ids::{DeviceId, SpaceId};
 use mes_protocol::time::UnixMillis;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode, ApiEvent};
+use mes_protocol::wire::codec;
 use std::collections::BTreeSet;
 
 use crate::daemon::Daemon;

@@ -4,11 +4,11 @@
 //! theirs live there; the person's other messages stay in the `messages` volume, which no
 //! professional reads. The messages view merges both.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
+use mes_protocol::access::membership::Role;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId};
-use mes_protocol::membership::Role;
-use mes_protocol::messages::{thread_label, Message, Messages, Thread, THREADS_PREFIX};
-use mes_protocol::seal::SymmetricKey;
+use mes_protocol::record::messages::{thread_label, Message, Messages, Thread, THREADS_PREFIX};
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::Request;
 use rand::rngs::OsRng;
 

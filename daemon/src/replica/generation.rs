@@ -6,11 +6,11 @@
 //! Generations also serve hiding and revocation: what the new generation omits, new
 //! members never see, and the old epoch keys open nothing of it.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::envelope::KeySlot;
+use mes_protocol::access::membership::{Signed, VolumeDecl};
+use mes_protocol::crypto::envelope::KeySlot;
+use mes_protocol::crypto::seal::{BundleHeader, SealedBundle, SymmetricKey};
 use mes_protocol::ids::{Epoch, Generation, SpaceId, VolumeKind};
-use mes_protocol::membership::{Signed, VolumeDecl};
-use mes_protocol::seal::{BundleHeader, SealedBundle, SymmetricKey};
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{ErrorCode, Request};
 use rand::rngs::OsRng;
 use std::sync::Arc;

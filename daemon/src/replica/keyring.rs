@@ -1,9 +1,9 @@
 //! Epoch keys this device holds, by (volume, generation, epoch); persisted sealed.
 //! Bundles are written under the newest epoch of the volume's current generation.
 
-use mes_protocol::envelope::KeySlot;
+use mes_protocol::crypto::envelope::KeySlot;
+use mes_protocol::crypto::seal::SymmetricKey;
 use mes_protocol::ids::{Epoch, Generation, VolumeId};
-use mes_protocol::seal::SymmetricKey;
 use std::collections::BTreeMap;
 
 use crate::replica::store::{Batch, SealedStore, StoreError};
@@ -21,7 +21,7 @@ impl Keyring {
     pub fn load(store: &SealedStore) -> Result<Self, StoreError> {
         let mut k = Keyring::default();
         for (_, v) in store.scan(NS)? {
-            let (slot, bytes): (KeySlot, [u8; 32]) = mes_protocol::codec::from_bytes(&v)
+            let (slot, bytes): (KeySlot, [u8; 32]) = mes_protocol::wire::codec::from_bytes(&v)
                 .map_err(|e| StoreError(format!("stored key: {e}")))?;
             k.keys.insert(
                 (slot.volume, slot.generation, slot.epoch),
@@ -39,8 +39,8 @@ impl Keyring {
         }
         batch.put(
             NS,
-            &mes_protocol::codec::to_bytes(&slot),
-            &mes_protocol::codec::to_bytes(&(slot, *key.as_bytes())),
+            &mes_protocol::wire::codec::to_bytes(&slot),
+            &mes_protocol::wire::codec::to_bytes(&(slot, *key.as_bytes())),
         );
         self.keys.insert(id, (slot, key));
         true

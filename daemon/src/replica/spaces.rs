@@ -5,9 +5,9 @@
 //! authored here (`local/n`, kept until folded into the base and acknowledged).
 //! Reopening rebuilds the replica from base + applied + local; everything is idempotent.
 
+use mes_protocol::access::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
+use mes_protocol::crypto::seal::BundleLink;
 use mes_protocol::ids::{Generation, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::membership::{Membership, Signed, SpaceGenesis, VolumeDecl};
-use mes_protocol::seal::BundleLink;
 use serde::{Deserialize, Serialize};
 
 use crate::replica::store::{seq_suffix, suffix_seq, Batch, SealedStore, StoreError};
@@ -53,7 +53,7 @@ impl Space {
             .map_or(self.record.genesis.body.owner, |m| m.owner())
     }
     /// The recipient inbox drops are sealed to.
-    pub fn inbox_recipient(&self) -> &mes_protocol::keys::AgeRecipient {
+    pub fn inbox_recipient(&self) -> &mes_protocol::crypto::keys::AgeRecipient {
         self.membership
             .as_ref()
             .map_or(&self.record.genesis.body.inbox_recipient, |m| {
@@ -65,7 +65,7 @@ impl Space {
         batch.put(
             "spaces",
             &self.id().0,
-            &mes_protocol::codec::to_bytes(&self.record),
+            &mes_protocol::wire::codec::to_bytes(&self.record),
         );
     }
 }
@@ -126,8 +126,8 @@ impl VolumeMeta {
     }
 }
 
-/// A volume in memory.
-pub struct Volume {
+/// A volume loaded in memory: its metadata, sync progress and (on first use) replica.
+pub struct LoadedVolume {
     /// Metadata.
     pub meta: VolumeMeta,
     /// State, rebuilt from the store on first use (`replica()`): a daemon opens with
@@ -148,11 +148,11 @@ fn ns(volume: VolumeId, what: &str) -> String {
     format!("v/{volume}/{what}")
 }
 
-impl Volume {
+impl LoadedVolume {
     /// A new, empty volume.
     pub fn create(meta: VolumeMeta, actor: &[u8]) -> Self {
         let replica = meta.empty_replica(actor);
-        Volume {
+        LoadedVolume {
             meta,
             replica: Some(replica),
             source: None,
@@ -172,7 +172,7 @@ impl Volume {
             pruned: meta.pruned,
             ..Default::default()
         };
-        Volume {
+        LoadedVolume {
             meta,
             replica: None,
             source: Some((store.clone(), actor.to_vec())),
@@ -275,7 +275,7 @@ impl Volume {
         batch.put(
             "volumes",
             &self.meta.volume.0,
-            &mes_protocol::codec::to_bytes(&self.meta),
+            &mes_protocol::wire::codec::to_bytes(&self.meta),
         );
     }
 
@@ -311,7 +311,7 @@ impl Volume {
             batch.put(
                 &ns(self.meta.volume, "applied"),
                 &seq_suffix(cursor.0),
-                &mes_protocol::codec::to_bytes(&items),
+                &mes_protocol::wire::codec::to_bytes(&items),
             );
             self.applied_records += 1;
         }
@@ -366,7 +366,7 @@ fn rebuild(
     }
     let applied = store.scan(&ns(meta.volume, "applied"))?;
     for (_, v) in &applied {
-        let items: Vec<(Seq, Payload)> = mes_protocol::codec::from_bytes(v)
+        let items: Vec<(Seq, Payload)> = mes_protocol::wire::codec::from_bytes(v)
             .map_err(|e| StoreError(format!("applied batch: {e}")))?;
         replica.apply_remote(&items).map_err(bad)?;
     }
@@ -384,10 +384,10 @@ fn rebuild(
 pub fn load_all(
     store: &SealedStore,
     actor: &[u8],
-) -> Result<(Vec<Space>, Vec<Volume>), StoreError> {
+) -> Result<(Vec<Space>, Vec<LoadedVolume>), StoreError> {
     let mut spaces = Vec::new();
     for (_, v) in store.scan("spaces")? {
-        let record: SpaceRecord = mes_protocol::codec::from_bytes(&v)
+        let record: SpaceRecord = mes_protocol::wire::codec::from_bytes(&v)
             .map_err(|e| StoreError(format!("stored space: {e}")))?;
         spaces.push(Space {
             record,
@@ -396,9 +396,9 @@ pub fn load_all(
     }
     let mut volumes = Vec::new();
     for (_, v) in store.scan("volumes")? {
-        let meta: VolumeMeta = mes_protocol::codec::from_bytes(&v)
+        let meta: VolumeMeta = mes_protocol::wire::codec::from_bytes(&v)
             .map_err(|e| StoreError(format!("stored volume: {e}")))?;
-        volumes.push(Volume::open(store, meta, actor));
+        volumes.push(LoadedVolume::open(store, meta, actor));
     }
     Ok((spaces, volumes))
 }

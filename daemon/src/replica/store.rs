@@ -20,7 +20,7 @@
 //! are whole values, so replaying is idempotent). Callers apply batches that touch the
 //! same keys one at a time (the daemon does, under its state lock).
 
-use mes_protocol::seal::SymmetricKey;
+use mes_protocol::crypto::seal::SymmetricKey;
 use rand::rngs::OsRng;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,7 +179,7 @@ impl SealedStore {
             .fetch_add(1, Ordering::Relaxed)
             .to_be_bytes();
         self.journal
-            .insert(id, mes_protocol::codec::to_bytes(&ops))?;
+            .insert(id, mes_protocol::wire::codec::to_bytes(&ops))?;
         apply_ops(&self.db, &ops)?;
         self.journal.remove(id)?;
         Ok(())
@@ -225,7 +225,7 @@ impl SealedStore {
         suffix: &[u8],
     ) -> Option<T> {
         let bytes = self.get(namespace, suffix).ok().flatten()?;
-        mes_protocol::codec::from_bytes(&bytes).ok()
+        mes_protocol::wire::codec::from_bytes(&bytes).ok()
     }
 
     /// Every `(suffix, value)` of a namespace, in suffix order.
@@ -262,7 +262,7 @@ fn replay_journal(db: &sled::Db, journal: &sled::Tree) -> Result<usize, StoreErr
     let mut n = 0;
     for entry in journal.iter() {
         let (id, ops) = entry?;
-        let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::codec::from_bytes(&ops)
+        let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::wire::codec::from_bytes(&ops)
             .map_err(|e| StoreError(format!("a journaled batch does not decode: {e}")))?;
         apply_ops(db, &ops)?;
         journal.remove(id)?;
@@ -330,7 +330,10 @@ mod tests {
             b.remove("volume/gone", &[]);
             // What `apply` does, stopped after the journal and two of the writes.
             s.journal
-                .insert(7u64.to_be_bytes(), mes_protocol::codec::to_bytes(&b.ops))
+                .insert(
+                    7u64.to_be_bytes(),
+                    mes_protocol::wire::codec::to_bytes(&b.ops),
+                )
                 .unwrap();
             apply_ops(&s.db, &b.ops[..2]).unwrap();
             s.db.flush().unwrap();

@@ -32,7 +32,7 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
             let st = daemon.state();
             (
                 st.identity.cert.clone(),
-                mes_protocol::keys::SigningSecret::from_bytes(
+                mes_protocol::crypto::keys::SigningSecret::from_bytes(
                     &st.identity.device.signing.to_bytes(),
                 ),
             )

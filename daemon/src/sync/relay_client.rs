@@ -2,9 +2,9 @@
 //! fingerprint, challenge-response authentication with the device key, then requests
 //! multiplexed by id on one stream, with pushes delivered on a channel.
 
-use mes_protocol::codec::MAX_WIRE_FRAME;
-use mes_protocol::framing::{read_frame, write_frame};
-use mes_protocol::keys::{DeviceCert, SigningSecret, CHALLENGE_CONTEXT};
+use mes_protocol::crypto::keys::{DeviceCert, SigningSecret, CHALLENGE_CONTEXT};
+use mes_protocol::wire::codec::MAX_WIRE_FRAME;
+use mes_protocol::wire::framing::{read_frame, write_frame};
 use mes_protocol::wire::{ClientFrame, Push, RelayFrame, Reply, Request, WireError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -156,7 +156,7 @@ impl RelayClient {
         target: &RelayTarget,
         cert: &DeviceCert,
         device_key: &SigningSecret,
-        vouch: Option<mes_protocol::recovery::AdmissionVouch>,
+        vouch: Option<mes_protocol::crypto::recovery::AdmissionVouch>,
     ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
         let conn = endpoint
             .connect_with(

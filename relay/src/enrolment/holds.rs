@@ -8,9 +8,9 @@
 //! holds are ready, drops, and releases the hold. The hub stores one key per hold,
 //! `h <nir> <principal>`, with no content and no count.
 
-use mes_protocol::enrol::Hold;
+use mes_protocol::enrolment::nir::Nir;
+use mes_protocol::enrolment::Hold;
 use mes_protocol::ids::{PrincipalId, SpaceId};
-use mes_protocol::nir::Nir;
 
 use crate::enrolment::service::Refusal;
 use crate::enrolment::store::{key, EnrolmentTables, Op};

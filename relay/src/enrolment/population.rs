@@ -5,7 +5,7 @@
 //! (`;`-separated NIRs of people in the same file). Sans IO: today is an input.
 
 use jiff::civil::Date;
-use mes_protocol::nir::Nir;
+use mes_protocol::enrolment::nir::Nir;
 use std::collections::HashMap;
 
 pub use crate::checked_csv::BadRow;
@@ -150,7 +150,7 @@ pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
     let mut ages: HashMap<Date, bool> = HashMap::new();
     let mut adult = |d: Date| {
         *ages.entry(d).or_insert_with(|| {
-            mes_protocol::authority::age_on(&d.to_string(), today).unwrap_or(0) >= 18
+            mes_protocol::access::authority::age_on(&d.to_string(), today).unwrap_or(0) >= 18
         })
     };
     let by_nir: HashMap<&Nir, &Insured> = rows.iter().map(|r| (&r.nir, r)).collect();

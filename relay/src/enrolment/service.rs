@@ -4,8 +4,8 @@
 //! due index, outbox), so a crash leaves either the old state or the new, never half.
 //! The state machine is [`crate::enrolment`]; the tables [`crate::enrolment::store`].
 
+use mes_protocol::enrolment::nir::Nir;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::nir::Nir;
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
@@ -615,8 +615,8 @@ pub fn activate(
             .status
             .activate(now)
             .map_err(|e| Refusal::State(e.to_string()))?;
-        mes_protocol::nir::check_identifier(&a.identifier).map_err(Refusal::Rule)?;
-        mes_protocol::nir::check_password(&a.password).map_err(Refusal::Rule)?;
+        mes_protocol::enrolment::nir::check_identifier(&a.identifier).map_err(Refusal::Rule)?;
+        mes_protocol::enrolment::nir::check_password(&a.password).map_err(Refusal::Rule)?;
         if let Some(e) = &email {
             let at = e.find('@');
             if !at.is_some_and(|i| i > 0 && e[i + 1..].contains('.')) {
@@ -850,7 +850,7 @@ pub fn set_reminders(
     t: &EnrolmentTables,
     policy: &Policy,
     secrets: &Secrets,
-    card: &mes_protocol::enrol::CardHolder,
+    card: &mes_protocol::enrolment::CardHolder,
     code: &str,
     off: bool,
     now: UnixMillis,
@@ -1212,10 +1212,10 @@ impl EnrolmentHub {
     /// Serves one request (blocking: password hashing and a durable write).
     pub fn serve(
         &self,
-        r: &mes_protocol::enrol::EnrolRequest,
+        r: &mes_protocol::enrolment::EnrolRequest,
         now: UnixMillis,
     ) -> Result<Status, Refusal> {
-        use mes_protocol::enrol::EnrolRequest as R;
+        use mes_protocol::enrolment::EnrolRequest as R;
         let (t, p, s) = (&self.tables, &self.policy, &self.secrets);
         match r {
             R::Activate {

@@ -376,13 +376,14 @@ fn dept_key(d: &str) -> [u8; 3] {
 /// the messages.
 fn outbox_value(messages: &[Outgoing]) -> Vec<u8> {
     let mut v = (messages.len() as u32).to_be_bytes().to_vec();
-    v.extend(mes_protocol::codec::to_bytes(&messages));
+    v.extend(mes_protocol::wire::codec::to_bytes(&messages));
     v
 }
 
 /// Decodes a stored value.
 pub fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, StoreError> {
-    mes_protocol::codec::from_bytes(v).map_err(|e| StoreError(format!("enrolment record: {e}")))
+    mes_protocol::wire::codec::from_bytes(v)
+        .map_err(|e| StoreError(format!("enrolment record: {e}")))
 }
 
 /// A big-endian u64 at the start of `v` (0 when shorter).
@@ -412,12 +413,12 @@ pub fn split_ops(
             Op::Person { loc, was, person } => people.push(PersonWrite {
                 loc,
                 was,
-                now: mes_protocol::codec::to_bytes(&*person),
+                now: mes_protocol::wire::codec::to_bytes(&*person),
             }),
             Op::QueueChunk(k, rest) => kv.push(put(
                 k,
                 rest.filter(|r| !r.is_empty())
-                    .map(|r| mes_protocol::codec::to_bytes(&r)),
+                    .map(|r| mes_protocol::wire::codec::to_bytes(&r)),
             )),
             Op::Due(at, loc) => due.entry(at.0).or_default().push(loc),
             Op::DueChunk(k) => kv.push(put(k, None)),
@@ -438,7 +439,7 @@ pub fn split_ops(
     for (at, locs) in due {
         kv.push(put(
             key(b'd', &[&at.to_be_bytes(), &seq()?.to_be_bytes()]),
-            Some(mes_protocol::codec::to_bytes(&locs)),
+            Some(mes_protocol::wire::codec::to_bytes(&locs)),
         ));
     }
     if !messages.is_empty() {

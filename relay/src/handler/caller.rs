@@ -2,9 +2,9 @@
 //! admitted, the first device of a person waiting to be listed, the files it read lately,
 //! and which requests list a first device.
 
-use crate::hub::Outbox;
+use crate::push::PushQueue;
+use mes_protocol::crypto::keys::DeviceCert;
 use mes_protocol::ids::{DeviceId, PrincipalId};
-use mes_protocol::keys::DeviceCert;
 use std::sync::Arc;
 
 /// An authenticated connection's identity.
@@ -14,7 +14,7 @@ pub struct Caller {
     /// Its principal.
     pub principal: PrincipalId,
     /// Where pushes for it go.
-    pub outbox: Arc<Outbox>,
+    pub outbox: Arc<PushQueue>,
     /// The address the connection came from (none in the simulator).
     pub source: Option<std::net::IpAddr>,
     /// Files this connection read lately, so each read is logged once (finding 8).

@@ -4,15 +4,15 @@
 //! on every space, and a grant to a service must stay inside the data it was approved
 //! for, read or write, never the whole space nor administration.
 
-use mes_protocol::catalogue::{CatalogueEntry, Service, Suspension};
-use mes_protocol::codec;
+use mes_protocol::access::membership::{Grant, Membership, Role, Signed};
+use mes_protocol::enrolment::catalogue::{CatalogueEntry, Service, Suspension};
 use mes_protocol::ids::PrincipalId;
-use mes_protocol::membership::{Grant, Membership, Role, Signed};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, WireError};
 use serde::Serialize;
 
 use crate::handler::Relay;
-use crate::store::RecordKind;
+use crate::store::Table;
 
 /// What an import did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
@@ -86,7 +86,7 @@ impl Relay {
         for e in &entries {
             self.store
                 .put_record(
-                    RecordKind::Catalogue,
+                    Table::Catalogue,
                     e.body.service.principal.0.to_vec(),
                     codec::to_bytes(e),
                 )

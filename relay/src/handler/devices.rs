@@ -2,11 +2,11 @@
 
 use super::{bad_record, internal, Admission, Caller, Relay, Rule, FIRST_DEVICES};
 use crate::access::{authorize, Need};
-use crate::store::{RecordKind, StoreError};
-use mes_protocol::codec;
+use crate::store::{StoreError, Table};
+use mes_protocol::access::membership::{DeviceRevocation, Membership, Signed};
+use mes_protocol::crypto::keys::DeviceCert;
 use mes_protocol::ids::{DeviceId, PrincipalId};
-use mes_protocol::keys::DeviceCert;
-use mes_protocol::membership::{DeviceRevocation, Membership, Signed};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, WireError};
 
 /// The key of a device's record: principal || device.
@@ -63,14 +63,14 @@ impl Relay {
 
     /// Admits a device at authentication (issue 22, finding 3): it must be on its person's
     /// list, which a principal's first device starts, a listed device extends
-    /// ([`Request::ListDevice`], pairing) and a recovery kit's admission key extends
+    /// ([`mes_protocol::wire::Request::ListDevice`], pairing) and a recovery kit's admission key extends
     /// (`vouch`); a revoked device never comes back. The principal's signature on a
     /// certificate is not enough: every device of a person holds the principal's keys,
     /// so a stolen device could certify a new one.
     pub async fn admit(
         &self,
         cert: &DeviceCert,
-        vouch: Option<&mes_protocol::recovery::AdmissionVouch>,
+        vouch: Option<&mes_protocol::crypto::recovery::AdmissionVouch>,
     ) -> Result<Admission, WireError> {
         if self.is_revoked(cert.body.device).await? {
             return Err(WireError::new(
@@ -84,7 +84,7 @@ impl Relay {
         let principal = cert.body.principal;
         let listed = self
             .store
-            .get_record(RecordKind::Device, &device_key(principal, cert.body.device))
+            .get_record(Table::Device, &device_key(principal, cert.body.device))
             .await
             .map_err(internal)?
             .is_some();
@@ -94,7 +94,7 @@ impl Relay {
         if let Some(v) = vouch {
             let registered = self
                 .store
-                .get_record(RecordKind::AdmissionKey, &principal.0)
+                .get_record(Table::AdmissionKey, &principal.0)
                 .await
                 .map_err(internal)?;
             if registered.as_deref() != Some(v.key.0.as_slice()) {
@@ -109,7 +109,7 @@ impl Relay {
         }
         let has_devices = !self
             .store
-            .scan_records(RecordKind::Device, &principal.0)
+            .scan_records(Table::Device, &principal.0)
             .await
             .map_err(internal)?
             .is_empty();
@@ -118,7 +118,7 @@ impl Relay {
         let listed_since = has_devices
             && self
                 .store
-                .get_record(RecordKind::Device, &device_key(principal, cert.body.device))
+                .get_record(Table::Device, &device_key(principal, cert.body.device))
                 .await
                 .map_err(internal)?
                 .is_some();
@@ -190,7 +190,7 @@ impl Relay {
         let key = device_key(principal, cert.body.device);
         let others = self
             .store
-            .scan_records(RecordKind::Device, &principal.0)
+            .scan_records(Table::Device, &principal.0)
             .await
             .map_err(internal)?;
         if !others.is_empty() && !others.iter().any(|(k, _)| *k == key) {
@@ -216,19 +216,19 @@ impl Relay {
         let key = device_key(cert.body.principal, cert.body.device);
         if self
             .store
-            .get_record(RecordKind::Device, &key)
+            .get_record(Table::Device, &key)
             .await
             .map_err(internal)?
             .is_none()
         {
             self.store
-                .put_record(RecordKind::Device, key, codec::to_bytes(cert))
+                .put_record(Table::Device, key, codec::to_bytes(cert))
                 .await
                 .map_err(internal)?;
             self.note_current(cert).await?;
             // A new device of a member: admins must wrap keys to it.
             for s in self.spaces_of(cert.body.principal) {
-                self.hub.publish_membership(s);
+                self.pushes.publish_membership(s);
             }
         }
         Ok(())
@@ -237,7 +237,7 @@ impl Relay {
     pub(super) async fn is_revoked(&self, device: DeviceId) -> Result<bool, WireError> {
         Ok(self
             .store
-            .get_record(RecordKind::Revocation, &device.0)
+            .get_record(Table::Revocation, &device.0)
             .await
             .map_err(internal)?
             .is_some())
@@ -248,7 +248,7 @@ impl Relay {
         let mut out = Vec::new();
         for (_, v) in self
             .store
-            .scan_records(RecordKind::Device, &principal.0)
+            .scan_records(Table::Device, &principal.0)
             .await
             .map_err(internal)?
         {
@@ -287,7 +287,7 @@ impl Relay {
         device: DeviceId,
     ) -> Result<Option<DeviceCert>, WireError> {
         self.store
-            .get_record(RecordKind::DeviceCurrent, &device.0)
+            .get_record(Table::DeviceCurrent, &device.0)
             .await
             .map_err(internal)?
             .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
@@ -303,7 +303,7 @@ impl Relay {
         if newer {
             self.store
                 .put_record(
-                    RecordKind::DeviceCurrent,
+                    Table::DeviceCurrent,
                     cert.body.device.0.to_vec(),
                     codec::to_bytes(cert),
                 )
@@ -334,16 +334,16 @@ impl Relay {
         }
         self.store
             .put_record(
-                RecordKind::Revocation,
+                Table::Revocation,
                 revocation.body.device.0.to_vec(),
                 codec::to_bytes(&revocation),
             )
             .await
             .map_err(internal)?;
-        self.hub
+        self.pushes
             .revoke_device(caller.principal, revocation.body.device);
         for s in self.spaces_of(caller.principal) {
-            self.hub.publish_membership(s);
+            self.pushes.publish_membership(s);
         }
         Ok(Reply::Done)
     }

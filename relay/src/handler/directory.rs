@@ -1,11 +1,11 @@
 //! The professional directory (lookups by RPPS and by structure, its import) and the catalogue of approved services.
 
 use super::{internal, Relay};
-use crate::store::{RecordKind, StoreError};
-use mes_protocol::codec;
+use crate::store::{StoreError, Table};
+use mes_protocol::access::membership::Signed;
+use mes_protocol::enrolment::principal::{DirectoryEntry, Professional, Rpps};
 use mes_protocol::ids::PrincipalId;
-use mes_protocol::membership::Signed;
-use mes_protocol::principal::{DirectoryEntry, Professional, Rpps};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, WireError};
 
 pub(super) fn rpps_key(rpps: &Rpps) -> Vec<u8> {
@@ -31,7 +31,7 @@ impl Relay {
         let mut entries = Vec::new();
         for (_, v) in self
             .store
-            .scan_records(RecordKind::Directory, &prefix)
+            .scan_records(Table::Directory, &prefix)
             .await
             .map_err(internal)?
         {
@@ -53,7 +53,7 @@ impl Relay {
             Rpps::parse(&rpps).map_err(|e| WireError::new(ErrorCode::BadRecord, e.to_string()))?;
         let principal = self
             .store
-            .get_record(RecordKind::Directory, &rpps_key(&rpps))
+            .get_record(Table::Directory, &rpps_key(&rpps))
             .await
             .map_err(internal)?
             .ok_or_else(|| {
@@ -89,7 +89,7 @@ impl Relay {
         principal: PrincipalId,
     ) -> Result<Option<Signed<DirectoryEntry>>, WireError> {
         self.store
-            .get_record(RecordKind::Directory, &principal_key(principal))
+            .get_record(Table::Directory, &principal_key(principal))
             .await
             .map_err(internal)?
             .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
@@ -113,7 +113,7 @@ impl Relay {
                 if old.body.professional.rpps != professional.rpps {
                     self.store
                         .put_record(
-                            RecordKind::Directory,
+                            Table::Directory,
                             rpps_key(&old.body.professional.rpps),
                             Vec::new(),
                         )
@@ -123,7 +123,7 @@ impl Relay {
                     if Some(left) != professional.structure.as_deref() {
                         self.store
                             .put_record(
-                                RecordKind::Directory,
+                                Table::Directory,
                                 structure_key(left, principal),
                                 Vec::new(),
                             )
@@ -134,7 +134,7 @@ impl Relay {
             if let Some(structure) = &professional.structure {
                 self.store
                     .put_record(
-                        RecordKind::Directory,
+                        Table::Directory,
                         structure_key(structure, principal),
                         principal.0.to_vec(),
                     )
@@ -151,13 +151,13 @@ impl Relay {
             );
             self.store
                 .put_record(
-                    RecordKind::Directory,
+                    Table::Directory,
                     principal_key(principal),
                     codec::to_bytes(&entry),
                 )
                 .await?;
             self.store
-                .put_record(RecordKind::Directory, rk, principal.0.to_vec())
+                .put_record(Table::Directory, rk, principal.0.to_vec())
                 .await?;
         }
         Ok(n)

@@ -1,10 +1,10 @@
 //! Emergency access (F7.5): the hub's escrow identities, break-glass and centre 15 releases.
 
 use super::{envelope_key, internal, Caller, Relay};
-use crate::store::{RecordKind, StoreError};
-use mes_protocol::codec;
-use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL, RELEASE_MILLIS};
+use crate::store::{StoreError, Table};
+use mes_protocol::access::escrow::{EscrowMode, ESCROWED_LABEL, RELEASE_MILLIS};
 use mes_protocol::ids::{PrincipalId, SpaceId};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, WireError};
 
 impl Relay {
@@ -69,7 +69,7 @@ impl Relay {
                 .unwrap(self.escrow.secret(mode))
                 .map_err(|err| internal(StoreError(err.to_string())))?;
             for cert in &devices {
-                let wrapped = mes_protocol::envelope::KeyEnvelope::wrap(
+                let wrapped = mes_protocol::crypto::envelope::KeyEnvelope::wrap(
                     e.slot,
                     &key,
                     cert.body.device,
@@ -79,7 +79,7 @@ impl Relay {
                 .map_err(|err| internal(StoreError(err.to_string())))?;
                 self.store
                     .put_record(
-                        RecordKind::Envelope,
+                        Table::Envelope,
                         envelope_key(space, cert.body.device, &codec::to_bytes(&e.slot)),
                         codec::to_bytes(&wrapped),
                     )
@@ -90,14 +90,14 @@ impl Relay {
         let until = self.clock.now().0 + RELEASE_MILLIS;
         self.store
             .put_record(
-                RecordKind::Release,
+                Table::Release,
                 [space.0.as_slice(), caller.principal.0.as_slice()].concat(),
                 codec::to_bytes(&(mode, until)),
             )
             .await
             .map_err(internal)?;
         self.record_volume_access(&m, caller, emergency).await?;
-        self.hub.publish_to_principal(
+        self.pushes.publish_to_principal(
             caller.principal,
             mes_protocol::wire::Push::MembershipChanged { space },
         );
@@ -113,7 +113,7 @@ impl Relay {
         let key = [space.0.as_slice(), who.0.as_slice()].concat();
         let Some(v) = self
             .store
-            .get_record(RecordKind::Release, &key)
+            .get_record(Table::Release, &key)
             .await
             .map_err(internal)?
         else {
@@ -134,7 +134,7 @@ impl Relay {
         let mut out = std::collections::HashSet::new();
         for (k, v) in self
             .store
-            .scan_records(RecordKind::Release, &[])
+            .scan_records(Table::Release, &[])
             .await
             .map_err(internal)?
         {

@@ -2,13 +2,13 @@
 
 use super::{internal, owner_only, Caller, Relay, Rule};
 use crate::access::{authorize, Need};
-use crate::store::{RecordKind, StoreError};
-use mes_protocol::codec;
-use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL};
+use crate::store::{StoreError, Table};
+use mes_protocol::access::escrow::{EscrowMode, ESCROWED_LABEL};
 use mes_protocol::ids::{DeviceId, SpaceId};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, WireError};
 
-use mes_protocol::envelope::KeyEnvelope;
+use mes_protocol::crypto::envelope::KeyEnvelope;
 
 pub(super) fn envelope_key(space: SpaceId, device: DeviceId, slot: &[u8]) -> Vec<u8> {
     [space.0.as_slice(), device.0.as_slice(), slot].concat()
@@ -46,7 +46,7 @@ impl Relay {
                     "only the owner wraps the keys of a private volume",
                 ));
             }
-            if e.recipient == mes_protocol::recovery::recovery_device(m.owner()) {
+            if e.recipient == mes_protocol::crypto::recovery::recovery_device(m.owner()) {
                 continue;
             }
             if let Some(mode) = EscrowMode::of_device(e.recipient) {
@@ -87,7 +87,7 @@ impl Relay {
         for e in envelopes {
             let key = envelope_key(e.slot.space, e.recipient, &codec::to_bytes(&e.slot));
             self.store
-                .put_record(RecordKind::Envelope, key, codec::to_bytes(&e))
+                .put_record(Table::Envelope, key, codec::to_bytes(&e))
                 .await
                 .map_err(internal)?;
             if !spaces.contains(&e.slot.space) {
@@ -96,7 +96,7 @@ impl Relay {
         }
         // Recipients learn that keys are waiting for them.
         for s in spaces {
-            self.hub.publish_membership(s);
+            self.pushes.publish_membership(s);
         }
         Ok(Reply::Done)
     }
@@ -125,7 +125,10 @@ impl Relay {
         owner_only(&m, caller.principal, "reads the recovery envelopes")?;
         Ok(Reply::Envelopes {
             envelopes: self
-                .envelopes_for(space, mes_protocol::recovery::recovery_device(m.owner()))
+                .envelopes_for(
+                    space,
+                    mes_protocol::crypto::recovery::recovery_device(m.owner()),
+                )
                 .await?,
         })
     }
@@ -135,9 +138,9 @@ impl Relay {
         &self,
         space: SpaceId,
         device: DeviceId,
-    ) -> Result<Vec<mes_protocol::envelope::KeyEnvelope>, WireError> {
+    ) -> Result<Vec<mes_protocol::crypto::envelope::KeyEnvelope>, WireError> {
         self.store
-            .scan_records(RecordKind::Envelope, &envelope_key(space, device, &[]))
+            .scan_records(Table::Envelope, &envelope_key(space, device, &[]))
             .await
             .map_err(internal)?
             .into_iter()

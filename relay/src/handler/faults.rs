@@ -2,11 +2,11 @@
 //! a rule is enforced, and a production relay runs [`Honest`], whose hooks change nothing.
 //! A control shows that the test around a rule fails when the rule is skipped.
 
-use mes_protocol::catalogue::CatalogueEntry;
-use mes_protocol::codec;
+use mes_protocol::access::membership::Signed;
+use mes_protocol::crypto::pairing::{PairingCode, PairingExchange};
+use mes_protocol::enrolment::catalogue::CatalogueEntry;
 use mes_protocol::ids::DeviceId;
-use mes_protocol::membership::Signed;
-use mes_protocol::pairing::{PairingCode, PairingExchange};
+use mes_protocol::wire::codec;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -178,11 +178,11 @@ impl Faults for Misbehaviour {
             return body;
         }
         let mut rng = rand::thread_rng();
-        match codec::from_bytes::<mes_protocol::pairing::PairMessage>(&body) {
-            Ok(mes_protocol::pairing::PairMessage::Spake(_)) => {
+        match codec::from_bytes::<mes_protocol::crypto::pairing::PairMessage>(&body) {
+            Ok(mes_protocol::crypto::pairing::PairMessage::Spake(_)) => {
                 let guess = PairingCode::generate(&mut rng);
                 let (_, msg) = PairingExchange::start(&guess, &mut rng);
-                codec::to_bytes(&mes_protocol::pairing::PairMessage::Spake(msg))
+                codec::to_bytes(&mes_protocol::crypto::pairing::PairMessage::Spake(msg))
             }
             _ => body,
         }

@@ -9,7 +9,7 @@
 
 use crate::defaults::{MAX_BLOB_CHUNK, MAX_BLOB_CHUNKS};
 use crate::handler::Relay;
-use crate::store::{RecordKind, StoreError};
+use crate::store::{StoreError, Table};
 use mes_protocol::ids::{BlobId, SpaceId};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{ErrorCode, WireError};
@@ -82,14 +82,14 @@ impl Relay {
     pub async fn file_usage(&self, space: SpaceId) -> Result<FileUsage, StoreError> {
         let committed = self
             .store
-            .scan_records(RecordKind::BlobOwner, &space.0)
+            .scan_records(Table::BlobOwner, &space.0)
             .await?
             .iter()
             .map(|(_, v)| committed_size(v))
             .sum();
         let pending = self
             .store
-            .scan_records(RecordKind::BlobPending, &space.0)
+            .scan_records(Table::BlobPending, &space.0)
             .await?
             .iter()
             .filter_map(|(_, v)| PendingUpload::decode(v))
@@ -102,7 +102,7 @@ impl Relay {
     async fn pending(&self, key: &[u8]) -> Result<Option<PendingUpload>, WireError> {
         Ok(self
             .store
-            .get_record(RecordKind::BlobPending, key)
+            .get_record(Table::BlobPending, key)
             .await
             .map_err(storage)?
             .and_then(|v| PendingUpload::decode(&v)))
@@ -145,7 +145,7 @@ impl Relay {
             grown_at: self.clock.now(),
         };
         self.store
-            .put_record(RecordKind::BlobPending, key, pending.encode())
+            .put_record(Table::BlobPending, key, pending.encode())
             .await
             .map_err(storage)
     }
@@ -161,11 +161,7 @@ impl Relay {
     ) -> Result<(), WireError> {
         let key = key(space, blob);
         self.store
-            .put_record(
-                RecordKind::BlobOwner,
-                key.clone(),
-                size.to_be_bytes().to_vec(),
-            )
+            .put_record(Table::BlobOwner, key.clone(), size.to_be_bytes().to_vec())
             .await
             .map_err(storage)?;
         if let Some(p) = self.pending(&key).await? {
@@ -176,7 +172,7 @@ impl Relay {
                     .map_err(storage)?;
             }
             self.store
-                .remove_record(RecordKind::BlobPending, key)
+                .remove_record(Table::BlobPending, key)
                 .await
                 .map_err(storage)?;
         }
@@ -189,11 +185,7 @@ impl Relay {
         let ttl = crate::defaults::UNCOMMITTED_UPLOAD_TTL.as_millis() as u64;
         let mut swept = 0;
         // Keys are space (16 bytes) || blob (32).
-        for (key, value) in self
-            .store
-            .scan_records(RecordKind::BlobPending, &[])
-            .await?
-        {
+        for (key, value) in self.store.scan_records(Table::BlobPending, &[]).await? {
             let (Some(p), Some(blob)) = (
                 PendingUpload::decode(&value),
                 key.get(16..).and_then(|b| <[u8; 32]>::try_from(b).ok()),
@@ -204,9 +196,7 @@ impl Relay {
                 continue;
             }
             self.store.remove_blob_chunks(&blob, 0, p.reserved).await?;
-            self.store
-                .remove_record(RecordKind::BlobPending, key)
-                .await?;
+            self.store.remove_record(Table::BlobPending, key).await?;
             swept += 1;
         }
         Ok(swept)

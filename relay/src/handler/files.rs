@@ -3,12 +3,19 @@
 use super::{bad_record, internal, Caller, Relay, Rule};
 use crate::access::Need;
 use crate::defaults::MAX_BLOB_CHUNK;
-use crate::store::RecordKind;
-use mes_protocol::history::AccessTarget;
+use crate::store::Table;
+use mes_protocol::access::history::AccessTarget;
 use mes_protocol::ids::{SpaceId, VolumeId};
 use mes_protocol::wire::{ErrorCode, Reply, WireError};
 
 use mes_protocol::ids::BlobId;
+
+/// One chunk of an upload: its index, whether it is the file's last, its bytes.
+pub(super) struct Chunk {
+    pub(super) index: u32,
+    pub(super) last: bool,
+    pub(super) data: Vec<u8>,
+}
 
 impl Relay {
     /// Uploads one chunk of a blob; the last chunk commits it if the hash matches, and
@@ -20,9 +27,7 @@ impl Relay {
         space: SpaceId,
         volume: VolumeId,
         blob: BlobId,
-        index: u32,
-        last: bool,
-        data: Vec<u8>,
+        Chunk { index, last, data }: Chunk,
     ) -> Result<Reply, WireError> {
         // Finding 8: a file is uploaded for the volume whose entries reference it,
         // by someone who may write there.
@@ -174,7 +179,7 @@ impl Relay {
         }
         match self
             .store
-            .get_record(RecordKind::BlobSpace, &blob.0)
+            .get_record(Table::BlobSpace, &blob.0)
             .await
             .map_err(internal)?
         {
@@ -198,7 +203,7 @@ impl Relay {
         let key = [space.0.as_slice(), blob.0.as_slice()].concat();
         Ok(self
             .store
-            .get_record(RecordKind::BlobOwner, &key)
+            .get_record(Table::BlobOwner, &key)
             .await
             .map_err(internal)?
             .is_some())
@@ -213,7 +218,7 @@ impl Relay {
     ) -> Result<(), WireError> {
         let key = [space.0.as_slice(), blob.0.as_slice(), volume.0.as_slice()].concat();
         self.store
-            .put_record(RecordKind::BlobVolume, key, Vec::new())
+            .put_record(Table::BlobVolume, key, Vec::new())
             .await
             .map_err(internal)
     }
@@ -231,7 +236,7 @@ impl Relay {
         let key = [prefix.as_slice(), volume.0.as_slice()].concat();
         if self
             .store
-            .get_record(RecordKind::BlobVolume, &key)
+            .get_record(Table::BlobVolume, &key)
             .await
             .map_err(internal)?
             .is_some()
@@ -240,7 +245,7 @@ impl Relay {
         }
         Ok(self
             .store
-            .scan_records(RecordKind::BlobVolume, &prefix)
+            .scan_records(Table::BlobVolume, &prefix)
             .await
             .map_err(internal)?
             .is_empty())
@@ -255,7 +260,7 @@ impl Relay {
         let _one_binding = self.binding_lock.lock().await;
         self.blob_bound_here(space, blob).await?;
         self.store
-            .put_record(RecordKind::BlobSpace, blob.0.to_vec(), space.0.to_vec())
+            .put_record(Table::BlobSpace, blob.0.to_vec(), space.0.to_vec())
             .await
             .map_err(internal)
     }

@@ -3,10 +3,10 @@
 use super::{internal, Caller, Relay};
 use crate::access::{authorize, Need};
 use crate::access_history::Accessor;
-use mes_protocol::history::{AccessMode, AccessTarget};
+use mes_protocol::access::history::{AccessMode, AccessTarget};
+use mes_protocol::access::membership::{Membership, Signed};
+use mes_protocol::enrolment::principal::DirectoryEntry;
 use mes_protocol::ids::{SpaceId, VolumeId};
-use mes_protocol::membership::{Membership, Signed};
-use mes_protocol::principal::DirectoryEntry;
 use mes_protocol::wire::{Reply, WireError, MAX_HISTORY};
 
 impl Relay {
@@ -88,7 +88,7 @@ impl Relay {
             )
             .await
             .map_err(internal)?;
-        self.hub.publish_to_principal(
+        self.pushes.publish_to_principal(
             m.owner(),
             mes_protocol::wire::Push::History {
                 space: m.space(),

@@ -3,11 +3,11 @@
 use super::{bad_record, internal, Caller, Relay, Rule};
 use crate::access::Need;
 use crate::defaults::MAX_APPEND_BUNDLES;
-use crate::store::{RecordKind, StoreError};
-use mes_protocol::codec;
+use crate::store::{StoreError, Table};
+use mes_protocol::access::membership::{Membership, Signed};
+use mes_protocol::crypto::seal::SealedBundle;
 use mes_protocol::ids::{Seq, SpaceId, VolumeId};
-use mes_protocol::membership::{Membership, Signed};
-use mes_protocol::seal::SealedBundle;
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, WireError, MAX_FETCH};
 use std::sync::Arc;
 
@@ -162,7 +162,7 @@ impl Relay {
                 .await?;
         }
         for v in volumes {
-            self.hub.subscribe(space, v, &caller.outbox);
+            self.pushes.subscribe(space, v, &caller.outbox);
             let head = self.store.head(v).await.map_err(internal)?;
             if head > Seq(0) {
                 caller.outbox.head(space, v, head);
@@ -174,23 +174,27 @@ impl Relay {
     /// Checks the author signatures an append needs, batched with the concurrent appends'
     /// checks; names the first bad bundle.
     pub(super) async fn verify_authors(&self, bundles: &[SealedBundle]) -> Result<(), WireError> {
-        let (index, checks): (Vec<usize>, Vec<mes_protocol::keys::Check>) =
+        let (index, checks): (Vec<usize>, Vec<mes_protocol::crypto::keys::Check>) =
             SealedBundle::author_checks(bundles).into_iter().unzip();
         let held = self
             .signatures
-            .run(checks, |all: Vec<Vec<mes_protocol::keys::Check>>| {
-                let flat: Vec<mes_protocol::keys::Check> = all.iter().flatten().cloned().collect();
-                let mut ok = mes_protocol::keys::verify_checks(&flat).into_iter();
-                all.iter()
-                    .map(|c| ok.by_ref().take(c.len()).collect())
-                    .collect()
-            })
+            .run(
+                checks,
+                |all: Vec<Vec<mes_protocol::crypto::keys::Check>>| {
+                    let flat: Vec<mes_protocol::crypto::keys::Check> =
+                        all.iter().flatten().cloned().collect();
+                    let mut ok = mes_protocol::crypto::keys::verify_checks(&flat).into_iter();
+                    all.iter()
+                        .map(|c| ok.by_ref().take(c.len()).collect())
+                        .collect()
+                },
+            )
             .await;
         match held.iter().position(|ok| !ok) {
             Some(k) => Err(bad_record(format!(
                 "bundle {} of the append: {}",
                 index[k],
-                mes_protocol::keys::SignatureError::Mismatch { what: "bundle" }
+                mes_protocol::crypto::keys::SignatureError::Mismatch { what: "bundle" }
             ))),
             None => Ok(()),
         }
@@ -219,7 +223,8 @@ impl Relay {
         m: &Membership,
     ) -> Result<(), WireError> {
         let h = &b.header;
-        if h.suite == mes_protocol::seal::CipherSuite::Null && !self.faults.skips(Rule::NullCipher)
+        if h.suite == mes_protocol::crypto::seal::CipherSuite::Null
+            && !self.faults.skips(Rule::NullCipher)
         {
             return Err(bad_record(
                 "bundle sealed with the null cipher: this relay stores ciphertext only",
@@ -268,7 +273,7 @@ impl Relay {
         let _one_binding = self.binding_lock.lock().await;
         let bound = self
             .store
-            .get_record(RecordKind::VolumeSpace, &volume.0)
+            .get_record(Table::VolumeSpace, &volume.0)
             .await
             .map_err(internal)?;
         match bound {
@@ -276,7 +281,7 @@ impl Relay {
             Some(_) => Err(volume_taken(volume)),
             None => self
                 .store
-                .put_record(RecordKind::VolumeSpace, volume.0.to_vec(), space.0.to_vec())
+                .put_record(Table::VolumeSpace, volume.0.to_vec(), space.0.to_vec())
                 .await
                 .map_err(internal),
         }
@@ -289,7 +294,7 @@ impl Relay {
     pub(super) async fn new_generation(
         &self,
         caller: &Caller,
-        decl: Signed<mes_protocol::membership::VolumeDecl>,
+        decl: Signed<mes_protocol::access::membership::VolumeDecl>,
         after: Seq,
         snapshot: SealedBundle,
     ) -> Result<Reply, WireError> {

@@ -3,21 +3,21 @@
 use super::{bad_record, envelope_key, internal, owner_only, Caller, Relay, Rule};
 use crate::access::{authorize, Need};
 use crate::access::{decide, release_may_open, Facts};
-use crate::store::{RecordKind, StoreError};
-use mes_protocol::catalogue::CatalogueEntry;
-use mes_protocol::choices::AttendingPolicy;
-use mes_protocol::codec;
-use mes_protocol::escrow::{EscrowMode, ESCROWED_LABEL};
-use mes_protocol::habilitation::Matrix;
+use crate::store::{StoreError, Table};
+use mes_protocol::access::choices::AttendingPolicy;
+use mes_protocol::access::escrow::{EscrowMode, ESCROWED_LABEL};
+use mes_protocol::access::habilitation::Matrix;
+use mes_protocol::access::membership::{Grant, Role};
+use mes_protocol::access::membership::{Membership, Signed};
+use mes_protocol::enrolment::catalogue::CatalogueEntry;
 use mes_protocol::ids::{PrincipalId, SpaceId};
-use mes_protocol::membership::{Grant, Role};
-use mes_protocol::membership::{Membership, Signed};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, WireError};
 use std::sync::Arc;
 
-use mes_protocol::authority::Handover;
-use mes_protocol::choices::PersonChoices;
-use mes_protocol::membership::{SpaceGenesis, VolumeDecl};
+use mes_protocol::access::authority::Handover;
+use mes_protocol::access::choices::PersonChoices;
+use mes_protocol::access::membership::{SpaceGenesis, VolumeDecl};
 
 impl Relay {
     /// Creates a space (first come; the genesis names the owner).
@@ -186,12 +186,12 @@ impl Relay {
             let prefix = envelope_key(space, mode.device(), &[]);
             for (k, _) in self
                 .store
-                .scan_records(RecordKind::Envelope, &prefix)
+                .scan_records(Table::Envelope, &prefix)
                 .await
                 .map_err(internal)?
             {
                 self.store
-                    .remove_record(RecordKind::Envelope, k)
+                    .remove_record(Table::Envelope, k)
                     .await
                     .map_err(internal)?;
             }
@@ -233,7 +233,7 @@ impl Relay {
         }
         self.store
             .put_record(
-                RecordKind::AdmissionKey,
+                Table::AdmissionKey,
                 caller.principal.0.to_vec(),
                 key.0.to_vec(),
             )
@@ -354,7 +354,7 @@ impl Relay {
             ));
         }
         let removal = Signed::sign(
-            mes_protocol::authority::CourtRemoval {
+            mes_protocol::access::authority::CourtRemoval {
                 space,
                 principal,
                 reference: reference.trim().to_string(),
@@ -374,11 +374,7 @@ impl Relay {
 
     pub(super) async fn save_membership(&self, m: Membership) -> Result<(), WireError> {
         self.store
-            .put_record(
-                RecordKind::Membership,
-                m.space().0.to_vec(),
-                codec::to_bytes(&m),
-            )
+            .put_record(Table::Membership, m.space().0.to_vec(), codec::to_bytes(&m))
             .await
             .map_err(internal)?;
         self.membership_changed(m.clone());
@@ -392,28 +388,24 @@ impl Relay {
     pub(super) async fn recheck_subscriptions(&self, m: &Membership) -> Result<(), WireError> {
         let now = self.clock.now();
         let current = m.at(now);
-        for (volume, who, out) in self.hub.subscriptions_of(m.space()) {
+        for (volume, who, out) in self.pushes.subscriptions_of(m.space()) {
             let readable = authorize(&current, who, Need::Read(volume)).is_ok()
                 && !self.blocked(m, who).await?;
             let released = !readable
                 && m.volume(volume).is_some_and(|d| d.label == ESCROWED_LABEL)
                 && self.release(m.space(), who).await?.is_some();
             if !readable && !released {
-                self.hub.unsubscribe(volume, &out);
+                self.pushes.unsubscribe(volume, &out);
             }
         }
         Ok(())
     }
 
     /// Refreshes a cached record another instance changed (a shared backend's hook).
-    pub(super) async fn reload_cached(
-        &self,
-        kind: RecordKind,
-        key: Vec<u8>,
-    ) -> Result<(), StoreError> {
+    pub(super) async fn reload_cached(&self, kind: Table, key: Vec<u8>) -> Result<(), StoreError> {
         let value = self.store.get_record(kind, &key).await?;
         match kind {
-            RecordKind::Membership => {
+            Table::Membership => {
                 if let Some(v) = value {
                     let m: Membership = codec::from_bytes(&v)
                         .map_err(|e| StoreError(format!("stored membership: {e}")))?;
@@ -423,7 +415,7 @@ impl Relay {
                         .map_err(|e| StoreError(e.to_string()))?;
                 }
             }
-            RecordKind::Catalogue => {
+            Table::Catalogue => {
                 if let Some(v) = value {
                     let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
                         .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
@@ -433,7 +425,7 @@ impl Relay {
                         .insert(e.body.service.principal, e);
                 }
             }
-            RecordKind::Closed => {
+            Table::Closed => {
                 if let Ok(id) = <[u8; 16]>::try_from(key.as_slice()) {
                     let mut closed = self.closed.write().expect("closed lock");
                     if value.is_some() {
@@ -463,9 +455,9 @@ impl Relay {
             .write()
             .expect("membership lock")
             .insert(space, m);
-        self.hub.publish_membership(space);
+        self.pushes.publish_membership(space);
         for p in members {
-            self.hub
+            self.pushes
                 .publish_to_principal(p, mes_protocol::wire::Push::MembershipChanged { space });
         }
     }
@@ -495,7 +487,7 @@ impl Relay {
             // Under the law of 2022 the médecin traitant's reading cannot be narrowed.
             if attending
                 && self.attending_policy(m) == AttendingPolicy::Law2022
-                && (label == mes_protocol::habilitation::HIDDEN
+                && (label == mes_protocol::access::habilitation::HIDDEN
                     || Matrix::builtin().may_read_volume(profession, label))
             {
                 return Err(WireError::new(
@@ -532,7 +524,8 @@ impl Relay {
             return Ok(());
         }
         // A thread the professional started has a volume of its own (F4.2).
-        if label.starts_with(mes_protocol::messages::THREADS_PREFIX) && role <= Role::Write {
+        if label.starts_with(mes_protocol::record::messages::THREADS_PREFIX) && role <= Role::Write
+        {
             return Ok(());
         }
         if g.volume.is_none() {
@@ -540,9 +533,9 @@ impl Relay {
                 "a consent names volumes; {role:?} on the whole space goes beyond the habilitation matrix"
             ));
         }
-        let hidden_for_attending = label == mes_protocol::habilitation::HIDDEN
+        let hidden_for_attending = label == mes_protocol::access::habilitation::HIDDEN
             && attending
-            && profession == mes_protocol::habilitation::PHYSICIAN;
+            && profession == mes_protocol::access::habilitation::PHYSICIAN;
         if hidden_for_attending || Matrix::builtin().may_read_volume(profession, label) {
             Ok(())
         } else {
@@ -556,13 +549,13 @@ impl Relay {
     pub(super) async fn set_closed(&self, space: SpaceId, closed: bool) -> Result<(), WireError> {
         if closed {
             self.store
-                .put_record(RecordKind::Closed, space.0.to_vec(), Vec::new())
+                .put_record(Table::Closed, space.0.to_vec(), Vec::new())
                 .await
                 .map_err(internal)?;
             self.closed.write().expect("closed lock").insert(space);
         } else {
             self.store
-                .remove_record(RecordKind::Closed, space.0.to_vec())
+                .remove_record(Table::Closed, space.0.to_vec())
                 .await
                 .map_err(internal)?;
             self.closed.write().expect("closed lock").remove(&space);

@@ -1,4 +1,4 @@
-//! The relay's shared state and its request handler: membership cache, store, hub.
+//! The relay's shared state and its request handler: membership cache, store, pushes.
 //!
 //! [`Relay::handle`] turns one authenticated request into a reply; it checks the caller's
 //! rights ([`crate::access`]), every record's signature, and every bundle's binding and
@@ -10,7 +10,7 @@ mod catalogue;
 mod devices;
 mod directory;
 mod emergency;
-mod enrol;
+mod enrolment;
 mod envelopes;
 mod faults;
 pub mod file_quota;
@@ -28,16 +28,16 @@ pub use faults::{Faults, Honest, Misbehaviour, Rule};
 use crate::access::Need;
 use crate::access_history::AccessHistory;
 use crate::escrow::Escrow;
-use crate::hub::Hub;
-use crate::store::{RecordKind, Store, StoreError};
-use mes_protocol::catalogue::CatalogueEntry;
-use mes_protocol::choices::AttendingPolicy;
-use mes_protocol::codec;
+use crate::push::Pushes;
+use crate::store::{Store, StoreError, Table};
+use mes_protocol::access::choices::AttendingPolicy;
+use mes_protocol::access::membership::{Membership, Signed};
+use mes_protocol::crypto::keys::DeviceCert;
+use mes_protocol::crypto::keys::SigningSecret;
+use mes_protocol::enrolment::catalogue::CatalogueEntry;
 use mes_protocol::ids::{PrincipalId, SpaceId, VolumeId};
-use mes_protocol::keys::DeviceCert;
-use mes_protocol::keys::SigningSecret;
-use mes_protocol::membership::{Membership, Signed};
 use mes_protocol::time::{Clock, SystemClock};
+use mes_protocol::wire::codec;
 use mes_protocol::wire::{ErrorCode, Reply, Request, WireError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -84,7 +84,7 @@ pub struct Relay {
     /// Requests refused so far (each is also logged).
     refusals: std::sync::atomic::AtomicU64,
     /// Subscriptions and rendezvous.
-    pub hub: Arc<Hub>,
+    pub pushes: Arc<Pushes>,
     memberships: RwLock<HashMap<SpaceId, Membership>>,
     /// Where the tests' controls make it misbehave ([`Honest`] in production).
     faults: Arc<dyn Faults>,
@@ -106,7 +106,8 @@ pub struct Relay {
     /// The catalogue of approved services (F6), by service principal.
     pub(crate) catalogue: RwLock<HashMap<PrincipalId, Signed<CatalogueEntry>>>,
     /// Bundle signatures of concurrent appends, checked in one batch.
-    signatures: crate::group_commit::AsyncCombiner<Vec<mes_protocol::keys::Check>, Vec<bool>>,
+    signatures:
+        crate::group_commit::AsyncCombiner<Vec<mes_protocol::crypto::keys::Check>, Vec<bool>>,
     /// Bytes of frames all connections hold at once (issue 22 finding 5).
     pub budgets: crate::server::byte_budget::RelayBudgets,
     /// First devices admitted but not listed yet (finding 6), by principal, the oldest
@@ -145,7 +146,7 @@ pub(super) fn bad_record(e: impl std::fmt::Display) -> WireError {
 }
 
 impl Relay {
-    /// Loads the membership cache and wires the store's notify hook to the hub.
+    /// Loads the membership cache and wires the store's notify hook to the pushes.
     pub async fn new(
         store: Arc<dyn Store>,
         keys: RelayKeys,
@@ -172,25 +173,25 @@ impl Relay {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, StoreError> {
         let mut memberships = HashMap::new();
-        for (_, v) in store.scan_records(RecordKind::Membership, &[]).await? {
+        for (_, v) in store.scan_records(Table::Membership, &[]).await? {
             let m: Membership =
                 codec::from_bytes(&v).map_err(|e| StoreError(format!("stored membership: {e}")))?;
             memberships.insert(m.space(), m);
         }
         let mut catalogue = HashMap::new();
-        for (_, v) in store.scan_records(RecordKind::Catalogue, &[]).await? {
+        for (_, v) in store.scan_records(Table::Catalogue, &[]).await? {
             let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
                 .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
             catalogue.insert(e.body.service.principal, e);
         }
         let closed = store
-            .scan_records(RecordKind::Closed, &[])
+            .scan_records(Table::Closed, &[])
             .await?
             .into_iter()
             .filter_map(|(k, _)| Some(SpaceId(k.try_into().ok()?)))
             .collect();
-        let hub = Arc::new(Hub::default());
-        let h = hub.clone();
+        let pushes = Arc::new(Pushes::default());
+        let h = pushes.clone();
         store.set_notify(Box::new(move |volume, head| h.publish_head(volume, head)));
         let relay = Arc::new(Relay {
             history: AccessHistory::new(store.clone()),
@@ -199,7 +200,7 @@ impl Relay {
             escrow: keys.escrow,
             policy,
             refusals: Default::default(),
-            hub,
+            pushes,
             memberships: RwLock::new(memberships),
             faults,
             clock,
@@ -241,7 +242,7 @@ impl Relay {
     /// Whether the store answers a read (the `/health` check).
     pub async fn health(&self) -> Result<(), StoreError> {
         self.store
-            .get_record(RecordKind::Membership, b"health-check")
+            .get_record(Table::Membership, b"health-check")
             .await
             .map(|_| ())
     }
@@ -359,8 +360,14 @@ impl Relay {
                 last,
                 data,
             } => {
-                self.put_blob_chunk(caller, space, volume, blob, index, last, data)
-                    .await
+                self.put_blob_chunk(
+                    caller,
+                    space,
+                    volume,
+                    blob,
+                    files::Chunk { index, last, data },
+                )
+                .await
             }
             Request::BindBlob {
                 space,

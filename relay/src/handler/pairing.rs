@@ -10,7 +10,7 @@ impl Relay {
         caller: &Caller,
         rendezvous: [u8; 16],
     ) -> Result<Reply, WireError> {
-        self.hub.join_rendezvous(rendezvous, &caller.outbox)?;
+        self.pushes.join_rendezvous(rendezvous, &caller.outbox)?;
         Ok(Reply::Done)
     }
 
@@ -41,7 +41,8 @@ impl Relay {
             ));
         }
         let body = self.faults.pairing_message(body);
-        self.hub.forward_pairing(rendezvous, &caller.outbox, body);
+        self.pushes
+            .forward_pairing(rendezvous, &caller.outbox, body);
         Ok(Reply::Done)
     }
 }

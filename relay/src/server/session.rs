@@ -1,7 +1,7 @@
 //! One task per QUIC connection: challenge-response authentication, then a reader that
 //! handles requests in order and a writer that owns the stream's send half.
 //!
-//! The writer drains a queue of encoded replies and the connection's [`Outbox`] of
+//! The writer drains a queue of encoded replies and the connection's [`PushQueue`] of
 //! coalesced pushes. Everything is bounded in bytes (issue 22 finding 5): a request
 //! frame's body draws on the relay-wide pool before it is read, a reply on the
 //! connection's queue and the relay-wide pool before it is queued, so a reader that
@@ -10,9 +10,9 @@
 //! not buffered. A frame that does not decode or is too large gets a
 //! [`RelayFrame::Fatal`] naming the problem, and only that connection is closed.
 
-use mes_protocol::codec::{self, MAX_WIRE_FRAME};
-use mes_protocol::framing::{read_frame, read_frame_reserving, write_frame, FrameError};
-use mes_protocol::keys::{verify, CHALLENGE_CONTEXT};
+use mes_protocol::crypto::keys::{verify, CHALLENGE_CONTEXT};
+use mes_protocol::wire::codec::{self, MAX_WIRE_FRAME};
+use mes_protocol::wire::framing::{read_frame, read_frame_reserving, write_frame, FrameError};
 use mes_protocol::wire::{ClientFrame, ErrorCode, RelayFrame, WireError};
 use rand::RngCore;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tracing::{debug, info_span, Instrument};
 
 use crate::defaults::{CONNECTION_QUEUE_BYTES, HELLO_TIMEOUT, SMALL_FRAME, WRITE_STALL};
 use crate::handler::{Caller, Relay};
-use crate::hub::Outbox;
+use crate::push::PushQueue;
 use crate::server::byte_budget::{ByteBudget, Held};
 
 /// Serves one connection until it closes.
@@ -78,8 +78,8 @@ async fn run(
     let caller = match Box::pin(authenticate(&relay, hello, &nonce, fingerprint)).await {
         Ok((cert, admission)) => {
             let (device, principal) = (cert.body.device, cert.body.principal);
-            let outbox = Arc::new(Outbox::default());
-            relay.hub.join_principal(principal, device, &outbox);
+            let outbox = Arc::new(PushQueue::default());
+            relay.pushes.join_principal(principal, device, &outbox);
             Caller {
                 device,
                 principal,
@@ -140,7 +140,13 @@ async fn authenticate(
     hello: Result<Result<Option<ClientFrame>, FrameError>, tokio::time::error::Elapsed>,
     nonce: &[u8; 32],
     fingerprint: &str,
-) -> Result<(mes_protocol::keys::DeviceCert, crate::handler::Admission), WireError> {
+) -> Result<
+    (
+        mes_protocol::crypto::keys::DeviceCert,
+        crate::handler::Admission,
+    ),
+    WireError,
+> {
     let frame = match hello {
         Err(_) => {
             return Err(WireError::new(
@@ -184,7 +190,7 @@ async fn authenticate(
 
 fn frame_error(e: &FrameError) -> WireError {
     match e {
-        FrameError::Decode(mes_protocol::codec::DecodeError::TooLarge { .. }) => {
+        FrameError::Decode(mes_protocol::wire::codec::DecodeError::TooLarge { .. }) => {
             WireError::new(ErrorCode::TooLarge, e.to_string())
         }
         _ => WireError::new(ErrorCode::BadFrame, e.to_string()),
@@ -315,7 +321,7 @@ enum WriteFailed {
     /// The peer took none of the bytes for [`WRITE_STALL`].
     Stalled,
     /// The hub ended the connection meanwhile.
-    Ended(crate::hub::Ended),
+    Ended(crate::push::Ended),
 }
 
 /// Writes `bytes` in pieces, each of which must leave within [`WRITE_STALL`]: a peer that
@@ -324,7 +330,7 @@ enum WriteFailed {
 async fn write_or_stall(
     send: &mut quinn::SendStream,
     bytes: &[u8],
-    outbox: &Outbox,
+    outbox: &PushQueue,
 ) -> Result<(), WriteFailed> {
     for piece in bytes.chunks(64 << 10) {
         tokio::select! {
@@ -342,7 +348,7 @@ async fn write_or_stall(
 async fn write_loop(
     mut send: quinn::SendStream,
     mut rx: mpsc::UnboundedReceiver<Queued>,
-    outbox: Arc<Outbox>,
+    outbox: Arc<PushQueue>,
     conn: quinn::Connection,
     stalled: prometheus_client::metrics::counter::Counter,
 ) -> quinn::SendStream {

@@ -62,7 +62,7 @@ pub type NotifyHook = Box<dyn Fn(VolumeId, Seq) + Send + Sync>;
 
 /// Callback receiving a record changed by another relay instance (kind, key), for the
 /// caches a relay keeps (memberships, catalogue, closed spaces).
-pub type RecordHook = Box<dyn Fn(RecordKind, &[u8]) + Send + Sync>;
+pub type RecordHook = Box<dyn Fn(Table, &[u8]) + Send + Sync>;
 
 /// A stored snapshot: (covers up to, bytes).
 pub type Snapshot = (Seq, Vec<u8>);
@@ -73,9 +73,9 @@ pub type BlobChunk = (Vec<u8>, bool);
 /// A stored record: (key, value).
 pub type Record = (Vec<u8>, Vec<u8>);
 
-/// Kinds of records, each its own key space.
+/// A table of the store: one kind of record, its own key space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecordKind {
+pub enum Table {
     /// Space membership (genesis, volumes, grants), by space id.
     Membership,
     /// Device certificates, by device id.
@@ -92,7 +92,7 @@ pub enum RecordKind {
     History,
     /// Emergency releases (F7.5), by space || principal: mode and expiry.
     Release,
-    /// Hub-signed catalogue entries (F6), by service principal.
+    /// Pushes-signed catalogue entries (F6), by service principal.
     Catalogue,
     /// Spaces closed by their person (F1.6), archived and refused, by space id.
     Closed,
@@ -115,33 +115,30 @@ pub enum RecordKind {
     BlobPending,
 }
 
-impl RecordKind {
+impl Table {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [RecordKind; 16] = [
-        RecordKind::Membership,
-        RecordKind::Device,
-        RecordKind::Revocation,
-        RecordKind::Envelope,
-        RecordKind::BlobOwner,
-        RecordKind::Directory,
-        RecordKind::History,
-        RecordKind::Release,
-        RecordKind::Catalogue,
-        RecordKind::Closed,
-        RecordKind::VolumeSpace,
-        RecordKind::AdmissionKey,
-        RecordKind::BlobSpace,
-        RecordKind::DeviceCurrent,
-        RecordKind::BlobVolume,
-        RecordKind::BlobPending,
+    pub const ALL: [Table; 16] = [
+        Table::Membership,
+        Table::Device,
+        Table::Revocation,
+        Table::Envelope,
+        Table::BlobOwner,
+        Table::Directory,
+        Table::History,
+        Table::Release,
+        Table::Catalogue,
+        Table::Closed,
+        Table::VolumeSpace,
+        Table::AdmissionKey,
+        Table::BlobSpace,
+        Table::DeviceCurrent,
+        Table::BlobVolume,
+        Table::BlobPending,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.
     pub fn cached(self) -> bool {
-        matches!(
-            self,
-            RecordKind::Membership | RecordKind::Catalogue | RecordKind::Closed
-        )
+        matches!(self, Table::Membership | Table::Catalogue | Table::Closed)
     }
 }
 
@@ -188,26 +185,26 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a record durably (absent is fine).
     fn remove_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Writes a record durably.
     fn put_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Reads a record.
     fn get_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
     /// Records whose key starts with `prefix`.
     fn scan_records<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         prefix: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>>;
     /// Stores a blob chunk (not yet committed).

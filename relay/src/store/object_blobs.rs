@@ -9,7 +9,7 @@
 //! here, as everywhere. Durability is the object store's: a PUT is acknowledged once the
 //! store says it holds the object (docs/operator-guide.md says how to make SeaweedFS sync).
 
-use super::{BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordHook, RecordKind};
+use super::{BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordHook, Table};
 use super::{Snapshot, Store, StoreError};
 use mes_protocol::ids::{Seq, VolumeId};
 use object_store::path::Path;
@@ -163,7 +163,7 @@ impl Store for ObjectBlobs {
 
     fn remove_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         self.inner.remove_record(kind, key)
@@ -171,7 +171,7 @@ impl Store for ObjectBlobs {
 
     fn put_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -180,7 +180,7 @@ impl Store for ObjectBlobs {
 
     fn get_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         self.inner.get_record(kind, key)
@@ -188,7 +188,7 @@ impl Store for ObjectBlobs {
 
     fn scan_records<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         prefix: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         self.inner.scan_records(kind, prefix)

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{Client, NoTls};
 
 use super::{
-    BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordHook, RecordKind, Snapshot, Store,
-    StoreError,
+    BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordHook, Snapshot, Store, StoreError,
+    Table,
 };
 
 /// The schema, applied in order; each runs once (table `mes_migrations`).
@@ -124,7 +124,7 @@ impl Hooks {
         }
     }
 
-    fn record_changed(&self, kind: RecordKind, key: &[u8]) {
+    fn record_changed(&self, kind: Table, key: &[u8]) {
         if let Some(hook) = &*self.records.read().expect("record hook") {
             hook(kind, key);
         }
@@ -209,12 +209,12 @@ fn seq_of(v: i64) -> Seq {
     Seq(v as u64)
 }
 
-fn kind_code(kind: RecordKind) -> i16 {
+fn kind_code(kind: Table) -> i16 {
     kind as i16
 }
 
-fn kind_of(code: i16) -> Option<RecordKind> {
-    RecordKind::ALL.get(usize::try_from(code).ok()?).copied()
+fn kind_of(code: i16) -> Option<Table> {
+    Table::ALL.get(usize::try_from(code).ok()?).copied()
 }
 
 /// Payloads of `volume-hex:head` pairs joined by commas, each under the payload limit.
@@ -246,7 +246,7 @@ fn parse_heads(payload: &str) -> Vec<(VolumeId, Seq)> {
         .collect()
 }
 
-fn parse_record(payload: &str) -> Option<(RecordKind, Vec<u8>)> {
+fn parse_record(payload: &str) -> Option<(Table, Vec<u8>)> {
     let (k, key) = payload.split_once(':')?;
     Some((kind_of(k.parse().ok()?)?, hex::decode(key).ok()?))
 }
@@ -676,7 +676,7 @@ impl Store for PgStore {
 
     fn remove_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
@@ -693,7 +693,7 @@ impl Store for PgStore {
 
     fn put_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -721,7 +721,7 @@ impl Store for PgStore {
 
     fn get_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
@@ -738,7 +738,7 @@ impl Store for PgStore {
 
     fn scan_records<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         prefix: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {

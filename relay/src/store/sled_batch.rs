@@ -71,7 +71,7 @@ impl Journal {
         let mut replayed = 0;
         for r in records.iter() {
             let (id, ops) = r?;
-            let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::codec::from_bytes(&ops)
+            let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::wire::codec::from_bytes(&ops)
                 .map_err(|e| {
                     super::StoreError(format!("a journaled batch does not decode: {e}"))
                 })?;
@@ -100,7 +100,7 @@ impl Journal {
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed).to_be_bytes();
         self.records
-            .insert(id, mes_protocol::codec::to_bytes(&batch.ops))?;
+            .insert(id, mes_protocol::wire::codec::to_bytes(&batch.ops))?;
         write_all(&self.target, &batch.ops)?;
         self.records.remove(id)?;
         Ok(())
@@ -129,7 +129,10 @@ mod tests {
                 b.insert([k], vec![k]);
             }
             j.records
-                .insert(9u64.to_be_bytes(), mes_protocol::codec::to_bytes(&b.ops))
+                .insert(
+                    9u64.to_be_bytes(),
+                    mes_protocol::wire::codec::to_bytes(&b.ops),
+                )
                 .unwrap();
             write_all(&j.target, &b.ops[..1]).unwrap();
             db.flush().unwrap();

@@ -1,7 +1,7 @@
 //! The embedded default backend: one sled database in the relay's data directory.
 //!
 //! Keys: `log` volume‖seq(BE) → bundle; `heads` volume → last seq written; `pruned`
-//! volume → seq; `snapshots` volume → upto‖bytes; one tree per [`RecordKind`]; blob
+//! volume → seq; `snapshots` volume → upto‖bytes; one tree per [`Table`]; blob
 //! chunks under blob‖index and committed blobs under blob → chunk count.
 //! Sequence numbers are assigned under one lock, written in one batch, then flushed; the
 //! visible head advances only after the flush, so readers never see what could be lost.
@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::{
-    BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordKind, Snapshot, Store, StoreError,
+    BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, Snapshot, Store, StoreError, Table,
 };
 
 /// sled-backed relay store.
@@ -24,7 +24,7 @@ pub struct SledStore {
     heads: sled::Tree,
     pruned: sled::Tree,
     snapshots: sled::Tree,
-    records: [sled::Tree; RecordKind::ALL.len()],
+    records: [sled::Tree; Table::ALL.len()],
     chunks: sled::Tree,
     blobs: sled::Tree,
     append_lock: Mutex<()>,
@@ -121,7 +121,7 @@ impl SledStore {
         crate::enrolment::store::EnrolmentTables::open(&self.db)
     }
 
-    fn tree(&self, kind: RecordKind) -> &sled::Tree {
+    fn tree(&self, kind: Table) -> &sled::Tree {
         &self.records[kind as usize]
     }
 
@@ -308,7 +308,7 @@ impl Store for SledStore {
 
     fn remove_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
@@ -320,7 +320,7 @@ impl Store for SledStore {
 
     fn put_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: Vec<u8>,
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -333,7 +333,7 @@ impl Store for SledStore {
 
     fn get_record<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         key: &'a [u8],
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move { Ok(self.tree(kind).get(key)?.map(|v| v.to_vec())) })
@@ -341,7 +341,7 @@ impl Store for SledStore {
 
     fn scan_records<'a>(
         &'a self,
-        kind: RecordKind,
+        kind: Table,
         prefix: &'a [u8],
     ) -> BoxFuture<'a, Result<Vec<Record>, StoreError>> {
         Box::pin(async move {

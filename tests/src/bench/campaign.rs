@@ -10,8 +10,8 @@
 //! so that the password hash, measured apart, does not hide the store's figure).
 
 use super::{measure, percentile, Measure, Size};
-use mes_protocol::enrol::{CardHolder, EnrolRequest};
-use mes_protocol::nir::Nir;
+use mes_protocol::enrolment::nir::Nir;
+use mes_protocol::enrolment::{CardHolder, EnrolRequest};
 use mes_protocol::time::UnixMillis;
 use mes_relay::enrolment::service as svc;
 use std::fmt::Write;
@@ -272,7 +272,7 @@ fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     let value_len = hub
         .tables
         .person(&nir(0)[..13])?
-        .map(|p| mes_protocol::codec::to_bytes(&p).len())
+        .map(|p| mes_protocol::wire::codec::to_bytes(&p).len())
         .unwrap_or(300);
     let floor_db = sled::open(dir.path().join("floor.sled"))?;
     let t = Instant::now();

@@ -9,8 +9,8 @@ use super::child::Child;
 use super::{measure, Measure, Size};
 use crate::{device, volume};
 use mes_daemon::sync::relay_client::RelayClient;
+use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle};
 use mes_protocol::ids::{Epoch, Generation};
-use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
 use mes_protocol::wire::Request;
 use std::time::Instant;
 
@@ -79,7 +79,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     // that is device work (the `fanout` scenario measures delivery), not ingest.
     a.shutdown().await;
     let cpu = r.cpu_seconds()?;
-    let sample = mes_protocol::codec::to_bytes(&uploads[0].2[0]);
+    let sample = mes_protocol::wire::codec::to_bytes(&uploads[0].2[0]);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (client, pushes, bundles) in uploads {

@@ -120,10 +120,13 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
 /// connection of one of their listed devices (what pairing does).
 pub async fn listed_device(
     lister: &mes_daemon::sync::relay_client::RelayClient,
-    principal: &mes_protocol::keys::KeyPair,
+    principal: &mes_protocol::crypto::keys::KeyPair,
     name: &str,
-) -> anyhow::Result<(mes_protocol::keys::KeyPair, mes_protocol::keys::DeviceCert)> {
-    let dev = mes_protocol::keys::KeyPair::generate(&mut rand::rngs::OsRng);
+) -> anyhow::Result<(
+    mes_protocol::crypto::keys::KeyPair,
+    mes_protocol::crypto::keys::DeviceCert,
+)> {
+    let dev = mes_protocol::crypto::keys::KeyPair::generate(&mut rand::rngs::OsRng);
     let cert = mes_daemon::devices::identity::certify(principal, &dev, name);
     lister
         .request(mes_protocol::wire::Request::ListDevice { cert: cert.clone() })
@@ -134,13 +137,15 @@ pub async fn listed_device(
 /// The principal keys of a daemon's person.
 pub fn principal_keys(
     d: &mes_daemon::daemon::Daemon,
-) -> anyhow::Result<mes_protocol::keys::KeyPair> {
+) -> anyhow::Result<mes_protocol::crypto::keys::KeyPair> {
     let st = d.state();
-    Ok(mes_protocol::keys::KeyPair {
-        signing: mes_protocol::keys::SigningSecret::from_bytes(
+    Ok(mes_protocol::crypto::keys::KeyPair {
+        signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(
             &st.identity.principal.signing.to_bytes(),
         ),
-        age: mes_protocol::keys::AgeSecret::parse(&st.identity.principal.age.to_secret_string())?,
+        age: mes_protocol::crypto::keys::AgeSecret::parse(
+            &st.identity.principal.age.to_secret_string(),
+        )?,
     })
 }
 
@@ -190,14 +195,16 @@ pub async fn append_one_change_bundles(
     volume: mes_protocol::ids::VolumeId,
     n: usize,
 ) -> anyhow::Result<()> {
+    use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle};
     use mes_protocol::ids::{Epoch, Generation};
-    use mes_protocol::seal::{BundleHeader, CipherSuite, SealedBundle};
     let key =
         crate::current_key(d, volume).ok_or_else(|| anyhow::anyhow!("no key for the volume"))?;
     let (author, device) = {
         let st = d.state();
         (
-            mes_protocol::keys::SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+            mes_protocol::crypto::keys::SigningSecret::from_bytes(
+                &st.identity.device.signing.to_bytes(),
+            ),
             st.identity.device.device_id(),
         )
     };

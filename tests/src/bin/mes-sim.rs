@@ -32,7 +32,7 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seeds: u64,
         /// Real sockets: a relay over QUIC on loopback, mesd processes, a fault-injecting
-        /// UDP proxy per device (wall-clock time; see the scenario's [real] section).
+        /// UDP proxy per device (wall-clock time; see the scenario's `[real]` section).
         #[arg(long)]
         real: bool,
         /// Plants a bug the checker must catch (the run must then fail).

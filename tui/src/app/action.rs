@@ -5,8 +5,8 @@
 //! each reply back as [`Action::Answer`] with the request's [`Slot`], so a newer request
 //! for the same slot supersedes an older one still queued.
 
-use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
 use mes_protocol::ids::SpaceId;
+use mes_protocol::wire::api::{ApiCall, ApiEvent, ApiReply};
 
 use super::state::Screen;
 

@@ -42,7 +42,8 @@ pub fn terms() -> &'static [Term] {
     TERMS.get_or_init(|| {
         let mut f: File = toml::from_str(include_str!("../../data/lexicon.toml"))
             .expect("tui/data/lexicon.toml parses");
-        f.term.sort_by_key(|t| mes_protocol::documents::fold(&t.fr));
+        f.term
+            .sort_by_key(|t| mes_protocol::record::documents::fold(&t.fr));
         f.term
     })
 }
@@ -50,13 +51,14 @@ pub fn terms() -> &'static [Term] {
 /// Terms whose name or explanation in `lang` contains `filter` (case and accents
 /// ignored), with their position in [`terms`].
 pub fn matching(lang: Lang, filter: &str) -> Vec<usize> {
-    let f = mes_protocol::documents::fold(filter.trim());
+    let f = mes_protocol::record::documents::fold(filter.trim());
     terms()
         .iter()
         .enumerate()
         .filter(|(_, t)| {
             let (term, plain) = t.in_lang(lang);
-            f.is_empty() || mes_protocol::documents::fold(&format!("{term} {plain}")).contains(&f)
+            f.is_empty()
+                || mes_protocol::record::documents::fold(&format!("{term} {plain}")).contains(&f)
         })
         .map(|(i, _)| i)
         .collect()

@@ -2,7 +2,7 @@
 //! written as `mot:valeur` in either language: `auteur:`/`author:`, `depuis:`/`from:`,
 //! `jusqua:`/`to:`, `type:`. A year alone stands for its first or last day.
 
-use mes_protocol::documents::DocQuery;
+use mes_protocol::record::documents::DocQuery;
 
 /// The query typed text stands for (category, visibility and paging left to the caller).
 pub fn parse(text: &str) -> DocQuery {

@@ -16,7 +16,7 @@
 
 use anyhow::Context;
 use mes_daemon::api_client::ApiClient;
-use mes_protocol::api::ApiCall;
+use mes_protocol::wire::api::ApiCall;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use std::collections::VecDeque;
 use std::io::Write;

@@ -2,14 +2,14 @@
 //! answered so far, and what is open (an overlay, a form, a notice). Only `update` changes
 //! it; `draw` only reads it.
 
-use mes_protocol::agenda::AgendaItem;
-use mes_protocol::api::{DeviceSummary, SpaceSummary, StatusReport};
-use mes_protocol::care::CareItem;
-use mes_protocol::documents::DocumentMeta;
 use mes_protocol::ids::SpaceId;
-use mes_protocol::measurements::Measurement;
-use mes_protocol::messages::Messages;
+use mes_protocol::record::agenda::AgendaItem;
+use mes_protocol::record::care::CareItem;
+use mes_protocol::record::documents::DocumentMeta;
+use mes_protocol::record::measurements::Measurement;
+use mes_protocol::record::messages::Messages;
 use mes_protocol::record::{Conflict, Emergency, PreventionRecord, Profile, ReminderItem};
+use mes_protocol::wire::api::{DeviceSummary, SpaceSummary, StatusReport};
 use std::collections::{HashMap, HashSet};
 
 use super::action::Slot;
@@ -252,7 +252,7 @@ pub struct Docs {
 pub const OWN_SENDER: &str = "me";
 
 /// A message the person has not read (their own never count).
-pub fn unread(m: &mes_protocol::messages::Message) -> bool {
+pub fn unread(m: &mes_protocol::record::messages::Message) -> bool {
     m.read_at.is_empty() && m.from != OWN_SENDER
 }
 
@@ -286,15 +286,15 @@ pub struct State {
     /// Devices of this principal.
     pub devices: Vec<DeviceSummary>,
     /// The verified access history, newest last as the daemon sends it.
-    pub history: mes_protocol::consent::AccessHistoryView,
+    pub history: mes_protocol::access::consent::AccessHistoryView,
     /// Who holds which rights on the space.
-    pub consents: Vec<mes_protocol::consent::ConsentView>,
+    pub consents: Vec<mes_protocol::access::consent::ConsentView>,
     /// The profiles this device enrols with the hub and their status (F1.10).
-    pub enrol_profiles: Vec<mes_protocol::enrol::EnrolProfile>,
+    pub enrol_profiles: Vec<mes_protocol::enrolment::EnrolProfile>,
     /// The catalogue of approved services as the space sees it (F6).
-    pub catalogue: Vec<mes_protocol::catalogue::ServiceView>,
+    pub catalogue: Vec<mes_protocol::enrolment::catalogue::ServiceView>,
     /// The daemon's notifications, newest first (F8.2).
-    pub notifications: Vec<mes_protocol::consent::NotificationView>,
+    pub notifications: Vec<mes_protocol::access::consent::NotificationView>,
     /// What the person blocked, in words (F7.2).
     pub blocks: Vec<String>,
     /// Home's latest documents.

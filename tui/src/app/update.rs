@@ -1,12 +1,12 @@
 //! `update`: applies one action to the state and answers the requests it needs. Pure: no
 //! IO, no waiting; replies come back as `Action::Answer`.
 
-use mes_protocol::api::{ApiCall, ApiEvent, ApiReply};
-use mes_protocol::codes::Codes;
-use mes_protocol::documents::{DocQuery, NewDocument};
-use mes_protocol::measurements::MeasureQuery;
-use mes_protocol::messages::Message;
+use mes_protocol::record::codes::Codes;
+use mes_protocol::record::documents::{DocQuery, NewDocument};
+use mes_protocol::record::measurements::MeasureQuery;
+use mes_protocol::record::messages::Message;
 use mes_protocol::record::{RecordBody, RecordKind};
+use mes_protocol::wire::api::{ApiCall, ApiEvent, ApiReply};
 
 use super::action::{Action, Move, Request, Slot};
 use super::search_syntax;
@@ -267,7 +267,7 @@ fn submit_form(s: &mut State) -> Vec<Request> {
             out: absolute(&value(0)),
         },
         FormKind::EnrolActivate | FormKind::EnrolOppose | FormKind::EnrolFollow => {
-            use mes_protocol::enrol::{CardHolder, EnrolRequest};
+            use mes_protocol::enrolment::{CardHolder, EnrolRequest};
             let holder = CardHolder {
                 nir: value(1),
                 vitale_serial: value(2),

@@ -29,14 +29,14 @@ impl InboxReplica {
         for (seq, p) in items {
             match p {
                 Payload::Changes(b) => {
-                    let d: Drop = mes_protocol::codec::from_bytes(b)
+                    let d: Drop = mes_protocol::wire::codec::from_bytes(b)
                         .map_err(|e| ApplyError(format!("inbox drop: {e}")))?;
                     if !self.drops.iter().any(|x| x.seq == *seq) {
                         self.drops.push(Drop { seq: *seq, ..d });
                     }
                 }
                 Payload::Snapshot(b) => {
-                    *self = mes_protocol::codec::from_bytes(b)
+                    *self = mes_protocol::wire::codec::from_bytes(b)
                         .map_err(|e| ApplyError(format!("inbox snapshot: {e}")))?;
                 }
             }
@@ -51,7 +51,7 @@ impl InboxReplica {
 
     /// The state as a snapshot body.
     pub fn save(&self) -> Vec<u8> {
-        mes_protocol::codec::to_bytes(self)
+        mes_protocol::wire::codec::to_bytes(self)
     }
 
     /// Fingerprint.

@@ -49,7 +49,7 @@ impl LogReplica {
                         if self.seen(&e) {
                             continue;
                         }
-                        let bytes = mes_protocol::codec::to_bytes(&e);
+                        let bytes = mes_protocol::wire::codec::to_bytes(&e);
                         self.chain = *blake3::Hasher::new()
                             .update(&self.chain)
                             .update(&bytes)
@@ -85,7 +85,7 @@ impl LogReplica {
 
     /// Authors an entry.
     pub fn append(&mut self, e: LogEntry) -> Payload {
-        let p = Payload::Changes(mes_protocol::codec::to_bytes(&vec![e.clone()]));
+        let p = Payload::Changes(mes_protocol::wire::codec::to_bytes(&vec![e.clone()]));
         self.pending.push(e);
         p
     }
@@ -97,7 +97,7 @@ impl LogReplica {
 
     /// The state as a snapshot body.
     pub fn save(&self) -> Vec<u8> {
-        mes_protocol::codec::to_bytes(self)
+        mes_protocol::wire::codec::to_bytes(self)
     }
 
     /// The chain head.
@@ -107,7 +107,7 @@ impl LogReplica {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, ApplyError> {
-    mes_protocol::codec::from_bytes(b).map_err(|e| ApplyError(format!("log entries: {e}")))
+    mes_protocol::wire::codec::from_bytes(b).map_err(|e| ApplyError(format!("log entries: {e}")))
 }
 
 #[cfg(test)]

@@ -84,10 +84,10 @@ impl Replica {
 
 /// Encodes a payload (the plaintext of a bundle).
 pub fn encode(p: &Payload) -> Vec<u8> {
-    mes_protocol::codec::to_bytes(p)
+    mes_protocol::wire::codec::to_bytes(p)
 }
 
 /// Decodes a payload.
 pub fn decode(bytes: &[u8]) -> Result<Payload, ApplyError> {
-    mes_protocol::codec::from_bytes(bytes).map_err(|e| ApplyError(e.to_string()))
+    mes_protocol::wire::codec::from_bytes(bytes).map_err(|e| ApplyError(e.to_string()))
 }

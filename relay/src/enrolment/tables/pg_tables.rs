@@ -374,7 +374,7 @@ impl Backend for PgTables {
                 people.push(PersonWrite {
                     loc,
                     was: None,
-                    now: mes_protocol::codec::to_bytes(&p),
+                    now: mes_protocol::wire::codec::to_bytes(&p),
                 });
             }
         }
@@ -399,7 +399,7 @@ impl Backend for PgTables {
             for (slot, p) in people.iter().enumerate() {
                 locs.push(Loc::new(*page, slot).0 as i64);
                 nirs.push(p.insured.nir.clone());
-                records.push(mes_protocol::codec::to_bytes(p));
+                records.push(mes_protocol::wire::codec::to_bytes(p));
             }
         }
         let import = import as i64;

@@ -346,7 +346,7 @@ impl Backend for SledTables {
                 };
                 let mut p: Person = decode(entry)?;
                 if f(Loc::new(page, slot), &mut p, &mut ops)? {
-                    replaced.push((slot, mes_protocol::codec::to_bytes(&p)));
+                    replaced.push((slot, mes_protocol::wire::codec::to_bytes(&p)));
                 }
             }
             if !replaced.is_empty() {
@@ -374,7 +374,10 @@ impl Backend for SledTables {
     ) -> Result<(), StoreError> {
         let mut b = Batch::default();
         for (page, people) in pages {
-            let entries: Vec<Vec<u8>> = people.iter().map(mes_protocol::codec::to_bytes).collect();
+            let entries: Vec<Vec<u8>> = people
+                .iter()
+                .map(mes_protocol::wire::codec::to_bytes)
+                .collect();
             b.insert(&page_key(*page)[..], encode_page(&entries));
         }
         Self::add_kv(&mut b, kv);

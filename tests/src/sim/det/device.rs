@@ -5,9 +5,11 @@
 use mes_daemon::opening::OpenContext;
 use mes_daemon::replica::volume::{self, Payload, Replica};
 use mes_daemon::sync::step::{Backoff, VolumeProgress};
+use mes_protocol::crypto::keys::{DeviceCert, KeyPair};
+use mes_protocol::crypto::seal::{
+    BundleHeader, BundleLink, CipherSuite, SealedBundle, SymmetricKey,
+};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::keys::{DeviceCert, KeyPair};
-use mes_protocol::seal::{BundleHeader, BundleLink, CipherSuite, SealedBundle, SymmetricKey};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::time::Duration;

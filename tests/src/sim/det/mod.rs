@@ -13,13 +13,13 @@ pub mod device;
 
 use mes_daemon::daemon::MAX_UPLOAD;
 use mes_daemon::sync::step::Step;
+use mes_protocol::access::membership::{Signed, SpaceGenesis, VolumeDecl};
+use mes_protocol::crypto::keys::{DeviceCert, KeyPair};
 use mes_protocol::ids::{Generation, Seq, SpaceId, VolumeId, VolumeKind};
-use mes_protocol::keys::{DeviceCert, KeyPair};
-use mes_protocol::membership::{Signed, SpaceGenesis, VolumeDecl};
 use mes_protocol::time::UnixMillis;
 use mes_protocol::wire::{Push, Reply, Request, WireError};
 use mes_relay::handler::{Caller, Misbehaviour, Relay};
-use mes_relay::hub::Outbox;
+use mes_relay::push::PushQueue;
 use mes_relay::store::sled_store::SledStore;
 use mes_relay::store::Store;
 use rand::{Rng, SeedableRng};
@@ -143,7 +143,7 @@ impl World {
                 first_caller.get_or_insert(Caller {
                     device: keys.device_id(),
                     principal: principal.principal_id(),
-                    outbox: Arc::new(Outbox::default()),
+                    outbox: Arc::new(PushQueue::default()),
                     source: None,
                     blob_reads: Default::default(),
                     first_device: Default::default(),
@@ -475,9 +475,9 @@ impl World {
         self.rt
             .block_on(relay.admit(&d.cert, None))
             .map_err(|e| format!("d{device}: admission refused: {e}"))?;
-        let outbox = Arc::new(Outbox::default());
+        let outbox = Arc::new(PushQueue::default());
         relay
-            .hub
+            .pushes
             .join_principal(d.cert.body.principal, d.keys.device_id(), &outbox);
         let conn = self.next_conn;
         self.next_conn += 1;
@@ -795,7 +795,7 @@ pub fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
 /// The simulated relay's keys: a fixed signing key, so runs stay deterministic.
 fn sim_keys() -> mes_relay::handler::RelayKeys {
     mes_relay::handler::RelayKeys {
-        signing: mes_protocol::keys::SigningSecret::from_bytes(&[0x5a; 32]),
+        signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(&[0x5a; 32]),
         escrow: mes_relay::escrow::Escrow::generate(),
     }
 }

@@ -2,8 +2,8 @@
 //! the relay's history failed a check), consents and rights, blocks, and this person's
 //! devices. `f` flags the selected history entry as suspicious (F8.3).
 
-use mes_protocol::consent::{AccessEntryView, ConsentView};
-use mes_protocol::habilitation::Matrix;
+use mes_protocol::access::consent::{AccessEntryView, ConsentView};
+use mes_protocol::access::habilitation::Matrix;
 
 use super::{list, selection, Arrange, Item, Page};
 use crate::app::action::Slot;

@@ -5,7 +5,7 @@
 use super::home::reminder_line;
 use super::{list, selection, text, Arrange, Item, Page};
 use crate::app::state::{Screen, State};
-use mes_protocol::agenda::AgendaItem;
+use mes_protocol::record::agenda::AgendaItem;
 
 /// The items shown: the month's in the month view, all in the list view.
 pub fn items_shown(s: &State) -> Vec<&AgendaItem> {

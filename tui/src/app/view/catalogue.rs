@@ -5,7 +5,7 @@
 
 use super::{list, selection, text, Arrange, Item, Page};
 use crate::app::state::{Screen, State};
-use mes_protocol::catalogue::ServiceView;
+use mes_protocol::enrolment::catalogue::ServiceView;
 
 /// The selected service.
 pub fn selected(s: &State) -> Option<&ServiceView> {

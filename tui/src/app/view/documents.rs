@@ -7,7 +7,7 @@ use super::home::doc_line;
 use super::{list, selection, text, Arrange, Item, Page};
 use crate::app::i18n::Lang;
 use crate::app::state::{Screen, State};
-use mes_protocol::codes::Codes;
+use mes_protocol::record::codes::Codes;
 
 /// A category's name in the language shown.
 fn category_name(s: &State, id: &str) -> String {
@@ -21,9 +21,9 @@ fn category_name(s: &State, id: &str) -> String {
 
 /// Who can read a document now: the person, and whoever holds read rights on the volume
 /// it lives in (computed from the matrix-bound consents, the hidden flag and the grants).
-fn readers(s: &State, d: &mes_protocol::documents::DocumentMeta) -> String {
+fn readers(s: &State, d: &mes_protocol::record::documents::DocumentMeta) -> String {
     let label = if d.visibility.hidden_from_professionals {
-        mes_protocol::habilitation::HIDDEN.to_string()
+        mes_protocol::access::habilitation::HIDDEN.to_string()
     } else {
         Codes::builtin()
             .doc_type(&d.type_code)

@@ -24,7 +24,7 @@ pub fn reminder_line(s: &State, r: &mes_protocol::record::ReminderItem) -> Item 
 }
 
 /// A document as a line: date, its visibility in words when hidden, title, author.
-pub fn doc_line(s: &State, d: &mes_protocol::documents::DocumentMeta) -> Item {
+pub fn doc_line(s: &State, d: &mes_protocol::record::documents::DocumentMeta) -> Item {
     let author = if d.author.is_empty() {
         String::new()
     } else {
@@ -95,11 +95,12 @@ pub fn page(s: &State) -> Page {
     } else {
         "home.notifications_off"
     };
-    let daemon_notes: &[mes_protocol::consent::NotificationView] = if s.settings.notifications {
-        &s.notifications
-    } else {
-        &[]
-    };
+    let daemon_notes: &[mes_protocol::access::consent::NotificationView] =
+        if s.settings.notifications {
+            &s.notifications
+        } else {
+            &[]
+        };
     let notes = list(
         s,
         s.t("home.notifications").into(),

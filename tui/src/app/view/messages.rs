@@ -4,7 +4,7 @@
 use super::{list, selection, Arrange, Item, Page};
 
 use crate::app::state::{unread, Screen, State, OWN_SENDER};
-use mes_protocol::messages::Message;
+use mes_protocol::record::messages::Message;
 
 /// The messages of the chosen thread, oldest first.
 pub fn thread_messages(s: &State) -> Vec<&Message> {

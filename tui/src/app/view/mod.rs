@@ -79,7 +79,7 @@ pub enum Body {
 pub struct Item {
     /// Text.
     pub text: String,
-    /// A state in words ("[masqué]", "non lu"), shown after the text.
+    /// A state in words (`[masqué]`, `non lu`), shown after the text.
     pub tag: Option<String>,
 }
 

@@ -4,7 +4,7 @@
 use super::{list, or_dash, selection, text, Arrange, Body, Chart, Item, Page, Section};
 use crate::app::i18n::Lang;
 use crate::app::state::{ProfileSection, Screen, State};
-use mes_protocol::codes::Codes;
+use mes_protocol::record::codes::Codes;
 
 fn yes_no(s: &State, b: bool) -> &'static str {
     s.t(if b { "common.yes" } else { "common.no" })
@@ -257,8 +257,9 @@ pub fn chart(s: &State) -> Chart {
         (lo.min(p.1), hi.max(p.1))
     });
     let last = s.measurements.last().expect("points exist");
-    let dates =
-        |m: &mes_protocol::measurements::Measurement| m.at.get(..10).unwrap_or(&m.at).to_string();
+    let dates = |m: &mes_protocol::record::measurements::Measurement| {
+        m.at.get(..10).unwrap_or(&m.at).to_string()
+    };
     let mid = &s.measurements[s.measurements.len() / 2];
     let pad = ((hi - lo) * 0.1).max(0.5);
     Chart {

@@ -5,7 +5,7 @@
 
 use super::{list, selection, Arrange, Item, Page};
 use crate::app::state::{Screen, State, OWN_SPACE_LABEL};
-use mes_protocol::enrol::EnrolProfile;
+use mes_protocol::enrolment::EnrolProfile;
 
 /// One row of the switcher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
+use crate::access::membership::{Signed, SignedBody};
+use crate::enrolment::principal::Professional;
 use crate::ids::{BlobId, DeviceId, PrincipalId, SpaceId, VolumeId};
-use crate::membership::{Signed, SignedBody};
-use crate::principal::Professional;
 use crate::time::UnixMillis;
+use crate::wire::codec;
 
 /// How an access was made (F8.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,7 +222,7 @@ pub fn compare_heads(links: &[[u8; 32]], other: HistoryHead) -> Result<(), Histo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SigningSecret;
+    use crate::crypto::keys::SigningSecret;
 
     fn chain(relay: &SigningSecret, n: u64) -> Vec<Signed<HistoryEntry>> {
         let mut prev = [0; 32];

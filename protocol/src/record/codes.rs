@@ -143,7 +143,7 @@ impl Codes {
     pub fn builtin() -> &'static Codes {
         static C: OnceLock<Codes> = OnceLock::new();
         C.get_or_init(|| {
-            Codes::parse(include_str!("../data/codes.toml"))
+            Codes::parse(include_str!("../../data/codes.toml"))
                 .expect("protocol/data/codes.toml is checked by a test")
         })
     }
@@ -236,9 +236,10 @@ mod tests {
         assert!(e.contains("7000") && e.contains("kg"), "{e}");
         assert_eq!(c.doc_type("MES-PSY").unwrap().group, "mental");
         assert_eq!(c.doc_type("11502-2").unwrap().system(), "http://loinc.org");
-        let bad = include_str!("../data/codes.toml").replace("group = \"birth\"", "group = \"x\"");
+        let bad =
+            include_str!("../../data/codes.toml").replace("group = \"birth\"", "group = \"x\"");
         assert!(Codes::parse(&bad).unwrap_err().contains("\"x\""));
-        let bad = include_str!("../data/codes.toml")
+        let bad = include_str!("../../data/codes.toml")
             .replace("class_codes = [\"31\"]", "class_codes = [\"33\"]");
         assert!(Codes::parse(&bad).unwrap_err().contains("\"33\""));
     }

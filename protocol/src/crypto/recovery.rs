@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroizing;
 
+use crate::crypto::keys::ExportedKeyPair;
 use crate::ids::{DeviceId, PrincipalId};
-use crate::keys::ExportedKeyPair;
 use crate::time::UnixMillis;
 
 /// A recovery kit's word for a restored device (issue 22, finding 3): the relay admits
@@ -26,17 +26,20 @@ pub struct AdmissionVouch {
     /// The kit's admission public key.
     pub key: PrincipalId,
     /// Its signature over the restored device's certificate.
-    pub signature: crate::keys::Signature,
+    pub signature: crate::crypto::keys::Signature,
 }
 
 const ADMISSION_CONTEXT: &[u8] = b"mes/recovery-admission/v1";
 
 impl AdmissionVouch {
     /// The kit vouches for a restored device's certificate.
-    pub fn sign(kit: &crate::keys::SigningSecret, cert: &crate::keys::DeviceCert) -> Self {
+    pub fn sign(
+        kit: &crate::crypto::keys::SigningSecret,
+        cert: &crate::crypto::keys::DeviceCert,
+    ) -> Self {
         AdmissionVouch {
             key: PrincipalId(kit.public()),
-            signature: kit.sign(ADMISSION_CONTEXT, &crate::codec::to_bytes(cert)),
+            signature: kit.sign(ADMISSION_CONTEXT, &crate::wire::codec::to_bytes(cert)),
         }
     }
 
@@ -44,12 +47,12 @@ impl AdmissionVouch {
     /// registered for the certificate's principal).
     pub fn verify(
         &self,
-        cert: &crate::keys::DeviceCert,
-    ) -> Result<(), crate::keys::SignatureError> {
-        crate::keys::verify(
+        cert: &crate::crypto::keys::DeviceCert,
+    ) -> Result<(), crate::crypto::keys::SignatureError> {
+        crate::crypto::keys::verify(
             &self.key.0,
             ADMISSION_CONTEXT,
-            &crate::codec::to_bytes(cert),
+            &crate::wire::codec::to_bytes(cert),
             &self.signature,
             "recovery admission",
         )
@@ -133,7 +136,7 @@ pub enum RecoveryError {
 
 /// Seals a kit under a passphrase.
 pub fn seal(kit: &RecoveryKit, passphrase: &str) -> Vec<u8> {
-    let plain = Zeroizing::new(crate::codec::to_bytes(kit));
+    let plain = Zeroizing::new(crate::wire::codec::to_bytes(kit));
     age::encrypt(
         &age::scrypt::Recipient::new(passphrase.to_string().into()),
         &plain,
@@ -150,9 +153,9 @@ pub fn open(sealed: &[u8], passphrase: &str) -> Result<RecoveryKit, RecoveryErro
         )
         .map_err(|e| RecoveryError::Open(e.to_string()))?,
     );
-    match crate::codec::from_bytes::<RecoveryKit>(&plain) {
+    match crate::wire::codec::from_bytes::<RecoveryKit>(&plain) {
         Ok(kit) => Ok(kit),
-        Err(e) => match crate::codec::from_bytes::<RecoveryKitV1>(&plain) {
+        Err(e) => match crate::wire::codec::from_bytes::<RecoveryKitV1>(&plain) {
             Ok(old) => Ok(RecoveryKit {
                 principal: old.principal,
                 recovery: old.recovery,
@@ -247,10 +250,10 @@ mod tests {
 
     #[test]
     fn a_kit_opens_with_its_passphrase_only() {
-        let kp = crate::keys::KeyPair::generate(&mut rand::thread_rng());
+        let kp = crate::crypto::keys::KeyPair::generate(&mut rand::thread_rng());
         let kit = RecoveryKit {
             principal: kp.export(),
-            recovery: crate::keys::AgeSecret::generate()
+            recovery: crate::crypto::keys::AgeSecret::generate()
                 .to_secret_string()
                 .to_string(),
             relay_address: "127.0.0.1:4433".into(),
@@ -288,7 +291,7 @@ mod tests {
     /// A kit made before device lists still opens (it has no admission key).
     #[test]
     fn a_kit_made_before_device_lists_still_opens() {
-        let kp = crate::keys::KeyPair::generate(&mut rand::thread_rng());
+        let kp = crate::crypto::keys::KeyPair::generate(&mut rand::thread_rng());
         let old = RecoveryKitV1 {
             principal: kp.export(),
             recovery: "AGE-SECRET-KEY-1".into(),
@@ -296,7 +299,7 @@ mod tests {
             relay_fingerprint: "ab".into(),
             created_at: UnixMillis(1),
         };
-        let plain = crate::codec::to_bytes(&old);
+        let plain = crate::wire::codec::to_bytes(&old);
         let sealed = age::encrypt(
             &age::scrypt::Recipient::new("cheval batterie agrafe".to_string().into()),
             &plain,
@@ -311,12 +314,12 @@ mod tests {
     #[test]
     fn an_admission_vouch_covers_one_certificate() {
         let mut rng = rand::thread_rng();
-        let p = crate::keys::KeyPair::generate(&mut rng);
-        let kit = crate::keys::SigningSecret::generate(&mut rand::rngs::OsRng);
+        let p = crate::crypto::keys::KeyPair::generate(&mut rng);
+        let kit = crate::crypto::keys::SigningSecret::generate(&mut rand::rngs::OsRng);
         let cert = |name: &str| {
-            crate::keys::DeviceCert::for_device(
+            crate::crypto::keys::DeviceCert::for_device(
                 &p,
-                &crate::keys::KeyPair::generate(&mut rand::thread_rng()),
+                &crate::crypto::keys::KeyPair::generate(&mut rand::thread_rng()),
                 name,
                 UnixMillis(1),
             )

@@ -21,10 +21,12 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::codec;
-use crate::envelope::EnvelopeError;
+use crate::crypto::envelope::EnvelopeError;
+use crate::crypto::keys::{
+    verify, AgeRecipient, AgeSecret, Signature, SignatureError, SigningSecret,
+};
 use crate::ids::{DeviceId, Epoch, Generation, SpaceId, VolumeId};
-use crate::keys::{verify, AgeRecipient, AgeSecret, Signature, SignatureError, SigningSecret};
+use crate::wire::codec;
 
 const BUNDLE_CONTEXT: &[u8] = b"mes/bundle/v1";
 
@@ -260,7 +262,7 @@ impl SealedBundle {
                 )
             })
             .collect();
-        crate::keys::verify_batch(&items, "bundle").map_err(|(k, e)| (needed[k], e))
+        crate::crypto::keys::verify_batch(&items, "bundle").map_err(|(k, e)| (needed[k], e))
     }
 
     /// Verifies the signature, checks the binding, and decrypts.
@@ -276,7 +278,7 @@ impl SealedBundle {
 
     /// The signature checks [`SealedBundle::verify_authors`] makes, owned (to batch them
     /// with other requests'): (index of the bundle, check).
-    pub fn author_checks(bundles: &[SealedBundle]) -> Vec<(usize, crate::keys::Check)> {
+    pub fn author_checks(bundles: &[SealedBundle]) -> Vec<(usize, crate::crypto::keys::Check)> {
         let refs: Vec<&SealedBundle> = bundles.iter().collect();
         let signed: Vec<Vec<u8>> = bundles
             .iter()
@@ -288,7 +290,7 @@ impl SealedBundle {
                 let b = &bundles[i];
                 (
                     i,
-                    crate::keys::Check::new(
+                    crate::crypto::keys::Check::new(
                         b.header.author.0,
                         BUNDLE_CONTEXT,
                         &signed[i],
@@ -417,7 +419,7 @@ fn signed_bytes(aad: &[u8], ciphertext: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyPair;
+    use crate::crypto::keys::KeyPair;
 
     fn header(author: DeviceId) -> BundleHeader {
         BundleHeader {
@@ -488,8 +490,8 @@ mod tests {
     fn inbox_drop_opens_only_with_the_inbox_identity_and_binding() {
         let mut rng = rand::thread_rng();
         let dropper = KeyPair::generate(&mut rng);
-        let inbox = crate::keys::AgeSecret::generate();
-        let other = crate::keys::AgeSecret::generate();
+        let inbox = crate::crypto::keys::AgeSecret::generate();
+        let other = crate::crypto::keys::AgeSecret::generate();
         let h = header(dropper.device_id());
         let b = SealedBundle::seal_drop(
             &inbox.recipient(),

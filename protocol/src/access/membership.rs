@@ -6,7 +6,7 @@
 //!   or one volume; the highest `version` per (principal, scope) wins;
 //! - [`DeviceRevocation`]: a principal disowns one of its devices.
 //!
-//! - [`Handover`] and [`CourtRemoval`] (see [`crate::authority`]): a minor becomes the
+//! - [`Handover`] and [`CourtRemoval`] (see [`crate::access::authority`]): a minor becomes the
 //!   owner; a court removes a principal.
 //!
 //! [`Membership`] folds records into the current state; both the relay (which enforces it)
@@ -15,13 +15,13 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::authority::{is_private, CourtRemoval, Handover};
-use crate::choices::PersonChoices;
-use crate::codec;
-use crate::escrow::EscrowMode;
+use crate::access::authority::{is_private, CourtRemoval, Handover};
+use crate::access::choices::PersonChoices;
+use crate::access::escrow::EscrowMode;
+use crate::crypto::keys::{verify, AgeRecipient, Signature, SignatureError, SigningSecret};
 use crate::ids::{DeviceId, Generation, PrincipalId, SpaceId, VolumeId, VolumeKind};
-use crate::keys::{verify, AgeRecipient, Signature, SignatureError, SigningSecret};
 use crate::time::UnixMillis;
+use crate::wire::codec;
 
 /// A role on a space or a volume.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -636,8 +636,8 @@ pub fn check_relabel(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::authority::DOCUMENTS_PRIVATE as DOCUMENTS_PRIVATE_LABEL;
-    use crate::keys::{AgeSecret, KeyPair};
+    use crate::access::authority::DOCUMENTS_PRIVATE as DOCUMENTS_PRIVATE_LABEL;
+    use crate::crypto::keys::{AgeSecret, KeyPair};
 
     #[test]
     fn only_owner_or_admin_manage_and_versions_only_go_up() {
@@ -736,7 +736,7 @@ mod tests {
         assert!(conflict(m.declare(decl(
             space,
             2,
-            crate::escrow::ESCROWED_LABEL,
+            crate::access::escrow::ESCROWED_LABEL,
             &admin.signing
         ))));
         assert!(conflict(m.declare(decl(
@@ -754,7 +754,7 @@ mod tests {
             .declare(decl(
                 space,
                 4,
-                crate::escrow::ESCROWED_LABEL,
+                crate::access::escrow::ESCROWED_LABEL,
                 &admin.signing,
             ))
             .unwrap();

@@ -7,7 +7,7 @@
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::codec::{self, DecodeError};
+use crate::wire::codec::{self, DecodeError};
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -29,7 +29,7 @@ impl Relay {
     pub(super) async fn enrol(
         &self,
         caller: &Caller,
-        request: mes_protocol::enrol::EnrolRequest,
+        request: mes_protocol::enrolment::EnrolRequest,
     ) -> Result<Reply, WireError> {
         use crate::enrolment::service::Refusal;
         let hub =
@@ -38,13 +38,13 @@ impl Relay {
             })?;
         if matches!(
             request,
-            mes_protocol::enrol::EnrolRequest::Hold { .. }
-                | mes_protocol::enrol::EnrolRequest::HeldReady { .. }
-                | mes_protocol::enrol::EnrolRequest::Holders { .. }
+            mes_protocol::enrolment::EnrolRequest::Hold { .. }
+                | mes_protocol::enrolment::EnrolRequest::HeldReady { .. }
+                | mes_protocol::enrolment::EnrolRequest::Holders { .. }
         ) {
             return self.enrol_holds(caller, hub, request).await;
         }
-        if let mes_protocol::enrol::EnrolRequest::Activate { space, .. } = &request {
+        if let mes_protocol::enrolment::EnrolRequest::Activate { space, .. } = &request {
             let m = self.membership(*space)?;
             if m.owner() != caller.principal {
                 return Err(WireError::new(
@@ -63,10 +63,10 @@ impl Relay {
             }
         };
         let closing = match &request {
-            mes_protocol::enrol::EnrolRequest::Close { identifier, .. } => {
+            mes_protocol::enrolment::EnrolRequest::Close { identifier, .. } => {
                 Some((identifier.clone(), true))
             }
-            mes_protocol::enrol::EnrolRequest::Reopen { identifier, .. } => {
+            mes_protocol::enrolment::EnrolRequest::Reopen { identifier, .. } => {
                 Some((identifier.clone(), false))
             }
             _ => None,
@@ -95,7 +95,7 @@ impl Relay {
         }
         match answer {
             Ok(s) => Ok(Reply::Enrolment {
-                status: mes_protocol::enrol::EnrolStatus {
+                status: mes_protocol::enrolment::EnrolStatus {
                     status: s.name().into(),
                     detail: crate::enrolment::service::describe(&s),
                 },
@@ -111,11 +111,11 @@ impl Relay {
         &self,
         caller: &Caller,
         hub: Arc<crate::enrolment::service::EnrolmentHub>,
-        request: mes_protocol::enrol::EnrolRequest,
+        request: mes_protocol::enrolment::EnrolRequest,
     ) -> Result<Reply, WireError> {
         use crate::enrolment::holds;
         use crate::enrolment::service::Refusal;
-        use mes_protocol::enrol::{EnrolRequest as R, Hold};
+        use mes_protocol::enrolment::{EnrolRequest as R, Hold};
         let by = caller.principal;
         if matches!(request, R::Hold { .. } | R::HeldReady { .. })
             && self.professional(by).await?.is_none()
@@ -147,7 +147,8 @@ impl Relay {
                                     hub.failed(&guessers, now);
                                 }
                             })?;
-                    let nir = mes_protocol::nir::Nir::with_key(&found.person.insured.nir);
+                    let nir =
+                        mes_protocol::enrolment::nir::Nir::with_key(&found.person.insured.nir);
                     let (who, space) = holds::holders(t, &nir)?;
                     let held = who
                         .into_iter()

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use spake2::{Ed25519Group, Identity, Password, Spake2};
 
-use crate::seal::SymmetricKey;
+use crate::crypto::seal::SymmetricKey;
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const SPAKE_IDENTITY: &[u8] = b"mes/pairing/v1";

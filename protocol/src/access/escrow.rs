@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::AccessMode;
+use crate::access::history::AccessMode;
 use crate::ids::DeviceId;
 
 /// How long a release lasts.

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use crate::defaults::{MAX_RENDEZVOUS_PER_CONNECTION, OUTBOX_BYTES};
 use crate::pruned_map::Sweep;
 
-/// Why the hub ended a connection (its code in [`Outbox`]'s flag; 0 while it lives).
+/// Why the hub ended a connection (its code in [`PushQueue`]'s flag; 0 while it lives).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Ended {
@@ -64,13 +64,13 @@ fn push_bytes(p: &Push) -> usize {
 
 /// What is waiting to be pushed to one connection.
 #[derive(Default)]
-pub struct Outbox {
+pub struct PushQueue {
     heads: Mutex<BTreeMap<VolumeId, (SpaceId, Seq)>>,
     /// Other pushes waiting, and their bytes.
     others: Mutex<(VecDeque<Push>, usize)>,
     /// Woken when something is added.
     pub notify: Notify,
-    /// The connection's principal and device, once it joined ([`Hub::join_principal`]).
+    /// The connection's principal and device, once it joined ([`Pushes::join_principal`]).
     principal: std::sync::OnceLock<(PrincipalId, DeviceId)>,
     /// Set when the hub ends the connection ([`Ended`], 0 while it lives): its writer
     /// ends it at once, and its reader refuses what is still in flight.
@@ -83,7 +83,7 @@ pub struct Outbox {
     pair_messages: AtomicUsize,
 }
 
-impl Outbox {
+impl PushQueue {
     /// Records a head, keeping only the highest per volume.
     pub fn head(&self, space: SpaceId, volume: VolumeId, head: Seq) {
         {
@@ -185,13 +185,13 @@ impl Outbox {
 }
 
 /// Weak handles to the outboxes of live connections.
-type Subscribers = Vec<Weak<Outbox>>;
+type Subscribers = Vec<Weak<PushQueue>>;
 
 /// The live connections a hub map holds under `key`.
 fn live<K: std::hash::Hash + Eq>(
     map: &Mutex<HashMap<K, Subscribers>>,
     key: &K,
-) -> Vec<Arc<Outbox>> {
+) -> Vec<Arc<PushQueue>> {
     map.lock()
         .expect("hub lock")
         .get(key)
@@ -207,18 +207,18 @@ fn any_live(subs: &mut Subscribers) -> bool {
 
 /// Subscriptions of all connections.
 #[derive(Default)]
-pub struct Hub {
+pub struct Pushes {
     volumes: Mutex<HashMap<VolumeId, (SpaceId, Subscribers)>>,
-    spaces: Mutex<HashMap<SpaceId, Vec<Weak<Outbox>>>>,
-    rendezvous: Mutex<HashMap<[u8; 16], Vec<Weak<Outbox>>>>,
+    spaces: Mutex<HashMap<SpaceId, Vec<Weak<PushQueue>>>>,
+    rendezvous: Mutex<HashMap<[u8; 16], Vec<Weak<PushQueue>>>>,
     principals: Mutex<HashMap<PrincipalId, Subscribers>>,
     /// When each map is next swept of dead connections.
     sweeps: [Sweep; 4],
 }
 
-impl Hub {
+impl Pushes {
     /// Subscribes a connection to a volume's heads and its space's membership changes.
-    pub fn subscribe(&self, space: SpaceId, volume: VolumeId, out: &Arc<Outbox>) {
+    pub fn subscribe(&self, space: SpaceId, volume: VolumeId, out: &Arc<PushQueue>) {
         let mut v = self.volumes.lock().expect("hub lock");
         self.sweeps[0].maybe(&mut v, |_, (_, subs)| any_live(subs));
         let e = v.entry(volume).or_insert_with(|| (space, Vec::new()));
@@ -238,7 +238,7 @@ impl Hub {
 
     /// A volume's visible head advanced: tell every subscriber.
     pub fn publish_head(&self, volume: VolumeId, head: Seq) {
-        let targets: Vec<(SpaceId, Arc<Outbox>)> = {
+        let targets: Vec<(SpaceId, Arc<PushQueue>)> = {
             let v = self.volumes.lock().expect("hub lock");
             match v.get(&volume) {
                 Some((space, subs)) => subs
@@ -263,7 +263,7 @@ impl Hub {
     }
 
     /// Every live subscription to the volumes of a space: (volume, principal, outbox).
-    pub fn subscriptions_of(&self, space: SpaceId) -> Vec<(VolumeId, PrincipalId, Arc<Outbox>)> {
+    pub fn subscriptions_of(&self, space: SpaceId) -> Vec<(VolumeId, PrincipalId, Arc<PushQueue>)> {
         let v = self.volumes.lock().expect("hub lock");
         v.iter()
             .filter(|(_, (s, _))| *s == space)
@@ -277,14 +277,14 @@ impl Hub {
     }
 
     /// Ends a connection's subscription to a volume (its rights changed).
-    pub fn unsubscribe(&self, volume: VolumeId, out: &Arc<Outbox>) {
+    pub fn unsubscribe(&self, volume: VolumeId, out: &Arc<PushQueue>) {
         if let Some((_, subs)) = self.volumes.lock().expect("hub lock").get_mut(&volume) {
             subs.retain(|w| w.strong_count() > 0 && w.as_ptr() != Arc::as_ptr(out));
         }
     }
 
     /// Registers a connection as `device` of `principal`.
-    pub fn join_principal(&self, principal: PrincipalId, device: DeviceId, out: &Arc<Outbox>) {
+    pub fn join_principal(&self, principal: PrincipalId, device: DeviceId, out: &Arc<PushQueue>) {
         let _ = out.principal.set((principal, device));
         let mut m = self.principals.lock().expect("hub lock");
         self.sweeps[2].maybe(&mut m, |_, subs| any_live(subs));
@@ -315,7 +315,7 @@ impl Hub {
 
     /// Joins a pairing rendezvous (at most two live parties; a connection joins at most
     /// [`MAX_RENDEZVOUS_PER_CONNECTION`]).
-    pub fn join_rendezvous(&self, r: [u8; 16], out: &Arc<Outbox>) -> Result<(), WireError> {
+    pub fn join_rendezvous(&self, r: [u8; 16], out: &Arc<PushQueue>) -> Result<(), WireError> {
         let mut m = self.rendezvous.lock().expect("hub lock");
         self.sweeps[3].maybe(&mut m, |_, subs| any_live(subs));
         let e = m.entry(r).or_default();
@@ -355,8 +355,8 @@ impl Hub {
     }
 
     /// Forwards a pairing message to the other parties of the rendezvous.
-    pub fn forward_pairing(&self, r: [u8; 16], from: &Arc<Outbox>, body: Vec<u8>) -> usize {
-        let targets: Vec<Arc<Outbox>> = self
+    pub fn forward_pairing(&self, r: [u8; 16], from: &Arc<PushQueue>, body: Vec<u8>) -> usize {
+        let targets: Vec<Arc<PushQueue>> = self
             .rendezvous
             .lock()
             .expect("hub lock")
@@ -386,12 +386,12 @@ mod tests {
     /// swept once it doubled); a live connection's entries survive every sweep (control).
     #[test]
     fn maps_forget_connections_that_went() {
-        let hub = Hub::default();
-        let alive = Arc::new(Outbox::default());
+        let hub = Pushes::default();
+        let alive = Arc::new(PushQueue::default());
         hub.join_rendezvous([0; 16], &alive).unwrap();
         hub.join_principal(PrincipalId([0; 32]), DeviceId([0; 32]), &alive);
         for i in 1..100_000u32 {
-            let gone = Arc::new(Outbox::default());
+            let gone = Arc::new(PushQueue::default());
             let mut id = [0u8; 32];
             id[..4].copy_from_slice(&i.to_be_bytes());
             hub.join_rendezvous(id[..16].try_into().unwrap(), &gone)
@@ -412,8 +412,8 @@ mod tests {
 
     #[test]
     fn heads_are_coalesced_not_dropped() {
-        let hub = Hub::default();
-        let out = Arc::new(Outbox::default());
+        let hub = Pushes::default();
+        let out = Arc::new(PushQueue::default());
         let (s, v) = (SpaceId([1; 16]), VolumeId([2; 16]));
         hub.subscribe(s, v, &out);
         for i in 1..=100 {

@@ -11,9 +11,9 @@ use std::fmt;
 use std::str::FromStr;
 use zeroize::Zeroizing;
 
-use crate::codec;
 use crate::ids::{DeviceId, PrincipalId};
 use crate::time::UnixMillis;
+use crate::wire::codec;
 
 /// A signature could not be checked or did not match.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-use crate::escrow::EscrowMode;
+use crate::access::escrow::EscrowMode;
+use crate::access::membership::SignedBody;
 use crate::ids::{PrincipalId, SpaceId};
-use crate::membership::SignedBody;
 use crate::time::UnixMillis;
 
 /// What the médecin traitant reads (F7.3).

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use crate::codes::{Codes, DOC_GROUPS};
+use crate::record::codes::{Codes, DOC_GROUPS};
 
 /// Record sections a consent can open, by volume label (`measurements` stands for every
 /// `measurements/<kind>/<year>` partition).
@@ -167,8 +167,11 @@ impl Matrix {
     pub fn builtin() -> &'static Matrix {
         static M: OnceLock<Matrix> = OnceLock::new();
         M.get_or_init(|| {
-            Matrix::parse(include_str!("../data/habilitations.toml"), Codes::builtin())
-                .expect("the built-in habilitation matrix is valid")
+            Matrix::parse(
+                include_str!("../../data/habilitations.toml"),
+                Codes::builtin(),
+            )
+            .expect("the built-in habilitation matrix is valid")
         })
     }
 
@@ -263,7 +266,7 @@ mod tests {
     #[test]
     fn a_matrix_that_splits_a_group_or_names_unknowns_is_refused() {
         let codes = Codes::builtin();
-        let text = include_str!("../data/habilitations.toml");
+        let text = include_str!("../../data/habilitations.toml");
         // Dentists reading one care type but not the others would split `care`.
         let split = text.replace(
             "except = [\"MES-PSY\", \"42348-3\", \"MES-RESIDENCE\"]",

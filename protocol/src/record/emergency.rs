@@ -38,7 +38,7 @@ pub fn parse(text: &str) -> Result<Vec<EmergencyNumber>, String> {
 pub fn builtin() -> &'static [EmergencyNumber] {
     static D: OnceLock<Vec<EmergencyNumber>> = OnceLock::new();
     D.get_or_init(|| {
-        parse(include_str!("../data/emergency-numbers.toml"))
+        parse(include_str!("../../data/emergency-numbers.toml"))
             .expect("protocol/data/emergency-numbers.toml is checked by a test")
     })
 }

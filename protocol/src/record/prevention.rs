@@ -162,7 +162,7 @@ impl Policy {
     pub fn builtin() -> &'static Policy {
         static P: OnceLock<Policy> = OnceLock::new();
         P.get_or_init(|| {
-            Policy::parse(include_str!("../data/prevention.toml"))
+            Policy::parse(include_str!("../../data/prevention.toml"))
                 .expect("protocol/data/prevention.toml is checked by a test")
         })
     }

@@ -7,6 +7,16 @@
 //! [`Conflict`]. Every field tolerates its absence, so a document written by an older
 //! build (without a newer field) still reads.
 
+pub mod agenda;
+pub mod care;
+pub mod codes;
+pub mod documents;
+pub mod emergency;
+pub mod inbox;
+pub mod measurements;
+pub mod messages;
+pub mod prevention;
+
 use autosurgeon::{Hydrate, Reconcile};
 use serde::{Deserialize, Serialize};
 
@@ -433,11 +443,11 @@ pub enum RecordBody {
     /// The emergency section.
     Emergency(Box<Emergency>),
     /// The agenda.
-    Agenda(Box<crate::agenda::Agenda>),
+    Agenda(Box<crate::record::agenda::Agenda>),
     /// Messages.
-    Messages(Box<crate::messages::Messages>),
+    Messages(Box<crate::record::messages::Messages>),
     /// Care history.
-    Care(Box<crate::care::CareHistory>),
+    Care(Box<crate::record::care::CareHistory>),
 }
 
 /// A field that concurrent edits left with several values: the person resolves it.

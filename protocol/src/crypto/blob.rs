@@ -9,8 +9,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::crypto::seal::{OpenError, SymmetricKey};
 use crate::ids::BlobId;
-use crate::seal::{OpenError, SymmetricKey};
 
 /// Plaintext bytes per chunk.
 pub const CHUNK_PLAINTEXT: usize = 64 * 1024;

@@ -6,18 +6,24 @@
 //! [`RelayFrame::Fatal`]. Then the device sends [`ClientFrame::Request`]s, each answered by
 //! a [`RelayFrame::Response`] with the same id, while the relay also sends
 //! [`RelayFrame::Push`]es: volume heads (coalesced per volume, never dropped) and pairing
-//! messages. Frames are length-prefixed ([`crate::codec::length_prefixed`]) and at most
-//! [`crate::codec::MAX_WIRE_FRAME`] bytes.
+//! messages. Frames are length-prefixed ([`crate::wire::codec::length_prefixed`]) and at most
+//! [`crate::wire::codec::MAX_WIRE_FRAME`] bytes.
+
+pub mod api;
+pub mod codec;
+pub mod framing;
 
 use serde::{Deserialize, Serialize};
 
-use crate::envelope::KeyEnvelope;
-use crate::history::HistoryEntry;
+use crate::access::history::HistoryEntry;
+use crate::access::membership::{
+    DeviceRevocation, Grant, Membership, Signed, SpaceGenesis, VolumeDecl,
+};
+use crate::crypto::envelope::KeyEnvelope;
+use crate::crypto::keys::{DeviceCert, Signature};
+use crate::crypto::seal::SealedBundle;
+use crate::enrolment::principal::DirectoryEntry;
 use crate::ids::{BlobId, DeviceId, PrincipalId, Seq, SpaceId, VolumeId};
-use crate::keys::{DeviceCert, Signature};
-use crate::membership::{DeviceRevocation, Grant, Membership, Signed, SpaceGenesis, VolumeDecl};
-use crate::principal::DirectoryEntry;
-use crate::seal::SealedBundle;
 use crate::time::UnixMillis;
 
 /// Most access history entries a relay returns to one `GetHistory`.
@@ -27,7 +33,7 @@ pub const MAX_HISTORY: usize = 4096;
 pub const MAX_FETCH: u32 = 16384;
 
 /// Most bundle bytes the relay puts in one `Bundles` reply (it always sends at least one
-/// bundle), so a reply stays well inside [`crate::codec::MAX_WIRE_FRAME`].
+/// bundle), so a reply stays well inside [`crate::wire::codec::MAX_WIRE_FRAME`].
 pub const MAX_FETCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// A frame from a device to the relay.
@@ -45,7 +51,7 @@ pub enum ClientFrame {
         /// For a device restored from a recovery kit and not yet on its person's list:
         /// the kit's word for it (issue 22, finding 3).
         #[cfg_attr(test, proptest(strategy = "crate::wire::arb::vouch()"))]
-        vouch: Option<crate::recovery::AdmissionVouch>,
+        vouch: Option<crate::crypto::recovery::AdmissionVouch>,
     },
     /// Liveness.
     Ping {
@@ -217,19 +223,19 @@ pub enum Request {
     /// traitant.
     PutChoices {
         /// Owner-signed choices.
-        choices: Signed<crate::choices::PersonChoices>,
+        choices: Signed<crate::access::choices::PersonChoices>,
     },
     /// Hands a minor's space over to the minor (F9.1; the owner only, once).
     HandOver {
         /// Owner-signed handover.
-        handover: Signed<crate::authority::Handover>,
+        handover: Signed<crate::access::authority::Handover>,
     },
     /// The hub's escrow recipients and its deployment's médecin traitant policy.
     GetHubInfo,
     /// An enrolment request (F1.3-F1.8); its failures are counted and rate-limited.
     Enrol {
         /// What is asked.
-        request: crate::enrol::EnrolRequest,
+        request: crate::enrolment::EnrolRequest,
     },
     /// The envelopes of a space addressed to its owner's recovery pseudo-device (F12.4);
     /// the owner's principal only.
@@ -244,7 +250,7 @@ pub enum Request {
         /// Space.
         space: SpaceId,
         /// Mode.
-        mode: crate::escrow::EscrowMode,
+        mode: crate::access::escrow::EscrowMode,
     },
     /// The access history of a space past `after` (owner and admins only, F8.1).
     GetHistory {
@@ -393,21 +399,21 @@ pub enum Reply {
     /// What a daemon needs to know of the hub.
     HubInfo {
         /// Escrow recipient of SAMU-Centre 15.
-        centre15: crate::keys::AgeRecipient,
+        centre15: crate::crypto::keys::AgeRecipient,
         /// Escrow recipient of break-glass.
-        break_glass: crate::keys::AgeRecipient,
+        break_glass: crate::crypto::keys::AgeRecipient,
         /// The deployment's médecin traitant policy (a person may choose another).
-        attending_policy: crate::choices::AttendingPolicy,
+        attending_policy: crate::access::choices::AttendingPolicy,
     },
     /// Where an enrolment stands after a request.
     Enrolment {
         /// The status.
-        status: crate::enrol::EnrolStatus,
+        status: crate::enrolment::EnrolStatus,
     },
     /// Holds of items for people without a device yet (F1.5).
     Holds {
         /// The holds asked about.
-        holds: Vec<crate::enrol::Hold>,
+        holds: Vec<crate::enrolment::Hold>,
     },
     /// Access history entries, ascending.
     History {
@@ -435,7 +441,7 @@ pub enum Reply {
     /// The catalogue (F6), by service id.
     Catalogue {
         /// Hub-signed entries.
-        entries: Vec<Signed<crate::catalogue::CatalogueEntry>>,
+        entries: Vec<Signed<crate::enrolment::catalogue::CatalogueEntry>>,
     },
 }
 
@@ -526,14 +532,14 @@ pub enum ErrorCode {
 pub(crate) mod arb {
     //! proptest strategies for frame fields that derive cannot build.
     use super::*;
+    use crate::crypto::keys::{AgeRecipient, DeviceCertBody};
+    use crate::crypto::seal::{BundleHeader, CipherSuite};
     use crate::ids::{Epoch, Generation};
-    use crate::keys::{AgeRecipient, DeviceCertBody};
-    use crate::seal::{BundleHeader, CipherSuite};
     use proptest::prelude::*;
 
-    pub fn vouch() -> impl Strategy<Value = Option<crate::recovery::AdmissionVouch>> {
+    pub fn vouch() -> impl Strategy<Value = Option<crate::crypto::recovery::AdmissionVouch>> {
         proptest::option::of((any::<[u8; 32]>(), signature()).prop_map(|(k, signature)| {
-            crate::recovery::AdmissionVouch {
+            crate::crypto::recovery::AdmissionVouch {
                 key: PrincipalId(k),
                 signature,
             }
@@ -663,7 +669,7 @@ pub(crate) mod arb {
                 any::<[u8; 16]>(),
                 any::<Option<[u8; 16]>>(),
                 any::<[u8; 32]>(),
-                any::<Option<crate::membership::Role>>(),
+                any::<Option<crate::access::membership::Role>>(),
                 any::<u64>(),
             )
                 .prop_map(|(s, v, p, role, version)| Grant {
@@ -687,7 +693,7 @@ pub(crate) mod arb {
             proptest::collection::vec(any::<u8>(), 0..48),
         )
             .prop_map(|(s, v, e, d, wrapped)| KeyEnvelope {
-                slot: crate::envelope::KeySlot {
+                slot: crate::crypto::envelope::KeySlot {
                     space: SpaceId(s),
                     volume: VolumeId(v),
                     generation: Generation(e / 3),
@@ -696,7 +702,7 @@ pub(crate) mod arb {
                 recipient: DeviceId(d),
                 wrapped,
                 signer: PrincipalId(d),
-                signature: crate::keys::Signature([e as u8; 64]),
+                signature: crate::crypto::keys::Signature([e as u8; 64]),
             })
     }
 
@@ -829,12 +835,16 @@ pub(crate) mod arb {
             Just(Request::GetHubInfo),
             Just(Request::GetCatalogue),
             any::<[u8; 16]>().prop_map(|s| Request::GetRecoveryEnvelopes { space: SpaceId(s) }),
-            (any::<[u8; 16]>(), any::<crate::escrow::EscrowMode>()).prop_map(|(s, mode)| {
-                Request::EmergencyAccess {
-                    space: SpaceId(s),
-                    mode,
-                }
-            }),
+            (
+                any::<[u8; 16]>(),
+                any::<crate::access::escrow::EscrowMode>()
+            )
+                .prop_map(|(s, mode)| {
+                    Request::EmergencyAccess {
+                        space: SpaceId(s),
+                        mode,
+                    }
+                }),
             (
                 any::<[u8; 16]>(),
                 proptest::collection::vec(any::<u8>(), 0..64)
@@ -887,7 +897,7 @@ pub(crate) mod arb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{decode, encode, MAX_WIRE_FRAME};
+    use crate::wire::codec::{decode, encode, MAX_WIRE_FRAME};
     use proptest::prelude::*;
 
     proptest! {

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::membership::SignedBody;
 use crate::ids::PrincipalId;
-use crate::membership::SignedBody;
 use crate::time::UnixMillis;
 
 /// The member states of the European Union (ISO 3166-1 alpha-2).
@@ -155,16 +155,16 @@ fn check_country(what: &str, c: &str) -> Result<(), String> {
 /// group other than the hidden documents.
 fn check_data(item: &str) -> Result<(), String> {
     let known = match item.strip_prefix("documents/") {
-        Some(g) => crate::codes::DOC_GROUPS.contains(&g),
-        None => crate::habilitation::SECTIONS.contains(&item),
+        Some(g) => crate::record::codes::DOC_GROUPS.contains(&g),
+        None => crate::access::habilitation::SECTIONS.contains(&item),
     };
     if known {
         Ok(())
     } else {
         Err(format!(
             "data {item:?} is neither a record section ({}) nor a document group (documents/{})",
-            crate::habilitation::SECTIONS.join(", "),
-            crate::codes::DOC_GROUPS.join(", documents/")
+            crate::access::habilitation::SECTIONS.join(", "),
+            crate::record::codes::DOC_GROUPS.join(", documents/")
         ))
     }
 }

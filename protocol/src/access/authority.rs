@@ -15,9 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::membership::{Role, SignedBody};
+use crate::crypto::keys::AgeRecipient;
 use crate::ids::{PrincipalId, SpaceId};
-use crate::keys::AgeRecipient;
-use crate::membership::{Role, SignedBody};
 use crate::time::UnixMillis;
 
 /// Label of the volume of documents a minor keeps from their legal representatives (F9.1).

@@ -4,6 +4,10 @@
 //! account (identifier and password) afterwards. The password only authenticates to the
 //! hub: it never yields keys (DESIGN.md).
 
+pub mod catalogue;
+pub mod nir;
+pub mod principal;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::SpaceId;

@@ -3,9 +3,9 @@
 //! the person (a parent creates one per child): the hub binds it to the NIR, so the
 //! first device holds the space's keys and the hub password never does.
 
-use mes_protocol::api::{ApiError, ApiErrorCode};
-use mes_protocol::enrol::{EnrolProfile, EnrolRequest, EnrolStatus};
+use mes_protocol::enrolment::{EnrolProfile, EnrolRequest, EnrolStatus};
 use mes_protocol::ids::SpaceId;
+use mes_protocol::wire::api::{ApiError, ApiErrorCode};
 use mes_protocol::wire::{ErrorCode, Reply, Request};
 
 use crate::daemon::Daemon;
@@ -93,7 +93,7 @@ impl Daemon {
             .scan(PROFILES)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(_, v)| mes_protocol::codec::from_bytes(&v).ok())
+            .filter_map(|(_, v)| mes_protocol::wire::codec::from_bytes(&v).ok())
             .collect()
     }
 
@@ -157,7 +157,7 @@ impl Daemon {
         batch.put(
             PROFILES,
             label.as_bytes(),
-            &mes_protocol::codec::to_bytes(&profile),
+            &mes_protocol::wire::codec::to_bytes(&profile),
         );
         self.store
             .apply(batch)

@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::access::membership::SignedBody;
 use crate::ids::PrincipalId;
-use crate::membership::SignedBody;
 use crate::time::UnixMillis;
 
 /// An RPPS number, checked.

@@ -8,12 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec;
-use crate::ids::{DeviceId, Epoch, Generation, PrincipalId, SpaceId, VolumeId};
-use crate::keys::{
+use crate::crypto::keys::{
     verify, AgeRecipient, AgeSecret, KeyParseError, Signature, SignatureError, SigningSecret,
 };
-use crate::seal::SymmetricKey;
+use crate::crypto::seal::SymmetricKey;
+use crate::ids::{DeviceId, Epoch, Generation, PrincipalId, SpaceId, VolumeId};
+use crate::wire::codec;
 
 /// Which key an envelope holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ pub enum EnvelopeError {
 /// for the escrowed emergency volume (a release, F7.5).
 pub fn may_adopt(
     e: &KeyEnvelope,
-    m: &crate::membership::Membership,
+    m: &crate::access::membership::Membership,
     hub: PrincipalId,
 ) -> Result<(), String> {
     e.verify().map_err(|err| err.to_string())?;
@@ -96,7 +96,7 @@ pub fn may_adopt(
         return Ok(());
     }
     if e.signer == hub {
-        return if label == Some(crate::escrow::ESCROWED_LABEL) {
+        return if label == Some(crate::access::escrow::ESCROWED_LABEL) {
             Ok(())
         } else {
             Err(format!(
@@ -112,7 +112,7 @@ pub fn may_adopt(
             e.signer
         ));
     }
-    if m.role(e.signer, None) == Some(crate::membership::Role::Admin) {
+    if m.role(e.signer, None) == Some(crate::access::membership::Role::Admin) {
         Ok(())
     } else {
         Err(format!(

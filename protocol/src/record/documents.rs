@@ -313,7 +313,7 @@ impl Prepared<'_> {
 /// The text a document is searched by: title, author, file name, category and type
 /// labels, excerpt; folded.
 pub fn haystack(d: &DocumentMeta) -> String {
-    let codes = crate::codes::Codes::builtin();
+    let codes = crate::record::codes::Codes::builtin();
     let cat = codes
         .category(&d.category)
         .map(|c| format!("{} {}", c.fr, c.en))

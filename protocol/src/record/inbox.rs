@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agenda::Appointment;
-use crate::documents::DocumentMeta;
+use crate::record::agenda::Appointment;
+use crate::record::documents::DocumentMeta;
 
 /// The prefix that marks a structured drop (a drop without it is plain text).
 pub const ITEM_PREFIX: &str = "mes-item:";
@@ -35,7 +35,10 @@ pub enum InboxItem {
 impl InboxItem {
     /// The drop text carrying this item.
     pub fn encode(&self) -> String {
-        format!("{ITEM_PREFIX}{}", hex::encode(crate::codec::to_bytes(self)))
+        format!(
+            "{ITEM_PREFIX}{}",
+            hex::encode(crate::wire::codec::to_bytes(self))
+        )
     }
 
     /// The item a drop text carries, if structured.
@@ -44,7 +47,7 @@ impl InboxItem {
         Some(
             hex::decode(body)
                 .map_err(|e| e.to_string())
-                .and_then(|b| crate::codec::from_bytes(&b).map_err(|e| e.to_string())),
+                .and_then(|b| crate::wire::codec::from_bytes(&b).map_err(|e| e.to_string())),
         )
     }
 }

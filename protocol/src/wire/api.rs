@@ -3,12 +3,12 @@
 //! The client sends [`ApiRequest`]s, each naming the space it acts on (one daemon serves
 //! many spaces); the daemon answers each with an [`ApiFrame::Response`] of the same id, and
 //! to clients that subscribed also sends [`ApiFrame::Event`]s. Frames are length-prefixed
-//! and at most [`crate::codec::MAX_API_FRAME`] bytes.
+//! and at most [`crate::wire::codec::MAX_API_FRAME`] bytes.
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::membership::Role;
 use crate::ids::{BlobId, DeviceId, PrincipalId, Seq, SpaceId, VolumeId, VolumeKind};
-use crate::membership::Role;
 
 /// A request from a local client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,18 +68,18 @@ pub enum ApiCall {
     /// when online) and its metadata written; answers the document.
     DocAdd {
         /// The document.
-        doc: crate::documents::NewDocument,
+        doc: crate::record::documents::NewDocument,
     },
     /// Checks documents before a bulk import (F3.7) without writing anything: every
     /// problem of every one, and which are already in the space.
     DocCheck {
         /// The documents, in manifest order.
-        docs: Vec<crate::documents::NewDocument>,
+        docs: Vec<crate::record::documents::NewDocument>,
     },
     /// Searches documents (F3.5); an empty query lists them all, newest first.
     DocSearch {
         /// The query.
-        query: crate::documents::DocQuery,
+        query: crate::record::documents::DocQuery,
     },
     /// Writes a document's file to `out` (F3.6), from the cache or fetched from the relay.
     DocGet {
@@ -98,12 +98,12 @@ pub enum ApiCall {
     /// Records measurements (F2.5), checked against their kind's unit and range.
     MeasureAdd {
         /// The points (ids given when empty).
-        points: Vec<crate::measurements::Measurement>,
+        points: Vec<crate::record::measurements::Measurement>,
     },
     /// Measurements in a range, oldest first.
     MeasureList {
         /// The query.
-        query: crate::measurements::MeasureQuery,
+        query: crate::record::measurements::MeasureQuery,
     },
     /// Appointments and reminders from `from` for `months` (F5).
     AgendaList {
@@ -115,7 +115,7 @@ pub enum ApiCall {
     /// Posts a message (F4): a reply in a thread, or a new thread when `thread` is empty.
     MessagePost {
         /// The message (id, time and sender filled in when empty).
-        message: crate::messages::Message,
+        message: crate::record::messages::Message,
         /// Subject of a new thread.
         subject: String,
     },
@@ -255,7 +255,7 @@ pub enum ApiCall {
     /// (or the only one) becomes the person's.
     Enrol {
         /// What is asked.
-        request: crate::enrol::EnrolRequest,
+        request: crate::enrolment::EnrolRequest,
     },
     /// An enrolment request for the profile named `profile` (F1.10): an activation uses
     /// that profile's space, created with that label when this device holds none; the
@@ -264,7 +264,7 @@ pub enum ApiCall {
         /// The profile's name ("Moi", "Mathis").
         profile: String,
         /// What is asked.
-        request: crate::enrol::EnrolRequest,
+        request: crate::enrolment::EnrolRequest,
     },
     /// The profiles this device enrols, with their last status.
     EnrolProfiles,
@@ -307,7 +307,7 @@ pub enum ApiCall {
     /// Sends a document into the space's inbox (F7.6; a professional without read rights).
     SendDocument {
         /// The document, its path absolute.
-        doc: crate::documents::NewDocument,
+        doc: crate::record::documents::NewDocument,
     },
     /// Starts a message thread in the space through its inbox (F4.2).
     SendMessage {
@@ -319,7 +319,7 @@ pub enum ApiCall {
     /// Sends an appointment into the space's agenda through its inbox (F5).
     SendAppointment {
         /// The appointment (its id is given on filing).
-        appointment: crate::agenda::Appointment,
+        appointment: crate::record::agenda::Appointment,
     },
     /// Asks the person for consent, through the inbox.
     AskConsent {
@@ -334,7 +334,7 @@ pub enum ApiCall {
         /// The person's NIR.
         nir: String,
         /// The document, its path absolute.
-        doc: crate::documents::NewDocument,
+        doc: crate::record::documents::NewDocument,
     },
     /// Holds the first message of a thread for such a person (F1.5).
     HoldMessage {
@@ -418,7 +418,7 @@ pub enum ApiCall {
     /// notified; the space need not be known to this daemon yet.
     EmergencyAccess {
         /// Mode.
-        mode: crate::escrow::EscrowMode,
+        mode: crate::access::escrow::EscrowMode,
     },
     /// Flags an access history entry as suspicious (F8.3).
     FlagAccess {
@@ -453,13 +453,13 @@ pub enum ApiReply {
     /// Done, durable.
     Done,
     /// Where an enrolment stands.
-    Enrolment(crate::enrol::EnrolStatus),
+    Enrolment(crate::enrolment::EnrolStatus),
     /// The profiles this device enrols.
-    EnrolProfiles(Vec<crate::enrol::EnrolProfile>),
+    EnrolProfiles(Vec<crate::enrolment::EnrolProfile>),
     /// The catalogue, as this space sees it.
-    Catalogue(Vec<crate::catalogue::ServiceView>),
+    Catalogue(Vec<crate::enrolment::catalogue::ServiceView>),
     /// One service, as this space sees it after a change.
-    Service(Box<crate::catalogue::ServiceView>),
+    Service(Box<crate::enrolment::catalogue::ServiceView>),
     /// Sync state.
     Status(StatusReport),
     /// Identity.
@@ -496,16 +496,16 @@ pub enum ApiReply {
         /// How many documents matched (the page holds at most the query's limit).
         total: u32,
         /// The page.
-        docs: Vec<crate::documents::DocumentMeta>,
+        docs: Vec<crate::record::documents::DocumentMeta>,
     },
     /// What a bulk import check found.
-    DocChecked(crate::documents::ImportCheck),
+    DocChecked(crate::record::documents::ImportCheck),
     /// One document (key stripped).
-    Document(Box<crate::documents::DocumentMeta>),
+    Document(Box<crate::record::documents::DocumentMeta>),
     /// Measurements.
-    Measurements(Vec<crate::measurements::Measurement>),
+    Measurements(Vec<crate::record::measurements::Measurement>),
     /// The agenda.
-    Agenda(Vec<crate::agenda::AgendaItem>),
+    Agenda(Vec<crate::record::agenda::AgendaItem>),
     /// An export written.
     Exported {
         /// Its directory.
@@ -523,7 +523,7 @@ pub enum ApiReply {
     /// Reminders, by due date.
     Reminders(Vec<crate::record::ReminderItem>),
     /// Emergency and help numbers.
-    EmergencyNumbers(Vec<crate::emergency::EmergencyNumber>),
+    EmergencyNumbers(Vec<crate::record::emergency::EmergencyNumber>),
     /// Log entries, verified.
     Log(Vec<String>),
     /// Inbox messages filed.
@@ -547,20 +547,20 @@ pub enum ApiReply {
     /// Devices.
     Devices(Vec<DeviceSummary>),
     /// Rights on the space.
-    Consents(Vec<crate::consent::ConsentView>),
+    Consents(Vec<crate::access::consent::ConsentView>),
     /// Notifications, newest first.
-    Notifications(Vec<crate::consent::NotificationView>),
+    Notifications(Vec<crate::access::consent::NotificationView>),
     /// Blocked professionals and establishments, in words.
     Blocks(Vec<String>),
     /// The médecin traitant's consent, with the warning a restriction carries.
     Attending {
         /// What they read.
-        consent: crate::consent::ConsentView,
+        consent: crate::access::consent::ConsentView,
         /// Shown to the person when they kept something from them.
         warning: Option<String>,
     },
     /// The access history.
-    AccessHistory(crate::consent::AccessHistoryView),
+    AccessHistory(crate::access::consent::AccessHistoryView),
 }
 
 /// An error from the daemon: a code and a message naming what is wrong.
@@ -708,7 +708,7 @@ pub struct DeviceSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{decode, encode, MAX_API_FRAME};
+    use crate::wire::codec::{decode, encode, MAX_API_FRAME};
     use proptest::prelude::*;
 
     /// The derived strategies of these large enums nest deeply: build them on a thread

@@ -1,0 +1,8 @@
+//! Cryptography: keys and certificates, sealed bundles, key envelopes, encrypted files, recovery kits, pairing.
+
+pub mod blob;
+pub mod envelope;
+pub mod keys;
+pub mod pairing;
+pub mod recovery;
+pub mod seal;
