@@ -10,7 +10,6 @@
 //! which wires them.
 
 pub mod access;
-pub mod api_client;
 pub mod api_server;
 pub mod blobs;
 pub mod catalogue;

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-use crate::api_client::ApiClient;
+use mes_client::ApiClient;
 
 /// What to write and which calls to make, in order.
 #[derive(Debug, Default)]

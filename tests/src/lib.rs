@@ -1,6 +1,8 @@
 //! Shared harness of the integration tests and benchmarks: a real relay (QUIC on
 //! loopback, sled in a temporary directory) and real daemons, in process or as processes,
 //! with waits driven by the daemons' events rather than sleeps.
+//!
+//! Over 600 lines: the harness every suite shares (servers, devices, waits), one place to look.
 
 use anyhow::Context;
 use mes_daemon::daemon::Daemon;

@@ -13,6 +13,8 @@
 //! planted bug) differs from the table.
 //!
 //! `MES_MATRIX_WRITE=1` writes the table from what the relay answers, to review the diff.
+//!
+//! Over 600 lines: the matrix's requests for every kind, and its control.
 
 use mes_daemon::sync::relay_client::{ClientError, RelayClient, RelayTarget};
 use mes_protocol::access::escrow::EscrowMode;

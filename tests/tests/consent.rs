@@ -3,6 +3,8 @@
 //! refuses grants beyond it, withdrawal starts a new epoch, the access history is checked
 //! for alteration, gaps, reordering and forks, and every principal kind x volume kind x
 //! operation gets its expected answer. Each security test has a control that fails it.
+//!
+//! Over 600 lines: one suite per user-visible area, each test a scenario.
 
 use mes_daemon::run::RunningDaemon;
 use mes_daemon::sync::relay_client::{ClientError, RelayTarget};

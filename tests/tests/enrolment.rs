@@ -5,6 +5,8 @@
 //! real `mes` for a parent's child). Every bad input is refused by name and changes
 //! nothing; a wrong code is counted and locks the NIR. The clock's effects (deadlines,
 //! expiry, archives, reminders) run on real sled files with a given time.
+//!
+//! Over 600 lines: one suite per user-visible area, each test a scenario.
 
 use mes_protocol::enrolment::nir::Nir;
 use mes_protocol::enrolment::{CardHolder, EnrolRequest};

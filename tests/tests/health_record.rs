@@ -3,6 +3,8 @@
 //! section (F2.10), care history (F3.8); concurrent edits of every kind from two devices;
 //! bad input; export to FHIR R4 + IPS + PDF checked by independent implementations, and
 //! import back into an empty space.
+//!
+//! Over 600 lines: one suite per user-visible area, each test a scenario.
 
 use mes_protocol::record::agenda::Agenda;
 use mes_protocol::record::care::CareHistory;

@@ -3,7 +3,7 @@
 //! oversized frames from a raw QUIC client get an error naming the problem and do not
 //! disturb other connections.
 
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::wire::api::{ApiCall, ApiReply};
 use mes_protocol::wire::codec::MAX_WIRE_FRAME;

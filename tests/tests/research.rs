@@ -2,7 +2,7 @@
 //! no direct identifier. Control: the full FHIR export of the same space does carry them,
 //! so the scan would find them.
 
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_daemon::sandbox;
 use mes_tests::{device, files_containing, home, online, relay, target};
 

@@ -4,7 +4,7 @@
 //! parents' decision, years of measurements, vaccinations, appointments and messages.
 //! SIGTERM stops it and removes its temporary directory.
 
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_protocol::ids::SpaceId;
 use mes_protocol::record::documents::DocQuery;
 use mes_protocol::record::measurements::MeasureQuery;

@@ -409,7 +409,7 @@ async fn a_new_generation_replaces_history_and_keeps_offline_changes() -> anyhow
 /// drain, sled's lock was still held by the connections' tasks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_with_clients_connected_releases_the_store() -> anyhow::Result<()> {
-    use mes_daemon::api_client::ApiClient;
+    use mes_client::ApiClient;
     use mes_protocol::wire::api::{ApiCall, ApiReply};
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;

@@ -5,7 +5,7 @@
 //! prints one ready line naming the socket instead, then serves until Ctrl-C or SIGTERM.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_daemon::devices::unlock::Unlock;
 use mes_daemon::run::{start, DaemonConfig};
 use mes_daemon::sandbox;

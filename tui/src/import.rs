@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_protocol::ids::SpaceId;
 use mes_protocol::wire::api::{ApiCall, ApiReply};
 use std::path::Path;

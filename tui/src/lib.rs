@@ -5,4 +5,5 @@
 //! async shell that feeds it keys and daemon replies.
 
 pub mod app;
+pub mod cli;
 pub mod printable;

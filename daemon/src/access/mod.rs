@@ -6,4 +6,5 @@ pub mod consent;
 pub mod emergency;
 pub mod history;
 pub mod holds;
+pub mod membership;
 pub mod minors;

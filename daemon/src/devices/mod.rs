@@ -3,6 +3,7 @@
 
 pub mod enrolment;
 pub mod identity;
+pub mod list;
 pub mod pairing;
 pub mod recovery;
 pub mod unlock;

@@ -1,6 +1,8 @@
 //! Documents (F3): adding a file (checked, sealed into the blob cache, metadata written
 //! to the document volume of its type's habilitation group), listing and search over a
 //! cache of hydrated volumes, writing a file out, hiding and showing again.
+//!
+//! Over 600 lines: every operation on a document (add, file, hide, search, send) keeps the same document-volume invariants.
 
 use mes_protocol::crypto::blob::BlobRef;
 use mes_protocol::ids::{BlobId, SpaceId, VolumeId};

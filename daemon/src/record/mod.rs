@@ -8,8 +8,10 @@ pub mod documents;
 pub mod edit;
 pub mod measurements;
 pub mod messaging;
+pub mod notes;
 pub mod notifications;
 pub mod threads;
+pub mod typed;
 
 use automerge::{ObjId, ObjType, ReadDoc, Value, ROOT};
 use mes_protocol::ids::SpaceId;

@@ -3,7 +3,9 @@
 //! reconnect with jittered backoff when the connection drops. The daemon stays fully
 //! usable offline meanwhile.
 
+pub mod pipeline;
 pub mod relay_client;
+pub mod sealing;
 pub mod step;
 
 use mes_protocol::ids::VolumeId;
@@ -13,7 +15,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-use crate::daemon::{Daemon, SyncError, MAX_UPLOAD};
+use crate::daemon::{Daemon, SyncError};
+use crate::sync::pipeline::MAX_UPLOAD;
 use crate::sync::relay_client::{RelayClient, RelayTarget};
 use crate::sync::step::{Backoff, Step};
 

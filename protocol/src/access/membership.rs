@@ -11,6 +11,8 @@
 //!
 //! [`Membership`] folds records into the current state; both the relay (which enforces it)
 //! and daemons (which verify it before wrapping keys) run the same code.
+//!
+//! Over 600 lines: the membership rules (declare, grant, hand over, verify) as one state machine, and their tests.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

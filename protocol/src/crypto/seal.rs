@@ -14,6 +14,8 @@
 //!
 //! FROZEN (protocol version 2): the header layout and the signature context are part of
 //! stored data; change them only with a new [`CipherSuite`] variant or protocol version.
+//!
+//! Over 600 lines: a third is the tests of the format (tampering, forgery, the null cipher); the format is one concept.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};

@@ -4,6 +4,8 @@
 //! many spaces); the daemon answers each with an [`ApiFrame::Response`] of the same id, and
 //! to clients that subscribed also sends [`ApiFrame::Event`]s. Frames are length-prefixed
 //! and at most [`crate::wire::codec::MAX_API_FRAME`] bytes.
+//!
+//! Over 600 lines: every local API call and reply, the one list a reader looks things up in.
 
 use serde::{Deserialize, Serialize};
 

@@ -3,6 +3,8 @@
 //! statistics. Each person's change commits in one batch with what it implies (queue,
 //! due index, outbox), so a crash leaves either the old state or the new, never half.
 //! The state machine is [`crate::enrolment`]; the tables [`crate::enrolment::store`].
+//!
+//! Over 600 lines: the enrolment operations and the sweep over the tables, each with its transaction rule.
 
 use mes_protocol::enrolment::nir::Nir;
 use mes_protocol::ids::SpaceId;

@@ -28,6 +28,8 @@
 //! under a lock; a request that read a person earlier writes back only if the person's
 //! bytes are still those it read, and claims an identifier only if it is free or already
 //! theirs ([`ApplyError::Conflict`] otherwise: the service runs it again).
+//!
+//! Over 600 lines: the enrolment tables' trait and the checks every backend shares (a fifth is tests).
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::time::UnixMillis;

@@ -14,6 +14,8 @@
 //! written on every core, but named by one thread: two threads naming files in one
 //! directory spend their time waiting on its lock (docs/benchmarks.md, `campaign`).
 //! Where the file system has no `O_TMPFILE`, emails go through `tmp/` and a rename.
+//!
+//! Over 600 lines: the three delivery channels share one queue and one retry rule, kept in one place.
 
 pub mod notification;
 

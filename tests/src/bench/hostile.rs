@@ -15,7 +15,7 @@
 use super::latency::one_edit;
 use super::{measure, percentile, Measure, Size};
 use crate::{device, pair, volume};
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_protocol::wire::api::ApiCall;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

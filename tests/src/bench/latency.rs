@@ -6,7 +6,7 @@
 
 use super::{percentile, Measure, Size};
 use crate::{converged, device, pair, relay, target, volume};
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_daemon::sync::relay_client::RelayClient;
 use mes_protocol::wire::api::{ApiCall, ApiEvent, ApiReply};
 use mes_protocol::wire::Request;

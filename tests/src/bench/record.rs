@@ -12,7 +12,7 @@
 
 use super::space::{all_documents, synced, TenYears};
 use super::{measure, percentile, Measure, Size};
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_protocol::record::documents::DocQuery;
 use mes_protocol::wire::api::{ApiCall, ApiReply};
 use rand::{Rng, SeedableRng};

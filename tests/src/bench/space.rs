@@ -6,7 +6,7 @@
 
 use super::Size;
 use crate::{relay, target};
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_daemon::sandbox::{self, Scale};
 use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::ids::SpaceId;

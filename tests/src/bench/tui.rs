@@ -13,7 +13,7 @@
 use super::space::TenYears;
 use super::{measure, percentile, Measure, Size};
 use crate::tmux::Tmux;
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_tui::app::action::{Action, Move, Request};
 use mes_tui::app::settings::Settings;
 use mes_tui::app::state::{Screen, State};

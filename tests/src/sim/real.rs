@@ -8,7 +8,7 @@
 //! repairs, instead of message-level ones.
 
 use anyhow::Context;
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_daemon::run::DaemonReady;
 use mes_daemon::sync::relay_client::RelayTarget;
 use mes_protocol::ids::SpaceId;

@@ -15,7 +15,7 @@
 //! restored.
 
 use anyhow::Context;
-use mes_daemon::api_client::ApiClient;
+use mes_client::ApiClient;
 use mes_protocol::wire::api::ApiCall;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
 use std::collections::VecDeque;

@@ -4,11 +4,10 @@
 
 use mes_daemon::opening::OpenContext;
 use mes_daemon::replica::volume::{self, Payload, Replica};
+use mes_daemon::sync::sealing::{SealWith, Sealing};
 use mes_daemon::sync::step::{Backoff, VolumeProgress};
 use mes_protocol::crypto::keys::{DeviceCert, KeyPair};
-use mes_protocol::crypto::seal::{
-    BundleHeader, BundleLink, CipherSuite, SealedBundle, SymmetricKey,
-};
+use mes_protocol::crypto::seal::{BundleLink, CipherSuite, SealedBundle, SymmetricKey};
 use mes_protocol::ids::{Epoch, Generation, Seq, SpaceId, VolumeId, VolumeKind};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
@@ -226,25 +225,19 @@ impl SimDevice {
         rng: &mut ChaCha8Rng,
     ) -> (Vec<SealedBundle>, Option<BundleLink>) {
         let v = &self.volumes[volume];
-        let mut prev = v.chain;
-        let mut out = Vec::new();
-        for n in from..=to {
-            let header = BundleHeader {
-                suite: CipherSuite::XChaCha20Poly1305,
-                space: self.space,
-                volume: v.id,
-                generation: Generation(0),
-                epoch: Epoch(0),
-                author: self.keys.device_id(),
-                nonce: [0; 24],
-                prev,
-            };
-            let plain = volume::encode(&v.disk.local[(n - 1) as usize]);
-            let b = SealedBundle::seal(&v.key, header, &self.keys.signing, rng, &plain);
-            prev = Some(b.link());
-            out.push(b);
-        }
-        (out, prev)
+        let sealing = Sealing {
+            suite: CipherSuite::XChaCha20Poly1305,
+            space: self.space,
+            volume: v.id,
+            generation: Generation(0),
+            author: self.keys.device_id(),
+            signing: &self.keys.signing,
+            with: SealWith::Epoch(Epoch(0), &v.key),
+        };
+        let changes = (from..=to).map(|n| volume::encode(&v.disk.local[(n - 1) as usize]));
+        sealing
+            .seal(v.chain, changes, rng)
+            .expect("sealing under an epoch key never fails")
     }
 
     /// Opens, applies and stores fetched bundles (the daemon's fetch, minus the

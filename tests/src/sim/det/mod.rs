@@ -8,10 +8,12 @@
 //! delay; it may be held back (reordered), delivered twice, or lost. A lost message, like
 //! any message on a partitioned link, kills its connection after [`DEAD_AFTER_MS`] (as a
 //! QUIC idle timeout would); the device then reconnects with its backoff.
+//!
+//! Over 600 lines: the deterministic simulation's event loop and its checker, one state machine.
 
 pub mod device;
 
-use mes_daemon::daemon::MAX_UPLOAD;
+use mes_daemon::sync::pipeline::MAX_UPLOAD;
 use mes_daemon::sync::step::Step;
 use mes_protocol::access::membership::{Signed, SpaceGenesis, VolumeDecl};
 use mes_protocol::crypto::keys::{DeviceCert, KeyPair};

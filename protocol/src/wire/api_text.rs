@@ -1,13 +1,15 @@
-//! How replies are shown: JSON for scripts, short bilingual text for people.
+//! How a reply is shown, next to its type: JSON for scripts, short bilingual text for
+//! people ([`ApiReply::to_json`], [`ApiReply::to_text`]). A client strips control
+//! characters of anyone's text before printing it (issue 22, finding 10).
 
-use mes_protocol::wire::api::ApiReply;
+use crate::wire::api::ApiReply;
 
 /// A record document, readable and complete: indented JSON (French labels are the TUI's
 /// job), then the conflicts the person has to resolve.
 fn with_conflicts(
     doc: &impl serde::Serialize,
-    conflicts: &[mes_protocol::record::Conflict],
-) -> anyhow::Result<String> {
+    conflicts: &[crate::record::Conflict],
+) -> Result<String, serde_json::Error> {
     let mut out = serde_json::to_string_pretty(doc)?;
     for c in conflicts {
         out.push_str(&format!(
@@ -20,7 +22,7 @@ fn with_conflicts(
 }
 
 /// One document per line: date, category, title, author, hidden flag, id.
-fn doc_line(d: &mes_protocol::record::documents::DocumentMeta) -> String {
+fn doc_line(d: &crate::record::documents::DocumentMeta) -> String {
     format!(
         "{}  {:<14} {}  — {}{}  [{}]",
         d.date,
@@ -38,7 +40,7 @@ fn doc_line(d: &mes_protocol::record::documents::DocumentMeta) -> String {
 
 /// Renders a reply.
 /// A service of the catalogue (F6): name, criteria, hosting, suspension, what is allowed.
-fn service_text(v: &mes_protocol::enrolment::catalogue::ServiceView) -> String {
+fn service_text(v: &crate::enrolment::catalogue::ServiceView) -> String {
     let s = &v.service;
     let mut out = format!(
         "{} — {} ({})\n  {}\n  {}\n  éco-score / eco-score {} · hébergé en / hosted in {} · contrôlé depuis / controlled from {}\n  échange / exchanges: {}",
@@ -63,20 +65,11 @@ fn service_text(v: &mes_protocol::enrolment::catalogue::ServiceView) -> String {
     out
 }
 
-/// A reply as `mes` prints it; text output keeps no control character of anyone's text
-/// (issue 22, finding 10), JSON escapes them.
-pub fn reply(r: &ApiReply, json: bool) -> anyhow::Result<String> {
-    let out = reply_unchecked(r, json)?;
-    Ok(if json {
-        out
-    } else {
-        mes_tui::printable::text(&out).into_owned()
-    })
-}
-
-fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
-    if json {
-        return Ok(match r {
+impl ApiReply {
+    /// The reply as one line of JSON, for scripts (`--json`).
+    pub fn to_json(&self) -> Result<String, serde_json::Error> {
+        let r = self;
+        Ok(match r {
             ApiReply::Done => serde_json::json!({ "ok": true }).to_string(),
             ApiReply::Values(v) => serde_json::json!({ "values": v }).to_string(),
             ApiReply::Status(s) => serde_json::to_string(s)?,
@@ -112,8 +105,16 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
             ApiReply::Spaces(s) => serde_json::json!({ "spaces": s }).to_string(),
             ApiReply::EnrolProfiles(p) => serde_json::json!({ "profiles": p }).to_string(),
             other => serde_json::to_string(other)?,
-        });
+        })
     }
+
+    /// The reply as short bilingual text, for people.
+    pub fn to_text(&self) -> Result<String, serde_json::Error> {
+        text(self)
+    }
+}
+
+fn text(r: &ApiReply) -> Result<String, serde_json::Error> {
     Ok(match r {
         ApiReply::Done => "ok".into(),
         ApiReply::Enrolment(e) => e.detail.clone(),
@@ -210,7 +211,7 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
         }
         ApiReply::Document(d) => doc_line(d),
         ApiReply::Measurements(m) => {
-            let codes = mes_protocol::record::codes::Codes::builtin();
+            let codes = crate::record::codes::Codes::builtin();
             m.iter()
                 .map(|m| {
                     let unit = codes
@@ -225,11 +226,11 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
         ApiReply::Agenda(a) => a
             .iter()
             .map(|i| match i {
-                mes_protocol::record::agenda::AgendaItem::Appointment(a) => format!(
+                crate::record::agenda::AgendaItem::Appointment(a) => format!(
                     "{}  RDV / appointment  {} {} {}  [{}]",
                     a.at, a.title, a.with, a.place, a.id
                 ),
-                mes_protocol::record::agenda::AgendaItem::Reminder(r) => {
+                crate::record::agenda::AgendaItem::Reminder(r) => {
                     format!("{}  rappel / reminder  {} / {}", r.from, r.fr, r.en)
                 }
             })
@@ -360,7 +361,7 @@ fn reply_unchecked(r: &ApiReply, json: bool) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mes_protocol::record::{Conflict, RecordBody};
+    use crate::record::{Conflict, RecordBody};
 
     #[test]
     fn a_record_shows_its_conflicts_in_text_and_json() {
@@ -371,13 +372,13 @@ mod tests {
                 values: vec!["choc".into(), "œdème".into()],
             }],
         };
-        let text = reply(&r, false).unwrap();
+        let text = r.to_text().unwrap();
         assert!(text.starts_with('{'), "{text}");
         assert!(
             text.ends_with("conflit / conflict: allergies/0/reaction = choc | œdème"),
             "{text}"
         );
-        let json: serde_json::Value = serde_json::from_str(&reply(&r, true).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
         assert_eq!(json["conflicts"][0]["values"][1], "œdème");
         assert_eq!(json["profile"]["allergies"], serde_json::json!([]));
     }
