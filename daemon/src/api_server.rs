@@ -121,6 +121,10 @@ async fn connection(daemon: Arc<Daemon>, stream: UnixStream, mut shutdown: watch
 }
 
 /// Runs one call.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the local API's dispatcher, one arm per call"
+)]
 pub async fn handle(
     d: &Arc<Daemon>,
     space: Option<mes_protocol::ids::SpaceId>,
@@ -240,12 +244,14 @@ pub async fn handle(
         InboxRead => ApiReply::Inbox(d.inbox_read(d.resolve_space(space).await?)?),
         BlobPut { path } => {
             let (blob, size) =
-                crate::blobs::put(d, d.resolve_space(space).await?, Path::new(&path)).await?;
+                crate::replica::blobs::put(d, d.resolve_space(space).await?, Path::new(&path))
+                    .await?;
             ApiReply::Blob { blob, size }
         }
         BlobGet { blob, out } => {
             let size =
-                crate::blobs::get(d, d.resolve_space(space).await?, blob, Path::new(&out)).await?;
+                crate::replica::blobs::get(d, d.resolve_space(space).await?, blob, Path::new(&out))
+                    .await?;
             ApiReply::Written { path: out, size }
         }
         Snapshot { volume } => {
@@ -444,7 +450,7 @@ pub async fn handle(
             ApiReply::Done
         }
         SendMessage { subject, body } => {
-            crate::inbox_items::check_message(&subject, &body)?;
+            crate::record::inbox_items::check_message(&subject, &body)?;
             d.drop_item(
                 d.resolve_space(space).await?,
                 &mes_protocol::record::inbox::InboxItem::Message { subject, body },

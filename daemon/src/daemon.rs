@@ -9,6 +9,8 @@
 //! Locking: one std mutex over the in-memory state, never held across an await; sled
 //! flushes and relay requests happen outside it. It is one lock on purpose: a change
 //! touches a space, a volume and the keyring at once, and must be seen whole.
+//!
+//! Import circle: the handle's fields are the state types of `replica::spaces`, `replica::blobs`, `record::doc_index` and `access::emergency`, whose modules extend the handle with their operations (`impl Daemon`); this is the handle pattern, kept to these modules.
 
 use mes_protocol::access::membership::{Membership, Role, Signed, SpaceGenesis, VolumeDecl};
 use mes_protocol::crypto::envelope::KeySlot;
@@ -62,7 +64,7 @@ pub struct Daemon {
     pub(crate) pairings: Mutex<HashMap<[u8; 16], mpsc::UnboundedSender<Vec<u8>>>>,
     relay_label: String,
     /// The blob cache and the document size limit.
-    pub files: crate::blobs::Files,
+    pub files: crate::replica::blobs::Files,
     /// Hydrated document volumes, by volume, valid while the volume's heads are unchanged
     /// (search and listing never hydrate 10,000 documents per query).
     pub(crate) doc_cache: crate::record::doc_index::Cache,
@@ -162,7 +164,7 @@ impl Daemon {
         name: &str,
         suite: CipherSuite,
         relay_label: String,
-        files: crate::blobs::Files,
+        files: crate::replica::blobs::Files,
     ) -> Result<Arc<Self>, StoreError> {
         let identity = match Identity::load(&store)? {
             Some(i) => i,
@@ -512,10 +514,11 @@ impl Daemon {
 
     /// A fingerprint of a volume's state (tests compare replicas with it).
     pub fn digest(&self, volume: VolumeId) -> Option<String> {
-        self.state()
-            .volumes
-            .get_mut(&volume)
-            .and_then(|v| v.replica().ok().map(|r| r.digest()))
+        self.state().volumes.get_mut(&volume).and_then(|v| {
+            v.replica()
+                .ok()
+                .map(super::replica::volume::Replica::digest)
+        })
     }
 }
 

@@ -74,7 +74,7 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
         .as_ref()
         .map(|r| r.address.to_string())
         .unwrap_or_else(|| "none (offline only)".into());
-    let files = crate::blobs::Files {
+    let files = crate::replica::blobs::Files {
         blob_dir: config.data_dir.join("blobs"),
         max_document_bytes: config.max_document_bytes,
     };

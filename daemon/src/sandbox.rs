@@ -115,6 +115,10 @@ pub const SANDBOX_HISTORY: Scale = Scale {
 /// Seed 001's sandbox account: Inaya M., born 1988, her record, a history of `scale` up to
 /// `today` (`SANDBOX_HISTORY` for the demo, ten years of daily use for the benchmarks),
 /// and her three children awaiting their parents' decision.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the sandbox account's content, written out as data"
+)]
 pub fn seed_001(dir: &Path, today: Date, scale: Scale) -> Plan {
     let mut plan = Plan::default();
     let p = RecordKind::Profile;

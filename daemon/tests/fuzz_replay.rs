@@ -87,6 +87,10 @@ fn write(target: &str, name: &str, bytes: Vec<u8>) {
     std::fs::write(dir.join(name), bytes).unwrap();
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one replay per target and its control, read top to bottom"
+)]
 fn write_corpus() {
     let mut rng = rand::thread_rng();
     let principal = KeyPair::generate(&mut rng);

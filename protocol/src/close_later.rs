@@ -18,7 +18,10 @@ static PENDING: (std::sync::Mutex<usize>, std::sync::Condvar) =
     (std::sync::Mutex::new(0), std::sync::Condvar::new());
 
 fn pending() -> std::sync::MutexGuard<'static, usize> {
-    PENDING.0.lock().unwrap_or_else(|e| e.into_inner())
+    PENDING
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits until every close started in this process finished, at most `limit`; whether
@@ -35,7 +38,7 @@ pub fn wait_idle(limit: Duration) -> bool {
         n = PENDING
             .1
             .wait_timeout(n, left)
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
     }
     true

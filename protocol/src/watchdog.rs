@@ -36,7 +36,7 @@ impl Drop for Running<'_> {
         self.dog
             .inner
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .running
             .remove(&self.id);
     }
@@ -81,7 +81,10 @@ impl Watchdog {
 
     /// Registers an operation started at `now`.
     pub fn begin(&self, what: &'static str, now: Instant) -> Running<'_> {
-        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let id = i.next;
         i.next += 1;
         i.running.insert(id, (what, now, false));
@@ -91,7 +94,10 @@ impl Watchdog {
     /// Operations running for longer than `limit` at `now` and not reported yet: each is
     /// named once, with how long it has run, and counted.
     pub fn overdue(&self, now: Instant, limit: Duration) -> Vec<(&'static str, Duration)> {
-        let mut i = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut i = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = Vec::new();
         for (what, start, reported) in i.running.values_mut() {
             let ran = now.saturating_duration_since(*start);
@@ -108,7 +114,7 @@ impl Watchdog {
     pub fn slow_total(&self) -> u64 {
         self.inner
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .slow_total
     }
 }

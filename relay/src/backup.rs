@@ -89,7 +89,7 @@ pub fn backup(data: &Path, out: &Path) -> anyhow::Result<BackupReport> {
         let tree = db.open_tree(&name)?;
         w.frame(3, &name)?;
         report.trees += 1;
-        for kv in tree.iter() {
+        for kv in &tree {
             let (k, v) = kv?;
             w.frame(4, &k)?;
             w.frame(5, &v)?;
@@ -98,7 +98,10 @@ pub fn backup(data: &Path, out: &Path) -> anyhow::Result<BackupReport> {
     }
     let hash = *w.hash.finalize().as_bytes();
     w.frame(9, &hash)?;
-    let mut file = w.inner.into_inner().map_err(|e| e.into_error())?;
+    let mut file = w
+        .inner
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
     file.flush()?;
     file.sync_all()?;
     report.bytes = w.bytes;

@@ -46,7 +46,7 @@ pub fn parse<T>(
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                let line = e.position().map(csv::Position::line).unwrap_or(0);
                 bad.push(BadRow {
                     line,
                     reason: e.to_string(),
@@ -54,7 +54,7 @@ pub fn parse<T>(
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = record.position().map(csv::Position::line).unwrap_or(0);
         let field = |i: usize| record.get(i).unwrap_or("").to_string();
         match row(line, &field) {
             Ok(r) => rows.push(r),

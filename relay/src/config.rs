@@ -224,7 +224,7 @@ mod tests {
             .unwrap();
             c.delivery(dir.path())
         };
-        let account = format!("smtp_user = \"hub\"\nsmtp_password_file = {:?}\n", pw);
+        let account = format!("smtp_user = \"hub\"\nsmtp_password_file = {pw:?}\n");
         let plain = load(&format!("smtp_tls = \"none\"\n{account}")).unwrap_err();
         assert!(plain.to_string().contains("in the clear"), "{plain}");
         let half = load("smtp_user = \"hub\"\n").unwrap_err();

@@ -263,6 +263,10 @@ async fn offline(
 }
 
 #[tokio::main]
+#[allow(
+    clippy::too_many_lines,
+    reason = "the relay's command line, one arm per subcommand"
+)]
 async fn main() -> anyhow::Result<()> {
     // Everything the hub writes is its own user's only (issue 22, finding 9); the files
     // that hold keys and codes also set their mode themselves (`private_files`).
@@ -355,8 +359,8 @@ async fn main() -> anyhow::Result<()> {
                         "data": s.data,
                         "criteria": s.criteria,
                         "status": if e.body.suspended.is_some() { "suspended" } else { "listed" },
-                        "suspended_fr": e.body.suspended.as_ref().map(|w| w.fr()),
-                        "suspended_en": e.body.suspended.as_ref().map(|w| w.en()),
+                        "suspended_fr": e.body.suspended.as_ref().map(mes_protocol::enrolment::catalogue::Suspension::fr),
+                        "suspended_en": e.body.suspended.as_ref().map(mes_protocol::enrolment::catalogue::Suspension::en),
                     })
                 );
             }
@@ -477,7 +481,7 @@ async fn main() -> anyhow::Result<()> {
             let bar = progress(0, "sweep");
             let report =
                 mes_relay::enrolment::service::sweep(&hub.tables, &hub.policy, now, |n| {
-                    bar.inc(n as u64)
+                    bar.inc(n as u64);
                 })?;
             bar.finish_and_clear();
             println!("{}", serde_json::to_string(&report)?);

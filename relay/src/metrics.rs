@@ -3,6 +3,8 @@
 //! (`{"status":"ok",...}`, or 503 with the reason when the store does not answer).
 //! Counters are updated where things happen (connections, requests, refusals); gauges
 //! that need a scan (enrolment statuses) are set after each sweep, never at scrape time.
+//!
+//! Import circle: with `handler`, the relay counts into its `Metrics`, and the metrics port reads the relay's gauges when scraped.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -211,7 +211,7 @@ pub async fn device_with(
         relay,
         name: name.into(),
         null_cipher,
-        max_document_bytes: mes_daemon::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
+        max_document_bytes: mes_daemon::replica::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
     })
     .await
 }
@@ -472,7 +472,7 @@ pub async fn uploaded_document(
         )
         .await?;
     until(d, Duration::from_secs(30), "file uploaded", |d| {
-        mes_daemon::blobs::pending(&d.files).is_empty()
+        mes_daemon::replica::blobs::pending(&d.files).is_empty()
     })
     .await?;
     let blob = meta

@@ -477,9 +477,9 @@ async fn stranger_claims_a_blob(m: Misbehaviour) -> anyhow::Result<(bool, bool)>
     registered(&victim, space).await?;
     let file = dir.path().join("compte-rendu.txt");
     std::fs::write(&file, "Compte rendu opératoire")?;
-    let (blob, _) = mes_daemon::blobs::put(&victim.daemon, space, &file).await?;
+    let (blob, _) = mes_daemon::replica::blobs::put(&victim.daemon, space, &file).await?;
     until(&victim.daemon, WAIT, "blob uploaded", |d| {
-        mes_daemon::blobs::pending(&d.files).is_empty()
+        mes_daemon::replica::blobs::pending(&d.files).is_empty()
     })
     .await?;
     let stranger = RawPrincipal::new("stranger");
@@ -552,9 +552,9 @@ async fn every_read_of_a_file_is_logged_once_whichever_chunk_it_starts_at() -> a
     } = mes_tests::owner(Misbehaviour::default()).await?;
     let file = dir.path().join("irm.bin");
     std::fs::write(&file, vec![7u8; 200_000])?;
-    let (blob, _) = mes_daemon::blobs::put(&a.daemon, space, &file).await?;
+    let (blob, _) = mes_daemon::replica::blobs::put(&a.daemon, space, &file).await?;
     until(&a.daemon, WAIT, "blob uploaded", |d| {
-        mes_daemon::blobs::pending(&d.files).is_empty()
+        mes_daemon::replica::blobs::pending(&d.files).is_empty()
     })
     .await?;
     let reader = RawPrincipal::new("relative");

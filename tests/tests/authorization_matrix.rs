@@ -127,6 +127,10 @@ async fn daemon_caller(
 }
 
 /// A harmless request of `kind` from `c` with the ids of `t`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 fn build(kind: RequestKind, c: &Caller, t: &Target) -> Request {
     let now = UnixMillis::now();
     let (space, volume) = (t.space, t.volume);
@@ -362,6 +366,10 @@ fn kinds() -> Vec<RequestKind> {
 type Table = BTreeMap<(String, String), Vec<String>>;
 
 /// Runs every cell against a relay misbehaving as told; returns the table it answers.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
     let o = owner(m).await?;
     let t = &o.t;
@@ -592,7 +600,10 @@ fn parse(text: &str) -> anyhow::Result<Table> {
         );
         table.insert(
             (cells[0].into(), cells[1].into()),
-            cells[2..].iter().map(|c| c.to_string()).collect(),
+            cells[2..]
+                .iter()
+                .map(std::string::ToString::to_string)
+                .collect(),
         );
     }
     Ok(table)

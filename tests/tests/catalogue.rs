@@ -28,7 +28,7 @@ fn service(id: &str, who: &RawPrincipal, hosting: &str, data: &[&str]) -> Servic
         url: format!("https://{id}.example.fr"),
         hosting_country: hosting.into(),
         controller_country: "FR".into(),
-        data: data.iter().map(|d| d.to_string()).collect(),
+        data: data.iter().map(std::string::ToString::to_string).collect(),
         criteria: Criteria {
             technical: true,
             ethical: true,
@@ -52,6 +52,10 @@ async fn fetch(c: &RelayClient, space: SpaceId, volume: VolumeId) -> Result<Repl
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn a_service_exchanges_only_the_chosen_data_and_a_suspended_one_nothing() -> anyhow::Result<()>
 {
     let dir = tempfile::tempdir()?;

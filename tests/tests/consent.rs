@@ -316,7 +316,7 @@ async fn a_withdrawn_professional_decrypts_nothing_written_after() -> anyhow::Re
             .filter_map(|e| {
                 st.keys
                     .get(care, Generation(0), Epoch(e))
-                    .map(|k| k.duplicate())
+                    .map(mes_protocol::crypto::seal::SymmetricKey::duplicate)
             })
             .collect()
     };
@@ -602,6 +602,10 @@ struct Case {
 
 /// Every principal kind x volume kind x operation against the relay; returns the rows and
 /// how many refusals the relay counted while they ran.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64)> {
     let o = owner(m).await?;
     let doctor = RawPrincipal::new("doctor");
@@ -1251,6 +1255,10 @@ async fn the_attending_physician_reads_hidden_documents_under_law_2022_and_may_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() -> anyhow::Result<()>
 {
     use mes_protocol::record::inbox::InboxItem;
@@ -1355,7 +1363,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     // binds it to the document's volume, where its readers fetch it (the lab, which only
     // drops into the inbox, still cannot).
     until(&o.a.daemon, Duration::from_secs(30), "binding sent", |d| {
-        mes_daemon::blobs::pending(&d.files).is_empty()
+        mes_daemon::replica::blobs::pending(&d.files).is_empty()
     })
     .await?;
     let documents = mes_tests::volume(
@@ -1705,5 +1713,40 @@ async fn a_delegation_lapses_at_its_end_and_what_follows_is_sealed_from_it() -> 
         ErrorCode::NotMember,
         "the lapsed delegate gets no key"
     );
+    Ok(())
+}
+
+/// F2.10 (issue 26, item 3): the emergency section can never be kept back. A consent
+/// `--except emergency` is refused with the reason and changes nothing; keeping back
+/// another group is allowed (control), and the emergency key still reaches the doctor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emergency_section_cannot_be_kept_back() -> anyhow::Result<()> {
+    let o = owner(Misbehaviour::default()).await?;
+    let doctor = RawPrincipal::new("10");
+    doctor.connect(&o.t).await?;
+    o.relay
+        .relay
+        .import_directory(vec![listed(doctor.id(), 0, "Dr Emergency", "10")])
+        .await?;
+    let labels = labels(&o.a, o.space);
+    let e =
+        o.a.daemon
+            .consent(o.space, rpps(0).as_str(), &["emergency".into()])
+            .await
+            .unwrap_err();
+    assert_eq!(e.code, mes_protocol::wire::api::ApiErrorCode::BadRequest);
+    assert!(e.message.contains("F2.10"), "{}", e.message);
+    let m = o.a.daemon.membership_of(o.space)?;
+    assert!(
+        !m.grants.keys().any(|(p, _)| *p == doctor.id()),
+        "a refused consent grants nothing"
+    );
+    // Control: another group may be kept back, and the emergency section is read.
+    o.a.daemon
+        .consent(o.space, rpps(0).as_str(), &["mental".into()])
+        .await?;
+    let keys = wrapped(&doctor, &o.t, o.space, &labels).await?;
+    assert!(keys.contains_key("emergency"), "{:?}", keys.keys());
+    assert!(!keys.contains_key("documents/mental"), "{:?}", keys.keys());
     Ok(())
 }

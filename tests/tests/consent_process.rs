@@ -18,6 +18,10 @@ fn import(relay_dir: &Path, csv: &Path) -> anyhow::Result<std::process::Output> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn consent_history_and_recovery_from_scripts() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let relay_dir = dir.path().join("relay");

@@ -86,6 +86,10 @@ fn holder(nir: &str, serial: &str) -> CardHolder {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("relay");
@@ -989,6 +993,10 @@ fn overlapping_delivery_batches_deliver_every_message_once() -> anyhow::Result<(
 /// new hold lets no one in: her consent is the way in (the hold is answered alike, so a
 /// professional learns nothing of her status, issue 22 finding 7).
 #[tokio::test(flavor = "multi_thread")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() -> anyhow::Result<()>
 {
     let dir = tempfile::tempdir()?;

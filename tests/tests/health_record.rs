@@ -116,7 +116,7 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
     assert_eq!(
         q("", |q| {
             q.from = "2021-02-01".into();
-            q.to = "2021-12-31".into()
+            q.to = "2021-12-31".into();
         })?,
         vec![d2.id.clone()]
     );
@@ -214,6 +214,10 @@ async fn documents_sync_with_their_files_search_hide_and_refuse_bad_input() -> a
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn concurrent_edits_of_every_kind_merge_and_same_field_edits_are_conflicts(
 ) -> anyhow::Result<()> {
     let p = paired().await?;
@@ -479,6 +483,10 @@ async fn bad_measurements_appointments_and_messages_are_refused_by_name() -> any
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
 async fn export_is_valid_fhir_r4_with_an_ips_summary_and_a_pdf_and_imports_back(
 ) -> anyhow::Result<()> {
     let p = paired().await?;

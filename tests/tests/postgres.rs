@@ -211,10 +211,10 @@ async fn a_change_and_a_blob_uploaded_on_one_instance_reach_a_device_on_another(
     let file = dir.path().join("radio.bin");
     let content: Vec<u8> = (0..150_000u32).map(|i| (i * 11 % 253) as u8).collect();
     std::fs::write(&file, &content)?;
-    let (blob, _) = mes_daemon::blobs::put(&a.daemon, space, &file).await?;
+    let (blob, _) = mes_daemon::replica::blobs::put(&a.daemon, space, &file).await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     let out = dir.path().join("radio-copie.bin");
-    mes_daemon::blobs::get(&b.daemon, space, blob, &out).await?;
+    mes_daemon::replica::blobs::get(&b.daemon, space, blob, &out).await?;
     assert_eq!(std::fs::read(&out)?, content);
     let s3 = mes_tests::s3_server()?;
     let prefix = std::fs::read_to_string(one_dir.join("s3-prefix"))?;

@@ -380,7 +380,9 @@ fn health_record_from_scripts(s: &Path, dir: &Path) -> anyhow::Result<()> {
     json(&["message", "read", m["id"].as_str().unwrap_or_default()])?;
     let v = json(&["message", "list"])?;
     assert_eq!(
-        v["messages"]["messages"].as_object().map(|m| m.len()),
+        v["messages"]["messages"]
+            .as_object()
+            .map(serde_json::Map::len),
         Some(2)
     );
     let export = dir.join("export");

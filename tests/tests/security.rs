@@ -93,7 +93,7 @@ async fn a_revoked_device_cannot_decrypt_later_changes() -> anyhow::Result<()> {
                         mes_protocol::ids::Generation(0),
                         mes_protocol::ids::Epoch(e),
                     )
-                    .map(|k| k.duplicate())
+                    .map(mes_protocol::crypto::seal::SymmetricKey::duplicate)
             })
             .collect()
     };

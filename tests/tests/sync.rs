@@ -210,11 +210,11 @@ async fn several_spaces_volume_kinds_and_blobs() -> anyhow::Result<()> {
     let file = dir.path().join("compte-rendu.bin");
     let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(&file, &content)?;
-    let (blob, size) = mes_daemon::blobs::put(&a.daemon, family, &file).await?;
+    let (blob, size) = mes_daemon::replica::blobs::put(&a.daemon, family, &file).await?;
     assert_eq!(size, 200_000);
     converged(&a.daemon, &b.daemon, family, "notes").await?;
     let out = dir.path().join("copie.bin");
-    mes_daemon::blobs::get(&b.daemon, family, blob, &out).await?;
+    mes_daemon::replica::blobs::get(&b.daemon, family, blob, &out).await?;
     assert_eq!(std::fs::read(&out)?, content);
     assert!(
         mes_tests::files_containing(&dir.path().join("relay"), &content[1000..1064]).is_empty(),
@@ -240,7 +240,7 @@ async fn a_committed_blob_survives_chunks_sent_under_its_id() -> anyhow::Result<
     let file = dir.path().join("ordonnance.bin");
     let content: Vec<u8> = (0..200_000u32).map(|i| (i * 13 % 251) as u8).collect();
     std::fs::write(&file, &content)?;
-    let (blob, _) = mes_daemon::blobs::put(&a.daemon, a_space, &file).await?;
+    let (blob, _) = mes_daemon::replica::blobs::put(&a.daemon, a_space, &file).await?;
     let notes = mes_tests::volume(&a.daemon, a_space, "notes").expect("notes");
     let (reader, _) = connect_as(&a.daemon, &t).await?;
     let download = || async {
@@ -269,7 +269,7 @@ async fn a_committed_blob_survives_chunks_sent_under_its_id() -> anyhow::Result<
         match download().await {
             Ok(b) => break b,
             Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => return Err(e.context("a's blob never reached the relay")),
         }

@@ -43,7 +43,7 @@ pub async fn run(json: bool, ui: Option<std::time::Instant>) -> anyhow::Result<(
         relay: Some(target.clone()),
         name: "ordinateur".into(),
         null_cipher: false,
-        max_document_bytes: mes_daemon::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
+        max_document_bytes: mes_daemon::replica::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
     })
     .await?;
     let socket = device.ready.socket.clone();

@@ -48,7 +48,7 @@ mod tests {
     fn escape_sequences_and_overrides_never_reach_the_terminal() {
         let title = "Compte rendu\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{202e}fdp.exe\r";
         let shown = line(title);
-        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
         assert_eq!(shown, "Compte rendu]0;pwned[2J31mfdp.exe");
         assert_eq!(text("a\nb\tc\u{1b}[1m"), "a\nb\tc[1m");
         // Control: ordinary text, accents and emoji included, is borrowed unchanged.

@@ -6,6 +6,7 @@
 //! every volume the principal could read, so nothing written afterwards opens for them.
 
 use mes_protocol::access::consent::{AccessEntryView, AccessHistoryView, ConsentView};
+use mes_protocol::access::escrow::ESCROWED_LABEL;
 use mes_protocol::access::habilitation::{Matrix, HIDDEN};
 use mes_protocol::access::history::AccessTarget;
 use mes_protocol::access::membership::{Grant, Membership, Role, Signed};
@@ -152,6 +153,13 @@ impl Daemon {
         let principal = entry.body.principal;
         let profession = entry.body.professional.profession.clone();
         for e in except {
+            // F2.10: the emergency section is never kept back; whoever may read it reads it.
+            if e == ESCROWED_LABEL {
+                return Err(ApiError::new(
+                    ApiErrorCode::BadRequest,
+                    "the emergency section cannot be kept back (F2.10): whoever you consent to reads it, as emergency services do / la section urgence ne peut pas être masquée",
+                ));
+            }
             let known = m
                 .volumes
                 .values()

@@ -59,7 +59,7 @@ impl Daemon {
     pub async fn hold_document(&self, nir: &str, new: &NewDocument) -> Result<Hold, ApiError> {
         let mut meta: DocumentMeta = crate::record::documents::checked_meta(new)?;
         // The file is checked before the hub hears of anything.
-        crate::blobs::open_checked(&self.files, Path::new(&new.path))?;
+        crate::replica::blobs::open_checked(&self.files, Path::new(&new.path))?;
         let hold = self.announce_hold(nir).await?;
         self.seal_file(&mut meta, Path::new(&new.path))?;
         self.keep_held(&hold.nir, InboxItem::Document(Box::new(meta)))
@@ -74,7 +74,7 @@ impl Daemon {
         subject: &str,
         body: &str,
     ) -> Result<Hold, ApiError> {
-        crate::inbox_items::check_message(subject, body)?;
+        crate::record::inbox_items::check_message(subject, body)?;
         let hold = self.announce_hold(nir).await?;
         self.keep_held(
             &hold.nir,
@@ -195,7 +195,7 @@ impl Daemon {
                         ApiError::new(ApiErrorCode::Internal, "a held document's blob id")
                     })?;
                     let inbox = Daemon::volume_of(&self.state(), space, crate::daemon::INBOX)?;
-                    crate::blobs::mark_pending(&self.files, space, inbox, blob)?;
+                    crate::replica::blobs::mark_pending(&self.files, space, inbox, blob)?;
                 }
                 self.drop_item(space, &held.item).await?;
                 let mut batch = self.store.batch();

@@ -142,7 +142,7 @@ impl Daemon {
             .spaces
             .values()
             .filter(|s| s.record.registered)
-            .map(|s| s.id())
+            .map(super::super::replica::spaces::Space::id)
             .collect();
         for s in ids {
             match self.refresh_space(c, s).await {

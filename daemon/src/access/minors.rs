@@ -127,7 +127,12 @@ impl Daemon {
             return Ok(volume);
         }
         let mut batch = self.store.batch();
-        crate::partition::declare_new(&mut st, (space, volume, DOCUMENTS_PRIVATE), key, &mut batch);
+        crate::replica::partition::declare_new(
+            &mut st,
+            (space, volume, DOCUMENTS_PRIVATE),
+            key,
+            &mut batch,
+        );
         self.store
             .apply(batch)
             .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;

@@ -127,7 +127,7 @@ impl Daemon {
             st.spaces
                 .values()
                 .filter(|s| s.owner() == me)
-                .map(|s| s.id())
+                .map(super::super::replica::spaces::Space::id)
                 .collect()
         };
         // The kit's admission key (issue 22, finding 3): registered at the relay by this
@@ -276,7 +276,10 @@ impl Daemon {
     ) -> Result<usize, SyncError> {
         let owner = {
             let st = self.state();
-            st.spaces.get(&space).map(|s| s.owner()) == Some(st.identity.principal.principal_id())
+            st.spaces
+                .get(&space)
+                .map(super::super::replica::spaces::Space::owner)
+                == Some(st.identity.principal.principal_id())
         };
         let Some(secret) = self.recovery_identity().filter(|_| owner) else {
             return Ok(0);

@@ -224,10 +224,11 @@ impl Daemon {
     /// next.
     async fn reseal(&self, space: SpaceId, d: &mut DocumentMeta, to: &str) -> Result<(), ApiError> {
         let r = blob_ref(d)?;
-        crate::blobs::ensure_cached(self, space, &self.blob_volumes(space, d)?, &r).await?;
-        let fresh = crate::blobs::rekey(&self.files, &r)?;
+        crate::replica::blobs::ensure_cached(self, space, &self.blob_volumes(space, d)?, &r)
+            .await?;
+        let fresh = crate::replica::blobs::rekey(&self.files, &r)?;
         let target = Daemon::volume_of(&self.state(), space, to)?;
-        crate::blobs::mark_pending(&self.files, space, target, fresh.id)?;
+        crate::replica::blobs::mark_pending(&self.files, space, target, fresh.id)?;
         d.blob = fresh.id.to_string();
         d.blob_key = hex::encode(fresh.key);
         d.ciphertext_len = fresh.ciphertext_len;
@@ -258,7 +259,7 @@ impl Daemon {
         }
         let blob = d.blob.parse().map_err(internal)?;
         let volume = Daemon::volume_of(&self.state(), space, label)?;
-        crate::blobs::mark_bind(&self.files, space, volume, blob)
+        crate::replica::blobs::mark_bind(&self.files, space, volume, blob)
     }
 
     /// The volume whose documents reference `blob` (a queue marker written before
@@ -537,7 +538,7 @@ impl Daemon {
         path: &Path,
     ) -> Result<(), ApiError> {
         let id = self.seal_file(meta, path)?;
-        crate::blobs::mark_pending(&self.files, space, volume, id)
+        crate::replica::blobs::mark_pending(&self.files, space, volume, id)
     }
 
     /// Seals a document's file into this device's cache under a fresh key, recorded in
@@ -547,7 +548,7 @@ impl Daemon {
         meta: &mut DocumentMeta,
         path: &Path,
     ) -> Result<mes_protocol::ids::BlobId, ApiError> {
-        let r = crate::blobs::seal_into_cache(&self.files, path)?;
+        let r = crate::replica::blobs::seal_into_cache(&self.files, path)?;
         meta.excerpt = excerpt(path, &meta.media_type);
         meta.size = r.plaintext_len;
         meta.ciphertext_len = r.ciphertext_len;
@@ -603,7 +604,7 @@ impl Daemon {
                 }
             }
             let outcome = checked_meta(new).and_then(|meta| {
-                crate::blobs::open_checked(&self.files, Path::new(&new.path))?;
+                crate::replica::blobs::open_checked(&self.files, Path::new(&new.path))?;
                 self.already_added(space, &meta, Path::new(&new.path))
             });
             match outcome {
@@ -622,8 +623,9 @@ impl Daemon {
         }
         let d = self.doc_find(space, id)?;
         let r = blob_ref(&d)?;
-        crate::blobs::ensure_cached(self, space, &self.blob_volumes(space, &d)?, &r).await?;
-        crate::blobs::decrypt_cached(&self.files, &r, out)
+        crate::replica::blobs::ensure_cached(self, space, &self.blob_volumes(space, &d)?, &r)
+            .await?;
+        crate::replica::blobs::decrypt_cached(&self.files, &r, out)
     }
 
     /// Hides a document from professionals or shows it again (F3.3): its metadata moves to

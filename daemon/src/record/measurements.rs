@@ -28,7 +28,7 @@ pub fn year_of(at: &str) -> Result<i16, String> {
         return Ok(t.year());
     }
     at.parse::<jiff::civil::Date>()
-        .map(|d| d.year())
+        .map(jiff::civil::Date::year)
         .map_err(|_| format!("time {at:?} is not like 2026-11-24T08:30 or 2026-11-24"))
 }
 

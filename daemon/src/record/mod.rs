@@ -6,6 +6,7 @@ pub mod check;
 pub mod doc_index;
 pub mod documents;
 pub mod edit;
+pub mod inbox_items;
 pub mod measurements;
 pub mod messaging;
 pub mod notes;

@@ -36,7 +36,7 @@ impl Daemon {
             .unwrap_or_default();
         NOTIFICATION_KINDS
             .iter()
-            .map(|k| k.to_string())
+            .map(std::string::ToString::to_string)
             .filter(|k| !off.contains(k))
             .collect()
     }

@@ -71,8 +71,12 @@ impl Daemon {
             let volume = VolumeId(rand::Rng::gen(&mut OsRng));
             let mut batch = self.store.batch();
             let key = SymmetricKey::generate(&mut OsRng);
-            let decl =
-                crate::partition::declare_new(&mut st, (space, volume, &label), key, &mut batch);
+            let decl = crate::replica::partition::declare_new(
+                &mut st,
+                (space, volume, &label),
+                key,
+                &mut batch,
+            );
             self.store
                 .apply(batch)
                 .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;

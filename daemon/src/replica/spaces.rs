@@ -48,9 +48,10 @@ impl Space {
     /// The owner: as the verified membership says (a minor after a handover, F9.1), else
     /// the creator named in the genesis.
     pub fn owner(&self) -> PrincipalId {
-        self.membership
-            .as_ref()
-            .map_or(self.record.genesis.body.owner, |m| m.owner())
+        self.membership.as_ref().map_or(
+            self.record.genesis.body.owner,
+            mes_protocol::access::membership::Membership::owner,
+        )
     }
     /// The recipient inbox drops are sealed to.
     pub fn inbox_recipient(&self) -> &mes_protocol::crypto::keys::AgeRecipient {

@@ -47,7 +47,7 @@ pub fn watch_stores() {
         tracing::warn!(
             "replica store: {what} has been running for {:.1} s (a store that stops making progress; see docs/architecture.md, \"The embedded stores\")",
             ran.as_secs_f64()
-        )
+        );
     });
     if let Err(e) = logged {
         tracing::warn!("the store watchdog did not start: {e}");
@@ -260,7 +260,7 @@ fn apply_ops(db: &sled::Db, ops: &[(Vec<u8>, Option<Vec<u8>>)]) -> sled::Result<
 /// returns how many there were.
 fn replay_journal(db: &sled::Db, journal: &sled::Tree) -> Result<usize, StoreError> {
     let mut n = 0;
-    for entry in journal.iter() {
+    for entry in journal {
         let (id, ops) = entry?;
         let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::wire::codec::from_bytes(&ops)
             .map_err(|e| StoreError(format!("a journaled batch does not decode: {e}")))?;

@@ -3,6 +3,7 @@
 //! reconnect with jittered backoff when the connection drops. The daemon stays fully
 //! usable offline meanwhile.
 
+pub mod opening;
 pub mod pipeline;
 pub mod relay_client;
 pub mod sealing;
@@ -176,7 +177,7 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
         tolerate(daemon.rotate_all_lapsed(client).await)?;
         // Files before the metadata that names them, so another device never learns of a
         // document whose blob the relay does not have yet.
-        tolerate(crate::blobs::upload_pending(daemon, client).await)?;
+        tolerate(crate::replica::blobs::upload_pending(daemon, client).await)?;
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();
             let me = st.identity.principal.principal_id();

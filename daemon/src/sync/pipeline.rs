@@ -1,9 +1,9 @@
 //! The sync steps against the relay: uploading sealed local changes, the catch-up pipeline (fetch, verify and open on a blocking thread, apply in one batch, store, then move the cursor), snapshots.
 
 use crate::daemon::{client_api, storage, unexpected, Daemon, SyncError, INBOX, NOTES};
-use crate::opening::{OpenContext, Opened};
 use crate::replica::store::StoreError;
 use crate::replica::volume::{self, Payload};
+use crate::sync::opening::{OpenContext, Opened};
 use crate::sync::relay_client::RelayClient;
 use crate::sync::sealing::{SealWith, Sealing};
 use mes_protocol::crypto::keys::AgeSecret;
@@ -388,7 +388,7 @@ impl Daemon {
             let mut batch = self.store.batch();
             match new_generation {
                 Some(g) => {
-                    v.switch_generation(&self.store, g, &payloads, cursor, &actor, &mut batch)?
+                    v.switch_generation(&self.store, g, &payloads, cursor, &actor, &mut batch)?;
                 }
                 None => {
                     v.replica()?

@@ -15,8 +15,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::membership::{Role, SignedBody};
+use crate::access::role::Role;
 use crate::crypto::keys::AgeRecipient;
+use crate::crypto::signed::SignedBody;
 use crate::ids::{PrincipalId, SpaceId};
 use crate::time::UnixMillis;
 

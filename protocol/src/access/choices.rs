@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use crate::access::escrow::EscrowMode;
-use crate::access::membership::SignedBody;
+use crate::crypto::signed::SignedBody;
 use crate::ids::{PrincipalId, SpaceId};
 use crate::time::UnixMillis;
 

@@ -1,6 +1,6 @@
 //! The habilitation matrix as data (`protocol/data/habilitations.toml`, F7.1): which
 //! document types and record sections each profession (TRE_G15) may read. Deny by
-//! default. Document volumes follow it (DESIGN.md): a consent wraps the keys of exactly the
+//! default. Document volumes follow it (docs/sources.md): a consent wraps the keys of exactly the
 //! volumes [`Matrix::may_read_volume`] allows, and the relay refuses any grant beyond it.
 
 use serde::Deserialize;

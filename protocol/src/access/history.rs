@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::membership::{Signed, SignedBody};
+use crate::crypto::signed::{Signed, SignedBody};
 use crate::enrolment::principal::Professional;
 use crate::ids::{BlobId, DeviceId, PrincipalId, SpaceId, VolumeId};
 use crate::time::UnixMillis;

@@ -20,77 +20,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::access::authority::{is_private, CourtRemoval, Handover};
 use crate::access::choices::PersonChoices;
 use crate::access::escrow::EscrowMode;
-use crate::crypto::keys::{verify, AgeRecipient, Signature, SignatureError, SigningSecret};
+use crate::crypto::keys::{AgeRecipient, SignatureError};
 use crate::ids::{DeviceId, Generation, PrincipalId, SpaceId, VolumeId, VolumeKind};
 use crate::time::UnixMillis;
-use crate::wire::codec;
 
-/// A role on a space or a volume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[cfg_attr(test, derive(proptest_derive::Arbitrary))]
-pub enum Role {
-    /// Append drops to the inbox only; cannot read.
-    Append,
-    /// Read.
-    Read,
-    /// Read and write.
-    Write,
-    /// Read, write, and manage membership.
-    Admin,
-}
-
-impl Role {
-    /// May read the volume's log.
-    pub fn can_read(self) -> bool {
-        self >= Role::Read
-    }
-    /// May append bundles to the volume (inbox drops need only [`Role::Append`]).
-    pub fn can_write(self, kind: VolumeKind) -> bool {
-        match kind {
-            VolumeKind::Inbox => true,
-            _ => self >= Role::Write,
-        }
-    }
-}
-
-/// A body with a fixed signature context.
-pub trait SignedBody: Serialize {
-    /// Domain separation for the signature.
-    const CONTEXT: &'static [u8];
-}
-
-/// A body signed by a principal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signed<T> {
-    /// What is stated.
-    pub body: T,
-    /// Who states it.
-    pub signer: PrincipalId,
-    /// Signature over the encoded body.
-    pub signature: Signature,
-}
-
-impl<T: SignedBody> Signed<T> {
-    /// Signs a body.
-    pub fn sign(body: T, key: &SigningSecret) -> Self {
-        let signature = key.sign(T::CONTEXT, &codec::to_bytes(&body));
-        Signed {
-            body,
-            signer: PrincipalId(key.public()),
-            signature,
-        }
-    }
-    /// Checks the signature (not whether the signer had the right to sign).
-    pub fn verify(&self) -> Result<(), SignatureError> {
-        verify(
-            &self.signer.0,
-            T::CONTEXT,
-            &codec::to_bytes(&self.body),
-            &self.signature,
-            "membership record",
-        )
-    }
-}
+pub use crate::access::role::Role;
+pub use crate::crypto::signed::{Signed, SignedBody};
 
 /// Creates a space.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -624,6 +559,8 @@ pub fn check_relabel(
     }
     let reason = if is_private(&old.label) && !is_private(&new.label) {
         "a private volume never becomes shared"
+    } else if old.label == crate::access::escrow::ESCROWED_LABEL {
+        "the emergency section keeps its label: under another it would leave break-glass and centre 15 (F2.10)"
     } else if !by_owner {
         "only the space's owner changes a volume's label"
     } else {
@@ -639,7 +576,7 @@ pub fn check_relabel(
 mod tests {
     use super::*;
     use crate::access::authority::DOCUMENTS_PRIVATE as DOCUMENTS_PRIVATE_LABEL;
-    use crate::crypto::keys::{AgeSecret, KeyPair};
+    use crate::crypto::keys::{AgeSecret, KeyPair, SigningSecret};
 
     #[test]
     fn only_owner_or_admin_manage_and_versions_only_go_up() {
@@ -963,5 +900,24 @@ mod tests {
         let mut undone = m.clone();
         undone.handover = None;
         assert!(undone.verified(Some(hub.principal_id())).is_err());
+    }
+
+    /// F2.10: nobody relabels the emergency volume, not even its owner (it would leave
+    /// break-glass and centre 15); another volume the owner may relabel (control).
+    #[test]
+    fn the_emergency_section_keeps_its_label() {
+        let decl = |label: &str| VolumeDecl {
+            space: SpaceId([1; 16]),
+            volume: VolumeId([2; 16]),
+            kind: VolumeKind::Automerge,
+            generation: Generation(0),
+            label: label.into(),
+        };
+        let emergency = crate::access::escrow::ESCROWED_LABEL;
+        let e = check_relabel(&decl(emergency), &decl("private/emergency"), true).unwrap_err();
+        assert!(e.to_string().contains("F2.10"), "{e}");
+        assert!(check_relabel(&decl(emergency), &decl("notes"), true).is_err());
+        assert!(check_relabel(&decl("notes"), &decl("private/notes"), true).is_ok());
+        assert!(check_relabel(&decl(emergency), &decl(emergency), false).is_ok());
     }
 }

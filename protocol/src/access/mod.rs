@@ -7,3 +7,4 @@ pub mod escrow;
 pub mod habilitation;
 pub mod history;
 pub mod membership;
+pub mod role;

@@ -462,6 +462,6 @@ mod tests {
         );
         let back = principal.export().import().unwrap();
         assert_eq!(back.principal_id(), principal.principal_id());
-        assert!(!format!("{:?}", principal).contains(&*principal.age.to_secret_string()));
+        assert!(!format!("{principal:?}").contains(&*principal.age.to_secret_string()));
     }
 }

@@ -6,3 +6,4 @@ pub mod keys;
 pub mod pairing;
 pub mod recovery;
 pub mod seal;
+pub mod signed;

@@ -16,6 +16,8 @@
 //! stored data; change them only with a new [`CipherSuite`] variant or protocol version.
 //!
 //! Over 600 lines: a third is the tests of the format (tampering, forgery, the null cipher); the format is one concept.
+//!
+//! Import circle: with `envelope`, an inbox drop is sealed with age as a key envelope is and fails with the same error, and an envelope wraps a bundle key.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};

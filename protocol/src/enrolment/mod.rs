@@ -2,7 +2,7 @@
 //! oppose, a new code, closure, reopening, reminders, and where it stands. The code, the
 //! NIR and the carte Vitale serial identify the person before an account exists; the hub
 //! account (identifier and password) afterwards. The password only authenticates to the
-//! hub: it never yields keys (DESIGN.md).
+//! hub: it never yields keys (docs/sources.md).
 
 pub mod catalogue;
 pub mod nir;

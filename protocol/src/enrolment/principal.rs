@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-use crate::access::membership::SignedBody;
+use crate::crypto::signed::SignedBody;
 use crate::ids::PrincipalId;
 use crate::time::UnixMillis;
 

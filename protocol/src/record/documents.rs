@@ -357,7 +357,7 @@ mod tests {
         assert!(!q("", |q| q.category = "imaging".into()));
         assert!(q("", |q| {
             q.from = "2021-01-01".into();
-            q.to = "2021-01-31".into()
+            q.to = "2021-01-31".into();
         }));
         assert!(!q("", |q| q.from = "2021-02-01".into()));
         assert!(q("", |q| q.author = "NGUYÉN".into()));

@@ -1,7 +1,7 @@
 //! Items held for a person whose space nobody holds keys to yet (F1.5).
 //!
 //! A space created at the deadline has no device: whatever the hub sealed to it, the hub
-//! could open, which DESIGN.md forbids. So a professional keeps the documents and
+//! could open, which docs/sources.md forbids. So a professional keeps the documents and
 //! messages on its own device and tells the hub only *that* it holds something for this
 //! NIR. When the person activates, their device asks who holds items for them and lets
 //! those professionals drop into the inbox; each professional's device asks which of its

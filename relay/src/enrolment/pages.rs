@@ -220,7 +220,7 @@ mod tests {
     use super::*;
 
     fn nir(i: u64) -> NirBytes {
-        format!("{:013}", i).as_bytes().try_into().unwrap()
+        format!("{i:013}").as_bytes().try_into().unwrap()
     }
 
     #[test]

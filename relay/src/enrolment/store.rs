@@ -30,6 +30,8 @@
 //! theirs ([`ApplyError::Conflict`] otherwise: the service runs it again).
 //!
 //! Over 600 lines: the enrolment tables' trait and the checks every backend shares (a fifth is tests).
+//!
+//! Import circle: with `tables::sled_tables`, the backends implement this module's `Backend`, and `EnrolmentTables::open` picks the sled one for the relay's embedded database.
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::time::UnixMillis;
@@ -556,7 +558,7 @@ impl EnrolmentTables {
                     if last.len() < PAGE
                         && last[0].insured.departement == p.insured.departement =>
                 {
-                    last.push(p)
+                    last.push(p);
                 }
                 _ => pages.push((first_page + pages.len() as u64, vec![p])),
             }

@@ -623,7 +623,7 @@ fn render_all(
     d: &Delivery,
     tmp: Option<&MaildirTmp>,
 ) -> anyhow::Result<Vec<Rendered>> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let slice = batch.len().div_ceil(workers).max(1);
     let rendered: Vec<Vec<Rendered>> = std::thread::scope(|scope| {
         let jobs: Vec<_> = batch

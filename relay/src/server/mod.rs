@@ -301,7 +301,7 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
             match outcome {
                 Ok(Ok(Some(report))) => {
                     r.metrics.sweeps.inc();
-                    tracing::info!(?report, "enrolment sweep")
+                    tracing::info!(?report, "enrolment sweep");
                 }
                 Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::warn!("enrolment sweep or statistics failed: {e}"),

@@ -42,7 +42,7 @@ pub async fn serve_connection(
         }
     }
     .instrument(span)
-    .await
+    .await;
 }
 
 /// Builds the bytes a device signs: the challenge and the relay's certificate fingerprint,

@@ -36,7 +36,7 @@ pub fn watch_stores() {
         tracing::warn!(
             "relay store: {what} has been running for {:.1} s (a store that stops making progress; see docs/architecture.md, \"The embedded stores\")",
             ran.as_secs_f64()
-        )
+        );
     });
     if let Err(e) = logged {
         tracing::warn!("the store watchdog did not start: {e}");

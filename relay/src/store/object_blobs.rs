@@ -292,10 +292,10 @@ impl Store for ObjectBlobs {
     }
 
     fn set_notify(&self, hook: NotifyHook) {
-        self.inner.set_notify(hook)
+        self.inner.set_notify(hook);
     }
 
     fn set_record_hook(&self, hook: RecordHook) {
-        self.inner.set_record_hook(hook)
+        self.inner.set_record_hook(hook);
     }
 }

@@ -69,7 +69,7 @@ impl Journal {
         name.extend_from_slice(&target.name());
         let records = db.open_tree(name)?;
         let mut replayed = 0;
-        for r in records.iter() {
+        for r in &records {
             let (id, ops) = r?;
             let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::wire::codec::from_bytes(&ops)
                 .map_err(|e| {

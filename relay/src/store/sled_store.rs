@@ -66,7 +66,7 @@ pub fn open_db(config: sled::Config) -> sled::Result<sled::Db> {
                     || e.to_string().contains("could not acquire lock"))
                     && std::time::Instant::now() < deadline =>
             {
-                std::thread::sleep(std::time::Duration::from_millis(10))
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
             other => return other,
         }

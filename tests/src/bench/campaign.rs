@@ -111,6 +111,10 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     tokio::task::spawn_blocking(move || blocking(n)).await?
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the pilot's phases in order, each timed"
+)]
 fn blocking(n: usize) -> anyhow::Result<Vec<Measure>> {
     // `MES_BENCH_DIR`: where the store and outbox go (ext4 creates files several times
     // slower in a block group full of recently deleted inodes: use a fresh place).

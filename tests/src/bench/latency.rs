@@ -70,7 +70,7 @@ async fn measure_with(
     for i in 0..samples {
         ms.push(one_edit(&mut writer, &mut reader, &mut events, space, notes, i).await?);
         // Drain the idle devices' pushes so they stay idle readers.
-        for (_, p) in idle_devices.iter_mut() {
+        for (_, p) in &mut idle_devices {
             while p.try_recv().is_ok() {}
         }
     }

@@ -134,7 +134,7 @@ async fn run_queries(
                     "a page of {} for {total} matches and a limit of {limit}",
                     docs.len()
                 );
-                hits += u64::from(total)
+                hits += u64::from(total);
             }
             other => anyhow::bail!("DocSearch answered {other:?}"),
         }

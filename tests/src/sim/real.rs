@@ -106,6 +106,10 @@ fn scaled(ms: u64, scale: f64, lo: u64, hi: u64) -> Duration {
 }
 
 /// Runs a trace over real sockets and processes.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one real-mode run from start to check, in order"
+)]
 pub async fn run(trace: Trace) -> anyhow::Result<super::RunOutput> {
     anyhow::ensure!(
         trace.plant != Some(PlantedBug::AckBeforeFlush),

@@ -4,6 +4,8 @@
 //! arrive as actions too. `update` answers [`Request`]s; the shell runs them and feeds
 //! each reply back as [`Action::Answer`] with the request's [`Slot`], so a newer request
 //! for the same slot supersedes an older one still queued.
+//!
+//! Import circle: with `state`, an action names a screen to go to, and the state remembers which slots it loaded.
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::wire::api::{ApiCall, ApiEvent, ApiReply};

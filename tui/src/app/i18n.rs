@@ -98,7 +98,9 @@ pub fn tr(lang: Lang, key: &str) -> &'static str {
         return v.as_str();
     }
     static MISSING: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut missing = MISSING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut missing = MISSING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(k) = missing.iter().find(|k| **k == key) {
         return k;
     }
@@ -186,7 +188,7 @@ mod tests {
     fn sorted(lang: Lang) -> BTreeMap<String, String> {
         catalogue(lang)
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
 

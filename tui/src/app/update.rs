@@ -646,6 +646,10 @@ fn goto(s: &mut State, screen: Screen) {
 }
 
 /// Applies `action`; answers the requests to make.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the client's one match over every action"
+)]
 pub fn update(s: &mut State, action: Action) -> Vec<Request> {
     match action {
         Action::Quit => {

@@ -186,7 +186,12 @@ impl DocReplica {
 
     /// Fingerprint: the sorted heads.
     pub fn digest(&mut self) -> String {
-        let mut heads: Vec<String> = self.doc.get_heads().iter().map(|h| h.to_string()).collect();
+        let mut heads: Vec<String> = self
+            .doc
+            .get_heads()
+            .iter()
+            .map(std::string::ToString::to_string)
+            .collect();
         heads.sort();
         heads.join(",")
     }

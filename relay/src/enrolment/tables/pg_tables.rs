@@ -208,7 +208,7 @@ impl PgTables {
                     Some(c) => c,
                     None => clients[start % n].clone().lock_owned().await,
                 };
-                work(c).await
+                work(c).await;
             });
     }
 

@@ -2,8 +2,8 @@
 //! [`VolumeProgress`], automerge [`Replica`], bundle sealing and [`OpenContext`] opening),
 //! over a simulated disk that a crash reduces to what was flushed.
 
-use mes_daemon::opening::OpenContext;
 use mes_daemon::replica::volume::{self, Payload, Replica};
+use mes_daemon::sync::opening::OpenContext;
 use mes_daemon::sync::sealing::{SealWith, Sealing};
 use mes_daemon::sync::step::{Backoff, VolumeProgress};
 use mes_protocol::crypto::keys::{DeviceCert, KeyPair};

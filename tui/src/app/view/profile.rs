@@ -18,6 +18,10 @@ pub fn chosen(s: &State) -> ProfileSection {
 }
 
 /// The lines of a section's detail.
+#[allow(
+    clippy::too_many_lines,
+    reason = "every profile section's layout in one place"
+)]
 fn detail(s: &State, section: ProfileSection) -> Vec<String> {
     let Some((p, conflicts)) = &s.profile else {
         return vec![s.t("common.loading").into()];

@@ -37,8 +37,14 @@ fn allowed(m: &Membership, entry: &CatalogueEntry) -> Vec<String> {
 fn view(e: CatalogueEntry, m: Option<&Membership>) -> ServiceView {
     ServiceView {
         allowed: m.map(|m| allowed(m, &e)).unwrap_or_default(),
-        suspended_fr: e.suspended.as_ref().map(|s| s.fr()),
-        suspended_en: e.suspended.as_ref().map(|s| s.en()),
+        suspended_fr: e
+            .suspended
+            .as_ref()
+            .map(mes_protocol::enrolment::catalogue::Suspension::fr),
+        suspended_en: e
+            .suspended
+            .as_ref()
+            .map(mes_protocol::enrolment::catalogue::Suspension::en),
         service: e.service,
     }
 }

@@ -130,7 +130,7 @@ impl OpenContext {
     /// (its snapshot holds what came before).
     pub fn open(&self, items: &[(Seq, SealedBundle)]) -> Result<Opened, SyncError> {
         let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
+            .map_or(1, std::num::NonZero::get)
             .min(4);
         let per = items.len().div_ceil(threads).max(256);
         let out = std::thread::scope(|scope| {

@@ -67,7 +67,10 @@ impl Daemon {
     pub(crate) async fn file_inbox(&self, space: SpaceId) -> Result<usize, ApiError> {
         let drops = {
             let mut st = self.state();
-            if st.spaces.get(&space).map(|s| s.owner())
+            if st
+                .spaces
+                .get(&space)
+                .map(super::super::replica::spaces::Space::owner)
                 != Some(st.identity.principal.principal_id())
             {
                 return Ok(0);
@@ -220,7 +223,7 @@ impl Daemon {
                     .values()
                     .filter(|d| {
                         m.role(me, Some(d.body.volume))
-                            .is_some_and(|r| r.can_read())
+                            .is_some_and(mes_protocol::access::membership::Role::can_read)
                     })
                     .map(|d| d.body.label.clone())
                     .collect();
