@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::daemon::Daemon;
 
 /// Binds the socket with mode 0600.
-pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if path.exists() {
         std::fs::remove_file(path)?;
     }

@@ -54,10 +54,36 @@ pub struct RunningDaemon {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Why a daemon does not start; each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or the socket could not be set up.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The storage key does not unlock.
+    #[error(transparent)]
+    Unlock(#[from] crate::devices::unlock::UnlockError),
+    /// The replica's store does not open.
+    #[error("opening the replica: {0}")]
+    Store(#[from] crate::replica::store::StoreError),
+}
+
 /// Starts a daemon.
-pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
-    std::fs::create_dir_all(&config.data_dir)?;
-    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+pub async fn start(config: DaemonConfig) -> Result<RunningDaemon, StartError> {
+    let io = |what, path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| StartError::Io { what, path, source }
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(io("creating", &config.data_dir))?;
+    std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io("restricting", &config.data_dir))?;
     let key = storage_key(&config.data_dir, &config.unlock)?;
     let store = if config.null_cipher {
         SealedStore::open_clear(&config.data_dir.join("replica.sled"))?
@@ -86,7 +112,7 @@ pub async fn start(config: DaemonConfig) -> anyhow::Result<RunningDaemon> {
     let daemon = Daemon::open(store, &config.name, suite, label, files)?;
     *daemon.relay_target.lock().expect("relay target lock") = config.relay.clone();
     let socket = config.data_dir.join("mesd.sock");
-    let listener = crate::api_server::bind(&socket)?;
+    let listener = crate::api_server::bind(&socket).map_err(io("binding", &socket))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(crate::api_server::serve(
         daemon.clone(),

@@ -444,12 +444,16 @@ pub async fn apply(
     space: Option<SpaceId>,
     plan: Plan,
     mut progress: impl FnMut(usize, usize),
-) -> anyhow::Result<Vec<SpaceId>> {
+) -> Result<Vec<SpaceId>, ApplyError> {
     for (path, text) in &plan.files {
+        let write = |source| ApplyError::Write {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(write)?;
         }
-        std::fs::write(path, text)?;
+        std::fs::write(path, text).map_err(write)?;
     }
     let total = plan.calls.len() + plan.children.iter().map(|c| c.1.len() + 1).sum::<usize>();
     let mut done = 0;
@@ -463,7 +467,10 @@ pub async fn apply(
         let ApiReply::SpaceCreated { space } =
             run(client, None, ApiCall::CreateSpace { label }).await?
         else {
-            anyhow::bail!("CreateSpace answered something else");
+            return Err(ApplyError::Refused {
+                call: "CreateSpace".into(),
+                message: "answered something else".into(),
+            });
         };
         for call in calls {
             run(client, Some(space), call).await?;
@@ -479,15 +486,39 @@ async fn run(
     client: &mut ApiClient,
     space: Option<SpaceId>,
     call: ApiCall,
-) -> anyhow::Result<ApiReply> {
+) -> Result<ApiReply, ApplyError> {
     let what = format!("{call:?}");
-    client.call(space, call).await?.map_err(|e| {
-        anyhow::anyhow!(
-            "{}: {}",
-            what.chars().take(160).collect::<String>(),
-            e.message
-        )
-    })
+    client
+        .call(space, call)
+        .await?
+        .map_err(|e| ApplyError::Refused {
+            call: what.chars().take(160).collect(),
+            message: e.message,
+        })
+}
+
+/// Why the sandbox account could not be written through the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A file the plan holds could not be written.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The daemon could not be reached.
+    #[error(transparent)]
+    Client(#[from] mes_client::ClientError),
+    /// The daemon refused a call (the call, shortened, and its answer).
+    #[error("{call}: {message}")]
+    Refused {
+        /// The call.
+        call: String,
+        /// Why.
+        message: String,
+    },
 }
 
 #[cfg(test)]

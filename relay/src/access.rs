@@ -193,18 +193,18 @@ mod tests {
     use mes_protocol::ids::Generation;
     use mes_protocol::time::UnixMillis;
 
-    #[test]
-    fn roles_decide_read_write_admin() {
-        let mut rng = rand::thread_rng();
-        let owner = KeyPair::generate(&mut rng);
-        let reader = KeyPair::generate(&mut rng);
-        let writer_only = KeyPair::generate(&mut rng);
-        let stranger = KeyPair::generate(&mut rng);
-        let space = SpaceId([1; 16]);
-        let (notes, inbox) = (VolumeId([2; 16]), VolumeId([3; 16]));
+    const SPACE: SpaceId = SpaceId([1; 16]);
+
+    /// A space of `owner` with these volumes (id, kind, label), and grants on the whole
+    /// space (principal, role, end).
+    fn space(
+        owner: &KeyPair,
+        volumes: &[(VolumeId, VolumeKind, &str)],
+        grants: &[(PrincipalId, Role, Option<UnixMillis>)],
+    ) -> Membership {
         let mut m = Membership::new(Signed::sign(
             SpaceGenesis {
-                space,
+                space: SPACE,
                 owner: owner.principal_id(),
                 inbox_recipient: AgeSecret::generate().recipient(),
                 created_at: UnixMillis(0),
@@ -212,34 +212,56 @@ mod tests {
             &owner.signing,
         ))
         .unwrap();
-        for (volume, kind) in [(notes, VolumeKind::Automerge), (inbox, VolumeKind::Inbox)] {
+        for (volume, kind, label) in volumes {
             m.declare(Signed::sign(
                 VolumeDecl {
-                    space,
-                    volume,
-                    kind,
+                    space: SPACE,
+                    volume: *volume,
+                    kind: *kind,
                     generation: Generation(0),
-                    label: String::new(),
+                    label: (*label).into(),
                 },
                 &owner.signing,
             ))
             .unwrap();
         }
-        for (p, role) in [(&reader, Role::Read), (&writer_only, Role::Append)] {
+        for (principal, role, expires_at) in grants {
             m.grant(Signed::sign(
                 Grant {
-                    space,
+                    space: SPACE,
                     volume: None,
-                    principal: p.principal_id(),
-                    role: Some(role),
+                    principal: *principal,
+                    role: Some(*role),
                     version: 1,
                     issued_at: UnixMillis(0),
-                    expires_at: None,
+                    expires_at: *expires_at,
                 },
                 &owner.signing,
             ))
             .unwrap();
         }
+        m
+    }
+
+    #[test]
+    fn roles_decide_read_write_admin() {
+        let mut rng = rand::thread_rng();
+        let owner = KeyPair::generate(&mut rng);
+        let reader = KeyPair::generate(&mut rng);
+        let writer_only = KeyPair::generate(&mut rng);
+        let stranger = KeyPair::generate(&mut rng);
+        let (notes, inbox) = (VolumeId([2; 16]), VolumeId([3; 16]));
+        let m = space(
+            &owner,
+            &[
+                (notes, VolumeKind::Automerge, ""),
+                (inbox, VolumeKind::Inbox, ""),
+            ],
+            &[
+                (reader.principal_id(), Role::Read, None),
+                (writer_only.principal_id(), Role::Append, None),
+            ],
+        );
         assert!(authorize(&m, owner.principal_id(), Need::Admin).is_ok());
         assert!(authorize(&m, reader.principal_id(), Need::Read(notes)).is_ok());
         assert_eq!(
@@ -285,49 +307,22 @@ mod tests {
         let reader = KeyPair::generate(&mut rng);
         let lapsed = KeyPair::generate(&mut rng);
         let stranger = KeyPair::generate(&mut rng);
-        let space = SpaceId([1; 16]);
         let (notes, emergency) = (VolumeId([2; 16]), VolumeId([4; 16]));
-        let mut m = Membership::new(Signed::sign(
-            SpaceGenesis {
-                space,
-                owner: owner.principal_id(),
-                inbox_recipient: AgeSecret::generate().recipient(),
-                created_at: UnixMillis(0),
-            },
-            &owner.signing,
-        ))
-        .unwrap();
-        for (volume, label) in [
-            (notes, ""),
-            (emergency, mes_protocol::access::escrow::ESCROWED_LABEL),
-        ] {
-            m.declare(Signed::sign(
-                VolumeDecl {
-                    space,
-                    volume,
-                    kind: VolumeKind::Automerge,
-                    generation: Generation(0),
-                    label: label.into(),
-                },
-                &owner.signing,
-            ))
-            .unwrap();
-        }
-        for (p, expires_at) in [(&reader, None), (&lapsed, Some(UnixMillis(50)))] {
-            m.grant(Signed::sign(
-                Grant {
-                    space,
-                    volume: None,
-                    principal: p.principal_id(),
-                    role: Some(Role::Read),
-                    version: 1,
-                    issued_at: UnixMillis(0),
-                    expires_at,
-                },
-                &owner.signing,
-            ))
-            .unwrap();
-        }
+        let m = space(
+            &owner,
+            &[
+                (notes, VolumeKind::Automerge, ""),
+                (
+                    emergency,
+                    VolumeKind::Automerge,
+                    mes_protocol::access::escrow::ESCROWED_LABEL,
+                ),
+            ],
+            &[
+                (reader.principal_id(), Role::Read, None),
+                (lapsed.principal_id(), Role::Read, Some(UnixMillis(50))),
+            ],
+        );
         let needs = [
             ("any", Need::AnyRole),
             ("read", Need::Read(notes)),

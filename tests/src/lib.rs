@@ -205,7 +205,7 @@ pub async fn device_with(
     relay: Option<RelayTarget>,
     null_cipher: bool,
 ) -> anyhow::Result<RunningDaemon> {
-    start(DaemonConfig {
+    Ok(start(DaemonConfig {
         data_dir: dir.join(name),
         unlock: Unlock::IdentityFile(dir.join(format!("{name}.age"))),
         relay,
@@ -213,7 +213,7 @@ pub async fn device_with(
         null_cipher,
         max_document_bytes: mes_daemon::replica::blobs::DEFAULT_MAX_DOCUMENT_BYTES,
     })
-    .await
+    .await?)
 }
 
 /// Waits until `check` holds, re-checking on each daemon event (and every 50 ms, for
@@ -374,13 +374,13 @@ pub async fn connect_as(
             SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
         )
     };
-    RelayClient::connect(
+    Ok(RelayClient::connect(
         &mes_daemon::sync::relay_client::endpoint(t.address)?,
         t,
         &cert,
         &key,
     )
-    .await
+    .await?)
 }
 
 /// A principal with one device, outside any daemon: a professional, a relative or an

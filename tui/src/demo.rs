@@ -88,7 +88,7 @@ pub async fn run(json: bool, ui: Option<std::time::Instant>) -> anyhow::Result<(
         .await;
         device.shutdown().await;
         relay.shutdown().await;
-        return shown;
+        return Ok(shown?);
     }
     if json {
         println!(

@@ -3,13 +3,54 @@
 //! file descriptor (scrypt, ~1.5 s by design). The storage key never touches the disk in
 //! clear.
 
-use anyhow::{bail, Context};
 use mes_protocol::crypto::keys::AgeSecret;
 use mes_protocol::crypto::seal::SymmetricKey;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+
+/// Why a replica does not unlock; each names the file or descriptor at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum UnlockError {
+    /// A file could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The passphrase's descriptor gave nothing usable.
+    #[error("{0}")]
+    Secret(#[from] mes_client::ClientError),
+    /// The key file does not open with this identity or passphrase.
+    #[error("cannot unlock {path}: {why} (wrong identity file or passphrase?)")]
+    WrongSecret {
+        /// The key file.
+        path: String,
+        /// What age said.
+        why: String,
+    },
+    /// A file does not hold what it should.
+    #[error("{path}: {why}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The storage key could not be wrapped.
+    #[error("wrapping the storage key: {0}")]
+    Wrap(String),
+}
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> UnlockError {
+    let path = path.display().to_string();
+    move |source| UnlockError::Io { what, path, source }
+}
 
 /// Where the storage key's wrapping secret comes from.
 pub enum Unlock {
@@ -21,26 +62,18 @@ pub enum Unlock {
 
 impl Unlock {
     /// Reads a passphrase from an inherited file descriptor (its first line).
-    pub fn from_fd(fd: u32) -> anyhow::Result<Self> {
-        let raw = std::fs::read(format!("/proc/self/fd/{fd}"))
-            .with_context(|| format!("reading the passphrase from file descriptor {fd}"))?;
-        let text = Zeroizing::new(String::from_utf8(raw).context("the passphrase is not UTF-8")?);
-        let line = text.lines().next().unwrap_or("").to_string();
-        if line.is_empty() {
-            bail!("file descriptor {fd} gave an empty passphrase");
-        }
-        Ok(Unlock::Passphrase(Zeroizing::new(line)))
+    pub fn from_fd(fd: u32) -> Result<Self, UnlockError> {
+        Ok(Unlock::Passphrase(mes_client::secret_from_fd(fd)?))
     }
 }
 
 const KEY_FILE: &str = "storage-key.age";
 
 /// Opens the storage key of `data_dir`, creating and wrapping a fresh one on first start.
-pub fn storage_key(data_dir: &Path, unlock: &Unlock) -> anyhow::Result<SymmetricKey> {
+pub fn storage_key(data_dir: &Path, unlock: &Unlock) -> Result<SymmetricKey, UnlockError> {
     let path = data_dir.join(KEY_FILE);
     if path.exists() {
-        let wrapped =
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let wrapped = std::fs::read(&path).map_err(io("reading", &path))?;
         let plain = Zeroizing::new(
             match unlock {
                 Unlock::IdentityFile(p) => age::decrypt(read_identity(p)?.identity(), &wrapped),
@@ -48,17 +81,18 @@ pub fn storage_key(data_dir: &Path, unlock: &Unlock) -> anyhow::Result<Symmetric
                     age::decrypt(&age::scrypt::Identity::new(pw.to_string().into()), &wrapped)
                 }
             }
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot unlock {}: {e} (wrong identity file or passphrase?)",
-                    path.display()
-                )
+            .map_err(|e| UnlockError::WrongSecret {
+                path: path.display().to_string(),
+                why: e.to_string(),
             })?,
         );
         let bytes: [u8; 32] = plain
             .as_slice()
             .try_into()
-            .map_err(|_| anyhow::anyhow!("{} does not hold a 32-byte key", path.display()))?;
+            .map_err(|_| UnlockError::Malformed {
+                path: path.display().to_string(),
+                why: "does not hold a 32-byte key".into(),
+            })?;
         return Ok(SymmetricKey::from_bytes(bytes));
     }
     let key = SymmetricKey::generate(&mut rand::rngs::OsRng);
@@ -69,32 +103,38 @@ pub fn storage_key(data_dir: &Path, unlock: &Unlock) -> anyhow::Result<Symmetric
             } else {
                 create_identity(p)?
             };
-            age::encrypt(&id.recipient().parse()?, key.as_bytes())
+            let recipient = id
+                .recipient()
+                .parse()
+                .map_err(|e| UnlockError::Wrap(format!("{e}")))?;
+            age::encrypt(&recipient, key.as_bytes())
         }
         Unlock::Passphrase(pw) => age::encrypt(
             &age::scrypt::Recipient::new(pw.to_string().into()),
             key.as_bytes(),
         ),
     }
-    .map_err(|e| anyhow::anyhow!("wrapping the storage key: {e}"))?;
+    .map_err(|e| UnlockError::Wrap(e.to_string()))?;
     write_private(&path, &wrapped)?;
     Ok(key)
 }
 
-fn read_identity(path: &Path) -> anyhow::Result<AgeSecret> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading identity file {}", path.display()))?,
-    );
+fn read_identity(path: &Path) -> Result<AgeSecret, UnlockError> {
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).map_err(io("reading identity file", path))?);
+    let malformed = |why: String| UnlockError::Malformed {
+        path: path.display().to_string(),
+        why,
+    };
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| l.starts_with("AGE-SECRET-KEY-"))
-        .with_context(|| format!("{} holds no AGE-SECRET-KEY line", path.display()))?;
-    AgeSecret::parse(line).with_context(|| format!("identity file {}", path.display()))
+        .ok_or_else(|| malformed("holds no AGE-SECRET-KEY line".into()))?;
+    AgeSecret::parse(line).map_err(|e| malformed(e.to_string()))
 }
 
-fn create_identity(path: &Path) -> anyhow::Result<AgeSecret> {
+fn create_identity(path: &Path) -> Result<AgeSecret, UnlockError> {
     let id = AgeSecret::generate();
     let text = format!(
         "# mesd storage identity\n# public key: {}\n{}\n",
@@ -106,15 +146,15 @@ fn create_identity(path: &Path) -> anyhow::Result<AgeSecret> {
 }
 
 /// Writes a new file with mode 0600 and syncs it.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), UnlockError> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
+        .map_err(io("creating", path))?;
+    f.write_all(bytes).map_err(io("writing", path))?;
+    f.sync_all().map_err(io("syncing", path))?;
     Ok(())
 }
 

@@ -31,9 +31,14 @@ pub enum ClientError {
     /// The relay refused it.
     #[error("relay refused: {0}")]
     Refused(WireError),
-    /// The connection is gone.
+    /// The connection is gone, or no authenticated connection could be set up (socket,
+    /// TLS, QUIC or handshake: the message says which).
     #[error("relay connection lost: {0}")]
     Closed(String),
+}
+
+fn connect_error(what: &str) -> impl FnOnce(String) -> ClientError + '_ {
+    move |e| ClientError::Closed(format!("cannot connect, {what}: {e}"))
 }
 
 /// Interval of QUIC keep-alives (the relay drops connections idle for 30 s).
@@ -102,21 +107,24 @@ impl ServerCertVerifier for PinnedFingerprint {
 }
 
 /// A client endpoint on an ephemeral port of the right address family.
-pub fn endpoint(for_target: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
-    let bind: SocketAddr = if for_target.is_ipv6() {
-        "[::]:0".parse()?
+pub fn endpoint(for_target: SocketAddr) -> Result<quinn::Endpoint, ClientError> {
+    let bind = if for_target.is_ipv6() {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     } else {
-        "0.0.0.0:0".parse()?
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
     };
-    Ok(quinn::Endpoint::client(bind)?)
+    quinn::Endpoint::client(bind).map_err(|e| connect_error("binding a UDP socket")(e.to_string()))
 }
 
 /// The QUIC client configuration: TLS 1.3 with the relay's certificate pinned, our ALPN,
 /// keep-alives.
-pub fn client_config(fingerprint: &str) -> anyhow::Result<quinn::ClientConfig> {
+pub fn client_config(fingerprint: &str) -> Result<quinn::ClientConfig, ClientError> {
+    let tls_error =
+        |e: String| ClientError::Closed(format!("cannot connect, TLS configuration: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| tls_error(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedFingerprint(
             fingerprint.to_ascii_lowercase(),
@@ -124,11 +132,16 @@ pub fn client_config(fingerprint: &str) -> anyhow::Result<quinn::ClientConfig> {
         )))
         .with_no_client_auth();
     tls.alpn_protocols = vec![mes_protocol::ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| tls_error(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
-    transport.max_idle_timeout(Some(Duration::from_secs(30).try_into()?));
+    transport.max_idle_timeout(Some(
+        Duration::from_secs(30)
+            .try_into()
+            .map_err(|e: quinn::VarIntBoundsExceeded| tls_error(e.to_string()))?,
+    ));
     cfg.transport_config(Arc::new(transport));
     Ok(cfg)
 }
@@ -145,7 +158,7 @@ impl RelayClient {
         target: &RelayTarget,
         cert: &DeviceCert,
         device_key: &SigningSecret,
-    ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
+    ) -> Result<(RelayClient, mpsc::UnboundedReceiver<Push>), ClientError> {
         Self::connect_vouched(endpoint, target, cert, device_key, None).await
     }
 
@@ -157,18 +170,31 @@ impl RelayClient {
         cert: &DeviceCert,
         device_key: &SigningSecret,
         vouch: Option<mes_protocol::crypto::recovery::AdmissionVouch>,
-    ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
+    ) -> Result<(RelayClient, mpsc::UnboundedReceiver<Push>), ClientError> {
+        let handshake = |e: String| ClientError::Closed(format!("cannot connect, handshake: {e}"));
         let conn = endpoint
             .connect_with(
                 client_config(&target.fingerprint)?,
                 target.address,
                 "mes-relay",
-            )?
-            .await?;
-        let (mut send, mut recv) = conn.accept_bi().await?;
-        let nonce = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
+            )
+            .map_err(|e| connect_error("QUIC")(e.to_string()))?
+            .await
+            .map_err(|e| connect_error("QUIC")(e.to_string()))?;
+        let (mut send, mut recv) = conn
+            .accept_bi()
+            .await
+            .map_err(|e| handshake(e.to_string()))?;
+        let nonce = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME)
+            .await
+            .map_err(|e| handshake(e.to_string()))?
+        {
             Some(RelayFrame::Challenge { nonce, .. }) => nonce,
-            other => anyhow::bail!("expected a challenge from the relay, got {other:?}"),
+            other => {
+                return Err(handshake(format!(
+                    "expected a challenge from the relay, got {other:?}"
+                )))
+            }
         };
         let signature = device_key.sign(
             CHALLENGE_CONTEXT,
@@ -182,11 +208,19 @@ impl RelayClient {
                 vouch,
             },
         )
-        .await?;
-        let relay_key = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME).await? {
+        .await
+        .map_err(|e| handshake(e.to_string()))?;
+        let relay_key = match read_frame::<RelayFrame, _>(&mut recv, MAX_WIRE_FRAME)
+            .await
+            .map_err(|e| handshake(e.to_string()))?
+        {
             Some(RelayFrame::Welcome { relay_key, .. }) => relay_key,
-            Some(RelayFrame::Fatal(e)) => return Err(ClientError::Refused(e).into()),
-            other => anyhow::bail!("expected a welcome from the relay, got {other:?}"),
+            Some(RelayFrame::Fatal(e)) => return Err(ClientError::Refused(e)),
+            other => {
+                return Err(handshake(format!(
+                    "expected a welcome from the relay, got {other:?}"
+                )))
+            }
         };
         let waiters: Waiters = Arc::default();
         let closed: Arc<Mutex<Option<String>>> = Arc::default();

@@ -131,7 +131,7 @@ impl BenchSpace {
         i: usize,
     ) -> anyhow::Result<(RelayClient, mpsc::UnboundedReceiver<Push>)> {
         let cert = certify(&self.principal, &self.devices[i], "fanout");
-        RelayClient::connect(endpoint, target, &cert, &self.devices[i].signing).await
+        Ok(RelayClient::connect(endpoint, target, &cert, &self.devices[i].signing).await?)
     }
 
     async fn register(&self, c: &RelayClient) -> anyhow::Result<()> {
@@ -198,7 +198,7 @@ impl BenchSpace {
 /// Client endpoints, [`PER_ENDPOINT`] connections each.
 fn endpoints(target: &RelayTarget, connections: usize) -> anyhow::Result<Vec<quinn::Endpoint>> {
     (0..connections.div_ceil(PER_ENDPOINT))
-        .map(|_| mes_daemon::sync::relay_client::endpoint(target.address))
+        .map(|_| Ok(mes_daemon::sync::relay_client::endpoint(target.address)?))
         .collect()
 }
 

@@ -48,30 +48,47 @@ pub fn path() -> Option<PathBuf> {
     Some(base.join("mes/tui.toml"))
 }
 
+/// Settings that do not load or save: the file and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct SettingsError {
+    /// The settings file.
+    pub path: String,
+    /// Why.
+    pub why: String,
+}
+
 impl Settings {
     /// The settings at `path`; a first run (no file) takes the locale's language. A file
     /// that does not parse is an error naming it.
-    pub fn load(path: &Path) -> anyhow::Result<Settings> {
+    pub fn load(path: &Path) -> Result<Settings, SettingsError> {
+        let bad = |why: String| SettingsError {
+            path: path.display().to_string(),
+            why,
+        };
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-            }
+            Ok(text) => toml::from_str(&text).map_err(|e| bad(e.to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings {
                 lang: Lang::from_env(),
                 ..Settings::default()
             }),
-            Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+            Err(e) => Err(bad(e.to_string())),
         }
     }
 
     /// Writes them (the directory is created).
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+    pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
+        let bad = |why: String| SettingsError {
+            path: path.display().to_string(),
+            why,
+        };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
         }
         let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, toml::to_string(self)?)?;
-        std::fs::rename(&tmp, path)?;
+        let text = toml::to_string(self).map_err(|e| bad(e.to_string()))?;
+        std::fs::write(&tmp, text).map_err(|e| bad(e.to_string()))?;
+        std::fs::rename(&tmp, path).map_err(|e| bad(e.to_string()))?;
         Ok(())
     }
 }

@@ -14,7 +14,6 @@
 //! `MES_TUI_FAULT=panic` panics right after it, for the test that the terminal is
 //! restored.
 
-use anyhow::Context;
 use mes_client::ApiClient;
 use mes_protocol::wire::api::ApiCall;
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
@@ -57,9 +56,29 @@ impl Drop for Restore {
     }
 }
 
+/// Why the client stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// No daemon at the socket: how to start one.
+    #[error("{0}")]
+    NoDaemon(String),
+    /// The daemon refused the event subscription.
+    #[error("mesd refused the event stream: {0}")]
+    Refused(String),
+    /// The local API connection failed.
+    #[error(transparent)]
+    Client(#[from] mes_client::ClientError),
+    /// The terminal failed.
+    #[error("terminal: {0}")]
+    Terminal(#[from] std::io::Error),
+    /// The settings do not load.
+    #[error(transparent)]
+    Settings(#[from] crate::app::settings::SettingsError),
+}
+
 /// Runs the TUI until the person quits. A daemon that cannot be reached is an error that
 /// says how to start one, before the terminal is touched.
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+pub async fn run(opts: Options) -> Result<(), ShellError> {
     let missing = || {
         format!(
             "aucun démon mesd sur {0} / no mesd daemon at {0}\n  \
@@ -70,11 +89,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     };
     let requests = ApiClient::connect(&opts.socket)
         .await
-        .with_context(missing)?;
+        .map_err(|_| ShellError::NoDaemon(missing()))?;
     let mut events = ApiClient::connect(&opts.socket)
         .await
-        .with_context(missing)?;
-    events.call(None, ApiCall::Subscribe).await??;
+        .map_err(|_| ShellError::NoDaemon(missing()))?;
+    events
+        .call(None, ApiCall::Subscribe)
+        .await?
+        .map_err(|e| ShellError::Refused(e.message))?;
 
     let settings_path = settings::path();
     let settings = match &settings_path {
@@ -151,9 +173,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_trace(path: &std::path::Path, started: Instant) -> anyhow::Result<()> {
+fn write_trace(path: &std::path::Path, started: Instant) -> std::io::Result<()> {
     let unix_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)?
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
         .as_secs_f64()
         * 1000.0;
     let line = serde_json::json!({

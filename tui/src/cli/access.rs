@@ -81,7 +81,7 @@ pub enum ConsentCmd {
 
 impl ConsentCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             ConsentCmd::Give { rpps, except } => ApiCall::Consent { rpps, except },
             ConsentCmd::Withdraw { principal } => ApiCall::Withdraw { principal },
@@ -172,7 +172,7 @@ pub enum MinorCmd {
 
 impl MinorCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             MinorCmd::AddParent { principal } => ApiCall::Delegate {
                 principal,
@@ -208,7 +208,7 @@ pub enum ServicesCmd {
 
 impl ServicesCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             ServicesCmd::List => ApiCall::Catalogue,
             ServicesCmd::Allow { service, data } => ApiCall::AllowService { service, data },
@@ -227,7 +227,7 @@ pub enum AccessCmd {
 
 impl AccessCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             AccessCmd::History => ApiCall::AccessHistory,
             AccessCmd::Flag { seq } => ApiCall::FlagAccess { seq },
@@ -247,7 +247,7 @@ pub enum ResearchCmd {
 
 impl ResearchCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             ResearchCmd::OptIn => ApiCall::Research { share: true },
             ResearchCmd::OptOut => ApiCall::Research { share: false },

@@ -17,7 +17,7 @@ pub enum SpacesCmd {
 
 impl SpacesCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             SpacesCmd::List => ApiCall::ListSpaces,
             SpacesCmd::Create { label } => ApiCall::CreateSpace { label },
@@ -44,7 +44,7 @@ pub enum PairCmd {
 
 impl PairCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             PairCmd::Start => ApiCall::PairStart,
             PairCmd::Join {
@@ -69,7 +69,7 @@ pub enum DevicesCmd {
 
 impl DevicesCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             DevicesCmd::List => ApiCall::ListDevices,
             DevicesCmd::Revoke { device } => ApiCall::RevokeDevice { device },
@@ -100,7 +100,7 @@ pub enum RecoveryCmd {
 
 impl RecoveryCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             RecoveryCmd::Kit {
                 out,
@@ -136,7 +136,7 @@ pub fn parse_split(s: &str) -> Result<(u8, u8), String> {
     Ok((k, n))
 }
 
-pub fn passphrase(fd: Option<u32>) -> anyhow::Result<Option<String>> {
+pub fn passphrase(fd: Option<u32>) -> CliResult<Option<String>> {
     Ok(fd
         .map(|fd| mes_client::secret_from_fd(fd).map(|p| p.to_string()))
         .transpose()?)
@@ -152,7 +152,7 @@ pub enum BlobCmd {
 
 impl BlobCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             BlobCmd::Put { path } => ApiCall::BlobPut { path: abs(path)? },
             BlobCmd::Get { blob, out } => ApiCall::BlobGet {

@@ -90,10 +90,12 @@ pub enum DocCmd {
 
 impl DocCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             DocCmd::Import { .. } => {
-                anyhow::bail!("mes doc import is planned by cli::plan, not a single call")
+                return Err(CliError::Usage(
+                    "mes doc import is planned by cli::plan, not a single call".into(),
+                ))
             }
             DocCmd::Add {
                 file,

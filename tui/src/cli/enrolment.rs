@@ -112,7 +112,7 @@ pub struct CodeArg {
 }
 
 impl CodeArg {
-    pub fn read(self) -> anyhow::Result<String> {
+    pub fn read(self) -> CliResult<String> {
         code_from(
             self.code,
             self.code_fd,
@@ -122,18 +122,20 @@ impl CodeArg {
 }
 
 /// A code from the command line, a file descriptor, or a prompt on the terminal.
-pub fn code_from(given: Option<String>, fd: Option<u32>, what: &str) -> anyhow::Result<String> {
+pub fn code_from(given: Option<String>, fd: Option<u32>, what: &str) -> CliResult<String> {
     use std::io::{BufRead, IsTerminal, Write};
     if let Some(c) = given {
         return Ok(c);
     }
     if let Some(fd) = fd {
-        return passphrase(Some(fd))?.ok_or_else(|| anyhow::anyhow!("no code on descriptor {fd}"));
+        return passphrase(Some(fd))?
+            .ok_or_else(|| CliError::Usage(format!("no code on descriptor {fd}")));
     }
-    anyhow::ensure!(
-        std::io::stdin().is_terminal(),
-        "{what}: type it at the prompt on a terminal, or give it with --code-fd N"
-    );
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!(
+            "{what}: type it at the prompt on a terminal, or give it with --code-fd N"
+        )));
+    }
     eprint!("{what} : ");
     std::io::stderr().flush()?;
     let mut line = String::new();
@@ -141,6 +143,6 @@ pub fn code_from(given: Option<String>, fd: Option<u32>, what: &str) -> anyhow::
     Ok(line.trim().to_string())
 }
 
-pub fn password(fd: u32) -> anyhow::Result<String> {
-    passphrase(Some(fd))?.ok_or_else(|| anyhow::anyhow!("no password on descriptor {fd}"))
+pub fn password(fd: u32) -> CliResult<String> {
+    passphrase(Some(fd))?.ok_or_else(|| CliError::Usage(format!("no password on descriptor {fd}")))
 }

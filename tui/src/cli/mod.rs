@@ -9,7 +9,6 @@ pub mod enrolment;
 pub mod pro;
 pub mod record;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mes_protocol::ids::SpaceId;
 use mes_protocol::record::RecordKind;
@@ -189,7 +188,7 @@ pub enum Command {
     Watch,
 }
 
-pub fn abs(p: PathBuf) -> anyhow::Result<String> {
+pub fn abs(p: PathBuf) -> CliResult<String> {
     let p = if p.is_absolute() {
         p
     } else {
@@ -198,14 +197,32 @@ pub fn abs(p: PathBuf) -> anyhow::Result<String> {
     Ok(p.to_string_lossy().into_owned())
 }
 
-pub fn socket_path(cli: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub fn socket_path(cli: &Option<PathBuf>) -> CliResult<PathBuf> {
     if let Some(s) = cli {
         return Ok(s.clone());
     }
-    let data = std::env::var_os("MES_DATA")
-        .context("give --socket or set MES_DATA / indiquez --socket ou MES_DATA")?;
+    let data = std::env::var_os("MES_DATA").ok_or_else(|| {
+        CliError::Usage("give --socket or set MES_DATA / indiquez --socket ou MES_DATA".into())
+    })?;
     Ok(PathBuf::from(data).join("mesd.sock"))
 }
+
+/// Why a command cannot be made into what `mes` does; each names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file or the terminal could not be read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A secret's file descriptor gave nothing usable.
+    #[error(transparent)]
+    Secret(#[from] mes_client::ClientError),
+    /// The words do not make a command.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// A command's outcome.
+pub type CliResult<T> = Result<T, CliError>;
 
 /// What `mes` does for a command.
 pub enum Plan {
@@ -230,7 +247,7 @@ pub enum Plan {
 }
 
 /// What `mes` does for `command`; a bad argument is an error that names it.
-pub fn plan(command: Command) -> anyhow::Result<Plan> {
+pub fn plan(command: Command) -> CliResult<Plan> {
     Ok(Plan::Call(Box::new(match command {
         Command::Demo { serve } => return Ok(Plan::Demo { serve }),
         Command::Watch => return Ok(Plan::Watch),
@@ -356,11 +373,12 @@ mod tests {
     use super::*;
 
     /// The call `mes WORDS…` makes.
-    fn call(words: &[&str]) -> anyhow::Result<ApiCall> {
-        let cli = Cli::try_parse_from(std::iter::once("mes").chain(words.iter().copied()))?;
-        match plan(cli.command.context("no command")?)? {
+    fn call(words: &[&str]) -> Result<ApiCall, String> {
+        let cli = Cli::try_parse_from(std::iter::once("mes").chain(words.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        match plan(cli.command.ok_or("no command")?).map_err(|e| e.to_string())? {
             Plan::Call(c) => Ok(*c),
-            _ => anyhow::bail!("not a single call"),
+            _ => Err("not a single call".into()),
         }
     }
 
@@ -429,7 +447,7 @@ mod tests {
             panic!()
         };
         assert!(std::path::Path::new(&out).is_absolute() && out.ends_with("archive"));
-        let e = call(&["measure", "add"]).unwrap_err().to_string();
+        let e = call(&["measure", "add"]).unwrap_err();
         assert!(e.contains("<KIND>") || e.contains("required"), "{e}");
         assert!(matches!(
             plan(

@@ -20,7 +20,7 @@ pub struct ProDoc {
 }
 
 impl ProDoc {
-    pub fn new_document(self) -> anyhow::Result<mes_protocol::record::documents::NewDocument> {
+    pub fn new_document(self) -> CliResult<mes_protocol::record::documents::NewDocument> {
         Ok(mes_protocol::record::documents::NewDocument {
             path: abs(self.path)?,
             title: self.title,
@@ -86,7 +86,7 @@ pub enum ProCmd {
 
 impl ProCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             ProCmd::Patients => ApiCall::Patients,
             ProCmd::SendDoc(doc) => ApiCall::SendDocument {

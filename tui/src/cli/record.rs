@@ -6,6 +6,8 @@ use mes_protocol::record::messages::Message;
 use mes_protocol::record::{RecordEdit, RecordKind};
 use mes_protocol::wire::api::ApiCall;
 
+use super::CliResult;
+
 #[derive(Subcommand)]
 pub enum NoteCmd {
     /// Set a note.
@@ -20,7 +22,7 @@ pub enum NoteCmd {
 
 impl NoteCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             NoteCmd::Set { key, value } => ApiCall::NoteSet { key, value },
             NoteCmd::Get { key } => ApiCall::NoteGet { key },
@@ -72,7 +74,7 @@ pub enum MeasureCmd {
 
 impl MeasureCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             MeasureCmd::Add { kind, value, at } => ApiCall::MeasureAdd {
                 points: vec![Measurement {
@@ -127,7 +129,7 @@ pub enum AgendaCmd {
 
 impl AgendaCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             AgendaCmd::Add {
                 at,
@@ -184,7 +186,7 @@ pub enum MessageCmd {
 
 impl MessageCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             MessageCmd::List => ApiCall::RecordGet {
                 kind: RecordKind::Messages,
@@ -224,7 +226,7 @@ pub enum LogCmd {
 
 impl LogCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             LogCmd::Append { text } => ApiCall::LogAppend { text },
             LogCmd::Read => ApiCall::LogRead,
@@ -242,7 +244,7 @@ pub enum InboxCmd {
 
 impl InboxCmd {
     /// The local API call this command makes.
-    pub fn call(self) -> anyhow::Result<ApiCall> {
+    pub fn call(self) -> CliResult<ApiCall> {
         Ok(match self {
             InboxCmd::Drop { text } => ApiCall::InboxDrop { text },
             InboxCmd::Read => ApiCall::InboxRead,
