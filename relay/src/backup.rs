@@ -173,7 +173,7 @@ pub fn restore(from: &Path, data: &Path) -> anyhow::Result<BackupReport> {
                     KEY_FILES.contains(&n),
                     "unexpected key file {n:?} in the backup"
                 );
-                crate::server::tls::write_private(&data.join(n), body)?;
+                crate::private_files::write_key(&data.join(n), body)?;
                 report.key_files += 1;
             }
             3 => {

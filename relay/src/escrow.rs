@@ -3,7 +3,7 @@
 //! keys of emergency volumes to them unless the person refused the mode; the relay
 //! unwraps them only to re-wrap for a listed professional's release.
 
-use anyhow::Context;
+use crate::private_files::{invalid, read_key, write_key, KeyFileError};
 use mes_protocol::access::escrow::EscrowMode;
 use mes_protocol::crypto::keys::{AgeRecipient, AgeSecret};
 use std::path::Path;
@@ -24,17 +24,16 @@ impl Escrow {
     }
 
     /// Loads them from `dir`, creating them on first start.
-    pub fn load_or_create(dir: &Path) -> anyhow::Result<Self> {
-        let one = |name: &str| -> anyhow::Result<AgeSecret> {
+    pub fn load_or_create(dir: &Path) -> Result<Self, KeyFileError> {
+        let one = |name: &str| -> Result<AgeSecret, KeyFileError> {
             let path = dir.join(name);
             if path.exists() {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                return AgeSecret::parse(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+                let bytes = read_key(&path)?;
+                let text = String::from_utf8(bytes).map_err(|_| invalid(&path, "not UTF-8"))?;
+                return AgeSecret::parse(&text).map_err(|e| invalid(&path, e));
             }
             let s = AgeSecret::generate();
-            crate::server::tls::write_private(&path, s.to_secret_string().as_bytes())?;
+            write_key(&path, s.to_secret_string().as_bytes())?;
             Ok(s)
         };
         Ok(Escrow {

@@ -3,10 +3,55 @@
 //! key of the hub, live provisional codes and people's postal addresses, so a default
 //! umask (0644 files) must never decide their mode.
 
-use anyhow::Context;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+/// A private file or folder that could not be made: what was being done, where, why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {path}: {source}")]
+pub struct PrivateFileError {
+    /// What was being done.
+    pub what: &'static str,
+    /// The file or folder.
+    pub path: String,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+/// A key file that cannot be read, made or understood.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file could not be read or written.
+    #[error(transparent)]
+    File(#[from] PrivateFileError),
+    /// The file does not hold a key of the expected kind.
+    #[error("{path}: {why}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Reads a key file whole.
+pub fn read_key(path: &Path) -> Result<Vec<u8>, PrivateFileError> {
+    std::fs::read(path).map_err(failed("reading", path))
+}
+
+/// The refusal of a key file that does not hold what it should.
+pub fn invalid(path: &Path, why: impl std::fmt::Display) -> KeyFileError {
+    KeyFileError::Invalid {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn failed(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PrivateFileError {
+    let path = path.display().to_string();
+    move |source| PrivateFileError { what, path, source }
+}
 
 /// Mode of the hub's folders.
 pub const DIR_MODE: u32 = 0o700;
@@ -14,50 +59,63 @@ pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` and its missing parents as 0700; an existing `dir` is tightened to 0700.
-pub fn create_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn create_dir(dir: &Path) -> Result<(), PrivateFileError> {
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
-    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        .map_err(failed("creating", dir))?;
+    let mode = std::fs::metadata(dir)
+        .map_err(failed("reading the mode of", dir))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DIR_MODE))
-            .with_context(|| format!("restricting {} to its owner", dir.display()))?;
+            .map_err(failed("restricting to its owner", dir))?;
     }
     Ok(())
 }
 
 /// Creates (or truncates) a file readable and writable by its owner only.
-pub fn create(path: &Path) -> anyhow::Result<File> {
+pub fn create(path: &Path) -> Result<File, PrivateFileError> {
     let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(FILE_MODE)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .map_err(failed("creating", path))?;
     // A file that existed keeps its mode through `open`: set it.
-    f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+    f.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+        .map_err(failed("restricting to its owner", path))?;
     Ok(f)
 }
 
 /// Creates a new file readable and writable by its owner only; refuses to overwrite.
-pub fn create_new(path: &Path) -> anyhow::Result<File> {
+pub fn create_new(path: &Path) -> Result<File, PrivateFileError> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(FILE_MODE)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))
+        .map_err(failed("creating", path))
 }
 
 /// Writes a whole file, owner-only.
-pub fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub fn write(path: &Path, bytes: &[u8]) -> Result<(), PrivateFileError> {
     use std::io::Write;
     create(path)?
         .write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))
+        .map_err(failed("writing", path))
+}
+
+/// Writes a new key file, owner-only, and syncs it; refuses to overwrite one.
+pub fn write_key(path: &Path, bytes: &[u8]) -> Result<(), PrivateFileError> {
+    use std::io::Write;
+    let mut f = create_new(path)?;
+    f.write_all(bytes).map_err(failed("writing", path))?;
+    f.sync_all().map_err(failed("syncing", path))
 }
 
 #[cfg(test)]

@@ -158,7 +158,7 @@ fn enrolment_hub(
         })?
     } else {
         let key: [u8; 32] = rand::random();
-        crate::server::tls::write_private(&path, &key)?;
+        crate::private_files::write_key(&path, &key)?;
         key
     };
     Ok(crate::enrolment::service::EnrolmentHub::new(

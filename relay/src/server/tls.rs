@@ -1,6 +1,7 @@
 //! The relay's TLS identity: a self-signed certificate kept in the data directory (so its
 //! fingerprint survives restarts) and pinned by daemons; or a CA-signed one given by path.
 
+use crate::private_files::{invalid, read_key, KeyFileError};
 use anyhow::Context;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -29,44 +30,27 @@ pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
 
 /// Loads `relay-cert.der`/`relay-key.der` from `dir`, creating a self-signed pair for
 /// `names` on first start (key file mode 0600).
-pub fn load_or_create(dir: &Path, names: &[String]) -> anyhow::Result<TlsIdentity> {
+pub fn load_or_create(dir: &Path, names: &[String]) -> Result<TlsIdentity, KeyFileError> {
     let cert_path = dir.join("relay-cert.der");
     let key_path = dir.join("relay-key.der");
     if cert_path.exists() && key_path.exists() {
-        let cert = std::fs::read(&cert_path)
-            .with_context(|| format!("reading {}", cert_path.display()))?;
-        let key =
-            std::fs::read(&key_path).with_context(|| format!("reading {}", key_path.display()))?;
+        let cert = read_key(&cert_path)?;
+        let key = read_key(&key_path)?;
         return Ok(TlsIdentity {
             chain: vec![CertificateDer::from(cert)],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
         });
     }
     let certified = rcgen::generate_simple_self_signed(names.to_vec())
-        .context("generating the relay certificate")?;
+        .map_err(|e| invalid(&cert_path, format!("generating the relay certificate: {e}")))?;
     let cert = certified.cert.der().to_vec();
     let key = certified.key_pair.serialize_der();
-    write_private(&key_path, &key)?;
-    std::fs::write(&cert_path, &cert)
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    crate::private_files::write_key(&key_path, &key)?;
+    crate::private_files::write(&cert_path, &cert)?;
     Ok(TlsIdentity {
         chain: vec![CertificateDer::from(cert)],
         key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
     })
-}
-
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(())
 }
 
 /// The QUIC server configuration: TLS 1.3, ring only, our ALPN, idle timeout.
