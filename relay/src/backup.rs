@@ -7,7 +7,6 @@
 //! key file's name, then kind 2 its content; kind 3: a tree's name; kind 4 and 5: a key
 //! and its value in that tree), then kind 9 with the hash of everything before it.
 
-use anyhow::Context;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -56,13 +55,37 @@ impl<W: Write> Hashed<W> {
     }
 }
 
+/// Why a backup or a restore failed; a refused file changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The file or the store says no: what and why.
+    #[error("{0}")]
+    Refused(String),
+    /// A file could not be read or written.
+    #[error("backup: {0}")]
+    Io(#[from] std::io::Error),
+    /// A private file could not be made.
+    #[error(transparent)]
+    File(#[from] crate::private_files::PrivateFileError),
+    /// The store failed.
+    #[error("backup: the store: {0}")]
+    Store(#[from] sled::Error),
+    /// A key file's name is not text.
+    #[error("backup: a key file's name is not text: {0}")]
+    Name(#[from] std::str::Utf8Error),
+}
+
 /// Writes a backup of the stopped hub in `data` to `out` (refusing to overwrite).
-pub fn backup(data: &Path, out: &Path) -> anyhow::Result<BackupReport> {
+pub fn backup(data: &Path, out: &Path) -> Result<BackupReport, BackupError> {
     let db = sled::Config::new()
         .path(data.join("relay.sled"))
         .create_new(false)
         .open()
-        .context("opening the relay store (is a relay serving this directory? stop it first)")?;
+        .map_err(|e| {
+            BackupError::Refused(format!(
+                "opening the relay store (is a relay serving this directory? stop it first): {e}"
+            ))
+        })?;
     // The backup holds every key of the hub: its owner's only (finding 9).
     let file = crate::private_files::create_new(out)?;
     let mut w = Hashed {
@@ -78,10 +101,7 @@ pub fn backup(data: &Path, out: &Path) -> anyhow::Result<BackupReport> {
         let path = data.join(name);
         if path.exists() {
             w.frame(1, name.as_bytes())?;
-            w.frame(
-                2,
-                &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-            )?;
+            w.frame(2, &crate::private_files::read_key(&path)?)?;
             report.key_files += 1;
         }
     }
@@ -109,52 +129,58 @@ pub fn backup(data: &Path, out: &Path) -> anyhow::Result<BackupReport> {
 }
 
 /// One frame read back.
-fn frames(bytes: &[u8]) -> anyhow::Result<Vec<(u8, &[u8])>> {
-    anyhow::ensure!(
-        bytes.starts_with(MAGIC),
-        "not a mes-relay backup (no header)"
-    );
+fn frames(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, BackupError> {
+    if !bytes.starts_with(MAGIC) {
+        return Err(BackupError::Refused(
+            "not a mes-relay backup (no header)".to_string(),
+        ));
+    }
     let mut at = MAGIC.len();
     let mut out = Vec::new();
     while at < bytes.len() {
-        anyhow::ensure!(
-            bytes.len() - at >= 5,
-            "the backup is cut short at byte {at}"
-        );
+        if bytes.len() - at < 5 {
+            return Err(BackupError::Refused(format!(
+                "the backup is cut short at byte {at}"
+            )));
+        }
         let kind = bytes[at];
         let len = u32::from_be_bytes(bytes[at + 1..at + 5].try_into().expect("4 bytes")) as usize;
         let start = at + 5;
-        anyhow::ensure!(
-            bytes.len() - start >= len,
-            "the backup is cut short at byte {at}"
-        );
+        if bytes.len() - start < len {
+            return Err(BackupError::Refused(format!(
+                "the backup is cut short at byte {at}"
+            )));
+        }
         if kind == 9 {
             let expected = blake3::hash(&bytes[..at]);
-            anyhow::ensure!(
-                bytes[start..start + len] == *expected.as_bytes() && start + len == bytes.len(),
-                "the backup is damaged: its hash does not match its content"
-            );
+            if !(bytes[start..start + len] == *expected.as_bytes() && start + len == bytes.len()) {
+                return Err(BackupError::Refused(
+                    "the backup is damaged: its hash does not match its content".to_string(),
+                ));
+            }
             return Ok(out);
         }
         out.push((kind, &bytes[start..start + len]));
         at = start + len;
     }
-    anyhow::bail!("the backup has no final hash (cut short?)")
+    Err(BackupError::Refused(
+        "the backup has no final hash (cut short?)".to_string(),
+    ))
 }
 
 /// Restores `from` into `data`, which must be empty or absent; checks the whole file
 /// first.
-pub fn restore(from: &Path, data: &Path) -> anyhow::Result<BackupReport> {
+pub fn restore(from: &Path, data: &Path) -> Result<BackupReport, BackupError> {
     let mut bytes = Vec::new();
     std::fs::File::open(from)
-        .with_context(|| format!("opening {}", from.display()))?
-        .read_to_end(&mut bytes)?;
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|e| BackupError::Refused(format!("reading {}: {e}", from.display())))?;
     let frames = frames(&bytes)?;
     if data.exists() && std::fs::read_dir(data)?.next().is_some() {
-        anyhow::bail!(
+        return Err(BackupError::Refused(format!(
             "{} is not empty: restore into a new directory",
             data.display()
-        );
+        )));
     }
     crate::private_files::create_dir(data)?;
     let mut report = BackupReport {
@@ -168,11 +194,15 @@ pub fn restore(from: &Path, data: &Path) -> anyhow::Result<BackupReport> {
         match kind {
             1 => name = Some(body),
             2 => {
-                let n = std::str::from_utf8(name.take().context("a key file without a name")?)?;
-                anyhow::ensure!(
-                    KEY_FILES.contains(&n),
-                    "unexpected key file {n:?} in the backup"
-                );
+                let n =
+                    std::str::from_utf8(name.take().ok_or_else(|| {
+                        BackupError::Refused("a key file without a name".into())
+                    })?)?;
+                if !KEY_FILES.contains(&n) {
+                    return Err(BackupError::Refused(format!(
+                        "unexpected key file {n:?} in the backup"
+                    )));
+                }
                 crate::private_files::write_key(&data.join(n), body)?;
                 report.key_files += 1;
             }
@@ -182,15 +212,21 @@ pub fn restore(from: &Path, data: &Path) -> anyhow::Result<BackupReport> {
             }
             4 => name = Some(body),
             5 => {
-                let k = name.take().context("a value without its key")?;
+                let k = name
+                    .take()
+                    .ok_or_else(|| BackupError::Refused("a value without its key".into()))?;
                 // Plain inserts, never sled's `apply_batch` (issue 23): a restore goes
                 // into an empty directory, refused again until emptied if cut short.
                 tree.as_ref()
-                    .context("an entry before its tree")?
+                    .ok_or_else(|| BackupError::Refused("an entry before its tree".into()))?
                     .insert(k, body)?;
                 report.entries += 1;
             }
-            other => anyhow::bail!("unknown frame kind {other} in the backup"),
+            other => {
+                return Err(BackupError::Refused(format!(
+                    "unknown frame kind {other} in the backup"
+                )))
+            }
         }
     }
     drop(tree);

@@ -122,19 +122,24 @@ pub struct OutboxConfig {
     pub from: Option<String>,
 }
 
+/// A configuration that cannot be used: the file or the setting, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 impl HubConfig {
     /// Reads a file, or the defaults without one; a bad file is named with its error.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let Some(path) = path else {
             return Ok(HubConfig::default());
         };
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+            .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
     /// The delivery settings for a data directory.
-    pub fn delivery(&self, data: &Path) -> anyhow::Result<crate::outbox::Delivery> {
+    pub fn delivery(&self, data: &Path) -> Result<crate::outbox::Delivery, ConfigError> {
         let dir = self
             .outbox
             .dir
@@ -145,11 +150,11 @@ impl HubConfig {
             let (host, port) = smtp
                 .rsplit_once(':')
                 .and_then(|(h, p)| Some((h.to_string(), p.parse().ok()?)))
-                .ok_or_else(|| anyhow::anyhow!("outbox.smtp {smtp:?} is not host:port"))?;
+                .ok_or_else(|| ConfigError(format!("outbox.smtp {smtp:?} is not host:port")))?;
             let credentials = match (&self.outbox.smtp_user, &self.outbox.smtp_password_file) {
                 (Some(user), Some(file)) => {
                     let password = std::fs::read_to_string(file).map_err(|e| {
-                        anyhow::anyhow!("outbox.smtp_password_file {}: {e}", file.display())
+                        ConfigError(format!("outbox.smtp_password_file {}: {e}", file.display()))
                     })?;
                     Some((
                         user.clone(),
@@ -157,20 +162,24 @@ impl HubConfig {
                     ))
                 }
                 (None, None) => None,
-                _ => anyhow::bail!("outbox.smtp_user and outbox.smtp_password_file go together"),
+                _ => {
+                    return Err(ConfigError(
+                        "outbox.smtp_user and outbox.smtp_password_file go together".into(),
+                    ))
+                }
             };
             if credentials.is_some() && self.outbox.smtp_tls == crate::outbox::SmtpTls::None {
-                anyhow::bail!(
-                    "outbox.smtp_user with smtp_tls = \"none\" would send the password in the clear: use starttls or tls"
-                );
+                return Err(ConfigError(
+                    "outbox.smtp_user with smtp_tls = \"none\" would send the password in the clear: use starttls or tls".into(),
+                ));
             }
-            let ca = match &self.outbox.smtp_ca {
-                Some(path) => Some(
-                    std::fs::read(path)
-                        .map_err(|e| anyhow::anyhow!("outbox.smtp_ca {}: {e}", path.display()))?,
-                ),
-                None => None,
-            };
+            let ca =
+                match &self.outbox.smtp_ca {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        ConfigError(format!("outbox.smtp_ca {}: {e}", path.display()))
+                    })?),
+                    None => None,
+                };
             d.email = crate::outbox::EmailSink::Smtp(crate::outbox::SmtpServer {
                 host,
                 port,

@@ -259,7 +259,7 @@ async fn offline(
     enrolment: mes_relay::enrolment::Policy,
     db: &Database,
 ) -> anyhow::Result<std::sync::Arc<mes_relay::handler::Relay>> {
-    mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await
+    Ok(mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await?)
 }
 
 #[tokio::main]
@@ -584,7 +584,7 @@ fn deliver(
         |n| bar.inc(n as u64),
     );
     bar.finish_and_clear();
-    r
+    Ok(r?)
 }
 
 async fn shutdown_signal() {

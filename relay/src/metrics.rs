@@ -210,11 +210,14 @@ async fn answer(relay: &crate::handler::Relay, path: &str) -> hyper::Response<Bo
 pub async fn serve(
     relay: Arc<crate::handler::Relay>,
     address: SocketAddr,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let named = |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("binding the metrics port {address}: {e}"))
+    };
     let listener = tokio::net::TcpListener::bind(address)
         .await
-        .map_err(|e| anyhow::anyhow!("binding the metrics port {address}: {e}"))?;
-    let bound = listener.local_addr()?;
+        .map_err(named)?;
+    let bound = listener.local_addr().map_err(named)?;
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {

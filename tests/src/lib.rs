@@ -70,7 +70,7 @@ pub async fn relay_configured(
     cfg.backend = test_backend(&dir.join("relay")).await?;
     cfg.blobs = test_blobs(&dir.join("relay")).await?;
     configure(&mut cfg);
-    mes_relay::server::start(cfg).await
+    Ok(mes_relay::server::start(cfg).await?)
 }
 
 /// The backend the suite runs on: sled unless `MES_TEST_BACKEND=postgres`, then a

@@ -174,7 +174,7 @@ async fn a_change_and_a_blob_uploaded_on_one_instance_reach_a_device_on_another(
         let mut cfg = mes_relay::RelayConfig::new(d);
         cfg.backend = mes_relay::server::Backend::Postgres(PgOptions::new(url));
         cfg.blobs = mes_relay::server::Blobs::ObjectStore(blobs);
-        mes_relay::server::start(cfg).await
+        anyhow::Ok(mes_relay::server::start(cfg).await?)
     };
     let one = backend(one_dir.clone()).await?;
     let t1 = target(&one);

@@ -34,19 +34,16 @@ impl Relay {
     pub async fn import_catalogue(
         &self,
         services: Vec<Service>,
-    ) -> anyhow::Result<CatalogueReport> {
+    ) -> Result<CatalogueReport, WireError> {
         for s in &services {
-            if let Some(p) = self
-                .professional(s.principal)
-                .await
-                .map_err(|e| anyhow::anyhow!(e))?
-            {
-                anyhow::bail!(
-                    "service {:?}: principal {} is the professional {} in the directory; nothing imported",
-                    s.id,
-                    s.principal,
-                    p.body.professional.rpps
-                );
+            if let Some(p) = self.professional(s.principal).await? {
+                return Err(WireError::new(
+                    ErrorCode::BadRecord,
+                    format!(
+                        "service {:?}: principal {} is the professional {} in the directory; nothing imported",
+                        s.id, s.principal, p.body.professional.rpps
+                    ),
+                ));
             }
         }
         let now = self.clock.now();
@@ -90,7 +87,8 @@ impl Relay {
                     e.body.service.principal.0.to_vec(),
                     codec::to_bytes(e),
                 )
-                .await?;
+                .await
+                .map_err(super::internal)?;
         }
         let mut c = self.catalogue.write().expect("catalogue lock");
         for e in entries {

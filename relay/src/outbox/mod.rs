@@ -30,6 +30,42 @@ use lettre::Transport;
 use crate::enrolment::store::{EnrolmentTables, Op, Outgoing};
 use crate::outbox::notification::{HubIdentity, Templates};
 
+/// Why mail or letters could not be made or delivered; each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// A file, a folder or a sync failed.
+    #[error("outbox: {0}")]
+    Io(#[from] std::io::Error),
+    /// A private file could not be made.
+    #[error(transparent)]
+    File(#[from] crate::private_files::PrivateFileError),
+    /// The enrolment tables failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The delivered messages could not be recorded.
+    #[error(transparent)]
+    Apply(#[from] crate::enrolment::store::ApplyError),
+    /// A message could not be built.
+    #[error("email: {0}")]
+    Email(#[from] lettre::error::Error),
+    /// The kernel refused a file operation.
+    #[error("outbox: {0}")]
+    Os(#[from] rustix::io::Errno),
+    /// A template does not render.
+    #[error("template: {0}")]
+    Template(#[from] minijinja::Error),
+    /// A setting, an address, SMTP, or a delivery thread: the message says which.
+    #[error("{0}")]
+    Rule(String),
+}
+
+impl OutboxError {
+    /// An error that says what failed.
+    pub fn rule(why: String) -> Self {
+        OutboxError::Rule(why)
+    }
+}
+
 /// Where emails go.
 #[derive(Clone, Debug)]
 pub enum EmailSink {
@@ -81,7 +117,7 @@ impl std::fmt::Debug for SmtpServer {
 
 impl SmtpServer {
     /// The lettre transport for this server.
-    pub fn transport(&self) -> anyhow::Result<lettre::SmtpTransport> {
+    pub fn transport(&self) -> Result<lettre::SmtpTransport, OutboxError> {
         use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
         let mut b = lettre::SmtpTransport::builder_dangerous(self.host.as_str()).port(self.port);
         if self.tls != SmtpTls::None {
@@ -89,12 +125,12 @@ impl SmtpServer {
             if let Some(pem) = &self.ca {
                 params = params.add_root_certificate(
                     Certificate::from_pem(pem)
-                        .map_err(|e| anyhow::anyhow!("the SMTP CA certificate: {e}"))?,
+                        .map_err(|e| OutboxError::rule(format!("the SMTP CA certificate: {e}")))?,
                 );
             }
             let params = params
                 .build_rustls()
-                .map_err(|e| anyhow::anyhow!("SMTP TLS settings: {e}"))?;
+                .map_err(|e| OutboxError::rule(format!("SMTP TLS settings: {e}")))?;
             b = b.tls(match self.tls {
                 SmtpTls::Tls => Tls::Wrapper(params),
                 _ => Tls::Required(params),
@@ -151,15 +187,15 @@ fn email_of(
     body: String,
     hub: &HubIdentity,
     eight_bit: bool,
-) -> anyhow::Result<lettre::Message> {
+) -> Result<lettre::Message, OutboxError> {
     use lettre::message::{header::ContentTransferEncoding, Body};
     let from: Mailbox = hub
         .from
         .parse()
-        .map_err(|e| anyhow::anyhow!("sender {:?}: {e}", hub.from))?;
+        .map_err(|e| OutboxError::rule(format!("sender {:?}: {e}", hub.from)))?;
     let to: Mailbox = format!("{} <{to}>", m.addressee.replace(['<', '>', '"'], ""))
         .parse()
-        .map_err(|e| anyhow::anyhow!("recipient {to:?}: {e}"))?;
+        .map_err(|e| OutboxError::rule(format!("recipient {to:?}: {e}")))?;
     Ok(lettre::Message::builder()
         .from(from)
         .to(to)
@@ -181,7 +217,7 @@ fn eight_bit_body(text: &str) -> Option<Vec<u8>> {
     fits.then(|| text.replace('\n', "\r\n").into_bytes())
 }
 
-fn sync(dir: &Path) -> anyhow::Result<()> {
+fn sync(dir: &Path) -> Result<(), OutboxError> {
     let f = std::fs::File::open(dir)?;
     rustix::fs::syncfs(&f)?;
     Ok(())
@@ -214,7 +250,7 @@ enum Rendered {
 
 /// Writes an email's bytes as a file with no name in `tmp/`, or `None` where the file
 /// system cannot.
-fn unnamed(tmp: &File, bytes: &[u8]) -> anyhow::Result<Option<File>> {
+fn unnamed(tmp: &File, bytes: &[u8]) -> Result<Option<File>, OutboxError> {
     use rustix::fs::{openat, Mode, OFlags};
     match openat(
         tmp,
@@ -250,7 +286,7 @@ fn render_one(
     templates: &Templates,
     d: &Delivery,
     tmp: Option<&MaildirTmp>,
-) -> anyhow::Result<Rendered> {
+) -> Result<Rendered, OutboxError> {
     let body = templates.render(m, m.code(code_key).as_deref(), &d.hub)?;
     Ok(match (&m.email, &d.email, tmp) {
         (Some(to), EmailSink::Maildir(_), Some(tmp)) => {
@@ -279,7 +315,9 @@ fn render_one(
             message: email_of(m, to, body, &d.hub, false)?,
         },
         (Some(_), EmailSink::Maildir(_), None) => {
-            anyhow::bail!("a maildir without its tmp/ directory open")
+            return Err(OutboxError::rule(
+                "a maildir without its tmp/ directory open".to_string(),
+            ))
         }
         (None, _, _) => Rendered::Letter {
             departement: m.departement.clone(),
@@ -323,7 +361,7 @@ fn open_file_budget() -> usize {
 }
 
 /// Names the batch's emails in `new/`, from one thread (see the module's header).
-fn name_emails(new: &Path, emails: Vec<(Written, String)>) -> anyhow::Result<()> {
+fn name_emails(new: &Path, emails: Vec<(Written, String)>) -> Result<(), OutboxError> {
     use rustix::fs::{linkat, AtFlags, CWD};
     let dir = File::open(new)?;
     for (file, name) in emails {
@@ -335,7 +373,7 @@ fn name_emails(new: &Path, emails: Vec<(Written, String)>) -> anyhow::Result<()>
                 name.as_str(),
                 AtFlags::SYMLINK_FOLLOW,
             )
-            .map_err(|e| anyhow::anyhow!("naming {name} in {}: {e}", new.display()))?,
+            .map_err(|e| OutboxError::rule(format!("naming {name} in {}: {e}", new.display())))?,
             Written::Named(tmp) => std::fs::rename(&tmp, new.join(&name))?,
         }
     }
@@ -365,7 +403,7 @@ fn printer(
     tmp: Option<&Path>,
     jobs: std::sync::mpsc::Receiver<ToPrint>,
     next: std::sync::mpsc::SyncSender<ToName>,
-    answers: std::sync::mpsc::Sender<anyhow::Result<()>>,
+    answers: std::sync::mpsc::Sender<Result<(), OutboxError>>,
 ) {
     for job in jobs {
         let r = (|| {
@@ -385,7 +423,7 @@ fn printer(
             if let Some(tmp) = tmp {
                 sync(tmp)?;
             }
-            anyhow::Ok(())
+            Ok::<(), OutboxError>(())
         })();
         match r {
             Ok(()) => {
@@ -407,7 +445,7 @@ fn namer(
     t: &EnrolmentTables,
     d: &Delivery,
     jobs: std::sync::mpsc::Receiver<ToName>,
-    answers: std::sync::mpsc::Sender<anyhow::Result<()>>,
+    answers: std::sync::mpsc::Sender<Result<(), OutboxError>>,
 ) {
     for job in jobs {
         let r = (|| {
@@ -416,7 +454,7 @@ fn namer(
                 sync(dir)?;
             }
             t.apply(job.done, true)?;
-            anyhow::Ok(())
+            Ok::<(), OutboxError>(())
         })();
         let failed = r.is_err();
         if answers.send(r).is_err() || failed {
@@ -440,7 +478,7 @@ pub fn deliver(
     d: &Delivery,
     limit: usize,
     progress: impl FnMut(usize),
-) -> anyhow::Result<DeliveryReport> {
+) -> Result<DeliveryReport, OutboxError> {
     let batch = crate::enrolment::service::BATCH;
     deliver_in_batches(t, code_key, templates, d, limit, batch, progress)
 }
@@ -454,7 +492,7 @@ pub fn deliver_in_batches(
     limit: usize,
     batch_size: usize,
     mut progress: impl FnMut(usize),
-) -> anyhow::Result<DeliveryReport> {
+) -> Result<DeliveryReport, OutboxError> {
     let mut report = DeliveryReport::default();
     // The most one batch may hold: a batch takes whole outbox chunks past
     // `batch_size` (a chunk cut short must be written back before the next batch reads,
@@ -487,7 +525,7 @@ pub fn deliver_in_batches(
         .is_some_and(|tmp| same_file_system(&tmp.path, &d.letters));
     let tmp_to_sync = tmp.as_ref().filter(|_| !same_fs).map(|t| t.path.clone());
     let host = std::process::id();
-    std::thread::scope(|scope| -> anyhow::Result<DeliveryReport> {
+    std::thread::scope(|scope| -> Result<DeliveryReport, OutboxError> {
         let (jobs, jobs_rx) = std::sync::mpsc::sync_channel::<ToPrint>(0);
         let (names, names_rx) = std::sync::mpsc::sync_channel::<ToName>(0);
         let (answers_tx, answers) = std::sync::mpsc::channel();
@@ -497,11 +535,11 @@ pub fn deliver_in_batches(
         let naming = scope.spawn(move || namer(t, d, names_rx, answers_tx));
         let mut in_flight = 0;
         // Waits for the namer to finish every batch handed to it.
-        let drain = |in_flight: &mut usize| -> anyhow::Result<()> {
+        let drain = |in_flight: &mut usize| -> Result<(), OutboxError> {
             while *in_flight > 0 {
                 answers
                     .recv()
-                    .map_err(|_| anyhow::anyhow!("the delivery threads stopped"))??;
+                    .map_err(|_| OutboxError::rule("the delivery threads stopped".into()))??;
                 *in_flight -= 1;
             }
             Ok(())
@@ -558,7 +596,9 @@ pub fn deliver_in_batches(
                         smtp.as_ref()
                             .expect("an SMTP transport for an SMTP sink")
                             .send(&message)
-                            .map_err(|e| anyhow::anyhow!("SMTP delivery to {to}: {e}"))?;
+                            .map_err(|e| {
+                                OutboxError::rule(format!("SMTP delivery to {to}: {e}"))
+                            })?;
                         report.emails += 1;
                     }
                     Rendered::Letter {
@@ -594,7 +634,7 @@ pub fn deliver_in_batches(
                 // At most one batch printed and one named while the next is rendered.
                 answers
                     .recv()
-                    .map_err(|_| anyhow::anyhow!("the delivery threads stopped"))??;
+                    .map_err(|_| OutboxError::rule("the delivery threads stopped".into()))??;
                 in_flight -= 1;
             }
             progress(batch.len());
@@ -603,10 +643,10 @@ pub fn deliver_in_batches(
         let drained = drain(&mut in_flight);
         printing
             .join()
-            .map_err(|_| anyhow::anyhow!("the printing thread panicked"))?;
+            .map_err(|_| OutboxError::rule("the printing thread panicked".into()))?;
         naming
             .join()
-            .map_err(|_| anyhow::anyhow!("the naming thread panicked"))?;
+            .map_err(|_| OutboxError::rule("the naming thread panicked".into()))?;
         drained?;
         Ok(report)
     })
@@ -622,7 +662,7 @@ fn render_all(
     templates: &Templates,
     d: &Delivery,
     tmp: Option<&MaildirTmp>,
-) -> anyhow::Result<Vec<Rendered>> {
+) -> Result<Vec<Rendered>, OutboxError> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let slice = batch.len().div_ceil(workers).max(1);
     let rendered: Vec<Vec<Rendered>> = std::thread::scope(|scope| {
@@ -637,16 +677,16 @@ fn render_all(
                             let seq = format!("{run:020}_{:06}", w * slice + j);
                             render_one(m, &seq, host, code_key, templates, d, tmp)
                         })
-                        .collect::<anyhow::Result<Vec<Rendered>>>()
+                        .collect::<Result<Vec<Rendered>, OutboxError>>()
                 })
             })
             .collect();
         jobs.into_iter()
             .map(|j| {
                 j.join()
-                    .map_err(|_| anyhow::anyhow!("a delivery worker panicked"))?
+                    .map_err(|_| OutboxError::rule("a delivery worker panicked".into()))?
             })
-            .collect::<anyhow::Result<_>>()
+            .collect::<Result<_, OutboxError>>()
     })?;
     Ok(rendered.into_iter().flatten().collect())
 }

@@ -3,6 +3,7 @@
 //! opposition deadline, how to activate or oppose). The templates are embedded and an
 //! operator may replace them with files of the same names in a directory.
 
+use super::OutboxError;
 use std::path::Path;
 
 use crate::enrolment::service::paris_date;
@@ -62,17 +63,18 @@ fn template_name(kind: MessageKind) -> &'static str {
 impl Templates {
     /// The embedded templates, each replaced by a file of the same name in `dir` if any;
     /// a template that does not compile is named.
-    pub fn load(dir: Option<&Path>) -> anyhow::Result<Self> {
+    pub fn load(dir: Option<&Path>) -> Result<Self, OutboxError> {
         let mut env = minijinja::Environment::new();
         env.set_keep_trailing_newline(true);
         for (name, text) in BUILTIN {
             let text = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
-                Some(p) => std::fs::read_to_string(&p)
-                    .map_err(|e| anyhow::anyhow!("reading template {}: {e}", p.display()))?,
+                Some(p) => std::fs::read_to_string(&p).map_err(|e| {
+                    OutboxError::rule(format!("reading template {}: {e}", p.display()))
+                })?,
                 None => text.to_string(),
             };
             env.add_template_owned(*name, text)
-                .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?;
+                .map_err(|e| OutboxError::rule(format!("template {name}: {e}")))?;
         }
         Ok(Templates { env })
     }
@@ -97,7 +99,7 @@ impl Templates {
         m: &Outgoing,
         code: Option<&str>,
         hub: &HubIdentity,
-    ) -> anyhow::Result<String> {
+    ) -> Result<String, OutboxError> {
         let t = self.env.get_template(template_name(m.kind))?;
         let date =
             |t: Option<mes_protocol::time::UnixMillis>| t.map(paris_date).unwrap_or_default();

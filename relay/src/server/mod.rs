@@ -7,7 +7,6 @@ pub mod read_rate;
 pub mod session;
 pub mod tls;
 
-use anyhow::Context;
 use serde::Serialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -76,7 +75,7 @@ async fn open_store(
     backend: &Backend,
     blobs: &Blobs,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment::store::EnrolmentTables)> {
+) -> Result<(Arc<dyn Store>, crate::enrolment::store::EnrolmentTables), StartError> {
     let (store, tables) = open_backend(backend, data_dir).await?;
     match blobs {
         Blobs::InStore => Ok((store, tables)),
@@ -91,31 +90,76 @@ async fn open_store(
 async fn open_backend(
     backend: &Backend,
     data_dir: &std::path::Path,
-) -> anyhow::Result<(Arc<dyn Store>, crate::enrolment::store::EnrolmentTables)> {
+) -> Result<(Arc<dyn Store>, crate::enrolment::store::EnrolmentTables), StartError> {
     match backend {
         Backend::Sled => {
-            let store = SledStore::open(data_dir).context(
-                "opening the relay store (is a relay serving this directory? stop it first)",
-            )?;
+            let store = SledStore::open(data_dir).map_err(|source| StartError::Store {
+                what: "opening the relay store (is a relay serving this directory? stop it first)",
+                source,
+            })?;
             let tables = store.enrolment_tables()?;
             Ok((Arc::new(store), tables))
         }
         Backend::Postgres(options) => {
-            let store = PgStore::open(options.clone())
-                .await
-                .context("opening the PostgreSQL store")?;
+            let store =
+                PgStore::open(options.clone())
+                    .await
+                    .map_err(|source| StartError::Store {
+                        what: "opening the PostgreSQL store",
+                        source,
+                    })?;
             let url = options.url.clone();
             let tables = tokio::task::spawn_blocking(move || {
                 crate::enrolment::tables::pg_tables::PgTables::open(&url)
             })
-            .await?
-            .context("opening the enrolment tables on PostgreSQL")?;
+            .await
+            .map_err(|e| StartError::Io {
+                what: format!("opening the enrolment tables on PostgreSQL: {e}"),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(|source| StartError::Store {
+                what: "opening the enrolment tables on PostgreSQL",
+                source,
+            })?;
             Ok((
                 Arc::new(store),
                 crate::enrolment::store::EnrolmentTables::on(tables),
             ))
         }
     }
+}
+
+/// Why a relay does not start or open; each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A store failed to open or answer.
+    #[error("{what}: {source}")]
+    Store {
+        /// What was being opened.
+        what: &'static str,
+        /// Why.
+        source: crate::store::StoreError,
+    },
+    /// The store failed while the relay loaded its state.
+    #[error(transparent)]
+    Loading(#[from] crate::store::StoreError),
+    /// A private file or folder could not be made.
+    #[error(transparent)]
+    File(#[from] crate::private_files::PrivateFileError),
+    /// A key file cannot be used.
+    #[error(transparent)]
+    Key(#[from] crate::private_files::KeyFileError),
+    /// The TLS or QUIC settings.
+    #[error(transparent)]
+    Tls(#[from] crate::server::tls::TlsError),
+    /// A socket or a task.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl RelayConfig {
@@ -145,15 +189,14 @@ fn enrolment_hub(
     tables: crate::enrolment::store::EnrolmentTables,
     data_dir: &std::path::Path,
     policy: crate::enrolment::Policy,
-) -> anyhow::Result<crate::enrolment::service::EnrolmentHub> {
+) -> Result<crate::enrolment::service::EnrolmentHub, StartError> {
     let path = data_dir.join("enrolment-code.key");
     let code_key: [u8; 32] = if path.exists() {
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = crate::private_files::read_key(&path)?;
         bytes.as_slice().try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "{} holds {} bytes, not a 32-byte key",
-                path.display(),
-                bytes.len()
+            crate::private_files::invalid(
+                &path,
+                format!("holds {} bytes, not a 32-byte key", bytes.len()),
             )
         })?
     } else {
@@ -200,7 +243,7 @@ pub struct RunningRelay {
 }
 
 /// Opens the relay's state in a data directory without serving (operator commands).
-pub async fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Relay>> {
+pub async fn open_offline(data_dir: &std::path::Path) -> Result<Arc<Relay>, StartError> {
     open_offline_with(data_dir, Default::default()).await
 }
 
@@ -208,7 +251,7 @@ pub async fn open_offline(data_dir: &std::path::Path) -> anyhow::Result<Arc<Rela
 pub async fn open_offline_with(
     data_dir: &std::path::Path,
     enrolment: crate::enrolment::Policy,
-) -> anyhow::Result<Arc<Relay>> {
+) -> Result<Arc<Relay>, StartError> {
     open_offline_on(data_dir, enrolment, &Backend::Sled).await
 }
 
@@ -219,7 +262,7 @@ pub async fn open_offline_on(
     data_dir: &std::path::Path,
     enrolment: crate::enrolment::Policy,
     backend: &Backend,
-) -> anyhow::Result<Arc<Relay>> {
+) -> Result<Arc<Relay>, StartError> {
     crate::private_files::create_dir(data_dir)?;
     let (store, tables) = open_backend(backend, data_dir).await?;
     let key = crate::signing::load_or_create(data_dir)?;
@@ -240,7 +283,7 @@ pub async fn open_offline_on(
 }
 
 /// Starts a relay on the configured backend.
-pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
+pub async fn start(config: RelayConfig) -> Result<RunningRelay, StartError> {
     crate::private_files::create_dir(&config.data_dir)?;
     crate::store::watch_stores();
     let (store, tables) = open_store(&config.backend, &config.blobs, &config.data_dir).await?;
@@ -314,7 +357,13 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     }));
     let (metrics_address, metrics) = match config.metrics {
         Some(a) => {
-            let (bound, task) = crate::metrics::serve(relay.clone(), a).await?;
+            let (bound, task) =
+                crate::metrics::serve(relay.clone(), a)
+                    .await
+                    .map_err(|source| StartError::Io {
+                        what: "the metrics port".into(),
+                        source,
+                    })?;
             (Some(bound), Some(task))
         }
         None => (None, None),
@@ -322,8 +371,14 @@ pub async fn start(config: RelayConfig) -> anyhow::Result<RunningRelay> {
     let id = crate::server::tls::load_or_create(&config.data_dir, &config.tls_names)?;
     let fingerprint: Arc<str> = id.fingerprint().into();
     let endpoint = quinn::Endpoint::server(crate::server::tls::server_config(id)?, config.listen)
-        .with_context(|| format!("binding UDP {}", config.listen))?;
-    let address = endpoint.local_addr()?;
+        .map_err(|source| StartError::Io {
+        what: format!("binding UDP {}", config.listen),
+        source,
+    })?;
+    let address = endpoint.local_addr().map_err(|source| StartError::Io {
+        what: "reading the bound address".into(),
+        source,
+    })?;
     let ready = RelayReady {
         ready: true,
         address,

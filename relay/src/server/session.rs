@@ -56,8 +56,11 @@ async fn run(
     conn: &quinn::Connection,
     fingerprint: &str,
     read_rate: Option<crate::server::read_rate::Rate>,
-) -> anyhow::Result<()> {
-    let (mut send, mut recv) = conn.open_bi().await?;
+) -> Result<(), SessionEnd> {
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| SessionEnd::Lost(e.to_string()))?;
     let mut nonce = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut nonce);
     write_frame(
@@ -67,7 +70,8 @@ async fn run(
             now: relay.clock.now(),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| SessionEnd::Lost(e.to_string()))?;
 
     let hello = tokio::time::timeout(
         HELLO_TIMEOUT,
@@ -99,7 +103,7 @@ async fn run(
                 .await
                 .ok();
             close(send, conn).await;
-            anyhow::bail!("authentication refused: {e}");
+            return Err(SessionEnd::Refused(e));
         }
     };
     write_frame(
@@ -110,7 +114,8 @@ async fn run(
             relay_key: relay.public_key(),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| SessionEnd::Lost(e.to_string()))?;
 
     // Replies wait encoded, with the bytes they hold; the queue is bounded by those.
     let (tx, rx) = mpsc::unbounded_channel::<Queued>();
@@ -132,7 +137,18 @@ async fn run(
     if let Ok(send) = writer.await {
         close(send, conn).await;
     }
-    outcome.map_err(Into::into)
+    outcome.map_err(SessionEnd::Refused)
+}
+
+/// How a connection ended other than by its device closing it.
+#[derive(Debug, thiserror::Error)]
+enum SessionEnd {
+    /// The connection failed before or while the handshake ran.
+    #[error("connection lost: {0}")]
+    Lost(String),
+    /// The relay refused it (authentication, a fatal frame).
+    #[error("refused: {0}")]
+    Refused(WireError),
 }
 
 async fn authenticate(

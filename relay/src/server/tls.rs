@@ -2,7 +2,6 @@
 //! fingerprint survives restarts) and pinned by daemons; or a CA-signed one given by path.
 
 use crate::private_files::{invalid, read_key, KeyFileError};
-use anyhow::Context;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -53,19 +52,28 @@ pub fn load_or_create(dir: &Path, names: &[String]) -> Result<TlsIdentity, KeyFi
     })
 }
 
+/// A TLS or QUIC setting the relay cannot use.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TlsError(pub String);
+
 /// The QUIC server configuration: TLS 1.3, ring only, our ALPN, idle timeout.
-pub fn server_config(id: TlsIdentity) -> anyhow::Result<quinn::ServerConfig> {
+pub fn server_config(id: TlsIdentity) -> Result<quinn::ServerConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError(format!("TLS 1.3: {e}")))?
         .with_no_client_auth()
         .with_single_cert(id.chain, id.key)
-        .context("installing the relay certificate")?;
+        .map_err(|e| TlsError(format!("installing the relay certificate: {e}")))?;
     tls.alpn_protocols = vec![mes_protocol::ALPN.to_vec()];
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError(format!("QUIC over TLS: {e}")))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(crate::defaults::IDLE_TIMEOUT.try_into()?));
+    transport.max_idle_timeout(Some(crate::defaults::IDLE_TIMEOUT.try_into().map_err(
+        |e: quinn::VarIntBoundsExceeded| TlsError(format!("idle timeout: {e}")),
+    )?));
     // The relay opens the one stream a connection uses; a device opens none, so a
     // stream it opens would only hold the relay's memory unread (issue 22 finding 5).
     transport.max_concurrent_uni_streams(0u32.into());

@@ -54,7 +54,7 @@ async fn start_relay(
     }
     // Clones share the planted bug's counters, so a restarted relay goes on counting.
     cfg.misbehaviour = misbehaviour.clone();
-    mes_relay::server::start(cfg).await
+    Ok(mes_relay::server::start(cfg).await?)
 }
 
 fn spawn_mesd(
