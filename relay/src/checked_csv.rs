@@ -1,6 +1,9 @@
-//! Operator CSV files checked whole (the directory, the population): the header must be
-//! exactly the expected one, each row is turned into a value or a reason, and any bad
-//! row means nothing is imported; every problem is named with its line.
+//! Operator CSV files checked row by row (the directory, the population): the header must
+//! be exactly the expected one, each row is turned into a value or a reason, and every
+//! problem is named with its line. A caller imports nothing when any row is bad
+//! ([`parse`]) or the good rows and a list of the bad ones ([`parse_rows`]). Files come as
+//! spreadsheets export them: UTF-8 with or without a byte-order mark, CRLF or LF, `,` or
+//! another separator; another encoding is named, never guessed into garbage ([`decode`]).
 
 /// A row that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,33 +14,74 @@ pub struct BadRow {
     pub reason: String,
 }
 
+/// The text of a file's bytes: UTF-8, its byte-order mark dropped. UTF-16 and bytes that
+/// are not UTF-8 (a Windows-1252 or Latin-1 export) are refused by name, with the first
+/// bad byte, so the operator saves the file as UTF-8 rather than importing mangled names.
+pub fn decode(bytes: &[u8]) -> Result<String, String> {
+    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+        return Err("the file is UTF-16: save it as UTF-8 (CSV UTF-8 in a spreadsheet)".into());
+    }
+    let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        format!(
+            "the file is not UTF-8 (byte {at}, 0x{:02X}): it looks like a Windows-1252 or Latin-1 export; save it as UTF-8 (CSV UTF-8 in a spreadsheet)",
+            bytes[at]
+        )
+    })
+}
+
 /// Parses `text` with `header`, each record through `row` (given its line and a field
 /// getter), into every value or every bad row.
 pub fn parse<T>(
     text: &str,
     header: &[&str],
-    mut row: impl FnMut(u64, &dyn Fn(usize) -> String) -> Result<T, String>,
+    row: impl FnMut(u64, &dyn Fn(usize) -> String) -> Result<T, String>,
 ) -> Result<Vec<T>, Vec<BadRow>> {
+    let (rows, bad) = parse_rows(text, header, b',', row);
+    if bad.is_empty() {
+        Ok(rows)
+    } else {
+        Err(bad)
+    }
+}
+
+/// Parses `text` separated by `delimiter` into the good rows and the bad ones; a wrong
+/// header makes every row bad (one entry, line 1).
+pub fn parse_rows<T>(
+    text: &str,
+    header: &[&str],
+    delimiter: u8,
+    mut row: impl FnMut(u64, &dyn Fn(usize) -> String) -> Result<T, String>,
+) -> (Vec<T>, Vec<BadRow>) {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
+        .delimiter(delimiter)
         .from_reader(text.as_bytes());
     match reader.headers() {
         Ok(h) if h.iter().eq(header.iter().copied()) => {}
         Ok(h) => {
-            return Err(vec![BadRow {
-                line: 1,
-                reason: format!(
-                    "header is {:?}; expected {}",
-                    h.iter().collect::<Vec<_>>(),
-                    header.join(",")
-                ),
-            }])
+            let reason = format!(
+                "header is {:?}; expected {}{}",
+                h.iter().collect::<Vec<_>>(),
+                header.join(&(delimiter as char).to_string()),
+                if h.len() == 1 && h.iter().any(|f| f.contains(';')) {
+                    " (separated by `;`? give --delimiter ';')"
+                } else {
+                    ""
+                }
+            );
+            return (Vec::new(), vec![BadRow { line: 1, reason }]);
         }
         Err(e) => {
-            return Err(vec![BadRow {
-                line: 1,
-                reason: e.to_string(),
-            }])
+            return (
+                Vec::new(),
+                vec![BadRow {
+                    line: 1,
+                    reason: e.to_string(),
+                }],
+            )
         }
     }
     let mut rows = Vec::new();
@@ -46,7 +90,7 @@ pub fn parse<T>(
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map(csv::Position::line).unwrap_or(0);
+                let line = e.position().map_or(0, |p| line_at(text, p));
                 bad.push(BadRow {
                     line,
                     reason: e.to_string(),
@@ -54,16 +98,54 @@ pub fn parse<T>(
                 continue;
             }
         };
-        let line = record.position().map(csv::Position::line).unwrap_or(0);
+        let line = record.position().map_or(0, |p| line_at(text, p));
         let field = |i: usize| record.get(i).unwrap_or("").to_string();
         match row(line, &field) {
             Ok(r) => rows.push(r),
             Err(reason) => bad.push(BadRow { line, reason }),
         }
     }
-    if bad.is_empty() {
-        Ok(rows)
-    } else {
-        Err(bad)
+    (rows, bad)
+}
+
+/// The line, from 1, where a record starts, from its byte offset: after a CRLF line end
+/// the csv crate starts the next record at the `\n` (and counts its line one short).
+fn line_at(text: &str, p: &csv::Position) -> u64 {
+    let bytes = text.as_bytes();
+    let at = (p.byte() as usize).min(bytes.len());
+    let before = bytes[..at].iter().filter(|b| **b == b'\n').count() as u64;
+    before + 1 + u64::from(bytes.get(at) == Some(&b'\n'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spreadsheet_exports_are_read_and_other_encodings_named() {
+        let header = ["a", "b"];
+        let row = |_: u64, f: &dyn Fn(usize) -> String| Ok::<_, String>((f(0), f(1)));
+        // UTF-8 with a byte-order mark, CRLF, `;`: what a French spreadsheet exports.
+        let bytes = b"\xEF\xBB\xBFa;b\r\nH\xC3\xA9l\xC3\xA8ne;2\r\n";
+        let text = decode(bytes).unwrap();
+        let (rows, bad) = parse_rows(&text, &header, b';', row);
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(rows, vec![("Hélène".to_string(), "2".to_string())]);
+        // The same file read with `,` is told to give the separator.
+        let (_, bad) = parse_rows(&text, &header, b',', row);
+        assert!(bad[0].reason.contains("--delimiter ';'"), "{:?}", bad[0]);
+        // Lines are the file's, CRLF or not.
+        let bad_row = |_: u64, f: &dyn Fn(usize) -> String| Err::<(), _>(f(0));
+        for text in ["a,b\nx,1\ny,2\n", "a,b\r\nx,1\r\ny,2\r\n"] {
+            let (_, bad) = parse_rows(text, &header, b',', bad_row);
+            let lines: Vec<u64> = bad.iter().map(|b| b.line).collect();
+            assert_eq!(lines, vec![2, 3], "{text:?}");
+        }
+        // Latin-1 and UTF-16 are named, not mangled.
+        let latin1 = decode(b"a,b\nH\xE9l\xE8ne,2\n").unwrap_err();
+        assert!(latin1.contains("not UTF-8 (byte 5, 0xE9)"), "{latin1}");
+        assert!(decode(&[0xFF, 0xFE, b'a', 0])
+            .unwrap_err()
+            .contains("UTF-16"));
     }
 }

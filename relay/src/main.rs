@@ -56,8 +56,10 @@ enum Command {
         #[arg(long, env = "MES_RELAY_S3_PREFIX")]
         s3_prefix: Option<String>,
     },
-    /// Imports the insured population (F1.1) from a CSV checked whole: any bad row, or
-    /// anyone already on file, imports nothing. Run with the relay stopped, or with
+    /// Imports the insured population (F1.1) from a CSV (UTF-8, with or without a BOM, CRLF
+    /// or LF). By default checked whole: any bad row, or anyone already on file, imports
+    /// nothing. With `--rejects FILE`, the good rows are imported and every bad one is
+    /// written there with its line and reason. Run with the relay stopped, or with
     /// `--postgres` while the instances serve.
     ImportPopulation {
         /// Data directory.
@@ -65,6 +67,16 @@ enum Command {
         data: PathBuf,
         /// The CSV file (header in docs/enrolment.md).
         file: PathBuf,
+        /// Import the good rows and write the bad ones here (CSV: line,reason); refuses
+        /// to overwrite a file.
+        #[arg(long, conflicts_with = "all_or_nothing")]
+        rejects: Option<PathBuf>,
+        /// Import nothing if any row is bad (the default without --rejects).
+        #[arg(long)]
+        all_or_nothing: bool,
+        /// The field separator, as the spreadsheet exported it (`;` in French locales).
+        #[arg(long, default_value = ",", value_parser = one_byte)]
+        delimiter: u8,
         #[command(flatten)]
         db: Database,
     },
@@ -366,23 +378,37 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::ImportPopulation { data, file, db } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
+        Command::ImportPopulation {
+            data,
+            file,
+            rejects,
+            all_or_nothing: _,
+            delimiter,
+            db,
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = mes_relay::checked_csv::decode(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let today = jiff::Zoned::now()
                 .with_time_zone(mes_protocol::time::paris())
                 .date();
-            let rows = match mes_relay::enrolment::population::parse(&text, today) {
-                Ok(rows) => rows,
-                Err(bad) => refuse_rows(&file, &bad),
-            };
+            let (rows, bad) = mes_relay::enrolment::population::parse_rows(&text, today, delimiter);
+            let rejected = bad.len();
+            match &rejects {
+                None if !bad.is_empty() => refuse_rows(&file, &bad),
+                None => {}
+                Some(path) => write_rejects(path, &bad)?,
+            }
             let relay = offline(&data, Default::default(), &db).await?;
             let hub = enrolment(&relay);
             let bar = progress(rows.len() as u64, "import");
             match mes_relay::enrolment::service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
                 Ok(report) => {
                     bar.finish_and_clear();
-                    println!("{}", serde_json::to_string(&report)?);
+                    let mut out = serde_json::to_value(&report)?;
+                    out["rejected"] = rejected.into();
+                    println!("{out}");
                     Ok(())
                 }
                 Err(reasons) => {
@@ -533,6 +559,29 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Names every bad row of an operator file and exits with status 2 (nothing imported).
+/// Writes the rows not imported, with their line and reason (CSV `line,reason`),
+/// owner-only: they hold people's names and NIRs.
+fn write_rejects(
+    path: &std::path::Path,
+    bad: &[mes_relay::checked_csv::BadRow],
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(mes_relay::private_files::create_new(path)?);
+    w.write_record(["line", "reason"])?;
+    for b in bad {
+        w.write_record([b.line.to_string(), b.reason.clone()])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// A field separator given on the command line: one ASCII character.
+fn one_byte(s: &str) -> Result<u8, String> {
+    match s.as_bytes() {
+        [b] if b.is_ascii() => Ok(*b),
+        _ => Err(format!("{s:?} is not one ASCII character (give , or ;)")),
+    }
+}
+
 fn refuse_rows(file: &std::path::Path, bad: &[mes_relay::checked_csv::BadRow]) -> ! {
     for b in bad {
         eprintln!("{}:{}: {}", file.display(), b.line, b.reason);

@@ -1397,3 +1397,85 @@ fn a_guesser_behind_fresh_identities_is_stopped_by_its_address() -> anyhow::Resu
     assert!(hub.admit(&next, UnixMillis(now.0 + 3_600_000)).is_ok());
     Ok(())
 }
+
+/// Issue 27, item 2 (F1.1): a population file as a French spreadsheet exports it (UTF-8
+/// with a byte-order mark, CRLF, `;`) imports its good rows with `--rejects`, and every
+/// bad row lands in the rejects file with its line and reason, the minor whose parent's
+/// row is bad with it. Controls: the same file without `--rejects` imports nothing, and a
+/// Latin-1 export is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spreadsheet_export_imports_its_good_rows_and_names_the_rest() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    // The parent's email is broken, so the parent and the child are not imported.
+    let csv = population(&p)
+        .replace("louis.payet@exemple.re", "louis.payet")
+        .replace(
+            "\"3 cours Napoléon, 20000 Ajaccio\"",
+            "\"3 cours Napoléon; 20000 Ajaccio\"",
+        )
+        .replace(',', ";")
+        .replace('\n', "\r\n");
+    let file = dir.path().join("export.csv");
+    std::fs::write(&file, [b"\xEF\xBB\xBF".as_slice(), csv.as_bytes()].concat())?;
+    let import = |extra: &[&str]| {
+        let mut args = vec!["import-population", "--data", data_s, "--delimiter", ";"];
+        args.extend_from_slice(extra);
+        args.push(file.to_str().unwrap());
+        run_relay_on(&data, &args)
+    };
+    // Control: checked whole, nothing is imported.
+    let (code, _, err) = import(&[])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("export.csv:4: ") && err.contains("email"),
+        "{err}"
+    );
+    let rejects = dir.path().join("rejects.csv");
+    let (code, out, err) = import(&["--rejects", rejects.to_str().unwrap()])?;
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(
+        (report["imported"].as_u64(), report["rejected"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(&rejects)?;
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines[0], "line,reason");
+    assert!(
+        lines[1].starts_with("4,") && lines[1].contains("email"),
+        "{written}"
+    );
+    assert!(
+        lines[2].starts_with("5,") && lines[2].contains("line 4"),
+        "{written}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&rejects)?.permissions().mode() & 0o777,
+        0o600
+    );
+    // Control: a Latin-1 export is named, not imported as mangled names.
+    let latin1 = dir.path().join("latin1.csv");
+    let text = population(&p);
+    let (before, after) = text.split_once("Napoléon").expect("the Corsican address");
+    std::fs::write(
+        &latin1,
+        [before.as_bytes(), b"Napol\xE9on", after.as_bytes()].concat(),
+    )?;
+    let (code, _, err) = run_relay_on(
+        &data,
+        &[
+            "import-population",
+            "--data",
+            data_s,
+            latin1.to_str().unwrap(),
+        ],
+    )?;
+    assert_ne!(code, 0);
+    assert!(err.contains("not UTF-8") && err.contains("0xE9"), "{err}");
+    Ok(())
+}
