@@ -1,4 +1,6 @@
 //! `mes-relay`: parses arguments and runs the relay library.
+//!
+//! Over 600 lines: the operator's whole command line, one arm per subcommand (its parts live in the library).
 
 use anyhow::Context;
 
