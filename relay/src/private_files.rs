@@ -40,6 +40,23 @@ pub fn read_key(path: &Path) -> Result<Vec<u8>, PrivateFileError> {
     std::fs::read(path).map_err(failed("reading", path))
 }
 
+/// The 32 random bytes of the key file at `path`, created (owner-only, synced) on first
+/// use; a file of another size is refused by name.
+pub fn key32(path: &Path) -> Result<[u8; 32], KeyFileError> {
+    if !path.exists() {
+        let key: [u8; 32] = rand::random();
+        write_key(path, &key)?;
+        return Ok(key);
+    }
+    let bytes = read_key(path)?;
+    bytes.as_slice().try_into().map_err(|_| {
+        invalid(
+            path,
+            format!("holds {} bytes, not a 32-byte key", bytes.len()),
+        )
+    })
+}
+
 /// The refusal of a key file that does not hold what it should.
 pub fn invalid(path: &Path, why: impl std::fmt::Display) -> KeyFileError {
     KeyFileError::Invalid {

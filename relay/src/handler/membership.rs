@@ -282,7 +282,8 @@ impl Relay {
         let mut facts = Facts {
             now: self.clock.now(),
             closed,
-            blocked: self.blocked(&m, who).await?,
+            // A closed space refuses before a block is looked at (`decide`).
+            blocked: !closed && self.blocked(&m, who).await?,
             suspended: self.refuse_suspended(who).err().map(|e| e.message),
             released: false,
         };

@@ -191,19 +191,7 @@ fn enrolment_hub(
     policy: crate::enrolment::Policy,
 ) -> Result<crate::enrolment::service::EnrolmentHub, StartError> {
     let path = data_dir.join("enrolment-code.key");
-    let code_key: [u8; 32] = if path.exists() {
-        let bytes = crate::private_files::read_key(&path)?;
-        bytes.as_slice().try_into().map_err(|_| {
-            crate::private_files::invalid(
-                &path,
-                format!("holds {} bytes, not a 32-byte key", bytes.len()),
-            )
-        })?
-    } else {
-        let key: [u8; 32] = rand::random();
-        crate::private_files::write_key(&path, &key)?;
-        key
-    };
+    let code_key = crate::private_files::key32(&path)?;
     Ok(crate::enrolment::service::EnrolmentHub::new(
         tables,
         policy,
