@@ -133,15 +133,12 @@ pub async fn handle(
     use ApiCall::*;
     Ok(match call {
         Status => ApiReply::Status(d.status()),
-        Identity => {
-            let st = d.state();
-            ApiReply::Identity {
-                principal: st.identity.principal.principal_id(),
-                device: st.identity.device.device_id(),
-                name: st.identity.name().to_string(),
-                recipient: st.identity.principal.age.recipient().0,
-            }
-        }
+        Identity => ApiReply::Identity {
+            principal: d.identity().principal.principal_id(),
+            device: d.identity().device.device_id(),
+            name: d.identity().name().to_string(),
+            recipient: d.identity().principal.age.recipient().0,
+        },
         CreateSpace { label } => ApiReply::SpaceCreated {
             space: d.create_space(&label).await?,
         },
@@ -522,7 +519,7 @@ pub async fn handle(
         }
         Subscribe => ApiReply::Done,
         SyncNow => {
-            d.wake.notify_one();
+            d.link.wake.notify_one();
             ApiReply::Done
         }
     })

@@ -6,9 +6,16 @@
 //! (listing, revocation, pairing, recovery) and `sync/` (the upload and catch-up
 //! pipeline, sealing, the sans-IO step core).
 //!
-//! Locking: one std mutex over the in-memory state, never held across an await; sled
-//! flushes and relay requests happen outside it. It is one lock on purpose: a change
-//! touches a space, a volume and the keyring at once, and must be seen whole.
+//! Components and locks: the handle holds components that each own their state and take
+//! only their own locks, never another's: `devices::Devices` (this device's identity and
+//! the pairings under way), `sync::link::Link` (the relay connection, online exactly while
+//! there is one), `access::Access` (its one-at-a-time locks, what the hub said, who each
+//! device is), `record::doc_index::Cache` (hydrated document volumes). The replica's state
+//! (`State`: spaces with their memberships, volumes, epoch keys) is the data every domain
+//! reads and changes; it is one std mutex on purpose, never held across an await (sled
+//! flushes and relay requests happen outside it): a change touches a space, a volume and
+//! the keyring at once, a bundle is sealed under the key of the membership it was checked
+//! against, and all of it must be seen whole.
 //!
 //! Import circle: the handle's fields are the state types of `replica::spaces`, `replica::blobs`, `record::doc_index` and `access::emergency`, whose modules extend the handle with their operations (`impl Daemon`); this is the handle pattern, kept to these modules.
 
@@ -22,9 +29,9 @@ use mes_protocol::wire::api::{
 };
 use mes_protocol::wire::Reply;
 use rand::rngs::OsRng;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::broadcast;
 
 use crate::devices::identity::Identity;
 use crate::replica::keyring::Keyring;
@@ -33,55 +40,43 @@ use crate::replica::store::{SealedStore, StoreError};
 use crate::replica::volume::{Payload, Replica};
 use crate::sync::relay_client::{ClientError, RelayClient};
 
-/// The in-memory state.
+/// The replica's in-memory state: spaces with their memberships, the loaded volumes and
+/// the epoch keys. One lock on purpose: a change touches a space, a volume and the keyring
+/// at once (a bundle is sealed under the key of the membership it was checked against),
+/// and must be seen whole.
 pub struct State {
-    /// Keys of this daemon.
-    pub identity: Identity,
-    /// Spaces.
+    /// The spaces this device holds, with their memberships.
     pub spaces: BTreeMap<SpaceId, Space>,
-    /// Volumes.
+    /// The loaded volumes of those spaces.
     pub volumes: BTreeMap<VolumeId, LoadedVolume>,
-    /// Epoch keys.
+    /// Epoch keys, by volume and generation.
     pub keys: Keyring,
-    /// Connected to the relay.
-    pub online: bool,
     /// (slot, device) pairs wrapped during this run.
     pub(crate) wrapped: BTreeSet<(KeySlot, DeviceId)>,
 }
 
-/// The daemon.
+/// The daemon: a handle over its components. Each owns its state and takes its own
+/// locks: the replica (`State`, the sealed store and the blob files), `devices` (this
+/// device's identity, pairings), `link` (the relay connection, in `sync/`), `access`
+/// (its one-at-a-time locks, what the hub said, who each device is) and the record's
+/// document index cache.
 pub struct Daemon {
     /// The sealed store.
     pub store: SealedStore,
     state: Mutex<State>,
     events: broadcast::Sender<ApiEvent>,
-    /// Wakes the sync engine.
-    pub wake: Notify,
-    /// Restarts the sync session (identity changed through pairing).
-    pub reconnect: Notify,
-    client: Mutex<Option<Arc<RelayClient>>>,
     pub(crate) suite: CipherSuite,
-    pub(crate) pairings: Mutex<HashMap<[u8; 16], mpsc::UnboundedSender<Vec<u8>>>>,
-    relay_label: String,
+    /// This device's identity and the pairings under way.
+    pub devices: crate::devices::Devices,
+    /// The link to the relay.
+    pub link: crate::sync::link::Link,
+    /// The access component's own state.
+    pub access: crate::access::Access,
     /// The blob cache and the document size limit.
     pub files: crate::replica::blobs::Files,
     /// Hydrated document volumes, by volume, valid while the volume's heads are unchanged
     /// (search and listing never hydrate 10,000 documents per query).
     pub(crate) doc_cache: crate::record::doc_index::Cache,
-    /// One membership refresh at a time: two running at once could store an older
-    /// membership over a newer one (a push-driven refresh finishing after a consent's).
-    pub(crate) refresh_lock: tokio::sync::Mutex<()>,
-    /// One delivery of held items at a time (F1.5), so none is dropped twice.
-    pub(crate) held_lock: tokio::sync::Mutex<()>,
-    /// Access history logs are read, extended and saved one at a time, so an alarm is
-    /// never overwritten by a save that started before it.
-    pub(crate) history_lock: tokio::sync::Mutex<()>,
-    /// What the hub said of itself (escrow recipients, policy), asked once per run.
-    pub(crate) hub_info: Mutex<Option<crate::access::emergency::HubInfo>>,
-    /// The relay this daemon syncs with (what a recovery kit names).
-    pub relay_target: Mutex<Option<crate::sync::relay_client::RelayTarget>>,
-    /// Verified device certificates seen in memberships: who a dropping device is.
-    pub(crate) device_principals: Mutex<BTreeMap<DeviceId, PrincipalId>>,
 }
 
 /// Errors of sync operations.
@@ -180,31 +175,21 @@ impl Daemon {
         let (spaces, volumes) = load_all(&store, &actor)?;
         let keys = Keyring::load(&store)?;
         let state = State {
-            identity,
             spaces: spaces.into_iter().map(|s| (s.id(), s)).collect(),
             volumes: volumes.into_iter().map(|v| (v.meta.volume, v)).collect(),
             keys,
-            online: false,
             wrapped: BTreeSet::new(),
         };
         Ok(Arc::new(Daemon {
             store,
             state: Mutex::new(state),
             events: broadcast::channel(1024).0,
-            wake: Notify::new(),
-            reconnect: Notify::new(),
-            client: Mutex::new(None),
             suite,
-            pairings: Mutex::new(HashMap::new()),
-            relay_label,
+            devices: crate::devices::Devices::new(identity),
+            link: crate::sync::link::Link::new(relay_label),
+            access: crate::access::Access::default(),
             files,
             doc_cache: Default::default(),
-            refresh_lock: Default::default(),
-            held_lock: Default::default(),
-            history_lock: Default::default(),
-            hub_info: Default::default(),
-            relay_target: Default::default(),
-            device_principals: Default::default(),
         }))
     }
 
@@ -229,26 +214,12 @@ impl Daemon {
 
     /// The live relay connection, if any.
     pub fn client(&self) -> Option<Arc<RelayClient>> {
-        self.client.lock().expect("client lock").clone()
+        self.link.client()
     }
 
-    pub(crate) fn set_client(&self, c: Option<Arc<RelayClient>>) {
-        let online = c.is_some();
-        *self.client.lock().expect("client lock") = c;
-        let mut st = self.state();
-        for v in st.volumes.values_mut() {
-            v.progress.stalled = false;
-        }
-        if st.online != online {
-            st.online = online;
-            if !online {
-                for v in st.volumes.values_mut() {
-                    v.progress.on_disconnected();
-                }
-            }
-            drop(st);
-            self.emit(ApiEvent::Connection { online });
-        }
+    /// This device's identity.
+    pub fn identity(&self) -> Arc<Identity> {
+        self.devices.identity()
     }
 
     /// The relay connection, or an Offline error saying that `what` needs it.
@@ -266,8 +237,8 @@ impl Daemon {
         let st = self.state();
         StatusReport {
             slow_store_operations: crate::replica::store::WATCHDOG.slow_total(),
-            online: st.online,
-            relay: self.relay_label.clone(),
+            online: self.link.online(),
+            relay: self.link.label().to_owned(),
             volumes: st
                 .volumes
                 .values()
@@ -302,7 +273,7 @@ impl Daemon {
             let mut st = self.state();
             let mut rng = OsRng;
             let space = SpaceId::random(&mut rng);
-            let principal = &st.identity.principal;
+            let principal = &self.identity().principal;
             let genesis = Signed::sign(
                 SpaceGenesis {
                     space,
@@ -330,7 +301,7 @@ impl Daemon {
             for ((kind, vlabel), decl) in kinds.into_iter().zip(&decls) {
                 let volume = decl.body.volume;
                 let meta = VolumeMeta::new(space, volume, kind, &vlabel);
-                let mut v = LoadedVolume::create(meta, &st.identity.device.device_id().0);
+                let mut v = LoadedVolume::create(meta, &self.identity().device.device_id().0);
                 v.save_meta(&mut batch);
                 if kind != VolumeKind::Inbox {
                     let slot = KeySlot {
@@ -379,7 +350,7 @@ impl Daemon {
             v.progress.on_durable(v.meta.last_local);
         }
         drop(st);
-        self.wake.notify_one();
+        self.link.wake.notify_one();
         Ok(())
     }
 
@@ -396,9 +367,9 @@ impl Daemon {
                 ))
             };
         }
+        let me = self.identity().principal.principal_id();
         let found = {
             let st = self.state();
-            let me = st.identity.principal.principal_id();
             let mut own: Vec<_> = st
                 .spaces
                 .values()
@@ -441,9 +412,13 @@ impl Daemon {
             })
     }
 
-    fn check_writable(st: &State, space: SpaceId, volume: VolumeId) -> Result<(), ApiError> {
+    fn check_writable(
+        st: &State,
+        me: PrincipalId,
+        space: SpaceId,
+        volume: VolumeId,
+    ) -> Result<(), ApiError> {
         let s = &st.spaces[&space];
-        let me = st.identity.principal.principal_id();
         let kind = st.volumes[&volume].meta.kind;
         let role = match &s.membership {
             Some(m) => m.role(me, Some(volume)),
@@ -472,8 +447,8 @@ impl Daemon {
         {
             let mut st = self.state();
             let volume = Self::volume_of(&st, space, label)?;
-            Self::check_writable(&st, space, volume)?;
-            let device = st.identity.device.device_id();
+            Self::check_writable(&st, self.identity().principal.principal_id(), space, volume)?;
+            let device = self.identity().device.device_id();
             let v = st.volumes.get_mut(&volume).expect("volume exists");
             let Some(payload) = change(v, device)? else {
                 return Ok(false);

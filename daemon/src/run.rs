@@ -110,7 +110,7 @@ pub async fn start(config: DaemonConfig) -> Result<RunningDaemon, StartError> {
         tracing::info!("removed {removed} temporary file(s) a crash left in the blob cache");
     }
     let daemon = Daemon::open(store, &config.name, suite, label, files)?;
-    *daemon.relay_target.lock().expect("relay target lock") = config.relay.clone();
+    daemon.link.set_target(config.relay.clone());
     let socket = config.data_dir.join("mesd.sock");
     let listener = crate::api_server::bind(&socket).map_err(io("binding", &socket))?;
     let (stop, stopped) = watch::channel(false);
@@ -127,12 +127,11 @@ pub async fn start(config: DaemonConfig) -> Result<RunningDaemon, StartError> {
         )));
     }
     let ready = {
-        let st = daemon.state();
         DaemonReady {
             ready: true,
             socket,
-            device: st.identity.device.device_id().to_string(),
-            principal: st.identity.principal.principal_id().to_string(),
+            device: daemon.identity().device.device_id().to_string(),
+            principal: daemon.identity().principal.principal_id().to_string(),
         }
     };
     Ok(RunningDaemon {

@@ -240,7 +240,7 @@ pub async fn until(
 
 /// Waits until the daemon is connected.
 pub async fn online(d: &Arc<Daemon>) -> anyhow::Result<()> {
-    until(d, Duration::from_secs(20), "online", |d| d.state().online).await
+    until(d, Duration::from_secs(20), "online", |d| d.link.online()).await
 }
 
 /// The daemon's first space (created if needed).
@@ -320,7 +320,7 @@ pub async fn converged(
     let describe = |d: &Daemon| {
         let v = volume(d, space, label);
         let progress = v.and_then(|v| d.state().volumes.get(&v).map(|v| v.progress.clone()));
-        let online = d.state().online;
+        let online = d.link.online();
         let digest = v.and_then(|v| d.digest(v));
         format!("online {online} {progress:?} digest {digest:?}")
     };
@@ -368,10 +368,9 @@ pub async fn connect_as(
     t: &RelayTarget,
 ) -> anyhow::Result<(RelayClient, tokio::sync::mpsc::UnboundedReceiver<Push>)> {
     let (cert, key) = {
-        let st = d.state();
         (
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+            d.identity().cert.clone(),
+            SigningSecret::from_bytes(&d.identity().device.signing.to_bytes()),
         )
     };
     Ok(RelayClient::connect(

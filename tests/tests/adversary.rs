@@ -236,17 +236,18 @@ async fn steal(revoked_first: bool, m: Misbehaviour) -> anyhow::Result<Thief> {
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     // Everything the thief takes from b's disk.
     let (principal, b_cert, b_key) = {
-        let st = b.daemon.state();
         (
             mes_protocol::crypto::keys::KeyPair {
-                signing: SigningSecret::from_bytes(&st.identity.principal.signing.to_bytes()),
-                age: AgeSecret::parse(&st.identity.principal.age.to_secret_string())?,
+                signing: SigningSecret::from_bytes(
+                    &b.daemon.identity().principal.signing.to_bytes(),
+                ),
+                age: AgeSecret::parse(&b.daemon.identity().principal.age.to_secret_string())?,
             },
-            st.identity.cert.clone(),
-            SigningSecret::from_bytes(&st.identity.device.signing.to_bytes()),
+            b.daemon.identity().cert.clone(),
+            SigningSecret::from_bytes(&b.daemon.identity().device.signing.to_bytes()),
         )
     };
-    let a_device = a.daemon.state().identity.device.device_id();
+    let a_device = a.daemon.identity().device.device_id();
     let b_device = b_cert.body.device;
     b.shutdown().await;
     if revoked_first {
@@ -387,7 +388,7 @@ async fn thief_derives_the_next_rotation(revoked_first: bool) -> anyhow::Result<
     let (secret, held) = {
         let st = b.daemon.state();
         (
-            st.identity.principal.age.to_secret_string(),
+            b.daemon.identity().principal.age.to_secret_string(),
             st.keys
                 .slots(notes, Generation(0))
                 .into_iter()
@@ -395,7 +396,7 @@ async fn thief_derives_the_next_rotation(revoked_first: bool) -> anyhow::Result<
                 .collect::<Vec<_>>(),
         )
     };
-    let b_device = b.daemon.state().identity.device.device_id();
+    let b_device = b.daemon.identity().device.device_id();
     b.shutdown().await;
     if revoked_first {
         a.daemon.revoke_device(b_device).await?;

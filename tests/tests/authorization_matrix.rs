@@ -109,11 +109,10 @@ async fn daemon_caller(
     t: &RelayTarget,
 ) -> anyhow::Result<Caller> {
     let (principal, device, device_key) = {
-        let st = d.state();
         (
-            copy(&st.identity.principal.signing),
-            st.identity.cert.body.device,
-            copy(&st.identity.device.signing),
+            copy(&d.identity().principal.signing),
+            d.identity().cert.body.device,
+            copy(&d.identity().device.signing),
         )
     };
     let (conn, _pushes) = connect_as(d, t).await?;
@@ -423,7 +422,7 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
     let (owner_conn, _) = connect_as(a, t).await?;
     // A reader of the emergency volume alone. (The key is copied out first: the state's
     // guard held across the request's await blocked the daemon's own tasks.)
-    let owner_key = copy(&a.state().identity.principal.signing);
+    let owner_key = copy(&a.identity().principal.signing);
     let now = UnixMillis::now();
     owner_conn
         .request(Request::PutGrant {
@@ -484,8 +483,8 @@ async fn run_matrix(m: Misbehaviour) -> anyhow::Result<Table> {
             .and_then(|m| m.volume(v).cloned())
             .expect("a declared volume")
     };
-    let o_cert = a.state().identity.cert.clone();
-    let p_cert = p.daemon.state().identity.cert.clone();
+    let o_cert = a.identity().cert.clone();
+    let p_cert = p.daemon.identity().cert.clone();
     let p_emergency = volume(&p.daemon, p_space, "emergency").expect("emergency volume");
     let targets = [
         Target {

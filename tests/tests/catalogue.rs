@@ -110,7 +110,6 @@ async fn a_service_exchanges_only_the_chosen_data_and_a_suspended_one_nothing() 
     let agenda = volume(&a.daemon, space, "agenda").unwrap();
     let profile = volume(&a.daemon, space, "profile").unwrap();
     let owner_grant = |principal, volume| {
-        let st = a.daemon.state();
         Signed::sign(
             Grant {
                 space,
@@ -121,7 +120,7 @@ async fn a_service_exchanges_only_the_chosen_data_and_a_suspended_one_nothing() 
                 issued_at: UnixMillis::now(),
                 expires_at: None,
             },
-            &st.identity.principal.signing,
+            &a.daemon.identity().principal.signing,
         )
     };
     let (owner, _) = mes_tests::connect_as(&a.daemon, &t).await?;

@@ -200,7 +200,6 @@ async fn dentist_reads_mental(skip_check: bool) -> anyhow::Result<Result<Reply, 
         .await?;
     let mental = volume(&o.a.daemon, o.space, "documents/mental").unwrap();
     let grant = |volume| {
-        let st = o.a.daemon.state();
         Signed::sign(
             Grant {
                 space: o.space,
@@ -211,7 +210,7 @@ async fn dentist_reads_mental(skip_check: bool) -> anyhow::Result<Result<Reply, 
                 issued_at: UnixMillis::now(),
                 expires_at: None,
             },
-            &st.identity.principal.signing,
+            &o.a.daemon.identity().principal.signing,
         )
     };
     let (c, _) = connect_as(&o.a.daemon, &o.t).await?;
@@ -260,7 +259,7 @@ async fn a_withdrawn_professional_decrypts_nothing_written_after() -> anyhow::Re
     let o = owner(Misbehaviour::default()).await?;
     let pro = device(o.dir.path(), "pro", &o.t).await?;
     online(&pro.daemon).await?;
-    let pro_id = pro.daemon.state().identity.principal.principal_id();
+    let pro_id = pro.daemon.identity().principal.principal_id();
     o.relay
         .relay
         .import_directory(vec![listed(pro_id, 7, "Dr Claire Martin", "10")])
@@ -516,7 +515,7 @@ async fn two_devices_see(
     // The second device's id first, to tell the misbehaving relay whom to fork for.
     let b_device = {
         let b = device_with(dir.path(), "b", None, false).await?;
-        let id = b.daemon.state().identity.device.device_id();
+        let id = b.daemon.identity().device.device_id();
         b.shutdown().await;
         id
     };
@@ -555,7 +554,7 @@ async fn two_devices_see(
     }
     // Each device has verified both entries and compared them with the other's head.
     let saw_other = |d: &mes_daemon::daemon::Daemon, other: &RunningDaemon| {
-        let other = other.daemon.state().identity.device.device_id().to_string();
+        let other = other.daemon.identity().device.device_id().to_string();
         let log = d.history(space);
         log.alarm.is_some() || log.agreed.get(&other) == Some(&2)
     };
@@ -657,7 +656,7 @@ async fn authorisation_matrix(m: Misbehaviour) -> anyhow::Result<(Vec<Case>, u64
     let (owner_conn, _) = connect_as(&o.a.daemon, &o.t).await?;
     let owner_signing = || {
         mes_protocol::crypto::keys::SigningSecret::from_bytes(
-            &o.a.daemon.state().identity.principal.signing.to_bytes(),
+            &o.a.daemon.identity().principal.signing.to_bytes(),
         )
     };
     let mut callers = vec![("owner", owner_conn, owner_signing())];
@@ -844,7 +843,7 @@ async fn break_glass_opens_the_emergency_section_only_and_is_logged() -> anyhow:
     emergency_card(&o).await?;
     let samu = device(o.dir.path(), "samu", &o.t).await?;
     online(&samu.daemon).await?;
-    let samu_id = samu.daemon.state().identity.principal.principal_id();
+    let samu_id = samu.daemon.identity().principal.principal_id();
     // Unlisted, nobody gets an emergency release.
     let e = samu
         .daemon
@@ -919,7 +918,7 @@ async fn refusing_break_glass_leaves_centre_15_and_escrows_nothing_after() -> an
     emergency_card(&o).await?;
     let samu = device(o.dir.path(), "samu", &o.t).await?;
     online(&samu.daemon).await?;
-    let samu_id = samu.daemon.state().identity.principal.principal_id();
+    let samu_id = samu.daemon.identity().principal.principal_id();
     o.relay
         .relay
         .import_directory(vec![listed(samu_id, 16, "Dr Régulateur", "10")])
@@ -1026,7 +1025,6 @@ fn owner_grant(
     volume: Option<VolumeId>,
     role: Option<Role>,
 ) -> Signed<Grant> {
-    let st = o.a.daemon.state();
     Signed::sign(
         Grant {
             space: o.space,
@@ -1037,7 +1035,7 @@ fn owner_grant(
             issued_at: UnixMillis::now(),
             expires_at: None,
         },
-        &st.identity.principal.signing,
+        &o.a.daemon.identity().principal.signing,
     )
 }
 
@@ -1265,7 +1263,7 @@ async fn a_professional_without_read_rights_feeds_the_space_through_its_inbox() 
     let o = owner(Misbehaviour::default()).await?;
     let lab = device(o.dir.path(), "lab", &o.t).await?;
     online(&lab.daemon).await?;
-    let lab_id = lab.daemon.state().identity.principal.principal_id();
+    let lab_id = lab.daemon.identity().principal.principal_id();
     // A medical laboratory technician: the matrix lets them read nothing.
     o.relay
         .relay

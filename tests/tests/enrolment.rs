@@ -1032,7 +1032,7 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     let stranger = device(dir.path(), "stranger", &t).await?;
     online(&lab.daemon).await?;
     online(&stranger.daemon).await?;
-    let lab_id = lab.daemon.state().identity.principal.principal_id();
+    let lab_id = lab.daemon.identity().principal.principal_id();
     r.relay
         .import_directory(vec![mes_tests::listed(
             lab_id,

@@ -253,7 +253,7 @@ async fn concurrent_edits_of_every_kind_merge_and_same_field_edits_are_conflicts
     let Paired { relay: r, .. } = p;
     r.shutdown().await;
     for d in [a, b] {
-        until(d, Duration::from_secs(60), "offline", |d| !d.state().online).await?;
+        until(d, Duration::from_secs(60), "offline", |d| !d.link.online()).await?;
     }
     // Offline on both: new records of every kind, and the same field of the appointment
     // and of the emergency card.

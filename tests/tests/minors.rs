@@ -110,7 +110,7 @@ async fn family(m: Misbehaviour) -> anyhow::Result<Family> {
     }
     let child = mother.daemon.create_space("Lola").await?;
     with_membership(&mother, child, "child space registered").await?;
-    let father_id = father.daemon.state().identity.principal.principal_id();
+    let father_id = father.daemon.identity().principal.principal_id();
     // The second legal representative manages the child's space too (F9.4).
     mother
         .daemon
@@ -135,11 +135,8 @@ impl Family {
         mes_protocol::ids::PrincipalId,
         mes_protocol::crypto::keys::AgeRecipient,
     ) {
-        let st = self.lola.daemon.state();
-        (
-            st.identity.principal.principal_id(),
-            st.identity.principal.age.recipient(),
-        )
+        let id = self.lola.daemon.identity();
+        (id.principal.principal_id(), id.principal.age.recipient())
     }
 
     /// Lola turns 16 today and her mother hands the space over.
@@ -182,7 +179,7 @@ impl Family {
 }
 
 fn signing_of(d: &RunningDaemon) -> SigningSecret {
-    SigningSecret::from_bytes(&d.daemon.state().identity.principal.signing.to_bytes())
+    SigningSecret::from_bytes(&d.daemon.identity().principal.signing.to_bytes())
 }
 
 /// F9.1, F9.4: a parent cannot hand over before the age, and nothing changes; at the age
@@ -197,7 +194,7 @@ async fn a_minor_takes_over_at_the_age_and_keeps_private_documents_from_the_pare
     let f = family(Misbehaviour::default()).await?;
     let (child, t) = (f.child, &f.t);
     let (lola_id, recipient) = f.lola_id();
-    let father_id = f.father.daemon.state().identity.principal.principal_id();
+    let father_id = f.father.daemon.identity().principal.principal_id();
 
     // Too young by a day: refused, and nothing changes.
     set_birth(&f.mother, child, &years_ago(16, 1)).await?;
@@ -351,7 +348,7 @@ async fn a_minor_takes_over_at_the_age_and_keeps_private_documents_from_the_pare
 }
 
 fn plant(f: &Family, volume: VolumeId, by: &SigningSecret) -> anyhow::Result<KeyEnvelope> {
-    let cert = f.lola.daemon.state().identity.cert.body.clone();
+    let cert = f.lola.daemon.identity().cert.body.clone();
     let slot = KeySlot {
         space: f.child,
         volume,
@@ -452,7 +449,7 @@ async fn a_guardian_manages_within_the_measure_and_loses_access_when_it_ends() -
             listed(other.id(), 22, "Dr Anne Bel", "10"),
         ])
         .await?;
-    let guardian_id = guardian.daemon.state().identity.principal.principal_id();
+    let guardian_id = guardian.daemon.identity().principal.principal_id();
     let end = UnixMillis(UnixMillis::now().0 + 4_000);
     person
         .daemon
@@ -494,7 +491,7 @@ async fn a_guardian_manages_within_the_measure_and_loses_access_when_it_ends() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_records_a_court_removal_from_the_command_line() -> anyhow::Result<()> {
     let f = family(Misbehaviour::default()).await?;
-    let father_id = f.father.daemon.state().identity.principal.principal_id();
+    let father_id = f.father.daemon.identity().principal.principal_id();
     let profile = f.volume("profile");
     assert!(fetch(&f.father, &f.t, f.child, profile).await.is_ok());
     let relay_dir = f.dir.path().join("relay");
@@ -565,7 +562,7 @@ async fn father_relabels(m: Misbehaviour) -> anyhow::Result<(Vec<Option<ErrorCod
     let private = volume(&f.lola.daemon, f.child, DOCUMENTS_PRIVATE).expect("private");
     let notes = f.volume("notes");
     let father = signing_of(&f.father);
-    let father_id = f.father.daemon.state().identity.principal.principal_id();
+    let father_id = f.father.daemon.identity().principal.principal_id();
     let (c, _) = connect_as(&f.father.daemon, &f.t).await?;
     let mut answers = Vec::new();
     for (v, label) in [

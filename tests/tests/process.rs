@@ -168,7 +168,7 @@ async fn garbage_and_oversized_frames_get_an_error_and_disturb_no_one() -> anyho
     a.daemon.note_set(space, "après", "les déchets").await?;
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     assert_eq!(b.daemon.note_get(space, "après")?, vec!["les déchets"]);
-    assert!(a.daemon.state().online && b.daemon.state().online);
+    assert!(a.daemon.link.online() && b.daemon.link.online());
     Ok(())
 }
 

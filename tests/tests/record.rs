@@ -41,7 +41,7 @@ async fn profile_edits_merge_and_conflicts_are_reported() -> anyhow::Result<()> 
     // Offline, both edit: different records and fields, and the same field.
     r.shutdown().await;
     for d in [&a.daemon, &b.daemon] {
-        until(d, Duration::from_secs(60), "offline", |d| !d.state().online).await?;
+        until(d, Duration::from_secs(60), "offline", |d| !d.link.online()).await?;
     }
     let reaction = |v: &str| {
         put(

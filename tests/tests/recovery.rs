@@ -62,7 +62,7 @@ async fn lose_everything_and_restore(split: bool) -> anyhow::Result<()> {
 
     let c = device(dir.path(), "c", &t).await?;
     online(&c.daemon).await?;
-    let before = c.daemon.state().identity.principal.principal_id();
+    let before = c.daemon.identity().principal.principal_id();
     // Bad keys are refused and change nothing.
     let bad = if split {
         KitKey::Shares(vec![std::fs::read_to_string(&written[1])?])
@@ -76,7 +76,7 @@ async fn lose_everything_and_restore(split: bool) -> anyhow::Result<()> {
         "{}",
         e.message
     );
-    assert_eq!(c.daemon.state().identity.principal.principal_id(), before);
+    assert_eq!(c.daemon.identity().principal.principal_id(), before);
     let e = c
         .daemon
         .restore_from_kit(
@@ -91,7 +91,7 @@ async fn lose_everything_and_restore(split: bool) -> anyhow::Result<()> {
         e.message
     );
     assert_eq!(
-        c.daemon.state().identity.principal.principal_id(),
+        c.daemon.identity().principal.principal_id(),
         before,
         "a refused restore changes nothing"
     );

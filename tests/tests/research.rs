@@ -38,10 +38,10 @@ async fn the_research_export_is_opt_in_revocable_and_carries_no_identifier() -> 
     let pseudonym = json["pseudonym"].as_str().unwrap().to_string();
 
     let (principal, device_id) = {
-        let st = a.daemon.state();
+        let id = a.daemon.identity();
         (
-            st.identity.principal.principal_id().to_string(),
-            st.identity.device.device_id().to_string(),
+            id.principal.principal_id().to_string(),
+            id.device.device_id().to_string(),
         )
     };
     // Direct identifiers of seed 001's Inaya M., her relatives and professionals, and of

@@ -81,7 +81,7 @@ async fn a_revoked_device_cannot_decrypt_later_changes() -> anyhow::Result<()> {
     let space = pair(&a.daemon, &b.daemon).await?;
     pair(&a.daemon, &c.daemon).await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
-    let c_device = c.daemon.state().identity.device.device_id();
+    let c_device = c.daemon.identity().device.device_id();
     // Everything c holds, as an attacker with its disk would.
     let c_keys: Vec<SymmetricKey> = {
         let st = c.daemon.state();
@@ -163,7 +163,7 @@ async fn a_revoked_device_cannot_decrypt_later_changes() -> anyhow::Result<()> {
     }
     // And the relay refuses the revoked device outright.
     until(&c.daemon, Duration::from_secs(30), "c cut off", |d| {
-        !d.state().online
+        !d.link.online()
     })
     .await?;
     Ok(())
@@ -183,7 +183,7 @@ async fn tampered_and_forged_bundles_are_rejected_and_change_nothing() -> anyhow
     converged(&a.daemon, &b.daemon, space, "notes").await?;
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     let good_key = current_key(&a.daemon, notes).expect("key");
-    let key = SigningSecret::from_bytes(&a.daemon.state().identity.device.signing.to_bytes());
+    let key = SigningSecret::from_bytes(&a.daemon.identity().device.signing.to_bytes());
     let (client, _p) = connect_as(&a.daemon, &t).await?;
     let Reply::Bundles { items, head, .. } = client
         .request(Request::Fetch {
@@ -331,7 +331,7 @@ async fn a_relay_in_the_middle_of_pairing_makes_it_fail() -> anyhow::Result<()> 
         online(&a.daemon).await?;
         online(&b.daemon).await?;
         mes_tests::home(&a.daemon).await?;
-        let b_principal = b.daemon.state().identity.principal.principal_id();
+        let b_principal = b.daemon.identity().principal.principal_id();
         let code = mes_daemon::devices::pairing::start(a.daemon.clone()).await?;
         let joined = mes_daemon::devices::pairing::join(b.daemon.clone(), &code, "b").await;
         if tamper {
@@ -339,15 +339,15 @@ async fn a_relay_in_the_middle_of_pairing_makes_it_fail() -> anyhow::Result<()> 
             assert_eq!(e.code, ApiErrorCode::Pairing);
             assert!(e.message.contains("confirmation"), "{e}");
             assert_eq!(
-                b.daemon.state().identity.principal.principal_id(),
+                b.daemon.identity().principal.principal_id(),
                 b_principal,
                 "nothing was handed over"
             );
         } else {
             joined?; // Control: the same exchange through an honest relay succeeds.
             assert_eq!(
-                b.daemon.state().identity.principal.principal_id(),
-                a.daemon.state().identity.principal.principal_id()
+                b.daemon.identity().principal.principal_id(),
+                a.daemon.identity().principal.principal_id()
             );
         }
     }
@@ -374,7 +374,7 @@ async fn no_acknowledgement_and_no_upload_when_the_flush_fails() -> anyhow::Resu
         .expect_err("must not be acknowledged");
     assert_eq!(e.code, ApiErrorCode::Storage);
     // The engine is awake and idle, with nothing durable to upload; the relay never got it.
-    a.daemon.wake.notify_one();
+    a.daemon.link.wake.notify_one();
     until(&a.daemon, Duration::from_secs(10), "a idle", |d| {
         d.state().volumes[&notes].progress.idle()
     })

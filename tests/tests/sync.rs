@@ -31,11 +31,11 @@ async fn concurrent_offline_edits_merge_and_relay_restarts() -> anyhow::Result<(
     let space = pair(&a.daemon, &b.daemon).await?;
     r.shutdown().await;
     until(&a.daemon, Duration::from_secs(60), "a offline", |d| {
-        !d.state().online
+        !d.link.online()
     })
     .await?;
     until(&b.daemon, Duration::from_secs(60), "b offline", |d| {
-        !d.state().online
+        !d.link.online()
     })
     .await?;
     a.daemon

@@ -44,8 +44,7 @@ impl Daemon {
         })?;
         let m = self.membership_of(space)?;
         let (old, signed) = {
-            let st = self.state();
-            if m.owner() != st.identity.principal.principal_id() {
+            if m.owner() != self.identity().principal.principal_id() {
                 return Err(ApiError::new(
                     ApiErrorCode::Forbidden,
                     "only the person whose space it is makes these choices",
@@ -57,7 +56,7 @@ impl Daemon {
             let now = UnixMillis::now();
             new.version = old.version.max(now.0 - 1) + 1;
             new.issued_at = now;
-            (old, Signed::sign(new, &st.identity.principal.signing))
+            (old, Signed::sign(new, &self.identity().principal.signing))
         };
         let new = signed.body.clone();
         c.request(Request::PutChoices { choices: signed })

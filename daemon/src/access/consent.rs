@@ -87,7 +87,7 @@ impl Daemon {
                 issued_at: now,
                 expires_at: None,
             },
-            &self.state().identity.principal.signing,
+            &self.identity().principal.signing,
         )
     }
 
@@ -107,7 +107,7 @@ impl Daemon {
     /// Refuses unless this device's principal manages the space: the person, or who
     /// manages it with them (a guardian within a measure, a legal representative).
     pub(crate) fn require_manager(&self, m: &Membership, does: &str) -> Result<(), ApiError> {
-        let me = self.state().identity.principal.principal_id();
+        let me = self.identity().principal.principal_id();
         if m.at(UnixMillis::now()).role(me, None) == Some(Role::Admin) {
             Ok(())
         } else {
@@ -307,7 +307,7 @@ impl Daemon {
             let mut g = self.signed_grant(&m, principal, scope, Some(role));
             if until.is_some() {
                 g.body.expires_at = until;
-                g = Signed::sign(g.body, &self.state().identity.principal.signing);
+                g = Signed::sign(g.body, &self.identity().principal.signing);
             }
             c.request(Request::PutGrant { grant: g })
                 .await
@@ -378,7 +378,7 @@ impl Daemon {
         let now = UnixMillis::now();
         let spaces: Vec<(SpaceId, Membership)> = {
             let st = self.state();
-            let me = st.identity.principal.principal_id();
+            let me = self.identity().principal.principal_id();
             st.spaces
                 .values()
                 .filter_map(|s| s.membership.as_ref().map(|m| (s.id(), m)))
@@ -415,7 +415,7 @@ impl Daemon {
 
     fn start_epochs_with(&self, volumes: &[VolumeId], derived: bool) -> Result<(), ApiError> {
         let mut st = self.state();
-        let secret = derived.then(|| st.identity.principal.age.to_secret_string());
+        let secret = derived.then(|| self.identity().principal.age.to_secret_string());
         let mut batch = self.store.batch();
         for volume in volumes {
             let Some(v) = st.volumes.get(volume) else {

@@ -30,7 +30,13 @@ pub struct HubInfo {
 impl Daemon {
     /// Asks the relay what it is once per run.
     pub(crate) async fn learn_hub(&self, c: &RelayClient) -> Result<(), SyncError> {
-        if self.hub_info.lock().expect("hub info lock").is_some() {
+        if self
+            .access
+            .hub_info
+            .lock()
+            .expect("hub info lock")
+            .is_some()
+        {
             return Ok(());
         }
         match c.request(Request::GetHubInfo).await? {
@@ -39,7 +45,7 @@ impl Daemon {
                 break_glass,
                 attending_policy,
             } => {
-                *self.hub_info.lock().expect("hub info lock") = Some(HubInfo {
+                *self.access.hub_info.lock().expect("hub info lock") = Some(HubInfo {
                     centre15,
                     break_glass,
                     attending_policy,
@@ -52,7 +58,8 @@ impl Daemon {
 
     /// The deployment's médecin traitant policy, once the hub was asked.
     pub fn hub_attending_policy(&self) -> AttendingPolicy {
-        self.hub_info
+        self.access
+            .hub_info
             .lock()
             .expect("hub info lock")
             .as_ref()
@@ -66,7 +73,7 @@ impl Daemon {
             centre15: c15,
             break_glass: bg,
             ..
-        }) = self.hub_info.lock().expect("hub info lock").clone()
+        }) = self.access.hub_info.lock().expect("hub info lock").clone()
         else {
             return Vec::new();
         };
@@ -91,7 +98,7 @@ impl Daemon {
                     key,
                     mode.device(),
                     recipient,
-                    &st.identity.principal.signing,
+                    &self.identity().principal.signing,
                 ) {
                     Ok(e) => out.push(e),
                     Err(e) => tracing::warn!("cannot escrow for {}: {e}", mode.name()),

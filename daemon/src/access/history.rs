@@ -136,7 +136,7 @@ impl Daemon {
 
     fn owns(&self, space: SpaceId) -> bool {
         let st = self.state();
-        let me = st.identity.principal.principal_id();
+        let me = self.identity().principal.principal_id();
         st.spaces.get(&space).is_some_and(|s| s.owner() == me)
     }
 
@@ -146,7 +146,7 @@ impl Daemon {
         if !self.owns(space) {
             return Ok(());
         }
-        let _one = self.history_lock.lock().await;
+        let _one = self.access.history.lock().await;
         let mut log = self.history(space);
         let (head_before, alarm_before) = (log.head, log.alarm.clone());
         while log.alarm.is_none() {
@@ -180,7 +180,7 @@ impl Daemon {
             self.emit(ApiEvent::AccessHistory { space });
         }
         if log.head != head_before && log.head.seq > 0 {
-            let device = self.state().identity.device.device_id();
+            let device = self.identity().device.device_id();
             self.note_set_internal(
                 space,
                 &format!("{HEAD_NOTE_PREFIX}{device}"),
@@ -194,7 +194,7 @@ impl Daemon {
 
     /// Reads the heads the person's other devices published and compares them.
     fn compare_peer_heads(&self, space: SpaceId, log: &mut HistoryLog) {
-        let me = self.state().identity.device.device_id().to_string();
+        let me = self.identity().device.device_id().to_string();
         // Only the heads' notes: a notes volume of ten thousand keys is not walked on each
         // change (it was, and cost the edit-to-visible latency, issue 23).
         let Ok(notes) = self.note_list_prefix(space, HEAD_NOTE_PREFIX) else {
@@ -226,7 +226,7 @@ impl Daemon {
         if !self.owns(space) {
             return;
         }
-        let _one = self.history_lock.lock().await;
+        let _one = self.access.history.lock().await;
         let mut log = self.history(space);
         let before = (log.alarm.clone(), log.agreed.clone());
         self.compare_peer_heads(space, &mut log);
@@ -240,7 +240,7 @@ impl Daemon {
 
     /// Flags an entry as suspicious (F8.3); the flag lives in the replica.
     pub async fn flag_access(&self, space: SpaceId, seq: u64) -> Result<(), SyncError> {
-        let _one = self.history_lock.lock().await;
+        let _one = self.access.history.lock().await;
         let mut log = self.history(space);
         if seq == 0 || seq > log.head.seq {
             return Err(SyncError::Refused(format!(

@@ -161,7 +161,7 @@ impl Daemon {
     /// their items into the inbox of each space that lets this professional feed it.
     /// Returns what was delivered, one line per person; what cannot go yet stays.
     pub async fn deliver_held(&self) -> Result<Vec<String>, ApiError> {
-        let _one_at_a_time = self.held_lock.lock().await;
+        let _one_at_a_time = self.access.held.lock().await;
         let items = self.held_items();
         if items.is_empty() {
             return Ok(Vec::new());
@@ -244,7 +244,7 @@ impl Daemon {
         } else if let Err(e) = self.refresh_space(c, space).await {
             tracing::warn!("refreshing space {}: {e}", space.short());
         }
-        let me = self.state().identity.principal.principal_id();
+        let me = self.identity().principal.principal_id();
         self.membership_of(space).is_ok_and(|m| {
             m.volumes
                 .values()

@@ -23,7 +23,6 @@ impl Daemon {
     ) -> Result<(), ApiError> {
         let c = self.online_client("this")?;
         let grant = {
-            let st = self.state();
             let now = UnixMillis::now();
             Signed::sign(
                 Grant {
@@ -35,7 +34,7 @@ impl Daemon {
                     issued_at: now,
                     expires_at: None,
                 },
-                &st.identity.principal.signing,
+                &self.identity().principal.signing,
             )
         };
         c.request(Request::PutGrant { grant })
@@ -158,7 +157,7 @@ impl Daemon {
     /// Fetches and verifies a space's membership, learns new volumes, wraps keys for new
     /// member devices (if admin), collects keys wrapped for this device, and subscribes.
     pub async fn refresh_space(&self, c: &RelayClient, space: SpaceId) -> Result<(), SyncError> {
-        let _one_at_a_time = self.refresh_lock.lock().await;
+        let _one_at_a_time = self.access.refresh.lock().await;
         self.learn_hub(c).await?;
         let recovery_recipient = self.recovery_recipient(space);
         let (membership, devices) = match c.request(Request::GetMembership { space }).await? {
@@ -169,18 +168,13 @@ impl Daemon {
             r => return Err(unexpected(r)),
         };
         self.check_labels_kept(&membership)?;
-        {
-            let mut known = self.device_principals.lock().expect("device principals");
-            for cert in devices.iter().filter(|c| c.verify().is_ok()) {
-                known.insert(cert.body.device, cert.body.principal);
-            }
-        }
+        self.access.learn_devices(devices.iter());
         // The owner's devices rotate away from who left (they derive the same keys).
-        if membership.owner() == self.state().identity.principal.principal_id() {
+        if membership.owner() == self.identity().principal.principal_id() {
             self.rotate_lapsed(space, &membership)
                 .map_err(|e| SyncError::Refused(e.message))?;
         }
-        if membership.owner() == self.state().identity.principal.principal_id() {
+        if membership.owner() == self.identity().principal.principal_id() {
             let mine: Vec<(DeviceId, String)> = devices
                 .iter()
                 .filter(|c| c.body.principal == membership.owner() && c.verify().is_ok())
@@ -190,8 +184,8 @@ impl Daemon {
         }
         let (envelopes, volumes) = {
             let mut st = self.state();
-            let actor = st.identity.device.device_id().0;
-            let me = st.identity.principal.principal_id();
+            let actor = self.identity().device.device_id().0;
+            let me = self.identity().principal.principal_id();
             let mut batch = self.store.batch();
             for decl in membership.volumes.values() {
                 let d = &decl.body;
@@ -230,6 +224,7 @@ impl Daemon {
                 e.extend(self.wrap_escrow(&mut st, &membership));
                 e.extend(crate::devices::recovery::wrap_recovery(
                     &mut st,
+                    &self.identity(),
                     &membership,
                     recovery_recipient.as_ref(),
                 ));
@@ -301,7 +296,7 @@ impl Daemon {
         devices: &[DeviceCert],
     ) -> Vec<KeyEnvelope> {
         let mut out = Vec::new();
-        let me = st.identity.device.device_id();
+        let me = self.identity().device.device_id();
         let live = m.at(UnixMillis::now());
         for decl in m.volumes.values() {
             let d = &decl.body;
@@ -326,7 +321,7 @@ impl Daemon {
                         key,
                         cert.body.device,
                         &cert.body.recipient,
-                        &st.identity.principal.signing,
+                        &self.identity().principal.signing,
                     ) {
                         Ok(e) => out.push(e),
                         Err(e) => tracing::warn!(
@@ -387,7 +382,7 @@ impl Daemon {
                     tracing::warn!(
                         "envelope for {} refused on {}: {why}",
                         e.slot.volume.short(),
-                        st.identity.name()
+                        self.identity().name()
                     );
                     continue;
                 }
@@ -398,7 +393,7 @@ impl Daemon {
                 {
                     continue;
                 }
-                match e.unwrap(identity.unwrap_or(&st.identity.device.age)) {
+                match e.unwrap(identity.unwrap_or(&self.identity().device.age)) {
                     Ok(k) => {
                         if st.keys.insert(e.slot, k, &mut batch) {
                             added += 1;
@@ -417,7 +412,7 @@ impl Daemon {
         };
         if added > 0 {
             self.store.flush().await?;
-            self.wake.notify_one();
+            self.link.wake.notify_one();
         }
         Ok(added)
     }

@@ -48,7 +48,7 @@ impl Daemon {
             )
         })?;
         let m = self.membership_of(space)?;
-        let me = self.state().identity.principal.principal_id();
+        let me = self.identity().principal.principal_id();
         if m.owner() != me {
             return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
@@ -99,7 +99,7 @@ impl Daemon {
                 former_owner_role: Some(Role::Admin),
                 at: UnixMillis::now(),
             },
-            &self.state().identity.principal.signing,
+            &self.identity().principal.signing,
         );
         c.request(Request::HandOver { handover })
             .await
@@ -114,7 +114,7 @@ impl Daemon {
     pub(crate) fn ensure_private_volume(&self, space: SpaceId) -> Result<VolumeId, ApiError> {
         let m = self.membership_of(space)?;
         let mut st = self.state();
-        let principal = &st.identity.principal;
+        let principal = &self.identity().principal;
         if m.owner() != principal.principal_id() {
             return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
@@ -129,6 +129,7 @@ impl Daemon {
         let mut batch = self.store.batch();
         crate::replica::partition::declare_new(
             &mut st,
+            &self.identity(),
             (space, volume, DOCUMENTS_PRIVATE),
             key,
             &mut batch,

@@ -129,7 +129,7 @@ impl Daemon {
         };
         let mut space = known.as_ref().and_then(|p| p.space);
         if matches!(request, EnrolRequest::Activate { .. }) && space.is_none() {
-            let me = self.state().identity.principal.principal_id();
+            let me = self.identity().principal.principal_id();
             let owned = self
                 .list_spaces()
                 .into_iter()

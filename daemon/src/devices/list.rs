@@ -15,10 +15,9 @@ impl Daemon {
     pub async fn list_devices(&self) -> Result<Vec<DeviceSummary>, ApiError> {
         let c = self.online_client("this")?;
         let (me, this) = {
-            let st = self.state();
             (
-                st.identity.principal.principal_id(),
-                st.identity.device.device_id(),
+                self.identity().principal.principal_id(),
+                self.identity().device.device_id(),
             )
         };
         match c
@@ -47,8 +46,7 @@ impl Daemon {
     pub async fn revoke_device(&self, device: DeviceId) -> Result<(), ApiError> {
         let c = self.online_client("this")?;
         let revocation = {
-            let st = self.state();
-            if device == st.identity.device.device_id() {
+            if device == self.identity().device.device_id() {
                 return Err(ApiError::new(
                     ApiErrorCode::BadRequest,
                     "a device cannot revoke itself; revoke it from another device",
@@ -59,7 +57,7 @@ impl Daemon {
                     device,
                     revoked_at: UnixMillis::now(),
                 },
-                &st.identity.principal.signing,
+                &self.identity().principal.signing,
             )
         };
         c.request(Request::RevokeDevice { revocation })
@@ -67,7 +65,7 @@ impl Daemon {
             .map_err(client_api)?;
         let spaces: Vec<SpaceId> = {
             let mut st = self.state();
-            let me = st.identity.principal.principal_id();
+            let me = self.identity().principal.principal_id();
             let mut batch = self.store.batch();
             let admin: Vec<(SpaceId, Vec<(VolumeId, Generation)>)> = st
                 .spaces

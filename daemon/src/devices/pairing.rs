@@ -39,7 +39,7 @@ struct Channel {
     daemon: Arc<Daemon>,
     client: Arc<RelayClient>,
     rendezvous: [u8; 16],
-    rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
 }
 
 impl Channel {
@@ -51,12 +51,7 @@ impl Channel {
             )
         })?;
         let rendezvous = code.rendezvous();
-        let (tx, rx) = mpsc::unbounded_channel();
-        daemon
-            .pairings
-            .lock()
-            .expect("pairings lock")
-            .insert(rendezvous, tx);
+        let rx = daemon.devices.open_pairing(rendezvous);
         let ch = Channel {
             daemon,
             client,
@@ -103,11 +98,7 @@ impl Channel {
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        self.daemon
-            .pairings
-            .lock()
-            .expect("pairings lock")
-            .remove(&self.rendezvous);
+        self.daemon.devices.close_pairing(&self.rendezvous);
     }
 }
 
@@ -156,10 +147,9 @@ async fn existing_side(mut ch: Channel, code: PairingCode) -> Result<(), ApiErro
     };
     let offer: DeviceOffer = open(&key, OFFER_AAD, &sealed)?;
     let handover = {
-        let st = ch.daemon.state();
-        let cert = certify_offer(&st.identity.principal, &offer);
+        let cert = certify_offer(&ch.daemon.identity().principal, &offer);
         PrincipalHandover {
-            principal: st.identity.principal.export(),
+            principal: ch.daemon.identity().principal.export(),
             cert,
         }
     };
@@ -232,10 +222,9 @@ pub async fn join(daemon: Arc<Daemon>, code: &str, device_name: &str) -> Result<
     })
     .await?;
     let offer = {
-        let st = daemon.state();
         DeviceOffer {
-            device: st.identity.device.device_id(),
-            recipient: st.identity.device.age.recipient(),
+            device: daemon.identity().device.device_id(),
+            recipient: daemon.identity().device.age.recipient(),
             name: device_name.to_string(),
         }
     };
@@ -263,13 +252,12 @@ pub async fn join(daemon: Arc<Daemon>, code: &str, device_name: &str) -> Result<
         ));
     }
     {
-        let mut st = daemon.state();
         let device = mes_protocol::crypto::keys::KeyPair {
             signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(
-                &st.identity.device.signing.to_bytes(),
+                &daemon.identity().device.signing.to_bytes(),
             ),
             age: mes_protocol::crypto::keys::AgeSecret::parse(
-                &st.identity.device.age.to_secret_string(),
+                &daemon.identity().device.age.to_secret_string(),
             )
             .map_err(|e| pairing(e.to_string()))?,
         };
@@ -284,7 +272,7 @@ pub async fn join(daemon: Arc<Daemon>, code: &str, device_name: &str) -> Result<
             .store
             .apply(batch)
             .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
-        st.identity = identity;
+        daemon.devices.replace_identity(identity);
     }
     daemon
         .store
@@ -292,6 +280,6 @@ pub async fn join(daemon: Arc<Daemon>, code: &str, device_name: &str) -> Result<
         .await
         .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
     drop(ch);
-    daemon.reconnect.notify_one();
+    daemon.link.reconnect.notify_one();
     Ok(())
 }

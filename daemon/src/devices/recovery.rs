@@ -50,6 +50,7 @@ pub enum KitKey {
 /// Envelopes of every key of the space's volumes for the owner's recovery identity.
 pub fn wrap_recovery(
     st: &mut State,
+    identity: &Identity,
     m: &Membership,
     recipient: Option<&AgeRecipient>,
 ) -> Vec<KeyEnvelope> {
@@ -66,7 +67,7 @@ pub fn wrap_recovery(
             if st.wrapped.contains(&(slot, device)) {
                 continue;
             }
-            match KeyEnvelope::wrap(slot, key, device, recipient, &st.identity.principal.signing) {
+            match KeyEnvelope::wrap(slot, key, device, recipient, &identity.principal.signing) {
                 Ok(e) => out.push(e),
                 Err(e) => tracing::warn!("cannot wrap to the recovery identity: {e}"),
             }
@@ -109,21 +110,16 @@ impl Daemon {
                 s
             }
         };
-        let target = self
-            .relay_target
-            .lock()
-            .expect("relay target lock")
-            .clone()
-            .ok_or_else(|| {
-                ApiError::new(
-                    ApiErrorCode::Offline,
-                    "this daemon has no relay to name in a kit",
-                )
-            })?;
+        let target = self.link.target().ok_or_else(|| {
+            ApiError::new(
+                ApiErrorCode::Offline,
+                "this daemon has no relay to name in a kit",
+            )
+        })?;
         // Every owned space learns the recipient, so every admin device wraps to it.
         let owned: Vec<SpaceId> = {
             let st = self.state();
-            let me = st.identity.principal.principal_id();
+            let me = self.identity().principal.principal_id();
             st.spaces
                 .values()
                 .filter(|s| s.owner() == me)
@@ -150,7 +146,7 @@ impl Daemon {
                 .await?;
         }
         let kit = RecoveryKit {
-            principal: self.state().identity.principal.export(),
+            principal: self.identity().principal.export(),
             recovery: secret.to_secret_string().to_string(),
             relay_address: target.address.to_string(),
             relay_fingerprint: target.fingerprint.clone(),
@@ -229,15 +225,14 @@ impl Daemon {
             )
         })?;
         let (device, cert) = {
-            let st = self.state();
             let device = mes_protocol::crypto::keys::KeyPair {
                 signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(
-                    &st.identity.device.signing.to_bytes(),
+                    &self.identity().device.signing.to_bytes(),
                 ),
-                age: AgeSecret::parse(&st.identity.device.age.to_secret_string())
+                age: AgeSecret::parse(&self.identity().device.age.to_secret_string())
                     .map_err(|e| ApiError::new(ApiErrorCode::Internal, e.to_string()))?,
             };
-            let name = format!("{} (restored)", st.identity.name());
+            let name = format!("{} (restored)", self.identity().name());
             let cert = crate::devices::identity::certify(&principal, &device, &name);
             (device, cert)
         };
@@ -245,7 +240,6 @@ impl Daemon {
         // here: a kit the relay does not know (or an older kit) restores nothing.
         admit_restored(&kit, &cert, &device.signing).await?;
         {
-            let mut st = self.state();
             let identity = Identity {
                 principal,
                 device,
@@ -257,13 +251,13 @@ impl Daemon {
             self.store
                 .apply(batch)
                 .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
-            st.identity = identity;
+            self.devices.replace_identity(identity);
         }
         self.store
             .flush()
             .await
             .map_err(|e| ApiError::new(ApiErrorCode::Storage, e.to_string()))?;
-        self.reconnect.notify_one();
+        self.link.reconnect.notify_one();
         Ok((kit.relay_address.clone(), kit.relay_fingerprint.clone()))
     }
 
@@ -279,7 +273,7 @@ impl Daemon {
             st.spaces
                 .get(&space)
                 .map(super::super::replica::spaces::Space::owner)
-                == Some(st.identity.principal.principal_id())
+                == Some(self.identity().principal.principal_id())
         };
         let Some(secret) = self.recovery_identity().filter(|_| owner) else {
             return Ok(0);

@@ -124,8 +124,16 @@ impl Entry {
     }
 }
 
-/// The cache: one entry per document volume hydrated so far.
-pub type Cache = Mutex<HashMap<VolumeId, Entry>>;
+/// The cache: one entry per document volume hydrated so far. Its lock is the record
+/// component's, taken only in `record/`.
+#[derive(Default)]
+pub struct Cache(Mutex<HashMap<VolumeId, Entry>>);
+
+impl Cache {
+    pub(in crate::record) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<VolumeId, Entry>> {
+        self.0.lock().expect("document cache lock")
+    }
+}
 
 /// The stored form.
 #[derive(Serialize, Deserialize)]

@@ -194,7 +194,7 @@ impl Daemon {
         id: &str,
     ) -> Result<DocumentMeta, ApiError> {
         let m = self.membership_of(space)?;
-        if m.handover.is_none() || m.owner() != self.state().identity.principal.principal_id() {
+        if m.handover.is_none() || m.owner() != self.identity().principal.principal_id() {
             return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 "only a minor whose space was handed over to them keeps documents from the parents",
@@ -292,7 +292,7 @@ impl Daemon {
         let mut st = self.state();
         let v = st.volumes.get_mut(&volume).expect("document volume exists");
         let version = doc_index::version(v);
-        let mut cache = self.doc_cache.lock().expect("document cache lock");
+        let mut cache = self.doc_cache.lock();
         if !v.is_loaded() {
             if let Some(e) = cache.get(&volume).filter(|e| e.reflects(version, None)) {
                 return Ok(e.index.clone());
@@ -344,7 +344,7 @@ impl Daemon {
         patch: impl FnOnce(&mut Indexed),
     ) {
         let version = doc_index::version(v);
-        let mut cache = self.doc_cache.lock().expect("document cache lock");
+        let mut cache = self.doc_cache.lock();
         if let Some(e) = cache.get_mut(&v.meta.volume) {
             if e.reflects(version, Some(before)) {
                 patch(Arc::make_mut(&mut e.index));
@@ -358,7 +358,7 @@ impl Daemon {
     /// documents without loading automerge (called at shutdown, before the last flush).
     pub fn save_document_indexes(&self) -> Result<(), StoreError> {
         let mut st = self.state();
-        let cache = self.doc_cache.lock().expect("document cache lock");
+        let cache = self.doc_cache.lock();
         let mut batch = self.store.batch();
         for (volume, entry) in cache.iter() {
             let Some(v) = st.volumes.get_mut(volume) else {

@@ -37,11 +37,7 @@ impl Daemon {
 
     /// Who a dropping device is, as the directory says (or "unverified").
     fn sender_principal(&self, device: DeviceId) -> Option<mes_protocol::ids::PrincipalId> {
-        self.device_principals
-            .lock()
-            .expect("device principals")
-            .get(&device)
-            .copied()
+        self.access.principal_of(device)
     }
 
     fn sender(&self, device: DeviceId) -> Source {
@@ -71,7 +67,7 @@ impl Daemon {
                 .spaces
                 .get(&space)
                 .map(super::super::replica::spaces::Space::owner)
-                != Some(st.identity.principal.principal_id())
+                != Some(self.identity().principal.principal_id())
             {
                 return Ok(0);
             }
@@ -212,7 +208,7 @@ impl Daemon {
     /// patients), with what it may read.
     pub fn patients(&self) -> Vec<String> {
         let st = self.state();
-        let me = st.identity.principal.principal_id();
+        let me = self.identity().principal.principal_id();
         st.spaces
             .values()
             .filter(|s| s.owner() != me)

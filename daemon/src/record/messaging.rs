@@ -48,7 +48,7 @@ impl Daemon {
         };
         let owner = {
             let st = self.state();
-            let me = st.identity.principal.principal_id();
+            let me = self.identity().principal.principal_id();
             st.spaces.get(&space).is_some_and(|s| s.owner() == me)
         };
         self.record_update_in::<Messages>(space, &home, |m| {

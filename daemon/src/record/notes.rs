@@ -187,7 +187,7 @@ impl Daemon {
     pub fn inbox_read(&self, space: SpaceId) -> Result<Vec<String>, ApiError> {
         let mut st = self.state();
         Self::volume_of(&st, space, INBOX)?;
-        if st.spaces[&space].owner() != st.identity.principal.principal_id() {
+        if st.spaces[&space].owner() != self.identity().principal.principal_id() {
             return Err(ApiError::new(
                 ApiErrorCode::Forbidden,
                 "only the space's owner reads its inbox",

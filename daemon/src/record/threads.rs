@@ -73,6 +73,7 @@ impl Daemon {
             let key = SymmetricKey::generate(&mut OsRng);
             let decl = crate::replica::partition::declare_new(
                 &mut st,
+                &self.identity(),
                 (space, volume, &label),
                 key,
                 &mut batch,

@@ -32,7 +32,7 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
         let mut guard = d.state();
         let st = &mut *guard;
         let volume = Daemon::volume_of(st, space, label)?;
-        let actor = st.identity.device.device_id().0;
+        let actor = d.identity().device.device_id().0;
         let v = st.volumes.get_mut(&volume).expect("volume exists");
         if v.meta.kind == VolumeKind::Inbox {
             return Err(err(ApiErrorCode::BadRequest, "inboxes have no generations"));
@@ -84,14 +84,14 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
             volume,
             generation: next,
             epoch: Epoch(0),
-            author: st.identity.device.device_id(),
+            author: d.identity().device.device_id(),
             nonce: [0; 24],
             prev: None,
         };
         let snapshot = SealedBundle::seal(
             &key,
             header,
-            &st.identity.device.signing,
+            &d.identity().device.signing,
             &mut OsRng,
             &volume::encode(&Payload::Snapshot(body)),
         );
@@ -103,7 +103,7 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
                 generation: next,
                 label: v.meta.label.clone(),
             },
-            &st.identity.principal.signing,
+            &d.identity().principal.signing,
         );
         let mut batch = d.store.batch();
         st.keys.insert(
@@ -147,6 +147,6 @@ pub async fn compact(d: &Arc<Daemon>, space: SpaceId, label: &str) -> Result<Gen
     d.refresh_space(&client, space)
         .await
         .map_err(|e| err(ApiErrorCode::Internal, e.to_string()))?;
-    d.wake.notify_one();
+    d.link.wake.notify_one();
     Ok(next)
 }

@@ -45,6 +45,7 @@ fn derive(
 /// created locally and queued for the relay. Answers the declaration.
 pub(crate) fn declare_new(
     st: &mut crate::daemon::State,
+    identity: &crate::devices::identity::Identity,
     (space, volume, label): (SpaceId, VolumeId, &str),
     key: SymmetricKey,
     batch: &mut crate::replica::store::Batch<'_>,
@@ -64,11 +65,11 @@ pub(crate) fn declare_new(
             generation: Generation(0),
             label: label.into(),
         },
-        &st.identity.principal.signing,
+        &identity.principal.signing,
     );
     let d = &decl.body;
     let meta = VolumeMeta::new(d.space, d.volume, d.kind, &d.label);
-    let mut v = LoadedVolume::create(meta, &st.identity.device.device_id().0);
+    let mut v = LoadedVolume::create(meta, &identity.device.device_id().0);
     v.save_meta(batch);
     st.volumes.insert(d.volume, v);
     let s = st.spaces.get_mut(&d.space).expect("space exists");
@@ -102,7 +103,13 @@ impl Daemon {
             };
             st.keys.insert(slot, key, &mut batch);
         } else {
-            declare_new(&mut st, (space, volume, label), key, &mut batch);
+            declare_new(
+                &mut st,
+                &self.identity(),
+                (space, volume, label),
+                key,
+                &mut batch,
+            );
         }
         self.store
             .apply(batch)

@@ -3,6 +3,7 @@
 //! reconnect with jittered backoff when the connection drops. The daemon stays fully
 //! usable offline meanwhile.
 
+pub mod link;
 pub mod opening;
 pub mod pipeline;
 pub mod relay_client;
@@ -21,6 +22,26 @@ use crate::sync::pipeline::MAX_UPLOAD;
 use crate::sync::relay_client::{RelayClient, RelayTarget};
 use crate::sync::step::{Backoff, Step};
 
+impl Daemon {
+    /// Installs (or drops) the relay connection: every volume may try again, and going
+    /// offline resets each volume's in-flight progress and tells the API's listeners.
+    fn set_client(&self, c: Option<Arc<RelayClient>>) {
+        let online = c.is_some();
+        let changed = self.link.replace(c);
+        let mut st = self.state();
+        for v in st.volumes.values_mut() {
+            v.progress.stalled = false;
+            if changed && !online {
+                v.progress.on_disconnected();
+            }
+        }
+        drop(st);
+        if changed {
+            self.emit(mes_protocol::wire::api::ApiEvent::Connection { online });
+        }
+    }
+}
+
 /// Runs until `shutdown` turns true.
 pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::Receiver<bool>) {
     let endpoint = match crate::sync::relay_client::endpoint(target.address) {
@@ -33,11 +54,10 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
     loop {
         let (cert, key) = {
-            let st = daemon.state();
             (
-                st.identity.cert.clone(),
+                daemon.identity().cert.clone(),
                 mes_protocol::crypto::keys::SigningSecret::from_bytes(
-                    &st.identity.device.signing.to_bytes(),
+                    &daemon.identity().device.signing.to_bytes(),
                 ),
             )
         };
@@ -64,7 +84,7 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
         let delay = backoff.next_delay(rand::thread_rng().gen());
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = daemon.wake.notified() => {}
+            _ = daemon.link.wake.notified() => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -99,14 +119,14 @@ async fn session(
                 Some(p) => tolerate(handle_push(daemon, client, p).await)?,
                 None => return Err(SyncError::Client(crate::sync::relay_client::ClientError::Closed("push channel closed".into()))),
             },
-            _ = daemon.wake.notified() => {}
+            _ = daemon.link.wake.notified() => {}
             _ = retry.tick() => {
                 for v in daemon.state().volumes.values_mut() {
                     v.progress.retry_refused();
                 }
             }
             _ = held.tick() => daemon.deliver_held_soon(),
-            _ = daemon.reconnect.notified() => return Ok(Stop::Reconnect),
+            _ = daemon.link.reconnect.notified() => return Ok(Stop::Reconnect),
             _ = client.closed() => return Err(SyncError::Client(crate::sync::relay_client::ClientError::Closed("connection closed".into()))),
             _ = shutdown.changed() => return Ok(Stop::Shutdown),
         }
@@ -155,14 +175,7 @@ async fn handle_push(daemon: &Arc<Daemon>, client: &RelayClient, p: Push) -> Res
         }
         Push::History { space, .. } => daemon.sync_history(client, space).await?,
         Push::Pair { rendezvous, body } => {
-            if let Some(tx) = daemon
-                .pairings
-                .lock()
-                .expect("pairings lock")
-                .get(&rendezvous)
-            {
-                let _ = tx.send(body);
-            }
+            daemon.devices.deliver_pairing(&rendezvous, body);
         }
     }
     Ok(())
@@ -180,7 +193,7 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
         tolerate(crate::replica::blobs::upload_pending(daemon, client).await)?;
         let steps: Vec<(VolumeId, Step)> = {
             let mut st = daemon.state();
-            let me = st.identity.principal.principal_id();
+            let me = daemon.identity().principal.principal_id();
             // Someone else's inbox is write-only here: upload drops, never fetch.
             let foreign_inboxes: std::collections::BTreeSet<VolumeId> = st
                 .volumes
@@ -222,7 +235,7 @@ async fn drive(daemon: &Arc<Daemon>, client: &Arc<RelayClient>) -> Result<(), Sy
                     st.volumes
                         .get(&volume)
                         .map_or("?", |v| v.meta.label.as_str()),
-                    st.identity.name()
+                    daemon.identity().name()
                 );
                 if let Some(v) = st.volumes.get_mut(&volume) {
                     if matches!(step, Step::Upload { .. }) {

@@ -32,7 +32,7 @@ impl Daemon {
         let (volume, upto, bundle) = {
             let mut st = self.state();
             let volume = Self::volume_of(&st, space, label)?;
-            let device = &st.identity.device;
+            let device = &self.identity().device;
             let header_author = device.device_id();
             let v = &st.volumes[&volume];
             let (generation, upto) = (v.meta.generation, v.progress.cursor);
@@ -63,7 +63,7 @@ impl Daemon {
             let b = SealedBundle::seal(
                 &key,
                 header,
-                &st.identity.device.signing,
+                &self.identity().device.signing,
                 &mut OsRng,
                 &volume::encode(&Payload::Snapshot(body)),
             );
@@ -115,8 +115,8 @@ impl Daemon {
                 space,
                 volume,
                 generation: v.meta.generation,
-                author: st.identity.device.device_id(),
-                signing: &st.identity.device.signing,
+                author: self.identity().device.device_id(),
+                signing: &self.identity().device.signing,
                 with,
             };
             let changes = (from..=to)
@@ -179,9 +179,9 @@ impl Daemon {
                     .or_insert_with(|| k.duplicate());
             }
         }
-        let owner = st.spaces[&v.meta.space].owner() == st.identity.principal.principal_id();
+        let owner = st.spaces[&v.meta.space].owner() == self.identity().principal.principal_id();
         let inbox = owner.then(|| {
-            AgeSecret::parse(&st.identity.principal.age.to_secret_string())
+            AgeSecret::parse(&self.identity().principal.age.to_secret_string())
                 .expect("own age key parses")
         });
         OpenContext {
@@ -383,7 +383,7 @@ impl Daemon {
         // CPU-heavy (automerge): let the runtime move other tasks off this thread.
         let space = tokio::task::block_in_place(|| {
             let mut st = self.state();
-            let actor = st.identity.device.device_id().0;
+            let actor = self.identity().device.device_id().0;
             let v = st.volumes.get_mut(&volume).expect("volume");
             let mut batch = self.store.batch();
             match new_generation {

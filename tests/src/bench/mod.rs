@@ -138,13 +138,12 @@ pub async fn listed_device(
 pub fn principal_keys(
     d: &mes_daemon::daemon::Daemon,
 ) -> anyhow::Result<mes_protocol::crypto::keys::KeyPair> {
-    let st = d.state();
     Ok(mes_protocol::crypto::keys::KeyPair {
         signing: mes_protocol::crypto::keys::SigningSecret::from_bytes(
-            &st.identity.principal.signing.to_bytes(),
+            &d.identity().principal.signing.to_bytes(),
         ),
         age: mes_protocol::crypto::keys::AgeSecret::parse(
-            &st.identity.principal.age.to_secret_string(),
+            &d.identity().principal.age.to_secret_string(),
         )?,
     })
 }
@@ -200,12 +199,11 @@ pub async fn append_one_change_bundles(
     let key =
         crate::current_key(d, volume).ok_or_else(|| anyhow::anyhow!("no key for the volume"))?;
     let (author, device) = {
-        let st = d.state();
         (
             mes_protocol::crypto::keys::SigningSecret::from_bytes(
-                &st.identity.device.signing.to_bytes(),
+                &d.identity().device.signing.to_bytes(),
             ),
-            st.identity.device.device_id(),
+            d.identity().device.device_id(),
         )
     };
     let epoch = d
