@@ -360,11 +360,7 @@ pub async fn handle(
         } => {
             let policy = policy
                 .map(|p| mes_protocol::access::choices::AttendingPolicy::parse(&p))
-                .transpose()
-                .map_err(|message| ApiError {
-                    code: ApiErrorCode::BadRequest,
-                    message,
-                })?;
+                .transpose()?;
             let (consent, warning) = d
                 .designate_attending(d.resolve_space(space).await?, &rpps, policy, &except)
                 .await?;

@@ -37,6 +37,7 @@ pub mod crypto;
 pub mod enrolment;
 pub mod fuzzing;
 pub mod ids;
+pub mod invalid;
 pub mod record;
 pub mod time;
 pub mod watchdog;

@@ -27,7 +27,7 @@ fn key(space: SpaceId, seq: u64) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Result<Signed<HistoryEntry>, StoreError> {
-    codec::from_bytes(bytes).map_err(|e| StoreError(format!("stored history entry: {e}")))
+    codec::from_bytes(bytes).map_err(|e| StoreError::corrupt(format!("stored history entry: {e}")))
 }
 
 /// Who accessed, as the relay knows them.

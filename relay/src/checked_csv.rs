@@ -5,6 +5,7 @@
 //! spreadsheets export them: UTF-8 with or without a byte-order mark, CRLF or LF, `,` or
 //! another separator; another encoding is named, never guessed into garbage ([`decode`]).
 
+use mes_protocol::invalid::Invalid;
 /// A row that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadRow {
@@ -17,22 +18,25 @@ pub struct BadRow {
 /// The text of a file's bytes: UTF-8, its byte-order mark dropped. UTF-16 and bytes that
 /// are not UTF-8 (a Windows-1252 or Latin-1 export) are refused by name, with the first
 /// bad byte, so the operator saves the file as UTF-8 rather than importing mangled names.
-pub fn decode(bytes: &[u8]) -> Result<String, String> {
+pub fn decode(bytes: &[u8]) -> Result<String, Invalid> {
     if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err("the file is UTF-16: save it as UTF-8 (CSV UTF-8 in a spreadsheet)".into());
+        return Err(Invalid::from(
+            "the file is UTF-16: save it as UTF-8 (CSV UTF-8 in a spreadsheet)",
+        ));
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
     String::from_utf8(bytes.to_vec()).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        format!(
+        Invalid(format!(
             "the file is not UTF-8 (byte {at}, 0x{:02X}): it looks like a Windows-1252 or Latin-1 export; save it as UTF-8 (CSV UTF-8 in a spreadsheet)",
             bytes[at]
-        )
+        ))
     })
 }
 
 /// Parses `text` with `header`, each record through `row` (given its line and a field
-/// getter), into every value or every bad row.
+/// getter, answering the value or why the row is refused, in words), into every value or
+/// every bad row.
 pub fn parse<T>(
     text: &str,
     header: &[&str],

@@ -38,7 +38,9 @@ fn reopen(path: &Path, key: &SymmetricKey) -> anyhow::Result<(SealedStore, Durat
     loop {
         match SealedStore::open(path, key) {
             Ok(s) => return Ok((s, start.elapsed())),
-            Err(e) if start.elapsed() < HANG_AFTER && e.0.contains("could not acquire lock") => {}
+            Err(e)
+                if start.elapsed() < HANG_AFTER && e.message.contains("could not acquire lock") => {
+            }
             Err(e) => anyhow::bail!("{e} (after waiting {:?})", start.elapsed()),
         }
     }

@@ -47,10 +47,10 @@ impl Identity {
         let Some(bytes) = store.get(NS, &[])? else {
             return Ok(None);
         };
-        let s: Stored =
-            codec::from_bytes(&bytes).map_err(|e| StoreError(format!("stored identity: {e}")))?;
+        let s: Stored = codec::from_bytes(&bytes)
+            .map_err(|e| StoreError::corrupt(format!("stored identity: {e}")))?;
         let err = |e: mes_protocol::crypto::keys::KeyParseError| {
-            StoreError(format!("stored identity: {e}"))
+            StoreError::corrupt(format!("stored identity: {e}"))
         };
         Ok(Some(Identity {
             principal: s.principal.import().map_err(err)?,

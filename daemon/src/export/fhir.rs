@@ -633,7 +633,9 @@ pub fn parse(bundle: &Value) -> Result<(SpaceRecords, BTreeMap<String, Vec<u8>>)
                 Some(m) => m,
                 None => {
                     let loinc = text_at(res, &["code", "coding", "0", "code"]);
-                    let kind = Codes::builtin().measurement_kind(loinc).map_err(at)?;
+                    let kind = Codes::builtin()
+                        .measurement_kind(loinc)
+                        .map_err(|e| at(e.0))?;
                     Measurement {
                         id: fhir_id(text_at(res, &["id"])),
                         kind: kind.id.clone(),

@@ -298,7 +298,7 @@ pub async fn import(d: &Daemon, space: SpaceId, path: &Path) -> Result<u64, ApiE
     let (r, files) = fhir::parse(&value).map_err(|e| ApiError::new(ApiErrorCode::BadRequest, e))?;
     // Checks first: every record kind against its rules, every document's metadata.
     use crate::record::RecordDoc;
-    let check = |e: String| ApiError::new(ApiErrorCode::BadRequest, e);
+    let check = ApiError::from;
     r.profile.check().map_err(check)?;
     r.prevention.check().map_err(check)?;
     r.agenda.check().map_err(check)?;
@@ -306,10 +306,10 @@ pub async fn import(d: &Daemon, space: SpaceId, path: &Path) -> Result<u64, ApiE
     r.care.check().map_err(check)?;
     for doc in &r.documents {
         if !files.contains_key(&doc.id) {
-            return Err(check(format!(
+            return Err(check(mes_protocol::invalid::Invalid(format!(
                 "document {} has no Binary in the bundle",
                 doc.id
-            )));
+            ))));
         }
     }
     let n = r.profile.conditions.len()

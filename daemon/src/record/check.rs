@@ -2,24 +2,25 @@
 //! the reminders computed from them (F10).
 
 use jiff::civil::Date;
+use mes_protocol::invalid::Invalid;
 use mes_protocol::record::prevention::{evaluate, History, Months, Policy, Sex};
 use mes_protocol::record::{PreventionRecord, Profile, ReminderItem};
 
-fn date(what: &str, s: &str) -> Result<Date, String> {
+fn date(what: &str, s: &str) -> Result<Date, Invalid> {
     s.parse::<Date>()
-        .map_err(|_| format!("{what} {s:?} is not a date like 2026-11-24"))
+        .map_err(|_| Invalid(format!("{what} {s:?} is not a date like 2026-11-24")))
 }
 
-fn sex(s: &str) -> Result<Sex, String> {
+fn sex(s: &str) -> Result<Sex, Invalid> {
     match s {
         "F" => Ok(Sex::F),
         "M" => Ok(Sex::M),
-        _ => Err(format!("sex {s:?} must be \"F\" or \"M\"")),
+        _ => Err(Invalid::from(format!("sex {s:?} must be \"F\" or \"M\""))),
     }
 }
 
 /// The profile: its person's birth date and sex, when given.
-pub fn profile(p: &Profile) -> Result<(), String> {
+pub fn profile(p: &Profile) -> Result<(), Invalid> {
     if !p.person.birth_date.is_empty() {
         date("birth_date", &p.person.birth_date)?;
     }
@@ -30,18 +31,18 @@ pub fn profile(p: &Profile) -> Result<(), String> {
 }
 
 /// A rule id the policy knows (`what`: "vaccine" or "programme") and a date.
-fn known(what: &str, rule: &str, at: &str, ids: &[&str]) -> Result<(), String> {
+fn known(what: &str, rule: &str, at: &str, ids: &[&str]) -> Result<(), Invalid> {
     if !ids.contains(&rule) {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "unknown {what} {rule:?}; known: {}",
             ids.join(", ")
-        ));
+        )));
     }
     date("date", at).map(|_| ())
 }
 
 /// The prevention record: every rule known to the shipped policy, every date a date.
-pub fn prevention(r: &PreventionRecord) -> Result<(), String> {
+pub fn prevention(r: &PreventionRecord) -> Result<(), Invalid> {
     let policy = Policy::builtin();
     let vaccines: Vec<&str> = policy.vaccine.iter().map(|v| v.id.as_str()).collect();
     let programmes: Vec<&str> = policy.programme.iter().map(|p| p.id.as_str()).collect();
@@ -60,11 +61,11 @@ pub fn reminders(
     record: &PreventionRecord,
     today: Date,
     months: u32,
-) -> Result<Vec<ReminderItem>, String> {
+) -> Result<Vec<ReminderItem>, Invalid> {
     if profile.person.birth_date.is_empty() || profile.person.sex.is_empty() {
-        return Err(
-            "reminders need the person's birth date and sex: mes profile set person.birth_date 1990-05-04; mes profile set person.sex F".into(),
-        );
+        return Err(Invalid::from(
+            "reminders need the person's birth date and sex: mes profile set person.birth_date 1990-05-04; mes profile set person.sex F",
+        ));
     }
     let birth = date("birth_date", &profile.person.birth_date)?;
     let sex = sex(&profile.person.sex)?;
@@ -103,11 +104,13 @@ pub fn reminders(
 }
 
 /// A civil date-time "2026-12-03T14:30" (or a bare date).
-fn when(what: &str, s: &str) -> Result<(), String> {
+fn when(what: &str, s: &str) -> Result<(), Invalid> {
     if s.parse::<jiff::civil::DateTime>().is_ok() || s.parse::<Date>().is_ok() {
         Ok(())
     } else {
-        Err(format!("{what} {s:?} is not like 2026-12-03T14:30"))
+        Err(Invalid::from(format!(
+            "{what} {s:?} is not like 2026-12-03T14:30"
+        )))
     }
 }
 
@@ -115,36 +118,36 @@ fn when(what: &str, s: &str) -> Result<(), String> {
 pub const BLOOD_GROUPS: &[&str] = &["A+", "A-", "B+", "B-", "AB+", "AB-", "O+", "O-"];
 
 /// The emergency section: a known blood group.
-pub fn emergency(e: &mes_protocol::record::Emergency) -> Result<(), String> {
+pub fn emergency(e: &mes_protocol::record::Emergency) -> Result<(), Invalid> {
     let g = &e.card.blood_group;
     if !g.is_empty() && !BLOOD_GROUPS.contains(&g.as_str()) {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "blood group {g:?} is not one of {}",
             BLOOD_GROUPS.join(", ")
-        ));
+        )));
     }
     Ok(())
 }
 
 /// The agenda: every appointment has a time and a title.
-pub fn agenda(a: &mes_protocol::record::agenda::Agenda) -> Result<(), String> {
+pub fn agenda(a: &mes_protocol::record::agenda::Agenda) -> Result<(), Invalid> {
     for x in &a.appointments {
         when("appointment time", &x.at)?;
         if x.title.trim().is_empty() {
-            return Err(format!("appointment {} has no title", x.id));
+            return Err(Invalid::from(format!("appointment {} has no title", x.id)));
         }
     }
     Ok(())
 }
 
 /// Messages: each in a known thread, at a valid time.
-pub fn messages(m: &mes_protocol::record::messages::Messages) -> Result<(), String> {
+pub fn messages(m: &mes_protocol::record::messages::Messages) -> Result<(), Invalid> {
     for x in m.messages.values() {
         if !m.threads.iter().any(|t| t.id == x.thread) {
-            return Err(format!(
+            return Err(Invalid::from(format!(
                 "message {} names no known thread {:?}",
                 x.id, x.thread
-            ));
+            )));
         }
         x.at.parse::<jiff::Timestamp>()
             .map_err(|_| format!("message time {:?} is not like 2026-11-24T08:30:00Z", x.at))?;
@@ -153,7 +156,7 @@ pub fn messages(m: &mes_protocol::record::messages::Messages) -> Result<(), Stri
 }
 
 /// Care history: dates.
-pub fn care(c: &mes_protocol::record::care::CareHistory) -> Result<(), String> {
+pub fn care(c: &mes_protocol::record::care::CareHistory) -> Result<(), Invalid> {
     for x in &c.items {
         date("date", &x.date)?;
     }

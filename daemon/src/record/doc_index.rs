@@ -156,7 +156,7 @@ pub fn load(
         return Ok(None);
     };
     let stored: Stored = mes_protocol::wire::codec::from_bytes(&bytes)
-        .map_err(|e| StoreError(format!("stored document index: {e}")))?;
+        .map_err(|e| StoreError::corrupt(format!("stored document index: {e}")))?;
     Ok((stored.version == version).then(|| Indexed::new(stored.docs)))
 }
 

@@ -2,6 +2,7 @@
 //! pure, and checked against the types (the edit goes through JSON, so a misspelt field
 //! or a wrong type is refused by name and nothing changes).
 
+use mes_protocol::invalid::Invalid;
 use mes_protocol::record::RecordEdit;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -56,15 +57,15 @@ fn section<'a>(
     root: &'a mut Map<String, Value>,
     name: &str,
     known: &[&str],
-) -> Result<&'a mut Value, String> {
+) -> Result<&'a mut Value, Invalid> {
     if !known.contains(&name) {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "unknown section {name:?}; known: {}",
             known.join(", ")
-        ));
+        )));
     }
     root.get_mut(name)
-        .ok_or_else(|| format!("section {name:?} is missing"))
+        .ok_or_else(|| Invalid(format!("section {name:?} is missing")))
 }
 
 /// The edited document and the id of the record touched (for `Set`, the field).
@@ -73,10 +74,10 @@ pub fn apply<T: Serialize + DeserializeOwned>(
     sections: &Sections,
     edit: &RecordEdit,
     new_id: impl FnOnce() -> String,
-) -> Result<(T, String), String> {
+) -> Result<(T, String), Invalid> {
     let mut root = match serde_json::to_value(doc).map_err(|e| e.to_string())? {
         Value::Object(m) => m,
-        _ => return Err("a record document is a JSON object".into()),
+        _ => return Err(Invalid::from("a record document is a JSON object")),
     };
     let touched = match edit {
         RecordEdit::Put {
@@ -86,7 +87,9 @@ pub fn apply<T: Serialize + DeserializeOwned>(
             let mut record: Value = serde_json::from_str(record)
                 .map_err(|e| format!("the {name} record is not JSON: {e}"))?;
             let Value::Object(fields) = &mut record else {
-                return Err(format!("the {name} record must be a JSON object"));
+                return Err(Invalid::from(format!(
+                    "the {name} record must be a JSON object"
+                )));
             };
             let id = match fields.get("id").and_then(Value::as_str) {
                 Some(id) if !id.is_empty() => id.to_string(),
@@ -104,7 +107,7 @@ pub fn apply<T: Serialize + DeserializeOwned>(
                 Value::Object(map) => {
                     map.insert(id.clone(), record);
                 }
-                _ => return Err(format!("section {name:?} is not a list")),
+                _ => return Err(Invalid::from(format!("section {name:?} is not a list"))),
             }
             id
         }
@@ -116,28 +119,28 @@ pub fn apply<T: Serialize + DeserializeOwned>(
                     list.len() != before
                 }
                 Value::Object(map) => map.remove(id).is_some(),
-                _ => return Err(format!("section {name:?} is not a list")),
+                _ => return Err(Invalid::from(format!("section {name:?} is not a list"))),
             };
             if !found {
-                return Err(format!("no {name} record with id {id:?}"));
+                return Err(Invalid::from(format!("no {name} record with id {id:?}")));
             }
             id.clone()
         }
         RecordEdit::Set { field, value } => {
             let Some((name, key)) = field.split_once('.') else {
-                return Err(format!(
+                return Err(Invalid::from(format!(
                     "{field:?} is not section.field (e.g. situation.lives_alone)"
-                ));
+                )));
             };
             let Value::Object(fields) = section(&mut root, name, sections.fields)? else {
-                return Err(format!("section {name:?} is not a record"));
+                return Err(Invalid::from(format!("section {name:?} is not a record")));
             };
             if !fields.contains_key(key) {
                 let known: Vec<&str> = fields.keys().map(String::as_str).collect();
-                return Err(format!(
+                return Err(Invalid::from(format!(
                     "{name} has no field {key:?}; known: {}",
                     known.join(", ")
-                ));
+                )));
             }
             // A text field takes the value as typed (`situation.floor 3` is the text "3");
             // other fields take it as JSON (`true`, `12`), or as text where that fails.
@@ -164,7 +167,7 @@ mod tests {
         p: &Profile,
         e: &RecordEdit,
         id: impl FnOnce() -> String,
-    ) -> Result<(Profile, String), String> {
+    ) -> Result<(Profile, String), Invalid> {
         super::apply(p, &PROFILE, e, id)
     }
 

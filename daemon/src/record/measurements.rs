@@ -3,6 +3,7 @@
 //! `partition.rs`), read back as the union of a kind's partitions.
 
 use mes_protocol::ids::SpaceId;
+use mes_protocol::invalid::Invalid;
 use mes_protocol::record::codes::Codes;
 use mes_protocol::record::measurements::{
     partition_label, MeasureQuery, Measurement, SeriesVolume,
@@ -23,13 +24,17 @@ fn internal(e: impl ToString) -> ApiError {
 }
 
 /// The year of a point's time ("2026-11-24T08:30" or "2026-11-24"), checked.
-pub fn year_of(at: &str) -> Result<i16, String> {
+pub fn year_of(at: &str) -> Result<i16, Invalid> {
     if let Ok(t) = at.parse::<jiff::civil::DateTime>() {
         return Ok(t.year());
     }
     at.parse::<jiff::civil::Date>()
         .map(jiff::civil::Date::year)
-        .map_err(|_| format!("time {at:?} is not like 2026-11-24T08:30 or 2026-11-24"))
+        .map_err(|_| {
+            Invalid(format!(
+                "time {at:?} is not like 2026-11-24T08:30 or 2026-11-24"
+            ))
+        })
 }
 
 impl Daemon {

@@ -2,6 +2,7 @@
 //! document reconciled from and hydrated into Rust types with autosurgeon, plus the
 //! conflict report every record kind shares.
 
+use mes_protocol::invalid::Invalid;
 pub mod check;
 pub mod doc_index;
 pub mod documents;
@@ -40,13 +41,13 @@ pub trait RecordDoc:
     /// Its sections.
     const SECTIONS: edit::Sections;
     /// Checks an edited document before it is written.
-    fn check(&self) -> Result<(), String>;
+    fn check(&self) -> Result<(), Invalid>;
 }
 
 impl RecordDoc for Profile {
     const LABEL: &'static str = crate::daemon::PROFILE;
     const SECTIONS: edit::Sections = edit::PROFILE;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         check::profile(self)
     }
 }
@@ -54,7 +55,7 @@ impl RecordDoc for Profile {
 impl RecordDoc for PreventionRecord {
     const LABEL: &'static str = crate::daemon::PREVENTION;
     const SECTIONS: edit::Sections = edit::PREVENTION;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         check::prevention(self)
     }
 }
@@ -62,7 +63,7 @@ impl RecordDoc for PreventionRecord {
 impl RecordDoc for Emergency {
     const LABEL: &'static str = crate::daemon::EMERGENCY;
     const SECTIONS: edit::Sections = edit::EMERGENCY;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         check::emergency(self)
     }
 }
@@ -70,7 +71,7 @@ impl RecordDoc for Emergency {
 impl RecordDoc for Agenda {
     const LABEL: &'static str = crate::daemon::AGENDA;
     const SECTIONS: edit::Sections = edit::AGENDA;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         check::agenda(self)
     }
 }
@@ -78,7 +79,7 @@ impl RecordDoc for Agenda {
 impl RecordDoc for Messages {
     const LABEL: &'static str = crate::daemon::MESSAGES;
     const SECTIONS: edit::Sections = edit::MESSAGES;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         check::messages(self)
     }
 }
@@ -86,7 +87,7 @@ impl RecordDoc for Messages {
 impl RecordDoc for CareHistory {
     const LABEL: &'static str = crate::daemon::CARE;
     const SECTIONS: edit::Sections = edit::CARE;
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), Invalid> {
         check::care(self)
     }
 }

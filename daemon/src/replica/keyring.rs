@@ -22,7 +22,7 @@ impl Keyring {
         let mut k = Keyring::default();
         for (_, v) in store.scan(NS)? {
             let (slot, bytes): (KeySlot, [u8; 32]) = mes_protocol::wire::codec::from_bytes(&v)
-                .map_err(|e| StoreError(format!("stored key: {e}")))?;
+                .map_err(|e| StoreError::corrupt(format!("stored key: {e}")))?;
             k.keys.insert(
                 (slot.volume, slot.generation, slot.epoch),
                 (slot, SymmetricKey::from_bytes(bytes)),

@@ -216,8 +216,9 @@ impl LoadedVolume {
     ) -> Result<(), StoreError> {
         let meta = self.meta.clone();
         let uploaded = self.progress.uploaded;
-        let bad =
-            |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
+        let bad = |e: volume::ApplyError| {
+            StoreError::corrupt(format!("volume {}: {e}", meta.volume.short()))
+        };
         let mut fresh = meta.empty_replica(actor);
         fresh.apply_remote(payloads).map_err(bad)?;
         let mut carried = Vec::new();
@@ -298,12 +299,12 @@ impl LoadedVolume {
         let bytes = store
             .get(&ns(self.meta.volume, "local"), &seq_suffix(n))?
             .ok_or_else(|| {
-                StoreError(format!(
+                StoreError::corrupt(format!(
                     "local change {n} of volume {} is missing",
                     self.meta.volume.short()
                 ))
             })?;
-        volume::decode(&bytes).map_err(|e| StoreError(e.to_string()))
+        volume::decode(&bytes).map_err(|e| StoreError::corrupt(e.to_string()))
     }
 
     /// Records a batch applied from the relay, moving the cursor.
@@ -358,7 +359,8 @@ fn rebuild(
     actor: &[u8],
     local_upto: u64,
 ) -> Result<(Replica, usize), StoreError> {
-    let bad = |e: volume::ApplyError| StoreError(format!("volume {}: {e}", meta.volume.short()));
+    let bad =
+        |e: volume::ApplyError| StoreError::corrupt(format!("volume {}: {e}", meta.volume.short()));
     let mut replica = meta.empty_replica(actor);
     if let Some(base) = store.get(&ns(meta.volume, "base"), &[])? {
         replica
@@ -368,7 +370,7 @@ fn rebuild(
     let applied = store.scan(&ns(meta.volume, "applied"))?;
     for (_, v) in &applied {
         let items: Vec<(Seq, Payload)> = mes_protocol::wire::codec::from_bytes(v)
-            .map_err(|e| StoreError(format!("applied batch: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("applied batch: {e}")))?;
         replica.apply_remote(&items).map_err(bad)?;
     }
     for (k, v) in store.scan(&ns(meta.volume, "local"))? {
@@ -389,7 +391,7 @@ pub fn load_all(
     let mut spaces = Vec::new();
     for (_, v) in store.scan("spaces")? {
         let record: SpaceRecord = mes_protocol::wire::codec::from_bytes(&v)
-            .map_err(|e| StoreError(format!("stored space: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("stored space: {e}")))?;
         spaces.push(Space {
             record,
             membership: None,
@@ -398,7 +400,7 @@ pub fn load_all(
     let mut volumes = Vec::new();
     for (_, v) in store.scan("volumes")? {
         let meta: VolumeMeta = mes_protocol::wire::codec::from_bytes(&v)
-            .map_err(|e| StoreError(format!("stored volume: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("stored volume: {e}")))?;
         volumes.push(LoadedVolume::open(store, meta, actor));
     }
     Ok((spaces, volumes))

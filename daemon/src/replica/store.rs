@@ -26,14 +26,62 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// A storage failure, with what was being done.
-#[derive(Debug, thiserror::Error)]
-#[error("replica storage: {0}")]
-pub struct StoreError(pub String);
+/// A storage failure: what was being done, and what kind of failure it is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("replica storage: {message}")]
+pub struct StoreError {
+    /// What kind of failure.
+    pub kind: StoreErrorKind,
+    /// What was being done, and what failed.
+    pub message: String,
+}
+
+/// The kinds of storage failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The storage engine failed (disk, database, object store).
+    Backend,
+    /// Stored bytes that do not read back: a damaged store, or one a newer version wrote.
+    Corrupt,
+    /// The backend cannot be reached now (a database restarting, a worker gone): trying
+    /// again later may succeed.
+    Unavailable,
+}
+
+impl StoreError {
+    /// The storage engine failed.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self {
+            kind: StoreErrorKind::Backend,
+            message: message.into(),
+        }
+    }
+
+    /// Stored bytes do not read back.
+    pub fn corrupt(message: impl Into<String>) -> Self {
+        Self {
+            kind: StoreErrorKind::Corrupt,
+            message: message.into(),
+        }
+    }
+
+    /// The backend cannot be reached now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            kind: StoreErrorKind::Unavailable,
+            message: message.into(),
+        }
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn retryable(&self) -> bool {
+        self.kind == StoreErrorKind::Unavailable
+    }
+}
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::backend(e.to_string())
     }
 }
 
@@ -188,7 +236,7 @@ impl SealedStore {
     /// Makes every applied write durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         if self.fail_flush.load(Ordering::SeqCst) {
-            return Err(StoreError("flush failed (injected fault)".into()));
+            return Err(StoreError::backend("flush failed (injected fault)"));
         }
         let _watched = WATCHDOG.begin("flush", std::time::Instant::now());
         self.db.flush_async().await?;
@@ -206,7 +254,7 @@ impl SealedStore {
         }
         self.value_key
             .open(key, sealed)
-            .map_err(|e| StoreError(format!("a stored value failed to open: {e}")))
+            .map_err(|e| StoreError::corrupt(format!("a stored value failed to open: {e}")))
     }
 
     /// Reads one value.
@@ -263,7 +311,7 @@ fn replay_journal(db: &sled::Db, journal: &sled::Tree) -> Result<usize, StoreErr
     for entry in journal {
         let (id, ops) = entry?;
         let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::wire::codec::from_bytes(&ops)
-            .map_err(|e| StoreError(format!("a journaled batch does not decode: {e}")))?;
+            .map_err(|e| StoreError::corrupt(format!("a journaled batch does not decode: {e}")))?;
         apply_ops(db, &ops)?;
         journal.remove(id)?;
         n += 1;
@@ -307,7 +355,7 @@ pub fn seq_suffix(n: u64) -> [u8; 8] {
 pub fn suffix_seq(s: &[u8]) -> Result<u64, StoreError> {
     s.try_into()
         .map(u64::from_be_bytes)
-        .map_err(|_| StoreError(format!("bad sequence suffix of {} bytes", s.len())))
+        .map_err(|_| StoreError::corrupt(format!("bad sequence suffix of {} bytes", s.len())))
 }
 
 #[cfg(test)]

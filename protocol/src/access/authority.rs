@@ -13,6 +13,7 @@
 //!   recorded; the principal holds no role on the space from then on. The owner cannot
 //!   be removed this way (a space always has a person who decides).
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 use crate::access::role::Role;
@@ -64,12 +65,14 @@ impl SignedBody for CourtRemoval {
 }
 
 /// The whole years between a `YYYY-MM-DD` birth date and a day.
-pub fn age_on(birth_date: &str, day: jiff::civil::Date) -> Result<u32, String> {
+pub fn age_on(birth_date: &str, day: jiff::civil::Date) -> Result<u32, Invalid> {
     let birth: jiff::civil::Date = birth_date
         .parse()
         .map_err(|e| format!("birth date {birth_date:?} is not YYYY-MM-DD: {e}"))?;
     if birth > day {
-        return Err(format!("birth date {birth_date} is after {day}"));
+        return Err(Invalid::from(format!(
+            "birth date {birth_date} is after {day}"
+        )));
     }
     let span = birth
         .until((jiff::Unit::Year, day))

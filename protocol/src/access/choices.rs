@@ -4,6 +4,7 @@
 //! the policy that applies to them (F7.3). The relay keeps the latest in the membership
 //! and enforces it.
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -35,13 +36,13 @@ impl AttendingPolicy {
     }
 
     /// Parses a name given by [`AttendingPolicy::name`].
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, Invalid> {
         match s {
             "law-2022" => Ok(AttendingPolicy::Law2022),
             "citizen-committee" => Ok(AttendingPolicy::CitizenCommittee),
-            other => Err(format!(
+            other => Err(Invalid::from(format!(
                 "unknown médecin traitant policy {other:?}; known: law-2022, citizen-committee"
-            )),
+            ))),
         }
     }
 

@@ -3,6 +3,7 @@
 //! default. Document volumes follow it (docs/sources.md): a consent wraps the keys of exactly the
 //! volumes [`Matrix::may_read_volume`] allows, and the relay refuses any grant beyond it.
 
+use crate::invalid::Invalid;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
@@ -70,7 +71,7 @@ pub struct Matrix {
 impl Matrix {
     /// Parses a matrix and checks it against the document types of `codes`: every code
     /// known, every section known, and no habilitation group split.
-    pub fn parse(text: &str, codes: &Codes) -> Result<Matrix, String> {
+    pub fn parse(text: &str, codes: &Codes) -> Result<Matrix, Invalid> {
         let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
         let all: BTreeSet<String> = codes.doc_type.iter().map(|t| t.code.clone()).collect();
         let group_of = |code: &str| {
@@ -99,11 +100,11 @@ impl Matrix {
                         } else if all.contains(item) {
                             s.insert(item.to_string());
                         } else {
-                            return Err(format!(
+                            return Err(Invalid::from(format!(
                                 "profession {}: {item:?} is neither a habilitation group ({}) nor a document type",
                                 row.code,
                                 DOC_GROUPS.join(", ")
-                            ));
+                            )));
                         }
                     }
                     s
@@ -111,19 +112,19 @@ impl Matrix {
             };
             for e in &row.except {
                 if !types.remove(e) {
-                    return Err(format!(
+                    return Err(Invalid::from(format!(
                         "profession {}: except {e:?} is not a type it reads",
                         row.code
-                    ));
+                    )));
                 }
             }
             for s in &row.sections {
                 if !SECTIONS.contains(&s.as_str()) {
-                    return Err(format!(
+                    return Err(Invalid::from(format!(
                         "profession {}: unknown section {s:?}; known: {}",
                         row.code,
                         SECTIONS.join(", ")
-                    ));
+                    )));
                 }
             }
             let groups = types.iter().filter_map(|t| group_of(t)).collect();
@@ -136,7 +137,10 @@ impl Matrix {
                 sections: row.sections.into_iter().collect(),
             };
             if professions.insert(row.code.clone(), p).is_some() {
-                return Err(format!("profession {} is listed twice", row.code));
+                return Err(Invalid::from(format!(
+                    "profession {} is listed twice",
+                    row.code
+                )));
             }
         }
         // Types sharing a volume must share their readers.
@@ -151,10 +155,10 @@ impl Matrix {
                 match &readers {
                     None => readers = Some((t.code.clone(), who)),
                     Some((first, r)) if *r != who => {
-                        return Err(format!(
+                        return Err(Invalid::from(format!(
                             "group {group} is split: types {first} and {} have different readers ({r:?} vs {who:?}); they share a volume and its key",
                             t.code
-                        ))
+                        )))
                     }
                     Some(_) => {}
                 }
@@ -176,16 +180,16 @@ impl Matrix {
     }
 
     /// A profession's row, or an error naming the unknown code.
-    pub fn profession(&self, code: &str) -> Result<&Profession, String> {
+    pub fn profession(&self, code: &str) -> Result<&Profession, Invalid> {
         self.professions.get(code).ok_or_else(|| {
-            format!(
+            Invalid(format!(
                 "unknown profession code {code:?} (TRE_G15); known: {}",
                 self.professions
                     .keys()
                     .cloned()
                     .collect::<Vec<_>>()
                     .join(", ")
-            )
+            ))
         })
     }
 

@@ -6,6 +6,7 @@
 //! volume, the hub for an emergency release): a hub that wraps a key of its own to a
 //! device, hoping it seals what comes next under it, is refused.
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::keys::{
@@ -82,14 +83,14 @@ pub fn may_adopt(
     e: &KeyEnvelope,
     m: &crate::access::membership::Membership,
     hub: PrincipalId,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     e.verify().map_err(|err| err.to_string())?;
     if e.slot.space != m.space() {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "envelope for space {}, not {}",
             e.slot.space.short(),
             m.space().short()
-        ));
+        )));
     }
     let label = m.volume(e.slot.volume).map(|d| d.label.as_str());
     if e.signer == m.owner() {
@@ -99,26 +100,26 @@ pub fn may_adopt(
         return if label == Some(crate::access::escrow::ESCROWED_LABEL) {
             Ok(())
         } else {
-            Err(format!(
+            Err(Invalid::from(format!(
                 "the hub wrapped a key of {} itself: only emergency releases come from the hub",
                 label.unwrap_or("an unknown volume")
-            ))
+            )))
         };
     }
     if m.is_private(e.slot.volume) {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "a key of the private volume {} wrapped by {:?}, not the owner",
             label.unwrap_or("?"),
             e.signer
-        ));
+        )));
     }
     if m.role(e.signer, None) == Some(crate::access::membership::Role::Admin) {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid::from(format!(
             "{:?} wrapped a key but does not manage this space",
             e.signer
-        ))
+        )))
     }
 }
 

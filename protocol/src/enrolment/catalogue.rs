@@ -6,6 +6,7 @@
 //! everything. Which data a person lets a service exchange lives in the person's space as
 //! grants (F6.2).
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 use crate::access::membership::SignedBody;
@@ -141,19 +142,19 @@ fn is_eu(country: &str) -> bool {
     EU_MEMBER_STATES.contains(&country)
 }
 
-fn check_country(what: &str, c: &str) -> Result<(), String> {
+fn check_country(what: &str, c: &str) -> Result<(), Invalid> {
     if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid::from(format!(
             "{what} {c:?} is not an ISO 3166-1 alpha-2 code (FR, DE, US, ...)"
-        ))
+        )))
     }
 }
 
 /// Whether a data item names something a space holds: a record section or a document
 /// group other than the hidden documents.
-fn check_data(item: &str) -> Result<(), String> {
+fn check_data(item: &str) -> Result<(), Invalid> {
     let known = match item.strip_prefix("documents/") {
         Some(g) => crate::record::codes::DOC_GROUPS.contains(&g),
         None => crate::access::habilitation::SECTIONS.contains(&item),
@@ -161,11 +162,11 @@ fn check_data(item: &str) -> Result<(), String> {
     if known {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid::from(format!(
             "data {item:?} is neither a record section ({}) nor a document group (documents/{})",
             crate::access::habilitation::SECTIONS.join(", "),
             crate::record::codes::DOC_GROUPS.join(", documents/")
-        ))
+        )))
     }
 }
 
@@ -177,17 +178,17 @@ pub fn data_covers(item: &str, label: &str) -> bool {
 impl Service {
     /// Checks a listing: id, names, countries, data, and that it met every criterion
     /// (a service that did not is not referenced).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Invalid> {
         let id_ok = (2..=40).contains(&self.id.len())
             && self
                 .id
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !id_ok {
-            return Err(format!(
+            return Err(Invalid::from(format!(
                 "id {:?} must be 2 to 40 lower case letters, digits or dashes",
                 self.id
-            ));
+            )));
         }
         for (what, v) in [
             ("name", &self.name),
@@ -196,16 +197,21 @@ impl Service {
             ("description_en", &self.description_en),
         ] {
             if v.trim().is_empty() {
-                return Err(format!("{what} is empty"));
+                return Err(Invalid::from(format!("{what} is empty")));
             }
         }
         if !self.url.starts_with("https://") {
-            return Err(format!("url {:?} must start with https://", self.url));
+            return Err(Invalid::from(format!(
+                "url {:?} must start with https://",
+                self.url
+            )));
         }
         check_country("hosting_country", &self.hosting_country)?;
         check_country("controller_country", &self.controller_country)?;
         if self.data.is_empty() {
-            return Err("data is empty: say what the service exchanges".into());
+            return Err(Invalid::from(
+                "data is empty: say what the service exchanges",
+            ));
         }
         for d in &self.data {
             check_data(d)?;
@@ -218,16 +224,16 @@ impl Service {
             (c.interoperability, "interoperability"),
         ] {
             if !met {
-                return Err(format!(
+                return Err(Invalid::from(format!(
                     "it does not meet the {name} criteria: a service is referenced only when it meets them all"
-                ));
+                )));
             }
         }
         if !ECO_SCORES.contains(&c.eco_score.as_str()) {
-            return Err(format!(
+            return Err(Invalid::from(format!(
                 "eco_score {:?} is not one of A, B, C, D, E",
                 c.eco_score
-            ));
+            )));
         }
         Ok(())
     }

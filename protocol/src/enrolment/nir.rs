@@ -3,6 +3,7 @@
 //! 97), Corsica's départements 2A and 2B counting as 19 and 18 in the arithmetic; the
 //! identifier and password rules of the hub's account.
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 /// A NIR whose key checked, kept as its 13 characters (the key is derived).
@@ -118,22 +119,22 @@ impl Nir {
 }
 
 /// Checks an account identifier (F1.3): at least 8 characters, not an email address.
-pub fn check_identifier(id: &str) -> Result<(), String> {
+pub fn check_identifier(id: &str) -> Result<(), Invalid> {
     if id.chars().count() < 8 {
-        return Err("the identifier needs at least 8 characters".into());
+        return Err(Invalid::from("the identifier needs at least 8 characters"));
     }
     if id.contains('@') {
-        return Err("the identifier must not be an email address".into());
+        return Err(Invalid::from("the identifier must not be an email address"));
     }
     if id.chars().any(char::is_whitespace) {
-        return Err("the identifier must not contain spaces".into());
+        return Err(Invalid::from("the identifier must not contain spaces"));
     }
     Ok(())
 }
 
 /// Checks a password (F1.3): at least 8 characters with an upper case, a lower case, a
 /// digit and a special character; every missing rule is named.
-pub fn check_password(p: &str) -> Result<(), String> {
+pub fn check_password(p: &str) -> Result<(), Invalid> {
     let mut missing = Vec::new();
     if p.chars().count() < 8 {
         missing.push("at least 8 characters");
@@ -153,7 +154,10 @@ pub fn check_password(p: &str) -> Result<(), String> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("the password needs {}", missing.join(", ")))
+        Err(Invalid::from(format!(
+            "the password needs {}",
+            missing.join(", ")
+        )))
     }
 }
 

@@ -8,6 +8,7 @@
 //! key, so a daemon deciding what to wrap to whom trusts the hub's word only as far as the
 //! hub's signature goes.
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -123,16 +124,16 @@ impl SignedBody for DirectoryEntry {
 }
 
 /// Checks a TRE_R38 specialty code's shape (`SM01`..`SM95`, `SCD01`.., `SI01`..).
-pub fn check_specialty(code: &str) -> Result<(), String> {
+pub fn check_specialty(code: &str) -> Result<(), Invalid> {
     let digits = code
         .strip_prefix("SCD")
         .or_else(|| code.strip_prefix("SM"))
         .or_else(|| code.strip_prefix("SI"));
     match digits {
         Some(d) if d.len() == 2 && d.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
-        _ => Err(format!(
+        _ => Err(Invalid::from(format!(
             "specialty {code:?} is not a TRE_R38 code (SM01..SM95, SCD01.., SI01..)"
-        )),
+        ))),
     }
 }
 

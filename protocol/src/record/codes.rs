@@ -3,6 +3,7 @@
 //! LOINC codes and UCUM units (F2.5, F3.1). Lookups answer with errors that name the
 //! unknown value and list the known ones.
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 
@@ -96,25 +97,34 @@ pub struct Codes {
     pub measurement: Vec<MeasurementKind>,
 }
 
-fn unknown(what: &str, value: &str, known: impl Iterator<Item = String>) -> String {
+fn unknown(what: &str, value: &str, known: impl Iterator<Item = String>) -> Invalid {
     let known: Vec<String> = known.collect();
-    format!("unknown {what} {value:?}; known: {}", known.join(", "))
+    Invalid(format!(
+        "unknown {what} {value:?}; known: {}",
+        known.join(", ")
+    ))
 }
 
 impl Codes {
     /// Parses and cross-checks a codes file.
-    pub fn parse(text: &str) -> Result<Codes, String> {
+    pub fn parse(text: &str) -> Result<Codes, Invalid> {
         let c: Codes = toml::from_str(text).map_err(|e| e.to_string())?;
         for cat in &c.category {
             if cat.class_codes.is_empty() {
-                return Err(format!("category {} has no class code", cat.id));
+                return Err(Invalid::from(format!(
+                    "category {} has no class code",
+                    cat.id
+                )));
             }
             for code in &cat.class_codes {
                 c.class_code(code)
                     .map_err(|e| format!("category {}: {e}", cat.id))?;
             }
             if cat.type_codes.is_empty() {
-                return Err(format!("category {} has no type code", cat.id));
+                return Err(Invalid::from(format!(
+                    "category {} has no type code",
+                    cat.id
+                )));
             }
             for code in &cat.type_codes {
                 c.doc_type(code)
@@ -123,17 +133,20 @@ impl Codes {
         }
         for t in &c.doc_type {
             if !DOC_GROUPS.contains(&t.group.as_str()) {
-                return Err(format!(
+                return Err(Invalid::from(format!(
                     "document type {} has unknown group {:?}; known: {}",
                     t.code,
                     t.group,
                     DOC_GROUPS.join(", ")
-                ));
+                )));
             }
         }
         for m in &c.measurement {
             if m.range[0] >= m.range[1] {
-                return Err(format!("measurement {} has an empty range", m.id));
+                return Err(Invalid::from(format!(
+                    "measurement {} has an empty range",
+                    m.id
+                )));
             }
         }
         Ok(c)
@@ -149,7 +162,7 @@ impl Codes {
     }
 
     /// A class code by code.
-    pub fn class_code(&self, code: &str) -> Result<&ClassCode, String> {
+    pub fn class_code(&self, code: &str) -> Result<&ClassCode, Invalid> {
         self.class_code
             .iter()
             .find(|c| c.code == code)
@@ -163,7 +176,7 @@ impl Codes {
     }
 
     /// A category by id.
-    pub fn category(&self, id: &str) -> Result<&Category, String> {
+    pub fn category(&self, id: &str) -> Result<&Category, Invalid> {
         self.category
             .iter()
             .find(|c| c.id == id)
@@ -171,7 +184,7 @@ impl Codes {
     }
 
     /// A document type by code.
-    pub fn doc_type(&self, code: &str) -> Result<&DocType, String> {
+    pub fn doc_type(&self, code: &str) -> Result<&DocType, Invalid> {
         self.doc_type
             .iter()
             .find(|t| t.code == code)
@@ -185,7 +198,7 @@ impl Codes {
     }
 
     /// A measurement kind by id or LOINC code, without a value check.
-    pub fn measurement_kind(&self, kind: &str) -> Result<&MeasurementKind, String> {
+    pub fn measurement_kind(&self, kind: &str) -> Result<&MeasurementKind, Invalid> {
         self.measurement
             .iter()
             .find(|m| m.id == kind || m.loinc == kind)
@@ -199,13 +212,13 @@ impl Codes {
     }
 
     /// A measurement kind by id or LOINC code; the value is checked against its range.
-    pub fn measurement(&self, kind: &str, value: f64) -> Result<&MeasurementKind, String> {
+    pub fn measurement(&self, kind: &str, value: f64) -> Result<&MeasurementKind, Invalid> {
         let m = self.measurement_kind(kind)?;
         if !(m.range[0]..=m.range[1]).contains(&value) {
-            return Err(format!(
+            return Err(Invalid::from(format!(
                 "{} of {value} {} is outside {}..{} {}",
                 m.id, m.unit, m.range[0], m.range[1], m.unit
-            ));
+            )));
         }
         Ok(m)
     }

@@ -3,6 +3,7 @@
 //! where it belongs. A professional starts message threads this way (F4.2), sends
 //! documents and appointments, and asks for consent.
 
+use crate::invalid::Invalid;
 use serde::{Deserialize, Serialize};
 
 use crate::record::agenda::Appointment;
@@ -42,12 +43,13 @@ impl InboxItem {
     }
 
     /// The item a drop text carries, if structured.
-    pub fn decode(text: &str) -> Option<Result<InboxItem, String>> {
+    pub fn decode(text: &str) -> Option<Result<InboxItem, Invalid>> {
         let body = text.strip_prefix(ITEM_PREFIX)?;
         Some(
             hex::decode(body)
                 .map_err(|e| e.to_string())
-                .and_then(|b| crate::wire::codec::from_bytes(&b).map_err(|e| e.to_string())),
+                .and_then(|b| crate::wire::codec::from_bytes(&b).map_err(|e| e.to_string()))
+                .map_err(Invalid),
         )
     }
 }

@@ -2,6 +2,7 @@
 //! `protocol/data/prevention.toml`, evaluated against a person's birth date, sex and
 //! history into reminders for the agenda. Pure: today is an input.
 
+use crate::invalid::Invalid;
 use jiff::civil::Date;
 use jiff::Span;
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,8 @@ use std::sync::OnceLock;
 pub struct Months(pub u32);
 
 impl FromStr for Months {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         let bad = || format!("{s:?} is not a duration like \"2M\", \"11Y\" or \"11Y5M\"");
         let (mut total, mut digits, mut any) = (0u32, String::new(), false);
         for c in s.chars() {
@@ -27,11 +28,11 @@ impl FromStr for Months {
                     digits.clear();
                     any = true;
                 }
-                _ => return Err(bad()),
+                _ => return Err(Invalid::from(bad())),
             }
         }
         if !any || !digits.is_empty() {
-            return Err(bad());
+            return Err(Invalid::from(bad()));
         }
         Ok(Months(total))
     }
@@ -134,25 +135,31 @@ pub struct Policy {
 
 impl Policy {
     /// Parses and checks a policy file.
-    pub fn parse(text: &str) -> Result<Policy, String> {
+    pub fn parse(text: &str) -> Result<Policy, Invalid> {
         let p: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut ids = std::collections::BTreeSet::new();
         for v in &p.vaccine {
             if !ids.insert(v.id.clone()) {
-                return Err(format!("rule {} is defined twice", v.id));
+                return Err(Invalid::from(format!("rule {} is defined twice", v.id)));
             }
             if v.doses.is_empty() == v.boosters.is_empty() {
-                return Err(format!("vaccine {} needs either doses or boosters", v.id));
+                return Err(Invalid::from(format!(
+                    "vaccine {} needs either doses or boosters",
+                    v.id
+                )));
             }
             if let Some(d) = v.doses.first() {
                 if d.from.is_none() {
-                    return Err(format!("the first dose of {} needs `from`", v.id));
+                    return Err(Invalid::from(format!(
+                        "the first dose of {} needs `from`",
+                        v.id
+                    )));
                 }
             }
         }
         for g in &p.programme {
             if !ids.insert(g.id.clone()) {
-                return Err(format!("rule {} is defined twice", g.id));
+                return Err(Invalid::from(format!("rule {} is defined twice", g.id)));
             }
         }
         Ok(p)

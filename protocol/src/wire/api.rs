@@ -576,6 +576,13 @@ pub struct ApiError {
     pub message: String,
 }
 
+impl From<crate::invalid::Invalid> for ApiError {
+    /// Input that failed a check is a bad request, with what is wrong.
+    fn from(e: crate::invalid::Invalid) -> Self {
+        ApiError::new(ApiErrorCode::BadRequest, e.0)
+    }
+}
+
 impl ApiError {
     /// Builds an error.
     pub fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {

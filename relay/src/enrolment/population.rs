@@ -6,6 +6,7 @@
 
 use jiff::civil::Date;
 use mes_protocol::enrolment::nir::Nir;
+use mes_protocol::invalid::Invalid;
 use std::collections::HashMap;
 
 pub use crate::checked_csv::BadRow;
@@ -50,7 +51,7 @@ pub struct Insured {
 }
 
 /// Whether a département code is one ("01".."95", "2A", "2B", "971".."976").
-pub fn check_departement(d: &str) -> Result<(), String> {
+pub fn check_departement(d: &str) -> Result<(), Invalid> {
     let ok = match d.len() {
         2 => {
             matches!(d, "2A" | "2B")
@@ -63,9 +64,9 @@ pub fn check_departement(d: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
+        Err(Invalid::from(format!(
             "département {d:?} is not one (01 to 95, 2A, 2B, 971 to 976)"
-        ))
+        )))
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`123456789ABC`), derived from the hub's key (a PRF), single use, kept only as a keyed hash
 //! (the hub's secret as key), so a copy of the store gives no working code.
 
+use mes_protocol::invalid::Invalid;
 /// The alphabet of codes: digits and upper-case letters.
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 
@@ -33,25 +34,25 @@ pub fn derive(secret: &[u8; 32], nir: &str, issue: u64) -> String {
 }
 
 /// Normalises what a person typed (spaces, dashes, lower case) or says what is wrong.
-pub fn normalise(typed: &str) -> Result<String, String> {
+pub fn normalise(typed: &str) -> Result<String, Invalid> {
     let code: String = typed
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .map(|c| c.to_ascii_uppercase())
         .collect();
     if code.chars().count() != LEN {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "a provisional code has {LEN} characters, this one {}",
             code.chars().count()
-        ));
+        )));
     }
     if let Some(bad) = code
         .chars()
         .find(|c| !ALPHABET.contains(&(*c as u8)) || !c.is_ascii())
     {
-        return Err(format!(
+        return Err(Invalid::from(format!(
             "a provisional code has digits and letters only, not {bad:?}"
-        ));
+        )));
     }
     Ok(code)
 }

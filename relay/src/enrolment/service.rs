@@ -476,7 +476,7 @@ fn check_code(
     typed: &str,
     now: UnixMillis,
 ) -> Result<(), Refusal> {
-    provisional_code::normalise(typed).map_err(Refusal::MalformedCode)?;
+    provisional_code::normalise(typed).map_err(|e| Refusal::MalformedCode(e.0))?;
     let Some(code) = &found.person.code else {
         return Err(Refusal::NoCode);
     };
@@ -617,8 +617,10 @@ pub fn activate(
             .status
             .activate(now)
             .map_err(|e| Refusal::State(e.to_string()))?;
-        mes_protocol::enrolment::nir::check_identifier(&a.identifier).map_err(Refusal::Rule)?;
-        mes_protocol::enrolment::nir::check_password(&a.password).map_err(Refusal::Rule)?;
+        mes_protocol::enrolment::nir::check_identifier(&a.identifier)
+            .map_err(|e| Refusal::Rule(e.0))?;
+        mes_protocol::enrolment::nir::check_password(&a.password)
+            .map_err(|e| Refusal::Rule(e.0))?;
         if let Some(e) = &email {
             let at = e.find('@');
             if !at.is_some_and(|i| i > 0 && e[i + 1..].contains('.')) {
@@ -898,7 +900,7 @@ fn in_parallel<T: Sync, R: Send>(
         jobs.into_iter()
             .map(|j| {
                 j.join()
-                    .map_err(|_| StoreError("a worker thread panicked".into()))?
+                    .map_err(|_| StoreError::unavailable("a worker thread panicked"))?
             })
             .collect()
     })

@@ -235,7 +235,7 @@ impl From<ApplyError> for StoreError {
     fn from(e: ApplyError) -> Self {
         match e {
             ApplyError::Store(e) => e,
-            ApplyError::Conflict => StoreError(e.to_string()),
+            ApplyError::Conflict => StoreError::backend(e.to_string()),
         }
     }
 }
@@ -387,7 +387,7 @@ fn outbox_value(messages: &[Outgoing]) -> Vec<u8> {
 /// Decodes a stored value.
 pub fn decode<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, StoreError> {
     mes_protocol::wire::codec::from_bytes(v)
-        .map_err(|e| StoreError(format!("enrolment record: {e}")))
+        .map_err(|e| StoreError::corrupt(format!("enrolment record: {e}")))
 }
 
 /// A big-endian u64 at the start of `v` (0 when shorter).

@@ -23,7 +23,7 @@ impl Relay {
         }
         for (_, v) in self.store.scan_records(Table::Directory, b"p").await? {
             let e: Signed<DirectoryEntry> =
-                codec::from_bytes(&v).map_err(|e| StoreError(e.to_string()))?;
+                codec::from_bytes(&v).map_err(|e| StoreError::corrupt(e.to_string()))?;
             if let Some(structure) = &e.body.professional.structure {
                 self.store
                     .put_record(
@@ -111,8 +111,8 @@ impl Relay {
         }
         let mut newest: HashMap<DeviceId, DeviceCert> = HashMap::new();
         for (_, v) in self.store.scan_records(Table::Device, &[]).await? {
-            let cert: DeviceCert =
-                codec::from_bytes(&v).map_err(|e| StoreError(format!("stored device: {e}")))?;
+            let cert: DeviceCert = codec::from_bytes(&v)
+                .map_err(|e| StoreError::corrupt(format!("stored device: {e}")))?;
             let e = newest
                 .entry(cert.body.device)
                 .or_insert_with(|| cert.clone());

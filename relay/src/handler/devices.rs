@@ -253,7 +253,7 @@ impl Relay {
             .map_err(internal)?
         {
             let cert: DeviceCert =
-                codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+                codec::from_bytes(&v).map_err(|e| internal(StoreError::corrupt(e.to_string())))?;
             if !self.is_revoked(cert.body.device).await? {
                 out.push(cert);
             }
@@ -290,7 +290,9 @@ impl Relay {
             .get_record(Table::DeviceCurrent, &device.0)
             .await
             .map_err(internal)?
-            .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
+            .map(|v| {
+                codec::from_bytes(&v).map_err(|e| internal(StoreError::corrupt(e.to_string())))
+            })
             .transpose()
     }
 

@@ -66,10 +66,10 @@ impl Relay {
             principal
                 .as_slice()
                 .try_into()
-                .map_err(|_| internal(StoreError("directory index holds a bad key".into())))?,
+                .map_err(|_| internal(StoreError::corrupt("directory index holds a bad key")))?,
         );
         let entry = self.professional(principal).await?.ok_or_else(|| {
-            internal(StoreError(format!(
+            internal(StoreError::corrupt(format!(
                 "directory index names {principal:?} but no entry"
             )))
         })?;
@@ -92,7 +92,9 @@ impl Relay {
             .get_record(Table::Directory, &principal_key(principal))
             .await
             .map_err(internal)?
-            .map(|v| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
+            .map(|v| {
+                codec::from_bytes(&v).map_err(|e| internal(StoreError::corrupt(e.to_string())))
+            })
             .transpose()
     }
 
@@ -108,7 +110,7 @@ impl Relay {
             if let Some(old) = self
                 .professional(principal)
                 .await
-                .map_err(|e| StoreError(e.message))?
+                .map_err(|e| StoreError::backend(e.message))?
             {
                 if old.body.professional.rpps != professional.rpps {
                     self.store

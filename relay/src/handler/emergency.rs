@@ -67,7 +67,7 @@ impl Relay {
             }
             let key = e
                 .unwrap(self.escrow.secret(mode))
-                .map_err(|err| internal(StoreError(err.to_string())))?;
+                .map_err(|err| internal(StoreError::backend(err.to_string())))?;
             for cert in &devices {
                 let wrapped = mes_protocol::crypto::envelope::KeyEnvelope::wrap(
                     e.slot,
@@ -76,7 +76,7 @@ impl Relay {
                     &cert.body.recipient,
                     &self.key,
                 )
-                .map_err(|err| internal(StoreError(err.to_string())))?;
+                .map_err(|err| internal(StoreError::backend(err.to_string())))?;
                 self.store
                     .put_record(
                         Table::Envelope,
@@ -120,7 +120,7 @@ impl Relay {
             return Ok(None);
         };
         let (mode, until): (EscrowMode, u64) =
-            codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+            codec::from_bytes(&v).map_err(|e| internal(StoreError::corrupt(e.to_string())))?;
         Ok((self.clock.now().0 < until).then_some(mode))
     }
 
@@ -142,7 +142,7 @@ impl Relay {
                 continue;
             }
             let (_, until): (EscrowMode, u64) =
-                codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string())))?;
+                codec::from_bytes(&v).map_err(|e| internal(StoreError::corrupt(e.to_string())))?;
             if now < until {
                 out.insert(SpaceId(k[..16].try_into().expect("16 bytes")));
             }

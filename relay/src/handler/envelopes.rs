@@ -144,7 +144,9 @@ impl Relay {
             .await
             .map_err(internal)?
             .into_iter()
-            .map(|(_, v)| codec::from_bytes(&v).map_err(|e| internal(StoreError(e.to_string()))))
+            .map(|(_, v)| {
+                codec::from_bytes(&v).map_err(|e| internal(StoreError::corrupt(e.to_string())))
+            })
             .collect()
     }
 }

@@ -86,8 +86,8 @@ impl Relay {
         }
         let mut items = Vec::with_capacity(r.items.len());
         for (seq, bytes) in r.items {
-            let b: SealedBundle =
-                codec::from_bytes(&bytes).map_err(|e| internal(StoreError(e.to_string())))?;
+            let b: SealedBundle = codec::from_bytes(&bytes)
+                .map_err(|e| internal(StoreError::corrupt(e.to_string())))?;
             items.push((seq, b));
         }
         Ok(Reply::Bundles {
@@ -142,8 +142,8 @@ impl Relay {
         match self.store.get_snapshot(volume).await.map_err(internal)? {
             Some((upto, bytes)) => {
                 self.record_volume_access(&m, caller, volume).await?;
-                let snapshot =
-                    codec::from_bytes(&bytes).map_err(|e| internal(StoreError(e.to_string())))?;
+                let snapshot = codec::from_bytes(&bytes)
+                    .map_err(|e| internal(StoreError::corrupt(e.to_string())))?;
                 Ok(Reply::Snapshot { upto, snapshot })
             }
             None => Ok(Reply::NoSnapshot),

@@ -409,17 +409,17 @@ impl Relay {
             Table::Membership => {
                 if let Some(v) = value {
                     let m: Membership = codec::from_bytes(&v)
-                        .map_err(|e| StoreError(format!("stored membership: {e}")))?;
+                        .map_err(|e| StoreError::corrupt(format!("stored membership: {e}")))?;
                     self.membership_changed(m.clone());
                     self.recheck_subscriptions(&m)
                         .await
-                        .map_err(|e| StoreError(e.to_string()))?;
+                        .map_err(|e| StoreError::backend(e.to_string()))?;
                 }
             }
             Table::Catalogue => {
                 if let Some(v) = value {
                     let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
-                        .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
+                        .map_err(|e| StoreError::corrupt(format!("stored catalogue entry: {e}")))?;
                     self.catalogue
                         .write()
                         .expect("catalogue lock")

@@ -174,14 +174,14 @@ impl Relay {
     ) -> Result<Arc<Self>, StoreError> {
         let mut memberships = HashMap::new();
         for (_, v) in store.scan_records(Table::Membership, &[]).await? {
-            let m: Membership =
-                codec::from_bytes(&v).map_err(|e| StoreError(format!("stored membership: {e}")))?;
+            let m: Membership = codec::from_bytes(&v)
+                .map_err(|e| StoreError::corrupt(format!("stored membership: {e}")))?;
             memberships.insert(m.space(), m);
         }
         let mut catalogue = HashMap::new();
         for (_, v) in store.scan_records(Table::Catalogue, &[]).await? {
             let e: Signed<CatalogueEntry> = codec::from_bytes(&v)
-                .map_err(|e| StoreError(format!("stored catalogue entry: {e}")))?;
+                .map_err(|e| StoreError::corrupt(format!("stored catalogue entry: {e}")))?;
             catalogue.insert(e.body.service.principal, e);
         }
         let closed = store

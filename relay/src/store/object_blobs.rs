@@ -52,7 +52,7 @@ impl S3Options {
             .with_virtual_hosted_style_request(false)
             .with_skip_signature(std::env::var_os("AWS_ACCESS_KEY_ID").is_none())
             .build()
-            .map_err(|e| StoreError(format!("object store {}: {e}", self.endpoint)))?;
+            .map_err(|e| StoreError::backend(format!("object store {}: {e}", self.endpoint)))?;
         Ok(match &self.prefix {
             Some(p) => Arc::new(object_store::prefix::PrefixStore::new(s3, p.as_str())),
             None => Arc::new(s3),
@@ -77,7 +77,7 @@ fn committed_path(blob: &[u8; 32]) -> Path {
 }
 
 fn failed(e: object_store::Error) -> StoreError {
-    StoreError(format!("object store: {e}"))
+    StoreError::backend(format!("object store: {e}"))
 }
 
 impl ObjectBlobs {
@@ -108,7 +108,7 @@ impl ObjectBlobs {
             return Ok(None);
         };
         let n = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| {
-            StoreError(format!(
+            StoreError::backend(format!(
                 "blob {} marker of {} bytes",
                 hex::encode(blob),
                 v.len()

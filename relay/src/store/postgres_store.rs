@@ -44,14 +44,21 @@ const MAX_BATCH: usize = 512;
 const MAX_PAYLOAD: usize = 7900;
 
 impl From<tokio_postgres::Error> for StoreError {
+    /// A lost connection, or a server shutting down or starting (SQLSTATE classes 08 and
+    /// 57P), is `Unavailable`: the request may be tried again once the pool reconnects.
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
-            Some(db) => StoreError(format!(
-                "PostgreSQL: {} ({})",
-                db.message(),
-                db.code().code()
-            )),
-            None => StoreError(format!("PostgreSQL: {e}")),
+            Some(db) => {
+                let code = db.code().code();
+                let message = format!("PostgreSQL: {} ({code})", db.message());
+                if code.starts_with("08") || code.starts_with("57P") {
+                    StoreError::unavailable(message)
+                } else {
+                    StoreError::backend(message)
+                }
+            }
+            None if e.is_closed() => StoreError::unavailable(format!("PostgreSQL: {e}")),
+            None => StoreError::backend(format!("PostgreSQL: {e}")),
         }
     }
 }
@@ -190,7 +197,10 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     for (version, sql) in MIGRATIONS {
         if !done.contains(version) {
             tx.batch_execute(sql).await.map_err(|e| {
-                StoreError(format!("migration {version}: {}", StoreError::from(e).0))
+                StoreError::backend(format!(
+                    "migration {version}: {}",
+                    StoreError::from(e).message
+                ))
             })?;
             tx.execute(
                 "INSERT INTO mes_migrations (version) VALUES ($1)",
@@ -366,7 +376,7 @@ async fn writer(
             Err(e) => {
                 let e = StoreError::from(e);
                 for job in jobs {
-                    let _ = job.done.send(Err(StoreError(e.0.clone())));
+                    let _ = job.done.send(Err(e.clone()));
                 }
             }
         }
@@ -549,9 +559,9 @@ impl Store for PgStore {
                     done,
                 })
                 .await
-                .map_err(|_| StoreError("the PostgreSQL writers stopped".into()))?;
+                .map_err(|_| StoreError::unavailable("the PostgreSQL writers stopped"))?;
             wait.await
-                .map_err(|_| StoreError("the PostgreSQL writer dropped the append".into()))?
+                .map_err(|_| StoreError::unavailable("the PostgreSQL writer dropped the append"))?
         })
     }
 

@@ -73,7 +73,7 @@ impl Journal {
             let (id, ops) = r?;
             let ops: Vec<(Vec<u8>, Option<Vec<u8>>)> = mes_protocol::wire::codec::from_bytes(&ops)
                 .map_err(|e| {
-                    super::StoreError(format!("a journaled batch does not decode: {e}"))
+                    super::StoreError::corrupt(format!("a journaled batch does not decode: {e}"))
                 })?;
             write_all(&target, &ops)?;
             records.remove(id)?;

@@ -116,7 +116,10 @@ async fn write_all(
                 .await?
                 .is_some();
             if !exists {
-                return Err(StoreError(format!("no person at place {}", p.loc.0)));
+                return Err(StoreError::corrupt(format!(
+                    "no person at place {}",
+                    p.loc.0
+                )));
             }
             return Ok(false);
         }
@@ -137,7 +140,7 @@ impl PgTables {
             .thread_name("mes-enrolment-pg")
             .enable_all()
             .build()
-            .map_err(|e| StoreError(format!("enrolment runtime: {e}")))?;
+            .map_err(|e| StoreError::unavailable(format!("enrolment runtime: {e}")))?;
         let url = url.to_string();
         let (tx, rx) = sync_channel(1);
         rt.spawn(async move {
@@ -159,7 +162,7 @@ impl PgTables {
         });
         let clients = rx
             .recv()
-            .map_err(|_| StoreError("enrolment runtime stopped".into()))??;
+            .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))??;
         Ok(PgTables {
             rt: OwnedRuntime(Some(rt)),
             clients: Arc::new(
@@ -184,7 +187,7 @@ impl PgTables {
             let _ = tx.send(work(c).await);
         });
         rx.recv()
-            .map_err(|_| StoreError("enrolment runtime stopped".into()))?
+            .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))?
     }
 
     /// Starts `work` with a connection on the backend's runtime.
@@ -310,7 +313,7 @@ impl Backend for PgTables {
             Ok(true) => Ok(()),
             Ok(false) => Err(ApplyError::Conflict),
             // Two new claims of one key race on its unique index: the loser conflicts.
-            Err(e) if e.0.contains("(23505)") => Err(ApplyError::Conflict),
+            Err(e) if e.message.contains("(23505)") => Err(ApplyError::Conflict),
             Err(e) => Err(e.into()),
         }
     }
@@ -352,20 +355,20 @@ impl Backend for PgTables {
                     return Ok(()); // the caller failed: roll back
                 };
                 if !write_all(&tx, &people, &kv).await? {
-                    return Err(StoreError("a bulk update conflicted with itself".into()));
+                    return Err(StoreError::backend("a bulk update conflicted with itself"));
                 }
                 tx.commit().await?;
                 Ok(())
             }
             .await;
             if let Err(e) = &outcome {
-                let _ = rows_tx.send(Err(StoreError(e.0.clone())));
+                let _ = rows_tx.send(Err(e.clone()));
             }
             let _ = done_tx.send(outcome);
         });
         let rows = rows_rx
             .recv()
-            .map_err(|_| StoreError("enrolment runtime stopped".into()))??;
+            .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))??;
         let mut ops = extra;
         let mut people = Vec::new();
         for (loc, bytes) in rows {
@@ -380,12 +383,14 @@ impl Backend for PgTables {
         }
         let (others, kv) = split_ops(ops, || self.next_seq())?;
         if !others.is_empty() {
-            return Err(StoreError("a bulk update cannot write other people".into()));
+            return Err(StoreError::backend(
+                "a bulk update cannot write other people",
+            ));
         }
         let _ = changes_tx.send((people, kv));
         done_rx
             .recv()
-            .map_err(|_| StoreError("enrolment runtime stopped".into()))?
+            .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))?
     }
 
     fn insert_people(
@@ -412,7 +417,7 @@ impl Backend for PgTables {
             )
             .await?;
             if !write_all(&tx, &[], &kv).await? {
-                return Err(StoreError("an import's metadata was claimed".into()));
+                return Err(StoreError::backend("an import's metadata was claimed"));
             }
             tx.commit().await?;
             Ok(())

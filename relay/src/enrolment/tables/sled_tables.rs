@@ -98,7 +98,7 @@ fn nir_bytes(nir: &str) -> Option<NirBytes> {
 }
 
 fn damaged(e: crate::enrolment::pages::Damaged) -> StoreError {
-    StoreError(e.to_string())
+    StoreError::backend(e.to_string())
 }
 
 impl SledTables {
@@ -108,10 +108,10 @@ impl SledTables {
         // The first layout kept one key per person under `p`: refuse it rather than
         // misread it (nothing converts it; import the population again).
         if tree.scan_prefix([b'p']).next().is_some() {
-            return Err(StoreError(
+            return Err(StoreError::corrupt(
                 "the enrolment tables use an older layout (one key per person); \
                  import the population into a new data directory"
-                    .into(),
+                    .to_owned(),
             ));
         }
         let (journal, replayed) = Journal::open(db, tree.clone())?;
@@ -156,11 +156,7 @@ impl SledTables {
     /// Writes the commits that still hold in one batch: each checked against what is on
     /// disk and what the commits before it in the group wrote.
     fn commit_all(&self, works: Vec<Commit>) -> Vec<Result<(), ApplyError>> {
-        let failed = |e: StoreError, n: usize| {
-            (0..n)
-                .map(|_| Err(StoreError(e.0.clone()).into()))
-                .collect()
-        };
+        let failed = |e: StoreError, n: usize| (0..n).map(|_| Err(e.clone().into())).collect();
         let n = works.len();
         let pages: std::collections::BTreeSet<u64> = works
             .iter()
@@ -174,8 +170,9 @@ impl SledTables {
                 .get(page_key(page))
                 .map_err(StoreError::from)
                 .and_then(|b| {
-                    let b =
-                        b.ok_or_else(|| StoreError(format!("enrolment page {page} is missing")))?;
+                    let b = b.ok_or_else(|| {
+                        StoreError::corrupt(format!("enrolment page {page} is missing"))
+                    })?;
                     let view = PageView::parse(&b).map_err(damaged)?;
                     Ok(view.entries().map(<[u8]>::to_vec).collect())
                 });
@@ -231,7 +228,7 @@ impl SledTables {
     ) -> Result<bool, StoreError> {
         for p in &w.people {
             let current = images[&p.loc.page()].get(p.loc.slot()).ok_or_else(|| {
-                StoreError(format!("no slot {} in page {}", p.loc.slot(), p.loc.page()))
+                StoreError::corrupt(format!("no slot {} in page {}", p.loc.slot(), p.loc.page()))
             })?;
             if p.was.as_ref().is_some_and(|w| w != current) {
                 return Ok(false);
@@ -355,7 +352,9 @@ impl Backend for SledTables {
         }
         let (people, kv) = split_ops(ops, || self.next_seq())?;
         if !people.is_empty() {
-            return Err(StoreError("a page update cannot write other people".into()));
+            return Err(StoreError::backend(
+                "a page update cannot write other people",
+            ));
         }
         Self::add_kv(&mut b, kv);
         self.journal.apply(b)?;
@@ -398,9 +397,9 @@ impl Backend for SledTables {
             .keys()
             .map(|k| {
                 let k = k?;
-                let first = k[1..]
-                    .try_into()
-                    .map_err(|_| StoreError(format!("index leaf key of {} bytes", k.len())))?;
+                let first = k[1..].try_into().map_err(|_| {
+                    StoreError::corrupt(format!("index leaf key of {} bytes", k.len()))
+                })?;
                 Ok((k.to_vec(), first))
             })
             .collect::<Result<_, StoreError>>()?;
