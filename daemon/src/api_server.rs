@@ -402,7 +402,8 @@ pub async fn handle(
         }
         Enrol { request } => {
             let for_space = match &request {
-                mes_protocol::enrolment::EnrolRequest::Activate { .. } => {
+                mes_protocol::enrolment::EnrolRequest::Activate { .. }
+                | mes_protocol::enrolment::EnrolRequest::ResetPasswordAsOwner { .. } => {
                     Some(d.resolve_space(space).await?)
                 }
                 _ => None,

@@ -90,11 +90,12 @@ pub fn parse_rows<T>(
     }
     let mut rows = Vec::new();
     let mut bad = Vec::new();
+    let mut lines = Lines::new(text);
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| line_at(text, p));
+                let line = e.position().map_or(0, |p| lines.at(p));
                 bad.push(BadRow {
                     line,
                     reason: e.to_string(),
@@ -102,7 +103,7 @@ pub fn parse_rows<T>(
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| line_at(text, p));
+        let line = record.position().map_or(0, |p| lines.at(p));
         let field = |i: usize| record.get(i).unwrap_or("").to_string();
         match row(line, &field) {
             Ok(r) => rows.push(r),
@@ -114,11 +115,37 @@ pub fn parse_rows<T>(
 
 /// The line, from 1, where a record starts, from its byte offset: after a CRLF line end
 /// the csv crate starts the next record at the `\n` (and counts its line one short).
-fn line_at(text: &str, p: &csv::Position) -> u64 {
-    let bytes = text.as_bytes();
-    let at = (p.byte() as usize).min(bytes.len());
-    let before = bytes[..at].iter().filter(|b| **b == b'\n').count() as u64;
-    before + 1 + u64::from(bytes.get(at) == Some(&b'\n'))
+/// Records come in order, so the newlines are counted from the previous record on: one
+/// pass over the file, not one per record (3.4 million rows read in seconds, not hours).
+struct Lines<'a> {
+    bytes: &'a [u8],
+    /// Up to where newlines are counted, and how many there were before it.
+    counted: (usize, u64),
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        Lines {
+            bytes: text.as_bytes(),
+            counted: (0, 0),
+        }
+    }
+
+    fn at(&mut self, p: &csv::Position) -> u64 {
+        let at = (p.byte() as usize).min(self.bytes.len());
+        let (from, before) = self.counted;
+        let before = if at < from {
+            count_newlines(&self.bytes[..at])
+        } else {
+            before + count_newlines(&self.bytes[from..at])
+        };
+        self.counted = (at, before);
+        before + 1 + u64::from(self.bytes.get(at) == Some(&b'\n'))
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 #[cfg(test)]

@@ -60,8 +60,8 @@ enum Command {
     },
     /// Imports the insured population (F1.1) from a CSV (UTF-8, with or without a BOM, CRLF
     /// or LF). By default checked whole: any bad row, or anyone already on file, imports
-    /// nothing. With `--rejects FILE`, the good rows are imported and every bad one is
-    /// written there with its line and reason. Run with the relay stopped, or with
+    /// nothing. With `--rejects FILE`, the good rows are imported and every bad one, and
+    /// everyone already on file, is written there with its line and reason. Run with the relay stopped, or with
     /// `--postgres` while the instances serve.
     ImportPopulation {
         /// Data directory.
@@ -153,6 +153,40 @@ enum Command {
         #[command(subcommand)]
         command: CatalogueCommand,
     },
+    /// The post that comes back (F1.2).
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+    /// Records an opposition or a closure on someone's behalf (F1.4, F1.6, seed 001),
+    /// passed on by support staff, a guardian's service or a prison under their
+    /// reference: the person is told by email or letter, sees who and which reference in
+    /// their status, and can undo it (activate with the code the message carries; reopen
+    /// with their account). Run with the relay stopped, or with `--postgres` while the
+    /// instances serve.
+    OnBehalf {
+        /// What is recorded: `oppose` (someone without a space yet, or whose space was
+        /// created without them) or `close` (someone with a space).
+        #[arg(value_enum)]
+        action: mes_relay::enrolment::behalf::Action,
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// Configuration file (the archive period of a closure).
+        #[arg(long, env = "MES_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// The person's NIR, with its key (spaces allowed).
+        #[arg(long)]
+        nir: String,
+        /// Their reference for it, e.g. "GREFFE-2026-0042".
+        #[arg(long)]
+        reference: String,
+        /// Who passes the decision on, e.g. "Centre pénitentiaire de Fresnes, greffe".
+        #[arg(long)]
+        by: String,
+        #[command(flatten)]
+        db: Database,
+    },
     /// Records a court decision removing a principal's rights on a space (F9.4), e.g. a
     /// parent's parental authority; signed with the hub's key. Run with the relay stopped,
     /// or with `--postgres` while the instances serve.
@@ -169,6 +203,29 @@ enum Command {
         /// The decision's reference, e.g. "TJ Lyon, 2026-11-30, RG 26/04211".
         #[arg(long)]
         reference: String,
+        #[command(flatten)]
+        db: Database,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Records notification letters that came back (NPAI: not living at this address),
+    /// from a CSV with one column, `nir`: each code sent is void and the deadline it
+    /// started withdrawn; with an email on file the person is notified by email, the
+    /// deadline from now, else they are undeliverable (counted apart in `stats`, no space
+    /// created) until someone reaches them. Rows that cannot be recorded are named
+    /// (`file:line: reason`) and change nothing. Run with the relay stopped, or with
+    /// `--postgres` while the instances serve.
+    Returned {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA")]
+        data: PathBuf,
+        /// Configuration file (the opposition period of an emailed notification).
+        #[arg(long, env = "MES_RELAY_CONFIG")]
+        config: Option<PathBuf>,
+        /// The CSV of returned letters (header `nir`).
+        file: PathBuf,
         #[command(flatten)]
         db: Database,
     },
@@ -395,15 +452,24 @@ async fn main() -> anyhow::Result<()> {
             let today = jiff::Zoned::now()
                 .with_time_zone(mes_protocol::time::paris())
                 .date();
-            let (rows, bad) = mes_relay::enrolment::population::parse_rows(&text, today, delimiter);
-            let rejected = bad.len();
-            match &rejects {
-                None if !bad.is_empty() => refuse_rows(&file, &bad),
-                None => {}
-                Some(path) => write_rejects(path, &bad)?,
+            let (rows, mut bad) =
+                mes_relay::enrolment::population::parse_lines(&text, today, delimiter);
+            if rejects.is_none() && !bad.is_empty() {
+                refuse_rows(&file, &bad);
             }
             let relay = offline(&data, Default::default(), &db).await?;
             let hub = enrolment(&relay);
+            // With a rejects file, people already on file are rejected rows too; checked
+            // whole, they refuse the file (below).
+            let rows = match &rejects {
+                None => rows.into_iter().map(|(_, r)| r).collect(),
+                Some(path) => {
+                    let rows = set_aside_on_file(&hub.tables, rows, &mut bad)?;
+                    write_rejects(path, &bad)?;
+                    rows
+                }
+            };
+            let rejected = bad.len();
             let bar = progress(rows.len() as u64, "import");
             match mes_relay::enrolment::service::import(&hub.tables, &rows, |n| bar.inc(n as u64)) {
                 Ok(report) => {
@@ -536,6 +602,108 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())
         }
+        Command::Mail {
+            command:
+                MailCommand::Returned {
+                    data,
+                    config,
+                    file,
+                    db,
+                },
+        } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text = mes_relay::checked_csv::decode(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let (nirs, mut bad) =
+                mes_relay::checked_csv::parse_rows(&text, &["nir"], b',', |line, field| {
+                    Ok((line, field(0)))
+                });
+            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
+            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let hub = enrolment(&relay);
+            let now = mes_protocol::time::UnixMillis::now();
+            let (mut emailed, mut undeliverable) = (0u64, 0u64);
+            for (line, nir) in nirs {
+                match mes_relay::enrolment::service::letter_returned(
+                    &hub.tables,
+                    &hub.policy,
+                    &hub.secrets,
+                    &nir,
+                    now,
+                ) {
+                    Ok(mes_relay::enrolment::service::Returned::Emailed) => emailed += 1,
+                    Ok(mes_relay::enrolment::service::Returned::Undeliverable) => {
+                        undeliverable += 1;
+                    }
+                    Err(e) => bad.push(mes_relay::checked_csv::BadRow {
+                        line,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            bad.sort_by_key(|b| b.line);
+            for b in &bad {
+                eprintln!("{}:{}: {}", file.display(), b.line, b.reason);
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "emailed": emailed,
+                    "undeliverable": undeliverable,
+                    "refused": bad.len(),
+                })
+            );
+            Ok(())
+        }
+        Command::OnBehalf {
+            action,
+            data,
+            config,
+            nir,
+            reference,
+            by,
+            db,
+        } => {
+            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
+            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let hub = enrolment(&relay);
+            let now = mes_protocol::time::UnixMillis::now();
+            let status = match mes_relay::enrolment::service::on_behalf(
+                &hub.tables,
+                &hub.policy,
+                &hub.secrets,
+                &nir,
+                (action, &by, &reference),
+                now,
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("nothing recorded: {e}");
+                    std::process::exit(2);
+                }
+            };
+            // A closed space is closed at the hub too: nobody reads it while archived.
+            let space = mes_protocol::enrolment::nir::Nir::parse(&nir)
+                .ok()
+                .and_then(|n| hub.tables.person(n.as_str()).ok().flatten())
+                .and_then(|p| p.account)
+                .map(|a| a.space);
+            if let (mes_relay::enrolment::behalf::Action::Close, Some(space)) = (action, space) {
+                relay
+                    .set_closed(space, true)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("closing the space at the hub: {}", e.message))?;
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "status": status.name(),
+                    "detail": mes_relay::enrolment::service::describe(&status),
+                })
+            );
+            Ok(())
+        }
         Command::CourtRemoval {
             data,
             space,
@@ -560,7 +728,29 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Names every bad row of an operator file and exits with status 2 (nothing imported).
+/// Moves the people already on file out of `rows` into `bad`, by line.
+fn set_aside_on_file(
+    tables: &mes_relay::enrolment::store::EnrolmentTables,
+    rows: Vec<(u64, mes_relay::enrolment::population::Insured)>,
+    bad: &mut Vec<mes_relay::checked_csv::BadRow>,
+) -> anyhow::Result<Vec<mes_relay::enrolment::population::Insured>> {
+    let nirs: Vec<&str> = rows.iter().map(|(_, r)| r.nir.as_str()).collect();
+    let on_file: std::collections::HashSet<String> = tables.on_file(&nirs)?.into_iter().collect();
+    let mut kept = Vec::with_capacity(rows.len());
+    for (line, r) in rows {
+        if on_file.contains(r.nir.as_str()) {
+            bad.push(mes_relay::checked_csv::BadRow {
+                line,
+                reason: format!("NIR {} is already on file", r.nir.display()),
+            });
+        } else {
+            kept.push(r);
+        }
+    }
+    bad.sort_by_key(|b| b.line);
+    Ok(kept)
+}
+
 /// Writes the rows not imported, with their line and reason (CSV `line,reason`),
 /// owner-only: they hold people's names and NIRs.
 fn write_rejects(
@@ -584,6 +774,7 @@ fn one_byte(s: &str) -> Result<u8, String> {
     }
 }
 
+/// Names every bad row of an operator file and exits with status 2 (nothing imported).
 fn refuse_rows(file: &std::path::Path, bad: &[mes_relay::checked_csv::BadRow]) -> ! {
     for b in bad {
         eprintln!("{}:{}: {}", file.display(), b.line, b.reason);

@@ -139,6 +139,7 @@ impl Metrics {
             ("auto_created", s.auto_created),
             ("closed", s.closed),
             ("deleted", s.deleted),
+            ("undeliverable", s.undeliverable),
         ] {
             self.enrolment
                 .get_or_create(&StatusLabel {

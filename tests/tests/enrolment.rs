@@ -1458,6 +1458,46 @@ async fn a_spreadsheet_export_imports_its_good_rows_and_names_the_rest() -> anyh
         std::fs::metadata(&rejects)?.permissions().mode() & 0o777,
         0o600
     );
+    // The operator corrects the email and imports the same file again: checked whole, the
+    // two people already on file refuse it (control); with a rejects file, they are
+    // rejected rows by line and the parent and the child come in.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)?.replace("louis.payet;", "louis.payet@exemple.re;"),
+    )?;
+    let (code, _, err) = import(&[])?;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already on file"), "{err}");
+    let again = dir.path().join("rejects-again.csv");
+    let (code, out, err) = import(&["--rejects", again.to_str().unwrap()])?;
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(
+        (report["imported"].as_u64(), report["rejected"].as_u64()),
+        (Some(2), Some(2)),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(&again)?;
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines.len(), 3, "{written}");
+    assert!(
+        lines[1].starts_with("2,") && lines[1].contains("already on file"),
+        "{written}"
+    );
+    assert!(
+        lines[2].starts_with("3,") && lines[2].contains("already on file"),
+        "{written}"
+    );
+    // A third time, everyone is on file: nothing comes in, four rows are named.
+    let third = dir.path().join("rejects-third.csv");
+    let (code, out, err) = import(&["--rejects", third.to_str().unwrap()])?;
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(
+        (report["imported"].as_u64(), report["rejected"].as_u64()),
+        (Some(0), Some(4)),
+        "{out}"
+    );
     // Control: a Latin-1 export is named, not imported as mangled names.
     let latin1 = dir.path().join("latin1.csv");
     let text = population(&p);
@@ -1477,5 +1517,652 @@ async fn a_spreadsheet_export_imports_its_good_rows_and_names_the_rest() -> anyh
     )?;
     assert_ne!(code, 0);
     assert!(err.contains("not UTF-8") && err.contains("0xE9"), "{err}");
+    Ok(())
+}
+
+/// Support staff and prisons pass on a person's decision (F1.4, F1.6, seed 001: "le
+/// recueil des oppositions sera réalisé par l'établissement"). `mes-relay on-behalf`
+/// records who and under which reference; the person is told by letter or email, sees it
+/// in their status, and undoes it: an opposition by activating with the code the letter
+/// carries, a closure by reopening with their account. Every refusal changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
+async fn a_prison_records_an_opposition_and_a_guardian_a_closure_which_the_person_sees_and_undoes(
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    let ok = |(code, out, err): (i32, String, String)| -> anyhow::Result<serde_json::Value> {
+        anyhow::ensure!(code == 0, "{err}");
+        Ok(json(&out))
+    };
+    ok(run_relay_on(
+        &data,
+        &[
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+    )?)?;
+    // Camille (Rhône) gets her letter; Maria (Corse-du-Sud) is not notified yet.
+    ok(run_relay_on(
+        &data,
+        &["campaign", "run", "--data", data_s, "--departements", "69"],
+    )?)?;
+    let behalf = |action: &str, nir: &str, by: &str| {
+        run_relay_on(
+            &data,
+            &[
+                "on-behalf",
+                action,
+                "--data",
+                data_s,
+                "--nir",
+                nir,
+                "--reference",
+                "GREFFE-2026-0042",
+                "--by",
+                by,
+            ],
+        )
+    };
+    let stats = || ok(run_relay_on(&data, &["stats", "--data", data_s])?);
+    let before = stats()?;
+    // Refused, with the reason, and nothing changes.
+    let unknown = Nir::with_key("1800569999999");
+    for (action, nir, by, why) in [
+        ("oppose", p.corsica.as_str(), " ", "--by is empty"),
+        ("oppose", p.corsica.as_str(), "a\u{7}b", "control character"),
+        ("close", p.corsica.as_str(), "Greffe", "on-behalf oppose"),
+        ("oppose", unknown.as_str(), "Greffe", "do not match anyone"),
+        ("oppose", "12345", "Greffe", "NIR"),
+    ] {
+        let (code, _, err) = behalf(action, nir, by)?;
+        assert_eq!(code, 2, "{action} {nir} {by:?}: {err}");
+        assert!(
+            err.contains(why) && err.contains("nothing recorded"),
+            "{why:?} not in {err}"
+        );
+    }
+    assert_eq!(stats()?, before, "refusals change nothing");
+
+    // The prison's registry passes on Maria's opposition before any letter reached her.
+    let out = ok(behalf(
+        "oppose",
+        &p.corsica,
+        "Centre pénitentiaire de Borgo, greffe",
+    )?)?;
+    assert_eq!(out["status"], "opposed", "{out}");
+    ok(run_relay_on(&data, &["deliver", "--data", data_s])?)?;
+    let outbox = data.join("outbox");
+    let letters = files(&outbox.join("letters/2A"));
+    assert_eq!(letters.len(), 1, "Maria is told by letter");
+    let letter = std::fs::read_to_string(&letters[0])?;
+    assert!(
+        letter.contains("Une opposition") && letter.contains("An opposition"),
+        "{letter}"
+    );
+    let maria = code_for(&outbox, "Maria Santoni").expect("the letter carries a code");
+    // The campaign does not write to her again: she decided.
+    let run = ok(run_relay_on(&data, &["campaign", "run", "--data", data_s])?)?;
+    assert_eq!(run["notified"], 2, "{run}");
+    let camille = code_for(&outbox, "Camille Martin").expect("Camille's code");
+
+    let r = relay(dir.path(), None, false).await?;
+    let addr = r.ready.address;
+    let t = target(&r);
+    let cam = device(dir.path(), "camille", &t).await?;
+    online(&cam.daemon).await?;
+    let space = home(&cam.daemon).await?;
+    mes_tests::until(
+        &cam.daemon,
+        std::time::Duration::from_secs(30),
+        "registered",
+        |d| {
+            d.state()
+                .spaces
+                .get(&space)
+                .is_some_and(|s| s.record.registered)
+        },
+    )
+    .await?;
+    let enrol = |request: EnrolRequest| {
+        let d = cam.daemon.clone();
+        async move {
+            d.enrol(Some(space), request)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.message))
+        }
+    };
+    // Maria sees who passed it on, and under which reference.
+    let s = enrol(EnrolRequest::Status {
+        holder: holder(&p.corsica, "VIT0002"),
+    })
+    .await?;
+    assert_eq!(s.status, "opposed");
+    assert!(
+        s.detail.contains("Centre pénitentiaire de Borgo, greffe")
+            && s.detail.contains("GREFFE-2026-0042")
+            && s.detail.contains("on your behalf"),
+        "{}",
+        s.detail
+    );
+    let activated = enrol(EnrolRequest::Activate {
+        holder: holder(&p.adult, "VIT0001"),
+        code: camille,
+        identifier: "camille80".into(),
+        password: "Sant3!santé".into(),
+        email: "camille.martin@exemple.fr".into(),
+        space,
+    })
+    .await?;
+    assert_eq!(activated.status, "activated");
+    r.shutdown().await;
+
+    // Camille's guardian's service closes her space; an opposition is refused for her.
+    let (code, _, err) = behalf("oppose", &p.adult, "UDAF du Rhône")?;
+    assert_eq!(code, 2);
+    assert!(err.contains("close it instead"), "{err}");
+    let out = ok(behalf(
+        "close",
+        &p.adult,
+        "UDAF du Rhône, service mandataire",
+    )?)?;
+    assert_eq!(out["status"], "closed", "{out}");
+    ok(run_relay_on(&data, &["deliver", "--data", data_s])?)?;
+    let told = mes_tests::files_containing(&outbox.join("maildir/new"), b"The closure of");
+    assert_eq!(told.len(), 1, "Camille is told by email");
+
+    let r = relay(dir.path(), Some(addr), false).await?;
+    online(&cam.daemon).await?;
+    let s = enrol(EnrolRequest::Status {
+        holder: holder(&p.adult, "VIT0001"),
+    })
+    .await?;
+    assert_eq!(s.status, "closed");
+    assert!(
+        s.detail.contains("UDAF du Rhône, service mandataire")
+            && s.detail.contains("Clôture enregistrée pour vous"),
+        "{}",
+        s.detail
+    );
+    // Closed at the hub too: nobody reads the archive while it waits.
+    assert!(
+        r.relay.is_closed(space),
+        "the space is closed at the hub while archived"
+    );
+    // Each undoes it: Camille reopens with her account, Maria activates her own space
+    // with the code her letter carried.
+    let reopened = enrol(EnrolRequest::Reopen {
+        identifier: "camille80".into(),
+        password: "Sant3!santé".into(),
+    })
+    .await?;
+    assert_eq!(reopened.status, "activated");
+    assert!(
+        !reopened.detail.contains("pour vous"),
+        "{}",
+        reopened.detail
+    );
+    assert!(!r.relay.is_closed(space));
+    let mar = device(dir.path(), "maria", &target(&r)).await?;
+    online(&mar.daemon).await?;
+    let maria_space = home(&mar.daemon).await?;
+    mes_tests::until(
+        &mar.daemon,
+        std::time::Duration::from_secs(30),
+        "registered",
+        |d| {
+            d.state()
+                .spaces
+                .get(&maria_space)
+                .is_some_and(|s| s.record.registered)
+        },
+    )
+    .await?;
+    let s = mar
+        .daemon
+        .enrol(
+            Some(maria_space),
+            EnrolRequest::Activate {
+                holder: holder(&p.corsica, "VIT0002"),
+                code: maria,
+                identifier: "maria1975".into(),
+                password: "Sant3!santé".into(),
+                email: "maria.santoni@exemple.fr".into(),
+                space: maria_space,
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    assert_eq!(s.status, "activated");
+    assert!(!s.detail.contains("pour vous"), "{}", s.detail);
+    Ok(())
+}
+
+/// Letters that come back (NPAI, F1.2, seed 001): the deadline they started is withdrawn
+/// because nobody was told, so the sweep creates no space for them (control: the same
+/// sweep creates the space of someone whose letter did not come back); with an email
+/// known the person is notified by email instead, the deadline from then; the
+/// undeliverable are counted apart; `mes-relay mail returned FILE` records a file of
+/// returns and names the rows it cannot record.
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
+fn a_returned_letter_stops_the_clock_until_someone_is_told() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (t, policy, secrets) = tables(dir.path(), 5)?;
+    let (moved, stays) = (
+        Nir::with_key("2900175001003"),
+        Nir::with_key("2900175001004"),
+    );
+    // A child whose first parent has only a postal address, her second an email.
+    let (dad, mum, kid) = (
+        Nir::with_key("1700175001005"),
+        Nir::with_key("2700175001006"),
+        Nir::with_key("2150175001007"),
+    );
+    let mut child = insured(&kid, false);
+    child.birth_date = "2015-01-01".parse()?;
+    child.postal_address = None;
+    child.representatives = vec![Nir::parse(&dad)?, Nir::parse(&mum)?];
+    svc::import(
+        &t,
+        &[
+            insured(&moved, false),
+            insured(&stays, false),
+            insured(&dad, false),
+            insured(&mum, true),
+            child,
+        ],
+        |_| {},
+    )
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let t0 = UnixMillis(1_780_000_000_000);
+    let day = 86_400_000;
+    svc::campaign(
+        &t,
+        &policy,
+        &secrets,
+        &svc::CampaignRun::default(),
+        || t0,
+        |_| {},
+    )?;
+    let returned = svc::letter_returned(&t, &policy, &secrets, &moved, UnixMillis(t0.0 + 9 * day))?;
+    assert_eq!(returned, svc::Returned::Undeliverable);
+    // Twice is refused, and changes nothing.
+    let again = svc::letter_returned(&t, &policy, &secrets, &moved, UnixMillis(t0.0 + 10 * day))
+        .unwrap_err();
+    assert!(again.to_string().contains("undeliverable"), "{again}");
+    // The child's letter went to her father and came back: her mother is emailed, and
+    // the deadline runs from the return.
+    let returned = svc::letter_returned(&t, &policy, &secrets, &kid, UnixMillis(t0.0 + 30 * day))?;
+    assert_eq!(returned, svc::Returned::Emailed);
+    let to_mum = t
+        .outbox_messages(100)?
+        .into_iter()
+        .rfind(|m| m.about == kid[..13])
+        .expect("a new notification");
+    assert_eq!(to_mum.email.as_deref(), Some("alix@exemple.fr"));
+    assert!(to_mum.postal_address.is_none() && to_mum.code_issue.is_some());
+    let Status::Notified { deadline, .. } = t.person(&kid[..13])?.unwrap().status else {
+        panic!("notified again")
+    };
+    assert!(deadline.0 > t0.0 + 60 * day, "six weeks from the return");
+    let s = svc::stats(&t)?;
+    assert_eq!(
+        (s.undeliverable, s.awaiting_decision, s.notified),
+        (1, 4, 4),
+        "{s:?}"
+    );
+    let r = svc::sweep(&t, &policy, UnixMillis(t0.0 + 60 * day), |_| {})?;
+    assert_eq!(r.auto_created, 3, "the three told by their first letter");
+    assert!(matches!(
+        t.person(&kid[..13])?.unwrap().status,
+        Status::Notified { .. }
+    ));
+    assert!(matches!(
+        t.person(&moved[..13])?.unwrap().status,
+        Status::Undeliverable { .. }
+    ));
+    assert!(matches!(
+        t.person(&stays[..13])?.unwrap().status,
+        Status::AutoCreated { .. }
+    ));
+    // The code in the returned envelope opens nothing.
+    let key = secrets.code_key;
+    let code = t
+        .outbox_messages(10)?
+        .into_iter()
+        .filter(|m| m.about == moved[..13])
+        .find_map(|m| m.code(&key))
+        .expect("the letter's code");
+    let e = svc::oppose(
+        &t,
+        &policy,
+        &secrets,
+        &code,
+        &moved,
+        "VIT1",
+        UnixMillis(t0.0 + 61 * day),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("not the one sent") || e.to_string().contains("no provisional code"),
+        "{e}"
+    );
+
+    // Through the command line: an email is known for one, the other's letter was never
+    // sent, a NIR is unknown.
+    let data = dir.path().join("cli");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    for args in [
+        vec![
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+        vec!["campaign", "run", "--data", data_s, "--departements", "2A"],
+    ] {
+        let (code, _, err) = run_relay_on(&data, &args)?;
+        assert_eq!(code, 0, "{err}");
+    }
+    let returns = dir.path().join("npai.csv");
+    std::fs::write(
+        &returns,
+        format!(
+            "nir\n{}\n{}\n{}\n",
+            p.corsica,
+            p.adult,
+            Nir::with_key("1800569999999")
+        ),
+    )?;
+    let (code, out, err) = run_relay_on(
+        &data,
+        &[
+            "mail",
+            "returned",
+            "--data",
+            data_s,
+            returns.to_str().unwrap(),
+        ],
+    )?;
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    assert_eq!(
+        (
+            report["emailed"].as_u64(),
+            report["undeliverable"].as_u64(),
+            report["refused"].as_u64()
+        ),
+        (Some(0), Some(1), Some(2)),
+        "{out}"
+    );
+    assert!(
+        err.contains("npai.csv:3: ") && err.contains("imported"),
+        "Camille was never sent a letter: {err}"
+    );
+    assert!(
+        err.contains("npai.csv:4: ") && err.contains("do not match anyone"),
+        "{err}"
+    );
+    let (code, out, err) = run_relay_on(&data, &["stats", "--data", data_s])?;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["undeliverable"], 1, "{out}");
+    Ok(())
+}
+
+/// A forgotten hub password (F12.4) is set again by the letter's path (a code sent to the
+/// address on file, checked as at activation, single use) or by a device holding the
+/// person's keys (restored from a recovery kit); never by the hub alone, and by nobody
+/// else: another person's device, a wrong code, a replayed code and the old password
+/// are all refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
+async fn a_forgotten_hub_password_is_reset_by_code_or_by_recovery_kit_only() -> anyhow::Result<()> {
+    use mes_daemon::devices::recovery::{KitKey, KitLock};
+    use zeroize::Zeroizing;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let data_s = data.to_str().unwrap();
+    let p = people();
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    for args in [
+        vec![
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+        vec!["campaign", "run", "--data", data_s],
+    ] {
+        let (code, _, err) = run_relay_on(&data, &args)?;
+        assert_eq!(code, 0, "{err}");
+    }
+    let outbox = data.join("outbox");
+    let camille = code_for(&outbox, "Camille Martin").expect("Camille's code");
+    let maria_code = code_for(&outbox, "Maria Santoni").expect("Maria's code");
+    let r = relay(dir.path(), None, false).await?;
+    let hub = r.relay.enrolment.get().unwrap().clone();
+    let t = target(&r);
+    let registered = |d: &mes_daemon::daemon::Daemon, space| {
+        d.state()
+            .spaces
+            .get(&space)
+            .is_some_and(|s| s.record.registered)
+    };
+    let cam = device(dir.path(), "camille", &t).await?;
+    online(&cam.daemon).await?;
+    let space = home(&cam.daemon).await?;
+    mes_tests::until(
+        &cam.daemon,
+        std::time::Duration::from_secs(30),
+        "registered",
+        |d| registered(d, space),
+    )
+    .await?;
+    let ask = |d: std::sync::Arc<mes_daemon::daemon::Daemon>, space, request| async move {
+        d.enrol(Some(space), request).await.map_err(|e| e.message)
+    };
+    let activated = ask(
+        cam.daemon.clone(),
+        space,
+        EnrolRequest::Activate {
+            holder: holder(&p.adult, "VIT0001"),
+            code: camille,
+            identifier: "camille80".into(),
+            password: "Sant3!santé".into(),
+            email: "camille.martin@exemple.fr".into(),
+            space,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(activated.status, "activated");
+    let close_reopen = |password: &'static str| {
+        let d = cam.daemon.clone();
+        async move {
+            let closed = ask(
+                d.clone(),
+                space,
+                EnrolRequest::Close {
+                    identifier: "camille80".into(),
+                    password: password.into(),
+                    express: false,
+                },
+            )
+            .await?;
+            assert_eq!(closed.status, "closed");
+            ask(
+                d,
+                space,
+                EnrolRequest::Reopen {
+                    identifier: "camille80".into(),
+                    password: password.into(),
+                },
+            )
+            .await
+        }
+    };
+
+    // The letter's path: a code to the address on file (her email), then a new password.
+    ask(
+        cam.daemon.clone(),
+        space,
+        EnrolRequest::Regenerate {
+            holder: holder(&p.adult, "VIT0001"),
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let message = hub
+        .tables
+        .outbox_messages(100)?
+        .into_iter()
+        .rfind(|m| m.about == p.adult[..13])
+        .expect("the new code's message");
+    assert_eq!(message.email.as_deref(), Some("camille.martin@exemple.fr"));
+    let code = message.code(&hub.secrets.code_key).expect("a code");
+    let reset = |code: &str, password: &str| EnrolRequest::ResetPassword {
+        holder: holder(&p.adult, "VIT0001"),
+        code: code.into(),
+        password: password.into(),
+    };
+    let e = ask(cam.daemon.clone(), space, reset(&maria_code, "Nouv3au!mot"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("not the one sent"), "{e}");
+    let e = ask(cam.daemon.clone(), space, reset(&code, "court"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("8 characters") || e.contains("upper case"),
+        "{e}"
+    );
+    let s = ask(cam.daemon.clone(), space, reset(&code, "Nouv3au!mot"))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(s.status, "activated");
+    let e = ask(cam.daemon.clone(), space, reset(&code, "Encor3!autre"))
+        .await
+        .unwrap_err();
+    assert!(e.contains("a code is used once"), "the code is spent: {e}");
+    let e = close_reopen("Sant3!santé").await.unwrap_err();
+    assert!(
+        e.contains("wrong identifier or password"),
+        "the old one: {e}"
+    );
+    assert_eq!(
+        close_reopen("Nouv3au!mot")
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?
+            .status,
+        "activated"
+    );
+
+    // Another person's device cannot set it, on Camille's space or on its own.
+    let mar = device(dir.path(), "maria", &t).await?;
+    online(&mar.daemon).await?;
+    let maria_space = home(&mar.daemon).await?;
+    mes_tests::until(
+        &mar.daemon,
+        std::time::Duration::from_secs(30),
+        "registered",
+        |d| registered(d, maria_space),
+    )
+    .await?;
+    let as_owner = |space, password: &str| EnrolRequest::ResetPasswordAsOwner {
+        identifier: "camille80".into(),
+        password: password.into(),
+        space,
+    };
+    let e = mar
+        .daemon
+        .enrol(Some(space), as_owner(space, "Pir4te!mot"))
+        .await
+        .unwrap_err()
+        .message;
+    assert!(e.contains("owns the space"), "{e}");
+    let e = ask(
+        mar.daemon.clone(),
+        maria_space,
+        as_owner(maria_space, "Pir4te!mot"),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("wrong identifier or password"), "{e}");
+
+    // Every device of Camille's lost: her recovery kit restores her keys on a new one,
+    // which sets the password.
+    let kit = dir.path().join("kit.age");
+    let passphrase = "cheval batterie agrafe correcte";
+    cam.daemon
+        .make_recovery_kit(&kit, KitLock::Passphrase(Zeroizing::new(passphrase.into())))
+        .await?;
+    mes_tests::until(
+        &cam.daemon,
+        std::time::Duration::from_secs(30),
+        "uploaded",
+        |d| d.state().volumes.values().all(|v| v.progress.idle()),
+    )
+    .await?;
+    cam.shutdown().await;
+    let restored = device(dir.path(), "restored", &t).await?;
+    online(&restored.daemon).await?;
+    restored
+        .daemon
+        .restore_from_kit(
+            &std::fs::read(&kit)?,
+            KitKey::Passphrase(Zeroizing::new(passphrase.into())),
+        )
+        .await?;
+    mes_tests::until(
+        &restored.daemon,
+        std::time::Duration::from_secs(60),
+        "the space back",
+        |d| d.state().spaces.contains_key(&space) && d.link.online(),
+    )
+    .await?;
+    let s = ask(
+        restored.daemon.clone(),
+        space,
+        as_owner(space, "Apr3s!le-kit"),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(s.status, "activated");
+    let d = restored.daemon.clone();
+    let closed = ask(
+        d.clone(),
+        space,
+        EnrolRequest::Close {
+            identifier: "camille80".into(),
+            password: "Apr3s!le-kit".into(),
+            express: false,
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))?;
+    assert_eq!(
+        closed.status, "closed",
+        "the new password opens the account"
+    );
     Ok(())
 }

@@ -38,6 +38,14 @@ impl Daemon {
         mut request: EnrolRequest,
     ) -> Result<EnrolStatus, ApiError> {
         let c = self.online_client("enrolment")?;
+        if let EnrolRequest::ResetPasswordAsOwner { space: s, .. } = &mut request {
+            *s = space.ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorCode::BadRequest,
+                    "setting a password with this device's keys needs the account's space",
+                )
+            })?;
+        }
         if let EnrolRequest::Activate { space: s, .. } = &mut request {
             *s = space.ok_or_else(|| {
                 ApiError::new(

@@ -104,6 +104,27 @@ pub enum EnrolRequest {
         /// Who.
         holder: CardHolder,
     },
+    /// Sets a new hub password with a code sent to the address on file (F12.4, the
+    /// letter's path; ask for the code with `Regenerate`).
+    ResetPassword {
+        /// Who.
+        holder: CardHolder,
+        /// The code sent to the address on file.
+        code: String,
+        /// The new password.
+        password: String,
+    },
+    /// Sets a new hub password from a device of the person who owns the account's space
+    /// (F12.4): one restored from a recovery kit proves it with the person's keys. The
+    /// hub alone can do neither.
+    ResetPasswordAsOwner {
+        /// The hub identifier.
+        identifier: String,
+        /// The new password.
+        password: String,
+        /// The account's space, owned by the caller (the daemon fills it in).
+        space: SpaceId,
+    },
 }
 
 /// One hold (F1.5): who holds items for whom, and the person's space once activated.
@@ -140,10 +161,12 @@ impl EnrolRequest {
             | EnrolRequest::Oppose { holder, .. }
             | EnrolRequest::Regenerate { holder }
             | EnrolRequest::Reminders { holder, .. }
-            | EnrolRequest::Status { holder } => Some(holder),
+            | EnrolRequest::Status { holder }
+            | EnrolRequest::ResetPassword { holder, .. } => Some(holder),
             EnrolRequest::Holders { holder } => Some(holder),
             EnrolRequest::Close { .. }
             | EnrolRequest::Reopen { .. }
+            | EnrolRequest::ResetPasswordAsOwner { .. }
             | EnrolRequest::Hold { .. }
             | EnrolRequest::HeldReady { .. } => None,
         }

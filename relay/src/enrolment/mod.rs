@@ -4,6 +4,7 @@
 //! saving change in between). The store, the campaign and the notifications drive it
 //! (docs/enrolment.md).
 
+pub mod behalf;
 pub mod holds;
 pub mod pages;
 pub mod population;
@@ -86,6 +87,14 @@ pub enum Status {
         /// When.
         at: UnixMillis,
     },
+    /// The notification letter came back (NPAI: not living at this address) and no
+    /// email is known: nobody has been told, so no deadline runs and no space is created
+    /// (F1.2, seed 001). An opposition passed on for them still counts (F1.4). Last of
+    /// the variants so records stored before it still read.
+    Undeliverable {
+        /// When the return was recorded.
+        at: UnixMillis,
+    },
 }
 
 /// A transition refused, with the reason a person or operator reads.
@@ -112,6 +121,7 @@ impl Status {
             Status::Activated { .. } => "activated",
             Status::Closed { .. } => "closed",
             Status::Deleted { .. } => "deleted",
+            Status::Undeliverable { .. } => "undeliverable",
         }
     }
 

@@ -73,7 +73,7 @@ pub fn check_departement(d: &str) -> Result<(), Invalid> {
 /// Parses a population file, or names every bad row (nothing is imported then).
 /// Row checks come first; links between rows are reported once every row parses.
 pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
-    let (rows, row_bad, link_bad) = parse_parts(text, today, b',');
+    let (rows, row_bad, link_bad, _) = parse_parts(text, today, b',');
     match (row_bad.is_empty(), link_bad.is_empty()) {
         (true, true) => Ok(rows),
         (true, false) => Err(link_bad),
@@ -86,14 +86,25 @@ pub fn parse(text: &str, today: Date) -> Result<Vec<Insured>, Vec<BadRow>> {
 /// whose representative's row is bad) is bad too, with that reason, so what is imported
 /// is always complete (F1.1, F1.10).
 pub fn parse_rows(text: &str, today: Date, delimiter: u8) -> (Vec<Insured>, Vec<BadRow>) {
-    let (rows, mut bad, links) = parse_parts(text, today, delimiter);
+    let (rows, bad) = parse_lines(text, today, delimiter);
+    (rows.into_iter().map(|(_, r)| r).collect(), bad)
+}
+
+/// As [`parse_rows`], each person with their line in the file (so a row refused later,
+/// someone already on file, is named by its line too).
+pub fn parse_lines(text: &str, today: Date, delimiter: u8) -> (Vec<(u64, Insured)>, Vec<BadRow>) {
+    let (rows, mut bad, links, lines) = parse_parts(text, today, delimiter);
     bad.extend(links);
     bad.sort_by_key(|b| b.line);
+    let rows = rows.into_iter().map(|r| (lines[&r.nir], r)).collect();
     (rows, bad)
 }
 
-/// The people kept, the rows bad in themselves, and the rows refused for their links.
-fn parse_parts(text: &str, today: Date, delimiter: u8) -> (Vec<Insured>, Vec<BadRow>, Vec<BadRow>) {
+/// The people kept, the rows bad in themselves, the rows refused for their links, and
+/// the line of each person kept.
+type Parts = (Vec<Insured>, Vec<BadRow>, Vec<BadRow>, HashMap<Nir, u64>);
+
+fn parse_parts(text: &str, today: Date, delimiter: u8) -> Parts {
     let mut lines = HashMap::new();
     // Every NIR that parses, good row or not, by its first line.
     let mut seen: HashMap<Nir, u64> = HashMap::new();
@@ -233,7 +244,7 @@ fn parse_parts(text: &str, today: Date, delimiter: u8) -> (Vec<Insured>, Vec<Bad
         rows.retain(|r| !refused.iter().any(|(n, _)| *n == r.nir));
         bad.extend(refused.into_iter().map(|(_, b)| b));
     }
-    (rows, row_bad, bad)
+    (rows, row_bad, bad, lines)
 }
 
 #[cfg(test)]

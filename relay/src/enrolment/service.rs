@@ -11,6 +11,7 @@ use mes_protocol::ids::SpaceId;
 use mes_protocol::time::UnixMillis;
 use serde::{Deserialize, Serialize};
 
+use crate::enrolment::behalf;
 use crate::enrolment::population;
 use crate::enrolment::provisional_code;
 use crate::enrolment::store::{
@@ -314,6 +315,11 @@ fn fresh_code(
 pub struct CampaignReport {
     /// People notified.
     pub notified: usize,
+    /// People taken from the queue but not notified: they decided before their letter
+    /// (an opposition passed on for them, F1.4), or a run interrupted halfway had
+    /// notified them already.
+    #[serde(default)]
+    pub skipped: usize,
 }
 
 /// What a campaign run covers.
@@ -349,13 +355,13 @@ pub fn campaign(
 ) -> Result<CampaignReport, StoreError> {
     let (departements, limit, rate) = (run.departements.as_deref(), run.limit, run.rate);
     let started = std::time::Instant::now();
-    let mut notified = 0;
-    while notified < limit {
+    let (mut notified, mut taken_total) = (0, 0);
+    while taken_total < limit {
         let step = match rate {
             Some(r) => BATCH.min(r.max(1) as usize),
             None => BATCH,
         }
-        .min(limit - notified);
+        .min(limit - taken_total);
         // Whole chunks, the last one cut at `step`: what is left of it is written back.
         let mut queue_ops = Vec::new();
         let mut queued = Vec::with_capacity(step);
@@ -371,7 +377,7 @@ pub fn campaign(
         let taken = queued.len();
         if let Some(r) = rate {
             // Pace: the n-th message leaves no earlier than n / rate seconds after start.
-            let due = std::time::Duration::from_secs_f64(notified as f64 / r.max(1) as f64);
+            let due = std::time::Duration::from_secs_f64(taken_total as f64 / r.max(1) as f64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
@@ -381,12 +387,14 @@ pub fn campaign(
         // rewrites whole pages, each person's status, code, due entry and message in one
         // atomic batch; the queue chunks go once every worker committed (a person already
         // notified is skipped, so a batch interrupted halfway is finished, not repeated).
+        let sent = std::sync::atomic::AtomicUsize::new(0);
         in_parallel(&by_pages(queued), |runs| {
             runs.iter().try_for_each(|locs| {
                 t.update(locs, Vec::new(), true, |loc, p, ops| {
                     let Ok(status) = p.status.notify(at, policy) else {
                         return Ok(false);
                     };
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Status::Notified { deadline, .. } = status else {
                         unreachable!("notify gives Notified")
                     };
@@ -408,10 +416,15 @@ pub fn campaign(
             })
         })?;
         t.apply(queue_ops, true)?;
-        notified += taken;
+        let sent = sent.into_inner();
+        taken_total += taken;
+        notified += sent;
         progress(taken);
     }
-    Ok(CampaignReport { notified })
+    Ok(CampaignReport {
+        notified,
+        skipped: taken_total - notified,
+    })
 }
 
 /// Places sorted, cut into one contiguous run per worker at page boundaries.
@@ -687,6 +700,200 @@ pub fn oppose(
     })
 }
 
+/// Records an opposition or a closure on a person's behalf (F1.4, seed 001), passed on by
+/// `by` under `reference`: kept with the person's enrolment, told to them by email or
+/// letter, shown in their status. An opposition is for someone without a space yet
+/// (imported, notified) or whose space was created without them; its message carries a
+/// fresh code, so the person can undo it by activating. A closure is for someone with a
+/// space (activated, or created automatically): archived as any closure, undone by
+/// reopening with the hub account.
+pub fn on_behalf(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    nir: &str,
+    decision: (behalf::Action, &str, &str),
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    let (action, by, reference) = decision;
+    behalf::check_text("--by", by).map_err(|e| Refusal::Rule(e.0))?;
+    behalf::check_text("--reference", reference).map_err(|e| Refusal::Rule(e.0))?;
+    let nir = Nir::parse(nir).map_err(|e| Refusal::BadNir(e.to_string()))?;
+    retrying(|| {
+        let found = t.find(nir.as_str())?.ok_or(Refusal::Unknown)?;
+        let mut p = found.person.clone();
+        let (status, kind, code) = match (action, &p.status) {
+            (
+                behalf::Action::Oppose,
+                Status::Imported
+                | Status::Notified { .. }
+                | Status::AutoCreated { .. }
+                | Status::Undeliverable { .. },
+            ) => {
+                let (issue, record) = fresh_code(&mut p, secrets, now, policy);
+                let expires = record.expires;
+                p.code = Some(record);
+                (
+                    Status::Opposed { at: now },
+                    MessageKind::OpposedForYou,
+                    Some((issue, expires)),
+                )
+            }
+            (behalf::Action::Close, Status::Activated { .. } | Status::AutoCreated { .. }) => (
+                p.status
+                    .close(now, false, policy)
+                    .map_err(|e| Refusal::State(e.to_string()))?,
+                MessageKind::ClosedForYou,
+                None,
+            ),
+            (behalf::Action::Oppose, other) => {
+                return Err(Refusal::State(format!(
+                    "an opposition is recorded for someone without a space yet, and this enrolment is {}{}",
+                    other.name(),
+                    if matches!(other, Status::Activated { .. }) {
+                        ": close it instead (on-behalf close)"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+            (behalf::Action::Close, other) => {
+                return Err(Refusal::State(format!(
+                    "a closure is recorded for someone with a space, and this enrolment is {}{}",
+                    other.name(),
+                    if matches!(
+                        other,
+                        Status::Imported | Status::Notified { .. } | Status::Undeliverable { .. }
+                    ) {
+                        ": record an opposition instead (on-behalf oppose)"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+        };
+        p.status = status.clone();
+        let entries: Vec<behalf::Behalf> = match t.meta(&behalf::meta_name(nir.as_str()))? {
+            Some(v) => crate::enrolment::store::decode(&v)?,
+            None => Vec::new(),
+        };
+        let entries = behalf::appended(
+            entries,
+            behalf::Behalf {
+                action,
+                by: by.trim().to_owned(),
+                reference: reference.trim().to_owned(),
+                at: now,
+            },
+        );
+        let message = message_for(t, &p, kind, code, None)?;
+        let ops = vec![
+            Op::Meta(
+                behalf::meta_name(nir.as_str()),
+                Some(mes_protocol::wire::codec::to_bytes(&entries)),
+            ),
+            Op::Message(Box::new(message)),
+        ];
+        commit(t, &found, p, policy, ops)?;
+        Ok(status)
+    })
+}
+
+/// What recording a returned letter did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Returned {
+    /// An email is known: the person is notified by email, their deadline from now.
+    Emailed,
+    /// No email: marked undeliverable, no deadline runs until someone is told.
+    Undeliverable,
+}
+
+/// Records that the letter notifying someone came back (NPAI, F1.2, seed 001): the code it
+/// carried is void (nobody opened it), and the deadline it started is withdrawn, since
+/// nobody was told. With an email on file (theirs, or any of their representatives' for a
+/// minor) they are notified again by email, the deadline running from now; without one
+/// they are undeliverable: counted apart, no space created, until someone reaches them.
+pub fn letter_returned(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    nir: &str,
+    now: UnixMillis,
+) -> Result<Returned, Refusal> {
+    let nir = Nir::parse(nir).map_err(|e| Refusal::BadNir(e.to_string()))?;
+    retrying(|| {
+        let found = t.find(nir.as_str())?.ok_or(Refusal::Unknown)?;
+        let mut p = found.person.clone();
+        if !matches!(p.status, Status::Notified { .. }) {
+            return Err(Refusal::State(format!(
+                "no notification awaits an answer: this enrolment is {}",
+                p.status.name()
+            )));
+        }
+        p.code = None;
+        let email = email_contact(t, &p)?;
+        let Some((addressee, email)) = email else {
+            p.status = Status::Undeliverable { at: now };
+            commit(t, &found, p, policy, Vec::new())?;
+            return Ok(Returned::Undeliverable);
+        };
+        let status = Status::Imported
+            .notify(now, policy)
+            .map_err(|e| Refusal::State(e.to_string()))?;
+        let Status::Notified { deadline, .. } = status else {
+            unreachable!("notify answers Notified")
+        };
+        let (issue, record) = fresh_code(&mut p, secrets, now, policy);
+        let mut m = message_for(
+            t,
+            &p,
+            MessageKind::Notification,
+            Some((issue, record.expires)),
+            Some(deadline),
+        )?;
+        m.addressee = addressee;
+        m.email = Some(email);
+        m.postal_address = None;
+        p.code = Some(record);
+        p.status = status;
+        commit(t, &found, p, policy, vec![Op::Message(Box::new(m))])?;
+        Ok(Returned::Emailed)
+    })
+}
+
+/// Someone to email about `p`: the person, else any of their legal representatives on
+/// file with an email (a minor's second parent when the first one's letter came back).
+fn email_contact(t: &EnrolmentTables, p: &Person) -> Result<Option<(String, String)>, StoreError> {
+    let i = &p.insured;
+    if let Some(email) = &i.email {
+        return Ok(Some((
+            format!("{} {}", i.first_names, i.last_name),
+            email.clone(),
+        )));
+    }
+    for r in &i.representatives {
+        if let Some(rep) = t.person(r)? {
+            let rep = rep.insured;
+            if let Some(email) = rep.email {
+                return Ok(Some((
+                    format!("{} {}", rep.first_names, rep.last_name),
+                    email,
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The latest decision recorded on the person's behalf, if any.
+pub fn latest_behalf(t: &EnrolmentTables, nir: &str) -> Result<Option<behalf::Behalf>, StoreError> {
+    Ok(match t.meta(&behalf::meta_name(nir))? {
+        Some(v) => crate::enrolment::store::decode::<Vec<behalf::Behalf>>(&v)?.pop(),
+        None => None,
+    })
+}
+
 /// A new code sent to the email on file (F1.7); never in the reply.
 pub fn regenerate(
     t: &EnrolmentTables,
@@ -699,10 +906,23 @@ pub fn regenerate(
     retrying(|| {
         let found = find(t, nir, serial, now)?;
         let mut p = found.person.clone();
-        if !matches!(
-            p.status,
-            Status::Notified { .. } | Status::Opposed { .. } | Status::AutoCreated { .. }
-        ) {
+        // Someone with a hub account asks for a code to set a new password (F12.4): it
+        // goes to the address on file, by letter when no email is known.
+        let resetting = p.account.is_some()
+            && matches!(
+                p.status,
+                Status::Activated { .. }
+                    | Status::Closed {
+                        had_space: true,
+                        ..
+                    }
+            );
+        if !resetting
+            && !matches!(
+                p.status,
+                Status::Notified { .. } | Status::Opposed { .. } | Status::AutoCreated { .. }
+            )
+        {
             return Err(Refusal::State(format!(
                 "no new code for an enrolment that is {}",
                 p.status.name()
@@ -729,14 +949,17 @@ pub fn regenerate(
             Status::Notified { deadline, .. } => Some(deadline),
             _ => None,
         };
-        let m = message_for(
+        let mut m = message_for(
             t,
             &p,
             MessageKind::Regenerated,
             Some((code, record.expires)),
             deadline,
         )?;
-        if m.email.is_none() {
+        if let Some(email) = p.account.as_ref().and_then(|a| a.email.clone()) {
+            m.email = Some(email);
+        }
+        if m.email.is_none() && !resetting {
             return Err(Refusal::NoEmail);
         }
         if let Some(refusal) = too_soon {
@@ -744,6 +967,74 @@ pub fn regenerate(
         }
         p.code = Some(record);
         commit(t, &found, p, policy, vec![Op::Message(Box::new(m))])
+    })
+}
+
+/// Sets a new hub password with the code sent to the address on file (F12.4, the
+/// letter's path): the code is checked as for activation (wrong ones counted, single
+/// use), the password against the rules of activation; a lock from wrong passwords goes.
+/// The hub alone cannot: it never holds a live code in clear.
+pub fn reset_password(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    holder: &mes_protocol::enrolment::CardHolder,
+    code: &str,
+    password: &str,
+    now: UnixMillis,
+) -> Result<Status, Refusal> {
+    mes_protocol::enrolment::nir::check_password(password).map_err(|e| Refusal::Rule(e.0))?;
+    let hash = hash_password(password, &secrets.argon)?;
+    retrying(|| {
+        let found = find(t, &holder.nir, &holder.vitale_serial, now)?;
+        if found.person.account.is_none() {
+            return Err(Refusal::State(format!(
+                "no hub account to set a password for: this enrolment is {} (activate first)",
+                found.person.status.name()
+            )));
+        }
+        check_code(t, policy, secrets, &found, code, now)?;
+        let mut p = found.person.clone();
+        p.account.as_mut().expect("checked above").password_hash = hash.clone();
+        p.code = None;
+        p.failures = 0;
+        p.locked_until = None;
+        let status = p.status.clone();
+        commit(t, &found, p, policy, Vec::new())?;
+        Ok(status)
+    })
+}
+
+/// Sets a new hub password for the account of `space`, asked by a device of the person
+/// who owns that space (F12.4): the relay checked the caller owns it, which a device
+/// restored from a recovery kit proves with the person's keys. The identifier must be
+/// that space's account's, else the same refusal as a wrong password.
+pub fn reset_password_as_owner(
+    t: &EnrolmentTables,
+    policy: &Policy,
+    secrets: &Secrets,
+    (identifier, space): (&str, SpaceId),
+    password: &str,
+) -> Result<Status, Refusal> {
+    mes_protocol::enrolment::nir::check_password(password).map_err(|e| Refusal::Rule(e.0))?;
+    let hash = hash_password(password, &secrets.argon)?;
+    retrying(|| {
+        let found = match t.identifier(identifier)? {
+            Some(nir) => t.find(&nir)?,
+            None => None,
+        };
+        let Some(found) =
+            found.filter(|f| f.person.account.as_ref().is_some_and(|a| a.space == space))
+        else {
+            return Err(Refusal::WrongPassword);
+        };
+        let mut p = found.person.clone();
+        p.account.as_mut().expect("filtered").password_hash = hash.clone();
+        p.failures = 0;
+        p.locked_until = None;
+        let status = p.status.clone();
+        commit(t, &found, p, policy, Vec::new())?;
+        Ok(status)
     })
 }
 
@@ -1019,6 +1310,8 @@ pub struct Stats {
     pub closed: u64,
     /// Deleted.
     pub deleted: u64,
+    /// Their letter came back and no email is known: nobody told, no deadline running.
+    pub undeliverable: u64,
     /// Activated / notified, percent.
     pub activation_rate: f64,
     /// Opposed / notified, percent.
@@ -1040,9 +1333,11 @@ pub fn stats(t: &EnrolmentTables) -> Result<Stats, StoreError> {
             Status::AutoCreated { .. } => s.auto_created += 1,
             Status::Closed { .. } => s.closed += 1,
             Status::Deleted { .. } => s.deleted += 1,
+            Status::Undeliverable { .. } => s.undeliverable += 1,
         }
     })?;
-    s.notified = s.people - s.pending_notification;
+    // Someone whose letter came back was never told: counted apart, not as notified.
+    s.notified = s.people - s.pending_notification - s.undeliverable;
     if s.notified > 0 {
         let pct = |n: u64| (n as f64 * 10_000.0 / s.notified as f64).round() / 100.0;
         s.activation_rate = pct(s.activated);
@@ -1160,6 +1455,7 @@ pub fn describe(s: &Status) -> String {
             paris_date(*purge_at)
         ),
         Status::Deleted { at } => format!("Supprimé le {0} / Deleted on {0}", paris_date(*at)),
+        Status::Undeliverable { .. } => "Courrier revenu (n'habite pas à l'adresse indiquée) : rien n'est créé tant que vous n'êtes pas prévenu / Letter returned (not at this address): nothing is created until you are told".into(),
     }
 }
 
@@ -1211,6 +1507,46 @@ impl EnrolmentHub {
     /// Counts a failed request against each of its guessers.
     pub fn failed(&self, guessers: &[Guesser], now: UnixMillis) {
         self.failures.add(guessers, now.0 / 3_600_000);
+    }
+
+    /// Serves `r` and says the status in the person's words, with the latest decision
+    /// recorded on their behalf while it still stands (F1.4).
+    pub fn serve_described(
+        &self,
+        r: &mes_protocol::enrolment::EnrolRequest,
+        now: UnixMillis,
+    ) -> Result<(Status, String), Refusal> {
+        use mes_protocol::enrolment::EnrolRequest as R;
+        let status = self.serve(r, now)?;
+        let nir = match r {
+            R::Activate { holder, .. }
+            | R::Oppose { holder, .. }
+            | R::Regenerate { holder }
+            | R::Reminders { holder, .. }
+            | R::Status { holder }
+            | R::ResetPassword { holder, .. } => {
+                Nir::parse(&holder.nir).ok().map(|n| n.as_str().to_owned())
+            }
+            R::Close { identifier, .. }
+            | R::Reopen { identifier, .. }
+            | R::ResetPasswordAsOwner { identifier, .. } => self.tables.identifier(identifier)?,
+            R::Hold { .. } | R::HeldReady { .. } | R::Holders { .. } => None,
+        };
+        let mut detail = describe(&status);
+        let standing = |b: &behalf::Behalf| match (b.action, &status) {
+            (behalf::Action::Oppose, Status::Opposed { at }) => *at == b.at,
+            (behalf::Action::Close, Status::Closed { at, .. }) => *at == b.at,
+            _ => false,
+        };
+        if let Some(b) = nir
+            .map(|n| latest_behalf(&self.tables, &n))
+            .transpose()?
+            .flatten()
+            .filter(standing)
+        {
+            detail = format!("{detail}\n{}", behalf::describe(&b));
+        }
+        Ok((status, detail))
     }
 
     /// Serves one request (blocking: password hashing and a durable write).
@@ -1265,6 +1601,16 @@ impl EnrolmentHub {
                 identifier,
                 password,
             } => reopen(t, p, s, identifier, password, now),
+            R::ResetPassword {
+                holder,
+                code,
+                password,
+            } => reset_password(t, p, s, holder, code, password, now),
+            R::ResetPasswordAsOwner {
+                identifier,
+                password,
+                space,
+            } => reset_password_as_owner(t, p, s, (identifier, *space), password),
             R::Hold { .. } | R::HeldReady { .. } | R::Holders { .. } => Err(Refusal::State(
                 "holds are answered with holds (crate::enrolment::holds), not a status".into(),
             )),

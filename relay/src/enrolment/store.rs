@@ -145,6 +145,10 @@ pub enum MessageKind {
     Regenerated,
     /// A reminder to someone who never activated (F1.8).
     Reminder,
+    /// An opposition recorded on the person's behalf (F1.4), with a code to undo it.
+    OpposedForYou,
+    /// A closure recorded on the person's behalf (F1.6).
+    ClosedForYou,
 }
 
 /// A message waiting in the outbox.

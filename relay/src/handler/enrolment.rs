@@ -44,12 +44,14 @@ impl Relay {
         ) {
             return self.enrol_holds(caller, hub, request).await;
         }
-        if let mes_protocol::enrolment::EnrolRequest::Activate { space, .. } = &request {
+        if let mes_protocol::enrolment::EnrolRequest::Activate { space, .. }
+        | mes_protocol::enrolment::EnrolRequest::ResetPasswordAsOwner { space, .. } = &request
+        {
             let m = self.membership(*space)?;
             if m.owner() != caller.principal {
                 return Err(WireError::new(
                     ErrorCode::Forbidden,
-                    "a space is activated by the device of the person who created it",
+                    "only a device of the person who owns the space can activate it or set its account's password",
                 ));
             }
         }
@@ -73,7 +75,7 @@ impl Relay {
         };
         let answer = tokio::task::spawn_blocking(move || {
             hub.admit(&guessers, now)?;
-            let r = hub.serve(&request, now);
+            let r = hub.serve_described(&request, now);
             if matches!(
                 r,
                 Err(Refusal::Unknown
@@ -94,10 +96,10 @@ impl Relay {
             }
         }
         match answer {
-            Ok(s) => Ok(Reply::Enrolment {
+            Ok((s, detail)) => Ok(Reply::Enrolment {
                 status: mes_protocol::enrolment::EnrolStatus {
                     status: s.name().into(),
-                    detail: crate::enrolment::service::describe(&s),
+                    detail,
                 },
             }),
             Err(e) => Err(refusal_error(e)),

@@ -546,8 +546,13 @@ impl Relay {
         }
     }
 
+    /// Whether a space is closed (F1.6): refused to everyone while archived.
+    pub fn is_closed(&self, space: SpaceId) -> bool {
+        self.closed.read().expect("closed lock").contains(&space)
+    }
+
     /// Marks a space closed (refused to everyone) or reopened, durably.
-    pub(super) async fn set_closed(&self, space: SpaceId, closed: bool) -> Result<(), WireError> {
+    pub async fn set_closed(&self, space: SpaceId, closed: bool) -> Result<(), WireError> {
         if closed {
             self.store
                 .put_record(Table::Closed, space.0.to_vec(), Vec::new())

@@ -23,6 +23,14 @@ const BUILTIN: &[(&str, &str)] = &[
         "reminder.txt.j2",
         include_str!("../../templates/reminder.txt.j2"),
     ),
+    (
+        "opposed_for_you.txt.j2",
+        include_str!("../../templates/opposed_for_you.txt.j2"),
+    ),
+    (
+        "closed_for_you.txt.j2",
+        include_str!("../../templates/closed_for_you.txt.j2"),
+    ),
 ];
 
 /// What every message says about the hub.
@@ -57,6 +65,8 @@ fn template_name(kind: MessageKind) -> &'static str {
         MessageKind::Notification => "notification.txt.j2",
         MessageKind::Regenerated => "regenerated.txt.j2",
         MessageKind::Reminder => "reminder.txt.j2",
+        MessageKind::OpposedForYou => "opposed_for_you.txt.j2",
+        MessageKind::ClosedForYou => "closed_for_you.txt.j2",
     }
 }
 
@@ -90,6 +100,14 @@ impl Templates {
                 "Mon espace santé : nouveau code provisoire / new provisional code".into()
             }
             MessageKind::Reminder => "Mon espace santé vous attend / is waiting for you".into(),
+            MessageKind::OpposedForYou => format!(
+                "Mon espace santé de {} : opposition enregistrée / opposition recorded",
+                m.for_name
+            ),
+            MessageKind::ClosedForYou => format!(
+                "Mon espace santé de {} : clôture enregistrée / closure recorded",
+                m.for_name
+            ),
         }
     }
 

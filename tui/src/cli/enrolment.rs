@@ -54,7 +54,8 @@ pub enum EnrolCmd {
         #[command(flatten)]
         code: CodeArg,
     },
-    /// Ask for a new code, sent to the email on file.
+    /// Ask for a new code, sent to the email on file (and, for someone with a hub
+    /// account resetting their password, to the address on file).
     Regenerate {
         #[command(flatten)]
         holder: Holder,
@@ -92,6 +93,28 @@ pub enum EnrolCmd {
         #[arg(long)]
         identifier: String,
         /// File descriptor to read the password from.
+        #[arg(long)]
+        password_fd: u32,
+    },
+    /// Set a new hub password with a code sent to the address on file (ask for it with
+    /// `mes enrol regenerate`; by letter when no email is known).
+    ResetPassword {
+        #[command(flatten)]
+        holder: Holder,
+        #[command(flatten)]
+        code: CodeArg,
+        /// File descriptor to read the new password from.
+        #[arg(long)]
+        password_fd: u32,
+    },
+    /// Set a new hub password from this device, which holds the person's keys (paired,
+    /// or restored from a recovery kit): for the account of the space given with --space
+    /// (or the only one).
+    ResetPasswordWithKeys {
+        /// Hub identifier.
+        #[arg(long)]
+        identifier: String,
+        /// File descriptor to read the new password from.
         #[arg(long)]
         password_fd: u32,
     },

@@ -327,6 +327,23 @@ pub fn plan(command: Command) -> CliResult<Plan> {
                     identifier,
                     password: password(password_fd)?,
                 },
+                EnrolCmd::ResetPassword {
+                    holder,
+                    code,
+                    password_fd,
+                } => R::ResetPassword {
+                    holder: holder.card(),
+                    code: code.read()?,
+                    password: password(password_fd)?,
+                },
+                EnrolCmd::ResetPasswordWithKeys {
+                    identifier,
+                    password_fd,
+                } => R::ResetPasswordAsOwner {
+                    identifier,
+                    password: password(password_fd)?,
+                    space: mes_protocol::ids::SpaceId([0; 16]),
+                },
                 EnrolCmd::Profiles => unreachable!("answered above"),
             };
             match profile {
