@@ -44,8 +44,8 @@ pub mod watchdog;
 pub mod wire;
 
 /// Version of the wire and API protocols; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 9;
+pub const PROTOCOL_VERSION: u8 = 10;
 
 /// QUIC ALPN identifier: names the protocol and its version, so a relay and a daemon of
 /// different versions fail the TLS handshake with a clear reason instead of garbling frames.
-pub const ALPN: &[u8] = b"mes-sync/9";
+pub const ALPN: &[u8] = b"mes-sync/10";

@@ -82,8 +82,57 @@ pub fn paris() -> jiff::tz::TimeZone {
         .clone()
 }
 
+/// The time zone people of a département live in: the overseas départements and
+/// collectivities have their own (971 Guadeloupe, 972 Martinique, 973 Guyane, 974 La
+/// Réunion, 975 Saint-Pierre-et-Miquelon, 976 Mayotte, 977 Saint-Barthélemy, 978
+/// Saint-Martin); everyone else lives on Europe/Paris. Deadlines are still counted in
+/// Europe/Paris; this is only how a date is shown to the person.
+pub fn zone_of_departement(departement: &str) -> jiff::tz::TimeZone {
+    let name = match departement.trim() {
+        "971" => "America/Guadeloupe",
+        "972" => "America/Martinique",
+        "973" => "America/Cayenne",
+        "974" => "Indian/Reunion",
+        "975" => "America/Miquelon",
+        "976" => "Indian/Mayotte",
+        "977" => "America/St_Barthelemy",
+        "978" => "America/Marigot",
+        _ => return paris(),
+    };
+    jiff::tz::TimeZone::get(name).unwrap_or_else(|_| paris())
+}
+
+/// A date as the person of `departement` reads it ("13/04/2026"), in their time zone.
+pub fn local_date(t: UnixMillis, departement: &str) -> String {
+    let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(zone_of_departement(departement))
+        .strftime("%d/%m/%Y")
+        .to_string()
+}
+
 /// The day in Europe/Paris at `t` (ages turn at midnight there).
 pub fn paris_day(t: UnixMillis) -> jiff::civil::Date {
     let ts = jiff::Timestamp::from_millisecond(t.0 as i64).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     ts.to_zoned(paris()).date()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn overseas_people_read_dates_in_their_own_time_zone() {
+        // 1 a.m. in Paris on 14 April is still 13 April in Guadeloupe, and 3 a.m. on the
+        // 14th in La Réunion.
+        let t = super::UnixMillis(
+            jiff::civil::date(2026, 4, 14)
+                .at(1, 0, 0, 0)
+                .to_zoned(super::paris())
+                .unwrap()
+                .timestamp()
+                .as_millisecond() as u64,
+        );
+        assert_eq!(super::local_date(t, "69"), "14/04/2026");
+        assert_eq!(super::local_date(t, "971"), "13/04/2026");
+        assert_eq!(super::local_date(t, "974"), "14/04/2026");
+        assert_eq!(super::local_date(t, "2A"), "14/04/2026");
+    }
 }

@@ -684,11 +684,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             // A closed space is closed at the hub too: nobody reads it while archived.
-            let space = mes_protocol::enrolment::nir::Nir::parse(&nir)
+            let person = mes_protocol::enrolment::nir::Nir::parse(&nir)
                 .ok()
-                .and_then(|n| hub.tables.person(n.as_str()).ok().flatten())
-                .and_then(|p| p.account)
-                .map(|a| a.space);
+                .and_then(|n| hub.tables.person(n.as_str()).ok().flatten());
+            let departement = person
+                .as_ref()
+                .map(|p| p.insured.departement.clone())
+                .unwrap_or_default();
+            let space = person.and_then(|p| p.account).map(|a| a.space);
             if let (mes_relay::enrolment::behalf::Action::Close, Some(space)) = (action, space) {
                 relay
                     .set_closed(space, true)
@@ -699,7 +702,7 @@ async fn main() -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({
                     "status": status.name(),
-                    "detail": mes_relay::enrolment::service::describe(&status),
+                    "detail": mes_relay::enrolment::service::describe(&status, &departement),
                 })
             );
             Ok(())

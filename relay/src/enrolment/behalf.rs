@@ -72,9 +72,9 @@ pub fn appended(mut entries: Vec<Behalf>, entry: Behalf) -> Vec<Behalf> {
     entries
 }
 
-/// How the person reads an entry, French then English.
-pub fn describe(b: &Behalf) -> String {
-    let day = crate::enrolment::service::paris_date(b.at);
+/// How the person reads an entry, French then English, dates in their time zone.
+pub fn describe(b: &Behalf, departement: &str) -> String {
+    let day = mes_protocol::time::local_date(b.at, departement);
     match b.action {
         Action::Oppose => format!(
             "Opposition enregistrée pour vous le {day} par {by} (référence {reference}) ; vous pouvez l'annuler en activant votre espace / Opposition recorded on your behalf on {day} by {by} (reference {reference}); you may undo it by activating your space",

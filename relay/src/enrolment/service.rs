@@ -1433,28 +1433,30 @@ pub const SOURCE_FAILURES_PER_HOUR: u32 = 100;
 /// Failed enrolment requests a device may make per hour.
 pub const DEVICE_FAILURES_PER_HOUR: u32 = 20;
 
-/// The person's reading of a status, French then English.
-pub fn describe(s: &Status) -> String {
+/// The person's reading of a status, French then English, dates in the time zone of their
+/// département (overseas ones have their own).
+pub fn describe(s: &Status, departement: &str) -> String {
+    let date = |t: UnixMillis| mes_protocol::time::local_date(t, departement);
     match s {
         Status::Imported => "Pas encore notifié / Not notified yet".into(),
         Status::Notified { deadline, .. } => format!(
             "En attente de décision : création automatique le {0} / Awaiting a decision: created automatically on {0}",
-            paris_date(*deadline)
+            date(*deadline)
         ),
         Status::Opposed { at } => format!(
             "Opposé le {0} ; vous pouvez activer à tout moment / Opposed on {0}; you may activate at any time",
-            paris_date(*at)
+            date(*at)
         ),
         Status::AutoCreated { at } => format!(
             "Créé automatiquement le {0} ; activez-le pour y accéder / Created automatically on {0}; activate it to use it",
-            paris_date(*at)
+            date(*at)
         ),
-        Status::Activated { at } => format!("Activé le {0} / Activated on {0}", paris_date(*at)),
+        Status::Activated { at } => format!("Activé le {0} / Activated on {0}", date(*at)),
         Status::Closed { purge_at, .. } => format!(
             "Clôturé ; archivé jusqu'au {0}, réouvrable d'ici là / Closed; archived until {0}, can be reopened until then",
-            paris_date(*purge_at)
+            date(*purge_at)
         ),
-        Status::Deleted { at } => format!("Supprimé le {0} / Deleted on {0}", paris_date(*at)),
+        Status::Deleted { at } => format!("Supprimé le {0} / Deleted on {0}", date(*at)),
         Status::Undeliverable { .. } => "Courrier revenu (n'habite pas à l'adresse indiquée) : rien n'est créé tant que vous n'êtes pas prévenu / Letter returned (not at this address): nothing is created until you are told".into(),
     }
 }
@@ -1532,7 +1534,15 @@ impl EnrolmentHub {
             | R::ResetPasswordAsOwner { identifier, .. } => self.tables.identifier(identifier)?,
             R::Hold { .. } | R::HeldReady { .. } | R::Holders { .. } => None,
         };
-        let mut detail = describe(&status);
+        let departement = match &nir {
+            Some(n) => self
+                .tables
+                .person(n)?
+                .map(|p| p.insured.departement)
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        let mut detail = describe(&status, &departement);
         let standing = |b: &behalf::Behalf| match (b.action, &status) {
             (behalf::Action::Oppose, Status::Opposed { at }) => *at == b.at,
             (behalf::Action::Close, Status::Closed { at, .. }) => *at == b.at,
@@ -1544,7 +1554,7 @@ impl EnrolmentHub {
             .flatten()
             .filter(standing)
         {
-            detail = format!("{detail}\n{}", behalf::describe(&b));
+            detail = format!("{detail}\n{}", behalf::describe(&b, &departement));
         }
         Ok((status, detail))
     }

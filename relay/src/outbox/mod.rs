@@ -184,7 +184,7 @@ pub struct DeliveryReport {
 fn email_of(
     m: &Outgoing,
     to: &str,
-    body: String,
+    (subject, body): (String, String),
     hub: &HubIdentity,
     eight_bit: bool,
 ) -> Result<lettre::Message, OutboxError> {
@@ -199,7 +199,7 @@ fn email_of(
     Ok(lettre::Message::builder()
         .from(from)
         .to(to)
-        .subject(Templates::subject(m))
+        .subject(subject)
         .header(ContentType::TEXT_PLAIN)
         .body(match eight_bit.then(|| eight_bit_body(&body)).flatten() {
             Some(encoded) => {
@@ -290,7 +290,8 @@ fn render_one(
     let body = templates.render(m, m.code(code_key).as_deref(), &d.hub)?;
     Ok(match (&m.email, &d.email, tmp) {
         (Some(to), EmailSink::Maildir(_), Some(tmp)) => {
-            let bytes = email_of(m, to, body, &d.hub, true)?.formatted();
+            let subject = templates.subject(m, &d.hub)?;
+            let bytes = email_of(m, to, (subject, body), &d.hub, true)?.formatted();
             let name = format!(
                 "{}.M{seq}P{host}.mes-relay",
                 mes_protocol::time::UnixMillis::now().0 / 1000
@@ -312,7 +313,7 @@ fn render_one(
         }
         (Some(to), EmailSink::Smtp(_), _) => Rendered::Smtp {
             to: to.clone(),
-            message: email_of(m, to, body, &d.hub, false)?,
+            message: email_of(m, to, (templates.subject(m, &d.hub)?, body), &d.hub, false)?,
         },
         (Some(_), EmailSink::Maildir(_), None) => {
             return Err(OutboxError::rule(

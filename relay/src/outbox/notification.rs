@@ -6,10 +6,9 @@
 use super::OutboxError;
 use std::path::Path;
 
-use crate::enrolment::service::paris_date;
 use crate::enrolment::store::{MessageKind, Outgoing};
 
-/// The embedded templates, by name.
+/// The embedded templates, by name: each kind's body, and its email subject.
 const BUILTIN: &[(&str, &str)] = &[
     (
         "notification.txt.j2",
@@ -31,6 +30,35 @@ const BUILTIN: &[(&str, &str)] = &[
         "closed_for_you.txt.j2",
         include_str!("../../templates/closed_for_you.txt.j2"),
     ),
+    (
+        "notification.subject.j2",
+        include_str!("../../templates/notification.subject.j2"),
+    ),
+    (
+        "regenerated.subject.j2",
+        include_str!("../../templates/regenerated.subject.j2"),
+    ),
+    (
+        "reminder.subject.j2",
+        include_str!("../../templates/reminder.subject.j2"),
+    ),
+    (
+        "opposed_for_you.subject.j2",
+        include_str!("../../templates/opposed_for_you.subject.j2"),
+    ),
+    (
+        "closed_for_you.subject.j2",
+        include_str!("../../templates/closed_for_you.subject.j2"),
+    ),
+];
+
+/// Every kind of message, to check each template once at start.
+const KINDS: [MessageKind; 5] = [
+    MessageKind::Notification,
+    MessageKind::Regenerated,
+    MessageKind::Reminder,
+    MessageKind::OpposedForYou,
+    MessageKind::ClosedForYou,
 ];
 
 /// What every message says about the hub.
@@ -60,22 +88,26 @@ pub struct Templates {
     env: minijinja::Environment<'static>,
 }
 
-fn template_name(kind: MessageKind) -> &'static str {
+/// The name of a kind's templates, without `.txt.j2` (body) or `.subject.j2`.
+fn template_stem(kind: MessageKind) -> &'static str {
     match kind {
-        MessageKind::Notification => "notification.txt.j2",
-        MessageKind::Regenerated => "regenerated.txt.j2",
-        MessageKind::Reminder => "reminder.txt.j2",
-        MessageKind::OpposedForYou => "opposed_for_you.txt.j2",
-        MessageKind::ClosedForYou => "closed_for_you.txt.j2",
+        MessageKind::Notification => "notification",
+        MessageKind::Regenerated => "regenerated",
+        MessageKind::Reminder => "reminder",
+        MessageKind::OpposedForYou => "opposed_for_you",
+        MessageKind::ClosedForYou => "closed_for_you",
     }
 }
 
 impl Templates {
-    /// The embedded templates, each replaced by a file of the same name in `dir` if any;
-    /// a template that does not compile is named.
+    /// The embedded templates, each replaced by a file of the same name in `dir` if any.
+    /// Rendering is strict: a template that does not compile, or that names a variable
+    /// no message has (a typo in an operator's template), is refused here, when
+    /// `campaign run` or `deliver` starts, with its name, rather than sent with a blank.
     pub fn load(dir: Option<&Path>) -> Result<Self, OutboxError> {
         let mut env = minijinja::Environment::new();
         env.set_keep_trailing_newline(true);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         for (name, text) in BUILTIN {
             let text = match dir.map(|d| d.join(name)).filter(|p| p.exists()) {
                 Some(p) => std::fs::read_to_string(&p).map_err(|e| {
@@ -86,29 +118,37 @@ impl Templates {
             env.add_template_owned(*name, text)
                 .map_err(|e| OutboxError::rule(format!("template {name}: {e}")))?;
         }
-        Ok(Templates { env })
+        let templates = Templates { env };
+        for kind in KINDS {
+            let sample = Outgoing {
+                kind,
+                about: "1800569123456".into(),
+                email: Some("camille.martin@exemple.fr".into()),
+                postal_address: Some("1 rue de la Paix, 69001 Lyon".into()),
+                addressee: "Camille Martin".into(),
+                for_name: "Camille Martin".into(),
+                minor: false,
+                code_issue: Some(1),
+                code_expires: Some(mes_protocol::time::UnixMillis(1_775_000_000_000)),
+                deadline: Some(mes_protocol::time::UnixMillis(1_776_000_000_000)),
+                departement: "69".into(),
+            };
+            let hub = HubIdentity::default();
+            templates
+                .subject(&sample, &hub)
+                .and_then(|_| templates.render(&sample, Some("123456789ABC"), &hub))
+                .map_err(|e| OutboxError::rule(format!("template {}: {e}", template_stem(kind))))?;
+        }
+        Ok(templates)
     }
 
-    /// The subject of an email.
-    pub fn subject(m: &Outgoing) -> String {
-        match m.kind {
-            MessageKind::Notification => format!(
-                "Mon espace santé de {} : votre code provisoire / your provisional code",
-                m.for_name
-            ),
-            MessageKind::Regenerated => {
-                "Mon espace santé : nouveau code provisoire / new provisional code".into()
-            }
-            MessageKind::Reminder => "Mon espace santé vous attend / is waiting for you".into(),
-            MessageKind::OpposedForYou => format!(
-                "Mon espace santé de {} : opposition enregistrée / opposition recorded",
-                m.for_name
-            ),
-            MessageKind::ClosedForYou => format!(
-                "Mon espace santé de {} : clôture enregistrée / closure recorded",
-                m.for_name
-            ),
-        }
+    /// The subject of an email, one line.
+    pub fn subject(&self, m: &Outgoing, hub: &HubIdentity) -> Result<String, OutboxError> {
+        let t = self
+            .env
+            .get_template(&format!("{}.subject.j2", template_stem(m.kind)))?;
+        let text = t.render(context(m, None, hub))?;
+        Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
     }
 
     /// The body of a message.
@@ -118,20 +158,30 @@ impl Templates {
         code: Option<&str>,
         hub: &HubIdentity,
     ) -> Result<String, OutboxError> {
-        let t = self.env.get_template(template_name(m.kind))?;
-        let date =
-            |t: Option<mes_protocol::time::UnixMillis>| t.map(paris_date).unwrap_or_default();
-        Ok(t.render(minijinja::context! {
-            addressee => m.addressee,
-            for_name => m.for_name,
-            minor => m.minor,
-            code => code.unwrap_or_default(),
-            code_expires => date(m.code_expires),
-            deadline => date(m.deadline),
-            site => hub.site,
-            signature => hub.signature,
-            channel => if m.email.is_some() { "email" } else { "courrier" },
-        })?)
+        let t = self
+            .env
+            .get_template(&format!("{}.txt.j2", template_stem(m.kind)))?;
+        Ok(t.render(context(m, code, hub))?)
+    }
+}
+
+/// What a template may use: the person, the code, its validity and the deadline as the
+/// person reads dates (in their own time zone overseas), the hub, and the channel.
+fn context(m: &Outgoing, code: Option<&str>, hub: &HubIdentity) -> minijinja::Value {
+    let date = |t: Option<mes_protocol::time::UnixMillis>| {
+        t.map(|t| mes_protocol::time::local_date(t, &m.departement))
+            .unwrap_or_default()
+    };
+    minijinja::context! {
+        addressee => m.addressee,
+        for_name => m.for_name,
+        minor => m.minor,
+        code => code.unwrap_or_default(),
+        code_expires => date(m.code_expires),
+        deadline => date(m.deadline),
+        site => hub.site,
+        signature => hub.signature,
+        channel => if m.email.is_some() { "email" } else { "courrier" },
     }
 }
 
@@ -173,5 +223,78 @@ mod tests {
             "a letter offers no new code by email"
         );
         assert!(body.find("Bonjour").unwrap() < body.find("Hello").unwrap());
+    }
+
+    #[test]
+    fn an_operators_template_naming_an_unknown_variable_is_refused_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reminder.txt.j2");
+        std::fs::write(&path, "Bonjour {{ adressee }},\n").unwrap();
+        let Err(e) = Templates::load(Some(dir.path())) else {
+            panic!("a misspelt variable loads")
+        };
+        assert!(
+            e.to_string().contains("reminder") && e.to_string().contains("adressee"),
+            "{e}"
+        );
+        // Control: spelt right, it loads and is what is sent.
+        std::fs::write(&path, "Bonjour {{ addressee }},\n").unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let subject = dir.path().join("reminder.subject.j2");
+        std::fs::write(&subject, "Rappel pour {{ for_name }}").unwrap();
+        let t2 = Templates::load(Some(dir.path())).unwrap();
+        let m = Outgoing {
+            kind: MessageKind::Reminder,
+            about: "1840569123456".into(),
+            email: Some("a@exemple.fr".into()),
+            postal_address: None,
+            addressee: "Camille Martin".into(),
+            for_name: "Camille Martin".into(),
+            minor: false,
+            code_issue: None,
+            code_expires: None,
+            deadline: None,
+            departement: "69".into(),
+        };
+        assert_eq!(
+            t.render(&m, None, &HubIdentity::default()).unwrap(),
+            "Bonjour Camille Martin,\n"
+        );
+        assert_eq!(
+            t2.subject(&m, &HubIdentity::default()).unwrap(),
+            "Rappel pour Camille Martin"
+        );
+    }
+
+    #[test]
+    fn overseas_letters_give_dates_in_the_persons_time_zone() {
+        let t = Templates::load(None).unwrap();
+        // The deadline is 14 April 2026 at 01:00 in Paris: still the 13th in Guadeloupe.
+        let deadline = jiff::civil::date(2026, 4, 14)
+            .at(1, 0, 0, 0)
+            .to_zoned(mes_protocol::time::paris())
+            .unwrap()
+            .timestamp()
+            .as_millisecond() as u64;
+        let letter = |departement: &str| {
+            let m = Outgoing {
+                kind: MessageKind::Notification,
+                about: "1840597112345".into(),
+                email: None,
+                postal_address: Some("1 rue Schoelcher, 97110 Pointe-à-Pitre".into()),
+                addressee: "Léa Bernard".into(),
+                for_name: "Léa Bernard".into(),
+                minor: false,
+                code_issue: Some(1),
+                code_expires: Some(mes_protocol::time::UnixMillis(deadline)),
+                deadline: Some(mes_protocol::time::UnixMillis(deadline)),
+                departement: departement.into(),
+            };
+            t.render(&m, Some("123456789ABC"), &HubIdentity::default())
+                .unwrap()
+        };
+        assert!(letter("971").contains("jusqu'au 13/04/2026"));
+        // Control: the same deadline in Lyon.
+        assert!(letter("69").contains("jusqu'au 14/04/2026"));
     }
 }
