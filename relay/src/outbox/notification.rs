@@ -52,6 +52,19 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// What a template may use (see [`context`]).
+const VARIABLES: [&str; 9] = [
+    "addressee",
+    "for_name",
+    "minor",
+    "code",
+    "code_expires",
+    "deadline",
+    "site",
+    "signature",
+    "channel",
+];
+
 /// Every kind of message, to check each template once at start.
 const KINDS: [MessageKind; 5] = [
     MessageKind::Notification,
@@ -117,6 +130,22 @@ impl Templates {
             };
             env.add_template_owned(*name, text)
                 .map_err(|e| OutboxError::rule(format!("template {name}: {e}")))?;
+        }
+        for (name, _) in BUILTIN {
+            let mut unknown: Vec<String> = env
+                .get_template(name)?
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| !VARIABLES.contains(&v.as_str()))
+                .collect();
+            if !unknown.is_empty() {
+                unknown.sort();
+                return Err(OutboxError::rule(format!(
+                    "template {name} names {}, which no message has; a template may use {}",
+                    unknown.join(", "),
+                    VARIABLES.join(", ")
+                )));
+            }
         }
         let templates = Templates { env };
         for kind in KINDS {
