@@ -2,8 +2,11 @@
 //!
 //! A client of the daemon's local API: one request at a time over the Unix socket, and a
 //! stream of events after `subscribe`; and reading a secret from a file descriptor, as
-//! `mes` and `mesd` take passphrases and codes. Small on purpose: `mes` links this, not
+//! `mes` and `mesd` take passphrases and codes; and the log options the three binaries
+//! share ([`logging`]). Small on purpose: `mes` links this, not
 //! the daemon or the relay (those only for `mes demo`, behind the `demo` feature).
+
+pub mod logging;
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::wire::api::{ApiCall, ApiError, ApiEvent, ApiFrame, ApiReply, ApiRequest};

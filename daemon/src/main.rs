@@ -17,6 +17,8 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: mes_client::logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -49,10 +51,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = Cli::parse();
+    mes_client::logging::init(&cli.log, "info");
     let Command::Serve {
         data,
         identity,
@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         fingerprint,
         name,
         max_document_mib,
-    } = Cli::parse().command;
+    } = cli.command;
     let unlock = match (identity, passphrase_fd) {
         (Some(p), None) => Unlock::IdentityFile(p),
         (None, Some(fd)) => Unlock::from_fd(fd)?,
@@ -84,6 +84,11 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("starting mesd")?;
     println!("{}", serde_json::to_string(&running.ready)?);
+    tracing::info!(
+        socket = %running.ready.socket.display(),
+        device = %running.ready.device,
+        "mesd ready"
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -21,6 +21,8 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: mes_client::logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -330,7 +332,13 @@ async fn offline(
     enrolment: mes_relay::enrolment::Policy,
     db: &Database,
 ) -> anyhow::Result<std::sync::Arc<mes_relay::handler::Relay>> {
-    Ok(mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await?)
+    let relay = mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await?;
+    tracing::info!(
+        data = %data.display(),
+        backend = if db.postgres.is_some() { "postgres" } else { "sled" },
+        "hub store opened"
+    );
+    Ok(relay)
 }
 
 #[tokio::main]
@@ -342,11 +350,9 @@ async fn main() -> anyhow::Result<()> {
     // Everything the hub writes is its own user's only (issue 22, finding 9); the files
     // that hold keys and codes also set their mode themselves (`private_files`).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("MES_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    mes_client::logging::init(&cli.log, "info");
+    match cli.command {
         Command::Serve {
             data,
             listen,

@@ -17,10 +17,8 @@ use mes_tui::cli::{plan, socket_path, Cli, Plan};
 async fn main() -> std::process::ExitCode {
     let started = std::time::Instant::now();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    // Errors only by default: the terminal client's screen is on the same terminal.
+    mes_client::logging::init(&cli.log, "error");
     match run(cli, started).await {
         Ok(code) => code,
         Err(e) => {

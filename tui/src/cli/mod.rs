@@ -38,6 +38,8 @@ pub struct Cli {
     /// Print JSON for scripts.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub log: mes_client::logging::LogArgs,
     /// Without a subcommand, the terminal client opens.
     #[command(subcommand)]
     pub command: Option<Command>,
