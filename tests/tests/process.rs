@@ -230,6 +230,20 @@ async fn mes_subcommands_drive_sync_from_scripts() -> anyhow::Result<()> {
         human.contains("en ligne / online") && human.contains("notes"),
         "{human}"
     );
+    // Scripts wait for a device to be caught up instead of polling (issue 27).
+    mes(s, &["note", "set", "groupe", "O négatif"])?;
+    let (code, out) = mes(s, &["status", "--wait", "--timeout", "60", "--json"])?;
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    assert_eq!(v["online"], true, "{out}");
+    assert!(
+        v["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .all(|v| v["pending_uploads"] == 0 && v["cursor"] == v["head"]),
+        "{out}"
+    );
     // The medical profile from scripts (issue 4).
     let (code, id) = mes(
         s,
@@ -589,5 +603,33 @@ fn the_binaries_log_as_told_in_text_or_json() -> anyhow::Result<()> {
     let ready: serde_json::Value = serde_json::from_str(&ready.expect("mesd logs its start"))?;
     assert_eq!(ready["level"], "INFO", "{ready}");
     assert!(ready["fields"]["socket"].is_string(), "{ready}");
+    Ok(())
+}
+
+/// `mes status --wait` gives up after its timeout on a device that cannot catch up (here
+/// one with no relay), exits 1 and says so; the caught-up case is in
+/// `mes_subcommands_drive_sync_from_scripts`.
+#[test]
+fn waiting_for_catch_up_gives_up_offline() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir()?;
+    let mut child = std::process::Command::new(binary("mesd")?)
+        .args(["serve", "--data"])
+        .arg(dir.path().join("device"))
+        .arg("--identity")
+        .arg(dir.path().join("device.age"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let ready: mes_daemon::run::DaemonReady = serde_json::from_str(&line)?;
+    let (code, out, err) =
+        mes_tests::run_mes(&ready.socket, &["status", "--wait", "--timeout", "1"])?;
+    child.kill()?;
+    child.wait()?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("not caught up after 1 s"), "{err}");
+    assert!(out.contains("hors ligne / offline"), "{out}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! `mes demo`, the sandbox account on a relay and a device in a temporary directory, with
 //! the terminal client open on it.
 
+mod caught_up;
 #[cfg(feature = "demo")]
 mod demo;
 mod import;
@@ -73,6 +74,11 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;
             let ok = import::run(&mut c, cli.space, &dir, &manifest, dry_run, cli.json).await?;
             return Ok(std::process::ExitCode::from(if ok { 0 } else { 1 }));
+        }
+        Plan::WaitCaughtUp { timeout } => {
+            let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;
+            let caught_up = caught_up::wait(&mut c, timeout, cli.json).await?;
+            return Ok(std::process::ExitCode::from(if caught_up { 0 } else { 1 }));
         }
         Plan::Call(call) => *call,
     };

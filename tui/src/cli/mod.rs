@@ -57,7 +57,15 @@ pub enum Command {
         serve: bool,
     },
     /// Sync state per volume: cursor, head, pending uploads, online or not.
-    Status,
+    Status {
+        /// Wait, with a progress bar, until this device is online and at the head of
+        /// every volume with nothing left to upload; exits 1 after --timeout.
+        #[arg(long)]
+        wait: bool,
+        /// Seconds to wait at most.
+        #[arg(long, default_value_t = 300, requires = "wait")]
+        timeout: u64,
+    },
     /// This device and its principal.
     Whoami,
     /// Notes (automerge volume).
@@ -244,6 +252,11 @@ pub enum Plan {
         /// Check only.
         dry_run: bool,
     },
+    /// `mes status --wait`: the status until this device is caught up.
+    WaitCaughtUp {
+        /// How long at most.
+        timeout: std::time::Duration,
+    },
     /// One call to the local API.
     Call(Box<ApiCall>),
 }
@@ -264,7 +277,15 @@ pub fn plan(command: Command) -> CliResult<Plan> {
                 dry_run,
             })
         }
-        Command::Status => ApiCall::Status,
+        Command::Status {
+            wait: true,
+            timeout,
+        } => {
+            return Ok(Plan::WaitCaughtUp {
+                timeout: std::time::Duration::from_secs(timeout),
+            })
+        }
+        Command::Status { wait: false, .. } => ApiCall::Status,
         Command::Whoami => ApiCall::Identity,
         Command::Profile(c) => record_call(RecordKind::Profile, c),
         Command::Prevention(c) => record_call(RecordKind::Prevention, c),
