@@ -250,6 +250,26 @@ pub async fn home(d: &Arc<Daemon>) -> anyhow::Result<SpaceId> {
         .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A device named `name` online with its home space, once the relay knows that space (what
+/// an enrolment request for it needs).
+pub async fn online_home(
+    dir: &Path,
+    name: &str,
+    relay: &RelayTarget,
+) -> anyhow::Result<(RunningDaemon, SpaceId)> {
+    let d = device(dir, name, relay).await?;
+    online(&d.daemon).await?;
+    let space = home(&d.daemon).await?;
+    until(&d.daemon, Duration::from_secs(30), "registered", |d| {
+        d.state()
+            .spaces
+            .get(&space)
+            .is_some_and(|s| s.record.registered)
+    })
+    .await?;
+    Ok((d, space))
+}
+
 /// Waits until the relay holds the space's membership with every fixed volume declared.
 pub async fn registered(d: &RunningDaemon, space: SpaceId) -> anyhow::Result<()> {
     let n = mes_daemon::daemon::fixed_volumes().len();

@@ -78,6 +78,24 @@ fn tables(
     ))
 }
 
+/// The operator imports `file` into the hub at `data` and runs the whole campaign.
+fn import_and_notify(data: &Path, file: &Path) -> anyhow::Result<()> {
+    let data_s = data.to_str().unwrap();
+    for args in [
+        vec![
+            "import-population",
+            "--data",
+            data_s,
+            file.to_str().unwrap(),
+        ],
+        vec!["campaign", "run", "--data", data_s],
+    ] {
+        let (code, _, err) = run_relay_on(data, &args)?;
+        anyhow::ensure!(code == 0, "{args:?}: {err}");
+    }
+    Ok(())
+}
+
 fn holder(nir: &str, serial: &str) -> CardHolder {
     CardHolder {
         nir: nir.into(),
@@ -219,21 +237,7 @@ async fn an_operator_enrols_a_population_and_people_activate_or_oppose() -> anyh
     let r = relay(dir.path(), None, false).await?;
     let hub = r.relay.enrolment.get().unwrap().clone();
     let t = target(&r);
-    let cam = device(dir.path(), "camille", &t).await?;
-    online(&cam.daemon).await?;
-    let space = home(&cam.daemon).await?;
-    mes_tests::until(
-        &cam.daemon,
-        std::time::Duration::from_secs(30),
-        "registered",
-        |d| {
-            d.state()
-                .spaces
-                .get(&space)
-                .is_some_and(|s| s.record.registered)
-        },
-    )
-    .await?;
+    let (cam, space) = mes_tests::online_home(dir.path(), "camille", &t).await?;
     let activate = |nir: &str, serial: &str, code: &str, identifier: &str, password: &str| {
         EnrolRequest::Activate {
             holder: holder(nir, serial),
@@ -1005,18 +1009,7 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     let p = people();
     let file = dir.path().join("population.csv");
     std::fs::write(&file, population(&p))?;
-    for args in [
-        vec![
-            "import-population",
-            "--data",
-            data_s,
-            file.to_str().unwrap(),
-        ],
-        vec!["campaign", "run", "--data", data_s],
-    ] {
-        let (code, _, err) = run_relay_on(&data, &args)?;
-        assert_eq!(code, 0, "{err}");
-    }
+    import_and_notify(&data, &file)?;
     let camille = code_for(&data.join("outbox"), "Camille Martin").expect("Camille's code");
     let later = jiff::Timestamp::now()
         .checked_add(jiff::SignedDuration::from_hours(43 * 24))?
@@ -1618,21 +1611,7 @@ async fn a_prison_records_an_opposition_and_a_guardian_a_closure_which_the_perso
     let r = relay(dir.path(), None, false).await?;
     let addr = r.ready.address;
     let t = target(&r);
-    let cam = device(dir.path(), "camille", &t).await?;
-    online(&cam.daemon).await?;
-    let space = home(&cam.daemon).await?;
-    mes_tests::until(
-        &cam.daemon,
-        std::time::Duration::from_secs(30),
-        "registered",
-        |d| {
-            d.state()
-                .spaces
-                .get(&space)
-                .is_some_and(|s| s.record.registered)
-        },
-    )
-    .await?;
+    let (cam, space) = mes_tests::online_home(dir.path(), "camille", &t).await?;
     let enrol = |request: EnrolRequest| {
         let d = cam.daemon.clone();
         async move {
@@ -1712,21 +1691,7 @@ async fn a_prison_records_an_opposition_and_a_guardian_a_closure_which_the_perso
         reopened.detail
     );
     assert!(!r.relay.is_closed(space));
-    let mar = device(dir.path(), "maria", &target(&r)).await?;
-    online(&mar.daemon).await?;
-    let maria_space = home(&mar.daemon).await?;
-    mes_tests::until(
-        &mar.daemon,
-        std::time::Duration::from_secs(30),
-        "registered",
-        |d| {
-            d.state()
-                .spaces
-                .get(&maria_space)
-                .is_some_and(|s| s.record.registered)
-        },
-    )
-    .await?;
+    let (mar, maria_space) = mes_tests::online_home(dir.path(), "maria", &target(&r)).await?;
     let s = mar
         .daemon
         .enrol(
@@ -1940,44 +1905,17 @@ async fn a_forgotten_hub_password_is_reset_by_code_or_by_recovery_kit_only() -> 
     use zeroize::Zeroizing;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("relay");
-    let data_s = data.to_str().unwrap();
     let p = people();
     let file = dir.path().join("population.csv");
     std::fs::write(&file, population(&p))?;
-    for args in [
-        vec![
-            "import-population",
-            "--data",
-            data_s,
-            file.to_str().unwrap(),
-        ],
-        vec!["campaign", "run", "--data", data_s],
-    ] {
-        let (code, _, err) = run_relay_on(&data, &args)?;
-        assert_eq!(code, 0, "{err}");
-    }
+    import_and_notify(&data, &file)?;
     let outbox = data.join("outbox");
     let camille = code_for(&outbox, "Camille Martin").expect("Camille's code");
     let maria_code = code_for(&outbox, "Maria Santoni").expect("Maria's code");
     let r = relay(dir.path(), None, false).await?;
     let hub = r.relay.enrolment.get().unwrap().clone();
     let t = target(&r);
-    let registered = |d: &mes_daemon::daemon::Daemon, space| {
-        d.state()
-            .spaces
-            .get(&space)
-            .is_some_and(|s| s.record.registered)
-    };
-    let cam = device(dir.path(), "camille", &t).await?;
-    online(&cam.daemon).await?;
-    let space = home(&cam.daemon).await?;
-    mes_tests::until(
-        &cam.daemon,
-        std::time::Duration::from_secs(30),
-        "registered",
-        |d| registered(d, space),
-    )
-    .await?;
+    let (cam, space) = mes_tests::online_home(dir.path(), "camille", &t).await?;
     let ask = |d: std::sync::Arc<mes_daemon::daemon::Daemon>, space, request| async move {
         d.enrol(Some(space), request).await.map_err(|e| e.message)
     };
@@ -2078,16 +2016,7 @@ async fn a_forgotten_hub_password_is_reset_by_code_or_by_recovery_kit_only() -> 
     );
 
     // Another person's device cannot set it, on Camille's space or on its own.
-    let mar = device(dir.path(), "maria", &t).await?;
-    online(&mar.daemon).await?;
-    let maria_space = home(&mar.daemon).await?;
-    mes_tests::until(
-        &mar.daemon,
-        std::time::Duration::from_secs(30),
-        "registered",
-        |d| registered(d, maria_space),
-    )
-    .await?;
+    let (mar, maria_space) = mes_tests::online_home(dir.path(), "maria", &t).await?;
     let as_owner = |space, password: &str| EnrolRequest::ResetPasswordAsOwner {
         identifier: "camille80".into(),
         password: password.into(),
