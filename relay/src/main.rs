@@ -451,10 +451,7 @@ async fn main() -> anyhow::Result<()> {
             delimiter,
             db,
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let text = mes_relay::checked_csv::decode(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let text = read_csv(&file)?;
             let today = jiff::Zoned::now()
                 .with_time_zone(mes_protocol::time::paris())
                 .date();
@@ -617,10 +614,7 @@ async fn main() -> anyhow::Result<()> {
                     db,
                 },
         } => {
-            let bytes =
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let text = mes_relay::checked_csv::decode(&bytes)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let text = read_csv(&file)?;
             let (nirs, mut bad) =
                 mes_relay::checked_csv::parse_rows(&text, &["nir"], b',', |line, field| {
                     Ok((line, field(0)))
@@ -735,6 +729,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// An operator's CSV file as text: UTF-8 with or without a byte-order mark, any other
+/// encoding named (`checked_csv::decode`).
+fn read_csv(file: &std::path::Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    mes_relay::checked_csv::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 /// Moves the people already on file out of `rows` into `bad`, by line.

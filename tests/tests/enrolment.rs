@@ -1426,29 +1426,39 @@ async fn a_spreadsheet_export_imports_its_good_rows_and_names_the_rest() -> anyh
         err.contains("export.csv:4: ") && err.contains("email"),
         "{err}"
     );
-    let rejects = dir.path().join("rejects.csv");
-    let (code, out, err) = import(&["--rejects", rejects.to_str().unwrap()])?;
-    assert_eq!(code, 0, "{err}");
-    let report = json(&out);
-    assert_eq!(
-        (report["imported"].as_u64(), report["rejected"].as_u64()),
-        (Some(2), Some(2)),
-        "{out}"
-    );
-    let written = std::fs::read_to_string(&rejects)?;
-    let lines: Vec<&str> = written.lines().collect();
+    // Imports with a rejects file named `name`: (imported, rejected) and the file's lines.
+    let with_rejects = |name: &str| -> anyhow::Result<((u64, u64), Vec<String>)> {
+        let path = dir.path().join(name);
+        let (code, out, err) = import(&["--rejects", path.to_str().unwrap()])?;
+        anyhow::ensure!(code == 0, "{err}");
+        let report = json(&out);
+        let counts = (
+            report["imported"].as_u64().unwrap_or(u64::MAX),
+            report["rejected"].as_u64().unwrap_or(u64::MAX),
+        );
+        let lines = std::fs::read_to_string(&path)?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Ok((counts, lines))
+    };
+    let (counts, lines) = with_rejects("rejects.csv")?;
+    assert_eq!(counts, (2, 2), "{lines:?}");
     assert_eq!(lines[0], "line,reason");
     assert!(
         lines[1].starts_with("4,") && lines[1].contains("email"),
-        "{written}"
+        "{lines:?}"
     );
     assert!(
         lines[2].starts_with("5,") && lines[2].contains("line 4"),
-        "{written}"
+        "{lines:?}"
     );
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
-        std::fs::metadata(&rejects)?.permissions().mode() & 0o777,
+        std::fs::metadata(dir.path().join("rejects.csv"))?
+            .permissions()
+            .mode()
+            & 0o777,
         0o600
     );
     // The operator corrects the email and imports the same file again: checked whole, the
@@ -1461,36 +1471,18 @@ async fn a_spreadsheet_export_imports_its_good_rows_and_names_the_rest() -> anyh
     let (code, _, err) = import(&[])?;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("already on file"), "{err}");
-    let again = dir.path().join("rejects-again.csv");
-    let (code, out, err) = import(&["--rejects", again.to_str().unwrap()])?;
-    assert_eq!(code, 0, "{err}");
-    let report = json(&out);
-    assert_eq!(
-        (report["imported"].as_u64(), report["rejected"].as_u64()),
-        (Some(2), Some(2)),
-        "{out}"
-    );
-    let written = std::fs::read_to_string(&again)?;
-    let lines: Vec<&str> = written.lines().collect();
-    assert_eq!(lines.len(), 3, "{written}");
-    assert!(
-        lines[1].starts_with("2,") && lines[1].contains("already on file"),
-        "{written}"
-    );
-    assert!(
-        lines[2].starts_with("3,") && lines[2].contains("already on file"),
-        "{written}"
-    );
+    let (counts, lines) = with_rejects("rejects-again.csv")?;
+    assert_eq!(counts, (2, 2), "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, at) in lines[1..].iter().zip(["2,", "3,"]) {
+        assert!(
+            line.starts_with(at) && line.contains("already on file"),
+            "{lines:?}"
+        );
+    }
     // A third time, everyone is on file: nothing comes in, four rows are named.
-    let third = dir.path().join("rejects-third.csv");
-    let (code, out, err) = import(&["--rejects", third.to_str().unwrap()])?;
-    assert_eq!(code, 0, "{err}");
-    let report = json(&out);
-    assert_eq!(
-        (report["imported"].as_u64(), report["rejected"].as_u64()),
-        (Some(0), Some(4)),
-        "{out}"
-    );
+    let (counts, _) = with_rejects("rejects-third.csv")?;
+    assert_eq!(counts, (0, 4));
     // Control: a Latin-1 export is named, not imported as mangled names.
     let latin1 = dir.path().join("latin1.csv");
     let text = population(&p);
