@@ -537,6 +537,26 @@ fn insured(nir: &str, email: bool) -> mes_relay::enrolment::population::Insured 
     }
 }
 
+/// Imports `people` into the tables and runs the whole campaign at `t0`.
+fn notify_at(
+    t: &mes_relay::enrolment::store::EnrolmentTables,
+    policy: &Policy,
+    secrets: &svc::Secrets,
+    people: &[mes_relay::enrolment::population::Insured],
+    t0: UnixMillis,
+) -> anyhow::Result<()> {
+    svc::import(t, people, |_| {}).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    svc::campaign(
+        t,
+        policy,
+        secrets,
+        &svc::CampaignRun::default(),
+        || t0,
+        |_| {},
+    )?;
+    Ok(())
+}
+
 /// The clock's effects on real sled files: a code past its month, the deadline, closure
 /// and the archive's end, an express deletion, reminders after six months then yearly.
 #[test]
@@ -547,17 +567,14 @@ fn the_clock_expires_codes_creates_spaces_and_ends_archives() -> anyhow::Result<
         Nir::with_key("2900175001001"),
         Nir::with_key("2900175001002"),
     );
-    svc::import(&t, &[insured(&a, true), insured(&b, false)], |_| {})
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let t0 = UnixMillis(1_780_000_000_000);
     let day = 86_400_000;
-    svc::campaign(
+    notify_at(
         &t,
         &policy,
         &secrets,
-        &svc::CampaignRun::default(),
-        || t0,
-        |_| {},
+        &[insured(&a, true), insured(&b, false)],
+        t0,
     )?;
     let key = secrets.code_key;
     let codes: Vec<String> = t
@@ -1210,17 +1227,14 @@ fn guessing_the_hub_password_locks_the_account_and_never_the_opposition() -> any
         Nir::with_key("2900175001011"),
         Nir::with_key("2900175001012"),
     );
-    svc::import(&t, &[insured(&a, true), insured(&b, true)], |_| {})
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let t0 = UnixMillis(1_780_000_000_000);
     let minute = 60_000;
-    svc::campaign(
+    notify_at(
         &t,
         &policy,
         &secrets,
-        &svc::CampaignRun::default(),
-        || t0,
-        |_| {},
+        &[insured(&a, true), insured(&b, true)],
+        t0,
     )?;
     let code_of = |nir: &str| {
         t.outbox_messages(100)
@@ -1732,8 +1746,12 @@ fn a_returned_letter_stops_the_clock_until_someone_is_told() -> anyhow::Result<(
     child.birth_date = "2015-01-01".parse()?;
     child.postal_address = None;
     child.representatives = vec![Nir::parse(&dad)?, Nir::parse(&mum)?];
-    svc::import(
+    let t0 = UnixMillis(1_780_000_000_000);
+    let day = 86_400_000;
+    notify_at(
         &t,
+        &policy,
+        &secrets,
         &[
             insured(&moved, false),
             insured(&stays, false),
@@ -1741,18 +1759,7 @@ fn a_returned_letter_stops_the_clock_until_someone_is_told() -> anyhow::Result<(
             insured(&mum, true),
             child,
         ],
-        |_| {},
-    )
-    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let t0 = UnixMillis(1_780_000_000_000);
-    let day = 86_400_000;
-    svc::campaign(
-        &t,
-        &policy,
-        &secrets,
-        &svc::CampaignRun::default(),
-        || t0,
-        |_| {},
+        t0,
     )?;
     let returned = svc::letter_returned(&t, &policy, &secrets, &moved, UnixMillis(t0.0 + 9 * day))?;
     assert_eq!(returned, svc::Returned::Undeliverable);
