@@ -96,6 +96,18 @@ fn import_and_notify(data: &Path, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Camille activates `space` with `code`, her identifier and her password.
+fn camille_activates(p: &People, code: String, space: mes_protocol::ids::SpaceId) -> EnrolRequest {
+    EnrolRequest::Activate {
+        holder: holder(&p.adult, "VIT0001"),
+        code,
+        identifier: "camille80".into(),
+        password: "Sant3!santé".into(),
+        email: "camille.martin@exemple.fr".into(),
+        space,
+    }
+}
+
 fn holder(nir: &str, serial: &str) -> CardHolder {
     CardHolder {
         nir: nir.into(),
@@ -1130,17 +1142,7 @@ async fn a_professional_feeds_an_auto_created_space_once_the_person_activates() 
     let space = home(&cam.daemon).await?;
     let s = cam
         .daemon
-        .enrol(
-            Some(space),
-            EnrolRequest::Activate {
-                holder: holder(&p.adult, "VIT0001"),
-                code: camille,
-                identifier: "camille80".into(),
-                password: "Sant3!santé".into(),
-                email: "camille.martin@exemple.fr".into(),
-                space,
-            },
-        )
+        .enrol(Some(space), camille_activates(&p, camille, space))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(s.status, "activated");
@@ -1639,15 +1641,7 @@ async fn a_prison_records_an_opposition_and_a_guardian_a_closure_which_the_perso
         "{}",
         s.detail
     );
-    let activated = enrol(EnrolRequest::Activate {
-        holder: holder(&p.adult, "VIT0001"),
-        code: camille,
-        identifier: "camille80".into(),
-        password: "Sant3!santé".into(),
-        email: "camille.martin@exemple.fr".into(),
-        space,
-    })
-    .await?;
+    let activated = enrol(camille_activates(&p, camille, space)).await?;
     assert_eq!(activated.status, "activated");
     r.shutdown().await;
 
@@ -1921,14 +1915,7 @@ async fn a_forgotten_hub_password_is_reset_by_code_or_by_recovery_kit_only() -> 
     let activated = ask(
         cam.daemon.clone(),
         space,
-        EnrolRequest::Activate {
-            holder: holder(&p.adult, "VIT0001"),
-            code: camille,
-            identifier: "camille80".into(),
-            password: "Sant3!santé".into(),
-            email: "camille.martin@exemple.fr".into(),
-            space,
-        },
+        camille_activates(&p, camille, space),
     )
     .await
     .map_err(|e| anyhow::anyhow!(e))?;
