@@ -39,6 +39,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod invalid;
 pub mod record;
+pub mod store_error;
 pub mod time;
 pub mod watchdog;
 pub mod wire;

@@ -26,58 +26,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// A storage failure: what was being done, and what kind of failure it is.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("replica storage: {message}")]
-pub struct StoreError {
-    /// What kind of failure.
-    pub kind: StoreErrorKind,
-    /// What was being done, and what failed.
-    pub message: String,
-}
-
-/// The kinds of storage failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorKind {
-    /// The storage engine failed (disk, database, object store).
-    Backend,
-    /// Stored bytes that do not read back: a damaged store, or one a newer version wrote.
-    Corrupt,
-    /// The backend cannot be reached now (a database restarting, a worker gone): trying
-    /// again later may succeed.
-    Unavailable,
-}
-
-impl StoreError {
-    /// The storage engine failed.
-    pub fn backend(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Backend,
-            message: message.into(),
-        }
-    }
-
-    /// Stored bytes do not read back.
-    pub fn corrupt(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Corrupt,
-            message: message.into(),
-        }
-    }
-
-    /// The backend cannot be reached now.
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Unavailable,
-            message: message.into(),
-        }
-    }
-
-    /// Whether trying again later may succeed.
-    pub fn retryable(&self) -> bool {
-        self.kind == StoreErrorKind::Unavailable
-    }
-}
+mes_protocol::store_error!(
+    /// A storage failure of the replica: what was being done, and what kind of failure it is.
+    "replica storage"
+);
+pub use mes_protocol::store_error::StoreErrorKind;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {

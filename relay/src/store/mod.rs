@@ -46,58 +46,11 @@ pub fn watch_stores() {
 /// A boxed future, for dyn-compatible async methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Storage failure; the operation changed nothing visible.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("relay storage failed: {message}")]
-pub struct StoreError {
-    /// What kind of failure.
-    pub kind: StoreErrorKind,
-    /// What was being done, and what failed.
-    pub message: String,
-}
-
-/// The kinds of storage failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorKind {
-    /// The storage engine failed (disk, database, object store).
-    Backend,
-    /// Stored bytes that do not read back: a damaged store, or one a newer version wrote.
-    Corrupt,
-    /// The backend cannot be reached now (a database restarting, a worker gone): trying
-    /// again later may succeed.
-    Unavailable,
-}
-
-impl StoreError {
-    /// The storage engine failed.
-    pub fn backend(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Backend,
-            message: message.into(),
-        }
-    }
-
-    /// Stored bytes do not read back.
-    pub fn corrupt(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Corrupt,
-            message: message.into(),
-        }
-    }
-
-    /// The backend cannot be reached now.
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            kind: StoreErrorKind::Unavailable,
-            message: message.into(),
-        }
-    }
-
-    /// Whether trying again later may succeed.
-    pub fn retryable(&self) -> bool {
-        self.kind == StoreErrorKind::Unavailable
-    }
-}
+mes_protocol::store_error!(
+    /// A storage failure of the relay; the operation changed nothing visible.
+    "relay storage failed"
+);
+pub use mes_protocol::store_error::StoreErrorKind;
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
