@@ -1,0 +1,106 @@
+//! The binaries as an operator and a script run them (issue 27): one log variable and
+//! the same log flags for `mes`, `mesd` and `mes-relay`, JSON logs for a collector, and
+//! `mes status --wait` giving up when a device cannot catch up.
+
+use mes_tests::binary;
+use std::process::Stdio;
+
+/// One log variable and the same flags for the binaries (issue 27): `MES_LOG` in tracing's
+/// filter syntax wins; otherwise `-v` and `-q` move the default; `--log-format json`
+/// writes one JSON object per line for a collector. Controls: text by default, `-q` and
+/// `MES_LOG=warn` silence the same line.
+#[test]
+fn the_binaries_log_as_told_in_text_or_json() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let relay = |extra: &[&str], log: Option<&str>| -> anyhow::Result<String> {
+        let mut c = std::process::Command::new(binary("mes-relay")?);
+        c.args(["stats", "--data"]).arg(&data).args(extra);
+        c.env_remove("MES_LOG").env_remove("MES_LOG_FORMAT");
+        if let Some(v) = log {
+            c.env("MES_LOG", v);
+        }
+        let out = c.output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stderr)?)
+    };
+    let text = relay(&[], None)?;
+    let line = text
+        .lines()
+        .find(|l| l.contains("hub store opened"))
+        .unwrap_or_else(|| panic!("an info line by default: {text}"));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(serde_json::from_str::<serde_json::Value>(line).is_err());
+    let json = relay(&["--log-format", "json"], None)?;
+    let line: serde_json::Value = serde_json::from_str(
+        json.lines()
+            .find(|l| l.contains("hub store opened"))
+            .unwrap_or_else(|| panic!("{json}")),
+    )?;
+    assert_eq!(line["level"], "INFO", "{line}");
+    assert_eq!(line["fields"]["message"], "hub store opened", "{line}");
+    assert_eq!(line["fields"]["backend"], "sled", "{line}");
+    assert!(!relay(&["-q"], None)?.contains("hub store opened"));
+    assert!(!relay(&[], Some("warn"))?.contains("hub store opened"));
+    assert!(
+        relay(&["-q"], Some("info"))?.contains("hub store opened"),
+        "MES_LOG wins over -q"
+    );
+
+    // mesd reads the same variable and flags (the systemd unit sets MES_LOG).
+    let mut child = std::process::Command::new(binary("mesd")?)
+        .args(["serve", "--data"])
+        .arg(dir.path().join("device"))
+        .arg("--identity")
+        .arg(dir.path().join("device.age"))
+        .args(["--log-format", "json"])
+        .env("MES_LOG", "info")
+        .env_remove("MES_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = std::io::BufReader::new(child.stderr.take().expect("piped"));
+    let ready = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("mesd ready"));
+    child.kill()?;
+    child.wait()?;
+    let ready: serde_json::Value = serde_json::from_str(&ready.expect("mesd logs its start"))?;
+    assert_eq!(ready["level"], "INFO", "{ready}");
+    assert!(ready["fields"]["socket"].is_string(), "{ready}");
+    Ok(())
+}
+
+/// `mes status --wait` gives up after its timeout on a device that cannot catch up (here
+/// one with no relay), exits 1 and says so; the caught-up case is in
+/// `process::mes_subcommands_drive_sync_from_scripts`.
+#[test]
+fn waiting_for_catch_up_gives_up_offline() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir()?;
+    let mut child = std::process::Command::new(binary("mesd")?)
+        .args(["serve", "--data"])
+        .arg(dir.path().join("device"))
+        .arg("--identity")
+        .arg(dir.path().join("device.age"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+    let ready: mes_daemon::run::DaemonReady = serde_json::from_str(&line)?;
+    let (code, out, err) =
+        mes_tests::run_mes(&ready.socket, &["status", "--wait", "--timeout", "1"])?;
+    child.kill()?;
+    child.wait()?;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("not caught up after 1 s"), "{err}");
+    assert!(out.contains("hors ligne / offline"), "{out}");
+    Ok(())
+}
