@@ -7,6 +7,7 @@
 //! the daemon or the relay (those only for `mes demo`, behind the `demo` feature).
 
 pub mod logging;
+pub mod shell;
 
 use mes_protocol::ids::SpaceId;
 use mes_protocol::wire::api::{ApiCall, ApiError, ApiEvent, ApiFrame, ApiReply, ApiRequest};

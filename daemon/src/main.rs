@@ -47,21 +47,44 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         max_document_mib: u64,
     },
+    /// Shell completions on standard output (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: mes_client::shell::Shell,
+    },
+    /// The manual page (roff) on standard output.
+    Man,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     mes_client::logging::init(&cli.log, "info");
-    let Command::Serve {
-        data,
-        identity,
-        passphrase_fd,
-        relay,
-        fingerprint,
-        name,
-        max_document_mib,
-    } = cli.command;
+    let (data, identity, passphrase_fd, relay, fingerprint, name, max_document_mib) =
+        match cli.command {
+            Command::Completions { shell } => {
+                mes_client::shell::completions::<Cli>(shell, "mesd");
+                return Ok(());
+            }
+            Command::Man => return Ok(mes_client::shell::man::<Cli>()?),
+            Command::Serve {
+                data,
+                identity,
+                passphrase_fd,
+                relay,
+                fingerprint,
+                name,
+                max_document_mib,
+            } => (
+                data,
+                identity,
+                passphrase_fd,
+                relay,
+                fingerprint,
+                name,
+                max_document_mib,
+            ),
+        };
     let unlock = match (identity, passphrase_fd) {
         (Some(p), None) => Unlock::IdentityFile(p),
         (None, Some(fd)) => Unlock::from_fd(fd)?,

@@ -155,6 +155,13 @@ enum Command {
         #[command(subcommand)]
         command: CatalogueCommand,
     },
+    /// Shell completions on standard output (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: mes_client::shell::Shell,
+    },
+    /// The manual page (roff) on standard output.
+    Man,
     /// The post that comes back (F1.2).
     Mail {
         #[command(subcommand)]
@@ -605,6 +612,11 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())
         }
+        Command::Completions { shell } => {
+            mes_client::shell::completions::<Cli>(shell, "mes-relay");
+            Ok(())
+        }
+        Command::Man => Ok(mes_client::shell::man::<Cli>()?),
         Command::Mail {
             command:
                 MailCommand::Returned {

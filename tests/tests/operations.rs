@@ -104,3 +104,51 @@ fn waiting_for_catch_up_gives_up_offline() -> anyhow::Result<()> {
     assert!(out.contains("hors ligne / offline"), "{out}");
     Ok(())
 }
+
+/// Each binary prints its shell completions and its manual page (issue 27), generated
+/// from its own command line. Control: a shell clap does not know is refused by name.
+#[test]
+fn every_binary_prints_completions_and_a_manual_page() -> anyhow::Result<()> {
+    for (bin, sub) in [
+        ("mes", "status"),
+        ("mesd", "serve"),
+        ("mes-relay", "on-behalf"),
+    ] {
+        let run = |args: &[&str]| -> anyhow::Result<std::process::Output> {
+            Ok(std::process::Command::new(binary(bin)?)
+                .args(args)
+                .output()?)
+        };
+        let out = run(&["completions", "bash"])?;
+        assert!(out.status.success(), "{bin}");
+        let text = String::from_utf8(out.stdout)?;
+        assert!(
+            text.contains(&format!("complete -F _{}", bin.replace('-', "__")))
+                && text.contains(sub),
+            "{bin}: {}",
+            &text[..text.len().min(300)]
+        );
+        for shell in ["zsh", "fish"] {
+            assert!(
+                run(&["completions", shell])?.status.success(),
+                "{bin} {shell}"
+            );
+        }
+        let man = run(&["man"])?;
+        assert!(man.status.success(), "{bin}");
+        let page = String::from_utf8(man.stdout)?;
+        let roff = |s: &str| s.replace('-', "\\-");
+        assert!(
+            page.contains(&format!(".TH {bin}")) && page.contains(&roff(sub)),
+            "{bin}: {}",
+            &page[..page.len().min(300)]
+        );
+        let refused = run(&["completions", "tcsh"])?;
+        assert!(!refused.status.success(), "{bin}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("tcsh"),
+            "{bin}"
+        );
+    }
+    Ok(())
+}

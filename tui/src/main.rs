@@ -75,6 +75,14 @@ async fn run(cli: Cli, started: std::time::Instant) -> anyhow::Result<std::proce
             let ok = import::run(&mut c, cli.space, &dir, &manifest, dry_run, cli.json).await?;
             return Ok(std::process::ExitCode::from(if ok { 0 } else { 1 }));
         }
+        Plan::Completions(shell) => {
+            mes_client::shell::completions::<Cli>(shell, "mes");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Plan::Man => {
+            mes_client::shell::man::<Cli>()?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         Plan::WaitCaughtUp { timeout } => {
             let mut c = ApiClient::connect(&socket_path(&cli.socket)?).await?;
             let caught_up = caught_up::wait(&mut c, timeout, cli.json).await?;

@@ -68,6 +68,13 @@ pub enum Command {
     },
     /// This device and its principal.
     Whoami,
+    /// Shell completions on standard output (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: mes_client::shell::Shell,
+    },
+    /// The manual page (roff) on standard output.
+    Man,
     /// Notes (automerge volume).
     #[command(subcommand)]
     Note(NoteCmd),
@@ -257,6 +264,10 @@ pub enum Plan {
         /// How long at most.
         timeout: std::time::Duration,
     },
+    /// `mes completions SHELL`.
+    Completions(mes_client::shell::Shell),
+    /// `mes man`.
+    Man,
     /// One call to the local API.
     Call(Box<ApiCall>),
 }
@@ -286,6 +297,8 @@ pub fn plan(command: Command) -> CliResult<Plan> {
             })
         }
         Command::Status { wait: false, .. } => ApiCall::Status,
+        Command::Completions { shell } => return Ok(Plan::Completions(shell)),
+        Command::Man => return Ok(Plan::Man),
         Command::Whoami => ApiCall::Identity,
         Command::Profile(c) => record_call(RecordKind::Profile, c),
         Command::Prevention(c) => record_call(RecordKind::Prevention, c),
