@@ -24,29 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the local API and sync with the relay.
-    Serve {
-        /// Data directory.
-        #[arg(long, env = "MES_DATA")]
-        data: PathBuf,
-        /// age identity file unlocking the replica (created if missing).
-        #[arg(long, conflicts_with = "passphrase_fd")]
-        identity: Option<PathBuf>,
-        /// File descriptor to read the passphrase from.
-        #[arg(long)]
-        passphrase_fd: Option<u32>,
-        /// Relay UDP address.
-        #[arg(long, env = "MES_RELAY", requires = "fingerprint")]
-        relay: Option<SocketAddr>,
-        /// Relay certificate SHA-256 fingerprint (hex) to pin.
-        #[arg(long, env = "MES_RELAY_FINGERPRINT")]
-        fingerprint: Option<String>,
-        /// This device's name.
-        #[arg(long, default_value = "device")]
-        name: String,
-        /// Largest document file accepted, in MiB.
-        #[arg(long, default_value_t = 64)]
-        max_document_mib: u64,
-    },
+    Serve(Serve),
     /// Shell completions on standard output (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -56,35 +34,52 @@ enum Command {
     Man,
 }
 
+/// What `mesd serve` takes.
+#[derive(clap::Args)]
+struct Serve {
+    /// Data directory.
+    #[arg(long, env = "MES_DATA")]
+    data: PathBuf,
+    /// age identity file unlocking the replica (created if missing).
+    #[arg(long, conflicts_with = "passphrase_fd")]
+    identity: Option<PathBuf>,
+    /// File descriptor to read the passphrase from.
+    #[arg(long)]
+    passphrase_fd: Option<u32>,
+    /// Relay UDP address.
+    #[arg(long, env = "MES_RELAY", requires = "fingerprint")]
+    relay: Option<SocketAddr>,
+    /// Relay certificate SHA-256 fingerprint (hex) to pin.
+    #[arg(long, env = "MES_RELAY_FINGERPRINT")]
+    fingerprint: Option<String>,
+    /// This device's name.
+    #[arg(long, default_value = "device")]
+    name: String,
+    /// Largest document file accepted, in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_document_mib: u64,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     mes_client::logging::init(&cli.log, "info");
-    let (data, identity, passphrase_fd, relay, fingerprint, name, max_document_mib) =
-        match cli.command {
-            Command::Completions { shell } => {
-                mes_client::shell::completions::<Cli>(shell, "mesd");
-                return Ok(());
-            }
-            Command::Man => return Ok(mes_client::shell::man::<Cli>()?),
-            Command::Serve {
-                data,
-                identity,
-                passphrase_fd,
-                relay,
-                fingerprint,
-                name,
-                max_document_mib,
-            } => (
-                data,
-                identity,
-                passphrase_fd,
-                relay,
-                fingerprint,
-                name,
-                max_document_mib,
-            ),
-        };
+    let Serve {
+        data,
+        identity,
+        passphrase_fd,
+        relay,
+        fingerprint,
+        name,
+        max_document_mib,
+    } = match cli.command {
+        Command::Completions { shell } => {
+            mes_client::shell::completions::<Cli>(shell, "mesd");
+            return Ok(());
+        }
+        Command::Man => return Ok(mes_client::shell::man::<Cli>()?),
+        Command::Serve(serve) => serve,
+    };
     let unlock = match (identity, passphrase_fd) {
         (Some(p), None) => Unlock::IdentityFile(p),
         (None, Some(fd)) => Unlock::from_fd(fd)?,
