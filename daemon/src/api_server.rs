@@ -133,12 +133,15 @@ pub async fn handle(
     use ApiCall::*;
     Ok(match call {
         Status => ApiReply::Status(d.status()),
-        Identity => ApiReply::Identity {
-            principal: d.identity().principal.principal_id(),
-            device: d.identity().device.device_id(),
-            name: d.identity().name().to_string(),
-            recipient: d.identity().principal.age.recipient().0,
-        },
+        Identity => {
+            let me = d.identity();
+            ApiReply::Identity {
+                principal: me.principal.principal_id(),
+                device: me.device.device_id(),
+                name: me.name().to_string(),
+                recipient: me.principal.age.recipient().0,
+            }
+        }
         CreateSpace { label } => ApiReply::SpaceCreated {
             space: d.create_space(&label).await?,
         },

@@ -576,8 +576,7 @@ async fn main() -> anyhow::Result<()> {
             now,
             db,
         } => {
-            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
-            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let relay = offline_configured(&data, config.as_deref(), &db).await?;
             let hub = enrolment(&relay);
             let now = now
                 .map(|t| mes_protocol::time::UnixMillis(t.as_millisecond().max(0) as u64))
@@ -631,8 +630,7 @@ async fn main() -> anyhow::Result<()> {
                 mes_relay::checked_csv::parse_rows(&text, &["nir"], b',', |line, field| {
                     Ok((line, field(0)))
                 });
-            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
-            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let relay = offline_configured(&data, config.as_deref(), &db).await?;
             let hub = enrolment(&relay);
             let now = mes_protocol::time::UnixMillis::now();
             let (mut emailed, mut undeliverable) = (0u64, 0u64);
@@ -677,8 +675,7 @@ async fn main() -> anyhow::Result<()> {
             by,
             db,
         } => {
-            let cfg = mes_relay::config::HubConfig::load(config.as_deref())?;
-            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let relay = offline_configured(&data, config.as_deref(), &db).await?;
             let hub = enrolment(&relay);
             let now = mes_protocol::time::UnixMillis::now();
             let status = match mes_relay::enrolment::service::on_behalf(
@@ -741,6 +738,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The hub's store, offline, with the enrolment policy of the configuration file.
+async fn offline_configured(
+    data: &std::path::Path,
+    config: Option<&std::path::Path>,
+    db: &Database,
+) -> anyhow::Result<std::sync::Arc<mes_relay::handler::Relay>> {
+    let cfg = mes_relay::config::HubConfig::load(config)?;
+    offline(data, cfg.enrolment, db).await
 }
 
 /// An operator's CSV file as text: UTF-8 with or without a byte-order mark, any other

@@ -110,13 +110,14 @@ impl Daemon {
                 };
                 SealWith::Epoch(epoch, key)
             };
+            let me = self.identity();
             let sealing = Sealing {
                 suite: self.suite,
                 space,
                 volume,
                 generation: v.meta.generation,
-                author: self.identity().device.device_id(),
-                signing: &self.identity().device.signing,
+                author: me.device.device_id(),
+                signing: &me.device.signing,
                 with,
             };
             let changes = (from..=to)
@@ -179,10 +180,10 @@ impl Daemon {
                     .or_insert_with(|| k.duplicate());
             }
         }
-        let owner = st.spaces[&v.meta.space].owner() == self.identity().principal.principal_id();
+        let me = self.identity();
+        let owner = st.spaces[&v.meta.space].owner() == me.principal.principal_id();
         let inbox = owner.then(|| {
-            AgeSecret::parse(&self.identity().principal.age.to_secret_string())
-                .expect("own age key parses")
+            AgeSecret::parse(&me.principal.age.to_secret_string()).expect("own age key parses")
         });
         OpenContext {
             space: v.meta.space,
