@@ -7,6 +7,8 @@
 //! the daemon or the relay (those only for `mes demo`, behind the `demo` feature).
 
 pub mod logging;
+pub mod paths;
+pub mod service_manager;
 pub mod shell;
 
 use mes_protocol::ids::SpaceId;

@@ -37,10 +37,15 @@ enum Command {
 /// What `mesd serve` takes.
 #[derive(clap::Args)]
 struct Serve {
-    /// Data directory.
+    /// Data directory (default: $XDG_DATA_HOME/mes, else ~/.local/share/mes).
     #[arg(long, env = "MES_DATA")]
-    data: PathBuf,
-    /// age identity file unlocking the replica (created if missing).
+    data: Option<PathBuf>,
+    /// The local API's socket (default: beside an explicit --data, else
+    /// $XDG_RUNTIME_DIR/mes/mesd.sock, else in the data directory).
+    #[arg(long, env = "MES_SOCKET")]
+    socket: Option<PathBuf>,
+    /// age identity file unlocking the replica, created if missing (default, without
+    /// --passphrase-fd: $XDG_CONFIG_HOME/mes/identity.age).
     #[arg(long, conflicts_with = "passphrase_fd")]
     identity: Option<PathBuf>,
     /// File descriptor to read the passphrase from.
@@ -66,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     mes_client::logging::init(&cli.log, "info");
     let Serve {
         data,
+        socket,
         identity,
         passphrase_fd,
         relay,
@@ -80,10 +86,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Man => return Ok(mes_client::shell::man::<Cli>()?),
         Command::Serve(serve) => serve,
     };
+    let socket = socket.unwrap_or_else(|| mes_client::paths::daemon_socket(data.as_deref()));
+    let data = data.unwrap_or_else(mes_client::paths::daemon_data);
     let unlock = match (identity, passphrase_fd) {
         (Some(p), None) => Unlock::IdentityFile(p),
         (None, Some(fd)) => Unlock::from_fd(fd)?,
-        _ => anyhow::bail!("give --identity FILE or --passphrase-fd N to unlock the replica"),
+        _ => {
+            let p = mes_client::paths::daemon_identity();
+            if let Some(dir) = p.parent() {
+                private_dir(dir)?;
+            }
+            Unlock::IdentityFile(p)
+        }
     };
     let relay = relay.map(|address| RelayTarget {
         address,
@@ -91,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
     });
     let running = start(DaemonConfig {
         data_dir: data,
+        socket: Some(socket),
         unlock,
         relay,
         name,
@@ -102,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("starting mesd")?;
     println!("{}", serde_json::to_string(&running.ready)?);
+    mes_client::service_manager::ready();
     tracing::info!(
         socket = %running.ready.socket.display(),
         device = %running.ready.device,
@@ -112,6 +128,17 @@ async fn main() -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    mes_client::service_manager::stopping();
     running.shutdown().await;
     Ok(())
+}
+
+/// Creates a directory of the user's own (0700) if it is missing.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
 }

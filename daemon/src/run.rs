@@ -18,6 +18,9 @@ use crate::sync::relay_client::RelayTarget;
 pub struct DaemonConfig {
     /// Data directory (created 0700).
     pub data_dir: PathBuf,
+    /// The local API's socket (none: `mesd.sock` in the data directory); its directory
+    /// is created 0700 when missing.
+    pub socket: Option<PathBuf>,
     /// How to unlock the storage key.
     pub unlock: Unlock,
     /// The relay, if any (without one the daemon works offline only).
@@ -111,7 +114,18 @@ pub async fn start(config: DaemonConfig) -> Result<RunningDaemon, StartError> {
     }
     let daemon = Daemon::open(store, &config.name, suite, label, files)?;
     daemon.link.set_target(config.relay.clone());
-    let socket = config.data_dir.join("mesd.sock");
+    let socket = config
+        .socket
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("mesd.sock"));
+    if let Some(dir) = socket.parent().filter(|d| !d.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io("creating", dir))?;
+    }
     let listener = crate::api_server::bind(&socket).map_err(io("binding", &socket))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(crate::api_server::serve(

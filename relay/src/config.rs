@@ -129,8 +129,13 @@ pub struct ConfigError(pub String);
 
 impl HubConfig {
     /// Reads a file, or the defaults without one; a bad file is named with its error.
+    /// Without a path, the conventional file if there is one (`mes_client::paths`),
+    /// else the defaults.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
-        let Some(path) = path else {
+        let found = path
+            .map(Path::to_path_buf)
+            .or_else(mes_client::paths::relay_config);
+        let Some(path) = found.as_deref() else {
             return Ok(HubConfig::default());
         };
         let text = std::fs::read_to_string(path)

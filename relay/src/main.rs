@@ -30,7 +30,7 @@ enum Command {
     /// Serve devices over QUIC; prints one JSON ready line (address, fingerprint).
     Serve {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// UDP address to listen on (overrides the configuration file).
         #[arg(long, env = "MES_RELAY_LISTEN")]
@@ -67,7 +67,7 @@ enum Command {
     /// `--postgres` while the instances serve.
     ImportPopulation {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// The CSV file (header in docs/enrolment.md).
         file: PathBuf,
@@ -93,7 +93,7 @@ enum Command {
     /// with the relay stopped, or with `--postgres` while the instances serve.
     Deliver {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// Configuration file.
         #[arg(long, env = "MES_RELAY_CONFIG")]
@@ -108,7 +108,7 @@ enum Command {
     /// at their end, reminders queued. The serving relay also runs it periodically.
     Sweep {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// Configuration file.
         #[arg(long, env = "MES_RELAY_CONFIG")]
@@ -122,7 +122,7 @@ enum Command {
     /// Writes a backup of the stopped hub (store and key files) to a new file.
     Backup {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// The backup file to create.
         #[arg(long)]
@@ -134,13 +134,13 @@ enum Command {
         #[arg(long)]
         from: PathBuf,
         /// The (empty or absent) data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
     },
     /// Campaign statistics (F1.9), as JSON.
     Stats {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         #[command(flatten)]
         db: Database,
@@ -179,7 +179,7 @@ enum Command {
         #[arg(value_enum)]
         action: mes_relay::enrolment::behalf::Action,
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// Configuration file (the archive period of a closure).
         #[arg(long, env = "MES_RELAY_CONFIG")]
@@ -201,7 +201,7 @@ enum Command {
     /// or with `--postgres` while the instances serve.
     CourtRemoval {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// The space (hex id).
         #[arg(long)]
@@ -228,7 +228,7 @@ enum MailCommand {
     /// `--postgres` while the instances serve.
     Returned {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// Configuration file (the opposition period of an emailed notification).
         #[arg(long, env = "MES_RELAY_CONFIG")]
@@ -271,7 +271,7 @@ enum CampaignCommand {
     /// `--postgres` while the instances serve.
     Run {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// Configuration file.
         #[arg(long, env = "MES_RELAY_CONFIG")]
@@ -300,7 +300,7 @@ enum DirectoryCommand {
     /// while the instances serve.
     Import {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// The CSV file.
         file: PathBuf,
@@ -317,7 +317,7 @@ enum CatalogueCommand {
     /// Run with the relay stopped, or with `--postgres` while the instances serve.
     Import {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         /// The TOML file.
         file: PathBuf,
@@ -327,7 +327,7 @@ enum CatalogueCommand {
     /// Prints the catalogue, one JSON object per service.
     List {
         /// Data directory.
-        #[arg(long, env = "MES_RELAY_DATA")]
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
         data: PathBuf,
         #[command(flatten)]
         db: Database,
@@ -394,7 +394,9 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("starting the relay")?;
             println!("{}", serde_json::to_string(&running.ready)?);
+            mes_client::service_manager::ready();
             shutdown_signal().await;
+            mes_client::service_manager::stopping();
             running.shutdown().await;
             Ok(())
         }

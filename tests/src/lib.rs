@@ -207,6 +207,7 @@ pub async fn device_with(
 ) -> anyhow::Result<RunningDaemon> {
     Ok(start(DaemonConfig {
         data_dir: dir.join(name),
+        socket: None,
         unlock: Unlock::IdentityFile(dir.join(format!("{name}.age"))),
         relay,
         name: name.into(),

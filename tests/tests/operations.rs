@@ -152,3 +152,102 @@ fn every_binary_prints_completions_and_a_manual_page() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The binaries find their files by the XDG conventions without any variable of their own
+/// (issue 27, item 5), and tell systemd where they stand (`Type=notify`): `mesd` keeps
+/// its data in `$XDG_DATA_HOME/mes`, its identity in `$XDG_CONFIG_HOME/mes`, its socket
+/// in `$XDG_RUNTIME_DIR/mes/mesd.sock`, and plain `mes` finds it; `READY=1` arrives on
+/// `NOTIFY_SOCKET` after the ready line and `STOPPING=1` on SIGTERM; `mes-relay` keeps
+/// its data in systemd's `STATE_DIRECTORY`. Control: `mes` under another runtime
+/// directory does not reach the daemon.
+#[test]
+fn the_binaries_find_their_files_by_xdg_and_tell_systemd() -> anyhow::Result<()> {
+    use std::io::BufRead;
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir()?;
+    let p = |s: &str| dir.path().join(s);
+    let notify = UnixDatagram::bind(p("notify.sock"))?;
+    notify.set_read_timeout(Some(std::time::Duration::from_secs(60)))?;
+    let heard = || -> anyhow::Result<String> {
+        let mut buf = [0u8; 512];
+        let n = notify.recv(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let xdg = |c: &mut std::process::Command, run: &str| {
+        for v in [
+            "MES_DATA",
+            "MES_SOCKET",
+            "MES_RELAY",
+            "MES_RELAY_FINGERPRINT",
+            "MES_RELAY_DATA",
+            "MES_RELAY_CONFIG",
+            "STATE_DIRECTORY",
+            "CONFIGURATION_DIRECTORY",
+        ] {
+            c.env_remove(v);
+        }
+        c.env("HOME", p("home"))
+            .env("XDG_DATA_HOME", p("data"))
+            .env("XDG_CONFIG_HOME", p("config"))
+            .env("XDG_RUNTIME_DIR", p(run));
+    };
+    std::fs::create_dir_all(p("run"))?;
+    let mut mesd = std::process::Command::new(binary("mesd")?);
+    xdg(&mut mesd, "run");
+    let mut mesd = mesd
+        .arg("serve")
+        .env("NOTIFY_SOCKET", p("notify.sock"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(mesd.stdout.take().expect("piped")).read_line(&mut line)?;
+    let ready: mes_daemon::run::DaemonReady = serde_json::from_str(&line)?;
+    assert_eq!(ready.socket, p("run/mes/mesd.sock"));
+    assert_eq!(heard()?, "READY=1\n");
+    assert!(p("data/mes").is_dir(), "data in $XDG_DATA_HOME/mes");
+    mes_tests::assert_owner_only(&p("config/mes/identity.age"));
+    let mes = |run: &str| -> anyhow::Result<std::process::Output> {
+        let mut c = std::process::Command::new(binary("mes")?);
+        xdg(&mut c, run);
+        Ok(c.args(["status", "--json"]).output()?)
+    };
+    let status = mes("run")?;
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let out = String::from_utf8(status.stdout)?;
+    assert!(out.contains("online"), "mes status answered: {out}");
+    let elsewhere = mes("elsewhere")?;
+    assert!(!elsewhere.status.success(), "control: another runtime dir");
+    assert!(
+        String::from_utf8_lossy(&elsewhere.stderr).contains("elsewhere/mes/mesd.sock"),
+        "{}",
+        String::from_utf8_lossy(&elsewhere.stderr)
+    );
+    std::process::Command::new("kill")
+        .arg(mesd.id().to_string())
+        .status()?;
+    assert_eq!(heard()?, "STOPPING=1\n");
+    assert!(mesd.wait()?.success());
+
+    let mut relay = std::process::Command::new(binary("mes-relay")?);
+    xdg(&mut relay, "run");
+    let mut relay = relay
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("STATE_DIRECTORY", p("state"))
+        .env("NOTIFY_SOCKET", p("notify.sock"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(relay.stdout.take().expect("piped")).read_line(&mut line)?;
+    assert!(line.contains("fingerprint"), "{line}");
+    assert_eq!(heard()?, "READY=1\n");
+    assert!(p("state/relay.sled").is_dir(), "data in $STATE_DIRECTORY");
+    relay.kill()?;
+    relay.wait()?;
+    Ok(())
+}

@@ -39,6 +39,7 @@ pub async fn run(json: bool, ui: Option<std::time::Instant>) -> anyhow::Result<(
     };
     let device = start(DaemonConfig {
         data_dir: dir.path().join("ordinateur"),
+        socket: None,
         unlock: Unlock::IdentityFile(dir.path().join("ordinateur.age")),
         relay: Some(target.clone()),
         name: "ordinateur".into(),

@@ -82,7 +82,7 @@ pub async fn run(opts: Options) -> Result<(), ShellError> {
     let missing = || {
         format!(
             "aucun démon mesd sur {0} / no mesd daemon at {0}\n  \
-             démarrez-le / start it: mesd serve --data DIR (then MES_DATA=DIR mes)\n  \
+             démarrez-le / start it: mesd serve (then mes; or mesd serve --data DIR, then MES_DATA=DIR mes)\n  \
              ou essayez le bac à sable / or try the sandbox: mes demo",
             opts.socket.display()
         )

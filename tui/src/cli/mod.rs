@@ -29,7 +29,8 @@ pub use record::*;
     about = "Mon espace santé, local-first: client en terminal / terminal client"
 )]
 pub struct Cli {
-    /// Socket of the daemon (default: $MES_DATA/mesd.sock).
+    /// Socket of the daemon (default: $MES_DATA/mesd.sock, else
+    /// $XDG_RUNTIME_DIR/mes/mesd.sock, else ~/.local/share/mes/mesd.sock: where mesd puts it).
     #[arg(long, env = "MES_SOCKET", global = true)]
     pub socket: Option<PathBuf>,
     /// Space to act on (default: your first space).
@@ -218,10 +219,7 @@ pub fn socket_path(cli: &Option<PathBuf>) -> CliResult<PathBuf> {
     if let Some(s) = cli {
         return Ok(s.clone());
     }
-    let data = std::env::var_os("MES_DATA").ok_or_else(|| {
-        CliError::Usage("give --socket or set MES_DATA / indiquez --socket ou MES_DATA".into())
-    })?;
-    Ok(PathBuf::from(data).join("mesd.sock"))
+    Ok(mes_client::paths::client_socket())
 }
 
 /// Why a command cannot be made into what `mes` does; each names the problem.
