@@ -35,6 +35,7 @@ pub mod config;
 pub mod defaults;
 pub mod directory;
 pub mod enrolment;
+pub mod erase;
 pub mod escrow;
 pub mod group_commit;
 pub mod handler;

@@ -589,7 +589,16 @@ async fn main() -> anyhow::Result<()> {
                     bar.inc(n as u64);
                 })?;
             bar.finish_and_clear();
-            println!("{}", serde_json::to_string(&report)?);
+            let erased = relay.erase_due(now).await?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "auto_created": report.auto_created,
+                    "deleted": report.deleted,
+                    "reminders": report.reminders,
+                    "spaces_erased": erased.len(),
+                })
+            );
             Ok(())
         }
         Command::Backup { data, out } => {
@@ -703,9 +712,14 @@ async fn main() -> anyhow::Result<()> {
                 .map(|p| p.insured.departement.clone())
                 .unwrap_or_default();
             let space = person.and_then(|p| p.account).map(|a| a.space);
-            if let (mes_relay::enrolment::behalf::Action::Close, Some(space)) = (action, space) {
+            if let (
+                mes_relay::enrolment::behalf::Action::Close,
+                Some(space),
+                mes_relay::enrolment::Status::Closed { purge_at, .. },
+            ) = (action, space, &status)
+            {
                 relay
-                    .set_closed(space, true)
+                    .set_closed(space, Some(*purge_at))
                     .await
                     .map_err(|e| anyhow::anyhow!("closing the space at the hub: {}", e.message))?;
             }

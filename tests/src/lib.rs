@@ -764,6 +764,7 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .collect()
 }
 
+pub mod backend_scan;
 pub mod bench;
 pub mod hostile;
 pub mod sim;

@@ -2081,3 +2081,160 @@ async fn a_forgotten_hub_password_is_reset_by_code_or_by_recovery_kit_only() -> 
     );
     Ok(())
 }
+
+/// Closing erases at the hub (F1.6, issue 27 item 3). Camille's space holds a document
+/// (its metadata in a volume's log, its file as a blob). A normal closure schedules the
+/// erasure at the archive's end, ten years on: the sweep 91 days later erases nothing.
+/// She reopens, then asks for an express deletion: not before its delay, and at the
+/// sweep after it the space's volumes, blobs, envelopes and membership leave every
+/// backend (sled read tree by tree, `pg_dump`, the S3 objects), the enrolment keeps only
+/// the fact of the deletion, and the closure record holds a hash of the id, never the
+/// id. Control: the same scan before the erasure finds the space's id, its volumes' ids
+/// and both ciphertexts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a user's scenario, read top to bottom"
+)]
+async fn a_closed_space_leaves_every_backend_when_its_day_comes() -> anyhow::Result<()> {
+    use mes_protocol::ids::Seq;
+    use mes_tests::backend_scan::{everything_stored, holds};
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("relay");
+    let p = people();
+    let file = dir.path().join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    import_and_notify(&data, &file)?;
+    let camille = code_for(&data.join("outbox"), "Camille Martin").expect("Camille's code");
+    let r = relay(dir.path(), None, false).await?;
+    let (cam, space) = mes_tests::online_home(dir.path(), "camille", &target(&r)).await?;
+    let ask = |request| {
+        let d = cam.daemon.clone();
+        async move {
+            d.enrol(Some(space), request)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))
+        }
+    };
+    ask(camille_activates(&p, camille, space)).await?;
+    let (_, blob, volume) =
+        mes_tests::uploaded_document(&cam.daemon, space, dir.path(), "Bilan sanguin").await?;
+    let store = r.relay.store();
+    let mut logged = Vec::new();
+    for _ in 0..300 {
+        logged = store.read(volume, Seq(0), 1).await?.items;
+        if !logged.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let bundle = logged
+        .first()
+        .expect("the volume's log at the hub")
+        .1
+        .clone();
+    let chunk = store.get_blob_chunk(&blob.0, 0).await?.expect("the file").0;
+    let membership: mes_protocol::access::membership::Membership =
+        mes_protocol::wire::codec::from_bytes(
+            &store
+                .get_record(mes_relay::store::Table::Membership, &space.0)
+                .await?
+                .expect("membership"),
+        )?;
+    let volumes: Vec<_> = membership.volumes.keys().copied().collect();
+    assert!(volumes.contains(&volume));
+    let mid = |b: &[u8]| b[b.len() / 2 - 16..b.len() / 2 + 16].to_vec();
+    let needles = [
+        ("the space's id", space.0.to_vec()),
+        ("the log's ciphertext", mid(&bundle)),
+        ("the file's ciphertext", mid(&chunk)),
+    ]
+    .into_iter()
+    .chain(volumes.iter().map(|v| ("a volume's id", v.0.to_vec())))
+    .collect::<Vec<_>>();
+
+    // A normal closure: archived for ten years, then erased.
+    let close = |express| EnrolRequest::Close {
+        identifier: "camille80".into(),
+        password: "Sant3!santé".into(),
+        express,
+    };
+    let reopen = EnrolRequest::Reopen {
+        identifier: "camille80".into(),
+        password: "Sant3!santé".into(),
+    };
+    let now = UnixMillis::now();
+    let day = 86_400_000;
+    let later = |days: u64| UnixMillis(now.0 + days * day);
+    ask(close(false)).await?;
+    assert_eq!(
+        mes_relay::erase::due(&*store, later(91)).await?,
+        Vec::new(),
+        "archived, not erased, after the express delay"
+    );
+    assert_eq!(
+        mes_relay::erase::due(&*store, later(3654)).await?,
+        vec![space],
+        "erased at the archive's end"
+    );
+    ask(reopen).await?;
+    assert_eq!(
+        mes_relay::erase::due(&*store, later(3654)).await?,
+        Vec::new()
+    );
+    // The express deletion: within the policy's delay (90 days), by the sweep.
+    ask(close(true)).await?;
+    assert!(r.relay.erase_due(later(89)).await?.is_empty());
+
+    // Control: stopped, every backend still holds the space.
+    drop(store);
+    r.shutdown().await;
+    let before = everything_stored(&data).await?;
+    for (what, needle) in &needles {
+        assert!(holds(&before, needle), "control: {what} is stored");
+    }
+
+    let r = relay(dir.path(), None, false).await?;
+    let hub = r.relay.enrolment.get().unwrap().clone();
+    let erased = r.relay.erase_due(later(91)).await?;
+    assert_eq!(erased.len(), 1, "{erased:?}");
+    assert_eq!(erased[0].0, space);
+    assert!(
+        erased[0].1.volumes >= 1 && erased[0].1.blobs == 1,
+        "{erased:?}"
+    );
+    let report = svc::sweep(&hub.tables, &hub.policy, later(91), |_| {})?;
+    assert_eq!(report.deleted, 1);
+    assert!(
+        mes_relay::erase::was_erased(&*r.relay.store(), &space.0).await?,
+        "the closure record stays"
+    );
+    assert!(r.relay.erase_due(later(92)).await?.is_empty(), "once");
+    // Her old device replays the genesis: an erased id is never taken again.
+    let (raw, _) = mes_tests::connect_as(&cam.daemon, &target(&r)).await?;
+    let (code, why) = mes_tests::refusal(
+        raw.request(mes_protocol::wire::Request::RegisterSpace {
+            genesis: membership.genesis.clone(),
+        })
+        .await,
+    );
+    assert_eq!(code, mes_protocol::wire::ErrorCode::Conflict, "{why}");
+    assert!(why.contains("erased"), "{why}");
+    let person = hub
+        .tables
+        .person(&p.adult[..13])?
+        .expect("the deletion's record");
+    assert!(matches!(person.status, Status::Deleted { .. }));
+    assert_eq!(person.account, None);
+    drop(hub);
+    r.shutdown().await;
+    let after = everything_stored(&data).await?;
+    for (what, needle) in &needles {
+        assert!(
+            !holds(&after, needle),
+            "{what} is still stored after erasure"
+        );
+    }
+    assert!(holds(&after, &mes_relay::erase::tombstone(&space.0)));
+    Ok(())
+}

@@ -90,9 +90,13 @@ impl Relay {
         })
         .await
         .map_err(|e| WireError::new(ErrorCode::Internal, e.to_string()))?;
-        if let (Ok(_), Some((identifier, close))) = (&answer, closing) {
+        if let (Ok((status, _)), Some((identifier, close))) = (&answer, closing) {
             if let Some(space) = account_space(&identifier) {
-                self.set_closed(space, close).await?;
+                let erase_at = match status {
+                    crate::enrolment::Status::Closed { purge_at, .. } if close => Some(*purge_at),
+                    _ => None,
+                };
+                self.set_closed(space, erase_at).await?;
             }
         }
         match answer {

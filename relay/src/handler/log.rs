@@ -279,6 +279,12 @@ impl Relay {
         match bound {
             Some(owner) if owner.as_slice() == space.0.as_slice() => Ok(()),
             Some(_) => Err(volume_taken(volume)),
+            None if crate::erase::was_erased(&*self.store, &volume.0)
+                .await
+                .map_err(internal)? =>
+            {
+                Err(volume_taken(volume))
+            }
             None => self
                 .store
                 .put_record(Table::VolumeSpace, volume.0.to_vec(), space.0.to_vec())

@@ -35,6 +35,18 @@ impl Relay {
         let space = genesis.body.space;
         let lock = self.membership_lock(space);
         let _one_writer = lock.lock().await;
+        if crate::erase::was_erased(&*self.store, &space.0)
+            .await
+            .map_err(internal)?
+        {
+            return Err(WireError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "space {} was erased at its person's request (F1.6); its id is never used again",
+                    space.short()
+                ),
+            ));
+        }
         if let Ok(existing) = self.membership(space) {
             return if existing.genesis == genesis {
                 Ok(Reply::Done)
@@ -407,6 +419,15 @@ impl Relay {
         let value = self.store.get_record(kind, &key).await?;
         match kind {
             Table::Membership => {
+                if value.is_none() {
+                    // Erased by another instance (F1.6).
+                    if let Ok(id) = <[u8; 16]>::try_from(key.as_slice()) {
+                        self.memberships
+                            .write()
+                            .expect("membership lock")
+                            .remove(&SpaceId(id));
+                    }
+                }
                 if let Some(v) = value {
                     let m: Membership = codec::from_bytes(&v)
                         .map_err(|e| StoreError::corrupt(format!("stored membership: {e}")))?;
@@ -551,11 +572,20 @@ impl Relay {
         self.closed.read().expect("closed lock").contains(&space)
     }
 
-    /// Marks a space closed (refused to everyone) or reopened, durably.
-    pub async fn set_closed(&self, space: SpaceId, closed: bool) -> Result<(), WireError> {
-        if closed {
+    /// Marks a space closed (refused to everyone) until it is erased at `erase_at`
+    /// (`crate::erase`), or reopened (`None`), durably.
+    pub async fn set_closed(
+        &self,
+        space: SpaceId,
+        erase_at: Option<mes_protocol::time::UnixMillis>,
+    ) -> Result<(), WireError> {
+        if let Some(at) = erase_at {
             self.store
-                .put_record(Table::Closed, space.0.to_vec(), Vec::new())
+                .put_record(
+                    Table::Closed,
+                    space.0.to_vec(),
+                    crate::erase::closed_value(at),
+                )
                 .await
                 .map_err(internal)?;
             self.closed.write().expect("closed lock").insert(space);
@@ -567,5 +597,27 @@ impl Relay {
             self.closed.write().expect("closed lock").remove(&space);
         }
         Ok(())
+    }
+
+    /// Erases every closed space whose day has come (F1.6, `crate::erase`): the sweep
+    /// runs it. Returns what each erasure removed.
+    pub async fn erase_due(
+        &self,
+        now: mes_protocol::time::UnixMillis,
+    ) -> Result<Vec<(SpaceId, crate::erase::Erasure)>, StoreError> {
+        let mut done = Vec::new();
+        for space in crate::erase::due(&*self.store, now).await? {
+            let lock = self.membership_lock(space);
+            let _one_writer = lock.lock().await;
+            let erased = crate::erase::erase_space(&*self.store, space, now).await?;
+            self.memberships
+                .write()
+                .expect("membership lock")
+                .remove(&space);
+            self.closed.write().expect("closed lock").remove(&space);
+            tracing::info!(space = %space.short(), ?erased, "closed space erased at the hub (F1.6)");
+            done.push((space, erased));
+        }
+        Ok(done)
     }
 }

@@ -239,6 +239,11 @@ impl Relay {
         PrincipalId(self.key.public())
     }
 
+    /// The store (operator tools and tests read it as the relay does).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     /// Whether the store answers a read (the `/health` check).
     pub async fn health(&self) -> Result<(), StoreError> {
         self.store

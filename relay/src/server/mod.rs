@@ -328,6 +328,10 @@ pub async fn start(config: RelayConfig) -> Result<RunningRelay, StartError> {
                     Ok(n) => tracing::info!("swept {n} uploads left unfinished for a day"),
                     Err(e) => tracing::warn!("the sweep of unfinished uploads failed: {e}"),
                 }
+                // Closed spaces whose archive or express delay ended (F1.6).
+                if let Err(e) = r.erase_due(r.clock.now()).await {
+                    tracing::warn!("erasing closed spaces failed (the next sweep resumes): {e}");
+                }
             }
             match outcome {
                 Ok(Ok(Some(report))) => {

@@ -114,11 +114,15 @@ pub enum Table {
     /// An upload not committed yet, by space || blob: the chunks it reserved against the
     /// space's quota and when it last grew (issue 22 finding 6; `file_quota`).
     BlobPending,
+    /// What stays of an erased space (F1.6, `crate::erase`): by a keyed hash of the
+    /// space's or a volume's id, never the id itself, the day it was erased; its ids are
+    /// never taken again.
+    Erased,
 }
 
 impl Table {
     /// Every kind, in code order (the code is the discriminant).
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 17] = [
         Table::Membership,
         Table::Device,
         Table::Revocation,
@@ -135,6 +139,7 @@ impl Table {
         Table::DeviceCurrent,
         Table::BlobVolume,
         Table::BlobPending,
+        Table::Erased,
     ];
 
     /// Kinds a relay keeps in memory, which other instances must hear about.
@@ -230,6 +235,13 @@ pub trait Store: Send + Sync + 'static {
         from: u32,
         to: u32,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Erases a volume for real (F1.6, issue 27 item 3): its log, snapshot, head and
+    /// pruned mark, durably; absent is fine, and a second call finishes what a crash
+    /// interrupted.
+    fn remove_volume(&self, volume: VolumeId) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Erases a blob for real, committed or not: its commit mark first (it is no longer
+    /// served), then every chunk, durably; absent is fine.
+    fn remove_blob<'a>(&'a self, blob: &'a [u8; 32]) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Reads a committed blob's chunk; `None` if missing. Returns (data, last).
     fn get_blob_chunk<'a>(
         &'a self,

@@ -272,6 +272,36 @@ impl Store for ObjectBlobs {
         })
     }
 
+    fn remove_volume(&self, volume: VolumeId) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.remove_volume(volume)
+    }
+
+    fn remove_blob<'a>(&'a self, blob: &'a [u8; 32]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            // The commit mark first: a blob half erased is no longer served.
+            match self.objects.delete(&committed_path(blob)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(failed(e)),
+            }
+            self.committed.lock().expect("committed blobs").remove(blob);
+            let dir = Path::from(format!("blobs/{}", hex::encode(blob)));
+            let mut listed = self.objects.list(Some(&dir));
+            let mut paths = Vec::new();
+            while let Some(meta) = listed.next().await {
+                paths.push(meta.map_err(failed)?.location);
+            }
+            for p in paths {
+                match self.objects.delete(&p).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            // A store that also kept chunks (none today) loses them too.
+            self.inner.remove_blob(blob).await
+        })
+    }
+
     fn get_blob_chunk<'a>(
         &'a self,
         blob: &'a [u8; 32],

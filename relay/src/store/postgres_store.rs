@@ -795,6 +795,36 @@ impl Store for PgStore {
         })
     }
 
+    fn remove_volume(&self, volume: VolumeId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            // One statement, one transaction: the log, the snapshot and the head go together.
+            self.reader()
+                .execute(
+                    "WITH l AS (DELETE FROM log WHERE volume = $1), s AS (DELETE FROM snapshots WHERE volume = $1) DELETE FROM volume_heads WHERE volume = $1",
+                    &[&volume.0.as_slice()],
+                )
+                .await?;
+            self.hooks
+                .announced
+                .lock()
+                .expect("announced heads")
+                .remove(&volume);
+            Ok(())
+        })
+    }
+
+    fn remove_blob<'a>(&'a self, blob: &'a [u8; 32]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.reader()
+                .execute(
+                    "WITH b AS (DELETE FROM blobs WHERE blob = $1) DELETE FROM blob_chunks WHERE blob = $1",
+                    &[&blob.as_slice()],
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     fn commit_blob<'a>(
         &'a self,
         blob: [u8; 32],

@@ -100,6 +100,7 @@ impl SledStore {
                 t("device_current")?,
                 t("blob_volumes")?,
                 t("blob_pending")?,
+                t("erased")?,
             ],
             chunks: t("blob_chunks")?,
             blobs: t("blobs")?,
@@ -417,6 +418,33 @@ impl Store for SledStore {
             }
             self.durable().await?;
             Ok(())
+        })
+    }
+
+    fn remove_volume(&self, volume: VolumeId) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            {
+                // Appends to the volume wait: none lands between the head and the log.
+                let _guard = self.append_lock.lock().expect("append lock");
+                self.heads.remove(volume.0)?;
+                self.pruned.remove(volume.0)?;
+                self.snapshots.remove(volume.0)?;
+                for k in self.log.scan_prefix(volume.0).keys() {
+                    self.log.remove(k?)?;
+                }
+                self.visible.lock().expect("visible heads").remove(&volume);
+            }
+            self.durable().await
+        })
+    }
+
+    fn remove_blob<'a>(&'a self, blob: &'a [u8; 32]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.blobs.remove(blob)?;
+            for k in self.chunks.scan_prefix(blob).keys() {
+                self.chunks.remove(k?)?;
+            }
+            self.durable().await
         })
     }
 
