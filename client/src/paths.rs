@@ -76,9 +76,12 @@ pub fn relay_data() -> PathBuf {
         .unwrap_or_else(|| data_home().join("mes-relay"))
 }
 
-/// The relay's configuration file when `--config` and `MES_RELAY_CONFIG` are not given:
-/// the conventional place, if a file is there.
+/// The relay's configuration file when `--config` is not given: `MES_RELAY_CONFIG`, else
+/// the conventional place if a file is there.
 pub fn relay_config() -> Option<PathBuf> {
+    if let Some(named) = var("MES_RELAY_CONFIG") {
+        return Some(named);
+    }
     let dir = var("CONFIGURATION_DIRECTORY")
         .and_then(|s| {
             s.to_str()

@@ -20,6 +20,44 @@ pub struct HubConfig {
     pub campaign: Campaign,
     /// Message delivery.
     pub outbox: OutboxConfig,
+    /// The shared database of several instances (docs/operator-guide.md, "Several nodes").
+    pub postgres: PostgresConfig,
+}
+
+/// Where the PostgreSQL database is (issue 27, item 1). The URL, which may hold a
+/// password, comes from here, from a file, or from `MES_RELAY_POSTGRES`; `--postgres` on
+/// the command line is for tests and one-off commands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host/db?sslmode=require`.
+    pub url: Option<String>,
+    /// A file holding the URL (e.g. a systemd credential), read at start.
+    pub url_file: Option<PathBuf>,
+    /// PEM certificates the server's must chain to (default: the system's roots).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl PostgresConfig {
+    /// The URL: `url`, else the first line of `url_file`; `None` for the embedded store.
+    pub fn resolved_url(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(u) = &self.url {
+            return Ok(Some(u.clone()));
+        }
+        let Some(file) = &self.url_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError(format!("postgres.url_file {}: {e}", file.display())))?;
+        let url = text.lines().next().unwrap_or_default().trim().to_string();
+        if url.is_empty() {
+            return Err(ConfigError(format!(
+                "postgres.url_file {}: empty",
+                file.display()
+            )));
+        }
+        Ok(Some(url))
+    }
 }
 
 /// Serving.

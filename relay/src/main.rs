@@ -42,10 +42,10 @@ enum Command {
         /// port 0 picks one, printed in the ready line).
         #[arg(long, env = "MES_RELAY_METRICS")]
         metrics: Option<SocketAddr>,
-        /// Keep the relay's state in this PostgreSQL database instead of the data
+        /// Keep the relay's state in a PostgreSQL database instead of the data
         /// directory, shared with other instances (docs/operator-guide.md).
-        #[arg(long, env = "MES_RELAY_POSTGRES")]
-        postgres: Option<String>,
+        #[command(flatten)]
+        db: Database,
         /// Keep document blobs in this S3-compatible object store (endpoint URL);
         /// credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
         #[arg(long, env = "MES_RELAY_S3")]
@@ -59,6 +59,12 @@ enum Command {
         /// A key prefix for `--s3`, to share a bucket.
         #[arg(long, env = "MES_RELAY_S3_PREFIX")]
         s3_prefix: Option<String>,
+    },
+    /// Applies the PostgreSQL schema's migrations not yet applied and prints their
+    /// versions (`serve` applies them too); refuses a schema newer than this binary.
+    Migrate {
+        #[command(flatten)]
+        db: Database,
     },
     /// Imports the insured population (F1.1) from a CSV (UTF-8, with or without a BOM, CRLF
     /// or LF). By default checked whole: any bad row, or anyone already on file, imports
@@ -243,24 +249,48 @@ enum MailCommand {
 /// Where the relay's state is, for the commands that work on the store.
 #[derive(clap::Args)]
 struct Database {
-    /// The PostgreSQL database of the serving instances (default: the data directory's
-    /// embedded store, with the relay stopped).
+    /// The PostgreSQL database of the serving instances (default: `[postgres]` of the
+    /// configuration file, else the data directory's embedded store, with the relay
+    /// stopped). Prefer the variable, a file or the configuration file to this flag: a
+    /// URL with a password on a command line is visible to every user of the machine.
     #[arg(long, env = "MES_RELAY_POSTGRES")]
     postgres: Option<String>,
+    /// A file holding the PostgreSQL URL (e.g. a systemd credential).
+    #[arg(long, env = "MES_RELAY_POSTGRES_FILE", conflicts_with = "postgres")]
+    postgres_file: Option<PathBuf>,
+    /// PEM certificates PostgreSQL's must chain to (default: the system's roots).
+    #[arg(long, env = "MES_RELAY_POSTGRES_CA")]
+    postgres_ca: Option<PathBuf>,
 }
 
 impl Database {
-    fn backend(&self) -> mes_relay::server::Backend {
-        backend(self.postgres.clone())
+    /// The backend: the flag or variable, else its file, else the configuration's
+    /// `[postgres]`, else the embedded store.
+    fn backend(&self) -> anyhow::Result<mes_relay::server::Backend> {
+        self.backend_with(&mes_relay::config::HubConfig::load(None)?.postgres)
     }
-}
 
-fn backend(postgres: Option<String>) -> mes_relay::server::Backend {
-    match postgres {
-        Some(url) => mes_relay::server::Backend::Postgres(
-            mes_relay::store::postgres_store::PgOptions::new(url),
-        ),
-        None => mes_relay::server::Backend::Sled,
+    fn backend_with(
+        &self,
+        cfg: &mes_relay::config::PostgresConfig,
+    ) -> anyhow::Result<mes_relay::server::Backend> {
+        let url = match (&self.postgres, &self.postgres_file) {
+            (Some(u), _) => Some(u.clone()),
+            (None, Some(file)) => mes_relay::config::PostgresConfig {
+                url_file: Some(file.clone()),
+                ..Default::default()
+            }
+            .resolved_url()?,
+            (None, None) => cfg.resolved_url()?,
+        };
+        Ok(match url {
+            Some(url) => {
+                let mut options = mes_relay::store::postgres_store::PgOptions::new(url);
+                options.ca_file = self.postgres_ca.clone().or_else(|| cfg.ca_file.clone());
+                mes_relay::server::Backend::Postgres(options)
+            }
+            None => mes_relay::server::Backend::Sled,
+        })
     }
 }
 
@@ -334,15 +364,29 @@ enum CatalogueCommand {
     },
 }
 
+/// The hub's state without serving, on the backend `db` and the configuration (`cfg`,
+/// else the conventional file) say.
 async fn offline(
     data: &std::path::Path,
-    enrolment: mes_relay::enrolment::Policy,
+    cfg: Option<&mes_relay::config::HubConfig>,
     db: &Database,
 ) -> anyhow::Result<std::sync::Arc<mes_relay::handler::Relay>> {
-    let relay = mes_relay::server::open_offline_on(data, enrolment, &db.backend()).await?;
+    let loaded;
+    let cfg = match cfg {
+        Some(c) => c,
+        None => {
+            loaded = mes_relay::config::HubConfig::load(None)?;
+            &loaded
+        }
+    };
+    let backend = db.backend_with(&cfg.postgres)?;
+    let relay = mes_relay::server::open_offline_on(data, cfg.enrolment.clone(), &backend).await?;
     tracing::info!(
         data = %data.display(),
-        backend = if db.postgres.is_some() { "postgres" } else { "sled" },
+        backend = match backend {
+            mes_relay::server::Backend::Postgres(_) => "postgres",
+            mes_relay::server::Backend::Sled => "sled",
+        },
         "hub store opened"
     );
     Ok(relay)
@@ -365,7 +409,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             config,
             metrics,
-            postgres,
+            db,
             s3,
             s3_bucket,
             s3_region,
@@ -380,7 +424,7 @@ async fn main() -> anyhow::Result<()> {
             config.read_rate = hub.serve.read_rate();
             config.arrival_rate = hub.serve.arrival_rate();
             config.policy.file_bytes_per_space = hub.serve.file_bytes_per_space;
-            config.backend = backend(postgres);
+            config.backend = db.backend_with(&hub.postgres)?;
             if let Some(endpoint) = s3 {
                 let mut options =
                     mes_relay::store::object_blobs::S3Options::new(endpoint, s3_bucket);
@@ -409,7 +453,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(rows) => rows,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = offline(&data, Default::default(), &db).await?;
+            let relay = offline(&data, None, &db).await?;
             let n = relay.import_directory(rows).await?;
             println!("{}", serde_json::json!({ "imported": n }));
             Ok(())
@@ -423,7 +467,7 @@ async fn main() -> anyhow::Result<()> {
                 Ok(s) => s,
                 Err(bad) => refuse_rows(&file, &bad),
             };
-            let relay = offline(&data, Default::default(), &db).await?;
+            let relay = offline(&data, None, &db).await?;
             let report = relay.import_catalogue(services).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
@@ -431,7 +475,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Catalogue {
             command: CatalogueCommand::List { data, db },
         } => {
-            let relay = offline(&data, Default::default(), &db).await?;
+            let relay = offline(&data, None, &db).await?;
             for e in relay.catalogue_entries() {
                 let s = &e.body.service;
                 println!(
@@ -469,7 +513,7 @@ async fn main() -> anyhow::Result<()> {
             if rejects.is_none() && !bad.is_empty() {
                 refuse_rows(&file, &bad);
             }
-            let relay = offline(&data, Default::default(), &db).await?;
+            let relay = offline(&data, None, &db).await?;
             let hub = enrolment(&relay);
             // With a rejects file, people already on file are rejected rows too; checked
             // whole, they refuse the file (below).
@@ -529,7 +573,7 @@ async fn main() -> anyhow::Result<()> {
             let delivery = cfg.delivery(&data)?;
             let templates =
                 mes_relay::outbox::notification::Templates::load(cfg.outbox.templates.as_deref())?;
-            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let relay = offline(&data, Some(&cfg), &db).await?;
             let hub = enrolment(&relay);
             let queued = mes_relay::enrolment::service::stats(&hub.tables)?.pending_notification;
             let bar = progress(queued.min(limit as u64), "notify");
@@ -567,7 +611,7 @@ async fn main() -> anyhow::Result<()> {
             let delivery = cfg.delivery(&data)?;
             let templates =
                 mes_relay::outbox::notification::Templates::load(cfg.outbox.templates.as_deref())?;
-            let relay = offline(&data, cfg.enrolment.clone(), &db).await?;
+            let relay = offline(&data, Some(&cfg), &db).await?;
             let report = deliver(enrolment(&relay), &templates, &delivery, limit)?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
@@ -601,6 +645,17 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Migrate { db } => match db.backend()? {
+            mes_relay::server::Backend::Postgres(options) => {
+                let applied =
+                    mes_relay::store::postgres_store::migrate_database(&options).await?;
+                println!("{}", serde_json::json!({ "applied": applied }));
+                Ok(())
+            }
+            mes_relay::server::Backend::Sled => anyhow::bail!(
+                "no PostgreSQL database given (--postgres, MES_RELAY_POSTGRES, --postgres-file or [postgres] in the configuration); the embedded store needs no migration"
+            ),
+        },
         Command::Backup { data, out } => {
             let report = mes_relay::backup::backup(&data, &out)?;
             println!("{}", serde_json::to_string(&report)?);
@@ -617,7 +672,7 @@ async fn main() -> anyhow::Result<()> {
             }
         },
         Command::Stats { data, db } => {
-            let relay = offline(&data, Default::default(), &db).await?;
+            let relay = offline(&data, None, &db).await?;
             let stats = mes_relay::enrolment::service::stats(&enrolment(&relay).tables)?;
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())
@@ -739,7 +794,7 @@ async fn main() -> anyhow::Result<()> {
             reference,
             db,
         } => {
-            let relay = offline(&data, Default::default(), &db).await?;
+            let relay = offline(&data, None, &db).await?;
             if let Err(e) = relay
                 .record_court_removal(space, principal, &reference)
                 .await
@@ -763,7 +818,7 @@ async fn offline_configured(
     db: &Database,
 ) -> anyhow::Result<std::sync::Arc<mes_relay::handler::Relay>> {
     let cfg = mes_relay::config::HubConfig::load(config)?;
-    offline(data, cfg.enrolment, db).await
+    offline(data, Some(&cfg), db).await
 }
 
 /// An operator's CSV file as text: UTF-8 with or without a byte-order mark, any other

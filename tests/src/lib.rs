@@ -767,6 +767,7 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 pub mod backend_scan;
 pub mod bench;
 pub mod hostile;
+pub mod private_servers;
 pub mod sim;
 pub mod store_stress;
 pub mod tmux;

@@ -74,7 +74,7 @@ fn key(space: SpaceId, blob: BlobId) -> Vec<u8> {
 }
 
 fn storage(e: StoreError) -> WireError {
-    WireError::new(ErrorCode::Internal, e.to_string())
+    super::internal(e)
 }
 
 impl Relay {

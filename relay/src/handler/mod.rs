@@ -121,8 +121,17 @@ pub struct Relay {
 /// First devices remembered until their principal is granted something.
 pub(super) const FIRST_DEVICES: usize = 4096;
 
-pub(super) fn internal(e: StoreError) -> WireError {
-    WireError::new(ErrorCode::Internal, e.to_string())
+/// A storage failure as devices read it: `Busy` ("retry later") while the database or
+/// the object store is away (issue 27, item 1), `Internal` otherwise; nothing changed.
+pub(crate) fn internal(e: StoreError) -> WireError {
+    if e.retryable() {
+        WireError::new(
+            ErrorCode::Busy,
+            format!("the hub's storage is unavailable for a moment, retry later / stockage du relais momentanément indisponible, réessayez : {e}"),
+        )
+    } else {
+        WireError::new(ErrorCode::Internal, e.to_string())
+    }
 }
 
 /// Refuses anyone but the space's owner: "only the person whose space it is {does}".

@@ -108,9 +108,9 @@ async fn open_backend(
                         what: "opening the PostgreSQL store",
                         source,
                     })?;
-            let url = options.url.clone();
+            let options = options.clone();
             let tables = tokio::task::spawn_blocking(move || {
-                crate::enrolment::tables::pg_tables::PgTables::open(&url)
+                crate::enrolment::tables::pg_tables::PgTables::open_with(&options)
             })
             .await
             .map_err(|e| StartError::Io {

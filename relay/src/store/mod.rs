@@ -16,6 +16,7 @@
 //! store instead.
 
 pub mod object_blobs;
+pub mod pg_connect;
 pub mod postgres_store;
 pub mod sled_batch;
 pub mod sled_store;

@@ -51,6 +51,20 @@ impl S3Options {
             .with_allow_http(self.endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false)
             .with_skip_signature(std::env::var_os("AWS_ACCESS_KEY_ID").is_none())
+            // A store that is away fails the request within seconds, as `Unavailable`
+            // (devices retry), instead of holding it through minutes of retries.
+            .with_retry(object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: std::time::Duration::from_secs(5),
+                backoff: Default::default(),
+            })
+            .with_client_options(
+                // Replaces the client options: `allow_http` is set in them, here.
+                object_store::ClientOptions::new()
+                    .with_allow_http(self.endpoint.starts_with("http://"))
+                    .with_connect_timeout(std::time::Duration::from_secs(2))
+                    .with_timeout(std::time::Duration::from_secs(30)),
+            )
             .build()
             .map_err(|e| StoreError::backend(format!("object store {}: {e}", self.endpoint)))?;
         Ok(match &self.prefix {
@@ -76,8 +90,15 @@ fn committed_path(blob: &[u8; 32]) -> Path {
     Path::from(format!("blobs/{}/committed", hex::encode(blob)))
 }
 
+/// A request the object store did not answer (network, server away: `Generic`) may be
+/// tried again; anything it answered is a backend failure.
 fn failed(e: object_store::Error) -> StoreError {
-    StoreError::backend(format!("object store: {e}"))
+    match e {
+        object_store::Error::Generic { .. } => {
+            StoreError::unavailable(format!("object store: {e}"))
+        }
+        other => StoreError::backend(format!("object store: {other}")),
+    }
 }
 
 impl ObjectBlobs {

@@ -16,11 +16,12 @@
 
 use mes_protocol::ids::{Seq, VolumeId};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use super::pg_connect::{self, PgTarget};
 
 use super::{
     BlobChunk, BoxFuture, NotifyHook, ReadResult, Record, RecordHook, Snapshot, Store, StoreError,
@@ -44,8 +45,10 @@ const MAX_BATCH: usize = 512;
 const MAX_PAYLOAD: usize = 7900;
 
 impl From<tokio_postgres::Error> for StoreError {
-    /// A lost connection, or a server shutting down or starting (SQLSTATE classes 08 and
-    /// 57P), is `Unavailable`: the request may be tried again once the pool reconnects.
+    /// A lost connection, a server that cannot be reached, or a server shutting down or
+    /// starting (SQLSTATE classes 08 and 57P), is `Unavailable`: the request may be tried
+    /// again once the pool reconnects. The message names every cause (e.g. why a TLS
+    /// handshake failed).
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
             Some(db) => {
@@ -57,8 +60,21 @@ impl From<tokio_postgres::Error> for StoreError {
                     StoreError::backend(message)
                 }
             }
-            None if e.is_closed() => StoreError::unavailable(format!("PostgreSQL: {e}")),
-            None => StoreError::backend(format!("PostgreSQL: {e}")),
+            None => {
+                let mut message = format!("PostgreSQL: {e}");
+                let mut source = std::error::Error::source(&e);
+                let io = source.is_some_and(<dyn std::error::Error>::is::<std::io::Error>);
+                while let Some(s) = source {
+                    message.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                // Cannot connect, or the connection broke: the server is away for now.
+                if e.is_closed() || io {
+                    StoreError::unavailable(message)
+                } else {
+                    StoreError::backend(message)
+                }
+            }
         }
     }
 }
@@ -79,6 +95,10 @@ pub enum SeqMode {
 pub struct PgOptions {
     /// Connection string, e.g. `postgres://mes@127.0.0.1/mes`.
     pub url: String,
+    /// PEM certificates the server's must chain to (none: the system's roots).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Replace connections the server closed (turned off only as a test's control).
+    pub reconnect: bool,
     /// Concurrent group-commit writers (each its own connection).
     pub writers: usize,
     /// Connections for reads and single-record writes.
@@ -90,10 +110,21 @@ pub struct PgOptions {
 }
 
 impl PgOptions {
+    /// Where to connect, and how.
+    pub fn target(&self) -> PgTarget {
+        PgTarget {
+            url: self.url.clone(),
+            ca_file: self.ca_file.clone(),
+            reconnect: self.reconnect,
+        }
+    }
+
     /// Defaults for a connection string.
     pub fn new(url: impl Into<String>) -> Self {
         PgOptions {
             url: url.into(),
+            ca_file: None,
+            reconnect: true,
             writers: 4,
             readers: 4,
             commit_jitter: None,
@@ -142,10 +173,8 @@ impl Hooks {
 
 /// PostgreSQL-backed relay store.
 pub struct PgStore {
-    readers: Vec<Client>,
-    next_reader: AtomicUsize,
-    /// Transactions other than appends (snapshots with pruning).
-    admin: tokio::sync::Mutex<Client>,
+    /// Every connection: reads, single writes, the writers' batches (issue 27 item 1).
+    pool: deadpool_postgres::Pool,
     appends: mpsc::Sender<AppendJob>,
     hooks: Arc<Hooks>,
     seq_mode: SeqMode,
@@ -160,27 +189,26 @@ impl Drop for PgStore {
     }
 }
 
-async fn connect(
-    url: &str,
-    hooks: &Hooks,
-) -> Result<(Client, tokio::task::JoinHandle<()>), StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("PostgreSQL connection ended: {e}");
-        }
-    });
-    let pid: i32 = client
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await?
-        .get(0);
-    hooks.own.write().expect("own pids").insert(pid);
-    Ok((client, task))
+/// Records each new connection's server process: its notifications are this instance's.
+fn own_connections(hooks: Arc<Hooks>) -> pg_connect::OnConnect {
+    Arc::new(move |client: &Client| {
+        let hooks = hooks.clone();
+        Box::pin(async move {
+            let pid: i32 = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .await?
+                .get(0);
+            hooks.own.write().expect("own pids").insert(pid);
+            Ok(())
+        })
+    })
 }
 
 /// Applies the migrations not yet applied, under an advisory lock (instances starting
-/// together migrate once).
-pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+/// together migrate once), and returns the versions it applied. A schema newer than
+/// this binary knows is refused by name.
+pub(crate) async fn migrate(client: &mut Client) -> Result<Vec<i32>, StoreError> {
+    let mut applied = Vec::new();
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock(7470611)", &[])
         .await?;
@@ -194,6 +222,12 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    let known = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if let Some(newer) = done.iter().copied().filter(|v| *v > known).max() {
+        return Err(StoreError::backend(format!(
+            "the database's schema is at version {newer}, newer than this mes-relay knows ({known}): run a mes-relay at least as recent as the one that migrated it"
+        )));
+    }
     for (version, sql) in MIGRATIONS {
         if !done.contains(version) {
             tx.batch_execute(sql).await.map_err(|e| {
@@ -207,10 +241,21 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<(), StoreError> {
                 &[version],
             )
             .await?;
+            applied.push(*version);
         }
     }
     tx.commit().await?;
-    Ok(())
+    Ok(applied)
+}
+
+/// Applies the migrations not yet applied (`mes-relay migrate`); returns their versions.
+pub async fn migrate_database(options: &PgOptions) -> Result<Vec<i32>, StoreError> {
+    let (mut client, connection) = pg_connect::connect(&options.target()).await?;
+    let task = tokio::spawn(connection);
+    let applied = migrate(&mut client).await;
+    drop(client);
+    let _ = task.await;
+    applied
 }
 
 fn i64_of(seq: Seq) -> i64 {
@@ -280,33 +325,29 @@ impl PgStore {
             announced: Mutex::new(HashMap::new()),
             own: Default::default(),
         });
+        let target = options.target();
+        let pool = pg_connect::pool(
+            &target,
+            options.readers.max(1) + options.writers.max(1) + 1,
+            Some(own_connections(hooks.clone())),
+        )?;
+        let mut first = pg_connect::get(&pool).await?;
+        migrate(&mut first).await?;
+        drop(first);
         let mut tasks = Vec::new();
-        let (mut admin, t) = connect(&options.url, &hooks).await?;
-        tasks.push(t);
-        migrate(&mut admin).await?;
-        let mut readers = Vec::new();
-        for _ in 0..options.readers.max(1) {
-            let (c, t) = connect(&options.url, &hooks).await?;
-            tasks.push(t);
-            readers.push(c);
-        }
         let (tx, rx) = mpsc::channel::<AppendJob>(4096);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..options.writers.max(1) {
-            let (c, t) = connect(&options.url, &hooks).await?;
-            tasks.push(t);
             tasks.push(tokio::spawn(writer(
-                c,
+                pool.clone(),
                 rx.clone(),
                 hooks.clone(),
                 options.clone(),
             )));
         }
-        tasks.push(listen(options.url.clone(), hooks.clone()).await?);
+        tasks.push(listen(target, pool.clone(), hooks.clone()).await?);
         Ok(PgStore {
-            readers,
-            next_reader: AtomicUsize::new(0),
-            admin: tokio::sync::Mutex::new(admin),
+            pool,
             appends: tx,
             hooks,
             seq_mode: options.seq_mode,
@@ -314,14 +355,15 @@ impl PgStore {
         })
     }
 
-    fn reader(&self) -> &Client {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        &self.readers[i]
+    /// A connection of the pool (a database away is `Unavailable`).
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        pg_connect::get(&self.pool).await
     }
 
     /// Empties every table (tests share one database and start each from nothing).
     pub async fn truncate_all(&self) -> Result<(), StoreError> {
-        self.reader()
+        self.client()
+            .await?
             .batch_execute("TRUNCATE volume_heads, log, snapshots, records, blob_chunks, blobs")
             .await?;
         Ok(())
@@ -330,7 +372,7 @@ impl PgStore {
 
 /// Takes every waiting append (up to [`MAX_BATCH`]) and commits them as one transaction.
 async fn writer(
-    mut client: Client,
+    pool: deadpool_postgres::Pool,
     queue: Arc<tokio::sync::Mutex<mpsc::Receiver<AppendJob>>>,
     hooks: Arc<Hooks>,
     options: PgOptions,
@@ -351,15 +393,18 @@ async fn writer(
                 }
             }
         }
-        let outcome = loop {
-            let r = match options.seq_mode {
-                SeqMode::Ordered => commit_ordered(&mut client, &jobs, &options).await,
-                SeqMode::Unordered => commit_unordered(&mut client, &jobs, &options).await,
-            };
-            match r {
-                Err(e) if retryable(&e) => continue,
-                r => break r,
-            }
+        let outcome = match pg_connect::get(&pool).await {
+            Ok(mut client) => loop {
+                let r = match options.seq_mode {
+                    SeqMode::Ordered => commit_ordered(&mut client, &jobs, &options).await,
+                    SeqMode::Unordered => commit_unordered(&mut client, &jobs, &options).await,
+                };
+                match r {
+                    Err(e) if retryable(&e) => continue,
+                    r => break r.map_err(StoreError::from),
+                }
+            },
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(ranges) => {
@@ -374,7 +419,6 @@ async fn writer(
                 }
             }
             Err(e) => {
-                let e = StoreError::from(e);
                 for job in jobs {
                     let _ = job.done.send(Err(e.clone()));
                 }
@@ -479,15 +523,25 @@ async fn commit_unordered(
     Ok(ranges)
 }
 
-/// Listens for other instances' commits; reconnects when the connection drops.
-async fn listen(url: String, hooks: Arc<Hooks>) -> Result<tokio::task::JoinHandle<()>, StoreError> {
-    let first = listen_once(&url).await?;
+/// Listens for other instances' commits; reconnects when the connection drops, then
+/// re-reads what it may have missed meanwhile ([`resync`]).
+async fn listen(
+    target: PgTarget,
+    pool: deadpool_postgres::Pool,
+    hooks: Arc<Hooks>,
+) -> Result<tokio::task::JoinHandle<()>, StoreError> {
+    let first = pg_connect::connect(&target).await?;
     Ok(tokio::spawn(async move {
         let mut conn = Some(first);
+        let mut again = false;
         loop {
             let (client, mut connection) = match conn.take() {
                 Some(c) => c,
-                None => match listen_once(&url).await {
+                None if !target.reconnect => {
+                    tracing::warn!("PostgreSQL listener: reconnection is turned off");
+                    return;
+                }
+                None => match pg_connect::connect(&target).await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!("PostgreSQL listener: {e}; retrying");
@@ -509,6 +563,15 @@ async fn listen(url: String, hooks: Arc<Hooks>) -> Result<tokio::task::JoinHandl
                         if let Err(e) = r {
                             tracing::warn!("PostgreSQL LISTEN failed: {e}");
                             break;
+                        }
+                        if again {
+                            match resync(&pool, &hooks).await {
+                                Ok(()) => tracing::info!("PostgreSQL listener back; missed changes re-read"),
+                                Err(e) => {
+                                    tracing::warn!("PostgreSQL listener: re-reading missed changes: {e}");
+                                    break;
+                                }
+                            }
                         }
                     }
                     m = futures_util::StreamExt::next(&mut messages) => match m {
@@ -533,15 +596,45 @@ async fn listen(url: String, hooks: Arc<Hooks>) -> Result<tokio::task::JoinHandl
                     }
                 }
             }
+            again = true;
         }
     }))
 }
 
-type Connection =
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
-
-async fn listen_once(url: &str) -> Result<(Client, Connection), StoreError> {
-    Ok(tokio_postgres::connect(url, NoTls).await?)
+/// What the listener may have missed while away: the heads of the volumes this instance
+/// has announced, and every record relays cache (as at start).
+async fn resync(pool: &deadpool_postgres::Pool, hooks: &Hooks) -> Result<(), StoreError> {
+    let volumes: Vec<Vec<u8>> = hooks
+        .announced
+        .lock()
+        .expect("announced heads")
+        .keys()
+        .map(|v| v.0.to_vec())
+        .collect();
+    let c = pg_connect::get(pool).await?;
+    for row in c
+        .query(
+            "SELECT volume, head FROM volume_heads WHERE volume = ANY($1)",
+            &[&volumes],
+        )
+        .await?
+    {
+        if let Ok(v) = <[u8; 16]>::try_from(row.get::<_, &[u8]>(0)) {
+            hooks.announce(VolumeId(v), seq_of(row.get(1)));
+        }
+    }
+    for kind in Table::ALL.into_iter().filter(|k| k.cached()) {
+        for row in c
+            .query(
+                "SELECT key FROM records WHERE kind = $1",
+                &[&kind_code(kind)],
+            )
+            .await?
+        {
+            hooks.record_changed(kind, row.get(0));
+        }
+    }
+    Ok(())
 }
 
 impl Store for PgStore {
@@ -572,7 +665,7 @@ impl Store for PgStore {
         max: usize,
     ) -> BoxFuture<'_, Result<ReadResult, StoreError>> {
         Box::pin(async move {
-            let c = self.reader();
+            let c = self.client().await?;
             let Some(row) = c
                 .query_opt(
                     "SELECT head, pruned FROM volume_heads WHERE volume = $1",
@@ -625,7 +718,8 @@ impl Store for PgStore {
     fn head(&self, volume: VolumeId) -> BoxFuture<'_, Result<Seq, StoreError>> {
         Box::pin(async move {
             Ok(self
-                .reader()
+                .client()
+                .await?
                 .query_opt(
                     "SELECT head FROM volume_heads WHERE volume = $1",
                     &[&volume.0.as_slice()],
@@ -644,7 +738,7 @@ impl Store for PgStore {
         prune: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut admin = self.admin.lock().await;
+            let mut admin = self.client().await?;
             let tx = admin.transaction().await?;
             let v = volume.0.as_slice();
             tx.execute(
@@ -676,7 +770,8 @@ impl Store for PgStore {
     ) -> BoxFuture<'_, Result<Option<Snapshot>, StoreError>> {
         Box::pin(async move {
             Ok(self
-                .reader()
+                .client()
+                .await?
                 .query_opt(
                     "SELECT upto, snapshot FROM snapshots WHERE volume = $1",
                     &[&volume.0.as_slice()],
@@ -693,7 +788,8 @@ impl Store for PgStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let payload = format!("{}:{}", kind_code(kind), hex::encode(&key));
-            self.reader()
+            self.client()
+                .await?
                 .execute(
                     "WITH d AS (DELETE FROM records WHERE kind = $1 AND key = $2) SELECT pg_notify($3, $4)",
                     &[&kind_code(kind), &key, &RECORDS_CHANNEL, &payload],
@@ -714,7 +810,8 @@ impl Store for PgStore {
             if kind.cached() {
                 // What relays cache is announced in the same statement as the write.
                 let payload = format!("{}:{}", kind_code(kind), hex::encode(&key));
-                self.reader()
+                self.client()
+                    .await?
                     .execute(
                         &format!(
                             "WITH w AS ({UPSERT} RETURNING 1) SELECT pg_notify($4, $5) FROM w"
@@ -723,7 +820,8 @@ impl Store for PgStore {
                     )
                     .await?;
             } else {
-                self.reader()
+                self.client()
+                    .await?
                     .execute(UPSERT, &[&kind_code(kind), &key, &value])
                     .await?;
             }
@@ -738,7 +836,8 @@ impl Store for PgStore {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
             Ok(self
-                .reader()
+                .client()
+                .await?
                 .query_opt(
                     "SELECT value FROM records WHERE kind = $1 AND key = $2",
                     &[&kind_code(kind), &key],
@@ -757,7 +856,8 @@ impl Store for PgStore {
             // Keys from the prefix (inclusive) to the prefix's successor (exclusive).
             let rows = match prefix_successor(prefix) {
                 Some(end) => {
-                    self.reader()
+                    self.client()
+                .await?
                         .query(
                             "SELECT key, value FROM records WHERE kind = $1 AND key >= $2 AND key < $3 ORDER BY key",
                             &[&kind_code(kind), &prefix, &end],
@@ -765,7 +865,8 @@ impl Store for PgStore {
                         .await?
                 }
                 None => {
-                    self.reader()
+                    self.client()
+                .await?
                         .query(
                             "SELECT key, value FROM records WHERE kind = $1 AND key >= $2 ORDER BY key",
                             &[&kind_code(kind), &prefix],
@@ -784,7 +885,8 @@ impl Store for PgStore {
         data: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.reader()
+            self.client()
+                .await?
                 .execute(
                     // A committed blob is immutable (its id is its hash): chunks for it are ignored.
                     "INSERT INTO blob_chunks (blob, idx, data) SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE blob = $1) ON CONFLICT (blob, idx) DO UPDATE SET data = EXCLUDED.data",
@@ -798,7 +900,8 @@ impl Store for PgStore {
     fn remove_volume(&self, volume: VolumeId) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             // One statement, one transaction: the log, the snapshot and the head go together.
-            self.reader()
+            self.client()
+                .await?
                 .execute(
                     "WITH l AS (DELETE FROM log WHERE volume = $1), s AS (DELETE FROM snapshots WHERE volume = $1) DELETE FROM volume_heads WHERE volume = $1",
                     &[&volume.0.as_slice()],
@@ -815,7 +918,8 @@ impl Store for PgStore {
 
     fn remove_blob<'a>(&'a self, blob: &'a [u8; 32]) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.reader()
+            self.client()
+                .await?
                 .execute(
                     "WITH b AS (DELETE FROM blobs WHERE blob = $1) DELETE FROM blob_chunks WHERE blob = $1",
                     &[&blob.as_slice()],
@@ -831,7 +935,7 @@ impl Store for PgStore {
         chunks: u32,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
-            let c = self.reader();
+            let c = self.client().await?;
             if let Some(r) = c
                 .query_opt(
                     "SELECT chunks FROM blobs WHERE blob = $1",
@@ -878,7 +982,8 @@ impl Store for PgStore {
         to: u32,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            self.reader()
+            self.client()
+                .await?
                 .execute(
                     "DELETE FROM blob_chunks WHERE blob = $1 AND idx >= GREATEST($2, COALESCE((SELECT chunks FROM blobs WHERE blob = $1), 0)) AND idx < $3",
                     &[&blob.as_slice(), &(from as i32), &(to.min(i32::MAX as u32) as i32)],
@@ -895,7 +1000,8 @@ impl Store for PgStore {
     ) -> BoxFuture<'a, Result<Option<BlobChunk>, StoreError>> {
         Box::pin(async move {
             Ok(self
-                .reader()
+                .client()
+                .await?
                 .query_opt(
                     "SELECT c.data, b.chunks FROM blobs b JOIN blob_chunks c ON c.blob = b.blob AND c.idx = $2 WHERE b.blob = $1",
                     &[&blob.as_slice(), &(index as i32)],

@@ -18,11 +18,9 @@
 //! - Writes return after `COMMIT`, with the server's default durability.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
 
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::Transaction;
 
 use crate::enrolment::pages::PAGE;
 use crate::enrolment::store::{
@@ -51,11 +49,11 @@ impl Drop for OwnedRuntime {
 /// The enrolment tables on PostgreSQL.
 pub struct PgTables {
     rt: OwnedRuntime,
-    clients: Arc<Vec<Arc<tokio::sync::Mutex<Client>>>>,
-    next: AtomicUsize,
+    /// Connections that reconnect after a database restart (`pg_connect`, issue 27).
+    pool: deadpool_postgres::Pool,
 }
 
-type Pooled = tokio::sync::OwnedMutexGuard<Client>;
+type Pooled = deadpool_postgres::Object;
 
 async fn put(tx: &Transaction<'_>, w: &KvWrite) -> Result<bool, tokio_postgres::Error> {
     Ok(match (&w.value, w.claim) {
@@ -135,43 +133,38 @@ async fn write_all(
 impl PgTables {
     /// Connects (`postgres://...`) and applies the migrations not yet applied.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(&crate::store::postgres_store::PgOptions::new(url))
+    }
+
+    /// Connects as `options` say (TLS, reconnection) and migrates.
+    pub fn open_with(
+        options: &crate::store::postgres_store::PgOptions,
+    ) -> Result<Self, StoreError> {
+        use crate::store::pg_connect;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("mes-enrolment-pg")
             .enable_all()
             .build()
             .map_err(|e| StoreError::unavailable(format!("enrolment runtime: {e}")))?;
-        let url = url.to_string();
+        let target = options.target();
         let (tx, rx) = sync_channel(1);
         rt.spawn(async move {
             let connected = async {
-                let mut clients = Vec::with_capacity(CONNECTIONS);
-                for _ in 0..CONNECTIONS {
-                    let (client, connection) = tokio_postgres::connect(&url, NoTls).await?;
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::warn!("PostgreSQL connection (enrolment) ended: {e}");
-                        }
-                    });
-                    clients.push(client);
-                }
-                crate::store::postgres_store::migrate(&mut clients[0]).await?;
-                Ok::<_, StoreError>(clients)
+                let pool = pg_connect::pool(&target, CONNECTIONS, None)?;
+                let mut first = pg_connect::get(&pool).await?;
+                crate::store::postgres_store::migrate(&mut first).await?;
+                drop(first);
+                Ok::<_, StoreError>(pool)
             };
             let _ = tx.send(connected.await);
         });
-        let clients = rx
+        let pool = rx
             .recv()
             .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))??;
         Ok(PgTables {
             rt: OwnedRuntime(Some(rt)),
-            clients: Arc::new(
-                clients
-                    .into_iter()
-                    .map(|c| Arc::new(tokio::sync::Mutex::new(c)))
-                    .collect(),
-            ),
-            next: AtomicUsize::new(0),
+            pool,
         })
     }
 
@@ -183,35 +176,36 @@ impl PgTables {
         Fut: Future<Output = Result<T, StoreError>> + Send,
     {
         let (tx, rx) = sync_channel(1);
-        self.spawn(move |c| async move {
-            let _ = tx.send(work(c).await);
-        });
+        let failed = tx.clone();
+        self.spawn(
+            move |c| async move {
+                let _ = tx.send(work(c).await);
+            },
+            move |e| {
+                let _ = failed.send(Err(e));
+            },
+        );
         rx.recv()
             .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))?
     }
 
-    /// Starts `work` with a connection on the backend's runtime.
-    fn spawn<F, Fut>(&self, work: F)
+    /// Starts `work` with a connection on the backend's runtime, or tells `failed` why
+    /// there is none (the database is away).
+    fn spawn<F, Fut>(&self, work: F, failed: impl FnOnce(StoreError) + Send + 'static)
     where
         F: FnOnce(Pooled) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
-        let clients = self.clients.clone();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let pool = self.pool.clone();
         self.rt
             .0
             .as_ref()
             .expect("runtime until dropped")
             .spawn(async move {
-                // The first idle connection from a rotating start, else wait for one.
-                let n = clients.len();
-                let idle =
-                    (0..n).find_map(|i| clients[(start + i) % n].clone().try_lock_owned().ok());
-                let c = match idle {
-                    Some(c) => c,
-                    None => clients[start % n].clone().lock_owned().await,
-                };
-                work(c).await;
+                match crate::store::pg_connect::get(&pool).await {
+                    Ok(c) => work(c).await,
+                    Err(e) => failed(e),
+                }
             });
     }
 
@@ -222,25 +216,31 @@ impl PgTables {
         params: Vec<Vec<u8>>,
     ) -> Receiver<Result<tokio_postgres::Row, StoreError>> {
         let (tx, rx) = sync_channel(STREAM);
-        self.spawn(move |c| async move {
-            use futures_util::StreamExt;
-            let rows = c.query_raw(sql, params.iter()).await;
-            let mut rows = match rows {
-                Ok(r) => Box::pin(r),
-                Err(e) => {
-                    let _ = tx.send(Err(e.into()));
-                    return;
+        let failed = tx.clone();
+        self.spawn(
+            move |c| async move {
+                use futures_util::StreamExt;
+                let rows = c.query_raw(sql, params.iter()).await;
+                let mut rows = match rows {
+                    Ok(r) => Box::pin(r),
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                while let Some(row) = rows.next().await {
+                    // A reader gone stops the query; a full channel waits for it (on a
+                    // blocking thread: this runtime's workers keep serving the others).
+                    let sent = tokio::task::block_in_place(|| tx.send(row.map_err(Into::into)));
+                    if sent.is_err() {
+                        return;
+                    }
                 }
-            };
-            while let Some(row) = rows.next().await {
-                // A reader gone stops the query; a full channel waits for it (on a
-                // blocking thread: this runtime's workers keep serving the others).
-                let sent = tokio::task::block_in_place(|| tx.send(row.map_err(Into::into)));
-                if sent.is_err() {
-                    return;
-                }
-            }
-        });
+            },
+            move |e| {
+                let _ = failed.send(Err(e));
+            },
+        );
         rx
     }
 }
@@ -334,38 +334,45 @@ impl Backend for PgTables {
         let (changes_tx, changes_rx) =
             tokio::sync::oneshot::channel::<(Vec<PersonWrite>, Vec<KvWrite>)>();
         let (done_tx, done_rx) = sync_channel(1);
-        self.spawn(move |mut c| async move {
-            let outcome = async {
-                let tx = c.transaction().await?;
-                let rows = tx
-                    .query(
-                        "SELECT loc, record FROM enrol_people WHERE loc = ANY($1) \
+        let (failed_rows, failed_done) = (rows_tx.clone(), done_tx.clone());
+        self.spawn(
+            move |mut c| async move {
+                let outcome = async {
+                    let tx = c.transaction().await?;
+                    let rows = tx
+                        .query(
+                            "SELECT loc, record FROM enrol_people WHERE loc = ANY($1) \
                          ORDER BY loc FOR UPDATE",
-                        &[&ids],
-                    )
-                    .await?;
-                let rows: Vec<(Loc, Vec<u8>)> = rows
-                    .iter()
-                    .map(|r| (Loc(r.get::<_, i64>(0) as u64), r.get::<_, Vec<u8>>(1)))
-                    .collect();
-                if rows_tx.send(Ok(rows)).is_err() {
-                    return Ok(());
+                            &[&ids],
+                        )
+                        .await?;
+                    let rows: Vec<(Loc, Vec<u8>)> = rows
+                        .iter()
+                        .map(|r| (Loc(r.get::<_, i64>(0) as u64), r.get::<_, Vec<u8>>(1)))
+                        .collect();
+                    if rows_tx.send(Ok(rows)).is_err() {
+                        return Ok(());
+                    }
+                    let Ok((people, kv)) = changes_rx.await else {
+                        return Ok(()); // the caller failed: roll back
+                    };
+                    if !write_all(&tx, &people, &kv).await? {
+                        return Err(StoreError::backend("a bulk update conflicted with itself"));
+                    }
+                    tx.commit().await?;
+                    Ok(())
                 }
-                let Ok((people, kv)) = changes_rx.await else {
-                    return Ok(()); // the caller failed: roll back
-                };
-                if !write_all(&tx, &people, &kv).await? {
-                    return Err(StoreError::backend("a bulk update conflicted with itself"));
+                .await;
+                if let Err(e) = &outcome {
+                    let _ = rows_tx.send(Err(e.clone()));
                 }
-                tx.commit().await?;
-                Ok(())
-            }
-            .await;
-            if let Err(e) = &outcome {
-                let _ = rows_tx.send(Err(e.clone()));
-            }
-            let _ = done_tx.send(outcome);
-        });
+                let _ = done_tx.send(outcome);
+            },
+            move |e| {
+                let _ = failed_rows.send(Err(e.clone()));
+                let _ = failed_done.send(Err(e));
+            },
+        );
         let rows = rows_rx
             .recv()
             .map_err(|_| StoreError::unavailable("enrolment runtime stopped"))??;
