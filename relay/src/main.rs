@@ -60,6 +60,11 @@ enum Command {
         #[arg(long, env = "MES_RELAY_S3_PREFIX")]
         s3_prefix: Option<String>,
     },
+    /// The relay's TLS certificate (docs/operator-guide.md, "Rotating the certificate").
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Applies the PostgreSQL schema's migrations not yet applied and prints their
     /// versions (`serve` applies them too); refuses a schema newer than this binary.
     Migrate {
@@ -292,6 +297,19 @@ impl Database {
             None => mes_relay::server::Backend::Sled,
         })
     }
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Makes a new self-signed certificate and a handover from the old one signed by the
+    /// relay's key; devices that pinned the old one follow it by themselves. Restart the
+    /// instances (after copying the data directory's `relay-cert.der`, `relay-key.der`
+    /// and `relay-cert-handovers` to each) to serve it.
+    Rotate {
+        /// Data directory.
+        #[arg(long, env = "MES_RELAY_DATA", default_value_os_t = mes_client::paths::relay_data())]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -643,6 +661,20 @@ async fn main() -> anyhow::Result<()> {
                     "spaces_erased": erased.len(),
                 })
             );
+            Ok(())
+        }
+        Command::Cert {
+            command: CertCommand::Rotate { data },
+        } => {
+            let signing = mes_relay::signing::load_or_create(&data)?;
+            let names = mes_relay::RelayConfig::new(data.clone()).tls_names;
+            let rotation = mes_relay::server::tls::rotate(
+                &data,
+                &names,
+                &signing,
+                mes_protocol::time::UnixMillis::now(),
+            )?;
+            println!("{}", serde_json::to_string(&rotation)?);
             Ok(())
         }
         Command::Migrate { db } => match db.backend()? {

@@ -7,6 +7,7 @@ pub mod link;
 pub mod opening;
 pub mod pipeline;
 pub mod relay_client;
+pub mod relay_pin;
 pub mod sealing;
 pub mod step;
 
@@ -61,13 +62,20 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
                 ),
             )
         };
+        let pin = relay_pin::load(&daemon.store, &target.fingerprint);
         let connected = tokio::select! {
-            r = RelayClient::connect(&endpoint, &target, &cert, &key) => r,
+            r = RelayClient::connect_pinned(&endpoint, &target, pin.as_ref(), &cert, &key, None) => r,
             _ = shutdown.changed() => return,
         };
         match connected {
             Ok((client, pushes)) => {
                 backoff.reset();
+                if let Err(e) =
+                    relay_pin::remember(&daemon.store, &target.fingerprint, pin.as_ref(), &client)
+                        .await
+                {
+                    tracing::warn!("the relay's pin was not kept (the next start learns it again): {e}");
+                }
                 let client = Arc::new(client);
                 daemon.set_client(Some(client.clone()));
                 let outcome = session(&daemon, &client, pushes, &mut shutdown).await;

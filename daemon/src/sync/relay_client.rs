@@ -55,28 +55,63 @@ pub struct RelayClient {
     closed: Arc<Mutex<Option<String>>>,
     /// The relay's signing key, from `Welcome` (authentic: the connection is pinned).
     pub relay_key: mes_protocol::ids::PrincipalId,
+    /// The fingerprint of the certificate this connection verified: the pinned one, or
+    /// the one a handover led to (`mes_protocol::crypto::cert_handover`).
+    pub fingerprint: String,
 }
 
+/// What a device pinned beyond the configured fingerprint (kept in its store by the sync
+/// loop): the relay's key learned over a pinned connection, and the certificate it was
+/// last handed over to.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RelayPin {
+    /// The relay's signing key.
+    pub relay_key: mes_protocol::ids::PrincipalId,
+    /// The fingerprint last verified.
+    pub current: String,
+}
+
+/// Accepts the pinned certificate, or one that handovers signed by the pinned relay key
+/// lead to (sent as extra entries of the chain); records which it accepted.
 #[derive(Debug)]
-struct PinnedFingerprint(String, Arc<rustls::crypto::CryptoProvider>);
+struct PinnedFingerprint {
+    pinned: String,
+    follow: Option<mes_protocol::ids::PrincipalId>,
+    accepted: Arc<Mutex<Option<String>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
 impl ServerCertVerifier for PinnedFingerprint {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        use mes_protocol::crypto::cert_handover::{follows, from_chain_entry};
         use sha2::Digest;
         let got = hex::encode(sha2::Sha256::digest(end_entity.as_ref()));
-        if got == self.0 {
+        let handovers: Vec<_> = intermediates
+            .iter()
+            .filter_map(|c| from_chain_entry(c.as_ref()))
+            .collect();
+        let handed_over = self
+            .follow
+            .is_some_and(|key| follows(&self.pinned, &got, &key, &handovers));
+        if got == self.pinned || handed_over {
+            *self.accepted.lock().expect("accepted lock") = Some(got);
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "relay certificate fingerprint {got} is not the pinned {}",
-                self.0
+                "relay certificate fingerprint {got} is not the pinned {}{}",
+                self.pinned,
+                if handovers.is_empty() {
+                    ""
+                } else {
+                    " and no handover signed by the relay's pinned key leads to it"
+                }
             )))
         }
     }
@@ -98,11 +133,13 @@ impl ServerCertVerifier for PinnedFingerprint {
             message,
             cert,
             dss,
-            &self.1.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -119,6 +156,16 @@ pub fn endpoint(for_target: SocketAddr) -> Result<quinn::Endpoint, ClientError> 
 /// The QUIC client configuration: TLS 1.3 with the relay's certificate pinned, our ALPN,
 /// keep-alives.
 pub fn client_config(fingerprint: &str) -> Result<quinn::ClientConfig, ClientError> {
+    client_config_following(fingerprint, None, Arc::default())
+}
+
+/// [`client_config`] that also accepts a certificate handed over from the pinned one by
+/// `follow` (the relay's pinned key), recording the fingerprint it accepted in `accepted`.
+fn client_config_following(
+    fingerprint: &str,
+    follow: Option<mes_protocol::ids::PrincipalId>,
+    accepted: Arc<Mutex<Option<String>>>,
+) -> Result<quinn::ClientConfig, ClientError> {
     let tls_error =
         |e: String| ClientError::Closed(format!("cannot connect, TLS configuration: {e}"));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -126,10 +173,12 @@ pub fn client_config(fingerprint: &str) -> Result<quinn::ClientConfig, ClientErr
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| tls_error(e.to_string()))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedFingerprint(
-            fingerprint.to_ascii_lowercase(),
+        .with_custom_certificate_verifier(Arc::new(PinnedFingerprint {
+            pinned: fingerprint.to_ascii_lowercase(),
+            follow,
+            accepted,
             provider,
-        )))
+        }))
         .with_no_client_auth();
     tls.alpn_protocols = vec![mes_protocol::ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
@@ -171,10 +220,27 @@ impl RelayClient {
         device_key: &SigningSecret,
         vouch: Option<mes_protocol::crypto::recovery::AdmissionVouch>,
     ) -> Result<(RelayClient, mpsc::UnboundedReceiver<Push>), ClientError> {
+        Self::connect_pinned(endpoint, target, None, cert, device_key, vouch).await
+    }
+
+    /// Connects as [`RelayClient::connect_vouched`], starting from `pin` when the device
+    /// has one for this target: its last certificate, and handovers signed by its relay
+    /// key followed (issue 27, item 7). The connection's `fingerprint` says which
+    /// certificate was accepted; a relay answering with another key is refused.
+    pub async fn connect_pinned(
+        endpoint: &quinn::Endpoint,
+        target: &RelayTarget,
+        pin: Option<&RelayPin>,
+        cert: &DeviceCert,
+        device_key: &SigningSecret,
+        vouch: Option<mes_protocol::crypto::recovery::AdmissionVouch>,
+    ) -> Result<(RelayClient, mpsc::UnboundedReceiver<Push>), ClientError> {
         let handshake = |e: String| ClientError::Closed(format!("cannot connect, handshake: {e}"));
+        let accepted: Arc<Mutex<Option<String>>> = Arc::default();
+        let pinned = pin.map_or(target.fingerprint.as_str(), |p| p.current.as_str());
         let conn = endpoint
             .connect_with(
-                client_config(&target.fingerprint)?,
+                client_config_following(pinned, pin.map(|p| p.relay_key), accepted.clone())?,
                 target.address,
                 "mes-relay",
             )
@@ -196,9 +262,14 @@ impl RelayClient {
                 )))
             }
         };
+        let fingerprint = accepted
+            .lock()
+            .expect("accepted lock")
+            .clone()
+            .unwrap_or_else(|| target.fingerprint.to_ascii_lowercase());
         let signature = device_key.sign(
             CHALLENGE_CONTEXT,
-            &challenge_message(&nonce, &target.fingerprint.to_ascii_lowercase()),
+            &challenge_message(&nonce, &fingerprint),
         );
         write_frame(
             &mut send,
@@ -214,7 +285,17 @@ impl RelayClient {
             .await
             .map_err(|e| handshake(e.to_string()))?
         {
-            Some(RelayFrame::Welcome { relay_key, .. }) => relay_key,
+            Some(RelayFrame::Welcome { relay_key, .. })
+                if pin.is_none_or(|p| p.relay_key == relay_key) =>
+            {
+                relay_key
+            }
+            Some(RelayFrame::Welcome { relay_key, .. }) => {
+                return Err(handshake(format!(
+                    "the relay answers with key {}, not the pinned one",
+                    relay_key.short()
+                )))
+            }
             Some(RelayFrame::Fatal(e)) => return Err(ClientError::Refused(e)),
             other => {
                 return Err(handshake(format!(
@@ -234,6 +315,7 @@ impl RelayClient {
                 next_id: AtomicU64::new(1),
                 closed,
                 relay_key,
+                fingerprint,
             },
             push_rx,
         ))
