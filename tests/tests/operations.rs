@@ -306,7 +306,10 @@ async fn a_rotated_relay_certificate_keeps_its_pinned_devices() -> anyhow::Resul
         .await
         .err()
         .expect("no pinned key: refused");
-    assert!(refused.to_string().contains("is not the pinned"), "{refused}");
+    assert!(
+        refused.to_string().contains("is not the pinned"),
+        "{refused}"
+    );
 
     // Control: a stranger's relay with a handover from the old fingerprint signed by its
     // own key.
@@ -351,7 +354,9 @@ async fn a_rotated_relay_certificate_keeps_its_pinned_devices() -> anyhow::Resul
     .err()
     .expect("a handover signed by another key is refused");
     assert!(
-        refused.to_string().contains("no handover signed by the relay's pinned key"),
+        refused
+            .to_string()
+            .contains("no handover signed by the relay's pinned key"),
         "{refused}"
     );
     // The same pin reaches the real relay: the control can succeed.

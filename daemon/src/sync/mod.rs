@@ -74,7 +74,9 @@ pub async fn run(daemon: Arc<Daemon>, target: RelayTarget, mut shutdown: watch::
                     relay_pin::remember(&daemon.store, &target.fingerprint, pin.as_ref(), &client)
                         .await
                 {
-                    tracing::warn!("the relay's pin was not kept (the next start learns it again): {e}");
+                    tracing::warn!(
+                        "the relay's pin was not kept (the next start learns it again): {e}"
+                    );
                 }
                 let client = Arc::new(client);
                 daemon.set_client(Some(client.clone()));

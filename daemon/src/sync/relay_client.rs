@@ -267,10 +267,8 @@ impl RelayClient {
             .expect("accepted lock")
             .clone()
             .unwrap_or_else(|| target.fingerprint.to_ascii_lowercase());
-        let signature = device_key.sign(
-            CHALLENGE_CONTEXT,
-            &challenge_message(&nonce, &fingerprint),
-        );
+        let signature =
+            device_key.sign(CHALLENGE_CONTEXT, &challenge_message(&nonce, &fingerprint));
         write_frame(
             &mut send,
             &ClientFrame::Hello {

@@ -58,9 +58,9 @@ pub fn follows(
         if current == presented {
             return true;
         }
-        let next = handovers.iter().find(|h| {
-            h.body.old == current && h.signer == *relay_key && h.verify().is_ok()
-        });
+        let next = handovers
+            .iter()
+            .find(|h| h.body.old == current && h.signer == *relay_key && h.verify().is_ok());
         match next {
             Some(h) => current = h.body.new.to_ascii_lowercase(),
             None => return false,
@@ -95,7 +95,10 @@ mod tests {
         assert!(follows("aa", "aa", &key, &[]), "the pin itself");
         assert!(follows("aa", "cc", &key, &chain), "two rotations");
         assert!(!follows("aa", "dd", &key, &chain), "not in the run");
-        assert!(!follows("aa", "bb", &key, &[handover(&stranger, "aa", "bb")]), "another key");
+        assert!(
+            !follows("aa", "bb", &key, &[handover(&stranger, "aa", "bb")]),
+            "another key"
+        );
         let mut forged = handover(&relay, "aa", "bb");
         forged.body.new = "ee".into();
         assert!(!follows("aa", "ee", &key, &[forged]), "an altered handover");

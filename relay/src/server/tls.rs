@@ -123,7 +123,10 @@ pub fn rotate(
     let rename = |from: &Path, to: &str| {
         std::fs::rename(from, dir.join(to)).map_err(|e| invalid(from, format!("keeping it: {e}")))
     };
-    crate::private_files::write(&dir.join(HANDOVERS), &mes_protocol::wire::codec::to_bytes(&all))?;
+    crate::private_files::write(
+        &dir.join(HANDOVERS),
+        &mes_protocol::wire::codec::to_bytes(&all),
+    )?;
     rename(&cert_path, &kept)?;
     rename(&key_path, &format!("relay-key.{}.old.der", &old[..16]))?;
     crate::private_files::write_key(&key_path, &certified.key_pair.serialize_der())?;

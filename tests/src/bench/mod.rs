@@ -11,6 +11,7 @@ mod hostile;
 mod ingest;
 mod latency;
 mod record;
+mod sizing;
 mod space;
 mod tui;
 
@@ -62,6 +63,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("ingest", "single-change encrypted bundles from 100 devices at once, each acknowledged once durable; backend by --backend sled|postgres (uploads_per_s)"),
     ("fanout", "upload until the 4 other devices of the space fetched it, 1,000 devices across 200 spaces then 10,000 across 2,000 (p50_ms, p99_ms); relay memory per idle device next to a bare quinn server's per connection (kib_per_device, quinn_kib_per_conn)"),
     ("hostile", "edit-to-visible on a person's two devices while 200 connections attack the relay: stop reading, trickle frames, announce 8 MiB frames, open unaccepted streams, flood pairing (victim_p99_ms_quiet, victim_p99_ms, relay_rss_mib peak)"),
+    ("sizing", "what a person's demanding year (50 documents, 1,000 measurements, the profile, appointments, messages) costs the hub's storage on --backend sled|postgres (sled_bytes_per_person_year or pg_rows_per_person_year, pg_bytes_per_person_year; stored_bytes_per_document)"),
     ("render", "the client's update and draw per frame while scrolling the 10-year space's documents, 160 x 48 (p50_ms, p99_ms)"),
 ];
 
@@ -111,6 +113,7 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
         "fanout" => fanout::run(size).await,
         "render" => tui::render(ctx.ten_years(size).await?, size).await,
         "hostile" => hostile::run(size).await,
+        "sizing" => sizing::run(size).await,
         other => anyhow::bail!("unknown scenario {other:?}; `mes-bench --list` shows them"),
     }
 }
