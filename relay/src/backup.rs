@@ -12,11 +12,12 @@ use std::path::Path;
 
 const MAGIC: &[u8] = b"MES-RELAY-BACKUP 1\n";
 
-/// The key files of a data directory (the TLS identity, the relay's signing key, the
-/// escrow identities, the enrolment code key).
+/// The key files of a data directory (the TLS identity and its handovers, the relay's
+/// signing key, the escrow identities, the enrolment code key).
 pub const KEY_FILES: &[&str] = &[
     "relay-cert.der",
     "relay-key.der",
+    "relay-cert-handovers",
     "relay-signing.key",
     "escrow-centre-15.key",
     "escrow-break-glass.key",

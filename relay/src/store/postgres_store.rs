@@ -41,6 +41,8 @@ const HEADS_CHANNEL: &str = "mes_heads";
 const RECORDS_CHANNEL: &str = "mes_records";
 /// Appends taken into one transaction at most.
 const MAX_BATCH: usize = 512;
+/// Server process ids of this instance's connections remembered at most.
+const MAX_OWN_CONNECTIONS: usize = 4096;
 /// PostgreSQL's limit on a notification payload is 8000 bytes.
 const MAX_PAYLOAD: usize = 7900;
 
@@ -198,7 +200,13 @@ fn own_connections(hooks: Arc<Hooks>) -> pg_connect::OnConnect {
                 .query_one("SELECT pg_backend_pid()", &[])
                 .await?
                 .get(0);
-            hooks.own.write().expect("own pids").insert(pid);
+            let mut own = hooks.own.write().expect("own pids");
+            // Bounded: connections replaced after restarts leave stale ids; forgetting
+            // them only costs a cached record read again.
+            if own.len() >= MAX_OWN_CONNECTIONS {
+                own.clear();
+            }
+            own.insert(pid);
             Ok(())
         })
     })
