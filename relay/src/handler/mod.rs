@@ -7,6 +7,7 @@
 mod backfill;
 mod caller;
 mod catalogue;
+mod closure;
 mod devices;
 mod directory;
 mod emergency;
