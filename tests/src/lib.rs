@@ -240,6 +240,17 @@ pub async fn until(
 }
 
 /// Waits until the daemon is connected.
+/// Waits until every volume of `d` is uploaded (no file pending) and at the relay's head.
+pub async fn caught_up(d: &Arc<Daemon>, within: Duration, what: &str) -> anyhow::Result<()> {
+    until(d, within, what, |d| {
+        d.status()
+            .volumes
+            .iter()
+            .all(|v| v.pending_uploads == 0 && v.cursor >= v.head)
+    })
+    .await
+}
+
 pub async fn online(d: &Arc<Daemon>) -> anyhow::Result<()> {
     until(d, Duration::from_secs(20), "online", |d| d.link.online()).await
 }

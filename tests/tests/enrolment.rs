@@ -96,6 +96,17 @@ fn import_and_notify(data: &Path, file: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A hub under `dir` with [`people`] imported and the whole campaign run: its data
+/// directory, and the people.
+fn notified_hub(dir: &Path) -> anyhow::Result<(std::path::PathBuf, People)> {
+    let data = dir.join("relay");
+    let p = people();
+    let file = dir.join("population.csv");
+    std::fs::write(&file, population(&p))?;
+    import_and_notify(&data, &file)?;
+    Ok((data, p))
+}
+
 /// Camille activates `space` with `code`, her identifier and her password.
 fn camille_activates(p: &People, code: String, space: mes_protocol::ids::SpaceId) -> EnrolRequest {
     EnrolRequest::Activate {
@@ -1897,11 +1908,7 @@ async fn a_forgotten_hub_password_is_reset_by_code_or_by_recovery_kit_only() -> 
     use mes_daemon::devices::recovery::{KitKey, KitLock};
     use zeroize::Zeroizing;
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("relay");
-    let p = people();
-    let file = dir.path().join("population.csv");
-    std::fs::write(&file, population(&p))?;
-    import_and_notify(&data, &file)?;
+    let (data, p) = notified_hub(dir.path())?;
     let outbox = data.join("outbox");
     let camille = code_for(&outbox, "Camille Martin").expect("Camille's code");
     let maria_code = code_for(&outbox, "Maria Santoni").expect("Maria's code");
@@ -2100,11 +2107,7 @@ async fn a_closed_space_leaves_every_backend_when_its_day_comes() -> anyhow::Res
     use mes_protocol::ids::Seq;
     use mes_tests::backend_scan::{everything_stored, holds};
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("relay");
-    let p = people();
-    let file = dir.path().join("population.csv");
-    std::fs::write(&file, population(&p))?;
-    import_and_notify(&data, &file)?;
+    let (data, p) = notified_hub(dir.path())?;
     let camille = code_for(&data.join("outbox"), "Camille Martin").expect("Camille's code");
     let r = relay(dir.path(), None, false).await?;
     let (cam, space) = mes_tests::online_home(dir.path(), "camille", &target(&r)).await?;

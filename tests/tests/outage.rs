@@ -76,26 +76,17 @@ async fn writers_through(
         let (dev, cert) =
             mes_tests::bench::listed_device(&lister, &principal, &format!("w{i}")).await?;
         let client = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
-        let mut rng = rand::rngs::OsRng;
-        let bundles: Vec<SealedBundle> = changes
-            .iter()
-            .map(|c| {
-                let plain = mes_daemon::replica::volume::encode(
-                    &mes_daemon::replica::volume::Payload::Changes(c.clone()),
-                );
-                let header = BundleHeader {
-                    suite: CipherSuite::XChaCha20Poly1305,
-                    space,
-                    volume: notes,
-                    generation: Generation(0),
-                    epoch,
-                    author: cert.body.device,
-                    nonce: [0; 24],
-                    prev: None,
-                };
-                SealedBundle::seal(&key, header, &dev.signing, &mut rng, &plain)
-            })
-            .collect();
+        let header = BundleHeader {
+            suite: CipherSuite::XChaCha20Poly1305,
+            space,
+            volume: notes,
+            generation: Generation(0),
+            epoch,
+            author: cert.body.device,
+            nonce: [0; 24],
+            prev: None,
+        };
+        let bundles = mes_tests::bench::sealed_chain(&key, &header, &dev.signing, &changes);
         writers.push((client, bundles));
     }
     a.shutdown().await;

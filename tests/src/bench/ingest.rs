@@ -9,7 +9,7 @@ use super::child::Child;
 use super::{measure, Measure, Size};
 use crate::{device, volume};
 use mes_daemon::sync::relay_client::RelayClient;
-use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle};
+use mes_protocol::crypto::seal::{BundleHeader, CipherSuite};
 use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::wire::Request;
 use std::time::Instant;
@@ -34,7 +34,6 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         .unwrap_or(Epoch(0));
     let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let changes = super::changes(per_device);
-    let mut rng = rand::rngs::OsRng;
     // Each device: its connection and its chain of sealed one-change bundles, made before
     // the clock starts (sealing is the device's work, not the relay's).
     let mut uploads = Vec::new();
@@ -52,27 +51,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
             nonce: [0; 24],
             prev: None,
         };
-        let mut prev = None;
-        let bundles: Vec<SealedBundle> = changes
-            .iter()
-            .map(|c| {
-                let plain = mes_daemon::replica::volume::encode(
-                    &mes_daemon::replica::volume::Payload::Changes(c.clone()),
-                );
-                let b = SealedBundle::seal(
-                    &key,
-                    BundleHeader {
-                        prev,
-                        ..header.clone()
-                    },
-                    &dev.signing,
-                    &mut rng,
-                    &plain,
-                );
-                prev = Some(b.link());
-                b
-            })
-            .collect();
+        let bundles = super::sealed_chain(&key, &header, &dev.signing, &changes);
         uploads.push((client, pushes, bundles));
     }
     // The space's own daemon would fetch and apply every bundle on the same two cores;

@@ -118,6 +118,38 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
     }
 }
 
+/// `changes` as one-change bundles of `header`'s volume, sealed under `key` and signed by
+/// `signing`, each naming its predecessor's link as the daemon's uploads do.
+pub fn sealed_chain(
+    key: &mes_protocol::crypto::seal::SymmetricKey,
+    header: &mes_protocol::crypto::seal::BundleHeader,
+    signing: &mes_protocol::crypto::keys::SigningSecret,
+    changes: &[Vec<u8>],
+) -> Vec<mes_protocol::crypto::seal::SealedBundle> {
+    let mut rng = rand::rngs::OsRng;
+    let mut prev = None;
+    changes
+        .iter()
+        .map(|c| {
+            let plain = mes_daemon::replica::volume::encode(
+                &mes_daemon::replica::volume::Payload::Changes(c.clone()),
+            );
+            let b = mes_protocol::crypto::seal::SealedBundle::seal(
+                key,
+                mes_protocol::crypto::seal::BundleHeader {
+                    prev,
+                    ..header.clone()
+                },
+                signing,
+                &mut rng,
+                &plain,
+            );
+            prev = Some(b.link());
+            b
+        })
+        .collect()
+}
+
 /// A copy of the daemon's principal keys, to certify extra devices of the same person.
 /// Certifies a new device of a person and puts it on their list through `lister`, a
 /// connection of one of their listed devices (what pairing does).

@@ -47,16 +47,10 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
             .sum::<u64>();
         documents += plan.files.len() as u64;
         sandbox::apply(&mut c, None, plan, |_, _| {}).await?;
-        crate::until(
+        crate::caught_up(
             &device.daemon,
             std::time::Duration::from_secs(600),
             "the year uploaded",
-            |d| {
-                d.status()
-                    .volumes
-                    .iter()
-                    .all(|v| v.pending_uploads == 0 && v.cursor >= v.head)
-            },
         )
         .await?;
         device.shutdown().await;

@@ -172,16 +172,10 @@ impl TenYears {
         let space = crate::home(&device.daemon).await?;
         // Everything uploaded and every volume at the relay's head before the device
         // stops, as on a device after years of use online.
-        crate::until(
+        crate::caught_up(
             &device.daemon,
             std::time::Duration::from_secs(600),
             "the 10-year space uploaded and caught up",
-            |d| {
-                d.status()
-                    .volumes
-                    .iter()
-                    .all(|v| v.pending_uploads == 0 && v.cursor >= v.head)
-            },
         )
         .await?;
         let documents = all_documents(&mut c, space).await?;
