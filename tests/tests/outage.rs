@@ -14,7 +14,7 @@
 //!   refused by name.
 
 use mes_daemon::sync::relay_client::{ClientError, RelayClient};
-use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle};
+use mes_protocol::crypto::seal::SealedBundle;
 use mes_protocol::ids::{Epoch, Generation, Seq};
 use mes_protocol::record::documents::NewDocument;
 use mes_protocol::wire::{ErrorCode, Request};
@@ -76,16 +76,7 @@ async fn writers_through(
         let (dev, cert) =
             mes_tests::bench::listed_device(&lister, &principal, &format!("w{i}")).await?;
         let client = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
-        let header = BundleHeader {
-            suite: CipherSuite::XChaCha20Poly1305,
-            space,
-            volume: notes,
-            generation: Generation(0),
-            epoch,
-            author: cert.body.device,
-            nonce: [0; 24],
-            prev: None,
-        };
+        let header = mes_tests::bench::bundle_header(space, notes, epoch, cert.body.device);
         let bundles = mes_tests::bench::sealed_chain(&key, &header, &dev.signing, &changes);
         writers.push((client, bundles));
     }

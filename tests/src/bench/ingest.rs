@@ -9,7 +9,6 @@ use super::child::Child;
 use super::{measure, Measure, Size};
 use crate::{device, volume};
 use mes_daemon::sync::relay_client::RelayClient;
-use mes_protocol::crypto::seal::{BundleHeader, CipherSuite};
 use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::wire::Request;
 use std::time::Instant;
@@ -41,16 +40,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     for i in 0..devices {
         let (dev, cert) = super::listed_device(&lister, &principal, &format!("ingest-{i}")).await?;
         let (client, pushes) = RelayClient::connect(&endpoint, &t, &cert, &dev.signing).await?;
-        let header = BundleHeader {
-            suite: CipherSuite::XChaCha20Poly1305,
-            space,
-            volume: notes,
-            generation: Generation(0),
-            epoch,
-            author: cert.body.device,
-            nonce: [0; 24],
-            prev: None,
-        };
+        let header = super::bundle_header(space, notes, epoch, cert.body.device);
         let bundles = super::sealed_chain(&key, &header, &dev.signing, &changes);
         uploads.push((client, pushes, bundles));
     }

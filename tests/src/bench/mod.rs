@@ -118,6 +118,25 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
     }
 }
 
+/// The header of a device's bundles on a volume at generation 0 (XChaCha20-Poly1305).
+pub fn bundle_header(
+    space: mes_protocol::ids::SpaceId,
+    volume: mes_protocol::ids::VolumeId,
+    epoch: mes_protocol::ids::Epoch,
+    author: mes_protocol::ids::DeviceId,
+) -> mes_protocol::crypto::seal::BundleHeader {
+    mes_protocol::crypto::seal::BundleHeader {
+        suite: mes_protocol::crypto::seal::CipherSuite::XChaCha20Poly1305,
+        space,
+        volume,
+        generation: mes_protocol::ids::Generation(0),
+        epoch,
+        author,
+        nonce: [0; 24],
+        prev: None,
+    }
+}
+
 /// `changes` as one-change bundles of `header`'s volume, sealed under `key` and signed by
 /// `signing`, each naming its predecessor's link as the daemon's uploads do.
 pub fn sealed_chain(
