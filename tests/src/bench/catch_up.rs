@@ -1,14 +1,30 @@
 //! `catch-up`: device A's log holds N one-change bundles (uploaded as an interactive
 //! device would, one change per bundle, signed and sealed); a fresh device of the same
 //! person joins and fetches, verifies, decrypts, applies and durably stores them all.
-//! Then the same through a snapshot.
+//! Then the same through a snapshot. `fresh-10k` (issue 28, item 5): the same join on a
+//! 10,000-change notes volume, no snapshot, timed from pairing done to every change
+//! applied and durable.
 
-use super::{Measure, Size};
+use super::{measure, Measure, Size};
 use crate::{device, home, online, relay, target, until, volume};
+use mes_daemon::daemon::Daemon;
+use mes_daemon::run::RunningDaemon;
+use mes_protocol::ids::{SpaceId, VolumeId};
 use std::time::{Duration, Instant};
 
-pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
-    let n = size.pick(100_000, 500);
+/// A relay, and device A whose notes volume holds `n` one-change bundles, applied.
+struct Filled {
+    dir: tempfile::TempDir,
+    _relay: mes_relay::server::RunningRelay,
+    target: mes_daemon::sync::relay_client::RelayTarget,
+    a: RunningDaemon,
+    space: SpaceId,
+    notes: VolumeId,
+    /// Entries in the log: the notes and the space's label.
+    expected: usize,
+}
+
+async fn filled(n: usize) -> anyhow::Result<Filled> {
     let dir = tempfile::tempdir()?;
     let r = relay(dir.path(), None, false).await?;
     let t = target(&r);
@@ -21,7 +37,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     })
     .await?;
     super::append_one_change_bundles(&a.daemon, &t, space, notes, n).await?;
-    let expected = n + 1; // plus the space label
+    let expected = n + 1;
     until(
         &a.daemon,
         Duration::from_secs(600),
@@ -32,39 +48,32 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         },
     )
     .await?;
-
-    let start = Instant::now();
-    let b = device(dir.path(), "b", &t).await?;
-    online(&b.daemon).await?;
-    let code = mes_daemon::devices::pairing::start(a.daemon.clone()).await?;
-    mes_daemon::devices::pairing::join(b.daemon.clone(), &code, "b").await?;
-    let paired = start.elapsed();
-    until(&b.daemon, Duration::from_secs(600), "b caught up", |d| {
-        d.state()
-            .volumes
-            .get(&notes)
-            .is_some_and(|v| v.progress.idle() && v.progress.cursor.0 as usize >= expected)
+    Ok(Filled {
+        dir,
+        _relay: r,
+        target: t,
+        a,
+        space,
+        notes,
+        expected,
     })
-    .await?;
-    let secs = (start.elapsed() - paired).as_secs_f64();
-    anyhow::ensure!(
-        b.daemon.note_list(space)?.len() == n,
-        "b holds {} notes",
-        b.daemon.note_list(space)?.len()
-    );
+}
 
-    a.daemon.put_snapshot(space, "notes").await?;
+/// A fresh device `name` pairs with A, then catches up: the time from pairing done until
+/// its notes volume is applied and stored to the end; checks it holds `n` notes.
+async fn join(f: &Filled, name: &str, n: usize) -> anyhow::Result<Duration> {
     let start = Instant::now();
-    let c = device(dir.path(), "c", &t).await?;
-    online(&c.daemon).await?;
-    let code = mes_daemon::devices::pairing::start(a.daemon.clone()).await?;
-    mes_daemon::devices::pairing::join(c.daemon.clone(), &code, "c").await?;
+    let b = device(f.dir.path(), name, &f.target).await?;
+    online(&b.daemon).await?;
+    let code = mes_daemon::devices::pairing::start(f.a.daemon.clone()).await?;
+    mes_daemon::devices::pairing::join(b.daemon.clone(), &code, name).await?;
     let paired = start.elapsed();
+    let (notes, expected) = (f.notes, f.expected);
     until(
-        &c.daemon,
+        &b.daemon,
         Duration::from_secs(600),
-        "c converged from the snapshot",
-        |d| {
+        "caught up",
+        |d: &Daemon| {
             d.state()
                 .volumes
                 .get(&notes)
@@ -72,24 +81,32 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
         },
     )
     .await?;
-    let snapshot_ms = (start.elapsed() - paired).as_secs_f64() * 1000.0;
-    anyhow::ensure!(
-        c.daemon.note_list(space)?.len() == n,
-        "c holds {} notes",
-        c.daemon.note_list(space)?.len()
-    );
+    let took = start.elapsed() - paired;
+    let held = b.daemon.note_list(f.space)?.len();
+    anyhow::ensure!(held == n, "{name} holds {held} notes");
+    b.shutdown().await;
+    Ok(took)
+}
+
+pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
+    let n = size.pick(100_000, 500);
+    let f = filled(n).await?;
+    let secs = join(&f, "b", n).await?.as_secs_f64();
+    f.a.daemon.put_snapshot(f.space, "notes").await?;
+    let snapshot_ms = join(&f, "c", n).await?.as_secs_f64() * 1000.0;
     Ok(vec![
-        Measure {
-            scenario: "catch-up",
-            metric: "changes_per_s",
-            value: n as f64 / secs,
-            unit: "changes/s",
-        },
-        Measure {
-            scenario: "catch-up",
-            metric: "snapshot_ms",
-            value: snapshot_ms,
-            unit: "ms",
-        },
+        measure("catch-up", "changes_per_s", n as f64 / secs, "changes/s"),
+        measure("catch-up", "snapshot_ms", snapshot_ms, "ms"),
+    ])
+}
+
+/// `fresh-10k`: see the module's header.
+pub async fn fresh(size: Size) -> anyhow::Result<Vec<Measure>> {
+    let n = size.pick(10_000, 500);
+    let f = filled(n).await?;
+    let took = join(&f, "b", n).await?;
+    Ok(vec![
+        measure("fresh-10k", "ms", took.as_secs_f64() * 1000.0, "ms"),
+        measure("fresh-10k", "changes", n as f64, "changes"),
     ])
 }
