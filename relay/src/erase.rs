@@ -96,13 +96,21 @@ pub async fn erase_space(
             .await?;
         e.volumes += 1;
     }
-    // Blobs: keyed space || blob in the bookkeeping tables (BlobVolume adds || volume).
+    // Every record keyed by the space; the blob tables' keys are space || blob (|| volume).
+    const BLOB_TABLES: [Table; 3] = [Table::BlobOwner, Table::BlobPending, Table::BlobVolume];
     let mut blobs = BTreeSet::new();
-    for table in [Table::BlobOwner, Table::BlobPending, Table::BlobVolume] {
+    let mut keyed = Vec::new();
+    for table in BLOB_TABLES
+        .into_iter()
+        .chain([Table::Envelope, Table::History, Table::Release])
+    {
         for (k, _) in store.scan_records(table, &space.0).await? {
-            if let Ok(b) = <[u8; 32]>::try_from(k.get(16..48).unwrap_or_default()) {
-                blobs.insert(b);
+            if BLOB_TABLES.contains(&table) {
+                if let Ok(b) = <[u8; 32]>::try_from(k.get(16..48).unwrap_or_default()) {
+                    blobs.insert(b);
+                }
             }
+            keyed.push((table, k));
         }
     }
     for b in &blobs {
@@ -110,18 +118,9 @@ pub async fn erase_space(
         store.remove_record(Table::BlobSpace, b.to_vec()).await?;
         e.blobs += 1;
     }
-    for table in [
-        Table::BlobOwner,
-        Table::BlobPending,
-        Table::BlobVolume,
-        Table::Envelope,
-        Table::History,
-        Table::Release,
-    ] {
-        for (k, _) in store.scan_records(table, &space.0).await? {
-            store.remove_record(table, k).await?;
-            e.records += 1;
-        }
+    for (table, k) in keyed {
+        store.remove_record(table, k).await?;
+        e.records += 1;
     }
     if membership.is_some() {
         store

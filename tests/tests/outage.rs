@@ -15,7 +15,7 @@
 
 use mes_daemon::sync::relay_client::{ClientError, RelayClient};
 use mes_protocol::crypto::seal::SealedBundle;
-use mes_protocol::ids::{Epoch, Generation, Seq};
+use mes_protocol::ids::Seq;
 use mes_protocol::record::documents::NewDocument;
 use mes_protocol::wire::{ErrorCode, Request};
 use mes_tests::private_servers::{PrivatePg, PrivateWeed};
@@ -61,13 +61,7 @@ async fn writers_through(
     let notes = mes_tests::volume(&a.daemon, space, "notes").expect("notes");
     let key = mes_tests::current_key(&a.daemon, notes).expect("key");
     let principal = mes_tests::bench::principal_keys(&a.daemon)?;
-    let epoch = a
-        .daemon
-        .state()
-        .keys
-        .current(notes, Generation(0))
-        .map(|(e, _)| e)
-        .unwrap_or(Epoch(0));
+    let epoch = mes_tests::bench::current_epoch(&a.daemon, notes);
     let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let (lister, _) = mes_tests::connect_as(&a.daemon, &t).await?;
     let changes = mes_tests::bench::changes(PER_WRITER);

@@ -73,10 +73,6 @@ fn key(space: SpaceId, blob: BlobId) -> Vec<u8> {
     [space.0.as_slice(), blob.0.as_slice()].concat()
 }
 
-fn storage(e: StoreError) -> WireError {
-    super::internal(e)
-}
-
 impl Relay {
     /// What the files of `space` take at the hub.
     pub async fn file_usage(&self, space: SpaceId) -> Result<FileUsage, StoreError> {
@@ -104,7 +100,7 @@ impl Relay {
             .store
             .get_record(Table::BlobPending, key)
             .await
-            .map_err(storage)?
+            .map_err(super::internal)?
             .and_then(|v| PendingUpload::decode(&v)))
     }
 
@@ -126,7 +122,7 @@ impl Relay {
         }
         let wanted = reservation_for(index);
         let quota = self.policy().file_bytes_per_space;
-        let usage = self.file_usage(space).await.map_err(storage)?;
+        let usage = self.file_usage(space).await.map_err(super::internal)?;
         let after = usage.committed + usage.pending + chunk_bytes(wanted - held_chunks);
         if after > quota {
             return Err(WireError::new(
@@ -147,7 +143,7 @@ impl Relay {
         self.store
             .put_record(Table::BlobPending, key, pending.encode())
             .await
-            .map_err(storage)
+            .map_err(super::internal)
     }
 
     /// Once `blob` is committed for `space` with `chunks` chunks of `size` bytes: counts
@@ -163,18 +159,18 @@ impl Relay {
         self.store
             .put_record(Table::BlobOwner, key.clone(), size.to_be_bytes().to_vec())
             .await
-            .map_err(storage)?;
+            .map_err(super::internal)?;
         if let Some(p) = self.pending(&key).await? {
             if p.reserved > chunks {
                 self.store
                     .remove_blob_chunks(&blob.0, chunks, p.reserved)
                     .await
-                    .map_err(storage)?;
+                    .map_err(super::internal)?;
             }
             self.store
                 .remove_record(Table::BlobPending, key)
                 .await
-                .map_err(storage)?;
+                .map_err(super::internal)?;
         }
         Ok(())
     }

@@ -9,7 +9,6 @@ use super::child::Child;
 use super::{measure, Measure, Size};
 use crate::{device, volume};
 use mes_daemon::sync::relay_client::RelayClient;
-use mes_protocol::ids::{Epoch, Generation};
 use mes_protocol::wire::Request;
 use std::time::Instant;
 
@@ -24,13 +23,7 @@ pub async fn run(size: Size) -> anyhow::Result<Vec<Measure>> {
     let notes = volume(&a.daemon, space, "notes").expect("notes");
     let key = crate::current_key(&a.daemon, notes).expect("volume key");
     let principal = super::principal_keys(&a.daemon)?;
-    let epoch = a
-        .daemon
-        .state()
-        .keys
-        .current(notes, Generation(0))
-        .map(|(e, _)| e)
-        .unwrap_or(Epoch(0));
+    let epoch = super::current_epoch(&a.daemon, notes);
     let endpoint = mes_daemon::sync::relay_client::endpoint(t.address)?;
     let changes = super::changes(per_device);
     // Each device: its connection and its chain of sealed one-change bundles, made before

@@ -120,6 +120,17 @@ pub async fn run(name: &str, size: Size, ctx: &mut Context) -> anyhow::Result<Ve
     }
 }
 
+/// The epoch of `volume`'s current key on `d` at generation 0 (0 when it has none).
+pub fn current_epoch(
+    d: &mes_daemon::daemon::Daemon,
+    volume: mes_protocol::ids::VolumeId,
+) -> mes_protocol::ids::Epoch {
+    d.state()
+        .keys
+        .current(volume, mes_protocol::ids::Generation(0))
+        .map_or(mes_protocol::ids::Epoch(0), |(e, _)| e)
+}
+
 /// The header of a device's bundles on a volume at generation 0 (XChaCha20-Poly1305).
 pub fn bundle_header(
     space: mes_protocol::ids::SpaceId,
@@ -250,59 +261,26 @@ pub async fn append_one_change_bundles(
     volume: mes_protocol::ids::VolumeId,
     n: usize,
 ) -> anyhow::Result<()> {
-    use mes_protocol::crypto::seal::{BundleHeader, CipherSuite, SealedBundle};
-    use mes_protocol::ids::{Epoch, Generation};
     let key =
         crate::current_key(d, volume).ok_or_else(|| anyhow::anyhow!("no key for the volume"))?;
-    let (author, device) = {
-        (
-            mes_protocol::crypto::keys::SigningSecret::from_bytes(
-                &d.identity().device.signing.to_bytes(),
-            ),
-            d.identity().device.device_id(),
-        )
-    };
-    let epoch = d
-        .state()
-        .keys
-        .current(volume, Generation(0))
-        .map(|(e, _)| e)
-        .unwrap_or(Epoch(0));
-    let header = BundleHeader {
-        suite: CipherSuite::XChaCha20Poly1305,
+    let author = mes_protocol::crypto::keys::SigningSecret::from_bytes(
+        &d.identity().device.signing.to_bytes(),
+    );
+    let header = bundle_header(
         space,
         volume,
-        generation: Generation(0),
-        epoch,
-        author: device,
-        nonce: [0; 24],
-        prev: None,
-    };
+        current_epoch(d, volume),
+        d.identity().device.device_id(),
+    );
     let (client, _pushes) = crate::connect_as(d, t).await?;
-    let mut rng = rand::rngs::OsRng;
     // Chained as the daemon's uploads are: each bundle names its predecessor's link.
-    let mut prev = None;
-    for chunk in changes(n).chunks(1024) {
-        let bundles = chunk
-            .iter()
-            .map(|c| {
-                let plain = mes_daemon::replica::volume::encode(
-                    &mes_daemon::replica::volume::Payload::Changes(c.clone()),
-                );
-                let header = BundleHeader {
-                    prev,
-                    ..header.clone()
-                };
-                let b = SealedBundle::seal(&key, header, &author, &mut rng, &plain);
-                prev = Some(b.link());
-                b
-            })
-            .collect();
+    let bundles = sealed_chain(&key, &header, &author, &changes(n));
+    for chunk in bundles.chunks(1024) {
         client
             .request(mes_protocol::wire::Request::Append {
                 space,
                 volume,
-                bundles,
+                bundles: chunk.to_vec(),
             })
             .await?;
     }
